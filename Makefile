@@ -1,0 +1,41 @@
+# Thin wrapper over CMake + Ninja. See README.md.
+BUILD   ?= build
+ASAN    ?= build-asan
+SHARED  ?= $(abspath ../shared)
+export AIRLOCK_SHARED ?= $(SHARED)
+DEMO_MODEL ?= $(or $(AIRLOCK_DEMO_MODEL),$(SHARED)/models/stories260K.gguf)
+JOBS    ?= $(shell nproc)
+
+.PHONY: all deps build test asan demo bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAIRLOCK_WERROR=ON
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+$(ASAN)/build.ninja:
+	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAIRLOCK_WERROR=ON -DAIRLOCK_SANITIZE=ON
+
+asan: deps $(ASAN)/build.ninja
+	cmake --build $(ASAN) -j $(JOBS)
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS) -LE slow
+
+demo: build
+	@echo "== airlock demo: a story from $(DEMO_MODEL)"
+	$(BUILD)/airlock run $(DEMO_MODEL) -p "Once upon a time" -n 200 --seed 42 --temp 0.8
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

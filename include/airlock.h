@@ -1,0 +1,274 @@
+/*
+ * airlock.h - the engine's public API.
+ *
+ * Everything the CLI and the server use of the engine is declared here:
+ * errors, models, vocabularies (tokenizers), inference contexts, samplers
+ * and chat templates. Objects are opaque handles; every function that
+ * returns a pointer says who frees it; every *_free(NULL) is a no-op.
+ *
+ * Thread safety: a loaded al_model (and its al_vocab) is read-only and may
+ * be shared by any number of threads. An al_context, al_sampler or
+ * al_detok belongs to one thread at a time.
+ */
+#ifndef AIRLOCK_H
+#define AIRLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+/* Status codes. This enum only ever grows. */
+typedef enum al_status {
+    AL_OK = 0,
+    AL_ERR_IO,          /* a file could not be opened, read or written */
+    AL_ERR_FORMAT,      /* input is malformed (file, request, JSON) */
+    AL_ERR_UNSUPPORTED, /* input is valid but not supported (type, arch) */
+    AL_ERR_NOMEM,       /* an allocation failed */
+    AL_ERR_ARG,         /* the caller passed a bad argument */
+    AL_ERR_LIMIT,       /* a limit was exceeded (context, steps, size) */
+    AL_ERR_TEMPLATE,    /* a chat template failed to parse or render */
+    AL_ERR_CANCELLED,   /* the operation was cancelled */
+    AL_ERR_NOT_FOUND,   /* a named thing does not exist */
+    AL_ERR_CRYPTO,      /* a signature or digest did not verify */
+    AL_ERR_DB,          /* the catalogue database failed */
+    AL_ERR_STATE,       /* the operation is not allowed in this state */
+    AL_ERR_PERMISSION,  /* refused by policy or the sandbox */
+} al_status;
+
+/* A status and a message a person can act on. Library functions that can
+ * fail take an al_error * (may be NULL) and fill it on failure. */
+typedef struct al_error {
+    al_status status;
+    char msg[1024];
+} al_error;
+
+/* A short constant name of a status ("format error", ...). */
+const char *al_status_str(al_status s);
+
+/* ------------------------------------------------------------------ models */
+
+typedef struct al_model al_model;
+typedef struct al_vocab al_vocab;
+
+typedef struct al_model_params {
+    bool check_tensors; /* also validate tensor data (NaN/Inf scan); slower */
+} al_model_params;
+
+al_model_params al_model_default_params(void);
+
+/* Loads (memory-maps) a GGUF model. On success *out owns the mapping and
+ * must be freed with al_model_free. On failure *out is NULL and err names
+ * the file, the field and what was wrong. */
+al_status al_model_load(const char *path, const al_model_params *params,
+                        al_model **out, al_error *err);
+void al_model_free(al_model *model);
+
+typedef struct al_model_info {
+    char arch[32];          /* "llama", "qwen2", "qwen3" */
+    char name[128];         /* general.name, or "" */
+    uint64_t n_params;      /* total elements of all tensors */
+    uint64_t file_bytes;
+    uint32_t n_ctx_train;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t head_dim;
+    uint32_t n_ff;
+    uint32_t n_vocab;
+    float rope_base;
+    float norm_eps;
+    bool tied_output;
+    bool has_chat_template;
+    char vocab_type[16];    /* "spm", "bpe", "wpm" */
+    char type_mix[256];     /* e.g. "Q4_K:113 Q6_K:29 F32:57" */
+} al_model_info;
+
+void al_model_get_info(const al_model *model, al_model_info *out);
+
+/* The model's tokenizer. Owned by the model. */
+const al_vocab *al_model_vocab(const al_model *model);
+
+/* The chat template from tokenizer.chat_template (NUL-terminated), or NULL.
+ * Owned by the model. */
+const char *al_model_chat_template(const al_model *model);
+
+/* Bytes a context of n_ctx positions and n_seq sequences needs for its KV
+ * cache (F16 by default). */
+uint64_t al_model_kv_bytes(const al_model *model, uint32_t n_ctx, uint32_t n_seq);
+
+/* -------------------------------------------------------------- tokenizer */
+
+/* Loads only the tokenizer of a GGUF file (vocab-only files work). */
+al_status al_vocab_load(const char *path, al_vocab **out, al_error *err);
+void al_vocab_free(al_vocab *vocab); /* only for vocabularies from al_vocab_load */
+
+int32_t al_vocab_n_tokens(const al_vocab *vocab);
+int32_t al_vocab_bos(const al_vocab *vocab); /* -1 when none */
+int32_t al_vocab_eos(const al_vocab *vocab); /* -1 when none */
+int32_t al_vocab_eot(const al_vocab *vocab); /* -1 when none */
+bool al_vocab_is_eog(const al_vocab *vocab, int32_t token); /* end of generation */
+bool al_vocab_is_control(const al_vocab *vocab, int32_t token);
+
+/* Tokenizes text[0..len). add_special: add BOS/EOS as the vocab asks.
+ * parse_special: recognise special tokens (<|im_start|>, ...) in the text.
+ * Writes at most cap ids to out; *n_out receives the number of tokens the
+ * text needs (which may exceed cap: then AL_ERR_LIMIT is returned). */
+al_status al_tokenize(const al_vocab *vocab, const char *text, size_t len,
+                      bool add_special, bool parse_special,
+                      int32_t *out, size_t cap, size_t *n_out, al_error *err);
+
+/* The bytes a token stands for (byte tokens decoded, SentencePiece's
+ * U+2581 turned into a space, byte-level BPE unmapped). Control tokens give
+ * their text only when render_special. Returns the number of bytes of the
+ * piece; writes at most cap bytes (no NUL). Returns -1 for an invalid id. */
+int32_t al_token_to_piece(const al_vocab *vocab, int32_t token,
+                          char *buf, size_t cap, bool render_special);
+
+/* Streaming detokenizer: holds back the bytes of a UTF-8 character that is
+ * split across tokens, so that what it emits is always whole characters. */
+typedef struct al_detok al_detok;
+al_detok *al_detok_new(const al_vocab *vocab, bool render_special);
+void al_detok_free(al_detok *d);
+/* Feeds a token; returns a pointer to the bytes now complete (valid until
+ * the next call) and their length in *n. */
+const char *al_detok_push(al_detok *d, int32_t token, size_t *n);
+/* Flushes whatever is held back (invalid bytes become U+FFFD). */
+const char *al_detok_flush(al_detok *d, size_t *n);
+
+/* --------------------------------------------------------------- inference */
+
+typedef struct al_context al_context;
+
+typedef enum al_kv_type { AL_KV_F16 = 0, AL_KV_F32 = 1, AL_KV_Q8_0 = 2 } al_kv_type;
+
+typedef struct al_context_params {
+    uint32_t n_ctx;      /* positions per sequence; 0: min(model's, 4096) */
+    uint32_t n_batch;    /* tokens per forward pass at most */
+    uint32_t n_seq;      /* sequences (slots) that can run at once */
+    int n_threads;       /* 0: number of physical cores */
+    bool exact;          /* plain-C reference path: F32 activations and KV */
+    al_kv_type kv_type;  /* ignored (F32) when exact */
+    bool embeddings;     /* keep final hidden states for al_get_embedding */
+} al_context_params;
+
+al_context_params al_context_default_params(void);
+
+al_status al_context_new(const al_model *model, const al_context_params *params,
+                         al_context **out, al_error *err);
+void al_context_free(al_context *ctx);
+uint32_t al_context_n_ctx(const al_context *ctx);
+
+/* One forward pass over n_tokens tokens, each at position pos[i] of
+ * sequence seq[i]. Positions of a sequence must follow what its cache
+ * holds. logits[i] true asks for the logits of token i. */
+typedef struct al_batch {
+    int32_t n_tokens;
+    const int32_t *tokens;
+    const int32_t *pos;
+    const int32_t *seq;
+    const bool *logits;
+} al_batch;
+
+al_status al_decode(al_context *ctx, const al_batch *batch, al_error *err);
+
+/* Logits of the i-th token of the last batch (n_vocab floats; owned by the
+ * context, valid until the next al_decode), or NULL if not asked for. */
+const float *al_get_logits(const al_context *ctx, int32_t i);
+/* Final hidden state (after the output norm) of token i, n_embd floats;
+ * needs params.embeddings. NULL otherwise. */
+const float *al_get_embedding(const al_context *ctx, int32_t i);
+
+/* Forgets positions >= p0 of a sequence (p0 = 0: the whole sequence). */
+void al_kv_seq_truncate(al_context *ctx, int32_t seq, int32_t p0);
+/* Copies positions [0, n) of sequence src into sequence dst (prefix reuse). */
+void al_kv_seq_copy(al_context *ctx, int32_t src, int32_t dst, int32_t n);
+/* Number of positions a sequence holds. */
+int32_t al_kv_seq_len(const al_context *ctx, int32_t seq);
+/* Zeroes every KV buffer (data hygiene between requests). */
+void al_kv_clear(al_context *ctx);
+
+/* ---------------------------------------------------------------- sampling */
+
+typedef struct al_sampler al_sampler;
+
+typedef struct al_sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off */
+    int32_t repeat_last_n;   /* window for the penalties */
+    float presence_penalty;  /* 0: off */
+    float frequency_penalty; /* 0: off */
+    uint64_t seed;           /* same seed, same output */
+} al_sampler_params;
+
+al_sampler_params al_sampler_default_params(void);
+/* Returns NULL on allocation failure. Free with al_sampler_free. */
+al_sampler *al_sampler_new(const al_sampler_params *params, int32_t n_vocab);
+void al_sampler_free(al_sampler *s);
+/* Picks the next token from logits (n_vocab floats, not modified). */
+int32_t al_sampler_sample(al_sampler *s, const float *logits);
+/* Records a token (prompt or generated) for the penalties. */
+void al_sampler_accept(al_sampler *s, int32_t token);
+/* Log-probability (natural log, after temperature 1 softmax) of token. */
+float al_logprob(const float *logits, int32_t n_vocab, int32_t token);
+
+/* Stop strings: feed generated text; it tells how many bytes are safe to
+ * emit (cannot be the start of a stop string) and whether a stop matched. */
+typedef struct al_stop al_stop;
+al_stop *al_stop_new(const char *const *stops, size_t n_stops);
+void al_stop_free(al_stop *st);
+/* Appends text. Returns true once a stop string has matched; *emit and
+ * *n_emit give the text that may be emitted now (excluding the stop). */
+bool al_stop_feed(al_stop *st, const char *text, size_t n,
+                  const char **emit, size_t *n_emit);
+/* At the end of generation: the held-back text to emit. */
+const char *al_stop_flush(al_stop *st, size_t *n);
+
+/* ---------------------------------------------------------- chat templates */
+
+typedef struct al_template al_template;
+
+/* Parses a Jinja2 chat template. The template is untrusted code: parsing
+ * and rendering run inside limits and touch no file, network or clock
+ * (but strftime_now). */
+al_status al_template_parse(const char *src, size_t len, al_template **out,
+                            al_error *err);
+void al_template_free(al_template *t);
+
+typedef struct al_template_inputs {
+    const char *messages_json;  /* JSON array of messages */
+    const char *tools_json;     /* JSON array, or NULL */
+    const char *extra_json;     /* JSON object of more variables, or NULL */
+    bool add_generation_prompt;
+    const char *bos_token;      /* NULL: "" */
+    const char *eos_token;      /* NULL: "" */
+    const char *now;            /* "YYYY-MM-DD" for strftime_now; NULL: today */
+} al_template_inputs;
+
+/* Renders; on success *out is a NUL-terminated malloc'd string (free with
+ * free()) of *out_len bytes. */
+al_status al_template_render(const al_template *t, const al_template_inputs *in,
+                             char **out, size_t *out_len, al_error *err);
+
+/* The source of a built-in format ("chatml", "llama2", "llama3", "mistral",
+ * "gemma", "phi3"), or NULL for an unknown name. Static storage. */
+const char *al_template_builtin(const char *name);
+
+/* ------------------------------------------------------------------- misc */
+
+/* Engine version string. */
+const char *al_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AIRLOCK_H */

@@ -1,0 +1,15 @@
+/* cli.h - the airlock command's subcommands. Each lives in cmd_<name>.c and
+ * returns the process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef AL_CLI_H
+#define AL_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+/* more subcommands: add the declaration here and a row in main.c */
+
+/* Prints "airlock CMD: message" to stderr (printf-style). */
+void cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,61 @@
+/* main.c - the airlock command: dispatches to a subcommand. */
+#include <stdio.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "airlock.h"
+#include "cli/cli.h"
+
+typedef struct cli_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} cli_command;
+
+static const cli_command k_commands[] = {
+    {"info", cmd_info, "print a GGUF model's architecture, shapes, types and sha256"},
+    {"tokenize", cmd_tokenize, "tokenize stdin with a model's (or vocab file's) tokenizer"},
+    {"logits", cmd_logits, "evaluate a prompt and write the last position's logits"},
+    {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
+    /* more subcommands here */
+};
+
+void cli_errorf(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "airlock %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "airlock %s - an air-gapped LLM server\n\n", al_version());
+    fprintf(f, "usage: airlock COMMAND [ARGS...]   (airlock COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(k_commands) / sizeof(k_commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("airlock %s\n", al_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(k_commands) / sizeof(k_commands[0]); i++)
+        if (!strcmp(argv[1], k_commands[i].name))
+            return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "airlock: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

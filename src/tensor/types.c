@@ -1,0 +1,57 @@
+#include "tensor/types.h"
+
+#include <stdio.h>
+
+static const al_type_traits k_traits[AL_TYPE_COUNT] = {
+    [AL_TYPE_F32] = {"F32", 1, 4, true},
+    [AL_TYPE_F16] = {"F16", 1, 2, true},
+    [AL_TYPE_Q4_0] = {"Q4_0", 32, 18, true},
+    [AL_TYPE_Q4_1] = {"Q4_1", 32, 20, true},
+    [AL_TYPE_Q5_0] = {"Q5_0", 32, 22, true},
+    [AL_TYPE_Q5_1] = {"Q5_1", 32, 24, true},
+    [AL_TYPE_Q8_0] = {"Q8_0", 32, 34, true},
+    [AL_TYPE_Q8_1] = {"Q8_1", 32, 36, false},
+    [AL_TYPE_Q2_K] = {"Q2_K", 256, 84, true},
+    [AL_TYPE_Q3_K] = {"Q3_K", 256, 110, true},
+    [AL_TYPE_Q4_K] = {"Q4_K", 256, 144, true},
+    [AL_TYPE_Q5_K] = {"Q5_K", 256, 176, true},
+    [AL_TYPE_Q6_K] = {"Q6_K", 256, 210, true},
+    [AL_TYPE_Q8_K] = {"Q8_K", 256, 292, false},
+    [16] = {"IQ2_XXS", 256, 66, false},
+    [17] = {"IQ2_XS", 256, 74, false},
+    [18] = {"IQ3_XXS", 256, 98, false},
+    [19] = {"IQ1_S", 256, 50, false},
+    [20] = {"IQ4_NL", 32, 18, false},
+    [21] = {"IQ3_S", 256, 110, false},
+    [22] = {"IQ2_S", 256, 82, false},
+    [23] = {"IQ4_XS", 256, 136, false},
+    [24] = {"I8", 1, 1, false},
+    [25] = {"I16", 1, 2, false},
+    [26] = {"I32", 1, 4, false},
+    [27] = {"I64", 1, 8, false},
+    [28] = {"F64", 1, 8, false},
+    [29] = {"IQ1_M", 256, 56, false},
+    [AL_TYPE_BF16] = {"BF16", 1, 2, true},
+    [34] = {"TQ1_0", 256, 54, false},
+    [35] = {"TQ2_0", 256, 66, false},
+    [39] = {"MXFP4", 32, 17, false},
+};
+
+static const al_type_traits k_unknown = {NULL, 0, 0, false};
+
+const al_type_traits *al_type_get(uint32_t type_id)
+{
+    if (type_id >= AL_TYPE_COUNT || !k_traits[type_id].name)
+        return &k_unknown;
+    return &k_traits[type_id];
+}
+
+const char *al_type_name(uint32_t type_id)
+{
+    static _Thread_local char buf[32];
+    const al_type_traits *t = al_type_get(type_id);
+    if (t->name)
+        return t->name;
+    snprintf(buf, sizeof(buf), "type#%u", type_id);
+    return buf;
+}
