@@ -265,6 +265,10 @@ const char *al_template_builtin(const char *name);
 
 /* ------------------------------------------------------------------- misc */
 
+/* SHA-256 of a file's bytes as 64 lowercase hex digits + NUL. Streams the
+ * file in constant memory. */
+al_status al_sha256_file(const char *path, char hex[65], al_error *err);
+
 /* Engine version string. */
 const char *al_version(void);
 

@@ -1,0 +1,61 @@
+/* cmd_info.c - `airlock info MODEL.gguf`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "airlock.h"
+#include "cli/cli.h"
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: airlock info MODEL.gguf\n\n"
+               "Validates a GGUF model and prints its architecture, parameter count,\n"
+               "context length, layers/heads/dims, tensor type mix, tokenizer, whether\n"
+               "it carries a chat template, and the file's sha256.\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        help(stdout);
+        return 0;
+    }
+    if (argc != 2) {
+        help(stderr);
+        return 2;
+    }
+    al_error err = {0};
+    al_model *m = NULL;
+    if (al_model_load(argv[1], NULL, &m, &err)) {
+        cli_errorf("info", "%s", err.msg);
+        return 1;
+    }
+    char hex[65] = {0};
+    if (al_sha256_file(argv[1], hex, &err)) {
+        cli_errorf("info", "%s", err.msg);
+        al_model_free(m);
+        return 1;
+    }
+    al_model_info in;
+    al_model_get_info(m, &in);
+    printf("file:           %s\n", argv[1]);
+    printf("sha256:         %s\n", hex);
+    printf("size:           %llu bytes (%.1f MiB)\n", (unsigned long long)in.file_bytes,
+           (double)in.file_bytes / (1024.0 * 1024.0));
+    printf("name:           %s\n", in.name[0] ? in.name : "(none)");
+    printf("architecture:   %s\n", in.arch);
+    printf("parameters:     %llu (%.2f M)\n", (unsigned long long)in.n_params, (double)in.n_params / 1e6);
+    printf("context length: %u\n", in.n_ctx_train);
+    printf("layers:         %u\n", in.n_layer);
+    printf("embedding:      %u\n", in.n_embd);
+    printf("heads:          %u (kv %u, head dim %u)\n", in.n_head, in.n_head_kv, in.head_dim);
+    printf("feed-forward:   %u\n", in.n_ff);
+    printf("rope base:      %g\n", (double)in.rope_base);
+    printf("rms norm eps:   %g\n", (double)in.norm_eps);
+    printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");
+    printf("tensor types:   %s\n", in.type_mix);
+    printf("vocab:          %s, %d tokens (embedding rows %u)\n", in.vocab_type,
+           al_vocab_n_tokens(al_model_vocab(m)), in.n_vocab);
+    printf("chat template:  %s\n", in.has_chat_template ? "present" : "absent");
+    al_model_free(m);
+    return 0;
+}

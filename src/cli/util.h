@@ -1,0 +1,20 @@
+/* util.h - helpers shared by the subcommands. */
+#ifndef AL_CLI_UTIL_H
+#define AL_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads a whole file (path "-" = stdin) into a malloc'd NUL-terminated
+ * buffer; *n gets its length. Returns NULL and sets errno on failure. */
+char *cli_read_file(const char *path, size_t *n);
+
+/* Parses numbers strictly (whole string, in range). false on failure. */
+bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+bool cli_parse_f32(const char *s, float *out);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+#endif

@@ -1,0 +1,625 @@
+/*
+ * context.c - inference state (KV cache, scratch buffers, thread pool) and
+ * the forward pass of the llama / qwen2 / qwen3 decoder.
+ *
+ * Memory is planned when the context is created: the forward pass does not
+ * allocate. Each sequence (slot) owns a contiguous KV region of n_ctx
+ * positions per layer, so a batch may mix tokens of several sequences
+ * (continuous batching): the matmuls run over the whole batch, attention
+ * runs per token over its own sequence.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include "tensor/types.h"
+#include "util/error.h"
+
+struct al_context {
+    const al_model *model;
+    al_context_params p;
+    al_threadpool *tp;
+
+    /* KV cache: [layer][seq][pos][n_head_kv*head_dim], F16 or F32. */
+    void *k_cache;
+    void *v_cache;
+    size_t kv_elem_bytes;
+    int32_t *seq_len;     /* (n_seq) positions held per sequence */
+
+    /* Scratch for one chunk of n_batch tokens. */
+    float *x;             /* (n_batch, n_embd) residual stream */
+    float *xn;            /* (n_batch, n_embd) normed input */
+    float *q;             /* (n_batch, n_head*head_dim) */
+    float *k;             /* (n_batch, n_kv*head_dim) */
+    float *v;             /* (n_batch, n_kv*head_dim) */
+    float *attn;          /* (n_batch, n_head*head_dim) */
+    float *gate;          /* (n_batch, n_ff) */
+    float *up;            /* (n_batch, n_ff) */
+    float *rope_cos;      /* (n_batch, n_rot/2) */
+    float *rope_sin;      /* (n_batch, n_rot/2) */
+    float *att_scores;    /* (n_threads, n_ctx) */
+    float *att_acc;       /* (n_threads, head_dim) */
+    void *mm_scratch;     /* matmul activation scratch */
+    float *out_x;         /* (n_out_max, n_embd) rows that want logits */
+    float *logits;        /* (n_out_max, n_vocab) */
+    float *embd;          /* (n_batch, n_embd) when params.embeddings */
+    int32_t *out_index;   /* (total batch) row of logits per token, or -1 */
+    int32_t out_cap;      /* n_out_max */
+    int32_t out_index_cap;
+    int32_t n_embd_rows;
+};
+
+al_context_params al_context_default_params(void)
+{
+    al_context_params p = {
+        .n_ctx = 0, .n_batch = 512, .n_seq = 1, .n_threads = 0, .exact = false,
+        .kv_type = AL_KV_F16, .embeddings = false,
+    };
+    return p;
+}
+
+static void *alloc_aligned(size_t n)
+{
+    void *p = NULL;
+    if (n == 0)
+        n = 64;
+    if (posix_memalign(&p, 64, (n + 63) / 64 * 64))
+        return NULL;
+    memset(p, 0, n);
+    return p;
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static size_t mm_scratch_for(const al_context *c, const al_weight *w, int64_t n_tok)
+{
+    if (c->p.exact)
+        return al_matmul_exact_scratch_bytes(w->cols, al_threadpool_size(c->tp));
+    return al_matmul_scratch_bytes(w->type, w->cols, n_tok);
+}
+
+al_status al_context_new(const al_model *m, const al_context_params *params, al_context **out, al_error *err)
+{
+    *out = NULL;
+    al_context *c = calloc(1, sizeof(*c));
+    if (!c)
+        return al_err(err, AL_ERR_NOMEM, "out of memory for a context");
+    c->model = m;
+    c->p = params ? *params : al_context_default_params();
+    const al_hparams *hp = &m->hp;
+    if (c->p.n_ctx == 0)
+        c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (c->p.n_ctx > (1u << 20)) {
+        free(c);
+        return al_err(err, AL_ERR_ARG, "context size %u is too large (at most 2^20)", c->p.n_ctx);
+    }
+    if (c->p.n_batch == 0)
+        c->p.n_batch = 512;
+    if (c->p.n_seq == 0)
+        c->p.n_seq = 1;
+    if (c->p.n_seq > 256) {
+        free(c);
+        return al_err(err, AL_ERR_ARG, "at most 256 sequences per context (asked %u)", c->p.n_seq);
+    }
+    int nth = c->p.n_threads > 0 ? c->p.n_threads : al_physical_cores();
+    if (nth < 1)
+        nth = 1;
+    c->p.n_threads = nth;
+    c->tp = al_threadpool_new(nth);
+    if (!c->tp) {
+        free(c);
+        return al_err(err, AL_ERR_NOMEM, "cannot start %d threads", nth);
+    }
+
+    const size_t B = c->p.n_batch, d = hp->n_embd, hd = hp->head_dim;
+    const size_t nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+    c->kv_elem_bytes = (c->p.exact || c->p.kv_type == AL_KV_F32) ? 4 : 2;
+    size_t kv_elems = (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * nkv;
+    c->k_cache = alloc_aligned(kv_elems * c->kv_elem_bytes);
+    c->v_cache = alloc_aligned(kv_elems * c->kv_elem_bytes);
+    c->seq_len = calloc(c->p.n_seq, sizeof(int32_t));
+    c->x = alloc_aligned(B * d * 4);
+    c->xn = alloc_aligned(B * max_sz(d, nq) * 4);
+    c->q = alloc_aligned(B * nq * 4);
+    c->k = alloc_aligned(B * nkv * 4);
+    c->v = alloc_aligned(B * nkv * 4);
+    c->attn = alloc_aligned(B * nq * 4);
+    c->gate = alloc_aligned(B * hp->n_ff * 4);
+    c->up = alloc_aligned(B * hp->n_ff * 4);
+    c->rope_cos = alloc_aligned(B * hp->n_rot / 2 * 4);
+    c->rope_sin = alloc_aligned(B * hp->n_rot / 2 * 4);
+    c->att_scores = alloc_aligned((size_t)nth * c->p.n_ctx * 4);
+    c->att_acc = alloc_aligned((size_t)nth * hd * 4);
+    c->out_cap = (int32_t)(c->p.n_seq > 8 ? c->p.n_seq : 8);
+    if ((uint32_t)c->out_cap > c->p.n_batch && c->p.n_batch >= c->p.n_seq)
+        c->out_cap = (int32_t)c->p.n_batch;
+    c->out_x = alloc_aligned((size_t)c->out_cap * d * 4);
+    c->logits = alloc_aligned((size_t)c->out_cap * hp->n_vocab * 4);
+    c->out_index_cap = (int32_t)B;
+    c->out_index = calloc(B, sizeof(int32_t));
+    if (c->p.embeddings)
+        c->embd = alloc_aligned(B * d * 4);
+
+    size_t mm = 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const al_layer *ly = &m->layers[l];
+        const al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+            mm = max_sz(mm, mm_scratch_for(c, ws[i], (int64_t)B));
+    }
+    mm = max_sz(mm, mm_scratch_for(c, &m->output, c->out_cap));
+    c->mm_scratch = alloc_aligned(mm);
+
+    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->attn ||
+        !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->att_acc || !c->out_x ||
+        !c->logits || !c->out_index || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
+        al_context_free(c);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
+                      c->p.n_seq);
+    }
+    *out = c;
+    return AL_OK;
+}
+
+void al_context_free(al_context *c)
+{
+    if (!c)
+        return;
+    al_threadpool_free(c->tp);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->seq_len);
+    free(c->x);
+    free(c->xn);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->attn);
+    free(c->gate);
+    free(c->up);
+    free(c->rope_cos);
+    free(c->rope_sin);
+    free(c->att_scores);
+    free(c->att_acc);
+    free(c->mm_scratch);
+    free(c->out_x);
+    free(c->logits);
+    free(c->embd);
+    free(c->out_index);
+    free(c);
+}
+
+uint32_t al_context_n_ctx(const al_context *c)
+{
+    return c->p.n_ctx;
+}
+
+/* ------------------------------------------------------------ small ops */
+
+/* IEEE half <-> single, round to nearest even (plain C; the KV cache path). */
+static inline float h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t f2h(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u)
+        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+    if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow */
+        return (uint16_t)(sign | 0x7c00);
+    if (ax < 0x38800000u) { /* subnormal half or zero */
+        if (ax < 0x33000000u)
+            return (uint16_t)sign;
+        /* |f| = m * 2^(e-150); the half subnormal unit is 2^-24 */
+        uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
+        uint32_t sh = 126 - e;
+        uint32_t q = m >> sh, rem = m & ((1u << sh) - 1), halfway = 1u << (sh - 1);
+        if (rem > halfway || (rem == halfway && (q & 1)))
+            q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t e = (ax >> 23) - 127 + 15, m = ax & 0x7fffff;
+    uint32_t h = (e << 10) | (m >> 13), rem = m & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+static float dot_f32_f16(const float *q, const uint16_t *k, uint32_t n)
+{
+    float s = 0.0f;
+    for (uint32_t i = 0; i < n; i++)
+        s += q[i] * h2f(k[i]);
+    return s;
+}
+
+static void axpy_f16(float *acc, float a, const uint16_t *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        acc[i] += a * h2f(v[i]);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+{
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_tok, float *Y)
+{
+    if (c->p.exact)
+        al_matmul_exact(c->tp, w->type, w->data, w->rows, w->cols, w->row_bytes, X, n_tok, Y, w->rows,
+                        c->mm_scratch);
+    else
+        al_matmul(c->tp, w->type, w->data, w->rows, w->cols, w->row_bytes, X, n_tok, Y, w->rows, c->mm_scratch);
+}
+
+/* Rotates one head's vector in place. cs/sn hold n_rot/2 values. */
+static void rope_head(float *v, const float *cs, const float *sn, uint32_t n_rot, bool neox)
+{
+    uint32_t half = n_rot / 2;
+    if (neox) {
+        for (uint32_t i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * cs[i] - b * sn[i];
+            v[i + half] = a * sn[i] + b * cs[i];
+        }
+    } else {
+        for (uint32_t i = 0; i < half; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * cs[i] - b * sn[i];
+            v[2 * i + 1] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+static void rope_tables(al_context *c, const int32_t *pos, int64_t n_tok)
+{
+    const al_hparams *hp = &c->model->hp;
+    uint32_t half = hp->n_rot / 2;
+    for (int64_t t = 0; t < n_tok; t++) {
+        float p = (float)pos[t] / hp->rope_scale;
+        for (uint32_t i = 0; i < half; i++) {
+            float theta = p * powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
+            if (c->model->rope_freqs)
+                theta /= c->model->rope_freqs[i];
+            c->rope_cos[t * half + i] = cosf(theta);
+            c->rope_sin[t * half + i] = sinf(theta);
+        }
+    }
+}
+
+static inline size_t kv_offset(const al_context *c, uint32_t layer, int32_t seq, int32_t pos)
+{
+    const al_hparams *hp = &c->model->hp;
+    size_t nkv = (size_t)hp->n_head_kv * hp->head_dim;
+    return (((size_t)layer * c->p.n_seq + (size_t)seq) * c->p.n_ctx + (size_t)pos) * nkv;
+}
+
+static void kv_store(al_context *c, void *cache, size_t off, const float *src, size_t n)
+{
+    if (c->kv_elem_bytes == 4)
+        memcpy((float *)cache + off, src, n * 4);
+    else
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)cache)[off + i] = f2h(src[i]);
+}
+
+/* ------------------------------------------------------------ attention */
+
+typedef struct attn_job {
+    al_context *c;
+    uint32_t layer;
+    const int32_t *pos;
+    const int32_t *seq;
+    int64_t n_tok;
+} attn_job;
+
+static void attn_worker(void *arg, int ith, int nth)
+{
+    attn_job *j = arg;
+    al_context *c = j->c;
+    const al_hparams *hp = &c->model->hp;
+    const uint32_t hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    const size_t nq = (size_t)nh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scores = c->att_scores + (size_t)ith * c->p.n_ctx;
+    float *acc = c->att_acc + (size_t)ith * hd;
+    const int64_t n_work = j->n_tok * nh;
+
+    for (int64_t w = ith; w < n_work; w += nth) {
+        int64_t t = w / nh;
+        uint32_t h = (uint32_t)(w % nh), kvh = h / group;
+        const float *q = c->q + (size_t)t * nq + (size_t)h * hd;
+        int32_t n_pos = j->pos[t] + 1;
+        size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
+        size_t stride = (size_t)hp->n_head_kv * hd;
+        float mx = -INFINITY;
+        for (int32_t p = 0; p < n_pos; p++) {
+            float s = 0.0f;
+            if (c->kv_elem_bytes == 4) {
+                const float *k = (const float *)c->k_cache + base + (size_t)p * stride;
+                for (uint32_t i = 0; i < hd; i++)
+                    s += q[i] * k[i];
+            } else {
+                s = dot_f32_f16(q, (const uint16_t *)c->k_cache + base + (size_t)p * stride, hd);
+            }
+            s *= scale;
+            scores[p] = s;
+            if (s > mx)
+                mx = s;
+        }
+        float sum = 0.0f;
+        for (int32_t p = 0; p < n_pos; p++) {
+            scores[p] = expf(scores[p] - mx);
+            sum += scores[p];
+        }
+        float inv = 1.0f / sum;
+        memset(acc, 0, hd * sizeof(float));
+        for (int32_t p = 0; p < n_pos; p++) {
+            float a = scores[p] * inv;
+            if (c->kv_elem_bytes == 4) {
+                const float *v = (const float *)c->v_cache + base + (size_t)p * stride;
+                for (uint32_t i = 0; i < hd; i++)
+                    acc[i] += a * v[i];
+            } else {
+                axpy_f16(acc, a, (const uint16_t *)c->v_cache + base + (size_t)p * stride, hd);
+            }
+        }
+        memcpy(c->attn + (size_t)t * nq + (size_t)h * hd, acc, hd * sizeof(float));
+    }
+}
+
+/* ------------------------------------------------------------ forward */
+
+static void silu_mul(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* Runs one chunk of at most n_batch tokens. out_rows[t] is the logits row
+ * for token t, or -1. */
+static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32_t *pos, const int32_t *seq,
+                               int64_t n_tok, const int32_t *out_rows, int32_t n_out, int32_t embd_base)
+{
+    const al_model *m = c->model;
+    const al_hparams *hp = &m->hp;
+    const size_t d = hp->n_embd, hd = hp->head_dim;
+    const size_t nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+
+    for (int64_t t = 0; t < n_tok; t++) {
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
+        al_dequantize_row(m->tok_embd.type, row, c->x + (size_t)t * d, (int64_t)d);
+    }
+    rope_tables(c, pos, n_tok);
+    const uint32_t half = hp->n_rot / 2;
+
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const al_layer *ly = &m->layers[l];
+        for (int64_t t = 0; t < n_tok; t++)
+            rmsnorm(c->xn + t * d, c->x + t * d, ly->attn_norm, (int64_t)d, hp->norm_eps);
+        matmul(c, &ly->wq, c->xn, n_tok, c->q);
+        matmul(c, &ly->wk, c->xn, n_tok, c->k);
+        matmul(c, &ly->wv, c->xn, n_tok, c->v);
+        for (int64_t t = 0; t < n_tok; t++) {
+            float *q = c->q + t * nq, *k = c->k + t * nkv, *v = c->v + t * nkv;
+            if (ly->bq) {
+                for (size_t i = 0; i < nq; i++)
+                    q[i] += ly->bq[i];
+                for (size_t i = 0; i < nkv; i++) {
+                    k[i] += ly->bk[i];
+                    v[i] += ly->bv[i];
+                }
+            }
+            for (uint32_t h = 0; h < hp->n_head; h++) {
+                float *qh = q + h * hd;
+                if (ly->q_norm)
+                    rmsnorm(qh, qh, ly->q_norm, (int64_t)hd, hp->norm_eps);
+                rope_head(qh, c->rope_cos + t * half, c->rope_sin + t * half, hp->n_rot, hp->rope_neox);
+            }
+            for (uint32_t h = 0; h < hp->n_head_kv; h++) {
+                float *kh = k + h * hd;
+                if (ly->k_norm)
+                    rmsnorm(kh, kh, ly->k_norm, (int64_t)hd, hp->norm_eps);
+                rope_head(kh, c->rope_cos + t * half, c->rope_sin + t * half, hp->n_rot, hp->rope_neox);
+            }
+            size_t off = kv_offset(c, l, seq[t], pos[t]);
+            kv_store(c, c->k_cache, off, k, nkv);
+            kv_store(c, c->v_cache, off, v, nkv);
+        }
+        attn_job job = {c, l, pos, seq, n_tok};
+        al_threadpool_run(c->tp, attn_worker, &job);
+        matmul(c, &ly->wo, c->attn, n_tok, c->xn);
+        for (size_t i = 0; i < (size_t)n_tok * d; i++)
+            c->x[i] += c->xn[i];
+
+        for (int64_t t = 0; t < n_tok; t++)
+            rmsnorm(c->xn + t * d, c->x + t * d, ly->ffn_norm, (int64_t)d, hp->norm_eps);
+        matmul(c, &ly->w_gate, c->xn, n_tok, c->gate);
+        matmul(c, &ly->w_up, c->xn, n_tok, c->up);
+        silu_mul(c->gate, c->up, (size_t)n_tok * hp->n_ff);
+        matmul(c, &ly->w_down, c->gate, n_tok, c->xn);
+        for (size_t i = 0; i < (size_t)n_tok * d; i++)
+            c->x[i] += c->xn[i];
+    }
+
+    if (c->embd) {
+        for (int64_t t = 0; t < n_tok; t++)
+            rmsnorm(c->embd + (size_t)(embd_base + t) * d, c->x + t * d, m->output_norm, (int64_t)d,
+                    hp->norm_eps);
+    }
+    if (n_out == 0)
+        return AL_OK;
+    int32_t first = -1;
+    for (int64_t t = 0; t < n_tok; t++)
+        if (out_rows[t] >= 0) {
+            if (first < 0)
+                first = out_rows[t];
+            rmsnorm(c->out_x + (size_t)(out_rows[t] - first) * d, c->x + t * d, m->output_norm, (int64_t)d,
+                    hp->norm_eps);
+        }
+    matmul(c, &m->output, c->out_x, n_out, c->logits + (size_t)first * hp->n_vocab);
+    return AL_OK;
+}
+
+al_status al_decode(al_context *c, const al_batch *b, al_error *err)
+{
+    const al_hparams *hp = &c->model->hp;
+    if (b->n_tokens <= 0)
+        return al_err(err, AL_ERR_ARG, "empty batch");
+    if (b->n_tokens > c->out_index_cap) {
+        int32_t *ni = realloc(c->out_index, (size_t)b->n_tokens * sizeof(int32_t));
+        if (!ni)
+            return al_err(err, AL_ERR_NOMEM, "out of memory for a batch of %d tokens", b->n_tokens);
+        c->out_index = ni;
+        c->out_index_cap = b->n_tokens;
+    }
+    if (c->embd && (uint32_t)b->n_tokens > c->p.n_batch)
+        return al_err(err, AL_ERR_LIMIT, "with embeddings a batch holds at most %u tokens", c->p.n_batch);
+    /* Validate everything before touching the cache. */
+    int32_t n_out = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        if (b->tokens[i] < 0 || (uint32_t)b->tokens[i] >= hp->n_vocab)
+            return al_err(err, AL_ERR_ARG, "token id %d is outside the vocabulary (%u)", b->tokens[i], hp->n_vocab);
+        int32_t s = b->seq ? b->seq[i] : 0;
+        if (s < 0 || (uint32_t)s >= c->p.n_seq)
+            return al_err(err, AL_ERR_ARG, "sequence id %d is outside 0..%u", s, c->p.n_seq - 1);
+        int32_t p = b->pos[i];
+        if (p < 0 || (uint32_t)p >= c->p.n_ctx)
+            return al_err(err, AL_ERR_LIMIT, "position %d does not fit the context of %u tokens", p, c->p.n_ctx);
+        c->out_index[i] = -1;
+        if (b->logits && b->logits[i])
+            c->out_index[i] = n_out++;
+    }
+    if (n_out > c->out_cap)
+        return al_err(err, AL_ERR_LIMIT, "a batch may ask for at most %d logits rows (asked %d)", c->out_cap, n_out);
+    /* Each sequence's positions must continue what its cache holds. */
+    int32_t *next = c->seq_len; /* updated as we check: restore on failure */
+    int32_t saved[256];
+    memcpy(saved, next, c->p.n_seq * sizeof(int32_t));
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        int32_t s = b->seq ? b->seq[i] : 0;
+        if (b->pos[i] > next[s]) {
+            memcpy(next, saved, c->p.n_seq * sizeof(int32_t));
+            return al_err(err, AL_ERR_ARG, "sequence %d: position %d skips ahead of the %d positions it holds", s,
+                          b->pos[i], next[s]);
+        }
+        next[s] = b->pos[i] + 1;
+    }
+
+    int32_t zero_seq[1] = {0};
+    for (int32_t start = 0; start < b->n_tokens; start += (int32_t)c->p.n_batch) {
+        int32_t n = b->n_tokens - start;
+        if (n > (int32_t)c->p.n_batch)
+            n = (int32_t)c->p.n_batch;
+        int32_t n_out_chunk = 0;
+        for (int32_t i = 0; i < n; i++)
+            n_out_chunk += c->out_index[start + i] >= 0;
+        const int32_t *seq = b->seq ? b->seq + start : NULL;
+        int32_t *seqbuf = NULL;
+        if (!seq) {
+            seqbuf = calloc((size_t)n, sizeof(int32_t));
+            if (!seqbuf)
+                return al_err(err, AL_ERR_NOMEM, "out of memory");
+            seq = seqbuf;
+        }
+        (void)zero_seq;
+        al_status st = forward_chunk(c, b->tokens + start, b->pos + start, seq, n, c->out_index + start,
+                                     n_out_chunk, start);
+        free(seqbuf);
+        if (st)
+            return st;
+    }
+    c->n_embd_rows = c->embd ? b->n_tokens : 0;
+    return AL_OK;
+}
+
+const float *al_get_logits(const al_context *c, int32_t i)
+{
+    if (i < 0 || i >= c->out_index_cap || c->out_index[i] < 0)
+        return NULL;
+    return c->logits + (size_t)c->out_index[i] * c->model->hp.n_vocab;
+}
+
+const float *al_get_embedding(const al_context *c, int32_t i)
+{
+    if (!c->embd || i < 0 || i >= c->n_embd_rows)
+        return NULL;
+    return c->embd + (size_t)i * c->model->hp.n_embd;
+}
+
+void al_kv_seq_truncate(al_context *c, int32_t seq, int32_t p0)
+{
+    if (seq < 0 || (uint32_t)seq >= c->p.n_seq || p0 < 0)
+        return;
+    if (p0 < c->seq_len[seq])
+        c->seq_len[seq] = p0;
+}
+
+void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
+{
+    if (src < 0 || dst < 0 || (uint32_t)src >= c->p.n_seq || (uint32_t)dst >= c->p.n_seq || src == dst)
+        return;
+    if (n > c->seq_len[src])
+        n = c->seq_len[src];
+    if (n <= 0)
+        return;
+    const al_hparams *hp = &c->model->hp;
+    size_t bytes = (size_t)n * hp->n_head_kv * hp->head_dim * c->kv_elem_bytes;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        size_t so = kv_offset(c, l, src, 0) * c->kv_elem_bytes, dof = kv_offset(c, l, dst, 0) * c->kv_elem_bytes;
+        memcpy((uint8_t *)c->k_cache + dof, (uint8_t *)c->k_cache + so, bytes);
+        memcpy((uint8_t *)c->v_cache + dof, (uint8_t *)c->v_cache + so, bytes);
+    }
+    c->seq_len[dst] = n;
+}
+
+int32_t al_kv_seq_len(const al_context *c, int32_t seq)
+{
+    if (seq < 0 || (uint32_t)seq >= c->p.n_seq)
+        return 0;
+    return c->seq_len[seq];
+}
+
+void al_kv_clear(al_context *c)
+{
+    const al_hparams *hp = &c->model->hp;
+    size_t n = (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * hp->n_head_kv * hp->head_dim * c->kv_elem_bytes;
+    memset(c->k_cache, 0, n);
+    memset(c->v_cache, 0, n);
+    memset(c->seq_len, 0, c->p.n_seq * sizeof(int32_t));
+}

@@ -1,0 +1,378 @@
+/*
+ * model_load.c - from a validated GGUF to an al_model: architecture,
+ * hyper-parameters, and every tensor bound by name with its shape checked
+ * against the architecture.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "tensor/quant.h"
+#include "tensor/types.h"
+#include "tokenizer/vocab.h"
+#include "util/error.h"
+
+typedef struct loader {
+    al_model *m;
+    const char *path;
+    char arch[32];
+    al_error *err;
+} loader;
+
+al_model_params al_model_default_params(void)
+{
+    al_model_params p = {.check_tensors = false};
+    return p;
+}
+
+/* Reads "<arch>.<suffix>" as u32. */
+static bool arch_u32(loader *L, const char *suffix, uint32_t *out)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
+    return al_gguf_get_u32(L->m->gguf, key, out);
+}
+
+static bool arch_f32(loader *L, const char *suffix, float *out)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
+    return al_gguf_get_f32(L->m->gguf, key, out);
+}
+
+static al_status need_u32(loader *L, const char *suffix, uint32_t *out, uint32_t lo, uint32_t hi)
+{
+    if (!arch_u32(L, suffix, out))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required key '%s.%s' is missing or not an integer", L->path,
+                      L->arch, suffix);
+    if (*out < lo || *out > hi)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s' = %u is out of range [%u, %u]", L->path, L->arch,
+                      suffix, *out, lo, hi);
+    return AL_OK;
+}
+
+/* Binds a 2-D weight (rows x cols) by name. */
+static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t cols, bool required, al_weight *w,
+                             bool *found)
+{
+    const al_gguf_tensor *t = al_gguf_find_tensor(L->m->gguf, name);
+    if (found)
+        *found = t != NULL;
+    if (!t) {
+        if (!required)
+            return AL_OK;
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required tensor '%s' is missing", L->path, name);
+    }
+    if (t->n_dims > 2 || (int64_t)t->ne[0] != cols || (int64_t)t->ne[1] != rows)
+        return al_err(L->err, AL_ERR_FORMAT,
+                      "%s: tensor '%s' has shape [%llu, %llu] but %s needs [%lld, %lld] (cols, rows)", L->path,
+                      name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], L->arch, (long long)cols,
+                      (long long)rows);
+    const al_type_traits *tt = al_type_get(t->type);
+    w->type = t->type;
+    w->data = t->data;
+    w->rows = rows;
+    w->cols = cols;
+    w->row_bytes = (size_t)(cols / tt->block_elems) * tt->block_bytes;
+    return AL_OK;
+}
+
+/* Binds a 1-D vector and dequantizes it into an owned F32 array. */
+static al_status bind_vec(loader *L, const char *name, int64_t n, bool required, float **out)
+{
+    *out = NULL;
+    const al_gguf_tensor *t = al_gguf_find_tensor(L->m->gguf, name);
+    if (!t) {
+        if (!required)
+            return AL_OK;
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required tensor '%s' is missing", L->path, name);
+    }
+    if (t->n_elems != (uint64_t)n || (int64_t)t->ne[0] != n)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' has %llu elements but %s needs a vector of %lld",
+                      L->path, name, (unsigned long long)t->n_elems, L->arch, (long long)n);
+    *out = malloc((size_t)n * sizeof(float));
+    if (!*out)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    al_dequantize_row(t->type, t->data, *out, n);
+    return AL_OK;
+}
+
+static al_status load_hparams(loader *L)
+{
+    al_model *m = L->m;
+    al_hparams *hp = &m->hp;
+    al_str a;
+    if (!al_gguf_get_str(m->gguf, "general.architecture", &a))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required key 'general.architecture' is missing", L->path);
+    if (a.len >= sizeof(L->arch))
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: architecture name is too long", L->path);
+    memcpy(L->arch, a.ptr, a.len);
+    L->arch[a.len] = 0;
+    for (size_t i = 0; i < a.len; i++)
+        if (L->arch[i] < 32 || L->arch[i] > 126)
+            L->arch[i] = '?';
+    if (!strcmp(L->arch, "llama"))
+        hp->arch = AL_ARCH_LLAMA;
+    else if (!strcmp(L->arch, "qwen2"))
+        hp->arch = AL_ARCH_QWEN2;
+    else if (!strcmp(L->arch, "qwen3"))
+        hp->arch = AL_ARCH_QWEN3;
+    else
+        return al_err(L->err, AL_ERR_UNSUPPORTED,
+                      "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3)", L->path, L->arch);
+
+    al_status st;
+    if ((st = need_u32(L, "embedding_length", &hp->n_embd, 1, 1 << 16)) ||
+        (st = need_u32(L, "block_count", &hp->n_layer, 1, 1024)) ||
+        (st = need_u32(L, "attention.head_count", &hp->n_head, 1, 1024)) ||
+        (st = need_u32(L, "feed_forward_length", &hp->n_ff, 1, 1 << 20)))
+        return st;
+    if (!arch_u32(L, "attention.head_count_kv", &hp->n_head_kv))
+        hp->n_head_kv = hp->n_head;
+    if (hp->n_head_kv == 0 || hp->n_head_kv > hp->n_head || hp->n_head % hp->n_head_kv)
+        return al_err(L->err, AL_ERR_FORMAT,
+                      "%s: key '%s.attention.head_count_kv' = %u must divide head_count = %u", L->path, L->arch,
+                      hp->n_head_kv, hp->n_head);
+    if (!arch_u32(L, "attention.key_length", &hp->head_dim)) {
+        if (hp->n_embd % hp->n_head)
+            return al_err(L->err, AL_ERR_FORMAT, "%s: embedding_length %u is not a multiple of head_count %u",
+                          L->path, hp->n_embd, hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    uint32_t vlen;
+    if (arch_u32(L, "attention.value_length", &vlen) && vlen != hp->head_dim)
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %u", L->path, vlen,
+                      hp->head_dim);
+    if (hp->head_dim == 0 || hp->head_dim > 1024 || hp->head_dim % 2)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: head dimension %u is not an even number in 2..1024", L->path,
+                      hp->head_dim);
+    if (!arch_u32(L, "context_length", &hp->n_ctx_train) || hp->n_ctx_train == 0)
+        hp->n_ctx_train = 2048;
+    if (!arch_u32(L, "rope.dimension_count", &hp->n_rot))
+        hp->n_rot = hp->head_dim;
+    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: rope.dimension_count %u must be even and <= head dim %u", L->path,
+                      hp->n_rot, hp->head_dim);
+    if (!arch_f32(L, "rope.freq_base", &hp->rope_base))
+        hp->rope_base = 10000.0f;
+    if (!(hp->rope_base > 0.0f))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: rope.freq_base must be positive", L->path);
+    hp->rope_scale = 1.0f;
+    float f;
+    if (arch_f32(L, "rope.scaling.factor", &f) && f > 0.0f) {
+        al_str type;
+        char key[128];
+        snprintf(key, sizeof(key), "%s.rope.scaling.type", L->arch);
+        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear"))
+            hp->rope_scale = f;
+        else if (!al_str_eq(type, "none"))
+            return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported (linear is)",
+                          L->path, (int)(type.len > 32 ? 32 : type.len), type.ptr);
+    }
+    hp->rope_neox = hp->arch != AL_ARCH_LLAMA;
+    if (!arch_f32(L, "attention.layer_norm_rms_epsilon", &hp->norm_eps))
+        hp->norm_eps = 1e-5f;
+    if (!(hp->norm_eps > 0.0f) || hp->norm_eps > 1.0f)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: layer_norm_rms_epsilon must be in (0, 1]", L->path);
+    return AL_OK;
+}
+
+static al_status load_tensors(loader *L)
+{
+    al_model *m = L->m;
+    al_hparams *hp = &m->hp;
+    int64_t d = hp->n_embd, hd = hp->head_dim;
+    int64_t nq = (int64_t)hp->n_head * hd, nkv = (int64_t)hp->n_head_kv * hd;
+
+    const al_gguf_tensor *te = al_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!te)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required tensor 'token_embd.weight' is missing", L->path);
+    if (te->n_dims != 2 || te->ne[1] > (1u << 24))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor 'token_embd.weight' must be 2-D with at most 2^24 rows",
+                      L->path);
+    hp->n_vocab = (uint32_t)te->ne[1];
+    al_status st = bind_weight(L, "token_embd.weight", hp->n_vocab, d, true, &m->tok_embd, NULL);
+    bool has_out = false;
+    if (st || (st = bind_weight(L, "output.weight", hp->n_vocab, d, false, &m->output, &has_out)))
+        return st;
+    m->tied_output = !has_out;
+    if (m->tied_output)
+        m->output = m->tok_embd;
+    if ((st = bind_vec(L, "output_norm.weight", d, true, &m->output_norm)))
+        return st;
+    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+        return st;
+
+    m->layers = calloc(hp->n_layer, sizeof(al_layer));
+    if (!m->layers)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    char name[96];
+#define W(field, suffix, rows, cols)                                                  \
+    do {                                                                              \
+        snprintf(name, sizeof(name), "blk.%u.%s.weight", i, suffix);                  \
+        if ((st = bind_weight(L, name, rows, cols, true, &ly->field, NULL)))          \
+            return st;                                                                \
+    } while (0)
+#define V(field, suffix, kind, n, req)                                                \
+    do {                                                                              \
+        snprintf(name, sizeof(name), "blk.%u.%s.%s", i, suffix, kind);                \
+        if ((st = bind_vec(L, name, n, req, &ly->field)))                             \
+            return st;                                                                \
+    } while (0)
+    for (uint32_t i = 0; i < hp->n_layer; i++) {
+        al_layer *ly = &m->layers[i];
+        V(attn_norm, "attn_norm", "weight", d, true);
+        W(wq, "attn_q", nq, d);
+        W(wk, "attn_k", nkv, d);
+        W(wv, "attn_v", nkv, d);
+        W(wo, "attn_output", d, nq);
+        V(ffn_norm, "ffn_norm", "weight", d, true);
+        W(w_gate, "ffn_gate", hp->n_ff, d);
+        W(w_up, "ffn_up", hp->n_ff, d);
+        W(w_down, "ffn_down", d, hp->n_ff);
+        bool qwen2 = hp->arch == AL_ARCH_QWEN2, qwen3 = hp->arch == AL_ARCH_QWEN3;
+        V(bq, "attn_q", "bias", nq, qwen2);
+        V(bk, "attn_k", "bias", nkv, qwen2);
+        V(bv, "attn_v", "bias", nkv, qwen2);
+        V(q_norm, "attn_q_norm", "weight", hd, qwen3);
+        V(k_norm, "attn_k_norm", "weight", hd, qwen3);
+    }
+#undef W
+#undef V
+
+    /* Every weight must be usable by the matmul kernels. */
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const al_gguf_tensor *t = &m->gguf->tensors[i];
+        m->n_params += t->n_elems;
+    }
+    /* Type mix, e.g. "Q4_K:113 Q6_K:29 F32:57". */
+    uint32_t counts[AL_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
+        counts[m->gguf->tensors[i].type]++;
+    size_t off = 0;
+    for (uint32_t t = 0; t < AL_TYPE_COUNT; t++)
+        if (counts[t] && off < sizeof(m->type_mix))
+            off += (size_t)snprintf(m->type_mix + off, sizeof(m->type_mix) - off, "%s%s:%u", off ? " " : "",
+                                    al_type_name(t), counts[t]);
+    return AL_OK;
+}
+
+al_status al_model_load(const char *path, const al_model_params *params, al_model **out, al_error *err)
+{
+    (void)params;
+    *out = NULL;
+    al_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+    loader L = {.m = m, .path = path, .err = err};
+    al_status st = al_gguf_open(path, NULL, &m->gguf, err);
+    if (!st)
+        st = load_hparams(&L);
+    if (!st)
+        st = load_tensors(&L);
+    if (!st) {
+        st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
+        if (st)
+            al_err_prefix(err, path);
+    }
+    if (!st && (uint32_t)al_vocab_n_tokens(m->vocab) > m->hp.n_vocab)
+        st = al_err(err, AL_ERR_FORMAT, "%s: the tokenizer has %d tokens but token_embd.weight has only %u rows",
+                    path, al_vocab_n_tokens(m->vocab), m->hp.n_vocab);
+    if (!st) {
+        al_str tmpl;
+        if (al_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl)) {
+            m->chat_template = malloc(tmpl.len + 1);
+            if (!m->chat_template)
+                st = al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+            else {
+                memcpy(m->chat_template, tmpl.ptr, tmpl.len);
+                m->chat_template[tmpl.len] = 0;
+            }
+        }
+    }
+    if (st) {
+        al_model_free(m);
+        return st;
+    }
+    *out = m;
+    return AL_OK;
+}
+
+void al_model_free(al_model *m)
+{
+    if (!m)
+        return;
+    if (m->layers) {
+        for (uint32_t i = 0; i < m->hp.n_layer; i++) {
+            al_layer *ly = &m->layers[i];
+            free(ly->attn_norm);
+            free(ly->ffn_norm);
+            free(ly->bq);
+            free(ly->bk);
+            free(ly->bv);
+            free(ly->q_norm);
+            free(ly->k_norm);
+        }
+        free(m->layers);
+    }
+    free(m->output_norm);
+    free(m->rope_freqs);
+    al_vocab_free(m->vocab);
+    free(m->chat_template);
+    al_gguf_close(m->gguf);
+    free(m);
+}
+
+void al_model_get_info(const al_model *m, al_model_info *o)
+{
+    static const char *const k_arch[] = {"llama", "qwen2", "qwen3"};
+    memset(o, 0, sizeof(*o));
+    snprintf(o->arch, sizeof(o->arch), "%s", k_arch[m->hp.arch]);
+    al_str name;
+    if (al_gguf_get_str(m->gguf, "general.name", &name))
+        snprintf(o->name, sizeof(o->name), "%.*s", (int)(name.len > 127 ? 127 : name.len), name.ptr);
+    o->n_params = m->n_params;
+    o->file_bytes = m->gguf->size;
+    o->n_ctx_train = m->hp.n_ctx_train;
+    o->n_embd = m->hp.n_embd;
+    o->n_layer = m->hp.n_layer;
+    o->n_head = m->hp.n_head;
+    o->n_head_kv = m->hp.n_head_kv;
+    o->head_dim = m->hp.head_dim;
+    o->n_ff = m->hp.n_ff;
+    o->n_vocab = m->hp.n_vocab;
+    o->rope_base = m->hp.rope_base;
+    o->norm_eps = m->hp.norm_eps;
+    o->tied_output = m->tied_output;
+    o->has_chat_template = m->chat_template != NULL;
+    al_str vt;
+    const char *vtype = "none";
+    if (al_gguf_get_str(m->gguf, "tokenizer.ggml.model", &vt)) {
+        if (al_str_eq(vt, "llama"))
+            vtype = "spm";
+        else if (al_str_eq(vt, "gpt2"))
+            vtype = "bpe";
+        else if (al_str_eq(vt, "bert"))
+            vtype = "wpm";
+        else
+            vtype = "other";
+    }
+    snprintf(o->vocab_type, sizeof(o->vocab_type), "%s", vtype);
+    snprintf(o->type_mix, sizeof(o->type_mix), "%s", m->type_mix);
+}
+
+const al_vocab *al_model_vocab(const al_model *m)
+{
+    return m->vocab;
+}
+
+const char *al_model_chat_template(const al_model *m)
+{
+    return m->chat_template;
+}
+
+uint64_t al_model_kv_bytes(const al_model *m, uint32_t n_ctx, uint32_t n_seq)
+{
+    return 2ull * m->hp.n_layer * n_ctx * n_seq * m->hp.n_head_kv * m->hp.head_dim * sizeof(uint16_t);
+}
