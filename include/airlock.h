@@ -269,6 +269,9 @@ const char *al_template_builtin(const char *name);
  * file in constant memory. */
 al_status al_sha256_file(const char *path, char hex[65], al_error *err);
 
+/* Number of physical CPU cores (the default thread count). */
+int al_physical_cores_count(void);
+
 /* Engine version string. */
 const char *al_version(void);
 

@@ -7,6 +7,7 @@ int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 /* more subcommands: add the declaration here and a row in main.c */
 
 /* Prints "airlock CMD: message" to stderr (printf-style). */

@@ -17,6 +17,7 @@ static const cli_command k_commands[] = {
     {"tokenize", cmd_tokenize, "tokenize stdin with a model's (or vocab file's) tokenizer"},
     {"logits", cmd_logits, "evaluate a prompt and write the last position's logits"},
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
+    {"bench", cmd_bench, "measure prompt and generation speed (like llama-bench)"},
     /* more subcommands here */
 };
 

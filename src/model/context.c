@@ -623,3 +623,8 @@ void al_kv_clear(al_context *c)
     memset(c->v_cache, 0, n);
     memset(c->seq_len, 0, c->p.n_seq * sizeof(int32_t));
 }
+
+int al_physical_cores_count(void)
+{
+    return al_physical_cores();
+}

@@ -1,0 +1,157 @@
+/* cmd_bench.c - `airlock bench MODEL.gguf`: prompt and generation speed,
+ * measured like llama-bench (pp: one batch of -p tokens on an empty cache;
+ * tg: -n tokens generated one at a time), as a markdown table. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "airlock.h"
+#include "cli/cli.h"
+#include "cli/util.h"
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: airlock bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--batch N]\n\n"
+               "  -p N        prompt tokens processed in batches (default 512; 0 skips)\n"
+               "  -n N        tokens generated one by one (default 128; 0 skips)\n"
+               "  -r N        repetitions; mean +- sd are reported (default 5)\n"
+               "  -t N        threads (default: physical cores)\n"
+               "  --batch N   tokens per forward pass for the prompt (default 512)\n");
+}
+
+static void stats(const double *v, int n, double *mean, double *sd)
+{
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        s2 += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0.0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"batch", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int64_t n_prompt = 512, n_gen = 128, reps = 5, threads = 0, n_batch = 512;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:n:r:t:h", opts, NULL)) != -1) {
+        bool ok = true;
+        switch (c) {
+        case 'p': ok = cli_parse_i64(optarg, 0, 1 << 16, &n_prompt); break;
+        case 'n': ok = cli_parse_i64(optarg, 0, 1 << 16, &n_gen); break;
+        case 'r': ok = cli_parse_i64(optarg, 1, 1000, &reps); break;
+        case 't': ok = cli_parse_i64(optarg, 1, 512, &threads); break;
+        case 'b': ok = cli_parse_i64(optarg, 1, 1 << 16, &n_batch); break;
+        case 'h': help(stdout); return 0;
+        default: help(stderr); return 2;
+        }
+        if (!ok) {
+            cli_errorf("bench", "bad value '%s'", optarg);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        help(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    al_error err;
+    al_model *m;
+    double t0 = cli_now();
+    if (al_model_load(path, NULL, &m, &err)) {
+        cli_errorf("bench", "%s", err.msg);
+        return 1;
+    }
+    double t_load = cli_now() - t0;
+    al_model_info info;
+    al_model_get_info(m, &info);
+    al_context_params cp = al_context_default_params();
+    cp.n_ctx = (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen) + 1;
+    cp.n_batch = (uint32_t)n_batch;
+    cp.n_threads = (int)threads;
+    al_context *ctx;
+    if (al_context_new(m, &cp, &ctx, &err)) {
+        cli_errorf("bench", "%s", err.msg);
+        al_model_free(m);
+        return 1;
+    }
+    int64_t n_max = n_prompt > n_gen ? n_prompt : n_gen;
+    int32_t *toks = malloc((size_t)(n_max + 1) * sizeof(int32_t));
+    int32_t *pos = malloc((size_t)(n_max + 1) * sizeof(int32_t));
+    bool *want = calloc((size_t)n_max + 1, sizeof(bool));
+    double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
+    if (!toks || !pos || !want || !pp || !tg) {
+        cli_errorf("bench", "out of memory");
+        return 1;
+    }
+    uint64_t rng = 12345;
+    for (int64_t i = 0; i <= n_max; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((rng >> 33) % info.n_vocab);
+        pos[i] = (int32_t)i;
+    }
+    int rc = 0;
+    /* One warm-up pass touches every weight page. */
+    want[0] = true;
+    al_batch wb = {1, toks, pos, NULL, want};
+    al_decode(ctx, &wb, &err);
+    for (int64_t r = 0; r < reps && !rc; r++) {
+        if (n_prompt > 0) {
+            al_kv_seq_truncate(ctx, 0, 0);
+            memset(want, 0, (size_t)n_prompt * sizeof(bool));
+            want[n_prompt - 1] = true;
+            al_batch b = {(int32_t)n_prompt, toks, pos, NULL, want};
+            double t = cli_now();
+            if (al_decode(ctx, &b, &err)) {
+                cli_errorf("bench", "%s", err.msg);
+                rc = 1;
+                break;
+            }
+            pp[r] = (double)n_prompt / (cli_now() - t);
+        }
+        if (n_gen > 0) {
+            al_kv_seq_truncate(ctx, 0, 0);
+            double t = cli_now();
+            for (int64_t i = 0; i < n_gen; i++) {
+                bool w = true;
+                al_batch b = {1, &toks[i], &pos[i], NULL, &w};
+                if (al_decode(ctx, &b, &err)) {
+                    cli_errorf("bench", "%s", err.msg);
+                    rc = 1;
+                    break;
+                }
+            }
+            tg[r] = (double)n_gen / (cli_now() - t);
+        }
+    }
+    if (!rc) {
+        printf("model: %s (%s, %.2f M params, %.1f MiB, %s), load %.0f ms, %d threads\n\n", path, info.arch,
+               (double)info.n_params / 1e6, (double)info.file_bytes / 1048576.0, info.type_mix, t_load * 1e3,
+               cp.n_threads > 0 ? cp.n_threads : al_physical_cores_count());
+        printf("| model | size | test | t/s |\n|---|---|---|---|\n");
+        double mean, sd;
+        if (n_prompt > 0) {
+            stats(pp, (int)reps, &mean, &sd);
+            printf("| %s | %.1f MiB | pp%lld | %.2f ± %.2f |\n", info.name[0] ? info.name : info.arch,
+                   (double)info.file_bytes / 1048576.0, (long long)n_prompt, mean, sd);
+        }
+        if (n_gen > 0) {
+            stats(tg, (int)reps, &mean, &sd);
+            printf("| %s | %.1f MiB | tg%lld | %.2f ± %.2f |\n", info.name[0] ? info.name : info.arch,
+                   (double)info.file_bytes / 1048576.0, (long long)n_gen, mean, sd);
+        }
+    }
+    free(toks);
+    free(pos);
+    free(want);
+    free(pp);
+    free(tg);
+    al_context_free(ctx);
+    al_model_free(m);
+    return rc;
+}
