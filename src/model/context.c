@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/attention.h"
 #include "model/model.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
@@ -22,6 +23,7 @@ struct al_context {
     const al_model *model;
     al_context_params p;
     al_threadpool *tp;
+    const al_attn_kernels *ak;
 
     /* KV cache: [layer][seq][pos][n_head_kv*head_dim], F16 or F32. */
     void *k_cache;
@@ -91,6 +93,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     if (!c)
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context");
     c->model = m;
+    c->ak = al_attn_kernels_get();
     c->p = params ? *params : al_context_default_params();
     const al_hparams *hp = &m->hp;
     if (c->p.n_ctx == 0)
@@ -202,72 +205,6 @@ uint32_t al_context_n_ctx(const al_context *c)
 
 /* ------------------------------------------------------------ small ops */
 
-/* IEEE half <-> single, round to nearest even (plain C; the KV cache path). */
-static inline float h2f(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static inline uint16_t f2h(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u)
-        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
-    if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow */
-        return (uint16_t)(sign | 0x7c00);
-    if (ax < 0x38800000u) { /* subnormal half or zero */
-        if (ax < 0x33000000u)
-            return (uint16_t)sign;
-        /* |f| = m * 2^(e-150); the half subnormal unit is 2^-24 */
-        uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
-        uint32_t sh = 126 - e;
-        uint32_t q = m >> sh, rem = m & ((1u << sh) - 1), halfway = 1u << (sh - 1);
-        if (rem > halfway || (rem == halfway && (q & 1)))
-            q++;
-        return (uint16_t)(sign | q);
-    }
-    uint32_t e = (ax >> 23) - 127 + 15, m = ax & 0x7fffff;
-    uint32_t h = (e << 10) | (m >> 13), rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-        h++;
-    return (uint16_t)(sign | h);
-}
-
-static float dot_f32_f16(const float *q, const uint16_t *k, uint32_t n)
-{
-    float s = 0.0f;
-    for (uint32_t i = 0; i < n; i++)
-        s += q[i] * h2f(k[i]);
-    return s;
-}
-
-static void axpy_f16(float *acc, float a, const uint16_t *v, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++)
-        acc[i] += a * h2f(v[i]);
-}
-
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
 {
     double ss = 0.0;
@@ -334,8 +271,7 @@ static void kv_store(al_context *c, void *cache, size_t off, const float *src, s
     if (c->kv_elem_bytes == 4)
         memcpy((float *)cache + off, src, n * 4);
     else
-        for (size_t i = 0; i < n; i++)
-            ((uint16_t *)cache)[off + i] = f2h(src[i]);
+        c->ak->to_f16(src, (uint16_t *)cache + off, (uint32_t)n);
 }
 
 /* ------------------------------------------------------------ attention */
@@ -375,7 +311,7 @@ static void attn_worker(void *arg, int ith, int nth)
                 for (uint32_t i = 0; i < hd; i++)
                     s += q[i] * k[i];
             } else {
-                s = dot_f32_f16(q, (const uint16_t *)c->k_cache + base + (size_t)p * stride, hd);
+                s = c->ak->dot_f16(q, (const uint16_t *)c->k_cache + base + (size_t)p * stride, hd);
             }
             s *= scale;
             scores[p] = s;
@@ -396,7 +332,7 @@ static void attn_worker(void *arg, int ith, int nth)
                 for (uint32_t i = 0; i < hd; i++)
                     acc[i] += a * v[i];
             } else {
-                axpy_f16(acc, a, (const uint16_t *)c->v_cache + base + (size_t)p * stride, hd);
+                c->ak->axpy_f16(acc, a, (const uint16_t *)c->v_cache + base + (size_t)p * stride, hd);
             }
         }
         memcpy(c->attn + (size_t)t * nq + (size_t)h * hd, acc, hd * sizeof(float));

@@ -1,0 +1,29 @@
+/* attention.h - the F16 KV-cache vector kernels of attention: a plain-C
+ * reference and an AVX2/F16C twin (attention_avx2.c), chosen once at run
+ * time by al_attn_kernels(). */
+#ifndef AL_MODEL_ATTENTION_H
+#define AL_MODEL_ATTENTION_H
+
+#include <stdint.h>
+
+typedef struct al_attn_kernels {
+    /* sum_i q[i] * half(k[i]) */
+    float (*dot_f16)(const float *q, const uint16_t *k, uint32_t n);
+    /* acc[i] += a * half(v[i]) */
+    void (*axpy_f16)(float *acc, float a, const uint16_t *v, uint32_t n);
+    /* dst[i] = half(src[i]) with round-to-nearest-even */
+    void (*to_f16)(const float *src, uint16_t *dst, uint32_t n);
+} al_attn_kernels;
+
+/* The kernels for this CPU (AVX2+FMA+F16C when the CPU and OS support them
+ * and AIRLOCK_NO_AVX2 is unset). Thread-safe; the choice is made once. */
+const al_attn_kernels *al_attn_kernels_get(void);
+/* The plain-C reference kernels (tests hold the fast ones to these). */
+const al_attn_kernels *al_attn_kernels_ref(void);
+/* The AVX2 kernels, or NULL when not compiled in. */
+const al_attn_kernels *al_attn_kernels_avx2(void);
+
+float al_half_to_float(uint16_t h);
+uint16_t al_float_to_half(float f);
+
+#endif

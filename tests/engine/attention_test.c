@@ -1,0 +1,94 @@
+/* attention_test.c - the AVX2 attention kernels against their plain-C
+ * reference twins, and the half conversions against the hardware's. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/attention.h"
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(float lo, float hi)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return lo + (hi - lo) * (float)((g_rng >> 11) * (1.0 / 9007199254740992.0));
+}
+
+static void test_half_round_trip(void **state)
+{
+    (void)state;
+    /* Every finite half converts to float and back to itself. */
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00)
+            continue;
+        assert_int_equal(al_float_to_half(al_half_to_float((uint16_t)h)), h);
+    }
+}
+
+static void test_to_f16_matches_hardware(void **state)
+{
+    (void)state;
+    const al_attn_kernels *fast = al_attn_kernels_avx2(), *ref = al_attn_kernels_ref();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("f16c"))
+        skip();
+    enum { N = 4099 };
+    float *src = malloc(N * sizeof(float));
+    uint16_t *a = malloc(N * 2), *b = malloc(N * 2);
+    for (int i = 0; i < N; i++) {
+        float mag = powf(2.0f, frand(-26.0f, 17.0f)); /* subnormals through overflow */
+        src[i] = frand(-1, 1) < 0 ? -mag : mag;
+    }
+    src[0] = 0.0f;
+    src[1] = -0.0f;
+    src[2] = 65519.0f;
+    src[3] = 65520.0f;
+    fast->to_f16(src, a, N);
+    ref->to_f16(src, b, N);
+    for (int i = 0; i < N; i++)
+        if (a[i] != b[i])
+            fail_msg("element %d: %g -> hw %04x, ref %04x", i, (double)src[i], a[i], b[i]);
+    free(src);
+    free(a);
+    free(b);
+}
+
+static void test_dot_axpy(void **state)
+{
+    (void)state;
+    const al_attn_kernels *fast = al_attn_kernels_get(), *ref = al_attn_kernels_ref();
+    static const uint32_t sizes[] = {1, 7, 8, 16, 63, 64, 128, 129};
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        uint32_t n = sizes[s];
+        float q[129], acc1[129], acc2[129];
+        uint16_t k[129];
+        for (uint32_t i = 0; i < n; i++) {
+            q[i] = frand(-3, 3);
+            k[i] = al_float_to_half(frand(-3, 3));
+            acc1[i] = acc2[i] = frand(-1, 1);
+        }
+        float d1 = fast->dot_f16(q, k, n), d2 = ref->dot_f16(q, k, n);
+        assert_true(fabsf(d1 - d2) <= 1e-5f * n * 9.0f + 1e-6f);
+        fast->axpy_f16(acc1, 0.37f, k, n);
+        ref->axpy_f16(acc2, 0.37f, k, n);
+        for (uint32_t i = 0; i < n; i++)
+            assert_true(fabsf(acc1[i] - acc2[i]) <= 1e-5f);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_half_round_trip),
+        cmocka_unit_test(test_to_f16_matches_hardware),
+        cmocka_unit_test(test_dot_axpy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
