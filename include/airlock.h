@@ -207,8 +207,11 @@ typedef struct al_sampler_params {
     int32_t repeat_last_n;   /* window for the penalties */
     float presence_penalty;  /* 0: off */
     float frequency_penalty; /* 0: off */
-    uint64_t seed;           /* same seed, same output */
+    uint64_t seed;           /* same seed, same output; AL_SEED_RANDOM: a fresh one */
 } al_sampler_params;
+
+/* al_sampler_params.seed value that asks for a random seed (the default). */
+#define AL_SEED_RANDOM UINT64_MAX
 
 al_sampler_params al_sampler_default_params(void);
 /* Returns NULL on allocation failure. Free with al_sampler_free. */

@@ -1,0 +1,341 @@
+/*
+ * sampler.c - token sampling: penalties -> top-k -> top-p -> min-p ->
+ * temperature -> softmax -> draw, in the order of llama.cpp's default chain.
+ *
+ * Every buffer is sized in al_sampler_new (n_vocab candidates, a window of
+ * recent tokens, a per-token counter); al_sampler_sample allocates nothing.
+ * Only the candidates that survive are ever fully sorted: top-k selects with
+ * quickselect, top-p grows a sorted prefix geometrically until it has the
+ * probability mass it needs.
+ *
+ * Seeds: params.seed == AL_SEED_RANDOM (UINT64_MAX) draws a seed from the
+ * OS entropy pool (the clock if that fails); any other value is used as is,
+ * so the same seed, logits and accepted tokens give the same tokens.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "airlock.h"
+
+#ifndef AL_SEED_RANDOM
+#define AL_SEED_RANDOM UINT64_MAX
+#endif
+
+/* A negative repeat_last_n means "a long window": this many tokens. */
+#define AL_PENALTY_WINDOW_MAX 4096
+
+typedef struct cand {
+    float logit;
+    int32_t id;
+} cand;
+
+struct al_sampler {
+    al_sampler_params p;
+    int32_t n_vocab;
+    cand *c;          /* n_vocab candidates (scratch) */
+    uint32_t *count;  /* n_vocab occurrence counters, all zero between calls */
+    int32_t *window;  /* ring of the last win_cap accepted tokens */
+    int32_t win_cap;  /* 0: penalties off */
+    int32_t win_len;
+    int32_t win_head; /* next slot to write */
+    uint64_t rng[4];  /* xoshiro256** state */
+};
+
+/* ---------------------------------------------------------------- PRNG */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t xoshiro_next(uint64_t s[4])
+{
+    uint64_t r = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+/* Uniform double in [0, 1) with 53 random bits. */
+static double rng_uniform(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
+
+static uint64_t random_seed(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec a, b;
+    clock_gettime(CLOCK_REALTIME, &a);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return ((uint64_t)a.tv_sec * 1000000007ull) ^ (uint64_t)a.tv_nsec ^ ((uint64_t)b.tv_nsec << 21) ^
+           (uint64_t)(uintptr_t)&v;
+}
+
+/* ---------------------------------------------------------------- params */
+
+al_sampler_params al_sampler_default_params(void)
+{
+    al_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
+    p.repeat_penalty = 1.0f;
+    p.repeat_last_n = 64;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
+    p.seed = AL_SEED_RANDOM;
+    return p;
+}
+
+al_sampler *al_sampler_new(const al_sampler_params *params, int32_t n_vocab)
+{
+    if (n_vocab <= 0)
+        return NULL;
+    al_sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->p = params ? *params : al_sampler_default_params();
+    s->n_vocab = n_vocab;
+    bool penalties = s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f ||
+                     s->p.frequency_penalty != 0.0f;
+    if (penalties && s->p.repeat_last_n != 0)
+        s->win_cap = s->p.repeat_last_n < 0 ? AL_PENALTY_WINDOW_MAX : s->p.repeat_last_n;
+    s->c = malloc((size_t)n_vocab * sizeof *s->c);
+    s->count = calloc((size_t)n_vocab, sizeof *s->count);
+    s->window = malloc((size_t)(s->win_cap > 0 ? s->win_cap : 1) * sizeof *s->window);
+    if (!s->c || !s->count || !s->window) {
+        al_sampler_free(s);
+        return NULL;
+    }
+    uint64_t seed = s->p.seed == AL_SEED_RANDOM ? random_seed() : s->p.seed;
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&seed);
+    return s;
+}
+
+void al_sampler_free(al_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->c);
+    free(s->count);
+    free(s->window);
+    free(s);
+}
+
+void al_sampler_accept(al_sampler *s, int32_t token)
+{
+    if (!s || s->win_cap <= 0 || token < 0 || token >= s->n_vocab)
+        return;
+    s->window[s->win_head] = token;
+    s->win_head = (s->win_head + 1) % s->win_cap;
+    if (s->win_len < s->win_cap)
+        s->win_len++;
+}
+
+/* ---------------------------------------------------------------- chain */
+
+/* Strict "a ranks before b": higher logit first, then lower id, so every
+ * order below is total and the result deterministic. */
+static inline bool before(const cand *a, const cand *b)
+{
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+static inline void swap(cand *a, cand *b)
+{
+    cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Rearranges c[0..n) so that c[0..k) are its k best (in any order). */
+static void select_top(cand *c, int32_t n, int32_t k)
+{
+    int32_t lo = 0, hi = n - 1;
+    uint32_t x = 0x9E3779B9u; /* fixed pivot sequence: deterministic */
+    while (lo < hi) {
+        x = x * 1664525u + 1013904223u;
+        int32_t piv = lo + (int32_t)(x % (uint32_t)(hi - lo + 1));
+        swap(&c[piv], &c[hi]);
+        cand pv = c[hi];
+        int32_t st = lo;
+        for (int32_t i = lo; i < hi; i++)
+            if (before(&c[i], &pv))
+                swap(&c[i], &c[st++]);
+        swap(&c[st], &c[hi]);
+        if (st == k - 1 || st == k)
+            return;
+        if (st < k)
+            lo = st + 1;
+        else
+            hi = st - 1;
+    }
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
+}
+
+/* Makes c[0..m) the m best of c[0..n) in descending order, given that
+ * c[0..*n_sorted) already is the sorted best prefix. */
+static void ensure_sorted(cand *c, int32_t n, int32_t *n_sorted, int32_t m)
+{
+    if (m > n)
+        m = n;
+    if (m <= *n_sorted)
+        return;
+    int32_t s = *n_sorted;
+    select_top(c + s, n - s, m - s);
+    qsort(c + s, (size_t)(m - s), sizeof *c, cmp_cand);
+    *n_sorted = m;
+}
+
+static void apply_penalties(al_sampler *s, int32_t n)
+{
+    if (s->win_len == 0)
+        return;
+    /* Count occurrences in the window, penalise each distinct token once,
+     * then reset the counters (so they stay zero between calls). */
+    for (int32_t i = 0; i < s->win_len; i++)
+        s->count[s->window[i]]++;
+    (void)n;
+    for (int32_t i = 0; i < s->win_len; i++) {
+        int32_t t = s->window[i];
+        uint32_t k = s->count[t];
+        if (k == 0)
+            continue; /* already done */
+        float l = s->c[t].logit; /* candidates are still in id order here */
+        if (s->p.repeat_penalty != 1.0f && s->p.repeat_penalty > 0.0f)
+            l = l > 0.0f ? l / s->p.repeat_penalty : l * s->p.repeat_penalty;
+        l -= (float)k * s->p.frequency_penalty + s->p.presence_penalty;
+        s->c[t].logit = l;
+        s->count[t] = 0;
+    }
+}
+
+int32_t al_sampler_sample(al_sampler *s, const float *logits)
+{
+    if (!s || !logits)
+        return -1;
+    int32_t n = s->n_vocab;
+    cand *c = s->c;
+    for (int32_t i = 0; i < n; i++) {
+        float l = logits[i];
+        c[i].logit = isnan(l) ? -INFINITY : l;
+        c[i].id = i;
+    }
+    apply_penalties(s, n);
+
+    if (s->p.temperature <= 0.0f) {
+        int32_t best = 0;
+        for (int32_t i = 1; i < n; i++)
+            if (c[i].logit > c[best].logit)
+                best = i; /* strict: ties keep the lowest id */
+        return c[best].id;
+    }
+
+    int32_t n_sorted = 0;
+    /* top-k */
+    if (s->p.top_k > 0 && s->p.top_k < n) {
+        select_top(c, n, s->p.top_k);
+        n = s->p.top_k;
+    }
+    ensure_sorted(c, n, &n_sorted, 1);
+    float max = c[0].logit;
+    if (max == -INFINITY)
+        return c[0].id; /* nothing has any probability: the best id */
+
+    /* top-p over the temperature-1 distribution of the survivors */
+    if (s->p.top_p < 1.0f) {
+        double sum = 0.0;
+        for (int32_t i = 0; i < n; i++)
+            sum += exp((double)(c[i].logit - max));
+        double want = (double)s->p.top_p * sum, cum = 0.0;
+        int32_t keep = n, i = 0, chunk = 64;
+        while (i < n) {
+            ensure_sorted(c, n, &n_sorted, i + chunk);
+            int32_t end = n_sorted;
+            for (; i < end; i++) {
+                cum += exp((double)(c[i].logit - max));
+                if (cum >= want) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            if (keep != n || i >= n)
+                break;
+            chunk *= 4;
+        }
+        n = keep;
+        if (n_sorted > n)
+            n_sorted = n;
+    }
+
+    /* min-p: keep logits within log(min_p) of the best */
+    if (s->p.min_p > 0.0f) {
+        float thr = max + logf(s->p.min_p);
+        int32_t w = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (c[i].logit >= thr)
+                c[w++] = c[i];
+        if (w == 0)
+            w = 1; /* cannot happen (c[0] is the max) but keep one */
+        n = w;
+    }
+
+    /* temperature, softmax, draw */
+    float inv_t = 1.0f / s->p.temperature;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        double pr = exp((double)((c[i].logit - max) * inv_t));
+        c[i].logit = (float)pr; /* reuse as the unnormalised probability */
+        sum += pr;
+    }
+    double r = rng_uniform(s->rng) * sum, acc = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        acc += (double)c[i].logit;
+        if (r < acc)
+            return c[i].id;
+    }
+    /* rounding: the last candidate with non-zero mass */
+    for (int32_t i = n - 1; i > 0; i--)
+        if (c[i].logit > 0.0f)
+            return c[i].id;
+    return c[0].id;
+}
+
+float al_logprob(const float *logits, int32_t n_vocab, int32_t token)
+{
+    if (!logits || n_vocab <= 0 || token < 0 || token >= n_vocab)
+        return -INFINITY;
+    float max = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; i++)
+        if (logits[i] > max)
+            max = logits[i];
+    if (max == -INFINITY || isnan(logits[token]))
+        return -INFINITY;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; i++)
+        if (!isnan(logits[i]))
+            sum += exp((double)(logits[i] - max));
+    return (float)((double)(logits[token] - max) - log(sum));
+}
