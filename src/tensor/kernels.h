@@ -1,0 +1,52 @@
+/* kernels.h - internal to src/tensor: the dot-product kernel tables (plain-C
+ * reference in kernels_ref.c, AVX2/FMA/F16C in kernels_avx2.c), the CPU
+ * feature check and helpers shared by the kernels. Not a public API. */
+#ifndef AL_TENSOR_KERNELS_H
+#define AL_TENSOR_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/quant.h"
+#include "tensor/types.h"
+
+#define AL_DOT_MAX_NT 4 /* tokens per dot call */
+
+/* out[t] = sum_i w[i] * a_t[i] for t < nt (1..AL_DOT_MAX_NT), where w is one
+ * weight row of k elements and a_t = (const char *)a + t*a_stride is an
+ * activation row of k elements in the weight type's activation type. */
+typedef void (*al_dot_fn)(int64_t k, const void *w, const void *a, size_t a_stride, int nt, float *out);
+
+typedef struct al_kernels {
+    const char *name;               /* "generic", "avx2" */
+    al_dot_fn dot[AL_TYPE_COUNT];   /* NULL: type not supported */
+} al_kernels;
+
+const al_kernels *al_kernels_ref(void);
+/* NULL when the library was built without AVX2 code. Call only when
+ * al_cpu_has_avx2() is true. */
+const al_kernels *al_kernels_avx2(void);
+/* The kernels al_matmul uses: AVX2 when the CPU and OS support it and env
+ * AIRLOCK_NO_AVX2 is not set to a non-empty value other than "0". Decided
+ * once per process, thread-safe. */
+const al_kernels *al_kernels_get(void);
+
+/* CPUID: AVX2 + FMA + F16C and the OS saves YMM state (XGETBV). */
+bool al_cpu_has_avx2(void);
+
+/* The type activations are converted to for a weight type (ggml's
+ * vec_dot_type): F32, F16, BF16, Q8_0, Q8_1 or Q8_K; AL_TYPE_COUNT if none. */
+uint32_t al_act_type(uint32_t wtype);
+
+/* The 16 signed scales (already minus 32) of a Q3_K block. */
+void al_q3_K_scales(const uint8_t s[12], int8_t out[16]);
+/* Scale and min j (0..7) of the 12 packed bytes of a Q4_K/Q5_K block. */
+void al_q4_K_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
+
+/* al_matmul with an explicit kernel table (tests compare tables). */
+struct al_threadpool;
+void al_matmul_with(const al_kernels *ks, struct al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
+                    int64_t k, size_t row_bytes, const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch);
+
+#endif
