@@ -341,10 +341,27 @@ static void attn_worker(void *arg, int ith, int nth)
 
 /* ------------------------------------------------------------ forward */
 
-static void silu_mul(float *g, const float *u, size_t n)
+typedef struct silu_job {
+    float *g;
+    const float *u;
+    size_t n;
+} silu_job;
+
+static void silu_worker(void *arg, int ith, int nth)
 {
-    for (size_t i = 0; i < n; i++)
-        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    silu_job *j = arg;
+    size_t per = (j->n + (size_t)nth - 1) / (size_t)nth;
+    per = (per + 15) / 16 * 16; /* whole cache lines per thread */
+    size_t lo = (size_t)ith * per, hi = lo + per < j->n ? lo + per : j->n;
+    for (size_t i = lo; i < hi; i++)
+        j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+}
+
+/* g = silu(g) * u, split over the pool. */
+static void silu_mul(al_context *c, float *g, const float *u, size_t n)
+{
+    silu_job j = {g, u, n};
+    al_threadpool_run(c->tp, silu_worker, &j);
 }
 
 /* Runs one chunk of at most n_batch tokens. out_rows[t] is the logits row
@@ -407,7 +424,7 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
             rmsnorm(c->xn + t * d, c->x + t * d, ly->ffn_norm, (int64_t)d, hp->norm_eps);
         matmul(c, &ly->w_gate, c->xn, n_tok, c->gate);
         matmul(c, &ly->w_up, c->xn, n_tok, c->up);
-        silu_mul(c->gate, c->up, (size_t)n_tok * hp->n_ff);
+        silu_mul(c, c->gate, c->up, (size_t)n_tok * hp->n_ff);
         matmul(c, &ly->w_down, c->gate, n_tok, c->xn);
         for (size_t i = 0; i < (size_t)n_tok * d; i++)
             c->x[i] += c->xn[i];
