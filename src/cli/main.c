@@ -18,6 +18,19 @@ static const cli_command k_commands[] = {
     {"logits", cmd_logits, "evaluate a prompt and write the last position's logits"},
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
     {"bench", cmd_bench, "measure prompt and generation speed (like llama-bench)"},
+    {"keygen", cmd_keygen, "make an Ed25519 signing key pair for bundles"},
+    {"bundle", cmd_bundle, "write a signed bundle of a model (connected side)"},
+    {"trust", cmd_trust, "pin, list or remove publisher keys (trust add|list|rm)"},
+    {"import", cmd_import, "verify, copy and scan a bundle into quarantine"},
+    {"approve", cmd_approve, "approve a quarantined model (publishes per policy)"},
+    {"reject", cmd_reject, "reject a model with a reason"},
+    {"policy", cmd_policy, "show or set the approval policy"},
+    {"list", cmd_list, "list the models in the store"},
+    {"show", cmd_show, "show a model's state, digest, signer, approvals, scan report"},
+    {"rm", cmd_rm, "remove a model from the store"},
+    {"gc", cmd_gc, "delete unreferenced blobs"},
+    {"verify", cmd_verify, "re-hash the store; report tampered, missing, stray blobs"},
+    {"export", cmd_export, "write a published model as a bundle again"},
     /* more subcommands here */
 };
 
