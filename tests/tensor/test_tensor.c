@@ -1,0 +1,687 @@
+/* test_tensor.c - the tensor kernels held to their references:
+ * half/bfloat conversions, dequantization (hand-built blocks and the real
+ * stories260K model against its F32 original), activation quantizers,
+ * every AVX2 kernel against its plain-C twin and both against a
+ * dequantize-then-dot oracle, al_matmul against al_matmul_exact for every
+ * type, the thread pool, and real GGUF tensors. Run twice by ctest: once
+ * as is and once with AIRLOCK_NO_AVX2=1 (the generic path). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf/gguf.h"
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+
+static const uint32_t k_types[] = {
+    AL_TYPE_F32, AL_TYPE_F16, AL_TYPE_BF16, AL_TYPE_Q4_0, AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_Q5_1,
+    AL_TYPE_Q8_0, AL_TYPE_Q2_K, AL_TYPE_Q3_K, AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K,
+};
+#define N_TYPES (sizeof(k_types) / sizeof(k_types[0]))
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+static float frand(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(rnd() & 0xffffff) / 16777216.0f;
+}
+
+static void *xalloc(size_t n)
+{
+    void *p = NULL;
+    assert_int_equal(posix_memalign(&p, 64, n < 64 ? 64 : (n + 63) / 64 * 64), 0);
+    memset(p, 0, n);
+    return p;
+}
+
+static void put_half(uint8_t *p, float v)
+{
+    al_half h = al_fp32_to_fp16(v);
+    memcpy(p, &h, 2);
+}
+
+static size_t row_bytes_of(uint32_t t, int64_t k)
+{
+    const al_type_traits *tr = al_type_get(t);
+    return (size_t)(k / tr->block_elems) * tr->block_bytes;
+}
+
+/* Fills one weight row. mode 0: random; 1: zero scales in every other
+ * block; 2: all quant bytes 0xff and large scales; 3: all quant bytes 0. */
+static void fill_row(uint32_t t, uint8_t *row, int64_t k, int mode)
+{
+    const al_type_traits *tr = al_type_get(t);
+    const size_t bb = tr->block_bytes;
+    const int64_t nb = k / tr->block_elems;
+    if (t == AL_TYPE_F32 || t == AL_TYPE_F16 || t == AL_TYPE_BF16) {
+        for (int64_t i = 0; i < k; i++) {
+            float v = mode == 2 ? (i % 2 ? 60000.0f : -1e-3f) : mode == 3 ? 0.0f : frand(-1, 1);
+            if (mode == 1 && (i / 32) % 2)
+                v = 0.0f;
+            if (t == AL_TYPE_F32)
+                memcpy(row + 4 * i, &v, 4);
+            else if (t == AL_TYPE_F16)
+                put_half(row + 2 * i, v);
+            else {
+                al_bf16 b = al_fp32_to_bf16(v);
+                memcpy(row + 2 * i, &b, 2);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < nb * bb; i++)
+        row[i] = mode == 2 ? 0xff : mode == 3 ? 0 : (uint8_t)rnd();
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *p = row + b * bb;
+        float d = mode == 2 ? 2.0f : frand(-0.05f, 0.05f), m = mode == 2 ? -1.5f : frand(-0.05f, 0.05f);
+        if (mode == 1 && b % 2)
+            d = m = 0.0f;
+        switch (t) {
+        case AL_TYPE_Q4_0: case AL_TYPE_Q5_0: case AL_TYPE_Q8_0: put_half(p, d); break;
+        case AL_TYPE_Q4_1: case AL_TYPE_Q5_1: put_half(p, d); put_half(p + 2, m); break;
+        case AL_TYPE_Q2_K: put_half(p + 80, d * 0.1f); put_half(p + 82, m * 0.1f); break;
+        case AL_TYPE_Q3_K: put_half(p + 108, d * 0.1f); break;
+        case AL_TYPE_Q4_K: case AL_TYPE_Q5_K: put_half(p, d * 0.1f); put_half(p + 2, m * 0.1f); break;
+        case AL_TYPE_Q6_K: put_half(p + 208, d * 0.1f); break;
+        default: break;
+        }
+    }
+}
+
+/* Activation rows: random, with an extreme mode (large values, zeros). */
+static void fill_x(float *x, int64_t n, int mode)
+{
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = frand(-1, 1);
+        if (mode == 2 && i % 37 == 0)
+            x[i] = (i % 2 ? 300.0f : -300.0f);
+        if (mode == 1 && (i / 256) % 2)
+            x[i] = 0.0f;
+    }
+}
+
+/* Activation row (type at) back to floats such that the dot of a
+ * dequantized weight row with it is exactly what the kernel computes. */
+static void deq_act(uint32_t at, const void *a, float *out, int64_t k)
+{
+    if (at == AL_TYPE_Q8_1) {
+        const al_block_q8_1 *b = a;
+        for (int64_t i = 0; i < k / 32; i++) {
+            float d = al_fp16_to_fp32(b[i].d), s = al_fp16_to_fp32(b[i].s);
+            int sum = 0;
+            for (int j = 0; j < 32; j++)
+                sum += b[i].qs[j];
+            /* the kernel uses s for the min term: spread its rounding */
+            float corr = (s - d * (float)sum) / 32.0f;
+            for (int j = 0; j < 32; j++)
+                out[32 * i + j] = d * (float)b[i].qs[j] + corr;
+        }
+        return;
+    }
+    al_dequantize_row(at, a, out, k);
+}
+
+static void convert_act(uint32_t at, const float *x, void *a, int64_t k)
+{
+    switch (at) {
+    case AL_TYPE_Q8_0: al_quantize_row_q8_0(x, a, k); break;
+    case AL_TYPE_Q8_1: al_quantize_row_q8_1(x, a, k); break;
+    case AL_TYPE_Q8_K: al_quantize_row_q8_K(x, a, k); break;
+    case AL_TYPE_F16: al_fp32_to_fp16_row(x, a, k); break;
+    case AL_TYPE_BF16: al_fp32_to_bf16_row(x, a, k); break;
+    default: memcpy(a, x, (size_t)k * 4); break;
+    }
+}
+
+/* ------------------------------------------------------------ conversions */
+
+static void test_half(void **state)
+{
+    (void)state;
+    assert_int_equal(al_fp32_to_fp16(1.0f), 0x3c00);
+    assert_int_equal(al_fp32_to_fp16(-2.0f), 0xc000);
+    assert_int_equal(al_fp32_to_fp16(65504.0f), 0x7bff);
+    assert_int_equal(al_fp32_to_fp16(65520.0f), 0x7c00);      /* rounds up to inf */
+    assert_int_equal(al_fp32_to_fp16(65519.0f), 0x7bff);
+    assert_int_equal(al_fp32_to_fp16(ldexpf(1, -24)), 0x0001); /* smallest subnormal */
+    assert_int_equal(al_fp32_to_fp16(ldexpf(1, -25)), 0x0000); /* tie to even: 0 */
+    assert_int_equal(al_fp32_to_fp16(ldexpf(3, -25)), 0x0002); /* tie to even: 2 */
+    assert_int_equal(al_fp32_to_fp16(1.0f + ldexpf(1, -11)), 0x3c00);     /* tie to even */
+    assert_int_equal(al_fp32_to_fp16(1.0f + ldexpf(3, -11)), 0x3c02);     /* tie to even */
+    assert_int_equal(al_fp32_to_fp16(1.0f + ldexpf(1, -11) + ldexpf(1, -20)), 0x3c01);
+    assert_int_equal(al_fp32_to_fp16(INFINITY), 0x7c00);
+    assert_true((al_fp32_to_fp16(NAN) & 0x7fff) > 0x7c00);
+    /* every non-NaN half survives half -> float -> half */
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            continue;
+        assert_int_equal(al_fp32_to_fp16(al_fp16_to_fp32((al_half)h)), h);
+    }
+    assert_true(al_fp16_to_fp32(0x0001) == ldexpf(1, -24));
+    assert_true(al_fp16_to_fp32(0x3555) == 0x155p-12f + 0.25f);
+    /* bf16 */
+    assert_int_equal(al_fp32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(al_fp32_to_bf16(1.0f + ldexpf(1, -8)), 0x3f80); /* tie to even */
+    assert_int_equal(al_fp32_to_bf16(1.0f + ldexpf(3, -8)), 0x3f82);
+    assert_int_equal(al_fp32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)), 0x3f81);
+    assert_true(isnan(al_bf16_to_fp32(al_fp32_to_bf16(NAN))));
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7f80) == 0x7f80 && (h & 0x7f))
+            continue;
+        assert_int_equal(al_fp32_to_bf16(al_bf16_to_fp32((al_bf16)h)), h);
+    }
+}
+
+/* ------------------------------------------------------------ dequantize */
+
+static void test_dequant_known(void **state)
+{
+    (void)state;
+    float y[256];
+    /* Q4_0: d = 0.5, qs[j] = j | (15-j) << 4 */
+    al_block_q4_0 b4;
+    b4.d = al_fp32_to_fp16(0.5f);
+    for (int j = 0; j < 16; j++)
+        b4.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    al_dequantize_row(AL_TYPE_Q4_0, &b4, y, 32);
+    for (int j = 0; j < 16; j++) {
+        assert_true(y[j] == 0.5f * (float)(j - 8));
+        assert_true(y[j + 16] == 0.5f * (float)(7 - j));
+    }
+    /* Q5_1: the fifth bit of element j is bit j of qh (little-endian) */
+    al_block_q5_1 b5;
+    b5.d = al_fp32_to_fp16(1.0f);
+    b5.m = al_fp32_to_fp16(-3.0f);
+    const uint32_t qh = 0x80010002u; /* elements 1, 16, 31 */
+    memcpy(b5.qh, &qh, 4);
+    for (int j = 0; j < 16; j++)
+        b5.qs[j] = (uint8_t)(1 | (2 << 4));
+    al_dequantize_row(AL_TYPE_Q5_1, &b5, y, 32);
+    for (int j = 0; j < 32; j++) {
+        int q = j < 16 ? 1 : 2;
+        if (j == 1 || j == 16 || j == 31)
+            q += 16;
+        assert_true(y[j] == (float)q - 3.0f);
+    }
+    /* Q6_K: element 0 = ql[0] low | qh[0] bits 0-1; element 64 = ql[0] high
+     * | qh[0] bits 4-5; element 160 (second half, l = 0 of q2) = ql[96] low
+     * | qh[32] bits 2-3, with scales 0, 4 and 10. */
+    al_block_q6_K b6;
+    memset(&b6, 0, sizeof(b6));
+    for (int i = 0; i < 128; i++)
+        b6.ql[i] = 0x00;
+    b6.d = al_fp32_to_fp16(1.0f);
+    for (int i = 0; i < 16; i++)
+        b6.scales[i] = (int8_t)(i + 1);
+    b6.ql[0] = 0x5a;    /* low 0xa, high 0x5 */
+    b6.qh[0] = 0x31;    /* bits0-1 = 1, bits4-5 = 3 */
+    b6.ql[96] = 0x07;
+    b6.qh[32] = 0x08;   /* bits2-3 = 2 */
+    al_dequantize_row(AL_TYPE_Q6_K, &b6, y, 256);
+    assert_true(y[0] == 1.0f * (float)((0xa | 1 << 4) - 32));
+    assert_true(y[64] == 5.0f * (float)((0x5 | 3 << 4) - 32));
+    assert_true(y[160] == 11.0f * (float)((0x7 | 2 << 4) - 32));
+    assert_true(y[1] == -32.0f);
+    assert_true(y[255] == 16.0f * -32.0f);
+    /* Q4_K: sub-block j uses scale/min j; j >= 4 packs high bits in
+     * bytes 0..7's top two bits. Set sub-block 5: scale 0x2b (low 0xb in
+     * byte 9, high 2 in byte 1 bits 6-7), min 0x31 (low 1 in byte 9 high
+     * nibble, high 3 in byte 5 bits 6-7). */
+    al_block_q4_K bk;
+    memset(&bk, 0, sizeof(bk));
+    bk.d = al_fp32_to_fp16(1.0f);
+    bk.dmin = al_fp32_to_fp16(0.5f);
+    bk.scales[9] = 0x1b;
+    bk.scales[1] = 0x80;
+    bk.scales[5] = 0xc0;
+    bk.scales[0] = 7;   /* sub-block 0: scale 7, min 0 */
+    bk.qs[64] = 0x3c;   /* sub-blocks 4 (low nibbles) and 5 (high): element 128 = 0xc, 160 = 0x3 */
+    bk.qs[0] = 0x02;
+    al_dequantize_row(AL_TYPE_Q4_K, &bk, y, 256);
+    assert_true(y[0] == 14.0f);
+    assert_true(y[160] == (float)(0x2b * 3) - 0.5f * (float)0x31);
+    assert_true(y[161] == -0.5f * (float)0x31);
+    /* sub-block 4: scale = byte 8 low | byte 0 bits 6-7 = 0; min = byte 8 high | byte 4 top = 0 */
+    assert_true(y[128] == 0.0f);
+}
+
+static void test_quant_roundtrip(void **state)
+{
+    (void)state;
+    enum { K = 1024 };
+    float x[K], y[K];
+    fill_x(x, K, 2);
+    for (int i = 0; i < 64; i++)
+        x[512 + i] = 0.0f; /* an all-zero block */
+    al_block_q8_0 q0[K / 32];
+    al_quantize_row_q8_0(x, q0, K);
+    al_dequantize_row(AL_TYPE_Q8_0, q0, y, K);
+    for (int b = 0; b < K / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[32 * b + j]));
+        for (int j = 0; j < 32; j++)
+            assert_true(fabsf(y[32 * b + j] - x[32 * b + j]) <= amax / 254.0f * 1.01f + amax * 1e-3f);
+        int qmax = 0;
+        for (int j = 0; j < 32; j++)
+            qmax = abs(q0[b].qs[j]) > qmax ? abs(q0[b].qs[j]) : qmax;
+        assert_int_equal(qmax, amax > 0 ? 127 : 0);
+    }
+    al_block_q8_1 q1[K / 32];
+    al_quantize_row_q8_1(x, q1, K);
+    for (int b = 0; b < K / 32; b++) {
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            assert_int_equal(q1[b].qs[j], q0[b].qs[j]);
+            sum += q1[b].qs[j];
+        }
+        assert_true(q1[b].s == al_fp32_to_fp16(al_fp16_to_fp32(q1[b].d) * (float)sum) ||
+                    fabsf(al_fp16_to_fp32(q1[b].s) - (float)sum * al_fp16_to_fp32(q1[b].d)) <=
+                        fabsf((float)sum * al_fp16_to_fp32(q1[b].d)) * 1e-3f);
+    }
+    al_block_q8_K qk[K / 256];
+    al_quantize_row_q8_K(x, qk, K);
+    al_dequantize_row(AL_TYPE_Q8_K, qk, y, K);
+    for (int b = 0; b < K / 256; b++) {
+        float amax = 0;
+        for (int j = 0; j < 256; j++)
+            amax = fmaxf(amax, fabsf(x[256 * b + j]));
+        for (int j = 0; j < 256; j++)
+            assert_true(fabsf(y[256 * b + j] - x[256 * b + j]) <= amax / 254.0f * 1.001f + 1e-7f);
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++)
+                s += qk[b].qs[16 * g + l];
+            assert_int_equal(qk[b].bsums[g], s);
+        }
+    }
+    /* ties round to even in Q8_K: x = {127, 0.5*d...}: max 127 gives d = -1 */
+    float t[256] = {0};
+    t[0] = -127.0f;
+    t[1] = 2.5f;
+    t[2] = -3.5f;
+    al_quantize_row_q8_K(t, qk, 256);
+    assert_true(qk[0].d == 1.0f);
+    assert_int_equal(qk[0].qs[1], 2);
+    assert_int_equal(qk[0].qs[2], -4);
+}
+
+/* stories260K quantized vs its F32 original: dequantized tensors must be
+ * close to the original weights (a wrong bit order is off by ~100%). */
+static const char *shared_dir(void)
+{
+    const char *s = getenv("AIRLOCK_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+static void test_dequant_real(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared_dir());
+    al_gguf *ref = NULL;
+    al_error err;
+    if (al_gguf_open(path, NULL, &ref, &err) != AL_OK) {
+        printf("SKIP real-model dequantize test: %s\n", err.msg);
+        return;
+    }
+    static const struct { const char *file; uint32_t type; double max_rel; } cases[] = {
+        {"stories260K-f16.gguf", AL_TYPE_F16, 1e-3}, {"stories260K-bf16.gguf", AL_TYPE_BF16, 6e-3},
+        {"stories260K-q8_0.gguf", AL_TYPE_Q8_0, 0.012}, {"stories260K-q4_0.gguf", AL_TYPE_Q4_0, 0.2},
+        {"stories260K-q5_1.gguf", AL_TYPE_Q5_1, 0.08},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        snprintf(path, sizeof(path), "%s/models/%s", shared_dir(), cases[c].file);
+        al_gguf *g = NULL;
+        if (al_gguf_open(path, NULL, &g, &err) != AL_OK)
+            fail_msg("%s", err.msg);
+        int n_checked = 0;
+        double worst = 0;
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const al_gguf_tensor *t = &g->tensors[i];
+            if (t->type != cases[c].type)
+                continue;
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)t->name.len, t->name.ptr);
+            const al_gguf_tensor *o = al_gguf_find_tensor(ref, name);
+            assert_non_null(o);
+            assert_int_equal(o->type, AL_TYPE_F32);
+            assert_int_equal(o->n_elems, t->n_elems);
+            float *y = xalloc(t->n_elems * 4);
+            al_dequantize_row(t->type, t->data, y, (int64_t)t->n_elems);
+            const float *f = o->data;
+            double se = 0, sf = 0;
+            for (uint64_t e = 0; e < t->n_elems; e++) {
+                se += ((double)y[e] - f[e]) * ((double)y[e] - f[e]);
+                sf += (double)f[e] * f[e];
+            }
+            double rel = sqrt(se / (sf + 1e-30));
+            if (rel > worst)
+                worst = rel;
+            if (rel > cases[c].max_rel)
+                fail_msg("%s %s: relative RMS error %.4f > %.4f", cases[c].file, name, rel, cases[c].max_rel);
+            free(y);
+            n_checked++;
+        }
+        printf("  %-24s %2d %s tensors, worst relative RMS error vs F32 %.5f\n", cases[c].file, n_checked,
+               al_type_name(cases[c].type), worst);
+        assert_true(n_checked > 0);
+        al_gguf_close(g);
+    }
+    al_gguf_close(ref);
+}
+
+/* ------------------------------------------------------------ kernels */
+
+/* One weight row against nt activation rows, three ways. */
+static void check_dot(const al_kernels *fast, uint32_t t, int64_t k, int mode)
+{
+    const uint32_t at = al_act_type(t);
+    const size_t rb = row_bytes_of(t, k), ab = row_bytes_of(at, k);
+    uint8_t *w = xalloc(rb);
+    uint8_t *a = xalloc(ab * AL_DOT_MAX_NT);
+    float *x = xalloc((size_t)k * 4), *wf = xalloc((size_t)k * 4), *af = xalloc((size_t)k * 4);
+    fill_row(t, w, k, mode);
+    al_dequantize_row(t, w, wf, k);
+    double wmax = 0;
+    for (int64_t i = 0; i < k; i++)
+        wmax = fmax(wmax, fabs(wf[i]));
+    float out_ref[AL_DOT_MAX_NT], out_fast[AL_DOT_MAX_NT];
+    for (int tok = 0; tok < AL_DOT_MAX_NT; tok++) {
+        fill_x(x, k, mode);
+        convert_act(at, x, a + tok * ab, k);
+    }
+    for (int nt = 1; nt <= AL_DOT_MAX_NT; nt++) {
+        al_kernels_ref()->dot[t](k, w, a, ab, nt, out_ref);
+        fast->dot[t](k, w, a, ab, nt, out_fast);
+        for (int tok = 0; tok < nt; tok++) {
+            deq_act(at, a + tok * ab, af, k);
+            double oracle = 0, sa = 0, sabs = 0;
+            for (int64_t i = 0; i < k; i++) {
+                oracle += (double)wf[i] * af[i];
+                sa += fabs(af[i]);
+                sabs += fabs((double)wf[i] * af[i]);
+            }
+            double scale = wmax * sa + sabs;
+            double tol = (2e-6 + 1.2e-7 * (double)k) * scale + 1e-30;
+            if (at == AL_TYPE_Q8_1) { /* the oracle spreads s's F16 rounding over the block */
+                const al_block_q8_1 *qb = (const al_block_q8_1 *)(a + tok * ab);
+                for (int64_t b = 0; b < k / 32; b++)
+                    tol += fabs(al_fp16_to_fp32(qb[b].s)) * 2 * wmax * 1e-3;
+            }
+            if (!(fabs(out_ref[tok] - oracle) <= tol) || !(fabs(out_fast[tok] - out_ref[tok]) <= tol))
+                fail_msg("%s k=%lld mode=%d nt=%d tok=%d: ref %.9g fast(%s) %.9g oracle %.9g tol %.3g",
+                         al_type_name(t), (long long)k, mode, nt, tok, out_ref[tok], fast->name, out_fast[tok],
+                         oracle, tol);
+        }
+    }
+    free(w), free(a), free(x), free(wf), free(af);
+}
+
+static void test_kernels(void **state)
+{
+    (void)state;
+    const al_kernels *fast = al_kernels_get();
+    const al_kernels *avx2 = al_cpu_has_avx2() ? al_kernels_avx2() : NULL;
+    printf("  kernels in use: %s (CPU has AVX2: %s)\n", fast->name, al_cpu_has_avx2() ? "yes" : "no");
+    const char *env = getenv("AIRLOCK_NO_AVX2");
+    if (env && *env && strcmp(env, "0") != 0)
+        assert_ptr_equal(fast, al_kernels_ref());
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        uint32_t t = k_types[ti];
+        int64_t blk = al_type_get(t)->block_elems;
+        int64_t unit = blk == 1 ? 32 : blk;
+        const int64_t ks[] = {unit, unit * 3, unit * 7, t == AL_TYPE_F32 || t == AL_TYPE_F16 || t == AL_TYPE_BF16 ? 37 : unit * 16};
+        for (size_t ki = 0; ki < 4; ki++)
+            for (int mode = 0; mode < 4; mode++)
+                for (int rep = 0; rep < (mode == 0 ? 4 : 1); rep++) {
+                    check_dot(fast, t, ks[ki], mode);
+                    if (avx2)
+                        check_dot(avx2, t, ks[ki], mode);
+                }
+    }
+}
+
+/* ------------------------------------------------------------ matmul */
+
+static void check_matmul(al_threadpool *tp, uint32_t t, int64_t n_rows, int64_t k, int64_t n_tok, int mode)
+{
+    const size_t rb = row_bytes_of(t, k);
+    const int64_t ldy = n_rows + 5;
+    uint8_t *W = xalloc(rb * (size_t)n_rows);
+    float *X = xalloc((size_t)(k * n_tok) * 4);
+    float *Y = xalloc((size_t)(ldy * n_tok) * 4), *Ye = xalloc((size_t)(ldy * n_tok) * 4);
+    float *Yr = xalloc((size_t)(ldy * n_tok) * 4);
+    for (int64_t r = 0; r < n_rows; r++)
+        fill_row(t, W + r * rb, k, r % 7 == 3 ? 1 : mode);
+    fill_x(X, k * n_tok, mode);
+    for (int64_t i = 0; i < ldy * n_tok; i++)
+        Y[i] = Ye[i] = Yr[i] = -12345.0f;
+    void *s1 = xalloc(al_matmul_scratch_bytes(t, k, n_tok));
+    void *s2 = xalloc(al_matmul_exact_scratch_bytes(k, al_threadpool_size(tp)));
+    al_matmul(tp, t, W, n_rows, k, rb, X, n_tok, Y, ldy, s1);
+    al_matmul_exact(tp, t, W, n_rows, k, rb, X, n_tok, Ye, ldy, s2);
+    al_matmul_with(al_kernels_ref(), NULL, t, W, n_rows, k, rb, X, n_tok, Yr, ldy, s1);
+    const uint32_t at = al_act_type(t);
+    float *wf = xalloc((size_t)k * 4);
+    for (int64_t r = 0; r < n_rows; r++) {
+        al_dequantize_row(t, W + r * rb, wf, k);
+        for (int64_t tok = 0; tok < n_tok; tok++) {
+            const float *x = X + tok * k;
+            double bound = 0, sabs = 0;
+            for (int64_t b = 0; b < k; b += 32) {
+                int64_t bl = at == AL_TYPE_Q8_K ? 256 : 32;
+                int64_t b0 = b / bl * bl;
+                float amax = 0;
+                for (int64_t i = b0; i < b0 + bl && i < k; i++)
+                    amax = fmaxf(amax, fabsf(x[i]));
+                for (int64_t i = b; i < b + 32 && i < k; i++) {
+                    double e = at == AL_TYPE_F32 ? 0 : at == AL_TYPE_F16 ? fabs(x[i]) * 5e-4
+                             : at == AL_TYPE_BF16 ? fabs(x[i]) * 4e-3 : amax / 254.0 * 1.01 + fabs(x[i]) * 1e-3;
+                    bound += fabs(wf[i]) * e;
+                    sabs += fabs((double)wf[i] * x[i]);
+                }
+            }
+            bound += (2e-6 + 1.2e-7 * (double)k) * sabs + 1e-30;
+            float yn = Y[tok * ldy + r], ye = Ye[tok * ldy + r], yr = Yr[tok * ldy + r];
+            if (!(fabs(yn - ye) <= bound) || !(fabs(yn - yr) <= (2e-6 + 1.2e-7 * (double)k) * sabs * 4 + 1e-30))
+                fail_msg("%s rows=%lld k=%lld n_tok=%lld nth=%d row %lld tok %lld: matmul %.9g ref %.9g exact %.9g bound %.3g",
+                         al_type_name(t), (long long)n_rows, (long long)k, (long long)n_tok,
+                         al_threadpool_size(tp), (long long)r, (long long)tok, yn, yr, ye, bound);
+        }
+    }
+    for (int64_t tok = 0; tok < n_tok; tok++)
+        for (int64_t r = n_rows; r < ldy; r++)
+            assert_true(Y[tok * ldy + r] == -12345.0f && Ye[tok * ldy + r] == -12345.0f);
+    free(W), free(X), free(Y), free(Ye), free(Yr), free(s1), free(s2), free(wf);
+}
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    for (int nth = 1; nth <= 3; nth++) {
+        al_threadpool *tp = al_threadpool_new(nth);
+        assert_non_null(tp);
+        assert_int_equal(al_threadpool_size(tp), nth);
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const int64_t toks[] = {1, 3, 17};
+            for (int ni = 0; ni < 3; ni++) {
+                check_matmul(tp, k_types[ti], 37, 512, toks[ni], 0);
+                check_matmul(tp, k_types[ti], 5, 256, toks[ni], 2);
+            }
+        }
+        check_matmul(tp, AL_TYPE_Q8_0, 1, 32, 1, 0);
+        check_matmul(tp, AL_TYPE_F16, 3, 40, 2, 0);
+        al_threadpool_free(tp);
+    }
+    check_matmul(NULL, AL_TYPE_Q4_K, 21, 256, 5, 0);
+    assert_true(al_matmul_check(AL_TYPE_Q4_K, 512));
+    assert_false(al_matmul_check(AL_TYPE_Q4_K, 200));
+    assert_false(al_matmul_check(AL_TYPE_Q8_K, 256));
+    assert_false(al_matmul_check(16, 256)); /* IQ2_XXS */
+    assert_false(al_matmul_check(AL_TYPE_Q8_0, 0));
+    assert_true(al_matmul_check(AL_TYPE_F32, 3));
+}
+
+/* ------------------------------------------------------------ thread pool */
+
+typedef struct pool_job {
+    atomic_int calls[4];
+    int phase1[4];
+    int seen_ok;
+    int nth_seen;
+} pool_job;
+
+static void pool_fn(void *ctx, int ith, int nth)
+{
+    pool_job *j = ctx;
+    atomic_fetch_add(&j->calls[ith], 1);
+    j->nth_seen = nth;
+    j->phase1[ith] = ith + 100;
+    al_threadpool_barrier(NULL); /* no-op */
+}
+
+typedef struct bar_job {
+    al_threadpool *tp;
+    int vals[4][64];
+    atomic_int bad;
+} bar_job;
+
+static void bar_fn(void *ctx, int ith, int nth)
+{
+    bar_job *j = ctx;
+    for (int round = 0; round < 50; round++) {
+        j->vals[ith][round] = round * 10 + ith;
+        al_threadpool_barrier(j->tp);
+        for (int o = 0; o < nth; o++)
+            if (j->vals[o][round] != round * 10 + o)
+                atomic_fetch_add(&j->bad, 1);
+        al_threadpool_barrier(j->tp);
+    }
+}
+
+static void test_threadpool(void **state)
+{
+    (void)state;
+    assert_null(al_threadpool_new(0));
+    al_threadpool_free(NULL);
+    assert_int_equal(al_threadpool_size(NULL), 1);
+    assert_true(al_physical_cores() >= 1);
+    for (int nth = 1; nth <= 3; nth++) {
+        al_threadpool *tp = al_threadpool_new(nth);
+        assert_non_null(tp);
+        pool_job pj;
+        memset(&pj, 0, sizeof(pj));
+        for (int r = 0; r < 300; r++)
+            al_threadpool_run(tp, pool_fn, &pj);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(atomic_load(&pj.calls[i]), i < nth ? 300 : 0);
+        assert_int_equal(pj.nth_seen, nth);
+        bar_job bj;
+        memset(&bj, 0, sizeof(bj));
+        bj.tp = tp;
+        for (int r = 0; r < 5; r++)
+            al_threadpool_run(tp, bar_fn, &bj);
+        assert_int_equal(atomic_load(&bj.bad), 0);
+        al_threadpool_free(tp);
+    }
+    pool_job pj;
+    memset(&pj, 0, sizeof(pj));
+    al_threadpool_run(NULL, pool_fn, &pj);
+    assert_int_equal(atomic_load(&pj.calls[0]), 1);
+}
+
+/* ------------------------------------------------------------ real models */
+
+static void test_real_matmul(void **state)
+{
+    (void)state;
+    static const char *files[] = {
+        "stories260K.gguf", "stories260K-f16.gguf", "stories260K-bf16.gguf", "stories260K-q4_0.gguf",
+        "stories260K-q5_1.gguf", "stories260K-q8_0.gguf", "tiny-llama-q4_0.gguf", "tiny-llama-q4_k_m.gguf",
+        "tiny-llama-q6_k.gguf", "tiny-llama-q8_0.gguf", "tiny-qwen2-q4_k_m.gguf", "tiny-qwen3-q8_0.gguf",
+    };
+    al_threadpool *tp = al_threadpool_new(2);
+    int n_total = 0;
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/models/%s", shared_dir(), files[f]);
+        al_gguf *g = NULL;
+        al_error err;
+        if (al_gguf_open(path, NULL, &g, &err) != AL_OK) {
+            printf("SKIP %s: %s\n", files[f], err.msg);
+            continue;
+        }
+        bool seen[AL_TYPE_COUNT] = {false};
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const al_gguf_tensor *t = &g->tensors[i];
+            if (t->n_dims != 2 || !al_matmul_check(t->type, (int64_t)t->ne[0]) || seen[t->type])
+                continue;
+            seen[t->type] = true; /* one tensor per type per file keeps this fast */
+            const int64_t k = (int64_t)t->ne[0], rows = (int64_t)(t->ne[1] < 48 ? t->ne[1] : 48), n_tok = 3;
+            const size_t rb = row_bytes_of(t->type, k);
+            assert_true(rb * t->ne[1] == t->n_bytes);
+            float *X = xalloc((size_t)(k * n_tok) * 4), *Y = xalloc((size_t)(rows * n_tok) * 4);
+            float *Ye = xalloc((size_t)(rows * n_tok) * 4), *wf = xalloc((size_t)k * 4);
+            fill_x(X, k * n_tok, 0);
+            void *s1 = xalloc(al_matmul_scratch_bytes(t->type, k, n_tok));
+            void *s2 = xalloc(al_matmul_exact_scratch_bytes(k, 2));
+            al_matmul(tp, t->type, t->data, rows, k, rb, X, n_tok, Y, rows, s1);
+            al_matmul_exact(tp, t->type, t->data, rows, k, rb, X, n_tok, Ye, rows, s2);
+            for (int64_t r = 0; r < rows; r++) {
+                al_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, wf, k);
+                double wabs = 0;
+                for (int64_t e = 0; e < k; e++)
+                    wabs += fabs(wf[e]);
+                for (int64_t tok = 0; tok < n_tok; tok++) {
+                    /* |x| <= 1: activation rounding moves each product by <= |w|/254 */
+                    double bound = wabs * (1.01 / 254.0 + 1e-3) + 1e-5;
+                    if (t->type == AL_TYPE_F32)
+                        bound = wabs * 1e-6 + 1e-6;
+                    if (!(fabs(Y[tok * rows + r] - Ye[tok * rows + r]) <= bound))
+                        fail_msg("%s %.*s (%s) row %lld tok %lld: %.9g vs exact %.9g (bound %.3g)", files[f],
+                                 (int)t->name.len, t->name.ptr, al_type_name(t->type), (long long)r, (long long)tok,
+                                 Y[tok * rows + r], Ye[tok * rows + r], bound);
+                }
+            }
+            free(X), free(Y), free(Ye), free(wf), free(s1), free(s2);
+            n_total++;
+        }
+        al_gguf_close(g);
+    }
+    printf("  checked al_matmul vs al_matmul_exact on %d real tensors\n", n_total);
+    assert_true(n_total >= 12);
+    al_threadpool_free(tp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_half),
+        cmocka_unit_test(test_dequant_known),
+        cmocka_unit_test(test_quant_roundtrip),
+        cmocka_unit_test(test_dequant_real),
+        cmocka_unit_test(test_kernels),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_threadpool),
+        cmocka_unit_test(test_real_matmul),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
