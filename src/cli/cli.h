@@ -21,6 +21,11 @@ int cmd_rm(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+int cmd_apikey(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_sandbox_selftest(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* more subcommands: add the declaration here and a row in main.c */
 
 /* Prints "airlock CMD: message" to stderr (printf-style). */

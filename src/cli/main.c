@@ -31,6 +31,11 @@ static const cli_command k_commands[] = {
     {"gc", cmd_gc, "delete unreferenced blobs"},
     {"verify", cmd_verify, "re-hash the store; report tampered, missing, stray blobs"},
     {"export", cmd_export, "write a published model as a bundle again"},
+    {"doctor", cmd_doctor, "report the security posture: sandbox, servers, store, host"},
+    {"apikey", cmd_apikey, "create, list or revoke API keys"},
+    {"audit", cmd_audit, "verify, export or tail the tamper-evident audit log"},
+    {"sandbox-selftest", cmd_sandbox_selftest, "enter the sandbox and try to reach ADDR:PORT (must fail)"},
+    {"serve", cmd_serve, "serve the OpenAI and Ollama APIs (continuous batching)"},
     /* more subcommands here */
 };
 
