@@ -1,0 +1,1571 @@
+/*
+ * api.c - the endpoints: OpenAI (/v1/...), Ollama (/api/...) and
+ * operations (/health, /ready, /metrics). Parses and validates request
+ * bodies, renders chat prompts, tokenizes, hands jobs to the scheduler and
+ * shapes answers: JSON, SSE chunks (OpenAI) or NDJSON lines (Ollama).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "server/server_int.h"
+#include "util/error.h"
+
+typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;
+
+/* A request error: HTTP status, OpenAI code and param, message. */
+typedef struct perr {
+    int status;
+    const char *code;
+    char param[64];
+    char msg[768];
+} perr;
+
+__attribute__((format(printf, 5, 6))) static bool fail(perr *e, int status, const char *code, const char *param,
+                                                       const char *fmt, ...)
+{
+    e->status = status;
+    e->code = code;
+    snprintf(e->param, sizeof(e->param), "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static int reply_perr(srv_req *r, const perr *e)
+{
+    return srv_reply_error(r, e->status ? e->status : 400, e->code, e->param[0] ? e->param : NULL, "%s", e->msg);
+}
+
+/* ------------------------------------------------------------ utilities */
+
+/* Length of a valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+/* A JSON string of bytes that may hold invalid UTF-8 (each bad byte
+ * becomes U+FFFD). */
+static json_t *jstr(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s ? s : "", s ? n : 0);
+    if (j)
+        return j;
+    char *t = malloc(n * 3 + 1);
+    if (!t)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k == 0 || (k == 1 && s[i] == 0)) {
+            memcpy(t + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(t + o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    j = json_stringn(t, o);
+    free(t);
+    return j;
+}
+
+static void make_id(al_server *srv, const char *prefix, char *out, size_t cap)
+{
+    unsigned long long n = atomic_fetch_add(&srv->next_id, 1) + 1;
+    unsigned long long t = (unsigned long long)time(NULL);
+    snprintf(out, cap, "%s%08llx%08llx", prefix, t & 0xffffffffull, (n * 2654435761ull) & 0xffffffffull);
+}
+
+static json_t *rfc3339_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char b[64], o[80];
+    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(o, sizeof(o), "%s.%09ldZ", b, ts.tv_nsec);
+    return json_string(o);
+}
+
+static json_t *rfc3339_of(time_t t)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char b[64];
+    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(b);
+}
+
+/* ------------------------------------------------------ field validation */
+
+/* Absent or null: *present false. Each returns false (e filled) on a
+ * wrong type or a value out of range. */
+static bool get_num(json_t *o, const char *key, double lo, double hi, double *out, bool *present, perr *e)
+{
+    json_t *v = json_object_get(o, key);
+    *present = false;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_number(v))
+        return fail(e, 400, "invalid_type", key, "'%s' must be a number", key);
+    double d = json_number_value(v);
+    if (!(d >= lo && d <= hi))
+        return fail(e, 400, "invalid_value", key, "'%s' must be between %g and %g (got %g)", key, lo, hi, d);
+    *out = d;
+    *present = true;
+    return true;
+}
+
+static bool get_int(json_t *o, const char *key, long long lo, long long hi, long long *out, bool *present, perr *e)
+{
+    json_t *v = json_object_get(o, key);
+    *present = false;
+    if (!v || json_is_null(v))
+        return true;
+    long long x;
+    if (json_is_integer(v))
+        x = json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15)
+        x = (long long)json_real_value(v);
+    else
+        return fail(e, 400, "invalid_type", key, "'%s' must be an integer", key);
+    if (x < lo || x > hi)
+        return fail(e, 400, "invalid_value", key, "'%s' must be between %lld and %lld (got %lld)", key, lo, hi, x);
+    *out = x;
+    *present = true;
+    return true;
+}
+
+static bool get_bool(json_t *o, const char *key, bool *out, perr *e)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v))
+        return fail(e, 400, "invalid_type", key, "'%s' must be true or false", key);
+    *out = json_is_true(v);
+    return true;
+}
+
+/* ------------------------------------------------------ generation params */
+
+typedef struct gen_params {
+    int32_t max_tokens;       /* 0: not given */
+    al_sampler_params sp;
+    char **stops;             /* owned until moved into a job */
+    size_t n_stops;
+    bool json_mode;
+    bool logprobs;
+    int32_t top_logprobs;
+    bool stream;
+    bool include_usage;
+} gen_params;
+
+static void gen_params_free(gen_params *g)
+{
+    for (size_t i = 0; i < g->n_stops; i++)
+        free(g->stops[i]);
+    free(g->stops);
+    g->stops = NULL;
+    g->n_stops = 0;
+}
+
+static bool parse_stops(json_t *v, gen_params *g, perr *e)
+{
+    if (!v || json_is_null(v))
+        return true;
+    size_t n = json_is_string(v) ? 1 : json_is_array(v) ? json_array_size(v) : (size_t)-1;
+    if (n == (size_t)-1)
+        return fail(e, 400, "invalid_type", "stop", "'stop' must be a string or a list of strings");
+    if (n > 16)
+        return fail(e, 400, "invalid_value", "stop", "at most 16 stop strings (got %zu)", n);
+    g->stops = calloc(n ? n : 1, sizeof(char *));
+    if (!g->stops)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_is_string(v) ? v : json_array_get(v, i);
+        if (!json_is_string(s))
+            return fail(e, 400, "invalid_type", "stop", "'stop' must be a string or a list of strings");
+        size_t l = json_string_length(s);
+        if (l == 0 || l > 512)
+            return fail(e, 400, "invalid_value", "stop", "stop strings must have 1 to 512 bytes");
+        g->stops[g->n_stops] = malloc(l + 1);
+        if (!g->stops[g->n_stops])
+            return fail(e, 500, NULL, NULL, "out of memory");
+        memcpy(g->stops[g->n_stops], json_string_value(s), l + 1);
+        g->n_stops++;
+    }
+    return true;
+}
+
+/* OpenAI request fields common to chat and completions. */
+static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, gen_params *g, perr *e)
+{
+    bool pr;
+    double x;
+    long long i;
+    g->sp = al_sampler_default_params();
+    g->sp.temperature = 1.0f;
+    g->sp.top_k = 0;
+    g->sp.top_p = 1.0f;
+    g->sp.min_p = 0.0f;
+    g->sp.repeat_penalty = 1.0f;
+    g->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)g << 16);
+    if (!get_bool(b, "stream", &g->stream, e))
+        return false;
+    if (!get_int(b, "max_tokens", 1, cfg->max_tokens, &i, &pr, e))
+        return false;
+    if (pr)
+        g->max_tokens = (int32_t)i;
+    if (!get_int(b, "max_completion_tokens", 1, cfg->max_tokens, &i, &pr, e))
+        return false;
+    if (pr)
+        g->max_tokens = (int32_t)i;
+    if (!get_num(b, "temperature", 0, 2, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.temperature = (float)x;
+    if (!get_num(b, "top_p", 0, 1, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.top_p = (float)x;
+    if (!get_num(b, "presence_penalty", -2, 2, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.presence_penalty = (float)x;
+    if (!get_num(b, "frequency_penalty", -2, 2, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.frequency_penalty = (float)x;
+    if (!get_int(b, "seed", INT64_MIN, INT64_MAX, &i, &pr, e))
+        return false;
+    if (pr)
+        g->sp.seed = (uint64_t)i;
+    if (!get_int(b, "n", 1, 128, &i, &pr, e))
+        return false;
+    if (pr && i != 1)
+        return fail(e, 400, "unsupported_value", "n", "n = %lld is not supported: this server returns one choice", i);
+    if (!get_int(b, "best_of", 1, 1, &i, &pr, e))
+        return false;
+    json_t *u = json_object_get(b, "user");
+    if (u && !json_is_null(u) && !json_is_string(u))
+        return fail(e, 400, "invalid_type", "user", "'user' must be a string");
+    if (!parse_stops(json_object_get(b, "stop"), g, e))
+        return false;
+    json_t *so = json_object_get(b, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so))
+            return fail(e, 400, "invalid_type", "stream_options", "'stream_options' must be an object");
+        if (!get_bool(so, "include_usage", &g->include_usage, e))
+            return false;
+    }
+    json_t *lp = json_object_get(b, "logprobs");
+    if (d == D_OAI_CHAT) {
+        if (!get_bool(b, "logprobs", &g->logprobs, e))
+            return false;
+        if (!get_int(b, "top_logprobs", 0, SRV_MAX_TOP_LOGPROBS, &i, &pr, e))
+            return false;
+        if (pr) {
+            if (!g->logprobs)
+                return fail(e, 400, "invalid_value", "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            g->top_logprobs = (int32_t)i;
+        }
+    } else if (lp && !json_is_null(lp)) {
+        if (!get_int(b, "logprobs", 0, 5, &i, &pr, e))
+            return false;
+        g->logprobs = true;
+        g->top_logprobs = (int32_t)i;
+    }
+    json_t *rf = json_object_get(b, "response_format");
+    if (rf && !json_is_null(rf)) {
+        json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
+        if (!json_is_string(t))
+            return fail(e, 400, "invalid_type", "response_format",
+                        "'response_format' must be an object with a string 'type'");
+        const char *ts = json_string_value(t);
+        if (!strcmp(ts, "json_object"))
+            g->json_mode = true;
+        else if (strcmp(ts, "text"))
+            return fail(e, 400, "unsupported_value", "response_format.type",
+                        "response_format type '%s' is not supported (use 'text' or 'json_object')", ts);
+    }
+    json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools) && !json_is_array(tools))
+        return fail(e, 400, "invalid_type", "tools", "'tools' must be a list");
+    return true;
+}
+
+/* Ollama's "options" object and top-level fields. */
+static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_params *g, perr *e)
+{
+    bool pr;
+    double x;
+    long long i;
+    g->sp = al_sampler_default_params();
+    g->sp.temperature = 0.8f;
+    g->sp.top_k = 40;
+    g->sp.top_p = 0.9f;
+    g->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)g << 16);
+    g->stream = true;
+    if (!get_bool(b, "stream", &g->stream, e))
+        return false;
+    json_t *fmt = json_object_get(b, "format");
+    if (fmt && !json_is_null(fmt)) {
+        if (json_is_string(fmt) && !strcmp(json_string_value(fmt), "json"))
+            g->json_mode = true;
+        else if (json_is_string(fmt) && json_string_length(fmt) == 0)
+            g->json_mode = false;
+        else if (json_is_object(fmt))
+            g->json_mode = true; /* a schema: we guarantee JSON, not the schema */
+        else
+            return fail(e, 400, "invalid_value", "format", "'format' must be \"json\" or a JSON schema object");
+    }
+    json_t *o = json_object_get(b, "options");
+    if (!o || json_is_null(o))
+        return true;
+    if (!json_is_object(o))
+        return fail(e, 400, "invalid_type", "options", "'options' must be an object");
+    if (!get_num(o, "temperature", 0, 100, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.temperature = (float)x;
+    if (!get_num(o, "top_p", 0, 1, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.top_p = (float)x;
+    if (!get_num(o, "min_p", 0, 1, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.min_p = (float)x;
+    if (!get_int(o, "top_k", 0, 1000000, &i, &pr, e))
+        return false;
+    if (pr)
+        g->sp.top_k = (int32_t)i;
+    if (!get_num(o, "repeat_penalty", 0, 10, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.repeat_penalty = (float)x;
+    if (!get_int(o, "repeat_last_n", -1, 1 << 20, &i, &pr, e))
+        return false;
+    if (pr)
+        g->sp.repeat_last_n = (int32_t)i;
+    if (!get_num(o, "presence_penalty", -2, 2, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.presence_penalty = (float)x;
+    if (!get_num(o, "frequency_penalty", -2, 2, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.frequency_penalty = (float)x;
+    if (!get_int(o, "seed", INT64_MIN, INT64_MAX, &i, &pr, e))
+        return false;
+    if (pr)
+        g->sp.seed = (uint64_t)i;
+    if (!get_int(o, "num_predict", -2, cfg->max_tokens, &i, &pr, e))
+        return false;
+    if (pr && i > 0)
+        g->max_tokens = (int32_t)i;
+    if (!parse_stops(json_object_get(o, "stop"), g, e))
+        return false;
+    return true;
+}
+
+/* ------------------------------------------------------------- prompts */
+
+/* Messages in the shape templates expect: role + string content (text
+ * parts joined), tool fields passed through. */
+static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
+{
+    if (!json_is_array(msgs)) {
+        fail(e, 400, "invalid_type", "messages", "'messages' must be a list");
+        return NULL;
+    }
+    if (json_array_size(msgs) == 0) {
+        fail(e, 400, "invalid_value", "messages", "'messages' must not be empty");
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    char pname[64];
+    json_array_foreach(msgs, i, m)
+    {
+        snprintf(pname, sizeof(pname), "messages[%zu]", i);
+        if (!json_is_object(m)) {
+            fail(e, 400, "invalid_type", pname, "%s must be an object", pname);
+            goto bad;
+        }
+        json_t *role = json_object_get(m, "role");
+        const char *rs = json_string_value(role);
+        if (!rs || (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool") &&
+                    strcmp(rs, "developer") && strcmp(rs, "function"))) {
+            snprintf(pname, sizeof(pname), "messages[%zu].role", i);
+            fail(e, 400, "invalid_value", pname,
+                 "%s must be one of system, developer, user, assistant, tool", pname);
+            goto bad;
+        }
+        if (!strcmp(rs, "developer"))
+            rs = "system";
+        json_t *content = json_object_get(m, "content");
+        json_t *text;
+        if (!content || json_is_null(content)) {
+            if (!json_object_get(m, "tool_calls") && strcmp(rs, "assistant")) {
+                snprintf(pname, sizeof(pname), "messages[%zu].content", i);
+                fail(e, 400, "invalid_value", pname, "%s is missing", pname);
+                goto bad;
+            }
+            text = json_string("");
+        } else if (json_is_string(content)) {
+            text = json_copy(content);
+        } else if (json_is_array(content) && !ollama) {
+            size_t total = 0, k;
+            json_t *part;
+            json_array_foreach(content, k, part)
+            {
+                json_t *pt = json_object_get(part, "type");
+                json_t *tx = json_object_get(part, "text");
+                if (!json_is_object(part) || !json_is_string(pt) || strcmp(json_string_value(pt), "text") ||
+                    !json_is_string(tx)) {
+                    snprintf(pname, sizeof(pname), "messages[%zu].content[%zu]", i, k);
+                    fail(e, 400, "unsupported_value", pname,
+                         "%s: only parts {\"type\":\"text\",\"text\":...} are supported", pname);
+                    goto bad;
+                }
+                total += json_string_length(tx);
+            }
+            char *buf = malloc(total + 1);
+            if (!buf) {
+                fail(e, 500, NULL, NULL, "out of memory");
+                goto bad;
+            }
+            size_t o = 0;
+            json_array_foreach(content, k, part)
+            {
+                json_t *tx = json_object_get(part, "text");
+                memcpy(buf + o, json_string_value(tx), json_string_length(tx));
+                o += json_string_length(tx);
+            }
+            text = json_stringn(buf, o);
+            free(buf);
+        } else {
+            snprintf(pname, sizeof(pname), "messages[%zu].content", i);
+            fail(e, 400, "invalid_type", pname, "%s must be a string%s", pname,
+                 ollama ? "" : " or a list of text parts");
+            goto bad;
+        }
+        json_t *nm = json_pack("{s:s,s:o}", "role", rs, "content", text);
+        const char *pass[] = {"tool_calls", "tool_call_id", "name"};
+        for (size_t q = 0; q < 3; q++) {
+            json_t *v = json_object_get(m, pass[q]);
+            if (v && !json_is_null(v))
+                json_object_set(nm, pass[q], v);
+        }
+        json_array_append_new(out, nm);
+    }
+    return out;
+bad:
+    json_decref(out);
+    return NULL;
+}
+
+static void piece_of(const al_vocab *v, int32_t tok, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (tok < 0)
+        return;
+    int32_t n = al_token_to_piece(v, tok, buf, cap - 1, true);
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    buf[n] = 0;
+}
+
+/* Renders a chat through the model's template (or --chat-format). */
+static bool render_chat(srv_sched *sched, srv_model *sm, const al_model *model, json_t *msgs, json_t *tools, char **out, perr *e)
+{
+    srv_model_status st;
+    srv_model_get_status(sched, sm, &st);
+    const char *src = st.chat_format ? al_template_builtin(st.chat_format) : al_model_chat_template(model);
+    if (!src)
+        return fail(e, 400, "no_chat_template", "model",
+                    "model '%s' has no chat template; start the server with --chat-format NAME (e.g. chatml) "
+                    "or use the completions endpoint",
+                    st.name);
+    al_template *t = NULL;
+    al_error err = {0};
+    if (al_template_parse(src, strlen(src), &t, &err))
+        return fail(e, 500, "template_error", NULL, "the chat template of '%s' does not parse: %s", st.name,
+                    err.msg);
+    char *mj = json_dumps(msgs, JSON_COMPACT);
+    char *tj = tools && json_is_array(tools) && json_array_size(tools) ? json_dumps(tools, JSON_COMPACT) : NULL;
+    const al_vocab *v = al_model_vocab(model);
+    char bos[128], eos[128];
+    piece_of(v, al_vocab_bos(v), bos, sizeof(bos));
+    piece_of(v, al_vocab_eos(v), eos, sizeof(eos));
+    al_template_inputs in = {.messages_json = mj, .tools_json = tj, .add_generation_prompt = true,
+                             .bos_token = bos, .eos_token = eos};
+    size_t len = 0;
+    al_status s = mj ? al_template_render(t, &in, out, &len, &err) : AL_ERR_NOMEM;
+    free(mj);
+    free(tj);
+    al_template_free(t);
+    if (s)
+        return fail(e, s == AL_ERR_NOMEM ? 500 : 400, "template_error", "messages",
+                    "the chat template failed to render these messages: %s", err.msg);
+    return true;
+}
+
+/* Tokenizes into a malloc'd array; limits the prompt to the context. */
+static bool tokenize(const al_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
+                     uint32_t n_ctx, int32_t **out, int32_t *n_out, perr *e)
+{
+    size_t cap = (size_t)n_ctx + 2, n = 0;
+    int32_t *toks = malloc(cap * sizeof(int32_t));
+    if (!toks)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    al_error err = {0};
+    al_status s = al_tokenize(v, text, len, add_special, parse_special, toks, cap, &n, &err);
+    if (s == AL_ERR_LIMIT || (s == AL_OK && n >= n_ctx)) {
+        free(toks);
+        return fail(e, 400, "context_length_exceeded", "messages",
+                    "the prompt has %zu tokens; this server's context holds %u (prompt and output together)", n,
+                    n_ctx);
+    }
+    if (s) {
+        free(toks);
+        return fail(e, 400, "invalid_value", NULL, "cannot tokenize the prompt: %s", err.msg);
+    }
+    /* A template that writes the BOS text and a vocab that adds BOS give two. */
+    int32_t bos = al_vocab_bos(v);
+    if (n >= 2 && bos >= 0 && toks[0] == bos && toks[1] == bos) {
+        memmove(toks, toks + 1, (n - 1) * sizeof(int32_t));
+        n--;
+    }
+    if (n == 0) {
+        free(toks);
+        return fail(e, 400, "invalid_value", "prompt", "the prompt is empty");
+    }
+    *out = toks;
+    *n_out = (int32_t)n;
+    return true;
+}
+
+/* ------------------------------------------------------------ responses */
+
+typedef struct gen_ctx {
+    al_server *srv;
+    dialect d;
+    char id[48];
+    int64_t created;
+    char model_name[128];
+    const al_vocab *vocab;
+    bool logprobs;
+    int32_t top_logprobs;
+    bool include_usage;
+    double t_start;
+    int32_t n_prompt;
+    size_t text_offset;       /* completions logprobs text_offset */
+} gen_ctx;
+
+static const char *finish_str(srv_finish f)
+{
+    return f == SRV_FINISH_LENGTH ? "length" : "stop";
+}
+
+static json_t *tok_json_bytes(const char *p)
+{
+    json_t *a = json_array();
+    for (const unsigned char *q = (const unsigned char *)p; *q; q++)
+        json_array_append_new(a, json_integer(*q));
+    return a;
+}
+
+static json_t *chat_logprobs(gen_ctx *g, const srv_tok_info *t, size_t n)
+{
+    json_t *content = json_array();
+    char p[256];
+    for (size_t i = 0; i < n; i++) {
+        piece_of(g->vocab, t[i].token, p, sizeof(p));
+        json_t *top = json_array();
+        for (int32_t k = 0; k < t[i].n_top && k < g->top_logprobs; k++) {
+            char q[256];
+            piece_of(g->vocab, t[i].top_id[k], q, sizeof(q));
+            json_array_append_new(top, json_pack("{s:o,s:f,s:o}", "token", jstr(q, strlen(q)), "logprob",
+                                                 (double)t[i].top_lp[k], "bytes", tok_json_bytes(q)));
+        }
+        json_array_append_new(content, json_pack("{s:o,s:f,s:o,s:o}", "token", jstr(p, strlen(p)), "logprob",
+                                                  (double)t[i].logprob, "bytes", tok_json_bytes(p), "top_logprobs",
+                                                  top));
+    }
+    return json_pack("{s:o}", "content", content);
+}
+
+static json_t *compl_logprobs(gen_ctx *g, const srv_tok_info *t, size_t n)
+{
+    json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    char p[256];
+    for (size_t i = 0; i < n; i++) {
+        piece_of(g->vocab, t[i].token, p, sizeof(p));
+        json_array_append_new(toks, jstr(p, strlen(p)));
+        json_array_append_new(lps, json_real(t[i].logprob));
+        json_t *top = json_object();
+        for (int32_t k = 0; k < t[i].n_top && k < g->top_logprobs; k++) {
+            char q[256];
+            piece_of(g->vocab, t[i].top_id[k], q, sizeof(q));
+            json_t *qs = jstr(q, strlen(q));
+            if (qs)
+                json_object_set_new(top, json_string_value(qs), json_real(t[i].top_lp[k]));
+            json_decref(qs);
+        }
+        json_array_append_new(tops, top);
+        json_array_append_new(offs, json_integer((json_int_t)g->text_offset));
+        g->text_offset += strlen(p);
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs", tops,
+                     "text_offset", offs);
+}
+
+static json_t *usage_json(int32_t n_prompt, int32_t n_gen, int32_t n_cached)
+{
+    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", n_prompt, "completion_tokens", n_gen, "total_tokens",
+                     n_prompt + n_gen, "prompt_tokens_details", "cached_tokens", n_cached);
+}
+
+static void ollama_stats(json_t *o, const srv_job *j, double t_start)
+{
+    double t_end = j->t_done > 0 ? j->t_done : srv_now();
+    double t_first = j->t_first > 0 ? j->t_first : t_end;
+    double t_admit = j->t_start > 0 ? j->t_start : t_first;
+    json_object_set_new(o, "total_duration", json_integer((json_int_t)((t_end - t_start) * 1e9)));
+    json_object_set_new(o, "load_duration", json_integer((json_int_t)((t_admit - t_start) * 1e9)));
+    json_object_set_new(o, "prompt_eval_count", json_integer(j->n_prompt));
+    json_object_set_new(o, "prompt_eval_duration", json_integer((json_int_t)((t_first - t_admit) * 1e9)));
+    json_object_set_new(o, "eval_count", json_integer(j->n_gen));
+    json_object_set_new(o, "eval_duration", json_integer((json_int_t)((t_end - t_first) * 1e9)));
+}
+
+static void observe_job(al_server *srv, const srv_job *j, double t_start)
+{
+    if (j->n_gen > 0 && j->t_first > 0) {
+        srv_metrics_observe(srv->metrics, SRV_H_TTFT, j->t_first - t_start);
+        if (j->n_gen > 1 && j->t_done > j->t_first)
+            srv_metrics_observe(srv->metrics, SRV_H_TPOT, (j->t_done - j->t_first) / (j->n_gen - 1));
+    }
+    srv_metrics_observe(srv->metrics, SRV_H_DURATION, (j->t_done > 0 ? j->t_done : srv_now()) - t_start);
+}
+
+/* Status and message for a job that ended badly; 0 when it ended well. */
+static int job_error(const srv_job *j, perr *e)
+{
+    switch (j->finish) {
+    case SRV_FINISH_ERROR:
+        fail(e, j->err.status == AL_ERR_LIMIT ? 400 : 500, "generation_failed", NULL, "generation failed: %s",
+             j->err.msg);
+        return e->status;
+    case SRV_FINISH_TIMEOUT:
+        fail(e, 408, "request_timeout", NULL, "the request ran longer than the server's limit");
+        return 408;
+    case SRV_FINISH_CANCELLED:
+        fail(e, 499, "cancelled", NULL, "cancelled");
+        return 499;
+    default:
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- stream */
+
+typedef struct stream {
+    gen_ctx g;
+    srv_sched *sched;
+    srv_job *job;
+    srv_model *model;
+    struct MHD_Connection *conn;
+    size_t text_pos, tok_pos;
+    int phase;                /* 0 first, 1 running, 2 done */
+    char *buf;                /* bytes ready for MHD */
+    size_t buf_len, buf_off, buf_cap;
+} stream;
+
+static bool sbuf_add(stream *s, const char *p, size_t n)
+{
+    if (s->buf_len + n > s->buf_cap) {
+        size_t cap = s->buf_cap ? s->buf_cap : 1024;
+        while (cap < s->buf_len + n)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb)
+            return false;
+        s->buf = nb;
+        s->buf_cap = cap;
+    }
+    memcpy(s->buf + s->buf_len, p, n);
+    s->buf_len += n;
+    return true;
+}
+
+/* Frames one event: "data: {...}\n\n" (SSE) or "{...}\n" (NDJSON). */
+static void emit(stream *s, json_t *o)
+{
+    char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!j)
+        return;
+    bool sse = s->g.d == D_OAI_CHAT || s->g.d == D_OAI_COMPL;
+    if (sse)
+        sbuf_add(s, "data: ", 6);
+    sbuf_add(s, j, strlen(j));
+    sbuf_add(s, sse ? "\n\n" : "\n", sse ? 2 : 1);
+    free(j);
+}
+
+static json_t *oai_chunk(stream *s, json_t *choice)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", s->g.id, "object",
+                          s->g.d == D_OAI_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                          (json_int_t)s->g.created, "model", s->g.model_name, "system_fingerprint",
+                          "airlock-" AL_VERSION, "choices", choice);
+    if (o && s->g.include_usage)
+        json_object_set_new(o, "usage", json_null());
+    return o;
+}
+
+/* Turns new job output into events; returns false when nothing new. */
+static bool stream_produce(stream *s)
+{
+    srv_job_view v;
+    if (!srv_job_view_take(s->sched, s->job, s->text_pos, s->tok_pos, &v))
+        return false;
+    bool produced = false;
+    if (s->phase == 0 && s->g.d == D_OAI_CHAT) {
+        emit(s, oai_chunk(s, json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", 0, "delta", "role", "assistant",
+                                       "content", "", "logprobs", "finish_reason")));
+        produced = true;
+    }
+    if (s->phase == 0)
+        s->phase = 1;
+    if (v.n_text || v.n_toks_new) {
+        json_t *t = jstr(v.text, v.n_text);
+        switch (s->g.d) {
+        case D_OAI_CHAT: {
+            json_t *lp = s->g.logprobs ? chat_logprobs(&s->g, v.toks, v.n_toks_new) : json_null();
+            emit(s, oai_chunk(s, json_pack("{s:i,s:{s:o},s:o,s:n}", "index", 0, "delta", "content", t, "logprobs",
+                                           lp, "finish_reason")));
+            break;
+        }
+        case D_OAI_COMPL: {
+            json_t *lp = s->g.logprobs ? compl_logprobs(&s->g, v.toks, v.n_toks_new) : json_null();
+            emit(s, oai_chunk(s, json_pack("{s:o,s:i,s:o,s:n}", "text", t, "index", 0, "logprobs", lp,
+                                           "finish_reason")));
+            break;
+        }
+        case D_OL_CHAT:
+            emit(s, json_pack("{s:s,s:o,s:{s:s,s:o},s:b}", "model", s->g.model_name, "created_at", rfc3339_now(),
+                              "message", "role", "assistant", "content", t, "done", 0));
+            break;
+        case D_OL_GEN:
+            emit(s, json_pack("{s:s,s:o,s:o,s:b}", "model", s->g.model_name, "created_at", rfc3339_now(),
+                              "response", t, "done", 0));
+            break;
+        }
+        s->text_pos = v.text_end;
+        s->tok_pos = v.toks_end;
+        produced = true;
+    }
+    if (v.finish != SRV_FINISH_NONE && v.text_end == s->text_pos && v.toks_end == s->tok_pos) {
+        perr e = {0};
+        int bad = job_error(s->job, &e);
+        bool sse = s->g.d == D_OAI_CHAT || s->g.d == D_OAI_COMPL;
+        if (bad) {
+            if (sse)
+                emit(s, json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", e.msg, "type",
+                                  bad >= 500 ? "server_error" : "invalid_request_error", "param", "code",
+                                  e.code ? e.code : ""));
+            else
+                emit(s, json_pack("{s:s}", "error", e.msg));
+        } else if (sse) {
+            const char *fr = finish_str(v.finish);
+            if (s->g.d == D_OAI_CHAT)
+                emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:n,s:s}", "index", 0, "delta", "logprobs",
+                                               "finish_reason", fr)));
+            else
+                emit(s, oai_chunk(s, json_pack("{s:s,s:i,s:n,s:s}", "text", "", "index", 0, "logprobs",
+                                               "finish_reason", fr)));
+            if (s->g.include_usage) {
+                json_t *u = oai_chunk(s, NULL);
+                if (u) {
+                    json_object_set_new(u, "choices", json_array());
+                    json_object_set_new(u, "usage", usage_json(s->job->n_prompt, v.n_gen, v.n_cached));
+                }
+                emit(s, u);
+            }
+        } else {
+            json_t *o = s->g.d == D_OL_CHAT
+                            ? json_pack("{s:s,s:o,s:{s:s,s:s},s:b,s:s}", "model", s->g.model_name, "created_at",
+                                        rfc3339_now(), "message", "role", "assistant", "content", "", "done", 1,
+                                        "done_reason", finish_str(v.finish))
+                            : json_pack("{s:s,s:o,s:s,s:b,s:s}", "model", s->g.model_name, "created_at",
+                                        rfc3339_now(), "response", "", "done", 1, "done_reason",
+                                        finish_str(v.finish));
+            if (o)
+                ollama_stats(o, s->job, s->g.t_start);
+            emit(s, o);
+        }
+        if (sse)
+            sbuf_add(s, "data: [DONE]\n\n", 14);
+        s->phase = 2;
+        produced = true;
+    }
+    free(v.text);
+    free(v.toks);
+    return produced;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    stream *s = cls;
+    (void)pos;
+    for (;;) {
+        if (s->buf_off < s->buf_len) {
+            size_t n = s->buf_len - s->buf_off;
+            if (n > max)
+                n = max;
+            memcpy(out, s->buf + s->buf_off, n);
+            s->buf_off += n;
+            if (s->buf_off == s->buf_len)
+                s->buf_off = s->buf_len = 0;
+            return (ssize_t)n;
+        }
+        if (s->phase == 2)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (atomic_load(&s->g.srv->stopping))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (stream_produce(s))
+            continue;
+        srv_req fake = {.conn = s->conn};
+        if (!srv_client_alive(&fake)) {
+            srv_job_cancel_wait(s->sched, s->job);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        srv_job_wait(s->sched, s->job, s->text_pos, s->tok_pos, 100);
+    }
+}
+
+static void stream_free(void *cls)
+{
+    stream *s = cls;
+    srv_job_cancel_wait(s->sched, s->job); /* no-op when it finished */
+    observe_job(s->g.srv, s->job, s->g.t_start);
+    srv_model_release(s->sched, s->model);
+    srv_job_free(s->job);
+    free(s->buf);
+    free(s);
+}
+
+/* Answers with a stream that owns job and the model pin. */
+static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
+{
+    stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        srv_job_cancel_wait(r->srv->sched, job);
+        srv_job_free(job);
+        srv_model_release(r->srv->sched, m);
+        return srv_reply_error(r, 500, NULL, NULL, "out of memory");
+    }
+    s->g = *g;
+    s->sched = r->srv->sched;
+    s->job = job;
+    s->model = m;
+    s->conn = r->conn;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
+                                                                  stream_free);
+    if (!resp) {
+        stream_free(s);
+        return MHD_NO;
+    }
+    bool sse = g->d == D_OAI_CHAT || g->d == D_OAI_COMPL;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, sse ? "text/event-stream" : "application/x-ndjson");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    r->status = 200;
+    int ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ------------------------------------------------------------ generation */
+
+static srv_model *find_model(srv_req *r, json_t *b, const char *key, perr *e)
+{
+    json_t *mv = json_object_get(b, key);
+    if (!json_is_string(mv) || json_string_length(mv) == 0) {
+        /* Ollama clients also send "name". */
+        if (r->ollama && key[0] == 'm')
+            mv = json_object_get(b, "name");
+        if (!json_is_string(mv) || json_string_length(mv) == 0) {
+            fail(e, 400, "missing_model", "model", "'model' must name one of the served models (GET /v1/models)");
+            return NULL;
+        }
+    }
+    srv_model *m = srv_sched_find(r->srv->sched, json_string_value(mv));
+    if (!m)
+        fail(e, 404, "model_not_found", "model", "the model '%s' does not exist (GET /v1/models lists them)",
+             json_string_value(mv));
+    else
+        snprintf(r->model, sizeof(r->model), "%s", json_string_value(mv));
+    return m;
+}
+
+/* Fills a job from params (moves the stop strings) and submits it. */
+static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt, int32_t n_prompt, srv_job **out,
+                       perr *e)
+{
+    const al_server_config *cfg = &r->srv->cfg;
+    srv_job *j = srv_job_new();
+    if (!j) {
+        free(prompt);
+        return fail(e, 500, NULL, NULL, "out of memory");
+    }
+    j->model = m;
+    j->kind = SRV_JOB_GENERATE;
+    j->prompt = prompt;
+    j->n_prompt = n_prompt;
+    int32_t room = (int32_t)cfg->sched.n_ctx - n_prompt;
+    int32_t mt = gp->max_tokens > 0 ? gp->max_tokens : cfg->default_max_tokens;
+    j->max_tokens = mt < room ? mt : room;
+    j->sp = gp->sp;
+    j->stops = calloc(gp->n_stops ? gp->n_stops : 1, sizeof(char *));
+    if (!j->stops) {
+        srv_job_free(j);
+        return fail(e, 500, NULL, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < gp->n_stops; i++) {
+        size_t l = strlen(gp->stops[i]);
+        j->stops[i] = malloc(l + 1);
+        if (!j->stops[i]) {
+            srv_job_free(j);
+            return fail(e, 500, NULL, NULL, "out of memory");
+        }
+        memcpy(j->stops[i], gp->stops[i], l + 1);
+        j->n_stops++;
+    }
+    j->json_mode = gp->json_mode;
+    j->want_logprobs = gp->logprobs;
+    j->top_logprobs = gp->top_logprobs;
+    if (cfg->request_timeout_s)
+        j->deadline = srv_now() + cfg->request_timeout_s;
+    al_error err = {0};
+    if (srv_sched_submit(r->srv->sched, j, &err)) {
+        srv_job_free(j);
+        return fail(e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
+    }
+    r->prompt_tokens += n_prompt;
+    *out = j;
+    return true;
+}
+
+static int handle_generate(srv_req *r, dialect d)
+{
+    al_server *srv = r->srv;
+    json_t *b = r->json;
+    perr e = {0};
+    gen_params gp = {0};
+    srv_model *m = find_model(r, b, "model", &e);
+    if (!m)
+        return reply_perr(r, &e);
+    bool ok = (d == D_OAI_CHAT || d == D_OAI_COMPL) ? parse_oai_params(b, d, &srv->cfg, &gp, &e)
+                                                    : parse_ollama_params(b, &srv->cfg, &gp, &e);
+    if (!ok) {
+        gen_params_free(&gp);
+        return reply_perr(r, &e);
+    }
+    /* Check the prompt fields before loading anything. */
+    json_t *msgs = NULL, *prompt = NULL;
+    if (d == D_OAI_CHAT || d == D_OL_CHAT) {
+        msgs = normalize_messages(json_object_get(b, "messages"), d == D_OL_CHAT, &e);
+        if (!msgs) {
+            gen_params_free(&gp);
+            return reply_perr(r, &e);
+        }
+    } else {
+        prompt = json_object_get(b, "prompt");
+        bool okp = json_is_string(prompt) || (d == D_OAI_COMPL && json_is_array(prompt) && json_array_size(prompt));
+        if (d == D_OL_GEN && (!prompt || json_is_null(prompt)))
+            okp = true;
+        if (!okp) {
+            gen_params_free(&gp);
+            return srv_reply_error(r, 400, "invalid_type", "prompt",
+                                   "'prompt' must be a string%s", d == D_OAI_COMPL ? " or a non-empty list" : "");
+        }
+    }
+    const al_model *model = NULL;
+    al_error err = {0};
+    if (srv_model_acquire(srv->sched, m, &model, &err)) {
+        json_decref(msgs);
+        gen_params_free(&gp);
+        return srv_reply_error(r, err.status == AL_ERR_LIMIT ? 503 : 500, "model_load_failed", "model",
+                               "cannot load model: %s", err.msg);
+    }
+    const al_vocab *vocab = al_model_vocab(model);
+    uint32_t n_ctx = srv->cfg.sched.n_ctx;
+    gen_ctx g = {.srv = srv, .d = d, .created = (int64_t)time(NULL), .vocab = vocab, .logprobs = gp.logprobs,
+                 .top_logprobs = gp.top_logprobs, .include_usage = gp.include_usage, .t_start = r->t_start};
+    snprintf(g.model_name, sizeof(g.model_name), "%s", r->model);
+    make_id(srv, d == D_OAI_CHAT ? "chatcmpl-" : "cmpl-", g.id, sizeof(g.id));
+
+    /* The prompts: one, or several for /v1/completions with a list. */
+    enum { MAX_PROMPTS = 16 };
+    int32_t *ptok[MAX_PROMPTS] = {0};
+    int32_t pn[MAX_PROMPTS] = {0};
+    size_t n_prompts = 0;
+    char *text = NULL;
+    int ret;
+    if (d == D_OAI_CHAT || d == D_OL_CHAT) {
+        ok = render_chat(srv->sched, m, model, msgs, json_object_get(b, "tools"), &text, &e) &&
+             tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
+        n_prompts = ok;
+    } else if (d == D_OL_GEN) {
+        const char *p = json_string_value(prompt);
+        if (!p || !*p) {
+            /* Ollama's way to load a model: an empty prompt. */
+            json_decref(msgs);
+            gen_params_free(&gp);
+            srv_model_release(srv->sched, m);
+            return srv_reply_json(r, 200,
+                                  json_pack("{s:s,s:o,s:s,s:b,s:s}", "model", g.model_name, "created_at",
+                                            rfc3339_now(), "response", "", "done", 1, "done_reason", "load"));
+        }
+        bool raw = false;
+        get_bool(b, "raw", &raw, &e);
+        srv_model_status st;
+        srv_model_get_status(srv->sched, m, &st);
+        bool has_tmpl = st.chat_format || al_model_chat_template(model);
+        if (!raw && has_tmpl) {
+            json_t *mm = json_array();
+            json_t *sys = json_object_get(b, "system");
+            if (json_is_string(sys) && json_string_length(sys))
+                json_array_append_new(mm, json_pack("{s:s,s:O}", "role", "system", "content", sys));
+            json_array_append_new(mm, json_pack("{s:s,s:s}", "role", "user", "content", p));
+            ok = render_chat(srv->sched, m, model, mm, NULL, &text, &e) &&
+                 tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
+            json_decref(mm);
+        } else {
+            ok = tokenize(vocab, p, strlen(p), true, false, n_ctx, &ptok[0], &pn[0], &e);
+        }
+        n_prompts = ok;
+    } else if (json_is_string(prompt)) {
+        ok = tokenize(vocab, json_string_value(prompt), json_string_length(prompt), true, false, n_ctx, &ptok[0],
+                      &pn[0], &e);
+        n_prompts = ok;
+    } else {
+        /* A list of strings, or one prompt given as token ids. */
+        json_t *first = json_array_get(prompt, 0);
+        if (json_is_integer(first)) {
+            size_t n = json_array_size(prompt), i;
+            json_t *t;
+            ok = n < n_ctx || fail(&e, 400, "context_length_exceeded", "prompt",
+                                   "the prompt has %zu tokens; the context holds %u", n, n_ctx);
+            ptok[0] = ok ? malloc(n * sizeof(int32_t)) : NULL;
+            ok = ok && (ptok[0] || fail(&e, 500, NULL, NULL, "out of memory"));
+            json_array_foreach(prompt, i, t)
+            {
+                if (!ok)
+                    break;
+                json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
+                if (v < 0 || v >= al_vocab_n_tokens(vocab))
+                    ok = fail(&e, 400, "invalid_value", "prompt", "prompt[%zu] is not a token id of this model",
+                              i);
+                else
+                    ptok[0][i] = (int32_t)v;
+            }
+            pn[0] = (int32_t)n;
+            n_prompts = ok;
+        } else {
+            size_t n = json_array_size(prompt), i;
+            json_t *t;
+            if (n > MAX_PROMPTS)
+                ok = fail(&e, 400, "invalid_value", "prompt", "at most %d prompts per request", MAX_PROMPTS);
+            else if (n > 1 && gp.stream)
+                ok = fail(&e, 400, "unsupported_value", "prompt", "streaming takes a single prompt");
+            json_array_foreach(prompt, i, t)
+            {
+                if (!ok)
+                    break;
+                if (!json_is_string(t)) {
+                    ok = fail(&e, 400, "invalid_type", "prompt", "prompt[%zu] must be a string", i);
+                    break;
+                }
+                ok = tokenize(vocab, json_string_value(t), json_string_length(t), true, false, n_ctx, &ptok[i],
+                              &pn[i], &e);
+                n_prompts += ok;
+            }
+        }
+    }
+    free(text);
+    json_decref(msgs);
+    srv_job *jobs[MAX_PROMPTS] = {0};
+    size_t n_jobs = 0;
+    for (size_t i = 0; ok && i < n_prompts; i++) {
+        ok = submit_job(r, m, &gp, ptok[i], pn[i], &jobs[i], &e);
+        ptok[i] = NULL; /* the job owns it (or freed it) */
+        n_jobs += ok;
+    }
+    for (size_t i = 0; i < MAX_PROMPTS; i++)
+        free(ptok[i]);
+    gen_params_free(&gp);
+    if (!ok) {
+        for (size_t i = 0; i < n_jobs; i++) {
+            srv_job_cancel_wait(srv->sched, jobs[i]);
+            srv_job_free(jobs[i]);
+        }
+        srv_model_release(srv->sched, m);
+        return reply_perr(r, &e);
+    }
+    g.n_prompt = jobs[0]->n_prompt;
+    if (g.logprobs)
+        g.top_logprobs = jobs[0]->top_logprobs;
+    bool streaming = d == D_OL_CHAT || d == D_OL_GEN ? gp.stream : gp.stream;
+    if (streaming)
+        return start_stream(r, &g, jobs[0], m); /* n_jobs == 1 here */
+
+    for (size_t i = 0; i < n_jobs; i++)
+        srv_job_wait_done(srv->sched, jobs[i], srv_client_alive, r);
+    int bad = 0;
+    for (size_t i = 0; i < n_jobs && !bad; i++)
+        bad = job_error(jobs[i], &e);
+    if (bad) {
+        ret = bad == 499 ? MHD_NO : reply_perr(r, &e);
+    } else {
+        json_t *o = NULL;
+        int32_t tp = 0, tg = 0, tc = 0;
+        for (size_t i = 0; i < n_jobs; i++) {
+            tp += jobs[i]->n_prompt;
+            tg += jobs[i]->n_gen;
+            tc += jobs[i]->n_cached;
+        }
+        r->completion_tokens = tg;
+        srv_job *j = jobs[0];
+        json_t *t = jstr(j->text, j->text_len);
+        switch (d) {
+        case D_OAI_CHAT: {
+            json_t *lp = g.logprobs ? chat_logprobs(&g, j->toks, j->n_toks) : json_null();
+            o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:[{s:i,s:{s:s,s:o},s:o,s:s}],s:o}", "id", g.id, "object",
+                          "chat.completion", "created", (json_int_t)g.created, "model", g.model_name,
+                          "system_fingerprint", "airlock-" AL_VERSION, "choices", "index", 0, "message", "role",
+                          "assistant", "content", t, "logprobs", lp, "finish_reason", finish_str(j->finish), "usage",
+                          usage_json(tp, tg, tc));
+            break;
+        }
+        case D_OAI_COMPL: {
+            json_decref(t);
+            json_t *choices = json_array();
+            for (size_t i = 0; i < n_jobs; i++) {
+                g.text_offset = 0;
+                json_t *lp = g.logprobs ? compl_logprobs(&g, jobs[i]->toks, jobs[i]->n_toks) : json_null();
+                json_array_append_new(choices, json_pack("{s:o,s:i,s:o,s:s}", "text",
+                                                         jstr(jobs[i]->text, jobs[i]->text_len), "index", (int)i,
+                                                         "logprobs", lp, "finish_reason",
+                                                         finish_str(jobs[i]->finish)));
+            }
+            o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", g.id, "object", "text_completion", "created",
+                          (json_int_t)g.created, "model", g.model_name, "system_fingerprint", "airlock-" AL_VERSION,
+                          "choices", choices, "usage", usage_json(tp, tg, tc));
+            break;
+        }
+        case D_OL_CHAT:
+            o = json_pack("{s:s,s:o,s:{s:s,s:o},s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(),
+                          "message", "role", "assistant", "content", t, "done", 1, "done_reason",
+                          finish_str(j->finish));
+            if (o)
+                ollama_stats(o, j, g.t_start);
+            break;
+        case D_OL_GEN:
+            o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(), "response",
+                          t, "done", 1, "done_reason", finish_str(j->finish));
+            if (o)
+                ollama_stats(o, j, g.t_start);
+            break;
+        }
+        ret = srv_reply_json(r, 200, o);
+    }
+    for (size_t i = 0; i < n_jobs; i++) {
+        observe_job(srv, jobs[i], r->t_start);
+        srv_job_free(jobs[i]);
+    }
+    srv_model_release(srv->sched, m);
+    return ret;
+}
+
+/* ------------------------------------------------------------ embeddings */
+
+static const char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static json_t *b64_floats(const float *v, int32_t n)
+{
+    size_t nb = (size_t)n * 4, o = 0;
+    unsigned char *raw = malloc(nb);
+    char *out = malloc((nb + 2) / 3 * 4 + 1);
+    json_t *j = NULL;
+    if (raw && out) {
+        for (int32_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &v[i], 4);
+            raw[i * 4] = (unsigned char)u;
+            raw[i * 4 + 1] = (unsigned char)(u >> 8);
+            raw[i * 4 + 2] = (unsigned char)(u >> 16);
+            raw[i * 4 + 3] = (unsigned char)(u >> 24);
+        }
+        for (size_t i = 0; i < nb; i += 3) {
+            uint32_t w = (uint32_t)raw[i] << 16 | (i + 1 < nb ? (uint32_t)raw[i + 1] << 8 : 0) |
+                         (i + 2 < nb ? raw[i + 2] : 0);
+            out[o++] = k_b64[(w >> 18) & 63];
+            out[o++] = k_b64[(w >> 12) & 63];
+            out[o++] = i + 1 < nb ? k_b64[(w >> 6) & 63] : '=';
+            out[o++] = i + 2 < nb ? k_b64[w & 63] : '=';
+        }
+        out[o] = 0;
+        j = json_string(out);
+    }
+    free(raw);
+    free(out);
+    return j;
+}
+
+static json_t *float_array(const float *v, int32_t n)
+{
+    json_t *a = json_array();
+    for (int32_t i = 0; i < n; i++)
+        json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+static int handle_embeddings(srv_req *r, srv_route_id id)
+{
+    al_server *srv = r->srv;
+    json_t *b = r->json;
+    perr e = {0};
+    srv_model *m = find_model(r, b, "model", &e);
+    if (!m)
+        return reply_perr(r, &e);
+    const char *key = id == SRV_R_OLLAMA_EMBEDDINGS ? "prompt" : "input";
+    json_t *in = json_object_get(b, key);
+    bool b64 = false;
+    if (id == SRV_R_EMBEDDINGS) {
+        json_t *ef = json_object_get(b, "encoding_format");
+        if (ef && !json_is_null(ef)) {
+            const char *s = json_string_value(ef);
+            if (!s || (strcmp(s, "float") && strcmp(s, "base64")))
+                return srv_reply_error(r, 400, "invalid_value", "encoding_format",
+                                       "'encoding_format' must be \"float\" or \"base64\"");
+            b64 = !strcmp(s, "base64");
+        }
+    }
+    enum { MAX_INPUTS = 64 };
+    size_t n_in;
+    bool token_list = json_is_array(in) && json_array_size(in) && json_is_integer(json_array_get(in, 0));
+    if (json_is_string(in) || token_list)
+        n_in = 1;
+    else if (json_is_array(in) && json_array_size(in) > 0 && id != SRV_R_OLLAMA_EMBEDDINGS)
+        n_in = json_array_size(in);
+    else
+        return srv_reply_error(r, 400, "invalid_type", key, "'%s' must be a string or a non-empty list of strings",
+                               key);
+    if (n_in > MAX_INPUTS)
+        return srv_reply_error(r, 400, "invalid_value", key, "at most %d inputs per request", MAX_INPUTS);
+    const al_model *model = NULL;
+    al_error err = {0};
+    if (srv_model_acquire(srv->sched, m, &model, &err))
+        return srv_reply_error(r, err.status == AL_ERR_LIMIT ? 503 : 500, "model_load_failed", "model",
+                               "cannot load model: %s", err.msg);
+    const al_vocab *vocab = al_model_vocab(model);
+    uint32_t n_ctx = srv->cfg.sched.n_ctx;
+    srv_job *jobs[MAX_INPUTS] = {0};
+    size_t n_jobs = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n_in; i++) {
+        json_t *s = (json_is_string(in) || token_list) ? in : json_array_get(in, i);
+        int32_t *toks = NULL, nt = 0;
+        if (json_is_string(s)) {
+            if (json_string_length(s) == 0) {
+                ok = fail(&e, 400, "invalid_value", key, "%s[%zu] is empty", key, i);
+                break;
+            }
+            ok = tokenize(vocab, json_string_value(s), json_string_length(s), true, false, n_ctx, &toks, &nt, &e);
+        } else if (json_is_array(s) && json_array_size(s) > 0 && json_array_size(s) < n_ctx) {
+            size_t k;
+            json_t *t;
+            toks = malloc(json_array_size(s) * sizeof(int32_t));
+            ok = toks || fail(&e, 500, NULL, NULL, "out of memory");
+            json_array_foreach(s, k, t)
+            {
+                if (!ok)
+                    break;
+                json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
+                if (v < 0 || v >= al_vocab_n_tokens(vocab))
+                    ok = fail(&e, 400, "invalid_value", key, "a token id in '%s' is not of this model", key);
+                else
+                    toks[nt++] = (int32_t)v;
+            }
+        } else {
+            ok = fail(&e, 400, "invalid_type", key, "%s[%zu] must be a string", key, i);
+        }
+        if (!ok) {
+            free(toks);
+            break;
+        }
+        srv_job *j = srv_job_new();
+        if (!j) {
+            free(toks);
+            ok = fail(&e, 500, NULL, NULL, "out of memory");
+            break;
+        }
+        j->model = m;
+        j->kind = SRV_JOB_EMBED;
+        j->prompt = toks;
+        j->n_prompt = nt;
+        if (srv->cfg.request_timeout_s)
+            j->deadline = srv_now() + srv->cfg.request_timeout_s;
+        if (srv_sched_submit(srv->sched, j, &err)) {
+            srv_job_free(j);
+            ok = fail(&e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
+            break;
+        }
+        jobs[n_jobs++] = j;
+    }
+    for (size_t i = 0; ok && i < n_jobs; i++) {
+        srv_job_wait_done(srv->sched, jobs[i], srv_client_alive, r);
+        if (job_error(jobs[i], &e))
+            ok = false;
+    }
+    int ret;
+    if (!ok) {
+        for (size_t i = 0; i < n_jobs; i++)
+            srv_job_cancel_wait(srv->sched, jobs[i]);
+        ret = e.status == 499 ? MHD_NO : reply_perr(r, &e);
+    } else {
+        int32_t tp = 0;
+        for (size_t i = 0; i < n_jobs; i++)
+            tp += jobs[i]->n_prompt;
+        r->prompt_tokens = tp;
+        json_t *o;
+        if (id == SRV_R_EMBEDDINGS) {
+            json_t *data = json_array();
+            for (size_t i = 0; i < n_jobs; i++)
+                json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", (int)i,
+                                                      "embedding",
+                                                      b64 ? b64_floats(jobs[i]->embedding, jobs[i]->n_embd)
+                                                          : float_array(jobs[i]->embedding, jobs[i]->n_embd)));
+            o = json_pack("{s:s,s:o,s:s,s:{s:i,s:i}}", "object", "list", "data", data, "model", r->model, "usage",
+                          "prompt_tokens", tp, "total_tokens", tp);
+        } else if (id == SRV_R_OLLAMA_EMBED) {
+            json_t *data = json_array();
+            for (size_t i = 0; i < n_jobs; i++)
+                json_array_append_new(data, float_array(jobs[i]->embedding, jobs[i]->n_embd));
+            o = json_pack("{s:s,s:o,s:I,s:I,s:i}", "model", r->model, "embeddings", data, "total_duration",
+                          (json_int_t)((srv_now() - r->t_start) * 1e9), "load_duration", (json_int_t)0,
+                          "prompt_eval_count", tp);
+        } else {
+            o = json_pack("{s:o}", "embedding", float_array(jobs[0]->embedding, jobs[0]->n_embd));
+        }
+        ret = srv_reply_json(r, 200, o);
+    }
+    for (size_t i = 0; i < n_jobs; i++) {
+        srv_metrics_observe(srv->metrics, SRV_H_DURATION, srv_now() - r->t_start);
+        srv_job_free(jobs[i]);
+    }
+    srv_model_release(srv->sched, m);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- models */
+
+static json_t *oai_model(al_server *srv, srv_model *m)
+{
+    srv_model_status st;
+    srv_model_get_status(srv->sched, m, &st);
+    return json_pack("{s:s,s:s,s:I,s:s}", "id", st.name, "object", "model", "created", (json_int_t)srv->created,
+                     "owned_by", "airlock");
+}
+
+static json_t *ollama_details(const srv_model_status *st)
+{
+    char psize[32] = "";
+    if (st->info_valid) {
+        double p = (double)st->info.n_params;
+        if (p >= 1e9)
+            snprintf(psize, sizeof(psize), "%.1fB", p / 1e9);
+        else if (p >= 1e6)
+            snprintf(psize, sizeof(psize), "%.1fM", p / 1e6);
+        else
+            snprintf(psize, sizeof(psize), "%.0fK", p / 1e3);
+    }
+    const char *fam = st->info_valid ? st->info.arch : "";
+    return json_pack("{s:s,s:s,s:s,s:[s],s:s,s:s}", "parent_model", "", "format", "gguf", "family", fam,
+                     "families", fam, "parameter_size", psize, "quantization_level", "");
+}
+
+static json_t *ollama_model_entry(al_server *srv, srv_model *m, bool ps)
+{
+    srv_model_status st;
+    srv_model_get_status(srv->sched, m, &st);
+    struct stat fs;
+    bool have = stat(st.path, &fs) == 0;
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o}", "name", st.name, "model", st.name, "size",
+                          (json_int_t)(ps ? st.bytes : (have ? (uint64_t)fs.st_size : 0)), "digest", "", "details",
+                          ollama_details(&st));
+    if (!o)
+        return NULL;
+    if (ps) {
+        json_object_set_new(o, "expires_at", rfc3339_of((time_t)(time(NULL) + 24 * 3600)));
+        json_object_set_new(o, "size_vram", json_integer(0));
+    } else {
+        json_object_set_new(o, "modified_at", rfc3339_of(have ? fs.st_mtime : 0));
+    }
+    return o;
+}
+
+static int handle_show(srv_req *r)
+{
+    perr e = {0};
+    srv_model *m = find_model(r, r->json, "model", &e);
+    if (!m)
+        return reply_perr(r, &e);
+    const al_model *model = NULL;
+    al_error err = {0};
+    if (srv_model_acquire(r->srv->sched, m, &model, &err))
+        return srv_reply_error(r, 500, "model_load_failed", "model", "cannot load model: %s", err.msg);
+    srv_model_status st;
+    srv_model_get_status(r->srv->sched, m, &st);
+    const char *tmpl = st.chat_format ? al_template_builtin(st.chat_format) : al_model_chat_template(model);
+    json_t *mi = json_object();
+    char k[96];
+    json_object_set_new(mi, "general.architecture", json_string(st.info.arch));
+    json_object_set_new(mi, "general.parameter_count", json_integer((json_int_t)st.info.n_params));
+    snprintf(k, sizeof(k), "%s.context_length", st.info.arch);
+    json_object_set_new(mi, k, json_integer(st.info.n_ctx_train));
+    snprintf(k, sizeof(k), "%s.embedding_length", st.info.arch);
+    json_object_set_new(mi, k, json_integer(st.info.n_embd));
+    snprintf(k, sizeof(k), "%s.block_count", st.info.arch);
+    json_object_set_new(mi, k, json_integer(st.info.n_layer));
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:[s,s],s:o}", "modelfile", "", "parameters", "", "template",
+                          tmpl ? jstr(tmpl, strlen(tmpl)) : json_string(""), "details", ollama_details(&st),
+                          "model_info", mi, "capabilities", "completion", "embedding", "modified_at",
+                          rfc3339_of(time(NULL)));
+    srv_model_release(r->srv->sched, m);
+    return srv_reply_json(r, 200, o);
+}
+
+static int reply_text(srv_req *r, int status, const char *ctype, const char *text)
+{
+    size_t n = strlen(text);
+    char *c = malloc(n + 1);
+    if (!c)
+        return MHD_NO;
+    memcpy(c, text, n + 1);
+    return srv_reply(r, status, ctype, c, n);
+}
+
+int srv_api_dispatch(srv_req *r)
+{
+    al_server *srv = r->srv;
+    switch (r->route->id) {
+    case SRV_R_HEALTH:
+        return srv_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    case SRV_R_READY:
+        if (srv_sched_ready(srv->sched))
+            return srv_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+        return srv_reply_error(r, 503, "not_ready", NULL, "no model can be served");
+    case SRV_R_ROOT:
+        return reply_text(r, 200, "text/plain", "airlock is running\n");
+    case SRV_R_METRICS: {
+        srv_sched_stats ss;
+        srv_sched_get_stats(srv->sched, &ss);
+        srv_metrics_gauges g = {.queue_depth = ss.queue_depth, .active = ss.active,
+                                .models_loaded = ss.n_models_loaded, .prompt_tokens = ss.prompt_tokens,
+                                .generated_tokens = ss.generated_tokens, .cached_tokens = ss.cached_tokens};
+        size_t len = 0;
+        char *t = srv_metrics_render(srv->metrics, &g, &len);
+        if (!t)
+            return srv_reply_error(r, 500, NULL, NULL, "out of memory");
+        return srv_reply(r, 200, "text/plain; version=0.0.4", t, len);
+    }
+    case SRV_R_MODELS: {
+        json_t *data = json_array();
+        for (size_t i = 0; i < srv_sched_n_models(srv->sched); i++)
+            json_array_append_new(data, oai_model(srv, srv_sched_model_at(srv->sched, i)));
+        return srv_reply_json(r, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    }
+    case SRV_R_MODEL: {
+        srv_model *m = srv_sched_find(srv->sched, r->path_arg);
+        if (!m)
+            return srv_reply_error(r, 404, "model_not_found", "model", "the model '%s' does not exist",
+                                   r->path_arg);
+        return srv_reply_json(r, 200, oai_model(srv, m));
+    }
+    case SRV_R_CHAT:
+        return handle_generate(r, D_OAI_CHAT);
+    case SRV_R_COMPLETIONS:
+        return handle_generate(r, D_OAI_COMPL);
+    case SRV_R_OLLAMA_CHAT:
+        return handle_generate(r, D_OL_CHAT);
+    case SRV_R_OLLAMA_GENERATE:
+        return handle_generate(r, D_OL_GEN);
+    case SRV_R_EMBEDDINGS:
+    case SRV_R_OLLAMA_EMBED:
+    case SRV_R_OLLAMA_EMBEDDINGS:
+        return handle_embeddings(r, r->route->id);
+    case SRV_R_OLLAMA_TAGS:
+    case SRV_R_OLLAMA_PS: {
+        bool ps = r->route->id == SRV_R_OLLAMA_PS;
+        json_t *list = json_array();
+        for (size_t i = 0; i < srv_sched_n_models(srv->sched); i++) {
+            srv_model *m = srv_sched_model_at(srv->sched, i);
+            srv_model_status st;
+            srv_model_get_status(srv->sched, m, &st);
+            if (!ps || st.loaded)
+                json_array_append_new(list, ollama_model_entry(srv, m, ps));
+        }
+        return srv_reply_json(r, 200, json_pack("{s:o}", "models", list));
+    }
+    case SRV_R_OLLAMA_SHOW:
+        return handle_show(r);
+    case SRV_R_OLLAMA_VERSION:
+        return srv_reply_json(r, 200, json_pack("{s:s,s:s}", "version", "0.6.0", "airlock", al_version()));
+    }
+    return srv_reply_error(r, 404, "unknown_url", NULL, "unknown URL");
+}

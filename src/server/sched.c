@@ -1,0 +1,971 @@
+/*
+ * sched.c - continuous batching over the slots of each loaded model.
+ *
+ * One thread runs the loop: admit queued jobs into free slots (the slot
+ * whose token history shares the longest prefix with the prompt, so a
+ * shared system prompt or the earlier turns of a chat are not computed
+ * again), then one al_decode per model holding the next token of every
+ * decoding slot plus a bounded chunk of prompt tokens of slots still being
+ * prefilled, so running streams keep flowing while new prompts come in.
+ */
+#include "server/sched.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "server/json_constraint.h"
+#include "util/error.h"
+
+typedef struct slot {
+    srv_job *job;            /* NULL: free (borrowed; the HTTP side owns it) */
+    int32_t *hist;           /* (n_ctx) tokens whose KV this sequence holds */
+    int32_t n_hist;
+    int32_t n_done;          /* prompt tokens of job already in the cache */
+    bool decoding;           /* prompt done; next_tok waits to be decoded */
+    int32_t next_tok;
+    uint64_t admit_tick;     /* admission order, for fair prefill */
+    uint64_t used_tick;      /* last use, to pick which free slot to reuse */
+    al_sampler *smp;         /* owned, per job */
+    al_detok *dt;            /* owned, per job */
+    al_stop *st;             /* owned, per job */
+    srv_jc *jc;              /* owned, per job when json_mode */
+    double *emb_sum;         /* (n_embd) for embedding jobs */
+    int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
+} slot;
+
+struct srv_model {
+    char *name, *path, *chat_format; /* owned */
+    al_model *model;         /* NULL when not loaded */
+    al_context *ctx;         /* created by the scheduler on first job */
+    slot *slots;             /* (n_parallel) with ctx */
+    float *lbuf;             /* (n_vocab) logits scratch for constraints */
+    al_model_info info;
+    bool info_valid;
+    int refs;                /* pins: jobs in flight and acquirers */
+    uint64_t bytes;
+    uint64_t lru_tick;
+    double last_used_wall;
+    int32_t *b_tok, *b_pos, *b_seq; /* (n_batch + n_parallel) batch arrays */
+    bool *b_logits;
+};
+
+struct srv_sched {
+    srv_sched_params p;
+    srv_model *models;
+    size_t n_models;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    pthread_t thread;
+    bool thread_started;
+    bool stopping;
+    srv_job **queue;         /* ring of queue_cap */
+    uint32_t q_head, q_len;
+    uint64_t tick;
+    uint64_t loaded_bytes;
+    uint32_t n_active;
+    uint64_t st_prompt, st_gen, st_cached;
+};
+
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static char *dup_str(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+srv_job *srv_job_new(void)
+{
+    srv_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    if (pthread_cond_init(&j->cv, NULL)) {
+        free(j);
+        return NULL;
+    }
+    atomic_init(&j->cancel, false);
+    j->sp = al_sampler_default_params();
+    j->max_tokens = 16;
+    return j;
+}
+
+void srv_job_free(srv_job *j)
+{
+    if (!j)
+        return;
+    pthread_cond_destroy(&j->cv);
+    free(j->prompt);
+    for (size_t i = 0; i < j->n_stops; i++)
+        free(j->stops[i]);
+    free(j->stops);
+    free(j->text);
+    free(j->toks);
+    free(j->embedding);
+    free(j);
+}
+
+/* Appends generated text (lock held). */
+static void job_append(srv_job *j, const char *t, size_t n)
+{
+    if (n == 0 || !t)
+        return;
+    if (j->text_len + n + 1 > j->text_cap) {
+        size_t cap = j->text_cap ? j->text_cap : 256;
+        while (cap < j->text_len + n + 1)
+            cap *= 2;
+        char *nt = realloc(j->text, cap);
+        if (!nt)
+            return; /* dropped: the request will be short, never corrupt */
+        j->text = nt;
+        j->text_cap = cap;
+    }
+    memcpy(j->text + j->text_len, t, n);
+    j->text_len += n;
+    j->text[j->text_len] = 0;
+}
+
+static void job_add_tok(srv_job *j, const srv_tok_info *ti)
+{
+    if (j->n_toks == j->toks_cap) {
+        size_t cap = j->toks_cap ? j->toks_cap * 2 : 32;
+        srv_tok_info *nt = realloc(j->toks, cap * sizeof(*nt));
+        if (!nt)
+            return;
+        j->toks = nt;
+        j->toks_cap = cap;
+    }
+    j->toks[j->n_toks++] = *ti;
+}
+
+bool srv_job_wait(srv_sched *s, srv_job *j, size_t text_len, size_t n_toks, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool changed;
+    for (;;) {
+        changed = j->text_len > text_len || j->n_toks > n_toks || j->finish != SRV_FINISH_NONE;
+        if (changed)
+            break;
+        if (pthread_cond_timedwait(&j->cv, &s->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return changed;
+}
+
+bool srv_job_view_take(srv_sched *s, srv_job *j, size_t from, size_t tok_from, srv_job_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    pthread_mutex_lock(&s->mu);
+    size_t end = j->text_len;
+    if (from > end)
+        from = end;
+    v->n_text = end - from;
+    v->text = malloc(v->n_text + 1);
+    if (v->text) {
+        if (v->n_text)
+            memcpy(v->text, j->text + from, v->n_text);
+        v->text[v->n_text] = 0;
+    }
+    v->text_end = end;
+    size_t tend = j->n_toks;
+    if (tok_from > tend)
+        tok_from = tend;
+    v->n_toks_new = tend - tok_from;
+    if (v->n_toks_new) {
+        v->toks = malloc(v->n_toks_new * sizeof(srv_tok_info));
+        if (v->toks)
+            memcpy(v->toks, j->toks + tok_from, v->n_toks_new * sizeof(srv_tok_info));
+        else
+            v->n_toks_new = 0;
+    }
+    v->toks_end = tok_from + v->n_toks_new;
+    v->finish = j->finish;
+    v->n_gen = j->n_gen;
+    v->n_cached = j->n_cached;
+    v->t_first = j->t_first;
+    pthread_mutex_unlock(&s->mu);
+    return v->text != NULL;
+}
+
+void srv_job_cancel_wait(srv_sched *s, srv_job *j)
+{
+    atomic_store(&j->cancel, true);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->work_cv);
+    while (j->finish == SRV_FINISH_NONE)
+        pthread_cond_wait(&j->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_job_wait_done(srv_sched *s, srv_job *j, bool (*alive)(void *), void *arg)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        srv_finish f = j->finish;
+        pthread_mutex_unlock(&s->mu);
+        if (f != SRV_FINISH_NONE)
+            return;
+        if (alive && !alive(arg)) {
+            srv_job_cancel_wait(s, j);
+            return;
+        }
+        srv_job_wait(s, j, SIZE_MAX, SIZE_MAX, 100);
+    }
+}
+
+/* ---------------------------------------------------------------- models */
+
+size_t srv_sched_n_models(const srv_sched *s)
+{
+    return s->n_models;
+}
+
+srv_model *srv_sched_model_at(srv_sched *s, size_t i)
+{
+    return i < s->n_models ? &s->models[i] : NULL;
+}
+
+srv_model *srv_sched_find(srv_sched *s, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < s->n_models; i++)
+        if (!strcmp(s->models[i].name, name))
+            return &s->models[i];
+    /* Ollama clients often say "name:latest". */
+    size_t n = strlen(name);
+    if (n > 7 && !strcmp(name + n - 7, ":latest"))
+        for (size_t i = 0; i < s->n_models; i++)
+            if (strlen(s->models[i].name) == n - 7 && !strncmp(s->models[i].name, name, n - 7))
+                return &s->models[i];
+    return NULL;
+}
+
+uint32_t srv_sched_n_ctx(const srv_sched *s)
+{
+    return s->p.n_ctx;
+}
+
+void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&s->mu);
+    out->name = m->name;
+    out->path = m->path;
+    out->chat_format = m->chat_format;
+    out->loaded = m->model != NULL;
+    out->bytes = m->bytes;
+    out->last_used = m->last_used_wall;
+    out->info = m->info;
+    out->info_valid = m->info_valid;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void slot_release_job_state(slot *sl)
+{
+    al_sampler_free(sl->smp);
+    al_detok_free(sl->dt);
+    al_stop_free(sl->st);
+    srv_jc_free(sl->jc);
+    free(sl->emb_sum);
+    sl->smp = NULL;
+    sl->dt = NULL;
+    sl->st = NULL;
+    sl->jc = NULL;
+    sl->emb_sum = NULL;
+}
+
+/* Frees the model's context and weights (lock held, refs == 0). */
+static void model_unload(srv_sched *s, srv_model *m)
+{
+    if (m->slots) {
+        for (uint32_t i = 0; i < s->p.n_parallel; i++) {
+            slot_release_job_state(&m->slots[i]);
+            free(m->slots[i].hist);
+        }
+        free(m->slots);
+        m->slots = NULL;
+    }
+    al_context_free(m->ctx);
+    m->ctx = NULL;
+    al_model_free(m->model);
+    m->model = NULL;
+    free(m->lbuf);
+    free(m->b_tok);
+    free(m->b_pos);
+    free(m->b_seq);
+    free(m->b_logits);
+    m->lbuf = NULL;
+    m->b_tok = m->b_pos = m->b_seq = NULL;
+    m->b_logits = NULL;
+    s->loaded_bytes -= m->bytes;
+    m->bytes = 0;
+}
+
+al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    al_status st = AL_OK;
+    if (!m->model) {
+        al_model_params mp = al_model_default_params();
+        al_model *model = NULL;
+        st = al_model_load(m->path, &mp, &model, err);
+        if (st == AL_OK) {
+            uint64_t bytes;
+            al_model_get_info(model, &m->info);
+            m->info_valid = true;
+            bytes = m->info.file_bytes + al_model_kv_bytes(model, s->p.n_ctx, s->p.n_parallel);
+            /* Evict idle models, least recently used first, until it fits. */
+            while (s->p.memory_budget && s->loaded_bytes + bytes > s->p.memory_budget) {
+                srv_model *victim = NULL;
+                for (size_t i = 0; i < s->n_models; i++) {
+                    srv_model *c = &s->models[i];
+                    if (c != m && c->model && c->refs == 0 && (!victim || c->lru_tick < victim->lru_tick))
+                        victim = c;
+                }
+                if (!victim)
+                    break;
+                model_unload(s, victim);
+            }
+            if (s->p.memory_budget && s->loaded_bytes + bytes > s->p.memory_budget) {
+                al_model_free(model);
+                st = al_err(err, AL_ERR_LIMIT,
+                            "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
+                            "of %llu are free (other models are busy)",
+                            m->name, (unsigned long long)bytes,
+                            (unsigned long long)(s->p.memory_budget - s->loaded_bytes),
+                            (unsigned long long)s->p.memory_budget);
+            } else {
+                m->model = model;
+                m->bytes = bytes;
+                s->loaded_bytes += bytes;
+            }
+        }
+    }
+    if (st == AL_OK) {
+        m->refs++;
+        m->lru_tick = ++s->tick;
+        m->last_used_wall = (double)time(NULL);
+        *out = m->model;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+void srv_model_release(srv_sched *s, srv_model *m)
+{
+    pthread_mutex_lock(&s->mu);
+    if (m->refs > 0)
+        m->refs--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Creates the context and slots of a loaded model (lock held). */
+static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
+{
+    if (m->ctx)
+        return AL_OK;
+    al_context_params cp = al_context_default_params();
+    cp.n_ctx = s->p.n_ctx;
+    cp.n_seq = s->p.n_parallel;
+    cp.n_batch = s->p.n_batch;
+    cp.n_threads = s->p.n_threads;
+    cp.embeddings = true;
+    al_status st = al_context_new(m->model, &cp, &m->ctx, err);
+    if (st)
+        return st;
+    size_t nb = (size_t)s->p.n_batch + s->p.n_parallel;
+    m->slots = calloc(s->p.n_parallel, sizeof(slot));
+    m->lbuf = malloc((size_t)m->info.n_vocab * sizeof(float));
+    m->b_tok = malloc(nb * sizeof(int32_t));
+    m->b_pos = malloc(nb * sizeof(int32_t));
+    m->b_seq = malloc(nb * sizeof(int32_t));
+    m->b_logits = malloc(nb * sizeof(bool));
+    bool ok = m->slots && m->lbuf && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
+    for (uint32_t i = 0; ok && i < s->p.n_parallel; i++) {
+        m->slots[i].hist = malloc((size_t)s->p.n_ctx * sizeof(int32_t));
+        ok = m->slots[i].hist != NULL;
+    }
+    if (!ok) {
+        /* model_unload frees what was allocated; keep the weights. */
+        if (m->slots)
+            for (uint32_t i = 0; i < s->p.n_parallel; i++)
+                free(m->slots[i].hist);
+        free(m->slots);
+        free(m->lbuf);
+        free(m->b_tok);
+        free(m->b_pos);
+        free(m->b_seq);
+        free(m->b_logits);
+        m->slots = NULL;
+        m->lbuf = NULL;
+        m->b_tok = m->b_pos = m->b_seq = NULL;
+        m->b_logits = NULL;
+        al_context_free(m->ctx);
+        m->ctx = NULL;
+        return al_err(err, AL_ERR_NOMEM, "out of memory for the slots of model '%s'", m->name);
+    }
+    return AL_OK;
+}
+
+/* ------------------------------------------------------------- scheduling */
+
+/* Marks a job finished and wakes its reader (lock held). */
+static void job_finish(srv_sched *s, srv_job *j, srv_finish f)
+{
+    if (j->finish != SRV_FINISH_NONE)
+        return;
+    j->finish = f;
+    j->t_done = srv_now();
+    pthread_cond_broadcast(&j->cv);
+}
+
+static void slot_finish(srv_sched *s, slot *sl, srv_finish f)
+{
+    if (!sl->job)
+        return;
+    job_finish(s, sl->job, f);
+    sl->job = NULL;
+    sl->decoding = false;
+    slot_release_job_state(sl);
+    if (s->n_active)
+        s->n_active--;
+}
+
+/* Sends the detokenizer's and the stop matcher's held-back text (lock held). */
+static void slot_flush_text(slot *sl)
+{
+    size_t n = 0;
+    const char *t = sl->dt ? al_detok_flush(sl->dt, &n) : NULL;
+    const char *emit = NULL;
+    size_t n_emit = 0;
+    if (t && n && sl->st) {
+        if (al_stop_feed(sl->st, t, n, &emit, &n_emit)) {
+            job_append(sl->job, emit, n_emit);
+            return;
+        }
+        job_append(sl->job, emit, n_emit);
+    }
+    if (sl->st) {
+        t = al_stop_flush(sl->st, &n);
+        job_append(sl->job, t, n);
+    }
+}
+
+static int32_t lcp(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
+{
+    int32_t n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Puts a queued job into a free slot of its model; false if none is free. */
+static bool admit(srv_sched *s, srv_job *j)
+{
+    srv_model *m = j->model;
+    al_error err = {0};
+    if (model_ensure_ctx(s, m, &err)) {
+        j->err = err;
+        job_finish(s, j, SRV_FINISH_ERROR);
+        return true;
+    }
+    int best = -1;
+    int32_t best_l = -1;
+    for (uint32_t i = 0; i < s->p.n_parallel; i++) {
+        slot *sl = &m->slots[i];
+        if (sl->job)
+            continue;
+        int32_t l = j->kind == SRV_JOB_GENERATE ? lcp(sl->hist, sl->n_hist, j->prompt, j->n_prompt) : 0;
+        if (l > best_l || (l == best_l && sl->used_tick < m->slots[best].used_tick)) {
+            best = (int)i;
+            best_l = l;
+        }
+    }
+    if (best < 0)
+        return false;
+    slot *sl = &m->slots[best];
+    int32_t keep = best_l;
+    if (keep >= j->n_prompt)
+        keep = j->n_prompt - 1; /* the last prompt token gives the first logits */
+    if (keep < 0)
+        keep = 0;
+    al_kv_seq_truncate(m->ctx, best, keep);
+    sl->n_hist = keep;
+    sl->n_done = keep;
+    sl->decoding = false;
+    sl->admit_tick = ++s->tick;
+    sl->used_tick = sl->admit_tick;
+    j->n_cached = keep;
+    j->t_start = srv_now();
+    s->st_cached += (uint64_t)keep;
+    s->st_prompt += (uint64_t)j->n_prompt;
+    bool ok = true;
+    if (j->kind == SRV_JOB_GENERATE) {
+        sl->smp = al_sampler_new(&j->sp, (int32_t)m->info.n_vocab);
+        sl->dt = al_detok_new(al_model_vocab(m->model), false);
+        sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
+        ok = sl->smp && sl->dt && sl->st;
+        if (ok && j->json_mode) {
+            sl->jc = srv_jc_new(al_model_vocab(m->model));
+            ok = sl->jc != NULL;
+        }
+    } else {
+        sl->emb_sum = calloc(m->info.n_embd, sizeof(double));
+        ok = sl->emb_sum != NULL;
+    }
+    sl->job = j;
+    s->n_active++;
+    if (!ok) {
+        al_err(&j->err, AL_ERR_NOMEM, "out of memory for a request's sampler");
+        slot_finish(s, sl, SRV_FINISH_ERROR);
+    }
+    return true;
+}
+
+/* Top-k of logits as log-probabilities (small k: a selection pass). */
+static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int32_t k, srv_tok_info *ti)
+{
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n_vocab; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    double sum = 0;
+    for (int32_t i = 0; i < n_vocab; i++)
+        sum += exp((double)(logits[i] - mx));
+    float lse = mx + (float)log(sum);
+    ti->token = tok;
+    ti->logprob = logits[tok] - lse;
+    ti->n_top = 0;
+    for (int32_t r = 0; r < k; r++) {
+        int32_t bi = -1;
+        for (int32_t i = 0; i < n_vocab; i++) {
+            bool taken = false;
+            for (int32_t q = 0; q < ti->n_top; q++)
+                if (ti->top_id[q] == i) {
+                    taken = true;
+                    break;
+                }
+            if (!taken && (bi < 0 || logits[i] > logits[bi]))
+                bi = i;
+        }
+        if (bi < 0)
+            break;
+        ti->top_id[ti->n_top] = bi;
+        ti->top_lp[ti->n_top] = logits[bi] - lse;
+        ti->n_top++;
+    }
+}
+
+/* Samples the next token of a slot from its logits and emits text (lock held). */
+static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const float *logits)
+{
+    srv_job *j = sl->job;
+    const al_vocab *voc = al_model_vocab(m->model);
+    int32_t n_vocab = (int32_t)m->info.n_vocab;
+    const float *lg = logits;
+    if (sl->jc) {
+        memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
+        srv_jc_mask(sl->jc, m->lbuf, n_vocab);
+        lg = m->lbuf;
+    }
+    int32_t tok = al_sampler_sample(sl->smp, lg);
+    al_sampler_accept(sl->smp, tok);
+    if (j->n_gen == 0)
+        j->t_first = srv_now();
+    j->n_gen++;
+    s->st_gen++;
+    if (j->want_logprobs) {
+        srv_tok_info ti;
+        fill_logprobs(logits, n_vocab, tok, j->top_logprobs, &ti);
+        job_add_tok(j, &ti);
+    }
+    bool json_done = false;
+    if (sl->jc && !al_vocab_is_eog(voc, tok))
+        json_done = srv_jc_accept(sl->jc, tok);
+    if (al_vocab_is_eog(voc, tok)) {
+        slot_flush_text(sl);
+        slot_finish(s, sl, SRV_FINISH_STOP);
+        return;
+    }
+    size_t n = 0;
+    const char *piece = al_detok_push(sl->dt, tok, &n);
+    const char *emit = NULL;
+    size_t n_emit = 0;
+    if (al_stop_feed(sl->st, piece, n, &emit, &n_emit)) {
+        job_append(j, emit, n_emit);
+        slot_finish(s, sl, SRV_FINISH_STOP);
+        return;
+    }
+    job_append(j, emit, n_emit);
+    pthread_cond_broadcast(&j->cv);
+    if (json_done) {
+        slot_flush_text(sl);
+        slot_finish(s, sl, SRV_FINISH_STOP);
+        return;
+    }
+    if (j->n_gen >= j->max_tokens || sl->n_hist + 1 >= (int32_t)s->p.n_ctx) {
+        slot_flush_text(sl);
+        slot_finish(s, sl, SRV_FINISH_LENGTH);
+        return;
+    }
+    (void)seq;
+    sl->decoding = true;
+    sl->next_tok = tok;
+}
+
+static void embed_finish(srv_sched *s, srv_model *m, slot *sl)
+{
+    srv_job *j = sl->job;
+    uint32_t d = m->info.n_embd;
+    j->embedding = malloc((size_t)d * sizeof(float));
+    if (!j->embedding) {
+        al_err(&j->err, AL_ERR_NOMEM, "out of memory for an embedding");
+        slot_finish(s, sl, SRV_FINISH_ERROR);
+        return;
+    }
+    double norm = 0;
+    for (uint32_t i = 0; i < d; i++) {
+        double v = sl->emb_sum[i] / (double)j->n_prompt;
+        sl->emb_sum[i] = v;
+        norm += v * v;
+    }
+    norm = sqrt(norm);
+    for (uint32_t i = 0; i < d; i++)
+        j->embedding[i] = (float)(norm > 0 ? sl->emb_sum[i] / norm : 0.0);
+    j->n_embd = (int32_t)d;
+    slot_finish(s, sl, SRV_FINISH_STOP);
+}
+
+/* One forward pass for one model: lock held on entry and exit, released
+ * around al_decode. Returns true when it did work. */
+static bool model_step(srv_sched *s, srv_model *m)
+{
+    if (!m->ctx)
+        return false;
+    const uint32_t np = s->p.n_parallel;
+    int32_t n = 0, budget = (int32_t)s->p.n_batch;
+    for (uint32_t i = 0; i < np; i++) {
+        slot *sl = &m->slots[i];
+        sl->chunk_len = 0;
+        if (!sl->job || !sl->decoding)
+            continue;
+        sl->chunk_start = n;
+        sl->chunk_len = 1;
+        m->b_tok[n] = sl->next_tok;
+        m->b_pos[n] = sl->n_hist;
+        m->b_seq[n] = (int32_t)i;
+        m->b_logits[n] = true;
+        n++;
+    }
+    /* Prefill: oldest admitted first, in chunks of what the batch has left. */
+    for (;;) {
+        slot *pick = NULL;
+        int32_t pi = -1;
+        for (uint32_t i = 0; i < np; i++) {
+            slot *sl = &m->slots[i];
+            if (sl->job && !sl->decoding && sl->chunk_len == 0 && sl->n_done < sl->job->n_prompt &&
+                (!pick || sl->admit_tick < pick->admit_tick)) {
+                pick = sl;
+                pi = (int32_t)i;
+            }
+        }
+        if (!pick || n >= budget)
+            break;
+        int32_t k = pick->job->n_prompt - pick->n_done;
+        if (k > budget - n)
+            k = budget - n;
+        pick->chunk_start = n;
+        pick->chunk_len = k;
+        for (int32_t t = 0; t < k; t++) {
+            int32_t idx = pick->n_done + t;
+            m->b_tok[n] = pick->job->prompt[idx];
+            m->b_pos[n] = pick->n_hist + t;
+            m->b_seq[n] = pi;
+            m->b_logits[n] = pick->job->kind == SRV_JOB_GENERATE && idx == pick->job->n_prompt - 1;
+            n++;
+        }
+    }
+    if (n == 0)
+        return false;
+
+    al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
+    al_error err = {0};
+    pthread_mutex_unlock(&s->mu);
+    al_status st = al_decode(m->ctx, &b, &err);
+    pthread_mutex_lock(&s->mu);
+
+    for (uint32_t i = 0; i < np; i++) {
+        slot *sl = &m->slots[i];
+        if (!sl->job || sl->chunk_len == 0)
+            continue;
+        if (st) {
+            sl->job->err = err;
+            al_kv_seq_truncate(m->ctx, (int32_t)i, 0);
+            sl->n_hist = 0;
+            slot_finish(s, sl, SRV_FINISH_ERROR);
+            continue;
+        }
+        for (int32_t t = 0; t < sl->chunk_len; t++)
+            sl->hist[sl->n_hist++] = m->b_tok[sl->chunk_start + t];
+        if (sl->decoding) {
+            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start));
+            continue;
+        }
+        sl->n_done += sl->chunk_len;
+        if (sl->job->kind == SRV_JOB_EMBED) {
+            uint32_t d = m->info.n_embd;
+            for (int32_t t = 0; t < sl->chunk_len; t++) {
+                const float *e = al_get_embedding(m->ctx, sl->chunk_start + t);
+                if (!e) {
+                    al_err(&sl->job->err, AL_ERR_UNSUPPORTED, "the engine gave no hidden states");
+                    slot_finish(s, sl, SRV_FINISH_ERROR);
+                    break;
+                }
+                for (uint32_t q = 0; q < d; q++)
+                    sl->emb_sum[q] += e[q];
+            }
+            if (sl->job && sl->n_done >= sl->job->n_prompt)
+                embed_finish(s, m, sl);
+            continue;
+        }
+        if (sl->n_done >= sl->job->n_prompt)
+            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start + sl->chunk_len - 1));
+    }
+    return true;
+}
+
+/* Drops cancelled and expired jobs from slots and the queue (lock held). */
+static void reap(srv_sched *s)
+{
+    double now = srv_now();
+    for (size_t mi = 0; mi < s->n_models; mi++) {
+        srv_model *m = &s->models[mi];
+        if (!m->slots)
+            continue;
+        for (uint32_t i = 0; i < s->p.n_parallel; i++) {
+            slot *sl = &m->slots[i];
+            if (!sl->job)
+                continue;
+            if (atomic_load(&sl->job->cancel))
+                slot_finish(s, sl, SRV_FINISH_CANCELLED);
+            else if (sl->job->deadline > 0 && now > sl->job->deadline)
+                slot_finish(s, sl, SRV_FINISH_TIMEOUT);
+        }
+    }
+    uint32_t cap = s->p.queue_cap, w = 0;
+    for (uint32_t r = 0; r < s->q_len; r++) {
+        srv_job *j = s->queue[(s->q_head + r) % cap];
+        if (atomic_load(&j->cancel))
+            job_finish(s, j, SRV_FINISH_CANCELLED);
+        else if (j->deadline > 0 && now > j->deadline)
+            job_finish(s, j, SRV_FINISH_TIMEOUT);
+        else
+            s->queue[(s->q_head + w++) % cap] = j;
+    }
+    s->q_len = w;
+}
+
+static void *sched_main(void *arg)
+{
+    srv_sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        reap(s);
+        /* Admit in FIFO order; a job whose model has no free slot waits
+         * without blocking jobs of other models. */
+        uint32_t cap = s->p.queue_cap, w = 0, len = s->q_len;
+        for (uint32_t r = 0; r < len; r++) {
+            srv_job *j = s->queue[(s->q_head + r) % cap];
+            if (!admit(s, j))
+                s->queue[(s->q_head + w++) % cap] = j;
+        }
+        s->q_len = w;
+        bool worked = false;
+        for (size_t mi = 0; mi < s->n_models; mi++)
+            worked |= model_step(s, &s->models[mi]);
+        if (!worked && !s->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L; /* wake up to expire queued deadlines */
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+al_status srv_sched_submit(srv_sched *s, srv_job *j, al_error *err)
+{
+    if (!j->model || j->n_prompt <= 0)
+        return al_err(err, AL_ERR_ARG, "a job needs a model and a non-empty prompt");
+    pthread_mutex_lock(&s->mu);
+    if (s->q_len >= s->p.queue_cap) {
+        pthread_mutex_unlock(&s->mu);
+        return al_err(err, AL_ERR_LIMIT, "the server is busy: %u requests are already waiting", s->p.queue_cap);
+    }
+    j->t_submit = srv_now();
+    s->queue[(s->q_head + s->q_len) % s->p.queue_cap] = j;
+    s->q_len++;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    return AL_OK;
+}
+
+void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    out->queue_depth = s->q_len;
+    out->active = s->n_active;
+    out->n_models_loaded = 0;
+    for (size_t i = 0; i < s->n_models; i++)
+        out->n_models_loaded += s->models[i].model != NULL;
+    out->prompt_tokens = s->st_prompt;
+    out->generated_tokens = s->st_gen;
+    out->cached_tokens = s->st_cached;
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool srv_sched_ready(srv_sched *s)
+{
+    bool ok = false;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_models && !ok; i++) {
+        struct stat stt;
+        ok = s->models[i].model != NULL || stat(s->models[i].path, &stt) == 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static char *default_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 5 && !strcmp(b + n - 5, ".gguf"))
+        n -= 5;
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, b, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, size_t n_models, srv_sched **out,
+                        al_error *err)
+{
+    *out = NULL;
+    if (n_models == 0)
+        return al_err(err, AL_ERR_ARG, "no model configured (--model PATH.gguf)");
+    if (p->n_parallel == 0 || p->n_parallel > 256 || p->n_ctx < 8 || p->n_batch < p->n_parallel + 1 ||
+        p->queue_cap == 0)
+        return al_err(err, AL_ERR_ARG,
+                      "bad scheduler parameters (parallel 1..256, ctx >= 8, batch > parallel, queue >= 1)");
+    srv_sched *s = calloc(1, sizeof(*s));
+    if (!s)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    s->p = *p;
+    s->models = calloc(n_models, sizeof(srv_model));
+    s->queue = calloc(p->queue_cap, sizeof(srv_job *));
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    if (!s->models || !s->queue) {
+        srv_sched_free(s);
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    }
+    s->n_models = n_models;
+    for (size_t i = 0; i < n_models; i++) {
+        srv_model *m = &s->models[i];
+        m->path = dup_str(models[i].path);
+        m->name = models[i].name ? dup_str(models[i].name) : default_name(models[i].path);
+        m->chat_format = dup_str(models[i].chat_format);
+        if (!m->path || !m->name || (models[i].chat_format && !m->chat_format)) {
+            srv_sched_free(s);
+            return al_err(err, AL_ERR_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(s->models[k].name, m->name)) {
+                al_err(err, AL_ERR_ARG, "two models are named '%s' (use --model-name)", m->name);
+                srv_sched_free(s);
+                return AL_ERR_ARG;
+            }
+    }
+    if (pthread_create(&s->thread, NULL, sched_main, s)) {
+        srv_sched_free(s);
+        return al_err(err, AL_ERR_NOMEM, "cannot start the scheduler thread");
+    }
+    s->thread_started = true;
+    *out = s;
+    return AL_OK;
+}
+
+void srv_sched_free(srv_sched *s)
+{
+    if (!s)
+        return;
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    pthread_mutex_lock(&s->mu);
+    for (uint32_t r = 0; r < s->q_len; r++) {
+        srv_job *j = s->queue[(s->q_head + r) % s->p.queue_cap];
+        al_err(&j->err, AL_ERR_STATE, "the server is shutting down");
+        job_finish(s, j, SRV_FINISH_ERROR);
+    }
+    s->q_len = 0;
+    for (size_t i = 0; i < s->n_models; i++) {
+        srv_model *m = &s->models[i];
+        if (m->slots)
+            for (uint32_t k = 0; k < s->p.n_parallel; k++)
+                if (m->slots[k].job) {
+                    al_err(&m->slots[k].job->err, AL_ERR_STATE, "the server is shutting down");
+                    slot_finish(s, &m->slots[k], SRV_FINISH_ERROR);
+                }
+        model_unload(s, m);
+        free(m->name);
+        free(m->path);
+        free(m->chat_format);
+    }
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work_cv);
+    free(s->models);
+    free(s->queue);
+    free(s);
+}

@@ -1,0 +1,167 @@
+/*
+ * sched.h - the server's scheduler: configured models (loaded on first use,
+ * evicted least-recently-used under a memory budget), a bounded queue of
+ * jobs, and one thread that runs continuous batching over n_parallel slots
+ * per model.
+ *
+ * Threads: HTTP threads create jobs, submit them and read their output;
+ * the scheduler thread alone touches contexts, samplers and slots. Every
+ * job field below "shared" is guarded by the scheduler's mutex and read
+ * through srv_job_wait / srv_job_snapshot.
+ */
+#ifndef AL_SERVER_SCHED_H
+#define AL_SERVER_SCHED_H
+
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "airlock.h"
+
+typedef struct srv_sched srv_sched;
+typedef struct srv_model srv_model;
+
+typedef struct srv_model_cfg {
+    const char *path;        /* GGUF file */
+    const char *name;        /* name clients use; NULL: file name without .gguf */
+    const char *chat_format; /* built-in template name, or NULL: the model's own */
+} srv_model_cfg;
+
+typedef struct srv_sched_params {
+    uint32_t n_parallel;     /* slots (sequences) per model */
+    uint32_t n_ctx;          /* positions per slot */
+    uint32_t n_batch;        /* tokens per forward pass (decode + prefill chunk) */
+    int n_threads;           /* 0: engine default */
+    uint32_t queue_cap;      /* jobs waiting for a slot, at most */
+    uint64_t memory_budget;  /* bytes of models + KV caches; 0: unlimited */
+} srv_sched_params;
+
+typedef enum srv_job_kind { SRV_JOB_GENERATE = 0, SRV_JOB_EMBED = 1 } srv_job_kind;
+
+typedef enum srv_finish {
+    SRV_FINISH_NONE = 0,     /* still running */
+    SRV_FINISH_STOP,         /* end-of-generation token or a stop string */
+    SRV_FINISH_LENGTH,       /* max_tokens or the context is full */
+    SRV_FINISH_ERROR,        /* err holds why */
+    SRV_FINISH_CANCELLED,    /* the client went away */
+    SRV_FINISH_TIMEOUT,      /* the request ran past its deadline */
+} srv_finish;
+
+#define SRV_MAX_TOP_LOGPROBS 20
+
+/* One generated token, for logprobs. */
+typedef struct srv_tok_info {
+    int32_t token;
+    float logprob;
+    int32_t n_top;
+    int32_t top_id[SRV_MAX_TOP_LOGPROBS];
+    float top_lp[SRV_MAX_TOP_LOGPROBS];
+} srv_tok_info;
+
+typedef struct srv_job {
+    /* ---- input: set before srv_sched_submit, read-only afterwards */
+    srv_model *model;
+    srv_job_kind kind;
+    int32_t *prompt;         /* owned by the job */
+    int32_t n_prompt;
+    int32_t max_tokens;      /* > 0 */
+    al_sampler_params sp;
+    char **stops;            /* owned by the job */
+    size_t n_stops;
+    bool json_mode;          /* constrain output to a JSON object */
+    bool want_logprobs;
+    int32_t top_logprobs;    /* 0..SRV_MAX_TOP_LOGPROBS */
+    double deadline;         /* monotonic seconds; 0: none */
+    atomic_bool cancel;      /* set by the HTTP side when the client is gone */
+
+    /* ---- shared (scheduler mutex) */
+    pthread_cond_t cv;       /* signalled on every change below */
+    char *text;              /* generated text, stop strings removed */
+    size_t text_len, text_cap;
+    srv_tok_info *toks;      /* when want_logprobs: one per generated token */
+    size_t n_toks, toks_cap;
+    int32_t n_gen;           /* tokens generated */
+    int32_t n_cached;        /* prompt tokens reused from the prefix cache */
+    float *embedding;        /* SRV_JOB_EMBED: n_embd floats, L2-normalised */
+    int32_t n_embd;
+    srv_finish finish;
+    al_error err;
+    double t_submit, t_start, t_first, t_done; /* monotonic seconds */
+} srv_job;
+
+/* Monotonic seconds. */
+double srv_now(void);
+
+/* Creates the scheduler and starts its thread. models[] is copied. */
+al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, size_t n_models,
+                        srv_sched **out, al_error *err);
+/* Stops the thread, fails every job still queued or running, frees all. */
+void srv_sched_free(srv_sched *s);
+
+size_t srv_sched_n_models(const srv_sched *s);
+srv_model *srv_sched_model_at(srv_sched *s, size_t i);
+/* NULL when no model has that name. */
+srv_model *srv_sched_find(srv_sched *s, const char *name);
+
+typedef struct srv_model_status {
+    const char *name;        /* static for the scheduler's life */
+    const char *path;
+    const char *chat_format;
+    bool loaded;
+    uint64_t bytes;          /* estimate: file + KV cache */
+    double last_used;        /* wall-clock seconds (time(NULL)) */
+    al_model_info info;      /* valid when loaded or once loaded before */
+    bool info_valid;
+} srv_model_status;
+void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out);
+
+/* Loads the model if needed (evicting idle ones to fit the budget) and
+ * pins it until srv_model_release. *out stays valid while pinned. */
+al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err);
+void srv_model_release(srv_sched *s, srv_model *m);
+uint32_t srv_sched_n_ctx(const srv_sched *s);
+
+/* Jobs. srv_job_new returns a zeroed job (NULL on OOM); free with
+ * srv_job_free once it is finished or was never submitted. */
+srv_job *srv_job_new(void);
+void srv_job_free(srv_job *j);
+
+/* Queues a job. AL_ERR_LIMIT when the queue is full (the caller answers
+ * 429); the job is then not owned by the scheduler. */
+al_status srv_sched_submit(srv_sched *s, srv_job *j, al_error *err);
+
+/* Waits until the job has more than text_len bytes / n_toks entries, or
+ * has finished, or timeout_ms passes. Returns true when something changed. */
+bool srv_job_wait(srv_sched *s, srv_job *j, size_t text_len, size_t n_toks, int timeout_ms);
+/* Copies out text [from, text_len) (malloc'd, caller frees) and the
+ * finish state under the lock. */
+typedef struct srv_job_view {
+    char *text;              /* new text since `from`, NUL-terminated; caller frees */
+    size_t n_text;
+    size_t text_end;         /* the job's text_len at the time of the copy */
+    srv_tok_info *toks;      /* new token infos since `tok_from`; caller frees */
+    size_t n_toks_new;
+    size_t toks_end;
+    srv_finish finish;
+    int32_t n_gen, n_cached;
+    double t_first;
+} srv_job_view;
+bool srv_job_view_take(srv_sched *s, srv_job *j, size_t from, size_t tok_from, srv_job_view *v);
+/* Asks a job to stop and waits until the scheduler has let go of it. */
+void srv_job_cancel_wait(srv_sched *s, srv_job *j);
+/* Waits until the job finishes (or its client goes away: alive() false). */
+void srv_job_wait_done(srv_sched *s, srv_job *j, bool (*alive)(void *), void *arg);
+
+typedef struct srv_sched_stats {
+    uint32_t queue_depth;
+    uint32_t active;
+    uint32_t n_models_loaded;
+    uint64_t prompt_tokens, generated_tokens, cached_tokens;
+} srv_sched_stats;
+void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out);
+/* True when at least one model is loaded or loadable (files exist). */
+bool srv_sched_ready(srv_sched *s);
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * server.c - HTTP side of `airlock serve`: listeners, libmicrohttpd
+ * (one thread per connection), request limits, routing, error shapes,
+ * metrics, and the hooks for authorisation and audit. The endpoints
+ * themselves live in api.c.
+ */
+#include "server/server_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/error.h"
+
+al_server_config al_server_default_config(void)
+{
+    static const char *const k_default_listen[] = {"127.0.0.1:8080"};
+    al_server_config c = {0};
+    c.listen = k_default_listen;
+    c.n_listen = 1;
+    c.sched.n_parallel = 4;
+    c.sched.n_ctx = 2048;
+    c.sched.n_batch = 64;
+    c.sched.n_threads = 0;
+    c.sched.queue_cap = 64;
+    c.sched.memory_budget = 0;
+    c.max_body_bytes = 8u << 20;
+    c.max_header_bytes = 16u << 10;
+    c.max_json_depth = 64;
+    c.max_tokens = 8192;
+    c.default_max_tokens = 512;
+    c.conn_timeout_s = 30;
+    c.request_timeout_s = 600;
+    c.max_connections = 256;
+    return c;
+}
+
+/* ------------------------------------------------------------- listeners */
+
+static al_status parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, al_error *err)
+{
+    char host[128];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec)
+        return al_err(err, AL_ERR_ARG, "--listen '%s': expected ADDR:PORT", spec);
+    size_t hl = (size_t)(colon - spec);
+    if (spec[0] == '[') {
+        if (hl < 3 || spec[hl - 1] != ']')
+            return al_err(err, AL_ERR_ARG, "--listen '%s': expected [IPV6]:PORT", spec);
+        spec++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(host))
+        return al_err(err, AL_ERR_ARG, "--listen: address too long");
+    memcpy(host, spec, hl);
+    host[hl] = 0;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
+        return al_err(err, AL_ERR_ARG, "--listen '%s': bad port", spec);
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    /* Numeric addresses only: resolving names is not something an
+     * air-gapped server does. */
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+    } else {
+        return al_err(err, AL_ERR_ARG, "--listen '%s': '%s' is not a numeric IPv4 or IPv6 address", spec, host);
+    }
+    return AL_OK;
+}
+
+al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error *err)
+{
+    *out = NULL;
+    if (cfg->n_listen == 0 || cfg->n_listen > AL_SERVER_MAX_LISTEN)
+        return al_err(err, AL_ERR_ARG, "between 1 and %d --listen addresses", AL_SERVER_MAX_LISTEN);
+    if (cfg->n_models == 0)
+        return al_err(err, AL_ERR_ARG, "no model: use --model PATH.gguf");
+    if (cfg->max_tokens < 1 || cfg->default_max_tokens < 1 || cfg->max_json_depth < 2 ||
+        cfg->max_body_bytes < 1024 || cfg->max_header_bytes < 1024)
+        return al_err(err, AL_ERR_ARG, "limits out of range");
+    al_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    srv->cfg = *cfg;
+    for (size_t i = 0; i < AL_SERVER_MAX_LISTEN; i++)
+        srv->fds[i] = -1;
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        al_status st = parse_listen(cfg->listen[i], &ss, &len, err);
+        if (st) {
+            al_server_free(srv);
+            return st;
+        }
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            al_server_free(srv);
+            return al_err(err, AL_ERR_IO, "socket: %s", strerror(errno));
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ss.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 128)) {
+            int e = errno;
+            close(fd);
+            al_server_free(srv);
+            return al_err(err, AL_ERR_IO, "cannot listen on %s: %s", cfg->listen[i], strerror(e));
+        }
+        struct sockaddr_storage got;
+        socklen_t gl = sizeof(got);
+        if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+            srv->ports[i] = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                            : ((struct sockaddr_in *)&got)->sin_port);
+        srv->fds[i] = fd;
+        srv->n_fds++;
+    }
+    *out = srv;
+    return AL_OK;
+}
+
+uint16_t al_server_port(const al_server *srv, size_t i)
+{
+    return i < srv->n_fds ? srv->ports[i] : 0;
+}
+
+size_t al_server_n_listeners(const al_server *srv)
+{
+    return srv->n_fds;
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static const char *status_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 408:
+    case 504:
+        return "timeout_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+int srv_reply(srv_req *r, int status, const char *ctype, char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (status == 429 || status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    r->status = status;
+    int ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+int srv_reply_json(srv_req *r, int status, json_t *obj)
+{
+    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!s) {
+        const char *fb = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,"
+                         "\"code\":null}}";
+        size_t n = strlen(fb);
+        s = malloc(n + 1);
+        if (!s)
+            return MHD_NO;
+        memcpy(s, fb, n + 1);
+        status = 500;
+    }
+    return srv_reply(r, status, "application/json", s, strlen(s));
+}
+
+int srv_reply_error(srv_req *r, int status, const char *code, const char *param, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o;
+    if (r->ollama) {
+        o = json_pack("{s:s}", "error", msg);
+    } else {
+        json_t *e = json_pack("{s:s,s:s}", "message", msg, "type", status_type(status));
+        if (e) {
+            json_object_set_new(e, "param", param ? json_string(param) : json_null());
+            json_object_set_new(e, "code", code ? json_string(code) : json_null());
+        }
+        o = e ? json_pack("{s:o}", "error", e) : NULL;
+    }
+    return srv_reply_json(r, status, o);
+}
+
+/* ------------------------------------------------------- client liveness */
+
+bool srv_client_alive(void *arg)
+{
+    srv_req *r = arg;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return true;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+        return false;
+    return true;
+}
+
+/* --------------------------------------------------- auth and audit hooks */
+
+/*
+ * AUTHORIZATION HOOK (for the policy module, src/policy/apikey.h): decide
+ * whether this request may proceed. Return 0 to allow, or an HTTP status
+ * (401 no/unknown key, 403 not allowed for this model/endpoint, 429 over
+ * quota) and fill msg. Today: every request on the configured listeners is
+ * allowed.
+ */
+static int authorize(al_server *srv, srv_req *r, char *msg, size_t cap)
+{
+    (void)srv;
+    (void)r;
+    (void)msg;
+    (void)cap;
+    return 0;
+}
+
+/*
+ * AUDIT HOOK (for src/audit/audit.h): called once per finished API request
+ * with what the request did. Today it records nothing.
+ */
+static void audit_request(al_server *srv, const srv_req *r, double duration_s)
+{
+    (void)srv;
+    (void)r;
+    (void)duration_s;
+}
+
+/* ----------------------------------------------------------------- routing */
+
+typedef struct hdr_count {
+    size_t bytes;
+} hdr_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    hdr_count *h = cls;
+    (void)kind;
+    h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* Nesting depth of a JSON text, counted outside strings; cheap and run
+ * before the parser so a deep body cannot exhaust its stack. */
+static int json_depth(const char *s, size_t n)
+{
+    int d = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++d > max)
+                max = d;
+        } else if (c == '}' || c == ']') {
+            d--;
+        }
+    }
+    return max;
+}
+
+static const srv_route k_routes[] = {
+    {"GET", "/health", SRV_R_HEALTH, false, false},
+    {"GET", "/ready", SRV_R_READY, false, false},
+    {"GET", "/metrics", SRV_R_METRICS, false, false},
+    {"GET", "/", SRV_R_ROOT, false, false},
+    {"GET", "/v1/models", SRV_R_MODELS, false, false},
+    {"GET", "/v1/models/", SRV_R_MODEL, false, true},
+    {"POST", "/v1/chat/completions", SRV_R_CHAT, false, false},
+    {"POST", "/v1/completions", SRV_R_COMPLETIONS, false, false},
+    {"POST", "/v1/embeddings", SRV_R_EMBEDDINGS, false, false},
+    {"POST", "/api/chat", SRV_R_OLLAMA_CHAT, true, false},
+    {"POST", "/api/generate", SRV_R_OLLAMA_GENERATE, true, false},
+    {"GET", "/api/tags", SRV_R_OLLAMA_TAGS, true, false},
+    {"POST", "/api/show", SRV_R_OLLAMA_SHOW, true, false},
+    {"GET", "/api/ps", SRV_R_OLLAMA_PS, true, false},
+    {"GET", "/api/version", SRV_R_OLLAMA_VERSION, true, false},
+    {"POST", "/api/embed", SRV_R_OLLAMA_EMBED, true, false},
+    {"POST", "/api/embeddings", SRV_R_OLLAMA_EMBEDDINGS, true, false},
+};
+
+static const srv_route *find_route(const char *method, const char *url, bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {
+        const srv_route *rt = &k_routes[i];
+        size_t n = strlen(rt->path);
+        bool match = rt->prefix ? (!strncmp(url, rt->path, n) && url[n] != 0) : !strcmp(url, rt->path);
+        if (!match)
+            continue;
+        *path_known = true;
+        if (!strcmp(method, rt->method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET")))
+            return rt;
+    }
+    return NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    al_server *srv = cls;
+    srv_req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->srv = srv;
+        r->conn = conn;
+        r->t_start = srv_now();
+        bool known;
+        r->route = find_route(method, url, &known);
+        r->ollama = !strncmp(url, "/api/", 5);
+        snprintf(r->endpoint, sizeof(r->endpoint), "%s", r->route ? r->route->path : (known ? url : "other"));
+        if (r->route && r->route->prefix)
+            snprintf(r->path_arg, sizeof(r->path_arg), "%s", url + strlen(r->route->path));
+        snprintf(r->method, sizeof(r->method), "%s", method);
+        hdr_count hc = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
+        if (hc.bytes > srv->cfg.max_header_bytes)
+            return (enum MHD_Result)srv_reply_error(r, 431, "header_too_large", NULL,
+                                                    "request headers take %zu bytes; the limit is %zu", hc.bytes,
+                                                    srv->cfg.max_header_bytes);
+        if (!r->route) {
+            if (known)
+                return (enum MHD_Result)srv_reply_error(r, 405, "method_not_allowed", NULL,
+                                                        "%s is not allowed on %s", method, url);
+            return (enum MHD_Result)srv_reply_error(r, 404, "unknown_url", NULL, "unknown URL: %s %s", method,
+                                                    url);
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (errno || end == cl || *end)
+                return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL, "bad Content-Length");
+            if (v > srv->cfg.max_body_bytes)
+                return (enum MHD_Result)srv_reply_error(r, 413, "body_too_large", NULL,
+                                                        "the request body has %llu bytes; the limit is %zu", v,
+                                                        srv->cfg.max_body_bytes);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_big || r->len + n > srv->cfg.max_body_bytes) {
+            r->too_big = true;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(r->body, cap);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = 0;
+        return MHD_YES;
+    }
+    if (r->status) /* already answered (a limit on the first call) */
+        return MHD_YES;
+    if (r->too_big)
+        return (enum MHD_Result)srv_reply_error(r, 413, "body_too_large", NULL,
+                                                "the request body is larger than the limit of %zu bytes",
+                                                srv->cfg.max_body_bytes);
+    char msg[512] = "";
+    int deny = authorize(srv, r, msg, sizeof(msg));
+    if (deny)
+        return (enum MHD_Result)srv_reply_error(r, deny, NULL, NULL, "%s", msg[0] ? msg : "not authorized");
+    if (!strcmp(r->route->method, "POST")) {
+        if (r->len == 0)
+            return (enum MHD_Result)srv_reply_error(r, 400, "invalid_json", NULL, "the request body is empty");
+        int depth = json_depth(r->body, r->len);
+        if (depth > srv->cfg.max_json_depth)
+            return (enum MHD_Result)srv_reply_error(r, 400, "json_too_deep", NULL,
+                                                    "the JSON body nests %d levels; the limit is %d", depth,
+                                                    srv->cfg.max_json_depth);
+        json_error_t je;
+        r->json = json_loadb(r->body, r->len, 0, &je);
+        if (!r->json)
+            return (enum MHD_Result)srv_reply_error(r, 400, "invalid_json", NULL,
+                                                    "the body is not valid JSON (line %d, column %d): %s", je.line,
+                                                    je.column, je.text);
+        if (!json_is_object(r->json))
+            return (enum MHD_Result)srv_reply_error(r, 400, "invalid_json", NULL,
+                                                    "the body must be a JSON object");
+    }
+    return (enum MHD_Result)srv_api_dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    al_server *srv = cls;
+    srv_req *r = *con_cls;
+    (void)conn;
+    (void)toe;
+    if (!r)
+        return;
+    double dur = srv_now() - r->t_start;
+    srv_metrics_request(srv->metrics, r->endpoint, r->status ? r->status : 500);
+    if (r->route && r->route->id != SRV_R_METRICS && r->route->id != SRV_R_HEALTH && r->route->id != SRV_R_READY)
+        audit_request(srv, r, dur);
+    json_decref(r->json);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* ----------------------------------------------------------- life cycle */
+
+al_status al_server_start(al_server *srv, al_error *err)
+{
+    srv->metrics = srv_metrics_new();
+    if (!srv->metrics)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    al_status st = srv_sched_new(&srv->cfg.sched, srv->cfg.models, srv->cfg.n_models, &srv->sched, err);
+    if (st)
+        return st;
+    srv->created = (int64_t)time(NULL);
+    for (size_t i = 0; i < srv->n_fds; i++) {
+        srv->daemons[i] = MHD_start_daemon(
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0,
+            NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->fds[i], MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(srv->cfg.max_header_bytes + 32768),
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+        if (!srv->daemons[i])
+            return al_err(err, AL_ERR_IO, "cannot start the HTTP daemon on %s", srv->cfg.listen[i]);
+        srv->fds[i] = -1; /* the daemon owns it now */
+    }
+    return AL_OK;
+}
+
+void al_server_free(al_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, true);
+    for (size_t i = 0; i < AL_SERVER_MAX_LISTEN; i++) {
+        if (srv->daemons[i])
+            MHD_stop_daemon(srv->daemons[i]);
+        if (srv->fds[i] >= 0)
+            close(srv->fds[i]);
+    }
+    srv_sched_free(srv->sched);
+    srv_metrics_free(srv->metrics);
+    free(srv);
+}

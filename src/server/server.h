@@ -1,0 +1,52 @@
+/*
+ * server.h - `airlock serve`: an OpenAI- and Ollama-compatible HTTP API
+ * over the scheduler (sched.h). See docs/server.md for the endpoints.
+ *
+ * Start-up order matters for the sandbox: al_server_bind opens the
+ * listening sockets, the caller then enters the sandbox, and
+ * al_server_start starts the scheduler and the HTTP threads.
+ */
+#ifndef AL_SERVER_SERVER_H
+#define AL_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "airlock.h"
+#include "server/sched.h"
+
+#define AL_SERVER_MAX_LISTEN 8
+
+typedef struct al_server_config {
+    const srv_model_cfg *models;  /* borrowed until al_server_free */
+    size_t n_models;
+    const char *const *listen;    /* "ADDR:PORT" ("[::1]:8080" for IPv6); port 0 picks one */
+    size_t n_listen;
+    srv_sched_params sched;
+    size_t max_body_bytes;        /* request body */
+    size_t max_header_bytes;      /* all request headers together */
+    int max_json_depth;           /* nesting of the JSON body */
+    int32_t max_tokens;           /* largest max_tokens a request may ask */
+    int32_t default_max_tokens;   /* when a request names none */
+    unsigned conn_timeout_s;      /* idle connection (slow or stalled client) */
+    unsigned request_timeout_s;   /* whole generation */
+    unsigned max_connections;
+} al_server_config;
+
+/* Defaults documented in `airlock serve --help`. */
+al_server_config al_server_default_config(void);
+
+typedef struct al_server al_server;
+
+/* Validates the configuration and binds the listeners. */
+al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error *err);
+/* Starts the scheduler and the HTTP daemons on the bound sockets. */
+al_status al_server_start(al_server *srv, al_error *err);
+/* The port actually bound by listener i (useful with port 0). */
+uint16_t al_server_port(const al_server *srv, size_t i);
+size_t al_server_n_listeners(const al_server *srv);
+/* Stops everything and frees srv (NULL: no-op). */
+void al_server_free(al_server *srv);
+
+#endif

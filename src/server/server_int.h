@@ -1,0 +1,71 @@
+/* server_int.h - what server.c and api.c share (not a public API). */
+#ifndef AL_SERVER_SERVER_INT_H
+#define AL_SERVER_SERVER_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "server/metrics.h"
+#include "server/sched.h"
+#include "server/server.h"
+
+typedef enum srv_route_id {
+    SRV_R_HEALTH, SRV_R_READY, SRV_R_METRICS, SRV_R_ROOT, SRV_R_MODELS, SRV_R_MODEL,
+    SRV_R_CHAT, SRV_R_COMPLETIONS, SRV_R_EMBEDDINGS,
+    SRV_R_OLLAMA_CHAT, SRV_R_OLLAMA_GENERATE, SRV_R_OLLAMA_TAGS, SRV_R_OLLAMA_SHOW,
+    SRV_R_OLLAMA_PS, SRV_R_OLLAMA_VERSION, SRV_R_OLLAMA_EMBED, SRV_R_OLLAMA_EMBEDDINGS,
+} srv_route_id;
+
+typedef struct srv_route {
+    const char *method;
+    const char *path;
+    srv_route_id id;
+    bool ollama;
+    bool prefix; /* path is a prefix; the rest goes to path_arg */
+} srv_route;
+
+struct al_server {
+    al_server_config cfg;
+    int fds[AL_SERVER_MAX_LISTEN];
+    uint16_t ports[AL_SERVER_MAX_LISTEN];
+    size_t n_fds;
+    struct MHD_Daemon *daemons[AL_SERVER_MAX_LISTEN];
+    srv_sched *sched;
+    srv_metrics *metrics;
+    int64_t created;
+    atomic_bool stopping;
+    atomic_ullong next_id;
+};
+
+/* One HTTP request, from its first header to the completion callback. */
+typedef struct srv_req {
+    al_server *srv;
+    struct MHD_Connection *conn;
+    const srv_route *route;
+    bool ollama;              /* answer errors in Ollama's shape */
+    char endpoint[64];        /* metrics label */
+    char method[16];
+    char path_arg[256];       /* e.g. the model id of /v1/models/{id} */
+    char *body;               /* owned */
+    size_t len, cap;
+    bool too_big;
+    json_t *json;             /* parsed body (owned) */
+    int status;               /* answered with this status; 0: not yet */
+    double t_start;
+    /* for the audit hook */
+    char model[128];
+    int64_t prompt_tokens, completion_tokens;
+} srv_req;
+
+int srv_reply(srv_req *r, int status, const char *ctype, char *body, size_t len);
+int srv_reply_json(srv_req *r, int status, json_t *obj);
+int srv_reply_error(srv_req *r, int status, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+bool srv_client_alive(void *req);
+
+/* api.c: answers a routed, size-checked request (body parsed for POST). */
+int srv_api_dispatch(srv_req *r);
+
+#endif
