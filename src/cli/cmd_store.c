@@ -465,6 +465,9 @@ int cmd_show(int argc, char **argv)
                r->approvers);
         if (r->published_at[0])
             printf("published:    %s\n", r->published_at);
+        char path[4096], dg[65];
+        if (!strcmp(r->state, "published") && !al_store_resolve(s, a.pos[0], path, sizeof(path), dg, &err))
+            printf("path:         %s\n", path);
         if (!strcmp(r->state, "rejected"))
             printf("rejected by:  %s\nreasons:      %s\n", r->rejected_by, r->reasons);
         printf("scan report:\n");
