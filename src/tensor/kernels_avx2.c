@@ -1,19 +1,403 @@
 /* kernels_avx2.c - AVX2/FMA/F16C dot products. Compiled with -mavx2 -mfma
- * -mf16c only; used only after al_cpu_has_avx2(). Types without an AVX2
- * kernel here use the reference kernel. */
+ * -mf16c only; used only after al_cpu_has_avx2(). Each kernel unpacks a
+ * weight block once and multiplies it with up to AL_DOT_MAX_NT activation
+ * rows (the register tile of prompt processing). Q2_K and Q3_K use the
+ * reference kernels. */
 #include "tensor/kernels.h"
 
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #include <pthread.h>
 #include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+AI float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI int hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+AI float h2f(al_half h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* 32 signed x 32 signed bytes -> 8 int32 partial sums. */
+AI __m256i dot_i8(__m256i x, __m256i y)
+{
+    const __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+/* 32 unsigned (< 128) x 32 signed bytes -> 8 int32 partial sums. */
+AI __m256i dot_u8(__m256i x, __m256i y)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+/* 16 packed nibble bytes -> 32 bytes: low nibbles then high nibbles. */
+AI __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+/* Bit j of the 4 bytes at p -> byte j = 0x10 if set, else 0. */
+AI __m256i bits_to_0x10(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i sel = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll, 0x0101010101010101ll, 0);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), sel);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* ------------------------------------------------------------ float types */
+
+#define TOK(a, as, t) ((const char *)(a) + (size_t)(t) * (as))
+
+AI void dot_f32_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    const float *w = vw;
+    __m256 acc[AL_DOT_MAX_NT];
+    const float *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = (const float *)TOK(a, as, t);
+    }
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 wv = _mm256_loadu_ps(w + i);
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
+    }
+    for (int t = 0; t < nt; t++) {
+        float s = hsum(acc[t]);
+        for (int64_t j = i; j < k; j++)
+            s += w[j] * x[t][j];
+        out[t] = s;
+    }
+}
+
+AI void dot_f16_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    const al_half *w = vw;
+    __m256 acc[AL_DOT_MAX_NT];
+    const al_half *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = (const al_half *)TOK(a, as, t);
+    }
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x[t] + i))), acc[t]);
+    }
+    for (int t = 0; t < nt; t++) {
+        float s = hsum(acc[t]);
+        for (int64_t j = i; j < k; j++)
+            s += h2f(w[j]) * h2f(x[t][j]);
+        out[t] = s;
+    }
+}
+
+AI __m256 bf16x8(const al_bf16 *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+AI void dot_bf16_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    const al_bf16 *w = vw;
+    __m256 acc[AL_DOT_MAX_NT];
+    const al_bf16 *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = (const al_bf16 *)TOK(a, as, t);
+    }
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 wv = bf16x8(w + i);
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(wv, bf16x8(x[t] + i), acc[t]);
+    }
+    for (int t = 0; t < nt; t++) {
+        float s = hsum(acc[t]);
+        for (int64_t j = i; j < k; j++)
+            s += al_bf16_to_fp32(w[j]) * al_bf16_to_fp32(x[t][j]);
+        out[t] = s;
+    }
+}
+
+/* ------------------------------------------------------------ 32-blocks */
+
+/* Q4_0 / Q5_0 / Q8_0: signed weights vs Q8_0. */
+AI __m256i q_signed(uint32_t type, const uint8_t *blk, float *d)
+{
+    if (type == AL_TYPE_Q4_0) {
+        const al_block_q4_0 *b = (const al_block_q4_0 *)blk;
+        *d = h2f(b->d);
+        return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
+    }
+    if (type == AL_TYPE_Q5_0) {
+        const al_block_q5_0 *b = (const al_block_q5_0 *)blk;
+        *d = h2f(b->d);
+        __m256i q = _mm256_or_si256(nibbles32(b->qs), bits_to_0x10(b->qh));
+        return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    }
+    const al_block_q8_0 *b = (const al_block_q8_0 *)blk;
+    *d = h2f(b->d);
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+AI void dot_q_0_nt(uint32_t type, size_t bsz, int64_t k, const void *vw, const void *a, size_t as, float *out,
+                   const int nt)
+{
+    const uint8_t *w = vw;
+    __m256 acc[AL_DOT_MAX_NT];
+    const al_block_q8_0 *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = (const al_block_q8_0 *)TOK(a, as, t);
+    }
+    const int64_t nb = k / AL_QK;
+    for (int64_t i = 0; i < nb; i++) {
+        float dw;
+        const __m256i q = q_signed(type, w + i * bsz, &dw);
+        /* |q| and a sign per byte, shared by all tokens */
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        for (int t = 0; t < nt; t++) {
+            __m256i y = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x[t][i].qs), q);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, y), _mm256_set1_epi16(1));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum(acc[t]);
+}
+
+/* Q4_1 / Q5_1: unsigned weights + min vs Q8_1. */
+AI void dot_q_1_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    __m256 acc[AL_DOT_MAX_NT];
+    float accm[AL_DOT_MAX_NT];
+    const al_block_q8_1 *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        accm[t] = 0.0f;
+        x[t] = (const al_block_q8_1 *)TOK(a, as, t);
+    }
+    const int64_t nb = k / AL_QK;
+    for (int64_t i = 0; i < nb; i++) {
+        float dw, mw;
+        __m256i q;
+        if (type == AL_TYPE_Q4_1) {
+            const al_block_q4_1 *b = (const al_block_q4_1 *)vw + i;
+            dw = h2f(b->d);
+            mw = h2f(b->m);
+            q = nibbles32(b->qs);
+        } else {
+            const al_block_q5_1 *b = (const al_block_q5_1 *)vw + i;
+            dw = h2f(b->d);
+            mw = h2f(b->m);
+            q = _mm256_or_si256(nibbles32(b->qs), bits_to_0x10(b->qh));
+        }
+        for (int t = 0; t < nt; t++) {
+            __m256i p = dot_u8(q, _mm256_loadu_si256((const __m256i *)x[t][i].qs));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
+            accm[t] += mw * h2f(x[t][i].s);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum(acc[t]) + accm[t];
+}
+
+/* ------------------------------------------------------------ K-quants */
+
+/* Q4_K / Q5_K vs Q8_K. */
+AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    __m256 acc[AL_DOT_MAX_NT];
+    float accm[AL_DOT_MAX_NT];
+    const al_block_q8_K *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        accm[t] = 0.0f;
+        x[t] = (const al_block_q8_K *)TOK(a, as, t);
+    }
+    const int64_t nb = k / AL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *scales, *qs, *qh = NULL;
+        float d, dmin;
+        if (type == AL_TYPE_Q4_K) {
+            const al_block_q4_K *b = (const al_block_q4_K *)vw + i;
+            scales = b->scales, qs = b->qs, d = h2f(b->d), dmin = h2f(b->dmin);
+        } else {
+            const al_block_q5_K *b = (const al_block_q5_K *)vw + i;
+            scales = b->scales, qs = b->qs, qh = b->qh, d = h2f(b->d), dmin = h2f(b->dmin);
+        }
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++)
+            al_q4_K_scale_min(j, scales, &sc[j], &mn[j]);
+        /* mins as 16 int16 (each twice) against the 16 bsums */
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_set_epi8(
+            (char)mn[7], (char)mn[7], (char)mn[6], (char)mn[6], (char)mn[5], (char)mn[5], (char)mn[4], (char)mn[4],
+            (char)mn[3], (char)mn[3], (char)mn[2], (char)mn[2], (char)mn[1], (char)mn[1], (char)mn[0], (char)mn[0]));
+        __m256i sumi[AL_DOT_MAX_NT];
+        for (int t = 0; t < nt; t++) {
+            __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
+            accm[t] += dmin * x[t][i].d * (float)hsum_i32(_mm256_madd_epi16(bs, mins16));
+            sumi[t] = _mm256_setzero_si256();
+        }
+        const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(raw, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (qh) {
+                __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one);
+                __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+            }
+            const __m256i s0 = _mm256_set1_epi16(sc[2 * j]), s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+            for (int t = 0; t < nt; t++) {
+                const __m256i y0 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 64 * j));
+                const __m256i y1 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 64 * j + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum(acc[t]) - accm[t];
+}
+
+AI void dot_q6_K_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    __m256 acc[AL_DOT_MAX_NT];
+    const al_block_q8_K *x[AL_DOT_MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = (const al_block_q8_K *)TOK(a, as, t);
+    }
+    const int64_t nb = k / AL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t i = 0; i < nb; i++) {
+        const al_block_q6_K *b = (const al_block_q6_K *)vw + i;
+        const float d = h2f(b->d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        __m256i sumi[AL_DOT_MAX_NT];
+        for (int t = 0; t < nt; t++) {
+            /* the -32 offset: 32 * sum_g scale_g * bsum_g */
+            __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
+            sumi[t] = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
+            sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[t]);
+        }
+        for (int n = 0; n < 2; n++) {
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xc0)), 2));
+            for (int p = 0; p < 4; p++) {
+                const int g = 8 * n + 2 * p; /* 16-groups g and g+1 */
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(b->scales[g + 1]), _mm_set1_epi16(b->scales[g]));
+                for (int t = 0; t < nt; t++) {
+                    const __m256i y = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 128 * n + 32 * p));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[p], y), s));
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum(acc[t]);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+#define DISPATCH(name, call)                                                                       \
+    static void name(int64_t k, const void *w, const void *a, size_t as, int nt, float *out)      \
+    {                                                                                              \
+        switch (nt) {                                                                              \
+        case 1: call(1); break;                                                                    \
+        case 2: call(2); break;                                                                    \
+        case 3: call(3); break;                                                                    \
+        default: call(4); break;                                                                   \
+        }                                                                                          \
+    }
+
+#define C_F32(n) dot_f32_nt(k, w, a, as, out, n)
+#define C_F16(n) dot_f16_nt(k, w, a, as, out, n)
+#define C_BF16(n) dot_bf16_nt(k, w, a, as, out, n)
+#define C_Q4_0(n) dot_q_0_nt(AL_TYPE_Q4_0, sizeof(al_block_q4_0), k, w, a, as, out, n)
+#define C_Q5_0(n) dot_q_0_nt(AL_TYPE_Q5_0, sizeof(al_block_q5_0), k, w, a, as, out, n)
+#define C_Q8_0(n) dot_q_0_nt(AL_TYPE_Q8_0, sizeof(al_block_q8_0), k, w, a, as, out, n)
+#define C_Q4_1(n) dot_q_1_nt(AL_TYPE_Q4_1, k, w, a, as, out, n)
+#define C_Q5_1(n) dot_q_1_nt(AL_TYPE_Q5_1, k, w, a, as, out, n)
+#define C_Q4_K(n) dot_k45_nt(AL_TYPE_Q4_K, k, w, a, as, out, n)
+#define C_Q5_K(n) dot_k45_nt(AL_TYPE_Q5_K, k, w, a, as, out, n)
+#define C_Q6_K(n) dot_q6_K_nt(k, w, a, as, out, n)
+
+DISPATCH(dot_f32, C_F32)
+DISPATCH(dot_f16, C_F16)
+DISPATCH(dot_bf16, C_BF16)
+DISPATCH(dot_q4_0, C_Q4_0)
+DISPATCH(dot_q5_0, C_Q5_0)
+DISPATCH(dot_q8_0, C_Q8_0)
+DISPATCH(dot_q4_1, C_Q4_1)
+DISPATCH(dot_q5_1, C_Q5_1)
+DISPATCH(dot_q4_K, C_Q4_K)
+DISPATCH(dot_q5_K, C_Q5_K)
+DISPATCH(dot_q6_K, C_Q6_K)
 
 static al_kernels k_avx2;
 static pthread_once_t k_once = PTHREAD_ONCE_INIT;
 
 static void init(void)
 {
-    k_avx2 = *al_kernels_ref();
+    k_avx2 = *al_kernels_ref(); /* Q2_K, Q3_K: reference */
     k_avx2.name = "avx2";
+    k_avx2.dot[AL_TYPE_F32] = dot_f32;
+    k_avx2.dot[AL_TYPE_F16] = dot_f16;
+    k_avx2.dot[AL_TYPE_BF16] = dot_bf16;
+    k_avx2.dot[AL_TYPE_Q4_0] = dot_q4_0;
+    k_avx2.dot[AL_TYPE_Q5_0] = dot_q5_0;
+    k_avx2.dot[AL_TYPE_Q8_0] = dot_q8_0;
+    k_avx2.dot[AL_TYPE_Q4_1] = dot_q4_1;
+    k_avx2.dot[AL_TYPE_Q5_1] = dot_q5_1;
+    k_avx2.dot[AL_TYPE_Q4_K] = dot_q4_K;
+    k_avx2.dot[AL_TYPE_Q5_K] = dot_q5_K;
+    k_avx2.dot[AL_TYPE_Q6_K] = dot_q6_K;
 }
 
 const al_kernels *al_kernels_avx2(void)
@@ -21,3 +405,9 @@ const al_kernels *al_kernels_avx2(void)
     pthread_once(&k_once, init);
     return &k_avx2;
 }
+#else
+const al_kernels *al_kernels_avx2(void)
+{
+    return NULL;
+}
+#endif
