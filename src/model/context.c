@@ -99,16 +99,18 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     if (c->p.n_ctx == 0)
         c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (c->p.n_ctx > (1u << 20)) {
+        uint32_t n = c->p.n_ctx;
         free(c);
-        return al_err(err, AL_ERR_ARG, "context size %u is too large (at most 2^20)", c->p.n_ctx);
+        return al_err(err, AL_ERR_ARG, "context size %u is too large (at most 2^20)", n);
     }
     if (c->p.n_batch == 0)
         c->p.n_batch = 512;
     if (c->p.n_seq == 0)
         c->p.n_seq = 1;
     if (c->p.n_seq > 256) {
+        uint32_t n = c->p.n_seq;
         free(c);
-        return al_err(err, AL_ERR_ARG, "at most 256 sequences per context (asked %u)", c->p.n_seq);
+        return al_err(err, AL_ERR_ARG, "at most 256 sequences per context (asked %u)", n);
     }
     int nth = c->p.n_threads > 0 ? c->p.n_threads : al_physical_cores();
     if (nth < 1)
