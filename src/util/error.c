@@ -21,7 +21,14 @@ al_status al_err_prefix(al_error *err, const char *prefix)
     if (!err)
         return AL_ERR_ARG;
     char tmp[sizeof(err->msg)];
-    snprintf(tmp, sizeof(tmp), "%s: %s", prefix, err->msg);
+    size_t np = strnlen(prefix, sizeof(tmp) - 3), nm = strnlen(err->msg, sizeof(err->msg));
+    memcpy(tmp, prefix, np);
+    memcpy(tmp + np, ": ", 2);
+    size_t room = sizeof(tmp) - np - 3;
+    if (nm > room)
+        nm = room;
+    memcpy(tmp + np + 2, err->msg, nm);
+    tmp[np + 2 + nm] = 0;
     memcpy(err->msg, tmp, sizeof(tmp));
     return err->status;
 }
