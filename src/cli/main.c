@@ -36,6 +36,7 @@ static const cli_command k_commands[] = {
     {"audit", cmd_audit, "verify, export or tail the tamper-evident audit log"},
     {"sandbox-selftest", cmd_sandbox_selftest, "enter the sandbox and try to reach ADDR:PORT (must fail)"},
     {"serve", cmd_serve, "serve the OpenAI and Ollama APIs (continuous batching)"},
+    {"template", cmd_template, "render a chat template for a conversation"},
     /* more subcommands here */
 };
 
