@@ -885,7 +885,8 @@ static al_status verify_signature(al_store *s, const char *label, const char *ma
  * holds the store lock. */
 static al_status finalize_import(al_store *s, const al_manifest *m, const al_trust_key *key,
                                  import_file *files, extra_blob *extras, size_t n_extra, const char *importer,
-                                 const char *scan_report, const char *oci_hex, al_error *err)
+                                 const char *scan_report, const char *oci_hex, const char *man_hex, bool *already,
+                                 al_error *err)
 {
     const char *hexes[AL_BUNDLE_MAX_FILES + 8];
     size_t nh = 0;
@@ -913,6 +914,30 @@ static al_status finalize_import(al_store *s, const al_manifest *m, const al_tru
         return st;
     sqlite3_stmt *q = NULL;
     int64_t id = 0;
+    /* a concurrent import of name:tag may have won the race */
+    if (sqlite3_prepare_v2(s->db, "SELECT bundle_manifest, state FROM models WHERE name = ? AND tag = ? AND "
+                                  "state <> 'rejected'", -1, &q, NULL) != SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, m->tag, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        char bm[65], state[16];
+        col_text(q, 0, bm, sizeof(bm));
+        col_text(q, 1, state, sizeof(state));
+        sqlite3_finalize(q);
+        if (strcmp(bm, man_hex)) {
+            rollback(s);
+            return al_err(err, AL_ERR_STATE, "%s:%s is already in the store (%s) with other content; airlock rm it first",
+                          m->name, m->tag, state);
+        }
+        *already = true; /* same bundle: its blobs were the same bytes */
+        if ((st = exec(s, "DELETE FROM journal", err))) {
+            rollback(s);
+            return st;
+        }
+        return exec(s, "COMMIT", err);
+    }
+    sqlite3_finalize(q);
     if (sqlite3_prepare_v2(s->db, "DELETE FROM models WHERE name = ? AND tag = ? AND state = 'rejected'", -1, &q,
                            NULL) != SQLITE_OK)
         goto dberr;
@@ -1151,14 +1176,20 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
         memset(rnd, 0, sizeof(rnd));
     al_hex(rnd, sizeof(rnd), rhex);
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp/import-%ld-%s", s->dir, (long)getpid(), rhex);
+    /* Create and flock the directory under the store lock: recovery (which
+     * runs under that lock) removes every unlocked tmp directory. */
+    if ((st = lock_store(s, err)))
+        goto done;
     if (mkdir(tmpdir, 0700) != 0) {
+        unlock_store(s);
         st = al_err(err, AL_ERR_IO, "%s: cannot create: %s", tmpdir, strerror(errno));
         tmpdir[0] = 0;
         goto done;
     }
-    tmp_fd = open(tmpdir, O_RDONLY | O_CLOEXEC);
+    tmp_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (tmp_fd >= 0)
-        flock(tmp_fd, LOCK_EX); /* tells gc this import is alive */
+        flock(tmp_fd, LOCK_EX); /* tells recovery this import is alive */
+    unlock_store(s);
     /* 5. the payload: every entry must be the next file of the manifest */
     for (;;) {
         if ((st = al_tar_next(&tr, &e, &end, err)))
@@ -1251,8 +1282,12 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
     locked = true;
     if ((st = recover(s, NULL, err)))
         goto done;
-    if ((st = finalize_import(s, m, &key, files, extras, 4, importer, rep.text, extras[3].hex, err)))
+    if ((st = finalize_import(s, m, &key, files, extras, 4, importer, rep.text, extras[3].hex, man_hex,
+                              &res->already, err))) {
+        if (st == AL_ERR_STATE)
+            signed_ok = false; /* nothing wrong with the bundle: do not record it rejected */
         goto done;
+    }
     snprintf(res->state, sizeof(res->state), "quarantined");
     snprintf(res->digest, sizeof(res->digest), "%s", extras[3].hex);
 done:
