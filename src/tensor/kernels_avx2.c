@@ -33,13 +33,6 @@ AI float h2f(al_half h)
     return _cvtsh_ss(h);
 }
 
-/* 32 signed x 32 signed bytes -> 8 int32 partial sums. */
-AI __m256i dot_i8(__m256i x, __m256i y)
-{
-    const __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-}
-
 /* 32 unsigned (< 128) x 32 signed bytes -> 8 int32 partial sums. */
 AI __m256i dot_u8(__m256i x, __m256i y)
 {
