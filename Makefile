@@ -31,8 +31,8 @@ asan: deps $(ASAN)/build.ninja
 		ctest --output-on-failure -j $(JOBS) -LE slow
 
 demo: build
-	@echo "== airlock demo: a story from $(DEMO_MODEL)"
-	$(BUILD)/airlock run $(DEMO_MODEL) -p "Once upon a time" -n 200 --seed 42 --temp 0.8
+	@echo "== airlock demo: $(DEMO_MODEL) through the airlock (key, bundle, trust, import, approve), then a story"
+	@scripts/demo-airlock.sh $(BUILD)/airlock $(DEMO_MODEL)
 
 bench: build
 	scripts/bench.sh
