@@ -17,18 +17,6 @@
 #define META_TEMPLATE_MAX (1u << 20)  /* tokenizer.chat_template */
 #define META_KEY_MAX 256
 
-/* The engine's entry points are weak so that the store's tests link even in
- * a tree where one of them is not written yet; a missing one is reported as
- * a skipped check, never as a pass. */
-#pragma weak al_model_load
-#pragma weak al_model_free
-#pragma weak al_vocab_load
-#pragma weak al_vocab_free
-#pragma weak al_template_parse
-#pragma weak al_template_free
-#pragma weak al_model_default_params
-#pragma weak al_model_get_info
-#pragma weak al_vocab_n_tokens
 
 static uint64_t rd_le64(const unsigned char *p)
 {
@@ -230,28 +218,23 @@ static void check_gguf(const char *path, const al_manifest_file *f, bool is_mode
     bool has_tmpl = al_gguf_get_str(g, "tokenizer.chat_template", &tmpl);
     bool has_tokenizer = al_gguf_find(g, "tokenizer.ggml.model") != NULL;
     if (is_model) {
-        if (!al_model_load || !al_model_free || !al_model_default_params || !al_model_get_info) {
-            al_scan_report_add(rep, true, "%s: architecture check skipped: al_model_load not in this build", f->name);
+        /* architecture, hyper-parameters, required tensors and shapes */
+        al_model *m = NULL;
+        al_model_params mp = al_model_default_params();
+        err.msg[0] = 0;
+        if (al_model_load(path, &mp, &m, &err)) {
+            al_scan_report_add(rep, false, "%s: the engine cannot run it: %s", f->name, err.msg);
         } else {
-            al_model *m = NULL;
-            al_model_params mp = al_model_default_params();
-            err.msg[0] = 0;
-            if (al_model_load(path, &mp, &m, &err)) {
-                al_scan_report_add(rep, false, "%s: the engine cannot run it: %s", f->name, err.msg);
-            } else {
-                al_model_info in;
-                al_model_get_info(m, &in);
-                al_scan_report_add(rep, true, "%s: architecture %s, %u layers, types %s: runnable", f->name, in.arch,
-                                   in.n_layer, in.type_mix);
-                al_model_free(m);
-            }
+            al_model_info in;
+            al_model_get_info(m, &in);
+            al_scan_report_add(rep, true, "%s: architecture %s, %u layers, types %s: runnable", f->name, in.arch,
+                               in.n_layer, in.type_mix);
+            al_model_free(m);
         }
     }
     if (is_model || has_tokenizer) {
         if (!has_tokenizer) {
             al_scan_report_add(rep, false, "%s: no tokenizer (tokenizer.ggml.model missing)", f->name);
-        } else if (!al_vocab_load || !al_vocab_free || !al_vocab_n_tokens) {
-            al_scan_report_add(rep, true, "%s: tokenizer check skipped: al_vocab_load not in this build", f->name);
         } else {
             al_vocab *v = NULL;
             err.msg[0] = 0;
@@ -264,20 +247,14 @@ static void check_gguf(const char *path, const al_manifest_file *f, bool is_mode
         }
     }
     if (has_tmpl) {
-        if (!al_template_parse || !al_template_free) {
-            al_scan_report_add(rep, true, "%s: chat template check skipped: al_template_parse not in this build",
-                               f->name);
-        } else {
-            al_template *t = NULL;
-            err.msg[0] = 0;
-            if (al_template_parse(tmpl.ptr, (size_t)tmpl.len, &t, &err))
-                al_scan_report_add(rep, false, "%s: chat template does not parse in the sandbox: %s", f->name,
-                                   err.msg);
-            else {
-                al_scan_report_add(rep, true, "%s: chat template parses (%llu bytes)", f->name,
-                                   (unsigned long long)tmpl.len);
-                al_template_free(t);
-            }
+        al_template *t = NULL;
+        err.msg[0] = 0;
+        if (al_template_parse(tmpl.ptr, (size_t)tmpl.len, &t, &err))
+            al_scan_report_add(rep, false, "%s: chat template does not parse in the sandbox: %s", f->name, err.msg);
+        else {
+            al_scan_report_add(rep, true, "%s: chat template parses (%llu bytes)", f->name,
+                               (unsigned long long)tmpl.len);
+            al_template_free(t);
         }
     } else if (is_model) {
         al_scan_report_add(rep, true, "%s: no chat template (a built-in format will be needed for chat)", f->name);

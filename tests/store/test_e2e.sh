@@ -37,6 +37,9 @@ A show stories:260k --store $S1 > $T/show.txt
 grep -q "state: *quarantined" $T/show.txt && pass "quarantined after import" || fail "state: $(cat $T/show.txt)"
 grep -q "imported: .* by ivan" $T/show.txt && pass "importer recorded" || fail "importer"
 grep -q "GGUF v3 structure valid" $T/show.txt && pass "scan report shown" || fail "scan report"
+grep -q "ok   stories260K.gguf: architecture llama, 5 layers" $T/show.txt && pass "scan: architecture runnable" || fail "scan: architecture"
+grep -q "ok   stories260K.gguf: tokenizer loads (512 tokens)" $T/show.txt && pass "scan: tokenizer" || fail "scan: tokenizer"
+grep -q "ok   LICENSE: UTF-8 text" $T/show.txt && pass "scan: license text" || fail "scan: license"
 expect_fail "quarantined model does not export" "only published" A export stories:260k -o $T/x.airlock --store $S1
 expect_fail "importer may not approve" "separate-importer" A approve stories:260k --by ivan --store $S1
 expect_ok "first approval" A approve stories:260k --by alice --store $S1
@@ -75,6 +78,11 @@ expect_ok "approve in enclave 2" A approve stories:260k --by carol --store $S2
 A show stories:260k --store $S2 | grep -q "digest: *$digest" && pass "same digest in both enclaves" || fail "digest differs"
 expect_ok "import tinyllama in enclave 2" A import $T/tiny.airlock --store $S2
 expect_ok "verify enclave 2" A verify --store $S2
+expect_ok "bundle a model with a chat template" A bundle $MODELS/tiny-qwen2-q4_k_m.gguf --name qwen2 --tag tiny \
+    --sign $T/keys/acme.pem -o $T/qwen.airlock
+expect_ok "import it" A import $T/qwen.airlock --store $S2
+A show qwen2:tiny --store $S2 | grep -q "ok   tiny-qwen2-q4_k_m.gguf: chat template parses" && pass "scan: chat template parses" \
+    || fail "scan: chat template: $(A show qwen2:tiny --store $S2)"
 
 # tampering at rest
 cp $S2/blobs/sha256/$want $T/saved
