@@ -32,6 +32,9 @@ typedef struct tmpl_arena {
 
 /* n bytes, max-aligned, zeroed. NULL when the limit is hit or malloc fails. */
 void *tmpl_alloc(tmpl_arena *a, size_t n);
+/* Grows block p (old_n bytes, from this arena) to new_n: in place when it
+ * is the arena's last block, else a copy (the old block stays allocated). */
+void *tmpl_grow(tmpl_arena *a, void *p, size_t old_n, size_t new_n);
 /* n*size bytes with overflow check. */
 void *tmpl_alloc_n(tmpl_arena *a, size_t n, size_t size);
 void tmpl_arena_free(tmpl_arena *a);
@@ -126,7 +129,8 @@ typedef struct tmpl_buf {
     char *p;
     size_t n, cap;
     size_t limit; /* 0: no limit other than the arena's */
-    bool over;    /* set when the limit was hit: the append failed */
+    bool over;    /* an append failed (limit or memory) */
+    bool at_limit; /* ... because of `limit` */
 } tmpl_buf;
 
 bool tb_put(tmpl_buf *b, const char *s, size_t n);

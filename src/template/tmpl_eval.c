@@ -25,7 +25,9 @@ typedef struct tmpl_var {
 struct tmpl_frame {
     tmpl_frame *parent;
     tmpl_var *vars;
-    int loop_depth; /* > 0 inside a for body (break/continue allowed) */
+    tmpl_var *spare; /* nodes of a loop frame's previous iteration, reused */
+    int loop_depth;  /* > 0 inside a for body (break/continue allowed) */
+    bool captured;   /* a macro closes over this frame: never reuse it */
 };
 
 struct tmpl_macro {
@@ -36,11 +38,20 @@ struct tmpl_macro {
     tmpl_frame *closure;
 };
 
+/* A loop over a list, or over range() without building the list (so that
+ * a runaway nested range hits the step limit, not the memory limit). */
 struct tmpl_loop {
-    tv_list *items;
+    tv_list *items;          /* NULL for a range */
+    int64_t r_start, r_step; /* range: item i is r_start + i * r_step */
+    size_t len;
     size_t index0;
     int depth;
 };
+
+static tv loop_item(const tmpl_loop *L, size_t i)
+{
+    return L->items ? L->items->items[i] : tv_int(L->r_start + (int64_t)i * L->r_step);
+}
 
 al_status tmpl_fail(tmpl_ctx *c, const tnode *at, al_status s, const char *fmt, ...)
 {
@@ -61,7 +72,7 @@ al_status tmpl_nomem(tmpl_ctx *c, const tnode *at)
 
 static al_status buf_fail(tmpl_ctx *c, const tnode *at, const tmpl_buf *b)
 {
-    if (b->limit && b->n + 64 >= b->limit)
+    if (b->at_limit)
         return tmpl_fail(c, at, AL_ERR_LIMIT, "output limit of %zu bytes exceeded", b->limit);
     return tmpl_nomem(c, at);
 }
@@ -86,8 +97,10 @@ bool tmpl_frame_set(tmpl_ctx *c, tmpl_frame *f, const char *name, size_t n, tv v
             return true;
         }
     }
-    tmpl_var *x = tmpl_alloc(c->arena, sizeof(*x));
-    if (!x)
+    tmpl_var *x = f->spare;
+    if (x)
+        f->spare = x->next;
+    else if (!(x = tmpl_alloc(c->arena, sizeof(*x))))
         return false;
     x->name = name;
     x->n = n;
@@ -192,7 +205,7 @@ al_status tmpl_iterate(tmpl_ctx *c, const tnode *at, const tv *v, tv_list **out)
 
 static tv loop_attr(const tmpl_loop *L, const char *name, size_t n, bool *ok)
 {
-    size_t len = L->items->n, i = L->index0;
+    size_t len = L->len, i = L->index0;
     *ok = true;
 #define IS(s) (n == sizeof(s) - 1 && !memcmp(name, s, n))
     if (IS("index"))
@@ -214,9 +227,9 @@ static tv loop_attr(const tmpl_loop *L, const char *name, size_t n, bool *ok)
     if (IS("depth0"))
         return tv_int(L->depth - 1);
     if (IS("previtem"))
-        return i > 0 ? L->items->items[i - 1] : tv_undef();
+        return i > 0 ? loop_item(L, i - 1) : tv_undef();
     if (IS("nextitem"))
-        return i + 1 < len ? L->items->items[i + 1] : tv_undef();
+        return i + 1 < len ? loop_item(L, i + 1) : tv_undef();
 #undef IS
     *ok = false;
     return tv_undef();
@@ -482,11 +495,13 @@ static al_status repeat(tmpl_ctx *c, const tnode *at, const tv *seq, int64_t tim
     if (seq->type == TV_STR) {
         if (seq->u.s.n && (uint64_t)times > c->lim.max_output_bytes / seq->u.s.n)
             return tmpl_fail(c, at, AL_ERR_LIMIT, "string repetition exceeds the output limit");
-        tmpl_buf b = {.a = c->arena};
+        size_t total = seq->u.s.n * (size_t)times;
+        char *p = tmpl_alloc(c->arena, total + 1);
+        if (!p)
+            return tmpl_nomem(c, at);
         for (int64_t i = 0; i < times; i++)
-            if (!tb_put(&b, seq->u.s.p, seq->u.s.n))
-                return tmpl_nomem(c, at);
-        *out = tv_str(b.p ? b.p : "", b.n);
+            memcpy(p + (size_t)i * seq->u.s.n, seq->u.s.p, seq->u.s.n);
+        *out = tv_str(p, total);
         return AL_OK;
     }
     const tv_list *l = seq->u.list;
@@ -1058,56 +1073,107 @@ static al_status assign(tmpl_ctx *c, tmpl_frame *f, const tnode *target, const t
     return tmpl_fail(c, target, AL_ERR_TEMPLATE, "cannot assign to this expression");
 }
 
-static al_status exec_for(tmpl_ctx *c, tmpl_frame *f, const tnode *n)
+/* for i in range(...) without a filter: the bounds, or *is_range false */
+static al_status range_loop(tmpl_ctx *c, tmpl_frame *f, const tnode *n, tmpl_loop *L, bool *is_range)
 {
-    tv it;
-    al_status st = eval(c, f, n->b, &it);
+    *is_range = false;
+    const tnode *call = n->b;
+    if (n->c || call->kind != E_CALL || call->a->kind != E_NAME)
+        return AL_OK;
+    tv fn = lookup(f, call->a->name, call->a->name_n);
+    if (fn.type != TV_FUNC || strcmp(fn.u.fn->name, "range"))
+        return AL_OK;
+    tmpl_args args;
+    al_status st = eval_args(c, f, call->args, &args);
     if (st)
         return st;
-    tv_list *items;
-    if ((st = tmpl_iterate(c, n->b, &it, &items)))
-        return st;
-    int depth = 1;
-    tv outer = lookup(f, "loop", 4);
-    if (outer.type == TV_LOOP)
-        depth = outer.u.loop->depth + 1;
-    if (n->c) {
-        /* the loop filter runs first, so loop.length counts what passes */
-        tv_list *kept = tv_list_new(c->arena, 0);
-        if (!kept)
-            return tmpl_nomem(c, n);
-        for (size_t i = 0; i < items->n; i++) {
-            tmpl_frame *tf = tmpl_frame_new(c, f);
-            if (!tf)
-                return tmpl_nomem(c, n);
-            tv cond;
-            if ((st = assign(c, tf, n->a, &items->items[i])) || (st = eval(c, tf, n->c, &cond)))
-                return st;
-            if (tv_truthy(&cond) && !tv_list_push(c->arena, kept, items->items[i]))
-                return tmpl_nomem(c, n);
-        }
-        items = kept;
+    int64_t v[3] = {0, 0, 1};
+    if (args.npos < 1 || args.npos > 3 || args.nkw)
+        return tmpl_fail(c, call, AL_ERR_TEMPLATE, "range() takes 1 to 3 integer arguments");
+    for (size_t i = 0; i < args.npos; i++) {
+        if (args.pos[i].type != TV_INT && args.pos[i].type != TV_BOOL)
+            return tmpl_fail(c, call, AL_ERR_TEMPLATE, "range() arguments must be integers, not %s",
+                             tv_type_name(&args.pos[i]));
+        v[i] = args.pos[i].type == TV_INT ? args.pos[i].u.i : args.pos[i].u.b;
     }
-    if (items->n == 0)
-        return exec(c, f, n->orelse);
+    int64_t start = args.npos == 1 ? 0 : v[0], stop = args.npos == 1 ? v[0] : v[1];
+    int64_t stepv = args.npos == 3 ? v[2] : 1;
+    if (stepv == 0)
+        return tmpl_fail(c, call, AL_ERR_TEMPLATE, "range() step must not be zero");
+    /* length in unsigned arithmetic: no overflow for any int64 bounds */
+    uint64_t len = 0;
+    if (stepv > 0 && start < stop)
+        len = ((uint64_t)stop - (uint64_t)start - 1) / (uint64_t)stepv + 1;
+    else if (stepv < 0 && start > stop)
+        len = ((uint64_t)start - (uint64_t)stop - 1) / ((uint64_t)0 - (uint64_t)stepv) + 1;
+    L->items = NULL;
+    L->r_start = start;
+    L->r_step = stepv;
+    L->len = (size_t)len;
+    *is_range = true;
+    return AL_OK;
+}
+
+static al_status exec_for(tmpl_ctx *c, tmpl_frame *f, const tnode *n)
+{
     tmpl_loop *L = tmpl_alloc(c->arena, sizeof(*L));
     if (!L)
         return tmpl_nomem(c, n);
-    L->items = items;
-    L->depth = depth;
+    L->depth = 1; /* only recursive loops (unsupported) go deeper */
+    bool is_range;
+    al_status st = range_loop(c, f, n, L, &is_range);
+    if (st)
+        return st;
+    if (!is_range) {
+        tv it;
+        tv_list *items;
+        if ((st = eval(c, f, n->b, &it)) || (st = tmpl_iterate(c, n->b, &it, &items)))
+            return st;
+        if (n->c) {
+            /* the loop filter runs first, so loop.length counts what passes */
+            tv_list *kept = tv_list_new(c->arena, 0);
+            tmpl_frame *tf = tmpl_frame_new(c, f);
+            if (!kept || !tf)
+                return tmpl_nomem(c, n);
+            for (size_t i = 0; i < items->n; i++) {
+                tv cond;
+                if ((st = assign(c, tf, n->a, &items->items[i])) || (st = eval(c, tf, n->c, &cond)))
+                    return st;
+                if (tv_truthy(&cond) && !tv_list_push(c->arena, kept, items->items[i]))
+                    return tmpl_nomem(c, n);
+            }
+            items = kept;
+        }
+        L->items = items;
+        L->len = items->n;
+    }
+    if (L->len == 0)
+        return exec(c, f, n->orelse);
     tv lv = {TV_LOOP, {0}};
     lv.u.loop = L;
-    for (size_t i = 0; i < items->n; i++) {
+    tmpl_frame *bf = NULL;
+    for (size_t i = 0; i < L->len; i++) {
         if ((st = step(c, n)))
             return st;
         L->index0 = i;
-        tmpl_frame *bf = tmpl_frame_new(c, f);
-        if (!bf)
-            return tmpl_nomem(c, n);
-        bf->loop_depth = f->loop_depth + 1;
+        /* a fresh scope per iteration; its variable nodes are recycled
+         * unless a macro defined in the body captured it */
+        if (!bf || bf->captured) {
+            if (!(bf = tmpl_frame_new(c, f)))
+                return tmpl_nomem(c, n);
+            bf->loop_depth = f->loop_depth + 1;
+        } else if (bf->vars) {
+            tmpl_var *last = bf->vars;
+            while (last->next)
+                last = last->next;
+            last->next = bf->spare;
+            bf->spare = bf->vars;
+            bf->vars = NULL;
+        }
+        tv item = loop_item(L, i);
         if (!tmpl_frame_set(c, bf, "loop", 4, lv))
             return tmpl_nomem(c, n);
-        if ((st = assign(c, bf, n->a, &items->items[i])))
+        if ((st = assign(c, bf, n->a, &item)))
             return st;
         if ((st = exec(c, bf, n->body)))
             return st;
@@ -1199,6 +1265,7 @@ static al_status exec(tmpl_ctx *c, tmpl_frame *f, const tnode *body)
             m->params = n->args;
             m->body = n->body;
             m->closure = f;
+            f->captured = true;
             v.type = TV_MACRO;
             v.u.macro = m;
             if (n->kind == N_MACRO) {

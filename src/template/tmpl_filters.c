@@ -1086,8 +1086,8 @@ al_status tmpl_filter(tmpl_ctx *c, const tnode *at, const char *name, size_t n, 
             r = ceil(x);
         else if (!strncmp(meth, "floor", 5))
             r = floor(x);
-        else /* common: half away from zero */
-            r = round(x);
+        else /* common: Python's round(), half to even */
+            r = nearbyint(x);
         *out = tv_float(r / m);
         return AL_OK;
     }

@@ -297,11 +297,14 @@ static const char *const k_ops[] = {
 static al_status lex_tag(lexer *L, char close, char *ctl_out)
 {
     int depth = 0;
+    uint32_t open_line = L->line;
     for (;;) {
         while (L->pos < L->len && is_ws(L->src[L->pos]))
             advance_to(L, L->pos + 1);
-        if (L->pos >= L->len)
+        if (L->pos >= L->len) {
+            L->line = open_line; /* name the line the tag opened on */
             return lx_fail(L, close == '}' ? "unclosed '{{'" : "unclosed '{%'");
+        }
         const char *s = L->src + L->pos;
         size_t rem = L->len - L->pos;
         /* close, optionally with - or + */

@@ -54,6 +54,26 @@ void *tmpl_alloc(tmpl_arena *a, size_t n)
     return p;
 }
 
+void *tmpl_grow(tmpl_arena *a, void *p, size_t old_n, size_t new_n)
+{
+    const size_t al = sizeof(max_align_t);
+    tmpl_chunk *h = a->head;
+    if (p && h && old_n && new_n <= SIZE_MAX / 2) {
+        size_t old_r = (old_n + al - 1) / al * al, new_r = (new_n + al - 1) / al * al;
+        char *top = (char *)h->data + h->used;
+        /* the last block of the current chunk grows in place */
+        if ((char *)p + old_r == top && new_r >= old_r && h->cap - h->used >= new_r - old_r) {
+            memset(top, 0, new_r - old_r);
+            h->used += new_r - old_r;
+            return p;
+        }
+    }
+    void *q = tmpl_alloc(a, new_n);
+    if (q && p && old_n)
+        memcpy(q, p, old_n < new_n ? old_n : new_n);
+    return q;
+}
+
 void *tmpl_alloc_n(tmpl_arena *a, size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
@@ -97,11 +117,11 @@ bool tv_list_push(tmpl_arena *a, tv_list *l, tv v)
 {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 4;
-        tv *ni = tmpl_alloc_n(a, nc, sizeof(tv));
+        if (nc > SIZE_MAX / sizeof(tv))
+            return false;
+        tv *ni = tmpl_grow(a, l->items, l->cap * sizeof(tv), nc * sizeof(tv));
         if (!ni)
             return false;
-        if (l->n)
-            memcpy(ni, l->items, l->n * sizeof(tv));
         l->items = ni;
         l->cap = nc;
     }
@@ -245,6 +265,7 @@ bool tb_put(tmpl_buf *b, const char *s, size_t n)
         return false;
     if (n > SIZE_MAX / 4 || (b->limit && (n > b->limit || b->n > b->limit - n))) {
         b->over = true;
+        b->at_limit = true;
         return false;
     }
     if (b->cap - b->n < n + 1) {
@@ -256,13 +277,13 @@ bool tb_put(tmpl_buf *b, const char *s, size_t n)
             }
             nc *= 2;
         }
-        char *np = tmpl_alloc(b->a, nc);
+        if (b->limit && nc > b->limit + 1)
+            nc = b->limit + 1;
+        char *np = tmpl_grow(b->a, b->p, b->cap, nc);
         if (!np) {
             b->over = true;
             return false;
         }
-        if (b->n)
-            memcpy(np, b->p, b->n);
         b->p = np;
         b->cap = nc;
     }
