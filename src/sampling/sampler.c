@@ -39,6 +39,7 @@ struct al_sampler {
     cand *c;          /* n_vocab candidates (scratch) */
     uint32_t *count;  /* n_vocab occurrence counters, all zero between calls */
     int32_t *window;  /* ring of the last win_cap accepted tokens */
+    cand *pen;        /* win_cap penalised (id, logit) pairs (scratch) */
     int32_t win_cap;  /* 0: penalties off */
     int32_t win_len;
     int32_t win_head; /* next slot to write */
@@ -119,7 +120,8 @@ al_sampler *al_sampler_new(const al_sampler_params *params, int32_t n_vocab)
     s->c = malloc((size_t)n_vocab * sizeof *s->c);
     s->count = calloc((size_t)n_vocab, sizeof *s->count);
     s->window = malloc((size_t)(s->win_cap > 0 ? s->win_cap : 1) * sizeof *s->window);
-    if (!s->c || !s->count || !s->window) {
+    s->pen = malloc((size_t)(s->win_cap > 0 ? s->win_cap : 1) * sizeof *s->pen);
+    if (!s->c || !s->count || !s->window || !s->pen) {
         al_sampler_free(s);
         return NULL;
     }
@@ -136,6 +138,7 @@ void al_sampler_free(al_sampler *s)
     free(s->c);
     free(s->count);
     free(s->window);
+    free(s->pen);
     free(s);
 }
 
@@ -209,27 +212,87 @@ static void ensure_sorted(cand *c, int32_t n, int32_t *n_sorted, int32_t m)
     *n_sorted = m;
 }
 
-static void apply_penalties(al_sampler *s, int32_t n)
+/* Counts the window's tokens into s->count and computes the penalised logit
+ * of each distinct one into s->pen (n_pen entries). The counters stay set
+ * (they mark penalised ids during the scan) until clear_counts. */
+static int32_t compute_penalties(al_sampler *s, const float *logits)
 {
-    if (s->win_len == 0)
-        return;
-    /* Count occurrences in the window, penalise each distinct token once,
-     * then reset the counters (so they stay zero between calls). */
+    int32_t n_pen = 0;
     for (int32_t i = 0; i < s->win_len; i++)
         s->count[s->window[i]]++;
-    (void)n;
     for (int32_t i = 0; i < s->win_len; i++) {
         int32_t t = s->window[i];
         uint32_t k = s->count[t];
-        if (k == 0)
-            continue; /* already done */
-        float l = s->c[t].logit; /* candidates are still in id order here */
+        if (k & 0x80000000u)
+            continue; /* already done: marked below */
+        float l = logits[t];
+        if (isnan(l))
+            l = -INFINITY;
         if (s->p.repeat_penalty != 1.0f && s->p.repeat_penalty > 0.0f)
             l = l > 0.0f ? l / s->p.repeat_penalty : l * s->p.repeat_penalty;
         l -= (float)k * s->p.frequency_penalty + s->p.presence_penalty;
-        s->c[t].logit = l;
-        s->count[t] = 0;
+        s->pen[n_pen].logit = isnan(l) ? -INFINITY : l;
+        s->pen[n_pen].id = t;
+        n_pen++;
+        s->count[t] = k | 0x80000000u;
     }
+    return n_pen;
+}
+
+static void clear_counts(al_sampler *s)
+{
+    for (int32_t i = 0; i < s->win_len; i++)
+        s->count[s->window[i]] = 0;
+}
+
+/* Min-heap on "ranks before": the root is the worst of the kept. */
+static void heap_down(cand *h, int32_t n, int32_t i)
+{
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && before(&h[w], &h[l]))
+            w = l;
+        if (r < n && before(&h[w], &h[r]))
+            w = r;
+        if (w == i)
+            return;
+        swap(&h[i], &h[w]);
+        i = w;
+    }
+}
+
+/* The k best candidates of logits (penalised values for the ids in pen)
+ * into c[0..k), in heap order, scanning the logits once without copying. */
+static void gather_top_k(al_sampler *s, const float *logits, int32_t k, int32_t n_pen)
+{
+    cand *h = s->c;
+    int32_t n = s->n_vocab;
+    for (int32_t i = 0; i < k; i++) {
+        float l = logits[i];
+        h[i].logit = isnan(l) ? -INFINITY : l;
+        h[i].id = i;
+    }
+    for (int32_t j = 0; j < n_pen; j++)
+        if (s->pen[j].id < k)
+            h[s->pen[j].id].logit = s->pen[j].logit;
+    for (int32_t i = k / 2 - 1; i >= 0; i--)
+        heap_down(h, k, i);
+    float floor = h[0].logit;
+    for (int32_t i = k; i < n; i++) {
+        /* a later id never wins a tie, so only strictly greater enters;
+         * NaN compares false and is skipped */
+        if (!(logits[i] > floor) || s->count[i])
+            continue;
+        h[0].logit = logits[i];
+        h[0].id = i;
+        heap_down(h, k, 0);
+        floor = h[0].logit;
+    }
+    for (int32_t j = 0; j < n_pen; j++)
+        if (s->pen[j].id >= k && before(&s->pen[j], &h[0])) {
+            h[0] = s->pen[j];
+            heap_down(h, k, 0);
+        }
 }
 
 int32_t al_sampler_sample(al_sampler *s, const float *logits)
@@ -238,27 +301,41 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits)
         return -1;
     int32_t n = s->n_vocab;
     cand *c = s->c;
-    for (int32_t i = 0; i < n; i++) {
-        float l = logits[i];
-        c[i].logit = isnan(l) ? -INFINITY : l;
-        c[i].id = i;
-    }
-    apply_penalties(s, n);
+    int32_t n_pen = compute_penalties(s, logits);
 
     if (s->p.temperature <= 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit)
-                best = i; /* strict: ties keep the lowest id */
-        return c[best].id;
+        /* argmax; ties keep the lowest id */
+        cand best = {-INFINITY, 0};
+        for (int32_t i = 0; i < n; i++)
+            if (logits[i] > best.logit && !s->count[i]) {
+                best.logit = logits[i];
+                best.id = i;
+            }
+        for (int32_t j = 0; j < n_pen; j++)
+            if (before(&s->pen[j], &best))
+                best = s->pen[j];
+        if (best.logit == -INFINITY) { /* everything -inf/NaN: lowest id */
+            best.id = 0;
+        }
+        clear_counts(s);
+        return best.id;
     }
 
-    int32_t n_sorted = 0;
-    /* top-k */
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        select_top(c, n, s->p.top_k);
+        gather_top_k(s, logits, s->p.top_k, n_pen);
         n = s->p.top_k;
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            float l = logits[i];
+            c[i].logit = isnan(l) ? -INFINITY : l;
+            c[i].id = i;
+        }
+        for (int32_t j = 0; j < n_pen; j++)
+            c[s->pen[j].id].logit = s->pen[j].logit;
     }
+    clear_counts(s);
+
+    int32_t n_sorted = 0;
     ensure_sorted(c, n, &n_sorted, 1);
     float max = c[0].logit;
     if (max == -INFINITY)
@@ -271,19 +348,19 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits)
             sum += exp((double)(c[i].logit - max));
         double want = (double)s->p.top_p * sum, cum = 0.0;
         int32_t keep = n, i = 0, chunk = 64;
-        while (i < n) {
-            ensure_sorted(c, n, &n_sorted, i + chunk);
-            int32_t end = n_sorted;
-            for (; i < end; i++) {
+        bool found = false;
+        while (i < n && !found) {
+            ensure_sorted(c, n, &n_sorted, i > n - chunk ? n : i + chunk);
+            for (; i < n_sorted; i++) {
                 cum += exp((double)(c[i].logit - max));
                 if (cum >= want) {
                     keep = i + 1;
+                    found = true;
                     break;
                 }
             }
-            if (keep != n || i >= n)
-                break;
-            chunk *= 4;
+            if (chunk < (1 << 24))
+                chunk *= 4;
         }
         n = keep;
         if (n_sorted > n)
