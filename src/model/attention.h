@@ -23,7 +23,5 @@ const al_attn_kernels *al_attn_kernels_ref(void);
 /* The AVX2 kernels, or NULL when not compiled in. */
 const al_attn_kernels *al_attn_kernels_avx2(void);
 
-float al_half_to_float(uint16_t h);
-uint16_t al_float_to_half(float f);
 
 #endif

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "model/attention.h"
+#include "tensor/quant.h"
 
 static inline float hsum(__m256 v)
 {
@@ -28,7 +29,7 @@ static float dot_f16(const float *q, const uint16_t *k, uint32_t n)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), a0);
     float s = hsum(_mm256_add_ps(a0, a1));
     for (; i < n; i++)
-        s += q[i] * al_half_to_float(k[i]);
+        s += q[i] * al_fp16_to_fp32(k[i]);
     return s;
 }
 
@@ -41,7 +42,7 @@ static void axpy_f16(float *acc, float a, const uint16_t *v, uint32_t n)
         _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, x, _mm256_loadu_ps(acc + i)));
     }
     for (; i < n; i++)
-        acc[i] += a * al_half_to_float(v[i]);
+        acc[i] += a * al_fp16_to_fp32(v[i]);
 }
 
 static void to_f16(const float *src, uint16_t *dst, uint32_t n)
@@ -51,7 +52,7 @@ static void to_f16(const float *src, uint16_t *dst, uint32_t n)
         _mm_storeu_si128((__m128i *)(dst + i),
                          _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     for (; i < n; i++)
-        dst[i] = al_float_to_half(src[i]);
+        dst[i] = al_fp32_to_fp16(src[i]);
 }
 
 static const al_attn_kernels k_avx2 = {dot_f16, axpy_f16, to_f16};

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "model/attention.h"
+#include "tensor/quant.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
@@ -29,7 +30,7 @@ static void test_half_round_trip(void **state)
     for (uint32_t h = 0; h < 65536; h++) {
         if ((h & 0x7c00) == 0x7c00)
             continue;
-        assert_int_equal(al_float_to_half(al_half_to_float((uint16_t)h)), h);
+        assert_int_equal(al_fp32_to_fp16(al_fp16_to_fp32((uint16_t)h)), h);
     }
 }
 
@@ -71,7 +72,7 @@ static void test_dot_axpy(void **state)
         uint16_t k[129];
         for (uint32_t i = 0; i < n; i++) {
             q[i] = frand(-3, 3);
-            k[i] = al_float_to_half(frand(-3, 3));
+            k[i] = al_fp32_to_fp16(frand(-3, 3));
             acc1[i] = acc2[i] = frand(-1, 1);
         }
         float d1 = fast->dot_f16(q, k, n), d2 = ref->dot_f16(q, k, n);
