@@ -1291,7 +1291,10 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
     snprintf(res->state, sizeof(res->state), "quarantined");
     snprintf(res->digest, sizeof(res->digest), "%s", extras[3].hex);
 done:
-    if (st && signed_ok) {
+    /* Record a rejection only for faults of the bundle, not of this host
+     * (I/O, memory, catalogue): a retry of those may well succeed. */
+    if (st && signed_ok &&
+        (st == AL_ERR_FORMAT || st == AL_ERR_CRYPTO || st == AL_ERR_LIMIT || st == AL_ERR_UNSUPPORTED)) {
         if (!locked && !lock_store(s, NULL))
             locked = true;
         record_rejected(s, m, key.name, importer, err ? err->msg : "import failed", rep.text);

@@ -45,6 +45,17 @@ expect_ok "verify after retries" A verify --store $S
 left=$(ls $S/blobs/sha256 | wc -l)
 [ "$left" -eq 0 ] && pass "no blobs left once every model is removed" || fail "$left blobs left"
 
+# a write that fails mid-copy (a file-size limit stands in for a full disk):
+# a clear error, nothing half-published, no temporary files left
+out=$( (ulimit -f 2048; trap '' XFSZ; "$AIRLOCK_BIN" import $T/llama.airlock --store $S) 2>&1 )
+rc=$?
+if [ $rc -ne 0 ] && grep -q "write failed: File too large" <<<"$out"; then pass "failed write refused -> $(grep -m1 'write failed' <<<"$out" | cut -c1-120)"
+else fail "failed write: rc=$rc $out"; fi
+A list --store $S | grep -qE "llama:q4_0 +(quarantined|published)" && fail "half-imported model listed" || pass "nothing published by the failed import"
+expect_ok "verify after the failed write" A verify --store $S
+[ -z "$(ls -A $S/tmp)" ] && pass "no temporary files left" || fail "tmp not empty: $(ls $S/tmp)"
+A show llama:q4_0 --store $S >/dev/null 2>&1 && fail "an I/O failure was recorded as a rejection" || pass "an I/O failure is not recorded as a rejection"
+
 # concurrent imports: two different models and the same one twice
 A import $T/llama.airlock --store $S >$T/c1.out 2>&1 &
 p1=$!
