@@ -37,5 +37,18 @@ demo: build
 bench: build
 	scripts/bench.sh
 
+# libFuzzer on the chat-template interpreter for FUZZ_TIME seconds; new
+# inputs go to $(FUZZ)/corpus-template, the committed seeds stay as they are.
+FUZZ      ?= build-fuzz
+FUZZ_TIME ?= 120
+$(FUZZ)/build.ninja:
+	CC=clang cmake -S . -B $(FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAIRLOCK_FUZZ=ON
+
+fuzz: deps $(FUZZ)/build.ninja
+	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_template
+	mkdir -p $(FUZZ)/corpus-template
+	$(FUZZ)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+		-dict=fuzz/template.dict $(FUZZ)/corpus-template fuzz/corpus/template
+
 clean:
 	rm -rf $(BUILD) $(ASAN)
