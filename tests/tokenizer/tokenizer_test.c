@@ -449,6 +449,45 @@ static void test_errors(void)
     unlink(tmp);
 }
 
+/* Random bytes (fixed seed): every tokenizer succeeds, every id is valid,
+ * and the stream of their pieces is valid UTF-8. */
+static void test_random(void)
+{
+    const char *names[] = {"llama-spm", "qwen2", "llama-bpe", "gpt-2", "deepseek-coder", "bert-bge"};
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        al_vocab *v = load(names[k]);
+        CHECK(v != NULL, "load %s", names[k]);
+        if (!v)
+            continue;
+        int bad = 0;
+        for (int r = 0; r < 200; r++) {
+            char buf[96];
+            size_t n = 0, len = (size_t)(r % 96);
+            for (size_t i = 0; i < len; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                /* mostly ASCII and multi-byte lead/continuation bytes, some '<' '|' for specials */
+                unsigned c = (unsigned)(x >> 56);
+                buf[i] = c < 64 ? (char)(' ' + (c & 63)) : c < 96 ? "<|>s/ \n\t"[c & 7] : (char)c;
+            }
+            int32_t *t = tokenize(v, buf, len, r & 1, r & 2, &n);
+            if (!t) {
+                bad++;
+                continue;
+            }
+            for (size_t i = 0; i < n; i++)
+                if (t[i] < 0 || t[i] >= al_vocab_n_tokens(v))
+                    bad++;
+            size_t sl;
+            free(stream(v, t, n, &sl));
+            free(t);
+        }
+        CHECK(bad == 0, "%s: %d failures on random input", names[k], bad);
+        al_vocab_free(v);
+    }
+    printf("random input       ok\n");
+}
+
 static void bench(void)
 {
     const char *names[] = {"llama-spm", "llama-bpe", "qwen2", "bert-bge"};
@@ -500,6 +539,7 @@ int main(void)
         test_ref(models[i]);
     test_special();
     test_errors();
+    test_random();
     bench();
     printf("%d checks, %d failed\n", g_checks, g_fail);
     return g_fail ? 1 : 0;
