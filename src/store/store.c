@@ -784,6 +784,29 @@ static al_status build_oci(const al_manifest *m, const extra_blob *bman, const e
     return AL_OK;
 }
 
+/* Inside a transaction: drops a rejected name:tag row, journalling its blobs
+ * for deletion (recover() unlinks the ones nothing else references). */
+static bool drop_rejected(al_store *s, const char *name, const char *tag)
+{
+    static const char *const sql[] = {
+        "INSERT OR IGNORE INTO journal(digest, op) SELECT r.digest, 'del' FROM refs r JOIN models m ON "
+        "m.id = r.model_id WHERE m.name = ?1 AND m.tag = ?2 AND m.state = 'rejected'",
+        "DELETE FROM models WHERE name = ?1 AND tag = ?2 AND state = 'rejected'",
+    };
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL) != SQLITE_OK)
+            return false;
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, tag, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(q);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE)
+            return false;
+    }
+    return true;
+}
+
 /* Records a rejected import (unless a good model holds name:tag). */
 static void record_rejected(al_store *s, const al_manifest *m, const char *signer, const char *importer,
                             const char *reasons, const char *scan_report)
@@ -793,15 +816,7 @@ static void record_rejected(al_store *s, const al_manifest *m, const char *signe
     if (exec(s, "BEGIN IMMEDIATE", NULL))
         return;
     sqlite3_stmt *q = NULL;
-    bool ok = sqlite3_prepare_v2(s->db, "DELETE FROM models WHERE name = ? AND tag = ? AND state = 'rejected'", -1,
-                                 &q, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 2, m->tag, -1, SQLITE_TRANSIENT);
-        ok = sqlite3_step(q) == SQLITE_DONE;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
+    bool ok = drop_rejected(s, m->name, m->tag);
     if (ok && sqlite3_prepare_v2(s->db,
                                  "INSERT OR IGNORE INTO models(name, tag, state, signer, key_id, source, created, "
                                  "importer, imported_at, rejected_by, rejected_at, reasons, scan_report) "
@@ -930,22 +945,13 @@ static al_status finalize_import(al_store *s, const al_manifest *m, const al_tru
             return al_err(err, AL_ERR_STATE, "%s:%s is already in the store (%s) with other content; airlock rm it first",
                           m->name, m->tag, state);
         }
-        *already = true; /* same bundle: its blobs were the same bytes */
-        if ((st = exec(s, "DELETE FROM journal", err))) {
-            rollback(s);
-            return st;
-        }
+        *already = true; /* same bundle: its blobs were the same bytes; recover() clears the journal */
         return exec(s, "COMMIT", err);
     }
     sqlite3_finalize(q);
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM models WHERE name = ? AND tag = ? AND state = 'rejected'", -1, &q,
-                           NULL) != SQLITE_OK)
+    q = NULL;
+    if (!drop_rejected(s, m->name, m->tag))
         goto dberr;
-    sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(q, 2, m->tag, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto dberr;
-    sqlite3_finalize(q);
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO models(name, tag, state, digest, model_digest, model_size, bundle_manifest, "
                            "bundle_sig, signer, key_id, source, created, importer, imported_at, scan_report, reasons) "
@@ -1003,10 +1009,7 @@ static al_status finalize_import(al_store *s, const al_manifest *m, const al_tru
     }
     sqlite3_finalize(q);
     q = NULL;
-    if ((st = exec(s, "DELETE FROM journal", err))) {
-        rollback(s);
-        return st;
-    }
+    /* the journal is settled by recover() once this commits */
     return exec(s, "COMMIT", err);
 dberr:
     st = db_err(s, err, "record import");
@@ -1288,7 +1291,8 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
             signed_ok = false; /* nothing wrong with the bundle: do not record it rejected */
         goto done;
     }
-    snprintf(res->state, sizeof(res->state), "quarantined");
+    recover(s, NULL, NULL); /* settles the journal: drops the blobs of a replaced rejected row */
+    snprintf(res->state, sizeof(res->state), "%s", res->already ? "present" : "quarantined");
     snprintf(res->digest, sizeof(res->digest), "%s", extras[3].hex);
 done:
     /* Record a rejection only for faults of the bundle, not of this host
@@ -1298,6 +1302,8 @@ done:
         if (!locked && !lock_store(s, NULL))
             locked = true;
         record_rejected(s, m, key.name, importer, err ? err->msg : "import failed", rep.text);
+        if (locked)
+            recover(s, NULL, NULL);
         snprintf(res->state, sizeof(res->state), "rejected");
     }
     if (locked)

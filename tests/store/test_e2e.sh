@@ -100,6 +100,9 @@ expect_ok "verify clean again" A verify --store $S2
 expect_ok "reject" A reject tinyllama:q4_0 --by dave --reason "licence unclear" --store $S2
 A show tinyllama:q4_0 --store $S2 | grep -q "licence unclear" && pass "reject reason recorded" || fail "reject reason"
 expect_fail "a rejected model cannot be approved" "rejected" A approve tinyllama:q4_0 --by carol --store $S2
+A bundle $MODELS/tiny-llama-q4_k_m.gguf --name tinyllama --tag q4_0 --sign $T/keys/acme.pem -o $T/tiny2.airlock >/dev/null
+expect_ok "a new bundle replaces a rejected name:tag" A import $T/tiny2.airlock --store $S2
+expect_ok "verify: the rejected model's blobs went with it" A verify --store $S2
 expect_ok "rm" A rm tinyllama:q4_0 --store $S2
 expect_fail "rm again" "not in the store" A rm tinyllama:q4_0 --store $S2
 tiny=$(sha256sum < $MODELS/tiny-llama-q4_0.gguf | cut -d' ' -f1)
