@@ -217,7 +217,7 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
 {
     if (!n)
         return AL_OK;
-    if (n > (SIZE_MAX - 4) / 3)
+    if (n > INT32_MAX / 8) /* symbol indices are int32; a byte maps to <= 2 bytes */
         return al_err(err, AL_ERR_LIMIT, "text too long to tokenize (%zu bytes)", n);
     /* clean UTF-8: each invalid byte becomes U+FFFD (3 bytes) */
     char *clean = malloc(3 * n + 4);

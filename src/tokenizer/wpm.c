@@ -90,6 +90,8 @@ al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
     char *word = NULL, *buf = NULL;
     size_t wn = 0, wcap = 0, bcap = 0;
     bool oom = false;
+    if (n > INT32_MAX / 4)
+        return al_err(err, AL_ERR_LIMIT, "text too long to tokenize (%zu bytes)", n);
     for (size_t i = 0; i < n && !oom;) {
         uint32_t cp;
         size_t l = tok_utf8_decode((const unsigned char *)text + i, n - i, &cp, NULL);
