@@ -570,8 +570,8 @@ static al_status percent_format(tmpl_ctx *c, const tnode *at, const tv *fmt, con
 
 static al_status binop(tmpl_ctx *c, const tnode *at, tn_op op, const tv *a, const tv *b, tv *out)
 {
-    int64_t x, y;
-    double fx, fy;
+    int64_t x = 0, y = 0;
+    double fx = 0, fy = 0;
     bool ints = as_int(a, &x) && as_int(b, &y);
     bool nums = as_num(a, &fx) && as_num(b, &fy);
     switch (op) {
