@@ -145,7 +145,7 @@ static void add_bigram(bpe_state *s, int32_t left, int32_t right)
     int32_t rank = tok_merge_rank(s->v, s->word + l->off, l->n, s->word + r->off, r->n);
     if (rank < 0)
         return;
-    tok_bigram b = {.key = -(double)rank, .left = left, .right = right, .size = l->n + r->n};
+    tok_bigram b = {.key = -(float)rank, .left = left, .right = right, .size = (uint32_t)(l->n + r->n)};
     if (!tok_heap_push(&s->heap, b))
         s->oom = true;
 }

@@ -27,7 +27,7 @@ static void try_bigram(spm_state *s, int32_t left, int32_t right)
     int32_t id = tok_find(s->v, s->text + s->sym[left].off, n);
     if (id < 0)
         return;
-    tok_bigram b = {.key = s->v->scores[id], .left = left, .right = right, .size = n};
+    tok_bigram b = {.key = s->v->scores[id], .left = left, .right = right, .size = (uint32_t)n};
     if (!tok_heap_push(&s->heap, b))
         s->oom = true;
 }

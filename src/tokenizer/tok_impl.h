@@ -143,9 +143,9 @@ al_status tok_pieces_init(al_vocab *v, al_error *err);
 
 /* A max-heap of candidate merges: higher key first, then smaller left. */
 typedef struct tok_bigram {
-    double key;   /* SPM: score; BPE: -rank */
+    float key;     /* SPM: score; BPE: -rank (exact below 2^24 merges) */
     int32_t left, right;
-    size_t size;  /* bytes of left + right when pushed */
+    uint32_t size; /* bytes of left + right when pushed (inputs are < 2^31) */
 } tok_bigram;
 
 typedef struct tok_heap {

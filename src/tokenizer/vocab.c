@@ -407,8 +407,9 @@ static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a gpt2 tokenizer)");
     if (kv->type != AL_GGUF_ARR || kv->arr_type != AL_GGUF_STR)
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is not an array of strings");
-    if (kv->arr_n > INT32_MAX - 1)
-        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges has too many entries");
+    if (kv->arr_n > (1u << 24)) /* ranks are kept exactly in a float heap key */
+        return al_err(err, AL_ERR_LIMIT, "tokenizer.ggml.merges has too many entries (%llu)",
+                      (unsigned long long)kv->arr_n);
     v->n_merges = (uint32_t)kv->arr_n;
     al_status st = copy_strings(kv, "tokenizer.ggml.merges", &v->mblob, &v->moff, &v->mlen, err);
     if (st)
