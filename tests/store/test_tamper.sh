@@ -41,14 +41,27 @@ expect_fail "key not allowed for the model name" "key not allowed: trusted key '
 head -c 600000 $MODELS/stories260K.gguf > $T/broken.gguf
 A bundle $T/broken.gguf --name stories --tag broken --sign $T/keys/good.pem -o $T/broken.airlock >/dev/null
 expect_fail "truncated GGUF" "rejected by the scanner: broken.gguf: GGUF validation failed" A import $T/broken.airlock --store $S
-python3 - $T <<'PY'
+python3 - $T $MODELS/stories260K.gguf <<'PY'
 import struct, sys, json
 d = sys.argv[1]
+g = bytearray(open(sys.argv[2], "rb").read())
+i = g.find(b"general.name") + len(b"general.name") + 12
+assert g[i:i + 5] == b"llama"
+g[i + 2] = 0x1b  # an ESC in a metadata string
+open(d + "/esc.gguf", "wb").write(bytes(g))
+g = bytearray(open(sys.argv[2], "rb").read())
+g[4:8] = struct.pack("<I", 99)  # GGUF version 99
+open(d + "/v99.gguf", "wb").write(bytes(g))
 open(d + "/model.pkl", "wb").write(b"\x80\x04\x95" + b"\x00" * 64 + b".")
 h = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
 open(d + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"\x00" * 4)
 open(d + "/run.sh", "w").write("#!/bin/sh\necho hi\n")
 PY
+A bundle $T/esc.gguf --name stories --tag esc --sign $T/keys/good.pem -o $T/esc.airlock >/dev/null
+expect_fail "control character in a metadata string" "metadata 'general.name' is not sane text \(control character at byte 2\)" \
+    A import $T/esc.airlock --store $S
+A bundle $T/v99.gguf --name stories --tag v99 --sign $T/keys/good.pem -o $T/v99.airlock >/dev/null
+expect_fail "unsupported GGUF version" "v99.gguf: GGUF validation failed: .*version" A import $T/v99.airlock --store $S
 A bundle $T/model.pkl --name stories --tag pkl --sign $T/keys/good.pem -o $T/pkl.airlock >/dev/null
 expect_fail "pickle model" "model.pkl: refused: the model file is a Python pickle" A import $T/pkl.airlock --store $S
 A bundle $T/model.safetensors --name stories --tag st --sign $T/keys/good.pem -o $T/st.airlock >/dev/null
