@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "store/fsutil.h"
 #include "store/sign.h"
@@ -237,12 +238,18 @@ al_status al_manifest_dump(const al_manifest *m, char **out, size_t *n, al_error
 
 /* Streams path into the tar as entry `name`, checking it still has `size`
  * bytes. */
-static al_status copy_entry(int out, const char *name, const char *path, uint64_t size, unsigned char *buf,
-                            size_t cap, al_error *err)
+static al_status copy_entry(int out, const char *name, const char *path, uint64_t size, const char *sha256,
+                            unsigned char *buf, size_t cap, al_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return al_err(err, AL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        close(fd);
+        return al_err(err, AL_ERR_CRYPTO, "cannot start SHA-256");
+    }
     al_status st = al_tar_write_header(out, name, size, time(NULL), err);
     uint64_t done = 0;
     while (!st) {
@@ -260,12 +267,25 @@ static al_status copy_entry(int out, const char *name, const char *path, uint64_
             break;
         }
         done += (uint64_t)r;
+        EVP_DigestUpdate(md, buf, (size_t)r);
         st = al_fs_write_all(out, buf, (size_t)r, "bundle", err);
     }
     close(fd);
     if (!st && done != size)
         st = al_err(err, AL_ERR_IO, "%s: file changed size while bundling (%llu of %llu bytes)", path,
                     (unsigned long long)done, (unsigned long long)size);
+    /* the bytes written must be the bytes the manifest names: catches a file
+     * edited while bundling and a blob tampered at rest before export */
+    unsigned char d[32];
+    unsigned int dl = 0;
+    char hex[65];
+    if (!st && EVP_DigestFinal_ex(md, d, &dl) == 1) {
+        al_hex(d, 32, hex);
+        if (strcmp(hex, sha256))
+            st = al_err(err, AL_ERR_CRYPTO, "%s: tampered: its sha256 is %s but the manifest says %s", path, hex,
+                        sha256);
+    }
+    EVP_MD_CTX_free(md);
     if (!st)
         st = al_tar_write_pad(out, size, err);
     return st;
@@ -299,7 +319,7 @@ al_status al_bundle_write(const char *out_path, const char *manifest, size_t man
     if (!st)
         st = write_mem_entry(out, AL_BUNDLE_SIG_ENTRY, sig, sig_n, err);
     for (size_t i = 0; !st && i < m->n_files; i++)
-        st = copy_entry(out, m->files[i].name, paths[i], m->files[i].size, buf, cap, err);
+        st = copy_entry(out, m->files[i].name, paths[i], m->files[i].size, m->files[i].sha256, buf, cap, err);
     if (!st)
         st = al_tar_write_end(out, err);
     if (!st && fsync(out) != 0)

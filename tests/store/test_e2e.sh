@@ -88,6 +88,8 @@ A show qwen2:tiny --store $S2 | grep -q "ok   tiny-qwen2-q4_k_m.gguf: chat templ
 cp $S2/blobs/sha256/$want $T/saved
 printf 'X' | dd of=$S2/blobs/sha256/$want bs=1 seek=1000 conv=notrunc 2>/dev/null
 expect_fail "verify finds a tampered blob" "tampered: sha256:$want" A verify --store $S2
+expect_fail "export refuses a tampered blob" "tampered: its sha256 is" A export stories:260k -o $T/bad-export.airlock --store $S2
+[ ! -e $T/bad-export.airlock ] && pass "no bundle written from a tampered blob" || fail "bundle written from a tampered blob"
 cp $T/saved $S2/blobs/sha256/$want
 echo junk > $S2/blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000
 expect_fail "verify finds a stray blob" "stray: +0000" A verify --store $S2
