@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utf8proc.h>
 
 #include "airlock.h"
 #include "template/tmpl.h"
@@ -50,6 +51,17 @@ al_status al_template_parse(const char *src, size_t len, al_template **out, al_e
     if (len > AL_TMPL_MAX_SOURCE)
         return al_err(err, AL_ERR_LIMIT, "chat template: %zu bytes exceeds the limit of %zu", len,
                       AL_TMPL_MAX_SOURCE);
+    /* Python reads templates as text: bytes that are not UTF-8 are an error */
+    for (size_t i = 0, line = 1; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)src + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0)
+            return al_err(err, AL_ERR_TEMPLATE, "chat template line %zu: not valid UTF-8 (byte 0x%02x)", line,
+                          (unsigned char)src[i]);
+        if (cp == '\n')
+            line++;
+        i += (size_t)k;
+    }
     al_template *t = calloc(1, sizeof(*t));
     if (!t)
         return al_err(err, AL_ERR_NOMEM, "chat template: out of memory");

@@ -581,11 +581,16 @@ bool tv_json_append(tmpl_buf *b, const tv *v, int indent, int level, const char 
 
 /* ------------------------------------------------------------------ utf-8 */
 
+/* A character starts at byte 0 and at every byte that is not a UTF-8
+ * continuation byte: every function that splits strings agrees on this,
+ * even for bytes that are not valid UTF-8. */
+static bool char_start(const char *p, size_t i) { return i == 0 || ((unsigned char)p[i] & 0xC0) != 0x80; }
+
 size_t tmpl_utf8_len(const char *p, size_t n)
 {
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
-        if (((unsigned char)p[i] & 0xC0) != 0x80)
+        if (char_start(p, i))
             c++;
     return c;
 }
@@ -594,7 +599,7 @@ size_t tmpl_utf8_offset(const char *p, size_t n, size_t idx)
 {
     size_t c = 0;
     for (size_t i = 0; i < n; i++) {
-        if (((unsigned char)p[i] & 0xC0) != 0x80) {
+        if (char_start(p, i)) {
             if (c == idx)
                 return i;
             c++;
