@@ -4,9 +4,9 @@
  *
  * Every buffer is sized in al_sampler_new (n_vocab candidates, a window of
  * recent tokens, a per-token counter); al_sampler_sample allocates nothing.
- * Only the candidates that survive are ever fully sorted: top-k selects with
- * quickselect, top-p grows a sorted prefix geometrically until it has the
- * probability mass it needs.
+ * Nothing is sorted: top-k keeps a k-heap while scanning the logits once,
+ * top-p is a mass-weighted quickselect (expected O(n)), min-p a filter;
+ * the draw walks the survivors in their (deterministic) order.
  *
  * Seeds: params.seed == AL_SEED_RANDOM (UINT64_MAX) draws a seed from the
  * OS entropy pool (the clock if that fails); any other value is used as is,
@@ -31,6 +31,7 @@
 typedef struct cand {
     float logit;
     int32_t id;
+    float p; /* scratch: unnormalised probability */
 } cand;
 
 struct al_sampler {
@@ -168,48 +169,40 @@ static inline void swap(cand *a, cand *b)
     *b = t;
 }
 
-/* Rearranges c[0..n) so that c[0..k) are its k best (in any order). */
-static void select_top(cand *c, int32_t n, int32_t k)
+/* top-p in expected O(n): rearranges c[0..n) so that c[0..keep) is the
+ * smallest best-first set whose mass (c[i].p) reaches want, and returns
+ * keep. A quickselect that, at each partition, either keeps the whole
+ * better side and moves on, or narrows into it. Deterministic pivots. */
+static int32_t select_mass(cand *c, int32_t n, double want)
 {
-    int32_t lo = 0, hi = n - 1;
-    uint32_t x = 0x9E3779B9u; /* fixed pivot sequence: deterministic */
-    while (lo < hi) {
+    int32_t lo = 0, hi = n; /* the crossing element lies in [lo, hi) */
+    double acc = 0.0;       /* mass of c[0..lo), all better than [lo, hi) */
+    uint32_t x = 0x9E3779B9u;
+    while (hi - lo > 1) {
         x = x * 1664525u + 1013904223u;
-        int32_t piv = lo + (int32_t)(x % (uint32_t)(hi - lo + 1));
-        swap(&c[piv], &c[hi]);
-        cand pv = c[hi];
+        int32_t piv = lo + (int32_t)(x % (uint32_t)(hi - lo));
+        swap(&c[piv], &c[hi - 1]);
+        cand pv = c[hi - 1];
         int32_t st = lo;
-        for (int32_t i = lo; i < hi; i++)
-            if (before(&c[i], &pv))
+        double upper = 0.0; /* mass of the better side */
+        for (int32_t i = lo; i < hi - 1; i++)
+            if (before(&c[i], &pv)) {
+                upper += (double)c[i].p;
                 swap(&c[i], &c[st++]);
-        swap(&c[st], &c[hi]);
-        if (st == k - 1 || st == k)
-            return;
-        if (st < k)
+            }
+        swap(&c[st], &c[hi - 1]);
+        if (acc + upper >= want)
+            hi = st; /* the crossing is strictly better than the pivot */
+        else if (acc + upper + (double)c[st].p >= want)
+            return st + 1;
+        else {
+            acc += upper + (double)c[st].p;
             lo = st + 1;
-        else
-            hi = st - 1;
+        }
     }
-}
-
-static int cmp_cand(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
-}
-
-/* Makes c[0..m) the m best of c[0..n) in descending order, given that
- * c[0..*n_sorted) already is the sorted best prefix. */
-static void ensure_sorted(cand *c, int32_t n, int32_t *n_sorted, int32_t m)
-{
-    if (m > n)
-        m = n;
-    if (m <= *n_sorted)
-        return;
-    int32_t s = *n_sorted;
-    select_top(c + s, n - s, m - s);
-    qsort(c + s, (size_t)(m - s), sizeof *c, cmp_cand);
-    *n_sorted = m;
+    if (hi > lo)
+        return lo + 1;
+    return lo > 0 ? lo : 1; /* lo == n: rounding left want unmet */
 }
 
 /* Counts the window's tokens into s->count and computes the penalised logit
@@ -305,7 +298,7 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits)
 
     if (s->p.temperature <= 0.0f) {
         /* argmax; ties keep the lowest id */
-        cand best = {-INFINITY, 0};
+        cand best = {-INFINITY, 0, 0.0f};
         for (int32_t i = 0; i < n; i++)
             if (logits[i] > best.logit && !s->count[i]) {
                 best.logit = logits[i];
@@ -335,36 +328,25 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits)
     }
     clear_counts(s);
 
-    int32_t n_sorted = 0;
-    ensure_sorted(c, n, &n_sorted, 1);
-    float max = c[0].logit;
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (before(&c[i], &c[best]))
+            best = i;
+    float max = c[best].logit;
     if (max == -INFINITY)
-        return c[0].id; /* nothing has any probability: the best id */
+        return c[best].id; /* nothing has any probability: the best id */
 
     /* top-p over the temperature-1 distribution of the survivors */
-    if (s->p.top_p < 1.0f) {
+    if (s->p.top_p <= 0.0f) {
+        swap(&c[0], &c[best]);
+        n = 1;
+    } else if (s->p.top_p < 1.0f) {
         double sum = 0.0;
-        for (int32_t i = 0; i < n; i++)
-            sum += exp((double)(c[i].logit - max));
-        double want = (double)s->p.top_p * sum, cum = 0.0;
-        int32_t keep = n, i = 0, chunk = 64;
-        bool found = false;
-        while (i < n && !found) {
-            ensure_sorted(c, n, &n_sorted, i > n - chunk ? n : i + chunk);
-            for (; i < n_sorted; i++) {
-                cum += exp((double)(c[i].logit - max));
-                if (cum >= want) {
-                    keep = i + 1;
-                    found = true;
-                    break;
-                }
-            }
-            if (chunk < (1 << 24))
-                chunk *= 4;
+        for (int32_t i = 0; i < n; i++) {
+            c[i].p = expf(c[i].logit - max);
+            sum += (double)c[i].p;
         }
-        n = keep;
-        if (n_sorted > n)
-            n_sorted = n;
+        n = select_mass(c, n, (double)s->p.top_p * sum);
     }
 
     /* min-p: keep logits within log(min_p) of the best */
@@ -374,28 +356,25 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits)
         for (int32_t i = 0; i < n; i++)
             if (c[i].logit >= thr)
                 c[w++] = c[i];
-        if (w == 0)
-            w = 1; /* cannot happen (c[0] is the max) but keep one */
-        n = w;
+        n = w; /* >= 1: the max passes */
     }
 
     /* temperature, softmax, draw */
     float inv_t = 1.0f / s->p.temperature;
     double sum = 0.0;
     for (int32_t i = 0; i < n; i++) {
-        double pr = exp((double)((c[i].logit - max) * inv_t));
-        c[i].logit = (float)pr; /* reuse as the unnormalised probability */
-        sum += pr;
+        c[i].p = expf((c[i].logit - max) * inv_t);
+        sum += (double)c[i].p;
     }
     double r = rng_uniform(s->rng) * sum, acc = 0.0;
     for (int32_t i = 0; i < n; i++) {
-        acc += (double)c[i].logit;
+        acc += (double)c[i].p;
         if (r < acc)
             return c[i].id;
     }
     /* rounding: the last candidate with non-zero mass */
     for (int32_t i = n - 1; i > 0; i--)
-        if (c[i].logit > 0.0f)
+        if (c[i].p > 0.0f)
             return c[i].id;
     return c[0].id;
 }

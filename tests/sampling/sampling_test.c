@@ -206,7 +206,7 @@ static void test_topp_large_vocab(void **st)
     al_sampler_params p = plain_params(1.0f, 3);
     p.top_p = 0.5f;
     al_sampler *s = al_sampler_new(&p, V);
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 300; i++) {
         int32_t t = al_sampler_sample(s, lg);
         assert_true(t >= 0 && t < V);
         assert_float_equal(lg[t], 5.0f, 0);
@@ -332,7 +332,7 @@ static void test_large_vocab_speed(void **st)
     (void)st;
     /* 152k vocab with the default chain: prints the time per sample (a
      * figure, not an assertion) and checks the result is in the top 40. */
-    enum { V = 151936, N = 200 };
+    enum { V = 151936, N = 100 };
     float *lg = malloc(V * sizeof *lg);
     fill_random_logits(lg, V, 42);
     for (int i = 0; i < V; i++)
