@@ -364,6 +364,40 @@ static void test_large_vocab_speed(void **st)
     free(lg);
 }
 
+static void test_edge_logits(void **st)
+{
+    (void)st;
+    /* NaN and -inf never win; all -inf still gives a valid id */
+    float lg[5] = {NAN, -INFINITY, 1.0f, NAN, 0.5f};
+    al_sampler_params p = plain_params(1.0f, 9);
+    p.top_p = 0.9f;
+    p.min_p = 0.01f;
+    al_sampler *s = al_sampler_new(&p, 5);
+    for (int i = 0; i < 200; i++) {
+        int32_t t = al_sampler_sample(s, lg);
+        assert_true(t == 2 || t == 4);
+    }
+    al_sampler_free(s);
+    float ninf[3] = {-INFINITY, -INFINITY, -INFINITY};
+    s = al_sampler_new(&p, 3);
+    assert_int_equal(al_sampler_sample(s, ninf), 0);
+    al_sampler_free(s);
+    /* top_p 0 keeps only the best, with top-k on or off */
+    float lg2[4] = {0.1f, 0.3f, 0.2f, 0.3f};
+    p = plain_params(2.0f, 4);
+    p.top_p = 0.0f;
+    s = al_sampler_new(&p, 4);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(al_sampler_sample(s, lg2), 1);
+    al_sampler_free(s);
+    p.top_k = 3;
+    s = al_sampler_new(&p, 4);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(al_sampler_sample(s, lg2), 1);
+    al_sampler_free(s);
+    assert_int_equal(al_sampler_sample(NULL, lg2), -1);
+}
+
 static void test_logprob(void **st)
 {
     (void)st;
@@ -654,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_topp_large_vocab), cmocka_unit_test(test_minp_set),
         cmocka_unit_test(test_temperature),      cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_large_vocab_speed), cmocka_unit_test(test_logprob),
+        cmocka_unit_test(test_edge_logits),
         cmocka_unit_test(test_stop_basic),       cmocka_unit_test(test_stop_holdback),
         cmocka_unit_test(test_stop_multiple),    cmocka_unit_test(test_json_tokens),
         cmocka_unit_test(test_json_grammar),
