@@ -9,7 +9,7 @@ const check = (desc, cond) => { console.log((cond ? 'ok   - ' : 'FAIL - ') + des
 
 const list = await ollama.list();
 check('list', list.models.map((m) => m.name).includes(chatModel));
-const v = await ollama.version();
+const v = await (await fetch(base + '/api/version')).json();
 check('version', typeof v.version === 'string');
 
 const messages = [{ role: 'user', content: 'Hello!' }];
