@@ -222,7 +222,7 @@ typedef enum tn_kind {
     E_DICT,     /* args = E_PAIR */
     E_PAIR,     /* a: b */
     E_KWARG,    /* name = a */
-    E_CMP,      /* a op b, chained through next_cmp */
+    E_CMP,      /* a op b; a chain (a < b < c) continues through d */
 } tn_kind;
 
 typedef enum tn_op {

@@ -961,7 +961,7 @@ static al_status eval_node(tmpl_ctx *c, tmpl_frame *f, const tnode *n, tv *out)
     case E_CMP: {
         if ((st = eval(c, f, n->a, &a)))
             return st;
-        for (const tnode *k = n; k; k = k->next) {
+        for (const tnode *k = n; k; k = k->d) {
             if ((st = eval(c, f, k->b, &b)))
                 return st;
             bool r = false;

@@ -351,7 +351,7 @@ static al_status parse_compare(parser *P, tnode **out)
         if ((st = parse_math1(P, &c->b)))
             return st;
         *tail = c;
-        tail = &c->next;
+        tail = &c->d; /* not next: that links list items and arguments */
     }
     if (!head) {
         *out = left;
