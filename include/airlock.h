@@ -99,6 +99,11 @@ const al_vocab *al_model_vocab(const al_model *model);
  * Owned by the model. */
 const char *al_model_chat_template(const al_model *model);
 
+/* NULL when the model's chat template parses (or it has none); otherwise
+ * the parse error, naming the template line. The model still loads: a
+ * caller may override the template. Owned by the model. */
+const char *al_model_template_error(const al_model *model);
+
 /* Bytes a context of n_ctx positions and n_seq sequences needs for its KV
  * cache (F16 by default). */
 uint64_t al_model_kv_bytes(const al_model *model, uint32_t n_ctx, uint32_t n_seq);

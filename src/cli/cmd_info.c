@@ -55,7 +55,11 @@ int cmd_info(int argc, char **argv)
     printf("tensor types:   %s\n", in.type_mix);
     printf("vocab:          %s, %d tokens (embedding rows %u)\n", in.vocab_type,
            al_vocab_n_tokens(al_model_vocab(m)), in.n_vocab);
-    printf("chat template:  %s\n", in.has_chat_template ? "present" : "absent");
+    const char *terr = al_model_template_error(m);
+    if (terr)
+        printf("chat template:  present, DOES NOT PARSE: %s\n", terr);
+    else
+        printf("chat template:  %s\n", in.has_chat_template ? "present (parses)" : "absent");
     al_model_free(m);
     return 0;
 }

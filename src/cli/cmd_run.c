@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "airlock.h"
 #include "cli/cli.h"
@@ -25,6 +24,7 @@ static void help(FILE *f)
             "  --min-p P              drop tokens below P x the best; 0 = off (default 0.05)\n"
             "  --repeat-penalty R     penalise the last 64 tokens; 1 = off (default 1)\n"
             "  --seed S               fixed seed: same seed, same output (default: random)\n"
+            "  --stop S               stop when the output contains S (repeatable, up to 16)\n"
             "  --special              parse special tokens (<|im_start|>, ...) in the prompt\n"
             "  --print-ids            print generated token ids (one line) instead of text\n"
             "  --ctx N                context size (default: prompt + n, at most the model's)\n"
@@ -43,11 +43,14 @@ int cmd_run(int argc, char **argv)
         {"seed", required_argument, 0, 's'},     {"special", no_argument, 0, 'S'},
         {"print-ids", no_argument, 0, 'i'},      {"ctx", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'},  {"exact", no_argument, 0, 'x'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"stop", required_argument, 0, 'X'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *prompt = NULL, *prompt_file = NULL;
     int64_t n_predict = 256, n_ctx = 0, threads = 0, seed = -1, top_k;
     bool special = false, print_ids = false, exact = false;
+    const char *stops[16];
+    size_t n_stops = 0;
     al_sampler_params sp = al_sampler_default_params();
     int c;
     optind = 1;
@@ -68,6 +71,11 @@ int cmd_run(int argc, char **argv)
         case 'c': ok = cli_parse_i64(optarg, 1, 1 << 20, &n_ctx); break;
         case 't': ok = cli_parse_i64(optarg, 1, 512, &threads); break;
         case 'x': exact = true; break;
+        case 'X':
+            ok = n_stops < 16 && optarg[0];
+            if (ok)
+                stops[n_stops++] = optarg;
+            break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
@@ -95,7 +103,7 @@ int cmd_run(int argc, char **argv)
         n_text = strlen(prompt);
     }
     const char *ptext = text ? text : prompt;
-    sp.seed = seed >= 0 ? (uint64_t)seed : ((uint64_t)time(NULL) ^ ((uint64_t)clock() << 20));
+    sp.seed = seed >= 0 ? (uint64_t)seed : AL_SEED_RANDOM;
 
     int rc = 1;
     al_error err = {0};
@@ -103,6 +111,7 @@ int cmd_run(int argc, char **argv)
     al_context *ctx = NULL;
     al_sampler *smp = NULL;
     al_detok *dt = NULL;
+    al_stop *stop = NULL;
     int32_t *toks = NULL, *pos = NULL;
     bool *want = NULL;
     double t0 = cli_now();
@@ -149,7 +158,8 @@ int cmd_run(int argc, char **argv)
     }
     smp = al_sampler_new(&sp, (int32_t)info.n_vocab);
     dt = al_detok_new(v, false);
-    if (!smp || !dt) {
+    stop = al_stop_new(stops, n_stops);
+    if (!smp || !dt || !stop) {
         cli_errorf("run", "out of memory");
         goto done;
     }
@@ -168,7 +178,7 @@ int cmd_run(int argc, char **argv)
     double t_prompt = cli_now();
     int64_t n_gen = 0;
     int32_t p = (int32_t)n_tok;
-    bool want1 = true;
+    bool want1 = true, stopped = false;
     double t_first = 0;
     while (n_gen < n_predict) {
         int32_t tok = al_sampler_sample(smp, logits);
@@ -181,9 +191,15 @@ int cmd_run(int argc, char **argv)
         if (print_ids) {
             printf(n_gen > 1 ? " %d" : "%d", tok);
         } else {
-            size_t n;
-            const char *s = al_detok_push(dt, tok, &n);
-            fwrite(s, 1, n, stdout);
+            size_t n, n_emit;
+            const char *s = al_detok_push(dt, tok, &n), *emit;
+            bool hit = al_stop_feed(stop, s, n, &emit, &n_emit);
+            fwrite(emit, 1, n_emit, stdout);
+            if (hit) {
+                stopped = true;
+                fflush(stdout);
+                break;
+            }
         }
         fflush(stdout);
         if (n_gen == n_predict || p >= n_ctx)
@@ -198,10 +214,16 @@ int cmd_run(int argc, char **argv)
     }
     if (print_ids) {
         printf("\n");
+    } else if (!stopped) {
+        size_t n, n_emit;
+        const char *s = al_detok_flush(dt, &n), *emit;
+        if (!al_stop_feed(stop, s, n, &emit, &n_emit)) {
+            fwrite(emit, 1, n_emit, stdout);
+            emit = al_stop_flush(stop, &n_emit);
+        }
+        fwrite(emit, 1, n_emit, stdout);
+        printf("\n");
     } else {
-        size_t n;
-        const char *s = al_detok_flush(dt, &n);
-        fwrite(s, 1, n, stdout);
         printf("\n");
     }
     double t_end = cli_now();
@@ -211,6 +233,7 @@ int cmd_run(int argc, char **argv)
             n_gen > 1 ? (double)(n_gen - 1) / (t_end - t_first) : 0.0, (t_first - t0) * 1e3);
     rc = 0;
 done:
+    al_stop_free(stop);
     al_detok_free(dt);
     al_sampler_free(smp);
     al_context_free(ctx);

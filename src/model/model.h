@@ -67,6 +67,7 @@ struct al_model {
     al_layer *layers;      /* (n_layer) */
     al_vocab *vocab;
     char *chat_template;   /* NUL-terminated copy, or NULL */
+    char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
     char type_mix[256];
 };

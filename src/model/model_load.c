@@ -288,6 +288,12 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
             else {
                 memcpy(m->chat_template, tmpl.ptr, tmpl.len);
                 m->chat_template[tmpl.len] = 0;
+                /* Flag a template that does not parse; the caller decides. */
+                al_template *t = NULL;
+                al_error terr = {0};
+                if (al_template_parse(m->chat_template, tmpl.len, &t, &terr) != AL_OK)
+                    m->template_error = strdup(terr.msg[0] ? terr.msg : "the chat template does not parse");
+                al_template_free(t);
             }
         }
     }
@@ -320,6 +326,7 @@ void al_model_free(al_model *m)
     free(m->rope_freqs);
     al_vocab_free(m->vocab);
     free(m->chat_template);
+    free(m->template_error);
     al_gguf_close(m->gguf);
     free(m);
 }
@@ -370,6 +377,11 @@ const al_vocab *al_model_vocab(const al_model *m)
 const char *al_model_chat_template(const al_model *m)
 {
     return m->chat_template;
+}
+
+const char *al_model_template_error(const al_model *m)
+{
+    return m->template_error;
 }
 
 uint64_t al_model_kv_bytes(const al_model *m, uint32_t n_ctx, uint32_t n_seq)
