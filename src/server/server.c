@@ -104,7 +104,7 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
         srv->fds[i] = -1;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         struct sockaddr_storage ss;
-        socklen_t len;
+        socklen_t len = 0;
         al_status st = parse_listen(cfg->listen[i], &ss, &len, err);
         if (st) {
             al_server_free(srv);
