@@ -175,14 +175,14 @@ check "metrics: queue depth" grep -q '^airlock_queue_depth 0' <<<"$BODY"
 start_server busy --model "$QWEN" --model-name qwen --parallel 1 --queue 1 --ctx 256 --threads 1
 req POST /v1/completions '{"model":"qwen","prompt":"warm","max_tokens":1}'
 for i in 1 2 3; do
-    curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200}' "$URL/v1/completions" &
+    curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200,"temperature":0}' "$URL/v1/completions" &
 done
 for _ in $(seq 1 40); do
     curl -s -D "$WORK/h429" -o "$WORK/b429" -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":5}' "$URL/v1/completions"
     grep -q "^HTTP/1.1 429" "$WORK/h429" && break
     sleep 0.05
 done
-check "full queue -> 429" grep -q "^HTTP/1.1 429" "$WORK/h429"
+curl -s "$URL/metrics" | grep -E "^airlock_(queue_depth|active_seq|requests_total)"; check "full queue -> 429" grep -q "^HTTP/1.1 429" "$WORK/h429"
 check "429 has Retry-After" grep -qi "^Retry-After:" "$WORK/h429"
 wait_jobs() { for j in $(jobs -p); do case " ${SERVER_PIDS[*]} " in *" $j "*) ;; *) wait "$j" || true;; esac; done; }
 wait_jobs
