@@ -828,12 +828,11 @@ static bool stream_produce(stream *s)
                 emit(s, oai_chunk(s, json_pack("{s:s,s:i,s:n,s:s}", "text", "", "index", 0, "logprobs",
                                                "finish_reason", fr)));
             if (s->g.include_usage) {
-                json_t *u = oai_chunk(s, NULL);
-                if (u) {
-                    json_object_set_new(u, "choices", json_array());
-                    json_object_set_new(u, "usage", usage_json(s->job->n_prompt, v.n_gen, v.n_cached));
-                }
-                emit(s, u);
+                emit(s, json_pack("{s:s,s:s,s:I,s:s,s:s,s:[],s:o}", "id", s->g.id, "object",
+                                  s->g.d == D_OAI_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                                  (json_int_t)s->g.created, "model", s->g.model_name, "system_fingerprint",
+                                  "airlock-" AL_VERSION, "choices", "usage",
+                                  usage_json(s->job->n_prompt, v.n_gen, v.n_cached)));
             }
         } else {
             json_t *o = s->g.d == D_OL_CHAT
