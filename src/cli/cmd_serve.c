@@ -39,6 +39,8 @@ static void usage(FILE *f, const al_server_config *d)
             "  --ctx N               positions per sequence (default %u)\n"
             "  --batch N             tokens per forward pass: decoding tokens plus a chunk of\n"
             "                        prompt (default %u)\n"
+            "  --prefill-chunk N     prompt tokens per pass while other sequences are\n"
+            "                        decoding: smaller keeps streams flowing (default %u)\n"
             "  --threads N           compute threads (default: physical cores)\n"
             "  --queue N             requests waiting for a sequence before 429 (default %u)\n"
             "  --memory-budget BYTES weights + KV caches of loaded models; least recently used\n"
@@ -53,7 +55,8 @@ static void usage(FILE *f, const al_server_config *d)
             "  --conn-timeout SEC    idle connection timeout (default %u)\n"
             "  --request-timeout SEC whole generation (default %u; 0: none)\n"
             "  --max-connections N   open connections (default %u)\n",
-            d->listen[0], d->sched.n_parallel, d->sched.n_ctx, d->sched.n_batch, d->sched.queue_cap,
+            d->listen[0], d->sched.n_parallel, d->sched.n_ctx, d->sched.n_batch, d->sched.n_prefill_busy,
+            d->sched.queue_cap,
             d->max_body_bytes, d->max_header_bytes, d->max_json_depth, d->max_tokens, d->default_max_tokens,
             d->conn_timeout_s, d->request_timeout_s, d->max_connections);
 }
@@ -132,6 +135,7 @@ int cmd_serve(int argc, char **argv)
                 {"--threads", 0, 1024},       {"--queue", 1, 1 << 20},         {"--max-json-depth", 2, 10000},
                 {"--max-tokens", 1, 1 << 20}, {"--default-max-tokens", 1, 1 << 20},
                 {"--conn-timeout", 1, 86400}, {"--request-timeout", 0, 864000}, {"--max-connections", 1, 100000},
+                {"--prefill-chunk", 0, 65536},
             };
             size_t k;
             for (k = 0; k < sizeof(k_ints) / sizeof(k_ints[0]); k++)
@@ -155,6 +159,7 @@ int cmd_serve(int argc, char **argv)
             case 8: cfg.conn_timeout_s = (unsigned)x; break;
             case 9: cfg.request_timeout_s = (unsigned)x; break;
             case 10: cfg.max_connections = (unsigned)x; break;
+            case 11: cfg.sched.n_prefill_busy = (uint32_t)x; break;
             }
         }
         continue;

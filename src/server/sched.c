@@ -682,7 +682,11 @@ static bool model_step(srv_sched *s, srv_model *m)
         m->b_logits[n] = true;
         n++;
     }
-    /* Prefill: oldest admitted first, in chunks of what the batch has left. */
+    /* Prefill: oldest admitted first, in chunks of what the batch has left.
+     * While streams are decoding, a smaller chunk keeps their inter-token
+     * latency low (prefill is interleaved with decoding, not run ahead). */
+    if (n > 0 && s->p.n_prefill_busy > 0 && n + (int32_t)s->p.n_prefill_busy < budget)
+        budget = n + (int32_t)s->p.n_prefill_busy;
     for (;;) {
         slot *pick = NULL;
         int32_t pi = -1;

@@ -33,6 +33,7 @@ typedef struct srv_sched_params {
     uint32_t n_parallel;     /* slots (sequences) per model */
     uint32_t n_ctx;          /* positions per slot */
     uint32_t n_batch;        /* tokens per forward pass (decode + prefill chunk) */
+    uint32_t n_prefill_busy; /* prompt tokens per pass while others decode; 0: n_batch */
     int n_threads;           /* 0: engine default */
     uint32_t queue_cap;      /* jobs waiting for a slot, at most */
     uint64_t memory_budget;  /* bytes of models + KV caches; 0: unlimited */
