@@ -6,7 +6,7 @@ export AIRLOCK_SHARED ?= $(SHARED)
 DEMO_MODEL ?= $(or $(AIRLOCK_DEMO_MODEL),$(SHARED)/models/stories260K.gguf)
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build test asan demo bench fuzz clean
+.PHONY: all deps build test asan demo bench bench-serve fuzz clean
 
 all: build
 
@@ -33,9 +33,13 @@ asan: deps $(ASAN)/build.ninja
 demo: build
 	@echo "== airlock demo: $(DEMO_MODEL) through the airlock (key, bundle, trust, import, approve), then a story"
 	@scripts/demo-airlock.sh $(BUILD)/airlock $(DEMO_MODEL)
+	@scripts/demo-serve.sh $(BUILD)/airlock $(DEMO_MODEL)
 
 bench: build
 	scripts/bench.sh
+
+bench-serve: build
+	AIRLOCK_BIN=$(BUILD)/airlock scripts/bench-serve.sh
 
 # libFuzzer on the chat-template interpreter for FUZZ_TIME seconds; new
 # inputs go to $(FUZZ)/corpus-template, the committed seeds stay as they are.
