@@ -27,10 +27,13 @@ static float frand(void)
     return (float)(rnd() & 0xffffff) / 8388608.0f - 1.0f;
 }
 
+/* BENCH_CPU=1: process CPU time instead of wall time (steadier on a loaded
+ * machine; meaningful with 1 thread). */
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const char *cpu = getenv("BENCH_CPU");
+    clock_gettime(cpu && cpu[0] == '1' ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -123,7 +126,8 @@ int main(int argc, char **argv)
                 for (int64_t i = 0; i < nt * rows; i++)
                     ynorm = fmax(ynorm, fabs(Ye[i]));
                 for (int ki = 0; ki < 2; ki++) {
-                    if (!sets[ki])
+                    const char *only = getenv("BENCH_ONLY");
+                    if (!sets[ki] || (only && only[0] && strcmp(only, sets[ki]->name) != 0))
                         continue;
                     al_matmul_with(sets[ki], tp, t, W, rows, k, rb, X, nt, Y, rows, s);
                     double err = 0;

@@ -223,19 +223,38 @@ AI void dot_q_1_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
 
 /* ------------------------------------------------------------ K-quants */
 
-/* Q4_K / Q5_K vs Q8_K. */
+/* The 12 packed scale bytes of a Q4_K/Q5_K block -> 16 bytes: the 8 6-bit
+ * scales (bytes 0..7) then the 8 6-bit mins (bytes 8..15). Bytes 0..3 of
+ * the packed form hold scale j (low 6 bits) and the top 2 bits of scale
+ * j+4; bytes 4..7 min j and the top 2 bits of min j+4; bytes 8..11 the low
+ * nibbles of scale j+4 (low) and min j+4 (high). */
+AI __m128i k4_scales_mins(const uint8_t *packed)
+{
+    uint32_t u[4];
+    memcpy(u, packed, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    const uint32_t sc_lo = u[0] & m6;
+    const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    const uint32_t mn_lo = u[1] & m6;
+    const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* Q4_K / Q5_K vs Q8_K: per block, the 8 sub-block scales as int16 pairs
+ * broadcast by a byte shuffle, the mins against the bsums in one madd, the
+ * weight nibbles unpacked once for all nt tokens. */
 AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
 {
     __m256 acc[AL_DOT_MAX_NT];
-    float accm[AL_DOT_MAX_NT];
     const al_block_q8_K *x[AL_DOT_MAX_NT];
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
-        accm[t] = 0.0f;
         x[t] = (const al_block_q8_K *)TOK(a, as, t);
     }
     const int64_t nb = k / AL_QK_K;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    /* byte shuffle duplicating each min byte (8..15) into an int16 pair */
+    const __m128i dup_mins = _mm_set_epi8(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *scales, *qs, *qh = NULL;
         float d, dmin;
@@ -246,31 +265,28 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
             const al_block_q5_K *b = (const al_block_q5_K *)vw + i;
             scales = b->scales, qs = b->qs, qh = b->qh, d = h2f(b->d), dmin = h2f(b->dmin);
         }
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++)
-            al_q4_K_scale_min(j, scales, &sc[j], &mn[j]);
-        /* mins as 16 int16 (each twice) against the 16 bsums */
-        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_set_epi8(
-            (char)mn[7], (char)mn[7], (char)mn[6], (char)mn[6], (char)mn[5], (char)mn[5], (char)mn[4], (char)mn[4],
-            (char)mn[3], (char)mn[3], (char)mn[2], (char)mn[2], (char)mn[1], (char)mn[1], (char)mn[0], (char)mn[0]));
+        const __m128i sm = k4_scales_mins(scales);
+        /* each min twice, as 16 int16, against the 16 bsums of 16 */
+        const __m256i mins2 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup_mins));
+        /* the 8 scales as int16 in both 128-bit lanes */
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
         __m256i sumi[AL_DOT_MAX_NT];
-        for (int t = 0; t < nt; t++) {
-            __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
-            accm[t] += dmin * x[t][i].d * (float)hsum_i32(_mm256_madd_epi16(bs, mins16));
+        for (int t = 0; t < nt; t++)
             sumi[t] = _mm256_setzero_si256();
-        }
         const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             __m256i lo = _mm256_and_si256(raw, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
             if (qh) {
+                const __m256i one = _mm256_set1_epi8(1);
                 __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one);
                 __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one);
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
             }
-            const __m256i s0 = _mm256_set1_epi16(sc[2 * j]), s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+            const __m256i s0 = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)((4 * j + 1) << 8 | (4 * j))));
+            const __m256i s1 = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)((4 * j + 3) << 8 | (4 * j + 2))));
             for (int t = 0; t < nt; t++) {
                 const __m256i y0 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 64 * j));
                 const __m256i y1 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 64 * j + 32));
@@ -279,11 +295,16 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
             }
         }
-        for (int t = 0; t < nt; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        for (int t = 0; t < nt; t++) {
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
+            const __m256i mi = _mm256_madd_epi16(bs, mins2);
+            const float yd = x[t][i].d;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yd), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yd), _mm256_cvtepi32_ps(mi), acc[t]);
+        }
     }
     for (int t = 0; t < nt; t++)
-        out[t] = hsum(acc[t]) - accm[t];
+        out[t] = hsum(acc[t]);
 }
 
 AI void dot_q6_K_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
