@@ -950,6 +950,15 @@ static srv_model *find_model(srv_req *r, json_t *b, const char *key, perr *e)
     return m;
 }
 
+/* A request being generated may stay silent longer than the idle timeout
+ * (queued, or a long prompt): give its connection the request's limit. */
+static void extend_timeout(srv_req *r)
+{
+    const al_server_config *cfg = &r->srv->cfg;
+    unsigned t = cfg->request_timeout_s ? cfg->conn_timeout_s + cfg->request_timeout_s : 0;
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, t);
+}
+
 /* Fills a job from params (moves the stop strings) and submits it. */
 static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt, int32_t n_prompt, srv_job **out,
                        perr *e)
@@ -994,6 +1003,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         return fail(e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
     }
     r->prompt_tokens += n_prompt;
+    extend_timeout(r);
     *out = j;
     return true;
 }
@@ -1365,6 +1375,7 @@ static int handle_embeddings(srv_req *r, srv_route_id id)
             break;
         }
         jobs[n_jobs++] = j;
+        extend_timeout(r);
     }
     for (size_t i = 0; ok && i < n_jobs; i++) {
         srv_job_wait_done(srv->sched, jobs[i], srv_client_alive, r);
