@@ -198,6 +198,8 @@ void al_kv_seq_copy(al_context *ctx, int32_t src, int32_t dst, int32_t n);
 int32_t al_kv_seq_len(const al_context *ctx, int32_t seq);
 /* Zeroes every KV buffer (data hygiene between requests). */
 void al_kv_clear(al_context *ctx);
+/* Zeroes and forgets one sequence's KV (data hygiene when a request ends). */
+void al_kv_seq_zero(al_context *ctx, int32_t seq);
 
 /* ---------------------------------------------------------------- sampling */
 

@@ -1,27 +1,53 @@
 /* cmd_serve.c - `airlock serve`: the OpenAI- and Ollama-compatible server. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "airlock.h"
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/util.h"
+#include "policy/apikey.h"
 #include "sandbox/sandbox.h"
 #include "server/server.h"
+#include "store/store.h"
+#include "util/error.h"
 
 #define MAX_MODELS 32
+#define MAX_STORE_MODELS 256
 
 static void usage(FILE *f, const al_server_config *d)
 {
     fprintf(f,
-            "usage: airlock serve --model PATH.gguf [--model-name NAME] [--chat-format FMT] [options]\n"
+            "usage: airlock serve [--store DIR] [--model PATH.gguf [--model-name NAME] [--chat-format FMT]] [options]\n"
             "\n"
             "Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings,\n"
             "/v1/models) and the Ollama API (/api/chat, /api/generate, /api/embed, /api/tags,\n"
             "/api/show, /api/ps, /api/version), plus /health, /ready and /metrics.\n"
             "\n"
-            "models (repeat the group for several models; each is loaded on first use):\n"
+            "the store (docs/airlock.md):\n"
+            "  --store DIR           serve the published models of this store, by name:tag or\n"
+            "                        name@sha256:DIGEST; each blob is re-hashed when it is loaded\n"
+            "                        and a tampered one is refused. Without --store and --model:\n"
+            "                        $AIRLOCK_STORE, else ./var/airlock. The store directory also\n"
+            "                        holds the API keys (keys.db) and the audit log (audit/), used\n"
+            "                        whenever it exists, also with --model only.\n"
+            "  --default-chat-format FMT  chat format for models with no template of their own\n"
+            "\n"
+            "guarantees (docs/guarantees.md):\n"
+            "  --audit-content MODE  none (default: no prompt or completion text reaches disk),\n"
+            "                        digest (their sha256) or full\n"
+            "  --prefix-cache        keep a finished request's KV cache for prefix reuse (faster\n"
+            "                        shared prompts); by default a slot's KV cache is zeroed when\n"
+            "                        its request ends\n"
+            "  --mlock               lock all memory (weights included) in RAM: never swapped\n"
+            "\n"
+            "model files (repeat the group for several models; each is loaded on first use):\n"
             "  --model PATH          a GGUF model file\n"
             "  --model-name NAME     the name clients use for the preceding --model\n"
             "                        (default: the file name without .gguf)\n"
@@ -61,6 +87,248 @@ static void usage(FILE *f, const al_server_config *d)
             d->conn_timeout_s, d->request_timeout_s, d->max_connections);
 }
 
+/* ------------------------------------------------------------------ run */
+
+/* What serve opens before the sandbox and closes at exit. */
+typedef struct serve_state {
+    al_store *store;      /* when serving store models (the gate uses it) */
+    al_keyring *keys;
+    al_audit *audit;
+    char *names[MAX_STORE_MODELS], *paths[MAX_STORE_MODELS];
+    char *digests[MAX_STORE_MODELS], *mdigests[MAX_STORE_MODELS];
+    size_t n_store;
+} serve_state;
+
+static void serve_state_free(serve_state *st)
+{
+    al_audit_close(st->audit);
+    al_keyring_close(st->keys);
+    al_store_close(st->store);
+    for (size_t i = 0; i < st->n_store; i++) {
+        free(st->names[i]);
+        free(st->paths[i]);
+        free(st->digests[i]);
+        free(st->mdigests[i]);
+    }
+    memset(st, 0, sizeof(*st));
+}
+
+static char *dup_s(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+/* Scheduler gate, called under the scheduler's lock before a store model is
+ * loaded: it must still be published, with the same blob. */
+static al_status store_gate(void *user, const char *name, const char *digest, al_error *err)
+{
+    serve_state *st = user;
+    if (!digest || !st->store)
+        return AL_OK; /* a --model file */
+    char path[4096], hex[65];
+    al_error e2 = {0};
+    if (al_store_resolve(st->store, name, path, sizeof(path), hex, &e2))
+        return al_err(err, AL_ERR_STATE, "model '%s' is no longer published in the store (%s)", name, e2.msg);
+    if (strcmp(hex, digest))
+        return al_err(err, AL_ERR_STATE, "model '%s' was republished with another blob; restart the server",
+                      name);
+    return AL_OK;
+}
+
+static void serve_audit(serve_state *st, const char *action, int status, const char *detail)
+{
+    if (!st->audit)
+        return;
+    al_audit_event ev = {.actor = al_store_default_actor(), .client = "cli", .action = action,
+                         .prompt_tokens = -1, .completion_tokens = -1, .status = status, .detail = detail};
+    al_error err = {0};
+    if (al_audit_append(st->audit, &ev, &err) == AL_OK)
+        al_audit_flush(st->audit, &err);
+}
+
+static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_models, const char **listen,
+                     size_t n_listen, const char *store_opt, al_audit_content content, bool no_sandbox,
+                     bool use_mlock, serve_state *st)
+{
+    al_error err = {0};
+    /* The state directory holds keys.db and audit/. Models come from it
+     * with --store, or when no --model is given. */
+    const char *state_dir = store_opt ? store_opt : al_store_default_dir();
+    bool serve_store = store_opt || n_models == 0;
+    struct stat sd;
+    bool have_state = serve_store || stat(state_dir, &sd) == 0;
+    if (serve_store) {
+        if (al_store_open(state_dir, &st->store, &err)) {
+            cli_errorf("serve", "store %s: %s", state_dir, err.msg);
+            return 1;
+        }
+        al_model_row *rows = NULL;
+        size_t n = 0;
+        if (al_store_list_published(st->store, &rows, &n, &err)) {
+            cli_errorf("serve", "store %s: %s", state_dir, err.msg);
+            return 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (st->n_store == MAX_STORE_MODELS || n_models == MAX_MODELS) {
+                fprintf(stderr, "airlock serve: more than %d models; the rest are not served\n", MAX_MODELS);
+                break;
+            }
+            char ref[140], path[4096], hex[65];
+            snprintf(ref, sizeof(ref), "%s:%s", rows[i].name, rows[i].tag);
+            if (al_store_resolve(st->store, ref, path, sizeof(path), hex, &err)) {
+                fprintf(stderr, "airlock serve: %s: %s (not served)\n", ref, err.msg);
+                continue;
+            }
+            size_t k = st->n_store;
+            st->names[k] = dup_s(ref);
+            st->paths[k] = dup_s(path);
+            st->digests[k] = dup_s(hex);
+            st->mdigests[k] = dup_s(rows[i].digest);
+            st->n_store++;
+            if (!st->names[k] || !st->paths[k] || !st->digests[k] || !st->mdigests[k]) {
+                free(rows);
+                cli_errorf("serve", "out of memory");
+                return 1;
+            }
+            srv_model_cfg *mc = &models[n_models++];
+            memset(mc, 0, sizeof(*mc));
+            mc->path = st->paths[k];
+            mc->name = st->names[k];
+            mc->digest = st->digests[k];
+            mc->manifest_digest = st->mdigests[k];
+        }
+        free(rows);
+        cfg->sched.gate = store_gate;
+        cfg->sched.gate_user = st;
+    }
+    if (n_models == 0) {
+        cli_errorf("serve", "no model to serve: the store %s has no published model (airlock list shows what "
+                            "is quarantined; airlock approve publishes), and no --model PATH.gguf was given",
+                   state_dir);
+        return 1;
+    }
+    if (have_state) {
+        if (al_keyring_open(state_dir, &st->keys, &err)) {
+            cli_errorf("serve", "API keys in %s: %s", state_dir, err.msg);
+            return 1;
+        }
+        char adir[4200];
+        snprintf(adir, sizeof(adir), "%s/audit", state_dir);
+        if (al_audit_open(adir, &st->audit, &err)) {
+            cli_errorf("serve", "audit log %s: %s", adir, err.msg);
+            return 1;
+        }
+        al_audit_set_content(st->audit, content);
+        cfg->keys = st->keys;
+        cfg->audit = st->audit;
+        cfg->audit_content = content;
+    } else {
+        fprintf(stderr, "airlock serve: no store at %s: no API keys and no audit log (use --store DIR)\n",
+                state_dir);
+    }
+    if (cfg->sched.n_batch <= cfg->sched.n_parallel)
+        cfg->sched.n_batch = cfg->sched.n_parallel + 1;
+    if (n_listen) {
+        cfg->listen = listen;
+        cfg->n_listen = n_listen;
+    }
+    cfg->models = models;
+    cfg->n_models = n_models;
+
+    /* Signals are taken by sigwait below; block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (use_mlock) {
+        /* Before the sandbox drops CAP_IPC_LOCK: lift the limit if we may,
+         * then lock what is mapped now and everything mapped later (the
+         * weights are mapped when a model is first used). */
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        setrlimit(RLIMIT_MEMLOCK, &rl);
+        if (mlockall(MCL_CURRENT | MCL_FUTURE)) {
+            int e = errno;
+            getrlimit(RLIMIT_MEMLOCK, &rl);
+            cli_errorf("serve",
+                       "--mlock: mlockall failed: %s (the memlock limit is %s bytes; raise it with `ulimit -l "
+                       "unlimited`, LimitMEMLOCK=infinity in systemd, or CAP_IPC_LOCK)",
+                       strerror(e), rl.rlim_cur == RLIM_INFINITY ? "unlimited" : "a few");
+            return 1;
+        }
+        fprintf(stderr, "airlock serve: --mlock: all memory locked (weights are never swapped out)\n");
+    }
+    al_server *srv = NULL;
+    if (al_server_bind(cfg, &srv, &err)) {
+        cli_errorf("serve", "%s", err.msg);
+        return 1;
+    }
+    char sbjson[1024] = "";
+    if (no_sandbox) {
+        fprintf(stderr, "\n*** %s ***\n\n", AL_SANDBOX_UNSAFE_WARNING);
+        serve_audit(st, "serve.unsafe-no-sandbox", 0, "the sandbox is off");
+    } else {
+        const char *ro[MAX_MODELS];
+        size_t n_ro = 0;
+        for (size_t i = 0; i < n_models; i++)
+            if (!models[i].digest) /* store blobs are under the store dir */
+                ro[n_ro++] = models[i].path;
+        const char *rw[1] = {state_dir};
+        al_sandbox_params sp = {.ro_paths = ro, .n_ro = n_ro, .rw_paths = rw, .n_rw = have_state ? 1 : 0,
+                                .allow_missing = true};
+        al_sandbox_report rep;
+        if (al_sandbox_enter(&sp, &rep, &err)) {
+            cli_errorf("serve", "cannot enter the sandbox: %s (use --unsafe-no-sandbox to debug)", err.msg);
+            al_server_free(srv);
+            return 1;
+        }
+        fprintf(stderr, "airlock serve: sandbox: %s\n", rep.summary);
+        if (al_sandbox_report_json(&rep, sbjson, sizeof(sbjson)) >= (int)sizeof(sbjson))
+            sbjson[0] = 0;
+        al_server_set_sandbox_json(srv, sbjson[0] ? sbjson : NULL);
+    }
+    if (al_server_start(srv, &err)) {
+        cli_errorf("serve", "%s", err.msg);
+        al_server_free(srv);
+        return 1;
+    }
+    char detail[512];
+    snprintf(detail, sizeof(detail), "%zu model(s), sandbox %s, audit content %s", n_models,
+             no_sandbox ? "OFF" : "on",
+             cfg->audit_content == AL_AUDIT_CONTENT_FULL ? "full"
+             : cfg->audit_content == AL_AUDIT_CONTENT_DIGEST ? "digest" : "none");
+    serve_audit(st, "serve.start", 0, detail);
+    for (size_t i = 0; i < al_server_n_listeners(srv); i++) {
+        const char *spec = cfg->listen[i];
+        const char *colon = strrchr(spec, ':');
+        printf("airlock serve: listening on http://%.*s:%u\n", (int)(colon - spec), spec,
+               (unsigned)al_server_port(srv, i));
+    }
+    for (size_t i = 0; i < n_models; i++) {
+        if (models[i].digest)
+            printf("airlock serve: model '%s' (published, sha256:%s) from the store %s\n", models[i].name,
+                   models[i].manifest_digest, state_dir);
+        else
+            printf("airlock serve: model '%s' from %s\n", models[i].name ? models[i].name : "(file name)",
+                   models[i].path);
+    }
+    if (st->keys)
+        printf("airlock serve: API keys from %s/keys.db (none defined: access is open)\n", state_dir);
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "airlock serve: signal %d, shutting down\n", sig);
+    al_server_free(srv);
+    serve_audit(st, "serve.stop", 0, NULL);
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     al_server_config cfg = al_server_default_config();
@@ -68,7 +336,8 @@ int cmd_serve(int argc, char **argv)
     size_t n_models = 0;
     const char *listen[AL_SERVER_MAX_LISTEN];
     size_t n_listen = 0;
-    bool no_sandbox = false;
+    bool no_sandbox = false, use_mlock = false;
+    const char *store_opt = NULL, *audit_content = NULL;
     memset(models, 0, sizeof(models));
 
     for (int i = 1; i < argc; i++) {
@@ -81,6 +350,14 @@ int cmd_serve(int argc, char **argv)
         }
         if (!strcmp(a, "--unsafe-no-sandbox")) {
             no_sandbox = true;
+            continue;
+        }
+        if (!strcmp(a, "--prefix-cache")) {
+            cfg.sched.prefix_cache = true;
+            continue;
+        }
+        if (!strcmp(a, "--mlock")) {
+            use_mlock = true;
             continue;
         }
         if (!v) {
@@ -109,6 +386,16 @@ int cmd_serve(int argc, char **argv)
                 }
                 models[n_models - 1].chat_format = v;
             }
+        } else if (!strcmp(a, "--store")) {
+            store_opt = v;
+        } else if (!strcmp(a, "--audit-content")) {
+            audit_content = v;
+        } else if (!strcmp(a, "--default-chat-format")) {
+            if (!al_template_builtin(v)) {
+                cli_errorf("serve", "unknown chat format '%s' (chatml, llama2, llama3, mistral, gemma, phi3)", v);
+                return 2;
+            }
+            cfg.default_chat_format = v;
         } else if (!strcmp(a, "--listen")) {
             if (n_listen == AL_SERVER_MAX_LISTEN) {
                 cli_errorf("serve", "at most %d --listen", AL_SERVER_MAX_LISTEN);
@@ -167,66 +454,14 @@ int cmd_serve(int argc, char **argv)
         cli_errorf("serve", "bad value '%s' for %s", v, a);
         return 2;
     }
-    if (n_models == 0) {
-        cli_errorf("serve", "no model: use --model PATH.gguf (see --help)");
+    al_audit_content content = AL_AUDIT_CONTENT_NONE;
+    al_error err = {0};
+    if (audit_content && al_audit_content_parse(audit_content, &content, &err)) {
+        cli_errorf("serve", "%s", err.msg);
         return 2;
     }
-    if (cfg.sched.n_batch <= cfg.sched.n_parallel)
-        cfg.sched.n_batch = cfg.sched.n_parallel + 1;
-    if (n_listen) {
-        cfg.listen = listen;
-        cfg.n_listen = n_listen;
-    }
-    cfg.models = models;
-    cfg.n_models = n_models;
-
-    /* Signals are taken by sigwait below; block them before any thread starts. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    al_error err = {0};
-    al_server *srv = NULL;
-    if (al_server_bind(&cfg, &srv, &err)) {
-        cli_errorf("serve", "%s", err.msg);
-        return 1;
-    }
-    if (no_sandbox) {
-        fprintf(stderr, "%s\n", AL_SANDBOX_UNSAFE_WARNING);
-    } else {
-        const char *ro[MAX_MODELS];
-        for (size_t i = 0; i < n_models; i++)
-            ro[i] = models[i].path;
-        al_sandbox_params sp = {.ro_paths = ro, .n_ro = n_models, .allow_missing = true};
-        al_sandbox_report rep;
-        if (al_sandbox_enter(&sp, &rep, &err)) {
-            cli_errorf("serve", "cannot enter the sandbox: %s (use --unsafe-no-sandbox to debug)", err.msg);
-            al_server_free(srv);
-            return 1;
-        }
-        fprintf(stderr, "airlock serve: sandbox: %s\n", rep.summary);
-    }
-    if (al_server_start(srv, &err)) {
-        cli_errorf("serve", "%s", err.msg);
-        al_server_free(srv);
-        return 1;
-    }
-    for (size_t i = 0; i < al_server_n_listeners(srv); i++) {
-        const char *spec = cfg.listen[i];
-        const char *colon = strrchr(spec, ':');
-        printf("airlock serve: listening on http://%.*s:%u\n", (int)(colon - spec), spec,
-               (unsigned)al_server_port(srv, i));
-    }
-    for (size_t i = 0; i < n_models; i++)
-        printf("airlock serve: model '%s' from %s\n", models[i].name ? models[i].name : "(file name)",
-               models[i].path);
-    fflush(stdout);
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    fprintf(stderr, "airlock serve: signal %d, shutting down\n", sig);
-    al_server_free(srv);
-    return 0;
+    serve_state st = {0};
+    int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);
+    serve_state_free(&st);
+    return rc;
 }

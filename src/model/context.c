@@ -583,3 +583,21 @@ int al_physical_cores_count(void)
 {
     return al_physical_cores();
 }
+
+/* ---------------------------------------------- data hygiene (serve) */
+
+/* Zeroes every position of one sequence's K and V in every layer and
+ * forgets them: what a finished request leaves in its slot is gone. */
+void al_kv_seq_zero(al_context *c, int32_t seq)
+{
+    if (!c || seq < 0 || (uint32_t)seq >= c->p.n_seq)
+        return;
+    const al_hparams *hp = &c->model->hp;
+    size_t bytes = (size_t)c->p.n_ctx * hp->n_head_kv * hp->head_dim * c->kv_elem_bytes;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        size_t off = kv_offset(c, l, seq, 0) * c->kv_elem_bytes;
+        memset((uint8_t *)c->k_cache + off, 0, bytes);
+        memset((uint8_t *)c->v_cache + off, 0, bytes);
+    }
+    c->seq_len[seq] = 0;
+}

@@ -517,11 +517,21 @@ static void piece_of(const al_vocab *v, int32_t tok, char *buf, size_t cap)
 }
 
 /* Renders a chat through the model's template (or --chat-format). */
-static bool render_chat(srv_sched *sched, srv_model *sm, const al_model *model, json_t *msgs, json_t *tools, char **out, perr *e)
+static const char *chat_template_of(al_server *srv, const srv_model_status *st, const al_model *model)
+{
+    if (st->chat_format)
+        return al_template_builtin(st->chat_format);
+    const char *t = al_model_chat_template(model);
+    if (!t && srv->cfg.default_chat_format)
+        t = al_template_builtin(srv->cfg.default_chat_format);
+    return t;
+}
+
+static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, json_t *msgs, json_t *tools, char **out, perr *e)
 {
     srv_model_status st;
-    srv_model_get_status(sched, sm, &st);
-    const char *src = st.chat_format ? al_template_builtin(st.chat_format) : al_model_chat_template(model);
+    srv_model_get_status(srv->sched, sm, &st);
+    const char *src = chat_template_of(srv, &st, model);
     if (!src)
         return fail(e, 400, "no_chat_template", "model",
                     "model '%s' has no chat template; start the server with --chat-format NAME (e.g. chatml) "
@@ -717,6 +727,7 @@ typedef struct stream {
     srv_job *job;
     srv_model *model;
     struct MHD_Connection *conn;
+    srv_req *req;             /* for the audit's counts; valid while the stream is read */
     size_t text_pos, tok_pos;
     int phase;                /* 0 first, 1 running, 2 done */
     char *buf;                /* bytes ready for MHD */
@@ -849,6 +860,17 @@ static bool stream_produce(stream *s)
         if (sse)
             sbuf_add(s, "data: [DONE]\n\n", 14);
         s->phase = 2;
+        s->req->completion_tokens = v.n_gen;
+        if (s->req->srv->cfg.audit && s->req->srv->cfg.audit_content != AL_AUDIT_CONTENT_NONE) {
+            srv_job_view all;
+            if (srv_job_view_take(s->sched, s->job, 0, 0, &all)) {
+                srv_req_keep_completion(s->req, all.text, all.n_text);
+                if (all.text)
+                    explicit_bzero(all.text, all.n_text);
+                free(all.text);
+                free(all.toks);
+            }
+        }
         produced = true;
     }
     free(v.text);
@@ -912,6 +934,7 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
     s->job = job;
     s->model = m;
     s->conn = r->conn;
+    s->req = r;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
                                                                   stream_free);
     if (!resp) {
@@ -942,12 +965,48 @@ static srv_model *find_model(srv_req *r, json_t *b, const char *key, perr *e)
         }
     }
     srv_model *m = srv_sched_find(r->srv->sched, json_string_value(mv));
-    if (!m)
+    if (!m) {
         fail(e, 404, "model_not_found", "model", "the model '%s' does not exist (GET /v1/models lists them)",
              json_string_value(mv));
-    else
-        snprintf(r->model, sizeof(r->model), "%s", json_string_value(mv));
+        return NULL;
+    }
+    snprintf(r->model, sizeof(r->model), "%s", json_string_value(mv));
+    srv_model_status st;
+    srv_model_get_status(r->srv->sched, m, &st);
+    if (st.digest)
+        snprintf(r->digest, sizeof(r->digest), "%s", st.digest);
     return m;
+}
+
+/* Answers a failed srv_model_acquire: 503 when memory is short or the
+ * model failed its integrity check (it is not served), else 500. */
+static int reply_load_error(srv_req *r, const al_error *err)
+{
+    if (err->status == AL_ERR_CRYPTO)
+        return srv_reply_error(r, 503, "model_integrity_failed", "model", "%s", err->msg);
+    if (err->status == AL_ERR_NOT_FOUND || err->status == AL_ERR_STATE)
+        return srv_reply_error(r, 503, "model_unavailable", "model", "%s", err->msg);
+    return srv_reply_error(r, err->status == AL_ERR_LIMIT ? 503 : 500, "model_load_failed", "model",
+                           "cannot load model: %s", err->msg);
+}
+
+/* The request's prompt as the audit log sees it: a string prompt as is,
+ * anything else (messages, lists, token ids) as compact JSON. */
+static void keep_prompt_json(srv_req *r, json_t *v)
+{
+    if (!v || !r->srv->cfg.audit || r->srv->cfg.audit_content == AL_AUDIT_CONTENT_NONE)
+        return;
+    if (json_is_string(v)) {
+        srv_req_keep_prompt(r, json_string_value(v), json_string_length(v));
+        return;
+    }
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s) {
+        size_t n = strlen(s);
+        srv_req_keep_prompt(r, s, n);
+        explicit_bzero(s, n);
+        free(s);
+    }
 }
 
 /* A request being generated may stay silent longer than the idle timeout
@@ -1044,11 +1103,11 @@ static int handle_generate(srv_req *r, dialect d)
     }
     const al_model *model = NULL;
     al_error err = {0};
+    keep_prompt_json(r, msgs ? json_object_get(b, "messages") : prompt);
     if (srv_model_acquire(srv->sched, m, &model, &err)) {
         json_decref(msgs);
         gen_params_free(&gp);
-        return srv_reply_error(r, err.status == AL_ERR_LIMIT ? 503 : 500, "model_load_failed", "model",
-                               "cannot load model: %s", err.msg);
+        return reply_load_error(r, &err);
     }
     const al_vocab *vocab = al_model_vocab(model);
     uint32_t n_ctx = srv->cfg.sched.n_ctx;
@@ -1065,7 +1124,7 @@ static int handle_generate(srv_req *r, dialect d)
     char *text = NULL;
     int ret;
     if (d == D_OAI_CHAT || d == D_OL_CHAT) {
-        ok = render_chat(srv->sched, m, model, msgs, json_object_get(b, "tools"), &text, &e) &&
+        ok = render_chat(srv, m, model, msgs, json_object_get(b, "tools"), &text, &e) &&
              tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
         n_prompts = ok;
     } else if (d == D_OL_GEN) {
@@ -1083,14 +1142,14 @@ static int handle_generate(srv_req *r, dialect d)
         get_bool(b, "raw", &raw, &e);
         srv_model_status st;
         srv_model_get_status(srv->sched, m, &st);
-        bool has_tmpl = st.chat_format || al_model_chat_template(model);
+        bool has_tmpl = chat_template_of(srv, &st, model) != NULL;
         if (!raw && has_tmpl) {
             json_t *mm = json_array();
             json_t *sys = json_object_get(b, "system");
             if (json_is_string(sys) && json_string_length(sys))
                 json_array_append_new(mm, json_pack("{s:s,s:O}", "role", "system", "content", sys));
             json_array_append_new(mm, json_pack("{s:s,s:s}", "role", "user", "content", p));
-            ok = render_chat(srv->sched, m, model, mm, NULL, &text, &e) &&
+            ok = render_chat(srv, m, model, mm, NULL, &text, &e) &&
                  tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
             json_decref(mm);
         } else {
@@ -1189,6 +1248,7 @@ static int handle_generate(srv_req *r, dialect d)
         }
         r->completion_tokens = tg;
         srv_job *j = jobs[0];
+        srv_req_keep_completion(r, j->text, j->text_len);
         json_t *t = jstr(j->text, j->text_len);
         switch (d) {
         case D_OAI_CHAT: {
@@ -1316,11 +1376,11 @@ static int handle_embeddings(srv_req *r, srv_route_id id)
                                key);
     if (n_in > MAX_INPUTS)
         return srv_reply_error(r, 400, "invalid_value", key, "at most %d inputs per request", MAX_INPUTS);
+    keep_prompt_json(r, in);
     const al_model *model = NULL;
     al_error err = {0};
     if (srv_model_acquire(srv->sched, m, &model, &err))
-        return srv_reply_error(r, err.status == AL_ERR_LIMIT ? 503 : 500, "model_load_failed", "model",
-                               "cannot load model: %s", err.msg);
+        return reply_load_error(r, &err);
     const al_vocab *vocab = al_model_vocab(model);
     uint32_t n_ctx = srv->cfg.sched.n_ctx;
     srv_job *jobs[MAX_INPUTS] = {0};
@@ -1424,12 +1484,28 @@ static int handle_embeddings(srv_req *r, srv_route_id id)
 
 /* ---------------------------------------------------------------- models */
 
+/* Listed: not refused by its integrity check, and visible to the key. */
+static bool model_listed(const srv_req *r, srv_model *m)
+{
+    srv_model_status st;
+    srv_model_get_status(r->srv->sched, m, &st);
+    return !st.refused && srv_req_model_visible(r, st.name);
+}
+
 static json_t *oai_model(al_server *srv, srv_model *m)
 {
     srv_model_status st;
     srv_model_get_status(srv->sched, m, &st);
-    return json_pack("{s:s,s:s,s:I,s:s}", "id", st.name, "object", "model", "created", (json_int_t)srv->created,
-                     "owned_by", "airlock");
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", st.name, "object", "model", "created",
+                          (json_int_t)srv->created, "owned_by", "airlock");
+    if (o && st.manifest_digest) {
+        char d[80];
+        snprintf(d, sizeof(d), "sha256:%s", st.manifest_digest);
+        json_object_set_new(o, "digest", json_string(d));
+        snprintf(d, sizeof(d), "sha256:%s", st.digest ? st.digest : "");
+        json_object_set_new(o, "blob_digest", json_string(d));
+    }
+    return o;
 }
 
 static json_t *ollama_details(const srv_model_status *st)
@@ -1456,8 +1532,8 @@ static json_t *ollama_model_entry(al_server *srv, srv_model *m, bool ps)
     struct stat fs;
     bool have = stat(st.path, &fs) == 0;
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o}", "name", st.name, "model", st.name, "size",
-                          (json_int_t)(ps ? st.bytes : (have ? (uint64_t)fs.st_size : 0)), "digest", "", "details",
-                          ollama_details(&st));
+                          (json_int_t)(ps ? st.bytes : (have ? (uint64_t)fs.st_size : 0)), "digest",
+                          st.manifest_digest ? st.manifest_digest : "", "details", ollama_details(&st));
     if (!o)
         return NULL;
     if (ps) {
@@ -1478,10 +1554,10 @@ static int handle_show(srv_req *r)
     const al_model *model = NULL;
     al_error err = {0};
     if (srv_model_acquire(r->srv->sched, m, &model, &err))
-        return srv_reply_error(r, 500, "model_load_failed", "model", "cannot load model: %s", err.msg);
+        return reply_load_error(r, &err);
     srv_model_status st;
     srv_model_get_status(r->srv->sched, m, &st);
-    const char *tmpl = st.chat_format ? al_template_builtin(st.chat_format) : al_model_chat_template(model);
+    const char *tmpl = chat_template_of(r->srv, &st, model);
     json_t *mi = json_object();
     char k[96];
     json_object_set_new(mi, "general.architecture", json_string(st.info.arch));
@@ -1514,8 +1590,18 @@ int srv_api_dispatch(srv_req *r)
 {
     al_server *srv = r->srv;
     switch (r->route->id) {
-    case SRV_R_HEALTH:
-        return srv_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    case SRV_R_HEALTH: {
+        json_t *o = json_pack("{s:s}", "status", "ok");
+        json_t *sb = srv->cfg.sandbox_json ? json_loads(srv->cfg.sandbox_json, 0, NULL) : NULL;
+        bool blocked = sb && json_is_true(json_object_get(sb, "seccomp"));
+        if (o) {
+            json_object_set_new(o, "egress", json_string(blocked ? "blocked" : "open"));
+            json_object_set_new(o, "sandbox", sb ? sb : json_null());
+        } else {
+            json_decref(sb);
+        }
+        return srv_reply_json(r, 200, o);
+    }
     case SRV_R_READY:
         if (srv_sched_ready(srv->sched))
             return srv_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
@@ -1537,11 +1623,14 @@ int srv_api_dispatch(srv_req *r)
     case SRV_R_MODELS: {
         json_t *data = json_array();
         for (size_t i = 0; i < srv_sched_n_models(srv->sched); i++)
-            json_array_append_new(data, oai_model(srv, srv_sched_model_at(srv->sched, i)));
+            if (model_listed(r, srv_sched_model_at(srv->sched, i)))
+                json_array_append_new(data, oai_model(srv, srv_sched_model_at(srv->sched, i)));
         return srv_reply_json(r, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
     }
     case SRV_R_MODEL: {
         srv_model *m = srv_sched_find(srv->sched, r->path_arg);
+        if (m && !model_listed(r, m))
+            m = NULL;
         if (!m)
             return srv_reply_error(r, 404, "model_not_found", "model", "the model '%s' does not exist",
                                    r->path_arg);
@@ -1567,7 +1656,7 @@ int srv_api_dispatch(srv_req *r)
             srv_model *m = srv_sched_model_at(srv->sched, i);
             srv_model_status st;
             srv_model_get_status(srv->sched, m, &st);
-            if (!ps || st.loaded)
+            if ((!ps || st.loaded) && model_listed(r, m))
                 json_array_append_new(list, ollama_model_entry(srv, m, ps));
         }
         return srv_reply_json(r, 200, json_pack("{s:o}", "models", list));

@@ -12,12 +12,14 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "server/json_constraint.h"
+#include "store/store.h"
 #include "util/error.h"
 
 typedef struct slot {
@@ -35,10 +37,15 @@ typedef struct slot {
     srv_jc *jc;              /* owned, per job when json_mode */
     double *emb_sum;         /* (n_embd) for embedding jobs */
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
+    al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
+    int32_t seq;             /* this slot's sequence in ctx */
 } slot;
 
 struct srv_model {
     char *name, *path, *chat_format; /* owned */
+    char *digest, *manifest_digest;  /* owned; NULL for plain --model files */
+    bool refused;            /* failed its integrity check: never loaded again */
+    al_error refused_err;
     al_model *model;         /* NULL when not loaded */
     al_context *ctx;         /* created by the scheduler on first job */
     slot *slots;             /* (n_parallel) with ctx */
@@ -110,6 +117,15 @@ void srv_job_free(srv_job *j)
     if (!j)
         return;
     pthread_cond_destroy(&j->cv);
+    /* Request buffers are zeroed before they go back to the allocator. */
+    if (j->prompt)
+        explicit_bzero(j->prompt, (size_t)j->n_prompt * sizeof(int32_t));
+    if (j->text)
+        explicit_bzero(j->text, j->text_cap);
+    if (j->toks)
+        explicit_bzero(j->toks, j->toks_cap * sizeof(srv_tok_info));
+    if (j->embedding)
+        explicit_bzero(j->embedding, (size_t)j->n_embd * sizeof(float));
     free(j->prompt);
     for (size_t i = 0; i < j->n_stops; i++)
         free(j->stops[i]);
@@ -129,9 +145,16 @@ static void job_append(srv_job *j, const char *t, size_t n)
         size_t cap = j->text_cap ? j->text_cap : 256;
         while (cap < j->text_len + n + 1)
             cap *= 2;
-        char *nt = realloc(j->text, cap);
+        /* Grown by hand, not realloc: the old buffer is zeroed before it is
+         * freed, so no copy of generated text is left in freed memory. */
+        char *nt = malloc(cap);
         if (!nt)
             return; /* dropped: the request will be short, never corrupt */
+        if (j->text) {
+            memcpy(nt, j->text, j->text_len);
+            explicit_bzero(j->text, j->text_cap);
+            free(j->text);
+        }
         j->text = nt;
         j->text_cap = cap;
     }
@@ -256,6 +279,31 @@ srv_model *srv_sched_find(srv_sched *s, const char *name)
     for (size_t i = 0; i < s->n_models; i++)
         if (!strcmp(s->models[i].name, name))
             return &s->models[i];
+    /* Pinned: "name@sha256:<hex>" matches a store model of that name whose
+     * OCI manifest or GGUF blob has that digest. */
+    const char *at = strstr(name, "@sha256:");
+    if (at) {
+        size_t nl = (size_t)(at - name);
+        const char *hex = at + 8;
+        for (size_t i = 0; i < s->n_models; i++) {
+            srv_model *m = &s->models[i];
+            const char *colon = strrchr(m->name, ':');
+            size_t ml = colon ? (size_t)(colon - m->name) : strlen(m->name);
+            if (ml != nl || strncmp(m->name, name, nl))
+                continue;
+            if ((m->digest && !strcmp(m->digest, hex)) || (m->manifest_digest && !strcmp(m->manifest_digest, hex)))
+                return m;
+        }
+        return NULL;
+    }
+    /* A bare store name means its "latest" tag. */
+    if (!strchr(name, ':'))
+        for (size_t i = 0; i < s->n_models; i++) {
+            const char *mn = s->models[i].name;
+            size_t n0 = strlen(name);
+            if (!strncmp(mn, name, n0) && !strcmp(mn + n0, ":latest"))
+                return &s->models[i];
+        }
     /* Ollama clients often say "name:latest". */
     size_t n = strlen(name);
     if (n > 7 && !strcmp(name + n - 7, ":latest"))
@@ -277,6 +325,9 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->name = m->name;
     out->path = m->path;
     out->chat_format = m->chat_format;
+    out->digest = m->digest;
+    out->manifest_digest = m->manifest_digest;
+    out->refused = m->refused;
     out->loaded = m->model != NULL;
     out->bytes = m->bytes;
     out->last_used = m->last_used_wall;
@@ -310,6 +361,8 @@ static void model_unload(srv_sched *s, srv_model *m)
         free(m->slots);
         m->slots = NULL;
     }
+    if (m->ctx)
+        al_kv_clear(m->ctx); /* the freed memory keeps no prompt */
     al_context_free(m->ctx);
     m->ctx = NULL;
     al_model_free(m->model);
@@ -330,7 +383,32 @@ al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al
 {
     pthread_mutex_lock(&s->mu);
     al_status st = AL_OK;
-    if (!m->model) {
+    if (m->refused) {
+        if (err)
+            *err = m->refused_err;
+        st = m->refused_err.status;
+    } else if (s->p.gate) {
+        /* Every use, not only the load: a model rejected or removed from
+         * the store while loaded stops being served at once. */
+        st = s->p.gate(s->p.gate_user, m->name, m->digest, err);
+    }
+    if (st == AL_OK && !m->model && m->digest) {
+        /* A store blob is re-hashed every time it is loaded: a blob changed
+         * at rest is refused for good, never mapped. */
+        al_error verr = {0};
+        st = al_store_verify_blob(m->path, m->digest, &verr);
+        if (st == AL_ERR_CRYPTO) {
+            al_err(&m->refused_err, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)",
+                   m->name, verr.msg);
+            m->refused = true;
+            fprintf(stderr, "airlock serve: %s\n", m->refused_err.msg);
+            if (err)
+                *err = m->refused_err;
+        } else if (st && err) {
+            *err = verr;
+        }
+    }
+    if (st == AL_OK && !m->model) {
         al_model_params mp = al_model_default_params();
         al_model *model = NULL;
         st = al_model_load(m->path, &mp, &model, err);
@@ -408,6 +486,8 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
     bool ok = m->slots && m->lbuf && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
     for (uint32_t i = 0; ok && i < s->p.n_parallel; i++) {
         m->slots[i].hist = malloc((size_t)s->p.n_ctx * sizeof(int32_t));
+        m->slots[i].ctx = m->ctx;
+        m->slots[i].seq = (int32_t)i;
         ok = m->slots[i].hist != NULL;
     }
     if (!ok) {
@@ -450,6 +530,14 @@ static void slot_finish(srv_sched *s, slot *sl, srv_finish f)
         return;
     job_finish(s, sl->job, f);
     sl->job = NULL;
+    if (!s->p.prefix_cache && sl->ctx) {
+        /* Data hygiene: nothing of the request stays in the slot. */
+        al_kv_seq_zero(sl->ctx, sl->seq);
+        memset(sl->hist, 0, (size_t)s->p.n_ctx * sizeof(int32_t));
+        sl->n_hist = 0;
+        sl->n_done = 0;
+        sl->next_tok = 0;
+    }
     sl->decoding = false;
     slot_release_job_state(sl);
     if (s->n_active)
@@ -915,7 +1003,10 @@ al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, 
         m->path = dup_str(models[i].path);
         m->name = models[i].name ? dup_str(models[i].name) : default_name(models[i].path);
         m->chat_format = dup_str(models[i].chat_format);
-        if (!m->path || !m->name || (models[i].chat_format && !m->chat_format)) {
+        m->digest = dup_str(models[i].digest);
+        m->manifest_digest = dup_str(models[i].manifest_digest);
+        if (!m->path || !m->name || (models[i].chat_format && !m->chat_format) ||
+            (models[i].digest && !m->digest) || (models[i].manifest_digest && !m->manifest_digest)) {
             srv_sched_free(s);
             return al_err(err, AL_ERR_NOMEM, "out of memory");
         }
@@ -965,6 +1056,8 @@ void srv_sched_free(srv_sched *s)
         free(m->name);
         free(m->path);
         free(m->chat_format);
+        free(m->digest);
+        free(m->manifest_digest);
     }
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_destroy(&s->mu);

@@ -27,7 +27,14 @@ typedef struct srv_model_cfg {
     const char *path;        /* GGUF file */
     const char *name;        /* name clients use; NULL: file name without .gguf */
     const char *chat_format; /* built-in template name, or NULL: the model's own */
+    const char *digest;      /* sha256 (hex) of the GGUF blob, re-hashed at every load
+                                (a mismatch refuses the model); NULL: not checked */
+    const char *manifest_digest; /* OCI manifest digest of a store model, or NULL */
 } srv_model_cfg;
+
+/* Called before a model is loaded (NULL: none): a non-AL_OK status refuses
+ * the load with err (e.g. the model is no longer published). */
+typedef al_status (*srv_model_gate_fn)(void *user, const char *name, const char *digest, al_error *err);
 
 typedef struct srv_sched_params {
     uint32_t n_parallel;     /* slots (sequences) per model */
@@ -37,6 +44,10 @@ typedef struct srv_sched_params {
     int n_threads;           /* 0: engine default */
     uint32_t queue_cap;      /* jobs waiting for a slot, at most */
     uint64_t memory_budget;  /* bytes of models + KV caches; 0: unlimited */
+    bool prefix_cache;       /* keep a finished request's KV for prefix reuse; false:
+                                zero its slot's KV (data hygiene) */
+    srv_model_gate_fn gate;  /* may be NULL */
+    void *gate_user;
 } srv_sched_params;
 
 typedef enum srv_job_kind { SRV_JOB_GENERATE = 0, SRV_JOB_EMBED = 1 } srv_job_kind;
@@ -103,13 +114,18 @@ void srv_sched_free(srv_sched *s);
 
 size_t srv_sched_n_models(const srv_sched *s);
 srv_model *srv_sched_model_at(srv_sched *s, size_t i);
-/* NULL when no model has that name. */
+/* By name ("name:tag"; "name" also finds "name:latest"), or pinned as
+ * "name@sha256:<hex>" (the OCI manifest digest or the GGUF blob digest).
+ * NULL when no model matches. */
 srv_model *srv_sched_find(srv_sched *s, const char *name);
 
 typedef struct srv_model_status {
     const char *name;        /* static for the scheduler's life */
     const char *path;
     const char *chat_format;
+    const char *digest;          /* GGUF blob sha256, or NULL */
+    const char *manifest_digest; /* OCI manifest digest, or NULL */
+    bool refused;                /* failed its integrity check: never served */
     bool loaded;
     uint64_t bytes;          /* estimate: file + KV cache */
     double last_used;        /* wall-clock seconds (time(NULL)) */

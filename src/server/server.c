@@ -138,6 +138,11 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
     return AL_OK;
 }
 
+void al_server_set_sandbox_json(al_server *srv, const char *json)
+{
+    srv->cfg.sandbox_json = json;
+}
+
 uint16_t al_server_port(const al_server *srv, size_t i)
 {
     return i < srv->n_fds ? srv->ports[i] : 0;
@@ -177,8 +182,13 @@ int srv_reply(srv_req *r, int status, const char *ctype, char *body, size_t len)
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (status == 429 || status == 503)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 429 || status == 503) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", r->retry_after_s > 0 ? r->retry_after_s : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     r->status = status;
     int ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -239,31 +249,169 @@ bool srv_client_alive(void *arg)
 
 /* --------------------------------------------------- auth and audit hooks */
 
-/*
- * AUTHORIZATION HOOK (for the policy module, src/policy/apikey.h): decide
- * whether this request may proceed. Return 0 to allow, or an HTTP status
- * (401 no/unknown key, 403 not allowed for this model/endpoint, 429 over
- * quota) and fill msg. Today: every request on the configured listeners is
- * allowed.
- */
-static int authorize(al_server *srv, srv_req *r, char *msg, size_t cap)
+static char *dup_bytes(const char *text, size_t len)
 {
-    (void)srv;
-    (void)r;
-    (void)msg;
-    (void)cap;
-    return 0;
+    char *c = malloc(len + 1);
+    if (c) {
+        memcpy(c, text, len);
+        c[len] = 0;
+    }
+    return c;
+}
+
+static void zero_free(char *p, size_t len)
+{
+    if (p) {
+        explicit_bzero(p, len);
+        free(p);
+    }
+}
+
+void srv_req_keep_prompt(srv_req *r, const char *text, size_t len)
+{
+    if (!r->srv->cfg.audit || r->srv->cfg.audit_content == AL_AUDIT_CONTENT_NONE || !text)
+        return;
+    zero_free(r->prompt_text, r->prompt_len);
+    r->prompt_text = dup_bytes(text, len);
+    r->prompt_len = r->prompt_text ? len : 0;
+}
+
+void srv_req_keep_completion(srv_req *r, const char *text, size_t len)
+{
+    if (!r->srv->cfg.audit || r->srv->cfg.audit_content == AL_AUDIT_CONTENT_NONE || !text)
+        return;
+    zero_free(r->completion_text, r->completion_len);
+    r->completion_text = dup_bytes(text, len);
+    r->completion_len = r->completion_text ? len : 0;
+}
+
+bool srv_req_model_visible(const srv_req *r, const char *name)
+{
+    return !r->key_models[0] || al_apikey_model_match(r->key_models, name);
+}
+
+/* The API-key scope an endpoint needs; NULL: open to everyone. */
+static const char *route_scope(srv_route_id id)
+{
+    switch (id) {
+    case SRV_R_HEALTH:
+        return NULL;
+    case SRV_R_METRICS:
+        return "admin";
+    case SRV_R_CHAT:
+    case SRV_R_OLLAMA_CHAT:
+        return "chat";
+    case SRV_R_COMPLETIONS:
+    case SRV_R_OLLAMA_GENERATE:
+        return "completions";
+    case SRV_R_EMBEDDINGS:
+    case SRV_R_OLLAMA_EMBED:
+    case SRV_R_OLLAMA_EMBEDDINGS:
+        return "embeddings";
+    default:
+        return "models"; /* lists, show, ps, version, ready, / */
+    }
+}
+
+/* The model a request names, as the served model's canonical name when it
+ * resolves (so a key's globs see "name:tag", whatever alias was used). */
+static void request_model(al_server *srv, srv_req *r, char *out, size_t cap)
+{
+    const char *name = NULL;
+    if (r->route->id == SRV_R_MODEL) {
+        name = r->path_arg;
+    } else if (r->json) {
+        name = json_string_value(json_object_get(r->json, "model"));
+        if ((!name || !*name) && r->ollama)
+            name = json_string_value(json_object_get(r->json, "name"));
+    }
+    out[0] = 0;
+    if (!name || !*name)
+        return;
+    srv_model *m = srv->sched ? srv_sched_find(srv->sched, name) : NULL;
+    if (m) {
+        srv_model_status st;
+        srv_model_get_status(srv->sched, m, &st);
+        name = st.name;
+    }
+    snprintf(out, cap, "%s", name);
 }
 
 /*
- * AUDIT HOOK (for src/audit/audit.h): called once per finished API request
- * with what the request did. Today it records nothing.
+ * AUTHORIZATION HOOK: API keys (src/policy/apikey.h). Returns 0 to allow,
+ * or 401 (no/unknown/revoked/expired key), 403 (scope or model not allowed)
+ * or 429 (over rpm/tpm; r->retry_after_s set) with msg filled. With no key
+ * defined every request is allowed. The key id becomes the request's actor.
+ */
+static int authorize(al_server *srv, srv_req *r, char *msg, size_t cap)
+{
+    snprintf(r->actor, sizeof(r->actor), "anonymous");
+    const char *scope = route_scope(r->route->id);
+    if (!srv->cfg.keys || !scope)
+        return 0;
+    char model[256];
+    request_model(srv, r, model, sizeof(model));
+    const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    al_auth_result res;
+    memset(&res, 0, sizeof(res));
+    al_auth_decision d = al_keyring_authorize(srv->cfg.keys, auth, scope, model[0] ? model : NULL, &res);
+    if (res.key_id[0])
+        snprintf(r->actor, sizeof(r->actor), "%s", res.key_id);
+    if (d == AL_AUTH_OK) {
+        snprintf(r->key_models, sizeof(r->key_models), "%s", res.models);
+        return 0;
+    }
+    if (d == AL_AUTH_RATE_LIMITED)
+        r->retry_after_s = res.retry_after_s > 0 ? res.retry_after_s : 1;
+    snprintf(msg, cap, "%s", res.reason[0] ? res.reason : "not authorized");
+    return (int)d;
+}
+
+static const char *auth_code(int status)
+{
+    switch (status) {
+    case 401:
+        return "invalid_api_key";
+    case 403:
+        return "permission_denied";
+    case 429:
+        return "rate_limit_exceeded";
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * AUDIT HOOK: one record per finished API request (src/audit/audit.h):
+ * time, actor, client address, endpoint, model and digest, token counts,
+ * status, duration; prompt and completion only as the content mode says.
  */
 static void audit_request(al_server *srv, const srv_req *r, double duration_s)
 {
-    (void)srv;
-    (void)r;
-    (void)duration_s;
+    if (!srv->cfg.audit)
+        return;
+    char action[96];
+    snprintf(action, sizeof(action), "%s %s", r->method, r->endpoint);
+    const char *scope = route_scope(r->route->id);
+    bool gen = scope && (!strcmp(scope, "chat") || !strcmp(scope, "completions") || !strcmp(scope, "embeddings"));
+    al_audit_event ev = {
+        .actor = r->actor[0] ? r->actor : "anonymous",
+        .client = r->client[0] ? r->client : NULL,
+        .action = action,
+        .model = r->model[0] ? r->model : NULL,
+        .digest = r->digest[0] ? r->digest : NULL,
+        .prompt_tokens = gen ? r->prompt_tokens : -1,
+        .completion_tokens = gen ? r->completion_tokens : -1,
+        .status = r->status ? r->status : 500,
+        .duration_ms = duration_s * 1000.0,
+        .prompt = r->prompt_text,
+        .prompt_len = r->prompt_len,
+        .completion = r->completion_text,
+        .completion_len = r->completion_len,
+    };
+    al_error err = {0};
+    if (al_audit_append(srv->cfg.audit, &ev, &err))
+        fprintf(stderr, "airlock serve: audit: %s\n", err.msg);
 }
 
 /* ----------------------------------------------------------------- routing */
@@ -363,6 +511,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->route && r->route->prefix)
             snprintf(r->path_arg, sizeof(r->path_arg), "%s", url + strlen(r->route->path));
         snprintf(r->method, sizeof(r->method), "%s", method);
+        snprintf(r->actor, sizeof(r->actor), "anonymous");
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->client,
+                          sizeof(r->client));
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
+                          sizeof(r->client));
+        }
         hdr_count hc = {0};
         MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
         if (hc.bytes > srv->cfg.max_header_bytes)
@@ -401,9 +560,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t cap = r->cap ? r->cap : 4096;
             while (cap < r->len + n + 1)
                 cap *= 2;
-            char *nb = realloc(r->body, cap);
+            char *nb = malloc(cap); /* not realloc: the old copy is zeroed */
             if (!nb)
                 return MHD_NO;
+            if (r->body) {
+                memcpy(nb, r->body, r->len);
+                zero_free(r->body, r->cap);
+            }
             r->body = nb;
             r->cap = cap;
         }
@@ -418,28 +581,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return (enum MHD_Result)srv_reply_error(r, 413, "body_too_large", NULL,
                                                 "the request body is larger than the limit of %zu bytes",
                                                 srv->cfg.max_body_bytes);
+    /* The body is parsed first (its model is part of the authorisation),
+     * but a bad body is reported only to an authorised caller. */
+    int bad_status = 0;
+    char bad_msg[512] = "";
+    const char *bad_code = "invalid_json";
+    if (!strcmp(r->route->method, "POST")) {
+        int depth = r->len ? json_depth(r->body, r->len) : 0;
+        json_error_t je;
+        if (r->len == 0) {
+            bad_status = 400;
+            snprintf(bad_msg, sizeof(bad_msg), "the request body is empty");
+        } else if (depth > srv->cfg.max_json_depth) {
+            bad_status = 400;
+            bad_code = "json_too_deep";
+            snprintf(bad_msg, sizeof(bad_msg), "the JSON body nests %d levels; the limit is %d", depth,
+                     srv->cfg.max_json_depth);
+        } else if (!(r->json = json_loadb(r->body, r->len, 0, &je))) {
+            bad_status = 400;
+            snprintf(bad_msg, sizeof(bad_msg), "the body is not valid JSON (line %d, column %d): %s", je.line,
+                     je.column, je.text);
+        } else if (!json_is_object(r->json)) {
+            bad_status = 400;
+            snprintf(bad_msg, sizeof(bad_msg), "the body must be a JSON object");
+            json_decref(r->json);
+            r->json = NULL;
+        }
+    }
     char msg[512] = "";
     int deny = authorize(srv, r, msg, sizeof(msg));
     if (deny)
-        return (enum MHD_Result)srv_reply_error(r, deny, NULL, NULL, "%s", msg[0] ? msg : "not authorized");
-    if (!strcmp(r->route->method, "POST")) {
-        if (r->len == 0)
-            return (enum MHD_Result)srv_reply_error(r, 400, "invalid_json", NULL, "the request body is empty");
-        int depth = json_depth(r->body, r->len);
-        if (depth > srv->cfg.max_json_depth)
-            return (enum MHD_Result)srv_reply_error(r, 400, "json_too_deep", NULL,
-                                                    "the JSON body nests %d levels; the limit is %d", depth,
-                                                    srv->cfg.max_json_depth);
-        json_error_t je;
-        r->json = json_loadb(r->body, r->len, 0, &je);
-        if (!r->json)
-            return (enum MHD_Result)srv_reply_error(r, 400, "invalid_json", NULL,
-                                                    "the body is not valid JSON (line %d, column %d): %s", je.line,
-                                                    je.column, je.text);
-        if (!json_is_object(r->json))
-            return (enum MHD_Result)srv_reply_error(r, 400, "invalid_json", NULL,
-                                                    "the body must be a JSON object");
-    }
+        return (enum MHD_Result)srv_reply_error(r, deny, auth_code(deny), NULL, "%s",
+                                                msg[0] ? msg : "not authorized");
+    if (bad_status)
+        return (enum MHD_Result)srv_reply_error(r, bad_status, bad_code, NULL, "%s", bad_msg);
     return (enum MHD_Result)srv_api_dispatch(r);
 }
 
@@ -453,10 +628,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double dur = srv_now() - r->t_start;
     srv_metrics_request(srv->metrics, r->endpoint, r->status ? r->status : 500);
+    if (srv->cfg.keys && r->actor[0] && strcmp(r->actor, "anonymous") && r->status == 200 &&
+        r->prompt_tokens + r->completion_tokens > 0)
+        al_keyring_charge(srv->cfg.keys, r->actor, r->prompt_tokens + r->completion_tokens);
     if (r->route && r->route->id != SRV_R_METRICS && r->route->id != SRV_R_HEALTH && r->route->id != SRV_R_READY)
         audit_request(srv, r, dur);
     json_decref(r->json);
-    free(r->body);
+    /* Request buffers are zeroed before they go back to the allocator. */
+    zero_free(r->body, r->cap);
+    zero_free(r->prompt_text, r->prompt_len);
+    zero_free(r->completion_text, r->completion_len);
+    explicit_bzero(r, sizeof(*r));
     free(r);
     *con_cls = NULL;
 }

@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "airlock.h"
+#include "audit/audit.h"
+#include "policy/apikey.h"
 #include "server/sched.h"
 
 #define AL_SERVER_MAX_LISTEN 8
@@ -32,6 +34,13 @@ typedef struct al_server_config {
     unsigned conn_timeout_s;      /* idle connection (slow or stalled client) */
     unsigned request_timeout_s;   /* whole generation */
     unsigned max_connections;
+    /* guarantees: borrowed until al_server_free, each may be NULL */
+    al_keyring *keys;             /* API keys (no key defined: access is open) */
+    al_audit *audit;              /* one record per API request */
+    al_audit_content audit_content; /* what of prompts/completions reaches the log */
+    const char *sandbox_json;     /* al_sandbox_report_json of the sandbox entered; NULL: none */
+    const char *default_chat_format; /* built-in format for models without a template and
+                                        without their own --chat-format, or NULL */
 } al_server_config;
 
 /* Defaults documented in `airlock serve --help`. */
@@ -41,6 +50,9 @@ typedef struct al_server al_server;
 
 /* Validates the configuration and binds the listeners. */
 al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error *err);
+/* Records the sandbox report (JSON, borrowed until al_server_free) that
+ * /health shows; call after entering the sandbox, before al_server_start. */
+void al_server_set_sandbox_json(al_server *srv, const char *json);
 /* Starts the scheduler and the HTTP daemons on the bound sockets. */
 al_status al_server_start(al_server *srv, al_error *err);
 /* The port actually bound by listener i (useful with port 0). */

@@ -54,10 +54,26 @@ typedef struct srv_req {
     json_t *json;             /* parsed body (owned) */
     int status;               /* answered with this status; 0: not yet */
     double t_start;
-    /* for the audit hook */
-    char model[128];
+    /* for the authorisation and audit hooks */
+    char model[128];          /* the served model's name */
+    char digest[65];          /* its GGUF blob digest (store models), else "" */
     int64_t prompt_tokens, completion_tokens;
+    char actor[24];           /* API key id, or "anonymous" */
+    char client[64];          /* client address */
+    char key_models[256];     /* the key's model globs ("" = all) */
+    int retry_after_s;        /* Retry-After for a 429/503; 0: 1 s */
+    char *prompt_text;        /* owned, zeroed on free; only kept when the audit records content */
+    size_t prompt_len;
+    char *completion_text;    /* idem */
+    size_t completion_len;
 } srv_req;
+
+/* Keeps a copy of the request's prompt / completion for the audit log when
+ * its content mode asks for it (no-op otherwise). */
+void srv_req_keep_prompt(srv_req *r, const char *text, size_t len);
+void srv_req_keep_completion(srv_req *r, const char *text, size_t len);
+/* True when the request's key may see model name (for model lists). */
+bool srv_req_model_visible(const srv_req *r, const char *name);
 
 int srv_reply(srv_req *r, int status, const char *ctype, char *body, size_t len);
 int srv_reply_json(srv_req *r, int status, json_t *obj);

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_server main --model "$STORIES" --model-name stories --chat-format chatml \
-    --model "$QWEN" --model-name qwen --parallel 2 --ctx 256 --batch 32 --threads 1 \
+    --model "$QWEN" --model-name qwen --prefix-cache --parallel 2 --ctx 256 --batch 32 --threads 1 \
     --max-body 65536 --max-json-depth 16 --max-tokens 200
 
 # ---- operations
