@@ -10,6 +10,7 @@
 
 #define AL_ROW_BLOCK 16          /* rows per chunk unit: 64 bytes of Y */
 #define AL_TILE_BYTES (256 << 10) /* activation bytes per token tile */
+#define AL_SUB_ROWS 8            /* rows kept in L1 across a token group */
 
 static size_t round64(size_t n)
 {
@@ -53,32 +54,45 @@ size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
     return round64((size_t)k * sizeof(float)) * (size_t)nth;
 }
 
-typedef struct mm_job {
+#define AL_MM_MAX 4 /* matrices per al_matmul_multi call */
+
+typedef struct mm_part {
     al_dot_fn dot;
     uint32_t wtype, atype;
     const uint8_t *W;
-    int64_t n_rows, k;
+    int64_t n_rows;
     size_t row_bytes;
-    const float *X;
-    int64_t n_tok;
     float *Y;
     int64_t ldy;
-    uint8_t *A;          /* converted activations (or X itself for F32) */
+    const uint8_t *A;    /* converted activations (or X itself for F32) */
     size_t a_row_bytes;
-    al_threadpool *tp;
-    int64_t rows_per_chunk, n_rchunks, tok_tile, n_chunks;
-    _Alignas(64) atomic_llong next;
+    int64_t rows_per_chunk, n_rchunks, chunk0; /* chunk0: first chunk index in a token tile */
+} mm_part;
+
+typedef struct mm_job {
+    mm_part part[AL_MM_MAX];
+    int n_parts;
+    int64_t k;
+    const float *X;
+    int64_t n_tok;
+    int64_t tok_tile, chunks_per_tile, n_chunks;
     bool exact;
+    uint8_t *exact_buf; /* (nth) dequantized rows, exact path */
+    /* conversion */
+    uint32_t conv_type;
+    uint8_t *conv_dst;
+    size_t conv_row_bytes;
+    int64_t conv_unit, conv_units, conv_per_chunk;
 } mm_job;
 
-/* Converts elements [e0, e1) of token t's row. e0, e1 multiples of the
- * activation block size. */
-static void convert(const mm_job *j, int64_t t, int64_t e0, int64_t e1)
+/* Converts elements [e0, e1) of token t's row into type `at` at row. */
+static void convert(uint32_t at, const float *X, int64_t k, uint8_t *dst, size_t a_row_bytes, int64_t t, int64_t e0,
+                    int64_t e1)
 {
-    const float *x = j->X + t * j->k + e0;
-    uint8_t *row = j->A + (size_t)t * j->a_row_bytes;
+    const float *x = X + t * k + e0;
+    uint8_t *row = dst + (size_t)t * a_row_bytes;
     int64_t n = e1 - e0;
-    switch (j->atype) {
+    switch (at) {
     case AL_TYPE_Q8_0:
         al_quantize_row_q8_0(x, (al_block_q8_0 *)row + e0 / AL_QK, n);
         break;
@@ -99,87 +113,118 @@ static void convert(const mm_job *j, int64_t t, int64_t e0, int64_t e1)
     }
 }
 
-/* Every thread converts its share of all n_tok*k activations: the flat
- * range of conversion units split evenly, units of one activation block
- * (32 or 256 elements; 32 for F16/BF16 when k allows, else whole rows). */
-static void convert_share(const mm_job *j, int ith, int nth)
+/* Converts the flat range [u0, u1) of conversion units (one activation
+ * block each, or whole rows). */
+static void convert_units(const mm_job *j, int64_t u0, int64_t u1)
 {
-    int64_t unit;
-    if (j->atype == AL_TYPE_Q8_K)
-        unit = AL_QK_K;
-    else if (j->k % AL_QK == 0)
-        unit = AL_QK;
-    else
-        unit = j->k;
-    const int64_t per_row = j->k / unit, total = per_row * j->n_tok;
-    int64_t u0 = total * ith / nth, u1 = total * (ith + 1) / nth;
+    const int64_t unit = j->conv_unit, per_row = j->k / unit;
     while (u0 < u1) {
         int64_t t = u0 / per_row, b0 = u0 % per_row;
         int64_t b1 = b0 + (u1 - u0);
         if (b1 > per_row)
             b1 = per_row;
-        convert(j, t, b0 * unit, b1 * unit);
+        convert(j->conv_type, j->X, j->k, j->conv_dst, j->conv_row_bytes, t, b0 * unit, b1 * unit);
         u0 += b1 - b0;
     }
 }
 
-static void run_chunks(mm_job *j, int ith)
+static void conv_chunk(void *ctx, int64_t c, int ith)
 {
-    float *rowbuf = NULL;
-    if (j->exact) /* this thread's dequantized row */
-        rowbuf = (float *)(j->A + (size_t)ith * round64((size_t)j->k * sizeof(float)));
-    for (;;) {
-        int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (c >= j->n_chunks)
-            break;
-        int64_t tt = c / j->n_rchunks, rc = c % j->n_rchunks;
-        int64_t t0 = tt * j->tok_tile, t1 = t0 + j->tok_tile;
-        if (t1 > j->n_tok)
-            t1 = j->n_tok;
-        int64_t r0 = rc * j->rows_per_chunk, r1 = r0 + j->rows_per_chunk;
-        if (r1 > j->n_rows)
-            r1 = j->n_rows;
-        for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *w = j->W + (size_t)r * j->row_bytes;
-            if (j->exact) {
-                al_dequantize_row(j->wtype, w, rowbuf, j->k);
-                for (int64_t t = t0; t < t1; t++) {
-                    const float *x = j->X + t * j->k;
-                    double s = 0.0;
-                    for (int64_t i = 0; i < j->k; i++)
-                        s += (double)rowbuf[i] * (double)x[i];
-                    j->Y[t * j->ldy + r] = (float)s;
-                }
-                continue;
-            }
-            for (int64_t t = t0; t < t1; t += AL_DOT_MAX_NT) {
-                int nt = (int)(t1 - t < AL_DOT_MAX_NT ? t1 - t : AL_DOT_MAX_NT);
+    (void)ith;
+    const mm_job *j = ctx;
+    int64_t u0 = c * j->conv_per_chunk, u1 = u0 + j->conv_per_chunk;
+    convert_units(j, u0, u1 < j->conv_units ? u1 : j->conv_units);
+}
+
+/* Converts X to type at into dst: on the caller for small inputs, else
+ * split over the pool. */
+static void convert_all(mm_job *j, al_threadpool *tp, uint32_t at, uint8_t *dst, size_t a_row_bytes)
+{
+    j->conv_type = at;
+    j->conv_dst = dst;
+    j->conv_row_bytes = a_row_bytes;
+    if (at == AL_TYPE_Q8_K)
+        j->conv_unit = AL_QK_K;
+    else if (j->k % AL_QK == 0)
+        j->conv_unit = AL_QK;
+    else
+        j->conv_unit = j->k;
+    j->conv_units = j->k / j->conv_unit * j->n_tok;
+    const int nth = al_threadpool_size(tp);
+    if (nth == 1 || j->n_tok * j->k < 32768) {
+        convert_units(j, 0, j->conv_units);
+        return;
+    }
+    int64_t n_chunks = (int64_t)nth * 4;
+    j->conv_per_chunk = (j->conv_units + n_chunks - 1) / n_chunks;
+    n_chunks = (j->conv_units + j->conv_per_chunk - 1) / j->conv_per_chunk;
+    al_threadpool_for(tp, n_chunks, conv_chunk, j);
+}
+
+static void exact_rows(const mm_job *j, const mm_part *p, int ith, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
+{
+    float *rowbuf = (float *)(j->exact_buf + (size_t)ith * round64((size_t)j->k * sizeof(float)));
+    for (int64_t r = r0; r < r1; r++) {
+        al_dequantize_row(p->wtype, p->W + (size_t)r * p->row_bytes, rowbuf, j->k);
+        for (int64_t t = t0; t < t1; t++) {
+            const float *x = j->X + t * j->k;
+            double s = 0.0;
+            for (int64_t i = 0; i < j->k; i++)
+                s += (double)rowbuf[i] * (double)x[i];
+            p->Y[t * p->ldy + r] = (float)s;
+        }
+    }
+}
+
+/* One chunk: a block of rows of one matrix x one token tile. */
+static void mm_chunk(void *ctx, int64_t c, int ith)
+{
+    const mm_job *j = ctx;
+    const int64_t tt = c / j->chunks_per_tile;
+    int64_t rc = c % j->chunks_per_tile;
+    int pi = 0;
+    while (pi + 1 < j->n_parts && rc >= j->part[pi + 1].chunk0)
+        pi++;
+    const mm_part *p = &j->part[pi];
+    rc -= p->chunk0;
+    int64_t t0 = tt * j->tok_tile, t1 = t0 + j->tok_tile;
+    if (t1 > j->n_tok)
+        t1 = j->n_tok;
+    int64_t r0 = rc * p->rows_per_chunk, r1 = r0 + p->rows_per_chunk;
+    if (r1 > p->n_rows)
+        r1 = p->n_rows;
+    if (j->exact) {
+        exact_rows(j, p, ith, r0, r1, t0, t1);
+        return;
+    }
+    /* token groups outer, rows inner: a group's activations and a sub-block
+     * of rows stay in L1 while they are multiplied */
+    for (int64_t rb0 = r0; rb0 < r1; rb0 += AL_SUB_ROWS) {
+        const int64_t rb1 = rb0 + AL_SUB_ROWS < r1 ? rb0 + AL_SUB_ROWS : r1;
+        for (int64_t t = t0; t < t1; t += AL_DOT_MAX_NT) {
+            const int nt = (int)(t1 - t < AL_DOT_MAX_NT ? t1 - t : AL_DOT_MAX_NT);
+            const uint8_t *at = p->A + (size_t)t * p->a_row_bytes;
+            for (int64_t r = rb0; r < rb1; r++) {
                 float out[AL_DOT_MAX_NT];
-                j->dot(j->k, w, j->A + (size_t)t * j->a_row_bytes, j->a_row_bytes, nt, out);
+                p->dot(j->k, p->W + (size_t)r * p->row_bytes, at, p->a_row_bytes, nt, out);
                 for (int i = 0; i < nt; i++)
-                    j->Y[(t + i) * j->ldy + r] = out[i];
+                    p->Y[(t + i) * p->ldy + r] = out[i];
             }
         }
     }
 }
 
-static void mm_worker(void *ctx, int ith, int nth)
-{
-    mm_job *j = ctx;
-    if (!j->exact && j->atype != AL_TYPE_F32) {
-        convert_share(j, ith, nth);
-        al_threadpool_barrier(j->tp);
-    }
-    run_chunks(j, ith);
-}
-
 /* Chunking: rows in multiples of AL_ROW_BLOCK, about 8 chunks per thread
- * per token tile so that a slow (preempted) thread does not hold the rest. */
+ * per token tile over all parts, so that a slow (preempted) thread does not
+ * hold the rest. */
 static void plan(mm_job *j, int nth)
 {
     int64_t tile = j->n_tok;
-    if (!j->exact && j->a_row_bytes > 0) {
-        tile = (int64_t)(AL_TILE_BYTES / j->a_row_bytes);
+    size_t arb = 0;
+    for (int i = 0; i < j->n_parts; i++)
+        arb = j->part[i].a_row_bytes > arb ? j->part[i].a_row_bytes : arb;
+    if (!j->exact && arb > 0) {
+        tile = (int64_t)(AL_TILE_BYTES / arb);
         tile = tile < AL_DOT_MAX_NT ? AL_DOT_MAX_NT : tile / AL_DOT_MAX_NT * AL_DOT_MAX_NT;
     }
     if (tile > j->n_tok)
@@ -187,40 +232,83 @@ static void plan(mm_job *j, int nth)
     if (tile < 1)
         tile = 1;
     j->tok_tile = tile;
-    int64_t want = (int64_t)nth * 8;
-    int64_t rpc = (j->n_rows + want - 1) / want;
+    int64_t total_rows = 0;
+    for (int i = 0; i < j->n_parts; i++)
+        total_rows += j->part[i].n_rows;
+    const int64_t want = nth == 1 ? 1 : (int64_t)nth * 8;
+    int64_t rpc = (total_rows + want - 1) / want;
     rpc = (rpc + AL_ROW_BLOCK - 1) / AL_ROW_BLOCK * AL_ROW_BLOCK;
     if (rpc < AL_ROW_BLOCK)
         rpc = AL_ROW_BLOCK;
-    j->rows_per_chunk = rpc;
-    j->n_rchunks = (j->n_rows + rpc - 1) / rpc;
-    j->n_chunks = j->n_rchunks * ((j->n_tok + tile - 1) / tile);
-    atomic_init(&j->next, 0);
+    int64_t c0 = 0;
+    for (int i = 0; i < j->n_parts; i++) {
+        mm_part *p = &j->part[i];
+        p->rows_per_chunk = rpc;
+        p->n_rchunks = (p->n_rows + rpc - 1) / rpc;
+        p->chunk0 = c0;
+        c0 += p->n_rchunks;
+    }
+    j->chunks_per_tile = c0;
+    j->n_chunks = c0 * ((j->n_tok + tile - 1) / tile);
+}
+
+static bool part_init(mm_part *p, const al_kernels *ks, uint32_t wtype, const void *W, int64_t n_rows, int64_t k,
+                      size_t row_bytes, float *Y, int64_t ldy)
+{
+    if (n_rows <= 0 || !al_matmul_check(wtype, k) || (ks && !ks->dot[wtype]))
+        return false;
+    memset(p, 0, sizeof(*p));
+    p->dot = ks ? ks->dot[wtype] : NULL;
+    p->wtype = wtype;
+    p->atype = al_act_type(wtype);
+    p->W = W;
+    p->n_rows = n_rows;
+    p->row_bytes = row_bytes;
+    p->Y = Y;
+    p->ldy = ldy;
+    p->a_row_bytes = act_row_bytes(p->atype, k);
+    return true;
+}
+
+/* Converts the activations once per distinct activation type (regions of
+ * scratch one after the other) and runs all parts in one dispatch. */
+static void run_native(mm_job *j, al_threadpool *tp, uint8_t *scratch)
+{
+    size_t off = 0;
+    for (int i = 0; i < j->n_parts; i++) {
+        mm_part *p = &j->part[i];
+        if (p->atype == AL_TYPE_F32) {
+            p->A = (const uint8_t *)j->X;
+            continue;
+        }
+        int same = -1;
+        for (int q = 0; q < i && same < 0; q++)
+            if (j->part[q].atype == p->atype)
+                same = q;
+        if (same >= 0) {
+            p->A = j->part[same].A;
+            continue;
+        }
+        p->A = scratch + off;
+        convert_all(j, tp, p->atype, scratch + off, p->a_row_bytes);
+        off += round64(p->a_row_bytes * (size_t)j->n_tok);
+    }
+    plan(j, al_threadpool_size(tp));
+    al_threadpool_for(tp, j->n_chunks, mm_chunk, j);
 }
 
 void al_matmul_with(const al_kernels *ks, al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
                     int64_t k, size_t row_bytes, const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch)
 {
-    if (n_rows <= 0 || n_tok <= 0 || !al_matmul_check(wtype, k) || !ks->dot[wtype])
-        return;
     mm_job j;
     memset(&j, 0, sizeof(j));
-    j.dot = ks->dot[wtype];
-    j.wtype = wtype;
-    j.atype = al_act_type(wtype);
-    j.W = W;
-    j.n_rows = n_rows;
+    if (n_tok <= 0 || !part_init(&j.part[0], ks, wtype, W, n_rows, k, row_bytes, Y, ldy))
+        return;
+    j.n_parts = 1;
     j.k = k;
-    j.row_bytes = row_bytes;
     j.X = X;
     j.n_tok = n_tok;
-    j.Y = Y;
-    j.ldy = ldy;
-    j.tp = tp;
-    j.a_row_bytes = act_row_bytes(j.atype, k);
-    j.A = j.atype == AL_TYPE_F32 ? (uint8_t *)(uintptr_t)X : scratch;
-    plan(&j, al_threadpool_size(tp));
-    al_threadpool_run(tp, mm_worker, &j);
+    run_native(&j, tp, scratch);
 }
 
 void al_matmul(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes,
@@ -229,25 +317,49 @@ void al_matmul(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
     al_matmul_with(al_kernels_get(), tp, wtype, W, n_rows, k, row_bytes, X, n_tok, Y, ldy, scratch);
 }
 
+size_t al_matmul_multi_scratch_bytes(const al_mm_desc *d, int n, int64_t k, int64_t n_tok)
+{
+    size_t s = 64;
+    for (int i = 0; i < n && i < AL_MM_MAX; i++) {
+        size_t one = al_matmul_scratch_bytes(d[i].wtype, k, n_tok);
+        if (one == SIZE_MAX || s > SIZE_MAX - one)
+            return SIZE_MAX;
+        s += one;
+    }
+    return s;
+}
+
+void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, const float *X, int64_t n_tok,
+                     void *scratch)
+{
+    if (n <= 0 || n > AL_MM_MAX || n_tok <= 0)
+        return;
+    const al_kernels *ks = al_kernels_get();
+    mm_job j;
+    memset(&j, 0, sizeof(j));
+    for (int i = 0; i < n; i++)
+        if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
+            return;
+    j.n_parts = n;
+    j.k = k;
+    j.X = X;
+    j.n_tok = n_tok;
+    run_native(&j, tp, scratch);
+}
+
 void al_matmul_exact(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes,
                      const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch)
 {
-    if (n_rows <= 0 || n_tok <= 0 || !al_matmul_check(wtype, k))
-        return;
     mm_job j;
     memset(&j, 0, sizeof(j));
+    if (n_tok <= 0 || !part_init(&j.part[0], NULL, wtype, W, n_rows, k, row_bytes, Y, ldy))
+        return;
+    j.n_parts = 1;
     j.exact = true;
-    j.wtype = wtype;
-    j.W = W;
-    j.n_rows = n_rows;
     j.k = k;
-    j.row_bytes = row_bytes;
     j.X = X;
     j.n_tok = n_tok;
-    j.Y = Y;
-    j.ldy = ldy;
-    j.tp = tp;
-    j.A = scratch;
+    j.exact_buf = scratch;
     plan(&j, al_threadpool_size(tp));
-    al_threadpool_run(tp, mm_worker, &j);
+    al_threadpool_for(tp, j.n_chunks, mm_chunk, &j);
 }

@@ -22,6 +22,14 @@ int al_threadpool_size(const al_threadpool *tp); /* 1 for NULL */
 /* Runs fn(ctx, ith, nth) on every thread (ith = 0..nth-1, the caller is
  * ith 0) and returns when all have finished. tp may be NULL: fn(ctx,0,1). */
 void al_threadpool_run(al_threadpool *tp, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+/* Runs fn(ctx, chunk, ith) once for every chunk = 0..n_chunks-1 on
+ * whichever threads are free: the caller takes chunks too and returns when
+ * all are done, a worker that is late (descheduled, asleep) simply takes
+ * none, so no thread ever waits for one that has no work. ith (0 = the
+ * caller) < al_threadpool_size(tp) names the running thread, for per-thread
+ * scratch. No barrier inside fn. tp may be NULL (all chunks on the caller). */
+void al_threadpool_for(al_threadpool *tp, int64_t n_chunks, void (*fn)(void *ctx, int64_t chunk, int ith),
+                       void *ctx);
 /* Inside a job only, called by all nth threads: waits until every thread
  * has reached it (spin, then yield). No-op for a NULL pool. */
 void al_threadpool_barrier(al_threadpool *tp);
@@ -38,6 +46,22 @@ int al_physical_cores(void);
 void al_matmul(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes,
                const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch);
 size_t al_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok);
+
+/* Several matrices with the same input X (k columns each, e.g. Q/K/V or
+ * gate/up) in one dispatch: the activations are converted once per distinct
+ * activation type and the rows of all matrices are split over the pool
+ * together. At most 4 matrices. scratch: al_matmul_multi_scratch_bytes. */
+typedef struct al_mm_desc {
+    uint32_t wtype;
+    const void *W;
+    int64_t n_rows;
+    size_t row_bytes;
+    float *Y;      /* Y[t*ldy + r] */
+    int64_t ldy;
+} al_mm_desc;
+void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, const float *X, int64_t n_tok,
+                     void *scratch);
+size_t al_matmul_multi_scratch_bytes(const al_mm_desc *d, int n, int64_t k, int64_t n_tok);
 
 /* The plain-C exact path: each weight row dequantized exactly to F32
  * (al_dequantize_row) and dotted with X in F32 products accumulated in

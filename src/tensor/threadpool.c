@@ -11,22 +11,34 @@
 
 #include "tensor/matmul.h"
 
-#define AL_SPIN_JOB 20000    /* polls before a worker sleeps */
-#define AL_SPIN_BARRIER 4000 /* polls before a barrier yields */
+#define AL_SPIN_JOB 3000     /* polls (~100 us) before an idle worker sleeps */
+#define AL_SPIN_WAIT 20000   /* polls before a waiting thread yields its core */
+
+/* The job word: generation (23 bits) | all-threads flag (1) | chunk count
+ * (20) | next chunk to claim (20). A worker claims a chunk with one CAS
+ * that also checks the generation, so a worker that wakes late can never
+ * take a chunk of a job it did not read. */
+#define W_N_SHIFT 20
+#define W_ALL_SHIFT 40
+#define W_GEN_SHIFT 41
+#define W_MASK20 ((1ull << 20) - 1)
+#define AL_MAX_CHUNKS ((int64_t)W_MASK20)
 
 struct al_threadpool {
     int n;                 /* threads including the caller */
     pthread_t *threads;    /* (n-1) workers */
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
-    pthread_cond_t cv_done;
-    void (*fn)(void *ctx, int ith, int nth);
-    void *ctx;
-    bool stop;
-    _Alignas(64) atomic_uint gen;   /* bumped once per job */
-    _Alignas(64) atomic_int n_done; /* workers finished with the job */
+    _Alignas(64) atomic_ullong word;  /* see above */
+    atomic_uintptr_t fn_chunk;        /* void (*)(void *, int64_t, int) */
+    atomic_uintptr_t fn_all;          /* void (*)(void *, int, int) */
+    atomic_uintptr_t ctx;
+    atomic_bool stop;
+    _Alignas(64) atomic_llong n_done; /* chunks (or workers) finished */
+    _Alignas(64) atomic_int sleepers;
     _Alignas(64) atomic_int bar_count;
     atomic_uint bar_gen;
+    unsigned gen;                     /* caller side: last generation */
 };
 
 typedef struct worker_arg {
@@ -41,37 +53,67 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static inline uint64_t w_gen(uint64_t w)
+{
+    return w >> W_GEN_SHIFT;
+}
+
+/* Claims and runs chunks of the job whose word was `w` until none is left
+ * or the job changed. */
+static void run_claimed(al_threadpool *tp, uint64_t w, int ith)
+{
+    void (*fn)(void *, int64_t, int) = (void (*)(void *, int64_t, int))atomic_load_explicit(&tp->fn_chunk,
+                                                                                            memory_order_relaxed);
+    void *ctx = (void *)atomic_load_explicit(&tp->ctx, memory_order_relaxed);
+    const uint64_t n = (w >> W_N_SHIFT) & W_MASK20, gen = w_gen(w);
+    for (;;) {
+        const uint64_t next = w & W_MASK20;
+        /* w may be a later job's word (the caller moves on as soon as the
+         * last chunk is done): never claim from it with this job's fn */
+        if (next >= n || w_gen(w) != gen || ((w >> W_N_SHIFT) & W_MASK20) != n)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&tp->word, &w, w + 1, memory_order_acq_rel,
+                                                   memory_order_acquire)) {
+            /* w reloaded: stop if another job (or none) is current */
+            if (w_gen(w) != gen || ((w >> W_N_SHIFT) & W_MASK20) != n)
+                return;
+            continue;
+        }
+        fn(ctx, (int64_t)next, ith);
+        atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_acq_rel);
+        w = atomic_load_explicit(&tp->word, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *p)
 {
     worker_arg wa = *(worker_arg *)p;
     free(p);
     al_threadpool *tp = wa.tp;
-    unsigned seen = 0;
+    uint64_t seen = 0; /* the generation at creation, before any job */
     for (;;) {
-        unsigned g = atomic_load_explicit(&tp->gen, memory_order_acquire);
-        for (int s = 0; g == seen && s < AL_SPIN_JOB; s++) {
+        uint64_t w = atomic_load_explicit(&tp->word, memory_order_acquire);
+        for (int s = 0; w_gen(w) == seen && s < AL_SPIN_JOB; s++) {
             cpu_relax();
-            g = atomic_load_explicit(&tp->gen, memory_order_acquire);
+            w = atomic_load_explicit(&tp->word, memory_order_acquire);
         }
-        if (g == seen) {
+        if (w_gen(w) == seen) {
             pthread_mutex_lock(&tp->mu);
-            while ((g = atomic_load(&tp->gen)) == seen && !tp->stop)
+            atomic_fetch_add(&tp->sleepers, 1);
+            while (w_gen(w = atomic_load(&tp->word)) == seen && !atomic_load(&tp->stop))
                 pthread_cond_wait(&tp->cv_work, &tp->mu);
+            atomic_fetch_sub(&tp->sleepers, 1);
             pthread_mutex_unlock(&tp->mu);
         }
-        seen = g;
-        pthread_mutex_lock(&tp->mu);
-        bool stop = tp->stop;
-        void (*fn)(void *, int, int) = tp->fn;
-        void *ctx = tp->ctx;
-        pthread_mutex_unlock(&tp->mu);
-        if (stop)
+        if (atomic_load(&tp->stop))
             return NULL;
-        fn(ctx, wa.ith, tp->n);
-        if (atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_acq_rel) + 1 == tp->n - 1) {
-            pthread_mutex_lock(&tp->mu);
-            pthread_cond_signal(&tp->cv_done);
-            pthread_mutex_unlock(&tp->mu);
+        seen = w_gen(w);
+        if ((w >> W_ALL_SHIFT) & 1) {
+            void (*fn)(void *, int, int) = (void (*)(void *, int, int))atomic_load(&tp->fn_all);
+            fn((void *)atomic_load(&tp->ctx), wa.ith, tp->n);
+            atomic_fetch_add_explicit(&tp->n_done, 1, memory_order_acq_rel);
+        } else {
+            run_claimed(tp, w, wa.ith);
         }
     }
 }
@@ -93,9 +135,13 @@ al_threadpool *al_threadpool_new(int n_threads)
     }
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->cv_work, NULL);
-    pthread_cond_init(&tp->cv_done, NULL);
-    atomic_init(&tp->gen, 0);
+    atomic_init(&tp->word, 0);
+    atomic_init(&tp->fn_chunk, 0);
+    atomic_init(&tp->fn_all, 0);
+    atomic_init(&tp->ctx, 0);
+    atomic_init(&tp->stop, false);
     atomic_init(&tp->n_done, 0);
+    atomic_init(&tp->sleepers, 0);
     atomic_init(&tp->bar_count, 0);
     atomic_init(&tp->bar_gen, 0);
     for (int i = 1; i < n_threads; i++) {
@@ -114,19 +160,44 @@ al_threadpool *al_threadpool_new(int n_threads)
     return tp;
 }
 
+/* Publishes a new job word and wakes sleeping workers. */
+static void publish(al_threadpool *tp, bool all, uint64_t n_chunks)
+{
+    tp->gen = (tp->gen + 1) & ((1u << 23) - 1);
+    atomic_store_explicit(&tp->n_done, 0, memory_order_relaxed);
+    uint64_t w = ((uint64_t)tp->gen << W_GEN_SHIFT) | ((uint64_t)all << W_ALL_SHIFT) | (n_chunks << W_N_SHIFT);
+    atomic_store(&tp->word, w); /* seq_cst: pairs with the sleepers check */
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->cv_work);
+        pthread_mutex_unlock(&tp->mu);
+    }
+}
+
+static void wait_done(al_threadpool *tp, int64_t want)
+{
+    for (int s = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) < want; s++) {
+        if (s < AL_SPIN_WAIT) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+}
+
 void al_threadpool_free(al_threadpool *tp)
 {
     if (!tp)
         return;
     pthread_mutex_lock(&tp->mu);
-    tp->stop = true;
-    atomic_fetch_add(&tp->gen, 1);
+    atomic_store(&tp->stop, true);
+    tp->gen = (tp->gen + 1) & ((1u << 23) - 1);
+    atomic_store(&tp->word, (uint64_t)tp->gen << W_GEN_SHIFT);
     pthread_cond_broadcast(&tp->cv_work);
     pthread_mutex_unlock(&tp->mu);
     for (int i = 1; i < tp->n; i++)
         pthread_join(tp->threads[i - 1], NULL);
     pthread_cond_destroy(&tp->cv_work);
-    pthread_cond_destroy(&tp->cv_done);
     pthread_mutex_destroy(&tp->mu);
     free(tp->threads);
     free(tp);
@@ -143,26 +214,29 @@ void al_threadpool_run(al_threadpool *tp, void (*fn)(void *ctx, int ith, int nth
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&tp->mu);
-    tp->fn = fn;
-    tp->ctx = ctx;
-    atomic_store(&tp->n_done, 0);
+    atomic_store_explicit(&tp->fn_all, (uintptr_t)fn, memory_order_relaxed);
+    atomic_store_explicit(&tp->ctx, (uintptr_t)ctx, memory_order_relaxed);
     atomic_store(&tp->bar_count, 0);
-    atomic_fetch_add_explicit(&tp->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&tp->cv_work);
-    pthread_mutex_unlock(&tp->mu);
-
+    publish(tp, true, 0);
     fn(ctx, 0, tp->n);
+    wait_done(tp, tp->n - 1);
+}
 
-    const int want = tp->n - 1;
-    for (int s = 0; s < AL_SPIN_JOB && atomic_load_explicit(&tp->n_done, memory_order_acquire) < want; s++)
-        cpu_relax();
-    if (atomic_load_explicit(&tp->n_done, memory_order_acquire) < want) {
-        pthread_mutex_lock(&tp->mu);
-        while (atomic_load(&tp->n_done) < want)
-            pthread_cond_wait(&tp->cv_done, &tp->mu);
-        pthread_mutex_unlock(&tp->mu);
+void al_threadpool_for(al_threadpool *tp, int64_t n_chunks, void (*fn)(void *ctx, int64_t chunk, int ith),
+                       void *ctx)
+{
+    if (n_chunks <= 0)
+        return;
+    if (!tp || tp->n == 1 || n_chunks == 1 || n_chunks > AL_MAX_CHUNKS) {
+        for (int64_t c = 0; c < n_chunks; c++)
+            fn(ctx, c, 0);
+        return;
     }
+    atomic_store_explicit(&tp->fn_chunk, (uintptr_t)fn, memory_order_relaxed);
+    atomic_store_explicit(&tp->ctx, (uintptr_t)ctx, memory_order_relaxed);
+    publish(tp, false, (uint64_t)n_chunks);
+    run_claimed(tp, atomic_load_explicit(&tp->word, memory_order_acquire), 0);
+    wait_done(tp, n_chunks);
 }
 
 void al_threadpool_barrier(al_threadpool *tp)
@@ -176,7 +250,7 @@ void al_threadpool_barrier(al_threadpool *tp)
         return;
     }
     for (int s = 0; atomic_load_explicit(&tp->bar_gen, memory_order_acquire) == g; s++) {
-        if (s < AL_SPIN_BARRIER)
+        if (s < AL_SPIN_WAIT)
             cpu_relax();
         else
             sched_yield();
