@@ -155,8 +155,13 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const al_layer *ly = &m->layers[l];
         const al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
-            mm = max_sz(mm, mm_scratch_for(c, ws[i], (int64_t)B));
+        size_t fused = 64; /* Q/K/V and gate/up convert their input once per activation type */
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+            size_t one = mm_scratch_for(c, ws[i], (int64_t)B);
+            mm = max_sz(mm, one);
+            fused = fused + one < fused ? SIZE_MAX : fused + one;
+        }
+        mm = max_sz(mm, fused);
     }
     mm = max_sz(mm, mm_scratch_for(c, &m->output, c->out_cap));
     c->mm_scratch = alloc_aligned(mm);
@@ -226,6 +231,31 @@ static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_
         al_matmul(c->tp, w->type, w->data, w->rows, w->cols, w->row_bytes, X, n_tok, Y, w->rows, c->mm_scratch);
 }
 
+/* Y_i = W_i X for 2 or 3 weights with the same input, in one dispatch on
+ * the fast path. */
+static void matmul_multi(al_context *c, const al_weight *const *w, float *const *Y, int n, const float *X,
+                         int64_t n_tok)
+{
+    bool same_k = true;
+    for (int i = 1; i < n; i++)
+        same_k = same_k && w[i]->cols == w[0]->cols;
+    if (c->p.exact || !same_k) {
+        for (int i = 0; i < n; i++)
+            matmul(c, w[i], X, n_tok, Y[i]);
+        return;
+    }
+    al_mm_desc d[3];
+    for (int i = 0; i < n; i++) {
+        d[i].wtype = w[i]->type;
+        d[i].W = w[i]->data;
+        d[i].n_rows = w[i]->rows;
+        d[i].row_bytes = w[i]->row_bytes;
+        d[i].Y = Y[i];
+        d[i].ldy = w[i]->rows;
+    }
+    al_matmul_multi(c->tp, d, n, w[0]->cols, X, n_tok, c->mm_scratch);
+}
+
 /* Rotates one head's vector in place. cs/sn hold n_rot/2 values. */
 static void rope_head(float *v, const float *cs, const float *sn, uint32_t n_rot, bool neox)
 {
@@ -286,7 +316,9 @@ typedef struct attn_job {
     int64_t n_tok;
 } attn_job;
 
-static void attn_worker(void *arg, int ith, int nth)
+/* One chunk: token t = chunk / n_head_kv and the query heads that share
+ * KV head kvh = chunk % n_head_kv (their K/V rows stay in cache). */
+static void attn_chunk(void *arg, int64_t chunk, int ith)
 {
     attn_job *j = arg;
     al_context *c = j->c;
@@ -296,15 +328,14 @@ static void attn_worker(void *arg, int ith, int nth)
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = c->att_scores + (size_t)ith * c->p.n_ctx;
     float *acc = c->att_acc + (size_t)ith * hd;
-    const int64_t n_work = j->n_tok * nh;
+    const int64_t t = chunk / hp->n_head_kv;
+    const uint32_t kvh = (uint32_t)(chunk % hp->n_head_kv);
+    const int32_t n_pos = j->pos[t] + 1;
+    const size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
+    const size_t stride = (size_t)hp->n_head_kv * hd;
 
-    for (int64_t w = ith; w < n_work; w += nth) {
-        int64_t t = w / nh;
-        uint32_t h = (uint32_t)(w % nh), kvh = h / group;
+    for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++) {
         const float *q = c->q + (size_t)t * nq + (size_t)h * hd;
-        int32_t n_pos = j->pos[t] + 1;
-        size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
-        size_t stride = (size_t)hp->n_head_kv * hd;
         float mx = -INFINITY;
         for (int32_t p = 0; p < n_pos; p++) {
             float s = 0.0f;
@@ -349,12 +380,13 @@ typedef struct silu_job {
     size_t n;
 } silu_job;
 
-static void silu_worker(void *arg, int ith, int nth)
+#define SILU_CHUNK 4096 /* elements per chunk (whole cache lines) */
+
+static void silu_chunk(void *arg, int64_t chunk, int ith)
 {
+    (void)ith;
     silu_job *j = arg;
-    size_t per = (j->n + (size_t)nth - 1) / (size_t)nth;
-    per = (per + 15) / 16 * 16; /* whole cache lines per thread */
-    size_t lo = (size_t)ith * per, hi = lo + per < j->n ? lo + per : j->n;
+    size_t lo = (size_t)chunk * SILU_CHUNK, hi = lo + SILU_CHUNK < j->n ? lo + SILU_CHUNK : j->n;
     for (size_t i = lo; i < hi; i++)
         j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
 }
@@ -363,7 +395,7 @@ static void silu_worker(void *arg, int ith, int nth)
 static void silu_mul(al_context *c, float *g, const float *u, size_t n)
 {
     silu_job j = {g, u, n};
-    al_threadpool_run(c->tp, silu_worker, &j);
+    al_threadpool_for(c->tp, (int64_t)((n + SILU_CHUNK - 1) / SILU_CHUNK), silu_chunk, &j);
 }
 
 /* Runs one chunk of at most n_batch tokens. out_rows[t] is the logits row
@@ -387,9 +419,11 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         const al_layer *ly = &m->layers[l];
         for (int64_t t = 0; t < n_tok; t++)
             rmsnorm(c->xn + t * d, c->x + t * d, ly->attn_norm, (int64_t)d, hp->norm_eps);
-        matmul(c, &ly->wq, c->xn, n_tok, c->q);
-        matmul(c, &ly->wk, c->xn, n_tok, c->k);
-        matmul(c, &ly->wv, c->xn, n_tok, c->v);
+        {
+            const al_weight *w3[3] = {&ly->wq, &ly->wk, &ly->wv};
+            float *y3[3] = {c->q, c->k, c->v};
+            matmul_multi(c, w3, y3, 3, c->xn, n_tok);
+        }
         for (int64_t t = 0; t < n_tok; t++) {
             float *q = c->q + t * nq, *k = c->k + t * nkv, *v = c->v + t * nkv;
             if (ly->bq) {
@@ -417,15 +451,18 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
             kv_store(c, c->v_cache, off, v, nkv);
         }
         attn_job job = {c, l, pos, seq, n_tok};
-        al_threadpool_run(c->tp, attn_worker, &job);
+        al_threadpool_for(c->tp, n_tok * hp->n_head_kv, attn_chunk, &job);
         matmul(c, &ly->wo, c->attn, n_tok, c->xn);
         for (size_t i = 0; i < (size_t)n_tok * d; i++)
             c->x[i] += c->xn[i];
 
         for (int64_t t = 0; t < n_tok; t++)
             rmsnorm(c->xn + t * d, c->x + t * d, ly->ffn_norm, (int64_t)d, hp->norm_eps);
-        matmul(c, &ly->w_gate, c->xn, n_tok, c->gate);
-        matmul(c, &ly->w_up, c->xn, n_tok, c->up);
+        {
+            const al_weight *w2[2] = {&ly->w_gate, &ly->w_up};
+            float *y2[2] = {c->gate, c->up};
+            matmul_multi(c, w2, y2, 2, c->xn, n_tok);
+        }
         silu_mul(c, c->gate, c->up, (size_t)n_tok * hp->n_ff);
         matmul(c, &ly->w_down, c->gate, n_tok, c->xn);
         for (size_t i = 0; i < (size_t)n_tok * d; i++)
