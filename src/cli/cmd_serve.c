@@ -248,18 +248,23 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
     signal(SIGPIPE, SIG_IGN);
 
     if (use_mlock) {
-        /* Before the sandbox drops CAP_IPC_LOCK: lift the limit if we may,
-         * then lock what is mapped now and everything mapped later (the
-         * weights are mapped when a model is first used). */
+        /* MCL_FUTURE locks what is mapped later too (the weights are mapped
+         * when a model is first used, after the sandbox has dropped
+         * CAP_IPC_LOCK): from then on only RLIMIT_MEMLOCK counts, so it must
+         * be unlimited. Lift it if we may; refuse clearly if we may not. */
         struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
         setrlimit(RLIMIT_MEMLOCK, &rl);
-        if (mlockall(MCL_CURRENT | MCL_FUTURE)) {
-            int e = errno;
-            getrlimit(RLIMIT_MEMLOCK, &rl);
+        getrlimit(RLIMIT_MEMLOCK, &rl);
+        if (rl.rlim_cur != RLIM_INFINITY) {
             cli_errorf("serve",
-                       "--mlock: mlockall failed: %s (the memlock limit is %s bytes; raise it with `ulimit -l "
-                       "unlimited`, LimitMEMLOCK=infinity in systemd, or CAP_IPC_LOCK)",
-                       strerror(e), rl.rlim_cur == RLIM_INFINITY ? "unlimited" : "a few");
+                       "--mlock: the memlock limit is %llu KiB and cannot be raised here; locked weights need "
+                       "it unlimited (`ulimit -l unlimited`, LimitMEMLOCK=infinity in systemd, "
+                       "`--ulimit memlock=-1` for a container)",
+                       (unsigned long long)rl.rlim_cur / 1024);
+            return 1;
+        }
+        if (mlockall(MCL_CURRENT | MCL_FUTURE)) {
+            cli_errorf("serve", "--mlock: mlockall failed: %s", strerror(errno));
             return 1;
         }
         fprintf(stderr, "airlock serve: --mlock: all memory locked (weights are never swapped out)\n");

@@ -91,4 +91,37 @@ grep -q "WARNING: --unsafe-no-sandbox" "$WORK/open.err" || fail "--unsafe-no-san
 [ "$RX2" -gt "$RX1" ] || fail "control run sent nothing: the measurement is broken"
 grep -q "udp from $A_IN" "$WORK/outside.log" || fail "control UDP datagram not received"
 grep -q "tcp from $A_IN" "$WORK/outside.log" || fail "control TCP connection not received"
-echo "egress_netns: PASS (sandboxed: 4x EPERM, 0 packets outside; control: $((RX2 - RX1)) packets)"
+# 3. the real `airlock serve` inside the namespace: it answers requests on
+# its listener (loopback of the namespace) under the sandbox, every thread
+# carries the filter, /health says egress is blocked, and serving sends not
+# one packet to the outside (no DNS, no telemetry, no update check).
+SHARED=${AIRLOCK_SHARED:-$(dirname "$0")/../../../shared}
+SRV_PID=
+if [ -f "$SHARED/models/stories260K.gguf" ]; then
+    RX3=$(rx); TX3=$(tx_in)
+    ip netns exec "$NS_IN" "$BIN" serve --model "$SHARED/models/stories260K.gguf" --model-name stories \
+        --chat-format chatml --store "$WORK/srvstore" --listen 127.0.0.1:0 --threads 1 --ctx 128 \
+        >"$WORK/serve.out" 2>"$WORK/serve.err" &
+    SRV_PID=$!
+    for i in $(seq 100); do grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+    URL=$(grep -m1 -o 'http://[0-9.:]*' "$WORK/serve.out") || { cat "$WORK/serve.err"; fail "serve did not start in the namespace"; }
+    H=$(ip netns exec "$NS_IN" curl -s "$URL/health")
+    C=$(ip netns exec "$NS_IN" curl -s "$URL/v1/chat/completions" -H 'Content-Type: application/json' \
+        -d '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"max_tokens":8}')
+    SECCOMP=$(cat /proc/$SRV_PID/task/*/status | grep -c '^Seccomp:[[:space:]]*2')
+    NTASK=$(ls /proc/$SRV_PID/task | wc -l)
+    CAPEFF=$(grep '^CapEff' /proc/$SRV_PID/status | awk '{print $2}')
+    kill $SRV_PID; wait $SRV_PID 2>/dev/null
+    sleep 0.3
+    RX4=$(rx); TX4=$(tx_in)
+    echo "serve in the namespace: /health $H"
+    echo "serve: $SECCOMP of $NTASK threads under seccomp filter mode 2, CapEff $CAPEFF; outside rx_packets $RX3 -> $RX4, tx $TX3 -> $TX4"
+    grep -q '"egress":"blocked"' <<<"$H" || fail "/health of the sandboxed serve does not say egress blocked"
+    grep -q '"completion_tokens":8' <<<"$C" || fail "serve in the namespace did not answer a chat request: $C"
+    [ "$SECCOMP" = "$NTASK" ] || fail "not every serve thread has the seccomp filter"
+    [ "$CAPEFF" = 0000000000000000 ] || fail "serve kept capabilities: $CAPEFF"
+    [ "$RX4" = "$RX3" ] && [ "$TX4" = "$TX3" ] || fail "serving sent packets to the outside namespace"
+else
+    echo "serve part skipped: no $SHARED/models/stories260K.gguf"
+fi
+echo "egress_netns: PASS (sandboxed: 4x EPERM, 0 packets outside; control: $((RX2 - RX1)) packets; real serve: 0 packets)"

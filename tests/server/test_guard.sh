@@ -136,4 +136,26 @@ stop_server
 check "full mode (streamed): the prompt text is recorded" grep -q "\"prompt\":\"$SECRET_WORD\"" "$LOG"
 check "full mode (streamed): the completion and its token count" [ "$(rec action="POST /v1/completions" prompt="$SECRET_WORD" completion_tokens=4)" = 1 ]
 check "audit verify is clean at the end" "$BIN" audit verify --store "$ST"
+
+# ---- --unsafe-no-sandbox is loud; --mlock locks memory or says why not
+start_server unsafe "${ARGS[@]}" --unsafe-no-sandbox
+reqk - GET /health
+check "--unsafe-no-sandbox: /health says egress is open" [ "$(jget "$BODY" 'd["egress"]')" = open ]
+stop_server
+check "--unsafe-no-sandbox: a loud warning on stderr" grep -q "WARNING: --unsafe-no-sandbox" "$WORK/unsafe.err"
+check "--unsafe-no-sandbox: recorded in the audit log" [ "$(rec action=serve.unsafe-no-sandbox)" = 1 ]
+if [ "$(bash -c 'ulimit -H -l')" = unlimited ] && [ "$(id -u)" = 0 ]; then
+    start_server mlock "${ARGS[@]}" --mlock
+    reqk "$K_COMPL" POST /v1/completions '{"model":"demo:s1","prompt":"Once","max_tokens":2}'
+    check "--mlock: serves with all memory locked" [ "$CODE" = 200 ]
+    check "--mlock: VmLck is non-zero" [ "$(awk '/^VmLck/ {print $2}' /proc/$LAST_PID/status)" -gt 0 ]
+    stop_server
+else
+    set +e
+    OUT=$(bash -c 'ulimit -S -l 64; "$0" serve --mlock --store "$1" --listen 127.0.0.1:0' "$BIN" "$ST" 2>&1)
+    RC=$?
+    set -e
+    check "--mlock with a limited memlock (here): exit 1" [ "$RC" = 1 ]
+    check "  with a clear error naming the limit and the fix: $OUT" grep -q "memlock limit is .* KiB.*ulimit -l unlimited" <<<"$OUT"
+fi
 finish
