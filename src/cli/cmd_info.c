@@ -7,10 +7,11 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: airlock info MODEL.gguf\n\n"
+    fprintf(f, "usage: airlock info MODEL.gguf [--check-tensors]\n\n"
                "Validates a GGUF model and prints its architecture, parameter count,\n"
                "context length, layers/heads/dims, tensor type mix, tokenizer, whether\n"
-               "it carries a chat template, and the file's sha256.\n");
+               "it carries a chat template, and the file's sha256.\n"
+               "  --check-tensors  also dequantize every tensor and refuse NaN/infinity (slow)\n");
 }
 
 int cmd_info(int argc, char **argv)
@@ -19,25 +20,29 @@ int cmd_info(int argc, char **argv)
         help(stdout);
         return 0;
     }
-    if (argc != 2) {
+    bool check = argc == 3 && !strcmp(argv[2], "--check-tensors");
+    if (argc != 2 && !check) {
         help(stderr);
         return 2;
     }
+    const char *path = argv[1];
     al_error err = {0};
     al_model *m = NULL;
-    if (al_model_load(argv[1], NULL, &m, &err)) {
+    al_model_params mp = al_model_default_params();
+    mp.check_tensors = check;
+    if (al_model_load(path, &mp, &m, &err)) {
         cli_errorf("info", "%s", err.msg);
         return 1;
     }
     char hex[65] = {0};
-    if (al_sha256_file(argv[1], hex, &err)) {
+    if (al_sha256_file(path, hex, &err)) {
         cli_errorf("info", "%s", err.msg);
         al_model_free(m);
         return 1;
     }
     al_model_info in;
     al_model_get_info(m, &in);
-    printf("file:           %s\n", argv[1]);
+    printf("file:           %s\n", path);
     printf("sha256:         %s\n", hex);
     printf("size:           %llu bytes (%.1f MiB)\n", (unsigned long long)in.file_bytes,
            (double)in.file_bytes / (1024.0 * 1024.0));
@@ -56,8 +61,13 @@ int cmd_info(int argc, char **argv)
     printf("vocab:          %s, %d tokens (embedding rows %u)\n", in.vocab_type,
            al_vocab_n_tokens(al_model_vocab(m)), in.n_vocab);
     const char *terr = al_model_template_error(m);
-    if (terr)
-        printf("chat template:  present, DOES NOT PARSE: %s\n", terr);
+    if (terr) {
+        /* The message quotes the file: no control bytes to the terminal. */
+        printf("chat template:  present, DOES NOT PARSE: ");
+        for (const char *q = terr; *q; q++)
+            putchar(((unsigned char)*q < 32 || *q == 127) ? '?' : *q);
+        putchar('\n');
+    }
     else
         printf("chat template:  %s\n", in.has_chat_template ? "present (parses)" : "absent");
     al_model_free(m);

@@ -217,22 +217,19 @@ static al_status parse_kvs(parser *p, al_gguf *g)
         if ((st = parse_value(p, kv, kbuf)))
             return st;
     }
-    /* Duplicate keys. */
-    if (g->n_kv > 1) {
-        al_gguf_kv **idx = malloc(g->n_kv * sizeof(*idx));
-        if (!idx)
-            return al_err(p->err, AL_ERR_NOMEM, "%s: out of memory", p->path);
-        for (uint64_t i = 0; i < g->n_kv; i++)
-            idx[i] = &g->kv[i];
-        qsort(idx, g->n_kv, sizeof(*idx), cmp_kv_key);
-        for (uint64_t i = 1; i < g->n_kv; i++)
-            if (!cmp_str(idx[i - 1]->key, idx[i]->key)) {
-                key_for_msg(idx[i]->key, kbuf, sizeof(kbuf));
-                free(idx);
-                return al_err(p->err, AL_ERR_FORMAT, "%s: metadata key '%s' appears more than once", p->path, kbuf);
-            }
-        free(idx);
-    }
+    /* Sorted index for lookups; catches duplicate keys. */
+    al_gguf_kv **idx = malloc((g->n_kv ? g->n_kv : 1) * sizeof(*idx));
+    if (!idx)
+        return al_err(p->err, AL_ERR_NOMEM, "%s: out of memory", p->path);
+    g->kv_by_key = idx;
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        idx[i] = &g->kv[i];
+    qsort(idx, g->n_kv, sizeof(*idx), cmp_kv_key);
+    for (uint64_t i = 1; i < g->n_kv; i++)
+        if (!cmp_str(idx[i - 1]->key, idx[i]->key)) {
+            key_for_msg(idx[i]->key, kbuf, sizeof(kbuf));
+            return al_err(p->err, AL_ERR_FORMAT, "%s: metadata key '%s' appears more than once", p->path, kbuf);
+        }
     return AL_OK;
 }
 
@@ -292,22 +289,19 @@ static al_status parse_tensor_infos(parser *p, al_gguf *g, const al_gguf_params 
                           (unsigned long long)t->ne[0], tt->name, tt->block_elems);
         t->n_bytes = t->n_elems / tt->block_elems * tt->block_bytes;
     }
-    /* Duplicate names. */
-    if (g->n_tensors > 1) {
-        al_gguf_tensor **idx = malloc(g->n_tensors * sizeof(*idx));
-        if (!idx)
-            return al_err(p->err, AL_ERR_NOMEM, "%s: out of memory", p->path);
-        for (uint64_t i = 0; i < g->n_tensors; i++)
-            idx[i] = &g->tensors[i];
-        qsort(idx, g->n_tensors, sizeof(*idx), cmp_tensor_name);
-        for (uint64_t i = 1; i < g->n_tensors; i++)
-            if (!cmp_str(idx[i - 1]->name, idx[i]->name)) {
-                key_for_msg(idx[i]->name, nbuf, sizeof(nbuf));
-                free(idx);
-                return al_err(p->err, AL_ERR_FORMAT, "%s: tensor name '%s' appears more than once", p->path, nbuf);
-            }
-        free(idx);
-    }
+    /* Sorted index for lookups; catches duplicate names. */
+    al_gguf_tensor **idx = malloc((g->n_tensors ? g->n_tensors : 1) * sizeof(*idx));
+    if (!idx)
+        return al_err(p->err, AL_ERR_NOMEM, "%s: out of memory", p->path);
+    g->tensor_by_name = idx;
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        idx[i] = &g->tensors[i];
+    qsort(idx, g->n_tensors, sizeof(*idx), cmp_tensor_name);
+    for (uint64_t i = 1; i < g->n_tensors; i++)
+        if (!cmp_str(idx[i - 1]->name, idx[i]->name)) {
+            key_for_msg(idx[i]->name, nbuf, sizeof(nbuf));
+            return al_err(p->err, AL_ERR_FORMAT, "%s: tensor name '%s' appears more than once", p->path, nbuf);
+        }
     return AL_OK;
 }
 
@@ -447,7 +441,9 @@ void al_gguf_close(al_gguf *g)
         for (uint64_t i = 0; i < g->n_kv; i++)
             free(g->kv[i].arr_str);
     free(g->kv);
+    free(g->kv_by_key);
     free(g->tensors);
+    free(g->tensor_by_name);
     if (g->map)
         munmap((void *)g->map, g->size);
     free(g->path);
@@ -462,17 +458,35 @@ bool al_str_eq(al_str s, const char *c)
 
 const al_gguf_kv *al_gguf_find(const al_gguf *g, const char *key)
 {
-    for (uint64_t i = 0; i < g->n_kv; i++)
-        if (al_str_eq(g->kv[i].key, key))
-            return &g->kv[i];
+    al_str k = {key, strlen(key)};
+    uint64_t lo = 0, hi = g->kv_by_key ? g->n_kv : 0;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int c = cmp_str(g->kv_by_key[mid]->key, k);
+        if (c == 0)
+            return g->kv_by_key[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
 const al_gguf_tensor *al_gguf_find_tensor(const al_gguf *g, const char *name)
 {
-    for (uint64_t i = 0; i < g->n_tensors; i++)
-        if (al_str_eq(g->tensors[i].name, name))
-            return &g->tensors[i];
+    al_str k = {name, strlen(name)};
+    uint64_t lo = 0, hi = g->tensor_by_name ? g->n_tensors : 0;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int c = cmp_str(g->tensor_by_name[mid]->name, k);
+        if (c == 0)
+            return g->tensor_by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

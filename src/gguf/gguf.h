@@ -77,6 +77,8 @@ typedef struct al_gguf {
     al_gguf_tensor *tensors;
     uint64_t data_offset; /* start of the data section in the file */
     uint64_t data_bytes;
+    al_gguf_kv **kv_by_key;          /* (n_kv) sorted by key, for lookups */
+    al_gguf_tensor **tensor_by_name; /* (n_tensors) sorted by name */
 } al_gguf;
 
 typedef struct al_gguf_params {
@@ -91,7 +93,8 @@ al_status al_gguf_open(const char *path, const al_gguf_params *params,
                        al_gguf **out, al_error *err);
 void al_gguf_close(al_gguf *g);
 
-/* Lookups return NULL / false when the key is absent. */
+/* Lookups (binary search) return NULL / false when the key is absent.
+ * Returned pointers are owned by the al_gguf. */
 const al_gguf_kv *al_gguf_find(const al_gguf *g, const char *key);
 const al_gguf_tensor *al_gguf_find_tensor(const al_gguf *g, const char *name);
 

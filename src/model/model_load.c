@@ -3,6 +3,7 @@
  * hyper-parameters, and every tensor bound by name with its shape checked
  * against the architecture.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,13 +236,18 @@ static al_status load_tensors(loader *L)
         V(bq, "attn_q", "bias", nq, qwen2);
         V(bk, "attn_k", "bias", nkv, qwen2);
         V(bv, "attn_v", "bias", nkv, qwen2);
+        /* The forward pass adds the three biases together: all or none. */
+        if ((ly->bq != NULL) != (ly->bk != NULL) || (ly->bq != NULL) != (ly->bv != NULL))
+            return al_err(L->err, AL_ERR_FORMAT,
+                          "%s: layer %u has only some of attn_q.bias, attn_k.bias, attn_v.bias (q %s, k %s, v %s)",
+                          L->path, i, ly->bq ? "present" : "missing", ly->bk ? "present" : "missing",
+                          ly->bv ? "present" : "missing");
         V(q_norm, "attn_q_norm", "weight", hd, qwen3);
         V(k_norm, "attn_k_norm", "weight", hd, qwen3);
     }
 #undef W
 #undef V
 
-    /* Every weight must be usable by the matmul kernels. */
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
         const al_gguf_tensor *t = &m->gguf->tensors[i];
         m->n_params += t->n_elems;
@@ -258,9 +264,43 @@ static al_status load_tensors(loader *L)
     return AL_OK;
 }
 
+/* Dequantizes every row of every tensor and checks that all values are
+ * finite (params.check_tensors): slow, reads the whole file. */
+static al_status check_finite(loader *L)
+{
+    const al_gguf *g = L->m->gguf;
+    float *row = NULL;
+    size_t cap = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        const al_type_traits *tt = al_type_get(t->type);
+        size_t n = (size_t)t->ne[0], row_bytes = n / tt->block_elems * tt->block_bytes;
+        if (n > cap) {
+            float *nr = realloc(row, n * sizeof(float));
+            if (!nr) {
+                free(row);
+                return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+            }
+            row = nr;
+            cap = n;
+        }
+        for (uint64_t r = 0; r < t->n_elems / n; r++) {
+            al_dequantize_row(t->type, (const uint8_t *)t->data + r * row_bytes, row, (int64_t)n);
+            for (size_t k = 0; k < n; k++)
+                if (!isfinite(row[k])) {
+                    free(row);
+                    return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' holds a NaN or infinity in row %llu",
+                                  L->path, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr,
+                                  (unsigned long long)r);
+                }
+        }
+    }
+    free(row);
+    return AL_OK;
+}
+
 al_status al_model_load(const char *path, const al_model_params *params, al_model **out, al_error *err)
 {
-    (void)params;
     *out = NULL;
     al_model *m = calloc(1, sizeof(*m));
     if (!m)
@@ -271,6 +311,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = load_hparams(&L);
     if (!st)
         st = load_tensors(&L);
+    if (!st && params && params->check_tensors)
+        st = check_finite(&L);
     if (!st) {
         st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
         if (st)
@@ -337,8 +379,15 @@ void al_model_get_info(const al_model *m, al_model_info *o)
     memset(o, 0, sizeof(*o));
     snprintf(o->arch, sizeof(o->arch), "%s", k_arch[m->hp.arch]);
     al_str name;
-    if (al_gguf_get_str(m->gguf, "general.name", &name))
-        snprintf(o->name, sizeof(o->name), "%.*s", (int)(name.len > 127 ? 127 : name.len), name.ptr);
+    if (al_gguf_get_str(m->gguf, "general.name", &name)) {
+        /* From the file: keep printable ASCII and UTF-8, drop control bytes. */
+        size_t n = 0;
+        for (uint64_t i = 0; i < name.len && n + 1 < sizeof(o->name); i++) {
+            unsigned char ch = (unsigned char)name.ptr[i];
+            o->name[n++] = (ch < 32 || ch == 127) ? '?' : (char)ch;
+        }
+        o->name[n] = 0;
+    }
     o->n_params = m->n_params;
     o->file_bytes = m->gguf->size;
     o->n_ctx_train = m->hp.n_ctx_train;

@@ -619,6 +619,8 @@ static void corpus_model(const gmodel *base)
            t_del(m, "token_embd.weight"));
     MUTATE(base, "missing-layer-1-tensors", AT_MODEL, "blk.1.", "missing", kv_del(m, "llama.block_count");
            kv_u32(m, "llama.block_count", 2));
+    MUTATE(base, "partial-qkv-bias", AT_MODEL, "attn_q.bias", "only some",
+           t_add(m, "blk.0.attn_q.bias", 1, DIM, 1));
     MUTATE(base, "wrong-shape-attn-q", AT_MODEL, "blk.0.attn_q.weight", "shape",
            t_find(m, "blk.0.attn_q.weight")->ne[1] = DIM / 2);
     MUTATE(base, "wrong-shape-ffn-down-transposed", AT_MODEL, "blk.0.ffn_down.weight", "shape",
