@@ -31,7 +31,7 @@ asan: deps $(ASAN)/build.ninja
 		ctest --output-on-failure -j $(JOBS) -LE slow
 
 demo: build
-	@echo "== airlock demo: $(DEMO_MODEL) through the airlock (key, bundle, trust, import, approve), then a story"
+	@echo "== airlock demo: $(DEMO_MODEL) through the airlock (key, bundle, trust, import, approve), then a story, then serve it from the store"
 	@scripts/demo-airlock.sh $(BUILD)/airlock $(DEMO_MODEL)
 	@scripts/demo-serve.sh $(BUILD)/airlock $(DEMO_MODEL)
 

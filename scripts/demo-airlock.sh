@@ -27,4 +27,4 @@ step "6. published: a story from the store's blob"
 path=$("$BIN" show $NAME:"$TAG" --store "$STORE" | awk '/^path:/ {print $2}')
 "$BIN" run "$path" -p "Once upon a time" -n 200 --seed 42 --temp 0.8
 echo
-echo "== serve it: $BIN serve --model $path --model-name $NAME:$TAG"
+echo "== serve it from the store: $BIN serve --store $STORE  (model \"$NAME:$TAG\")"
