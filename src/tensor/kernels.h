@@ -21,6 +21,10 @@ typedef void (*al_dot_fn)(int64_t k, const void *w, const void *a, size_t a_stri
 typedef struct al_kernels {
     const char *name;               /* "generic", "avx2" */
     al_dot_fn dot[AL_TYPE_COUNT];   /* NULL: type not supported */
+    /* activation quantizers, bit-identical to al_quantize_row_q8_0/_K for
+     * finite inputs */
+    void (*quant_q8_0)(const float *x, al_block_q8_0 *y, int64_t n);
+    void (*quant_q8_K)(const float *x, al_block_q8_K *y, int64_t n);
 } al_kernels;
 
 const al_kernels *al_kernels_ref(void);

@@ -357,6 +357,94 @@ AI void dot_q6_K_nt(int64_t k, const void *vw, const void *a, size_t as, float *
         out[t] = hsum(acc[t]);
 }
 
+/* ------------------------------------------------------------ quantizers */
+
+/* 32 int32 (4 vectors) -> 32 int8 in element order (saturating). */
+AI __m256i pack_i32x32(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    const __m256i v = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* roundf (half away from zero), exact for |v| < 2^22. */
+AI __m256 round_away(__m256 v)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 a = _mm256_andnot_ps(sign, v);
+    const __m256 r = _mm256_floor_ps(_mm256_add_ps(a, _mm256_set1_ps(0.5f)));
+    return _mm256_or_ps(r, _mm256_and_ps(sign, v));
+}
+
+static void quant_q8_0(const float *x, al_block_q8_0 *y, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / AL_QK; i++, x += AL_QK) {
+        __m256 v[4];
+        __m256 amax = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + 8 * j);
+            amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[j]), amax); /* NaN: keeps amax, like fmaxf */
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float d = _mm_cvtss_f32(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = (al_half)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v[j], vid)));
+        _mm256_storeu_si256((__m256i *)y[i].qs, pack_i32x32(q[0], q[1], q[2], q[3]));
+    }
+}
+
+static void quant_q8_K(const float *x, al_block_q8_K *y, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / AL_QK_K; i++, x += AL_QK_K) {
+        __m256 amax = _mm256_setzero_ps();
+        for (int j = 0; j < AL_QK_K; j += 8)
+            amax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), amax);
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float am = _mm_cvtss_f32(m);
+        if (am == 0.0f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        /* the signed value of the first element of largest magnitude */
+        float max = 0.0f;
+        const __m256 vam = _mm256_set1_ps(am);
+        for (int j = 0; j < AL_QK_K; j += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + j);
+            int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, xv), vam, _CMP_EQ_OQ));
+            if (mask) {
+                max = x[j + __builtin_ctz((unsigned)mask)];
+                break;
+            }
+        }
+        const float iscale = -127.0f / max;
+        const __m256 vis = _mm256_set1_ps(iscale);
+        const __m256i bias = _mm256_set1_epi8((char)0x80);
+        for (int j = 0; j < AL_QK_K; j += 32) {
+            __m256i q[4];
+            for (int u = 0; u < 4; u++)
+                q[u] = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(x + j + 8 * u))); /* ties to even */
+            const __m256i b = pack_i32x32(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), b);
+            /* two bsums of 16: sums of 8 unsigned (q + 128) bytes, minus 8*128 */
+            const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(b, bias), _mm256_setzero_si256());
+            const int64_t s0 = _mm256_extract_epi64(s, 0), s1 = _mm256_extract_epi64(s, 1);
+            const int64_t s2 = _mm256_extract_epi64(s, 2), s3 = _mm256_extract_epi64(s, 3);
+            y[i].bsums[j / 16] = (int16_t)(s0 + s1 - 2048);
+            y[i].bsums[j / 16 + 1] = (int16_t)(s2 + s3 - 2048);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define DISPATCH(name, call)                                                                       \
@@ -412,6 +500,8 @@ static void init(void)
     k_avx2.dot[AL_TYPE_Q4_K] = dot_q4_K;
     k_avx2.dot[AL_TYPE_Q5_K] = dot_q5_K;
     k_avx2.dot[AL_TYPE_Q6_K] = dot_q6_K;
+    k_avx2.quant_q8_0 = quant_q8_0;
+    k_avx2.quant_q8_K = quant_q8_K;
 }
 
 const al_kernels *al_kernels_avx2(void)

@@ -310,6 +310,8 @@ static const al_kernels k_ref = {
         [AL_TYPE_Q3_K] = dot_q3_K, [AL_TYPE_Q4_K] = dot_q4_K, [AL_TYPE_Q5_K] = dot_q5_K,
         [AL_TYPE_Q6_K] = dot_q6_K,
     },
+    .quant_q8_0 = al_quantize_row_q8_0,
+    .quant_q8_K = al_quantize_row_q8_K,
 };
 
 const al_kernels *al_kernels_ref(void)

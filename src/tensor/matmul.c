@@ -77,6 +77,7 @@ typedef struct mm_job {
     int64_t n_tok;
     int64_t tok_tile, chunks_per_tile, n_chunks;
     bool exact;
+    const al_kernels *ks;
     uint8_t *exact_buf; /* (nth) dequantized rows, exact path */
     /* conversion */
     uint32_t conv_type;
@@ -86,21 +87,21 @@ typedef struct mm_job {
 } mm_job;
 
 /* Converts elements [e0, e1) of token t's row into type `at` at row. */
-static void convert(uint32_t at, const float *X, int64_t k, uint8_t *dst, size_t a_row_bytes, int64_t t, int64_t e0,
-                    int64_t e1)
+static void convert(const al_kernels *ks, uint32_t at, const float *X, int64_t k, uint8_t *dst, size_t a_row_bytes,
+                    int64_t t, int64_t e0, int64_t e1)
 {
     const float *x = X + t * k + e0;
     uint8_t *row = dst + (size_t)t * a_row_bytes;
     int64_t n = e1 - e0;
     switch (at) {
     case AL_TYPE_Q8_0:
-        al_quantize_row_q8_0(x, (al_block_q8_0 *)row + e0 / AL_QK, n);
+        ks->quant_q8_0(x, (al_block_q8_0 *)row + e0 / AL_QK, n);
         break;
     case AL_TYPE_Q8_1:
         al_quantize_row_q8_1(x, (al_block_q8_1 *)row + e0 / AL_QK, n);
         break;
     case AL_TYPE_Q8_K:
-        al_quantize_row_q8_K(x, (al_block_q8_K *)row + e0 / AL_QK_K, n);
+        ks->quant_q8_K(x, (al_block_q8_K *)row + e0 / AL_QK_K, n);
         break;
     case AL_TYPE_F16:
         al_fp32_to_fp16_row(x, (al_half *)row + e0, n);
@@ -123,7 +124,7 @@ static void convert_units(const mm_job *j, int64_t u0, int64_t u1)
         int64_t b1 = b0 + (u1 - u0);
         if (b1 > per_row)
             b1 = per_row;
-        convert(j->conv_type, j->X, j->k, j->conv_dst, j->conv_row_bytes, t, b0 * unit, b1 * unit);
+        convert(j->ks, j->conv_type, j->X, j->k, j->conv_dst, j->conv_row_bytes, t, b0 * unit, b1 * unit);
         u0 += b1 - b0;
     }
 }
@@ -305,6 +306,7 @@ void al_matmul_with(const al_kernels *ks, al_threadpool *tp, uint32_t wtype, con
     if (n_tok <= 0 || !part_init(&j.part[0], ks, wtype, W, n_rows, k, row_bytes, Y, ldy))
         return;
     j.n_parts = 1;
+    j.ks = ks;
     j.k = k;
     j.X = X;
     j.n_tok = n_tok;
@@ -341,6 +343,7 @@ void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, c
         if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
             return;
     j.n_parts = n;
+    j.ks = ks;
     j.k = k;
     j.X = X;
     j.n_tok = n_tok;

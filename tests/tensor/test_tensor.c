@@ -460,6 +460,54 @@ static void test_kernels(void **state)
     }
 }
 
+/* ------------------------------------------------------------ quantizers */
+
+/* The fast activation quantizers must give the reference's bytes exactly:
+ * random rows, zero blocks, exact rounding ties, a negative largest value,
+ * repeated maxima of both signs, huge and tiny magnitudes. */
+static void test_quantizers(void **state)
+{
+    (void)state;
+    const al_kernels *sets[2] = {al_kernels_get(), al_cpu_has_avx2() ? al_kernels_avx2() : NULL};
+    enum { N = 1024 };
+    float x[N];
+    al_block_q8_K yk[N / AL_QK_K], rk[N / AL_QK_K];
+    al_block_q8_0 y0[N / AL_QK], r0[N / AL_QK];
+    for (int mode = 0; mode < 7; mode++)
+        for (int rep = 0; rep < 20; rep++) {
+            for (int i = 0; i < N; i++) {
+                switch (mode) {
+                case 0: x[i] = frand(-1, 1); break;
+                case 1: x[i] = (i / 256) % 2 ? 0.0f : frand(-3, 3); break;          /* zero blocks */
+                case 2: x[i] = (float)((int)(rnd() % 255) - 127) * 0.5f; break;    /* ties */
+                case 3: x[i] = i % 37 == 5 ? -4.0f : frand(-4, 4); break;          /* negative max */
+                case 4: x[i] = i % 2 ? 2.0f : -2.0f; break;                        /* equal |max| */
+                case 5: x[i] = frand(-1, 1) * 1e30f; break;
+                default: x[i] = frand(-1, 1) * 1e-30f; break;
+                }
+            }
+            if (mode == 3)
+                x[rep] = 4.0f; /* a positive max before the negatives */
+            al_quantize_row_q8_K(x, rk, N);
+            al_quantize_row_q8_0(x, r0, N);
+            for (int si = 0; si < 2; si++) {
+                if (!sets[si])
+                    continue;
+                memset(yk, 0x55, sizeof(yk));
+                memset(y0, 0x55, sizeof(y0));
+                sets[si]->quant_q8_K(x, yk, N);
+                sets[si]->quant_q8_0(x, y0, N);
+                for (int b = 0; b < N / AL_QK_K; b++) {
+                    if (memcmp(&yk[b], &rk[b], sizeof(yk[b])) != 0)
+                        fail_msg("%s quant_q8_K mode %d rep %d block %d differs from the reference", sets[si]->name,
+                                 mode, rep, b);
+                }
+                if (memcmp(y0, r0, sizeof(y0)) != 0)
+                    fail_msg("%s quant_q8_0 mode %d rep %d differs from the reference", sets[si]->name, mode, rep);
+            }
+        }
+}
+
 /* ------------------------------------------------------------ matmul */
 
 static void check_matmul(al_threadpool *tp, uint32_t t, int64_t n_rows, int64_t k, int64_t n_tok, int mode)
@@ -686,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_quant_roundtrip),
         cmocka_unit_test(test_dequant_real),
         cmocka_unit_test(test_kernels),
+        cmocka_unit_test(test_quantizers),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_threadpool),
         cmocka_unit_test(test_real_matmul),
