@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -657,6 +658,44 @@ static void test_threadpool(void **state)
     assert_int_equal(atomic_load(&pj.calls[0]), 1);
 }
 
+/* An idle pool must not burn CPU: after a burst of jobs, the workers spin
+ * for at most ~100 us and then sleep. Over ~1 s of idling, the process may
+ * use a few ms of CPU time (generous bound: 100 ms). Not a speed check. */
+static double process_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void chunk_fn(void *ctx, int64_t c, int ith)
+{
+    atomic_int *sum = ctx;
+    (void)ith;
+    atomic_fetch_add(sum, (int)c);
+}
+
+static void test_idle_pool(void **state)
+{
+    (void)state;
+    al_threadpool *tp = al_threadpool_new(2);
+    assert_non_null(tp);
+    atomic_int sum;
+    atomic_init(&sum, 0);
+    for (int r = 0; r < 1000; r++)
+        al_threadpool_for(tp, 10, chunk_fn, &sum);
+    assert_int_equal(atomic_load(&sum), 45 * 1000);
+    double c0 = process_cpu_s();
+    struct timespec nap = {1, 0};
+    nanosleep(&nap, NULL);
+    double idle = process_cpu_s() - c0;
+    printf("  idle pool of 2 threads: %.1f ms of CPU over 1 s\n", idle * 1e3);
+    assert_true(idle < 0.1);
+    al_threadpool_for(tp, 3, chunk_fn, &sum); /* still works after sleeping */
+    assert_int_equal(atomic_load(&sum), 45 * 1000 + 3);
+    al_threadpool_free(tp);
+}
+
 /* ------------------------------------------------------------ real models */
 
 static void test_real_matmul(void **state)
@@ -737,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_quantizers),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_threadpool),
+        cmocka_unit_test(test_idle_pool),
         cmocka_unit_test(test_real_matmul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
