@@ -49,6 +49,8 @@ struct al_context {
     float *logits;        /* (n_out_max, n_vocab) */
     float *embd;          /* (n_batch, n_embd) when params.embeddings */
     int32_t *out_index;   /* (total batch) row of logits per token, or -1 */
+    int32_t *zero_seq;    /* (n_batch) zeros: the sequence ids of a batch without them */
+    int32_t n_last;       /* tokens of the last successful batch (0 after a failure) */
     int32_t out_cap;      /* n_out_max */
     int32_t out_index_cap;
     int32_t n_embd_rows;
@@ -148,6 +150,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->logits = alloc_aligned((size_t)c->out_cap * hp->n_vocab * 4);
     c->out_index_cap = (int32_t)B;
     c->out_index = calloc(B, sizeof(int32_t));
+    c->zero_seq = calloc(B, sizeof(int32_t));
     if (c->p.embeddings)
         c->embd = alloc_aligned(B * d * 4);
 
@@ -168,7 +171,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->attn ||
         !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->att_acc || !c->out_x ||
-        !c->logits || !c->out_index || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
+        !c->logits || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
                       c->p.n_seq);
@@ -202,6 +205,7 @@ void al_context_free(al_context *c)
     free(c->logits);
     free(c->embd);
     free(c->out_index);
+    free(c->zero_seq);
     free(c);
 }
 
@@ -491,6 +495,7 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
 al_status al_decode(al_context *c, const al_batch *b, al_error *err)
 {
     const al_hparams *hp = &c->model->hp;
+    c->n_last = 0; /* no logits are valid until this batch succeeds */
     if (b->n_tokens <= 0)
         return al_err(err, AL_ERR_ARG, "empty batch");
     if (b->n_tokens > c->out_index_cap) {
@@ -533,7 +538,6 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
         next[s] = b->pos[i] + 1;
     }
 
-    int32_t zero_seq[1] = {0};
     for (int32_t start = 0; start < b->n_tokens; start += (int32_t)c->p.n_batch) {
         int32_t n = b->n_tokens - start;
         if (n > (int32_t)c->p.n_batch)
@@ -541,28 +545,20 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
         int32_t n_out_chunk = 0;
         for (int32_t i = 0; i < n; i++)
             n_out_chunk += c->out_index[start + i] >= 0;
-        const int32_t *seq = b->seq ? b->seq + start : NULL;
-        int32_t *seqbuf = NULL;
-        if (!seq) {
-            seqbuf = calloc((size_t)n, sizeof(int32_t));
-            if (!seqbuf)
-                return al_err(err, AL_ERR_NOMEM, "out of memory");
-            seq = seqbuf;
-        }
-        (void)zero_seq;
+        const int32_t *seq = b->seq ? b->seq + start : c->zero_seq;
         al_status st = forward_chunk(c, b->tokens + start, b->pos + start, seq, n, c->out_index + start,
                                      n_out_chunk, start);
-        free(seqbuf);
         if (st)
             return st;
     }
+    c->n_last = b->n_tokens;
     c->n_embd_rows = c->embd ? b->n_tokens : 0;
     return AL_OK;
 }
 
 const float *al_get_logits(const al_context *c, int32_t i)
 {
-    if (i < 0 || i >= c->out_index_cap || c->out_index[i] < 0)
+    if (i < 0 || i >= c->n_last || c->out_index[i] < 0)
         return NULL;
     return c->logits + (size_t)c->out_index[i] * c->model->hp.n_vocab;
 }
