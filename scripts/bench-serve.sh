@@ -21,7 +21,7 @@ if [ ! -s "$M" ]; then
     mv "$M.tmp" "$M"
 fi
 LOG="$(mktemp)"
-"$BIN" serve --model "$M" --model-name qwen3 --listen 127.0.0.1:0 --parallel 16 --queue 64 \
+"$BIN" serve --model "$M" --model-name qwen3 --listen 127.0.0.1:0 --parallel 16 --queue 64 --prefix-cache \
     --ctx $((PROMPT + GEN + 64)) ${BENCH_SERVE_ARGS:-} >"$LOG" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$LOG"' EXIT
