@@ -65,6 +65,10 @@ al_context_params al_context_default_params(void)
     return p;
 }
 
+/* 64-byte aligned buffer. Small ones are zeroed; large ones (KV cache,
+ * batch scratch) are not, so that pages stay unmapped until the forward
+ * pass first writes them and resident memory follows what a request uses:
+ * every reader of these buffers only reads what was written before. */
 static void *alloc_aligned(size_t n)
 {
     void *p = NULL;
@@ -72,7 +76,8 @@ static void *alloc_aligned(size_t n)
         n = 64;
     if (posix_memalign(&p, 64, (n + 63) / 64 * 64))
         return NULL;
-    memset(p, 0, n);
+    if (n < ((size_t)1 << 20))
+        memset(p, 0, n);
     return p;
 }
 
