@@ -12,6 +12,11 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js + npm drive the server's SDK tests; a machine may already have
+# them from another source (then they are left alone).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "deps: installing ${missing[*]}" >&2
 SUDO=""
