@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libcmocka-dev libjansson-dev libssl-dev libsqlite3-dev
       libpcre2-dev libutf8proc-dev libmicrohttpd-dev libseccomp-dev
-      python3 curl iproute2)
+      python3 curl iproute2 openssl jq)
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
