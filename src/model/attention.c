@@ -1,5 +1,6 @@
 /* attention.c - plain-C attention kernels over the F16 KV cache and the
  * run-time choice between them and their AVX2 twins. */
+#include <math.h>
 #include <pthread.h>
 
 #include "model/attention.h"
@@ -26,7 +27,35 @@ static void to_f16(const float *src, uint16_t *dst, uint32_t n)
         dst[i] = al_fp32_to_fp16(src[i]);
 }
 
-static const al_attn_kernels k_ref = {dot_f16, axpy_f16, to_f16};
+/* One head at a time, exactly as the forward pass always did. Shared with
+ * the AVX2 twin for shapes it does not handle. */
+void al_attend_f16_ref(const float *q, uint32_t nh, const uint16_t *k, const uint16_t *v, size_t stride, int32_t n_pos,
+                       uint32_t hd, float scale, float *scores, float *out)
+{
+    for (uint32_t h = 0; h < nh; h++) {
+        const float *qh = q + (size_t)h * hd;
+        float *oh = out + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int32_t p = 0; p < n_pos; p++) {
+            float s = dot_f16(qh, k + (size_t)p * stride, hd) * scale;
+            scores[p] = s;
+            if (s > mx)
+                mx = s;
+        }
+        float sum = 0.0f;
+        for (int32_t p = 0; p < n_pos; p++) {
+            scores[p] = expf(scores[p] - mx);
+            sum += scores[p];
+        }
+        const float inv = 1.0f / sum;
+        for (uint32_t i = 0; i < hd; i++)
+            oh[i] = 0.0f;
+        for (int32_t p = 0; p < n_pos; p++)
+            axpy_f16(oh, scores[p] * inv, v + (size_t)p * stride, hd);
+    }
+}
+
+static const al_attn_kernels k_ref = {dot_f16, axpy_f16, to_f16, al_attend_f16_ref};
 
 const al_attn_kernels *al_attn_kernels_ref(void)
 {

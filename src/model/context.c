@@ -146,7 +146,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->up = alloc_aligned(B * hp->n_ff * 4);
     c->rope_cos = alloc_aligned(B * hp->n_rot / 2 * 4);
     c->rope_sin = alloc_aligned(B * hp->n_rot / 2 * 4);
-    c->att_scores = alloc_aligned((size_t)nth * c->p.n_ctx * 4);
+    c->att_scores = alloc_aligned((size_t)nth * c->p.n_ctx * (hp->n_head / hp->n_head_kv) * 4);
     c->att_acc = alloc_aligned((size_t)nth * hd * 4);
     c->out_cap = (int32_t)(c->p.n_seq > 8 ? c->p.n_seq : 8);
     if ((uint32_t)c->out_cap > c->p.n_batch && c->p.n_batch >= c->p.n_seq)
@@ -335,7 +335,7 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const uint32_t hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
     const size_t nq = (size_t)nh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = c->att_scores + (size_t)ith * c->p.n_ctx;
+    float *scores = c->att_scores + (size_t)ith * c->p.n_ctx * group;
     float *acc = c->att_acc + (size_t)ith * hd;
     const int64_t t = chunk / hp->n_head_kv;
     const uint32_t kvh = (uint32_t)(chunk % hp->n_head_kv);
@@ -343,6 +343,13 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
     const size_t stride = (size_t)hp->n_head_kv * hd;
 
+    if (c->kv_elem_bytes == 2) {
+        const uint32_t h0 = kvh * group;
+        c->ak->attend_f16(c->q + (size_t)t * nq + (size_t)h0 * hd, group, (const uint16_t *)c->k_cache + base,
+                          (const uint16_t *)c->v_cache + base, stride, n_pos, hd, scale, scores,
+                          c->attn + (size_t)t * nq + (size_t)h0 * hd);
+        return;
+    }
     for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++) {
         const float *q = c->q + (size_t)t * nq + (size_t)h * hd;
         float mx = -INFINITY;
