@@ -67,9 +67,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
 {
-    /* al_cpu_has_avx2 checks CPUID, the OS's YMM state (XGETBV) and
-     * AIRLOCK_NO_AVX2. */
-    if (al_cpu_has_avx2())
+    /* al_cpu_has_avx2 checks CPUID and the OS's YMM state (XGETBV); the
+     * matmul kernel choice also honours AIRLOCK_NO_AVX2. */
+    if (al_cpu_has_avx2() && al_kernels_get() != al_kernels_ref() && al_attn_kernels_avx2())
         g_chosen = al_attn_kernels_avx2();
 }
 
