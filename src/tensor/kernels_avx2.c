@@ -159,30 +159,55 @@ AI __m256i q_signed(uint32_t type, const uint8_t *blk, float *d)
     return _mm256_loadu_si256((const __m256i *)b->qs);
 }
 
+/* One block of a *_0 type against token t's block i: the scaled product
+ * added into acc. */
+AI __m256 q0_block(__m256i q, __m256i aq, float dw, const al_block_q8_0 *xb, __m256 acc)
+{
+    __m256i y = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xb->qs), q);
+    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, y), _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(xb->d)), _mm256_cvtepi32_ps(p), acc);
+}
+
+/* With few tokens the FMA chain of one accumulator would bound the speed
+ * (one block per FMA latency), so blocks alternate between `ch`
+ * independent accumulators per token. */
 AI void dot_q_0_nt(uint32_t type, size_t bsz, int64_t k, const void *vw, const void *a, size_t as, float *out,
                    const int nt)
 {
+    enum { CH = 4 };
+    const int ch = nt == 1 ? 4 : nt == 2 ? 2 : 1;
     const uint8_t *w = vw;
-    __m256 acc[AL_DOT_MAX_NT];
+    __m256 acc[AL_DOT_MAX_NT][CH];
     const al_block_q8_0 *x[AL_DOT_MAX_NT];
     for (int t = 0; t < nt; t++) {
-        acc[t] = _mm256_setzero_ps();
+        for (int c = 0; c < CH; c++)
+            acc[t][c] = _mm256_setzero_ps();
         x[t] = (const al_block_q8_0 *)TOK(a, as, t);
     }
     const int64_t nb = k / AL_QK;
-    for (int64_t i = 0; i < nb; i++) {
-        float dw;
-        const __m256i q = q_signed(type, w + i * bsz, &dw);
-        /* |q| and a sign per byte, shared by all tokens */
-        const __m256i aq = _mm256_sign_epi8(q, q);
-        for (int t = 0; t < nt; t++) {
-            __m256i y = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x[t][i].qs), q);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, y), _mm256_set1_epi16(1));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
+    int64_t i = 0;
+    for (; i + ch <= nb; i += ch) {
+        for (int c = 0; c < ch; c++) {
+            float dw;
+            const __m256i q = q_signed(type, w + (i + c) * bsz, &dw);
+            const __m256i aq = _mm256_sign_epi8(q, q); /* |q|, shared by all tokens */
+            for (int t = 0; t < nt; t++)
+                acc[t][c] = q0_block(q, aq, dw, &x[t][i + c], acc[t][c]);
         }
     }
-    for (int t = 0; t < nt; t++)
-        out[t] = hsum(acc[t]);
+    for (; i < nb; i++) {
+        float dw;
+        const __m256i q = q_signed(type, w + i * bsz, &dw);
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        for (int t = 0; t < nt; t++)
+            acc[t][0] = q0_block(q, aq, dw, &x[t][i], acc[t][0]);
+    }
+    for (int t = 0; t < nt; t++) {
+        __m256 s = acc[t][0];
+        for (int c = 1; c < ch; c++)
+            s = _mm256_add_ps(s, acc[t][c]);
+        out[t] = hsum(s);
+    }
 }
 
 /* Q4_1 / Q5_1: unsigned weights + min vs Q8_1. */
