@@ -51,6 +51,8 @@ static void usage(FILE *f, const al_server_config *d)
             "  --model PATH          a GGUF model file\n"
             "  --model-name NAME     the name clients use for the preceding --model\n"
             "                        (default: the file name without .gguf)\n"
+            "  --chat-template FILE  Jinja2 chat template overriding the preceding --model's own\n"
+            "                        (read and checked in the sandbox before serving)\n"
             "  --chat-format FMT     built-in chat format for the preceding --model\n"
             "                        (chatml, llama2, llama3, mistral, gemma, phi3); needed\n"
             "                        for chat on models without a chat template\n"
@@ -376,6 +378,28 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             models[n_models++].path = v;
+        } else if (!strcmp(a, "--chat-template")) {
+            if (n_models == 0) {
+                cli_errorf("serve", "--chat-template must follow the --model it applies to");
+                return 2;
+            }
+            size_t n_src = 0;
+            char *src = cli_read_file(v, &n_src);
+            if (!src) {
+                cli_errorf("serve", "%s: cannot read the chat template: %s", v, strerror(errno));
+                return 1;
+            }
+            al_template *t = NULL;
+            al_error terr = {0};
+            if (al_template_parse(src, n_src, &t, &terr)) {
+                cli_errorf("serve", "%s: %s", v, terr.msg);
+                free(src);
+                return 1;
+            }
+            al_template_free(t);
+            /* Freed when serve returns; the scheduler keeps a copy. */
+            free((char *)models[n_models - 1].chat_template);
+            models[n_models - 1].chat_template = src;
         } else if (!strcmp(a, "--model-name") || !strcmp(a, "--chat-format")) {
             if (n_models == 0) {
                 cli_errorf("serve", "%s must follow the --model it applies to", a);
@@ -468,5 +492,7 @@ int cmd_serve(int argc, char **argv)
     serve_state st = {0};
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);
     serve_state_free(&st);
+    for (size_t m = 0; m < (size_t)n_models; m++)
+        free((char *)models[m].chat_template);
     return rc;
 }

@@ -516,9 +516,12 @@ static void piece_of(const al_vocab *v, int32_t tok, char *buf, size_t cap)
     buf[n] = 0;
 }
 
-/* Renders a chat through the model's template (or --chat-format). */
+/* Renders a chat through --chat-template, --chat-format, the model's own
+ * template, or --default-chat-format, in that order. */
 static const char *chat_template_of(al_server *srv, const srv_model_status *st, const al_model *model)
 {
+    if (st->chat_template)
+        return st->chat_template;
     if (st->chat_format)
         return al_template_builtin(st->chat_format);
     const char *t = al_model_chat_template(model);

@@ -43,6 +43,7 @@ typedef struct slot {
 
 struct srv_model {
     char *name, *path, *chat_format; /* owned */
+    char *chat_template;              /* owned override source, or NULL */
     char *digest, *manifest_digest;  /* owned; NULL for plain --model files */
     bool refused;            /* failed its integrity check: never loaded again */
     al_error refused_err;
@@ -325,6 +326,7 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->name = m->name;
     out->path = m->path;
     out->chat_format = m->chat_format;
+    out->chat_template = m->chat_template;
     out->digest = m->digest;
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
@@ -1003,9 +1005,11 @@ al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, 
         m->path = dup_str(models[i].path);
         m->name = models[i].name ? dup_str(models[i].name) : default_name(models[i].path);
         m->chat_format = dup_str(models[i].chat_format);
+        m->chat_template = dup_str(models[i].chat_template);
         m->digest = dup_str(models[i].digest);
         m->manifest_digest = dup_str(models[i].manifest_digest);
         if (!m->path || !m->name || (models[i].chat_format && !m->chat_format) ||
+            (models[i].chat_template && !m->chat_template) ||
             (models[i].digest && !m->digest) || (models[i].manifest_digest && !m->manifest_digest)) {
             srv_sched_free(s);
             return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -1056,6 +1060,7 @@ void srv_sched_free(srv_sched *s)
         free(m->name);
         free(m->path);
         free(m->chat_format);
+        free(m->chat_template);
         free(m->digest);
         free(m->manifest_digest);
     }

@@ -27,6 +27,7 @@ typedef struct srv_model_cfg {
     const char *path;        /* GGUF file */
     const char *name;        /* name clients use; NULL: file name without .gguf */
     const char *chat_format; /* built-in template name, or NULL: the model's own */
+    const char *chat_template; /* template source overriding the model's (--chat-template), or NULL */
     const char *digest;      /* sha256 (hex) of the GGUF blob, re-hashed at every load
                                 (a mismatch refuses the model); NULL: not checked */
     const char *manifest_digest; /* OCI manifest digest of a store model, or NULL */
@@ -123,6 +124,7 @@ typedef struct srv_model_status {
     const char *name;        /* static for the scheduler's life */
     const char *path;
     const char *chat_format;
+    const char *chat_template; /* override source, or NULL */
     const char *digest;          /* GGUF blob sha256, or NULL */
     const char *manifest_digest; /* OCI manifest digest, or NULL */
     bool refused;                /* failed its integrity check: never served */
