@@ -20,14 +20,6 @@ AI float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-AI int hsum_i32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 AI float h2f(al_half h)
 {
     return _cvtsh_ss(h);

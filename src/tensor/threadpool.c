@@ -29,7 +29,7 @@ struct al_threadpool {
     pthread_t *threads;    /* (n-1) workers */
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
-    _Alignas(64) atomic_ullong word;  /* see above */
+    _Alignas(64) _Atomic uint64_t word; /* see above */
     atomic_uintptr_t fn_chunk;        /* void (*)(void *, int64_t, int) */
     atomic_uintptr_t fn_all;          /* void (*)(void *, int, int) */
     atomic_uintptr_t ctx;

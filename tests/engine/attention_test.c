@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "model/attention.h"
+#include "tensor/kernels.h"
 #include "tensor/quant.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
@@ -39,7 +40,7 @@ static void test_to_f16_matches_hardware(void **state)
 {
     (void)state;
     const al_attn_kernels *fast = al_attn_kernels_avx2(), *ref = al_attn_kernels_ref();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("f16c"))
+    if (!al_cpu_has_avx2()) /* CPUID AVX2+FMA+F16C and XGETBV */
         skip();
     enum { N = 4099 };
     float *src = malloc(N * sizeof(float));
