@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libcmocka-dev libjansson-dev libssl-dev libsqlite3-dev
-      libpcre2-dev libutf8proc-dev libmicrohttpd-dev libseccomp-dev
+      libpcre2-dev libutf8proc-dev libmicrohttpd-dev libseccomp-dev libgnutls28-dev
       python3 curl iproute2 openssl jq)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -61,6 +61,10 @@ static void usage(FILE *f, const al_server_config *d)
             "  --listen ADDR:PORT    numeric address to listen on (repeatable; default %s;\n"
             "                        port 0 picks a free one and prints it)\n"
             "  --unsafe-no-sandbox   do not confine the process (debugging only)\n"
+            "  --tls-cert FILE       serve HTTPS with this PEM certificate (chain); needs --tls-key\n"
+            "  --tls-key FILE        the certificate's PEM private key (unencrypted)\n"
+            "  --tls-client-ca FILE  require a client certificate signed by this PEM CA\n"
+            "                        (needs --tls-cert and --tls-key)\n"
             "\n"
             "capacity:\n"
             "  --parallel N          sequences decoded together per model (default %u)\n"
@@ -150,6 +154,95 @@ static void serve_audit(serve_state *st, const char *action, int status, const c
     al_error err = {0};
     if (al_audit_append(st->audit, &ev, &err) == AL_OK)
         al_audit_flush(st->audit, &err);
+}
+
+/* Reads a small PEM file (certificate or key) into a NUL-terminated buffer
+ * (caller frees with pem_free). NULL with errno set on failure. */
+#define MAX_PEM_BYTES (1u << 20)
+static char *pem_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct stat sb;
+    int e = 0;
+    if (fstat(fileno(f), &sb))
+        e = errno;
+    else if (!S_ISREG(sb.st_mode))
+        e = EISDIR; /* not a regular file */
+    else if (sb.st_size <= 0)
+        e = ENODATA;
+    else if (sb.st_size > MAX_PEM_BYTES)
+        e = EFBIG;
+    if (e) {
+        fclose(f);
+        errno = e;
+        return NULL;
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    size_t got = buf ? fread(buf, 1, n, f) : 0;
+    fclose(f);
+    if (!buf || got != n) {
+        if (buf) {
+            explicit_bzero(buf, n);
+            free(buf);
+        }
+        errno = buf ? EIO : ENOMEM;
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* The TLS files of --tls-cert/--tls-key/--tls-client-ca, read before the
+ * sandbox is entered (the server holds them in memory). */
+typedef struct serve_tls {
+    const char *file[3]; /* cert, key, client CA (argv, borrowed) */
+    char *pem[3];        /* owned; the key is zeroed when freed */
+    size_t len[3];
+} serve_tls;
+
+static void serve_tls_free(serve_tls *t)
+{
+    for (int i = 0; i < 3; i++) {
+        if (t->pem[i]) {
+            explicit_bzero(t->pem[i], t->len[i]);
+            free(t->pem[i]);
+        }
+        t->pem[i] = NULL;
+    }
+}
+
+/* 0, or the exit status after printing a message naming the file. */
+static int serve_tls_load(serve_tls *t, al_server_config *cfg)
+{
+    static const char *const k_what[3] = {"TLS certificate", "TLS key", "TLS client CA"};
+    if (!t->file[0] && !t->file[1] && !t->file[2])
+        return 0;
+    if (!t->file[0] || !t->file[1]) {
+        cli_errorf("serve", "%s", t->file[2] && !t->file[0] && !t->file[1]
+                                      ? "--tls-client-ca needs --tls-cert and --tls-key"
+                                      : "TLS needs both --tls-cert FILE and --tls-key FILE");
+        return 2;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!t->file[i])
+            continue;
+        t->pem[i] = pem_read(t->file[i], &t->len[i]);
+        if (!t->pem[i]) {
+            cli_errorf("serve", "%s: cannot read the %s: %s", t->file[i], k_what[i], strerror(errno));
+            return 1;
+        }
+    }
+    cfg->tls_cert_pem = t->pem[0];
+    cfg->tls_cert_file = t->file[0];
+    cfg->tls_key_pem = t->pem[1];
+    cfg->tls_key_file = t->file[1];
+    cfg->tls_client_ca_pem = t->pem[2];
+    cfg->tls_client_ca_file = t->file[2];
+    return 0;
 }
 
 static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_models, const char **listen,
@@ -314,7 +407,8 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
     for (size_t i = 0; i < al_server_n_listeners(srv); i++) {
         const char *spec = cfg->listen[i];
         const char *colon = strrchr(spec, ':');
-        printf("airlock serve: listening on http://%.*s:%u\n", (int)(colon - spec), spec,
+        printf("airlock serve: listening on %s://%.*s:%u\n", al_server_tls(srv) ? "https" : "http",
+               (int)(colon - spec), spec,
                (unsigned)al_server_port(srv, i));
     }
     for (size_t i = 0; i < n_models; i++) {
@@ -345,6 +439,7 @@ int cmd_serve(int argc, char **argv)
     size_t n_listen = 0;
     bool no_sandbox = false, use_mlock = false;
     const char *store_opt = NULL, *audit_content = NULL;
+    serve_tls tls = {0};
     memset(models, 0, sizeof(models));
 
     for (int i = 1; i < argc; i++) {
@@ -415,6 +510,12 @@ int cmd_serve(int argc, char **argv)
                 }
                 models[n_models - 1].chat_format = v;
             }
+        } else if (!strcmp(a, "--tls-cert")) {
+            tls.file[0] = v;
+        } else if (!strcmp(a, "--tls-key")) {
+            tls.file[1] = v;
+        } else if (!strcmp(a, "--tls-client-ca")) {
+            tls.file[2] = v;
         } else if (!strcmp(a, "--store")) {
             store_opt = v;
         } else if (!strcmp(a, "--audit-content")) {
@@ -489,9 +590,15 @@ int cmd_serve(int argc, char **argv)
         cli_errorf("serve", "%s", err.msg);
         return 2;
     }
+    int trc = serve_tls_load(&tls, &cfg);
+    if (trc) {
+        serve_tls_free(&tls);
+        return trc;
+    }
     serve_state st = {0};
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);
     serve_state_free(&st);
+    serve_tls_free(&tls);
     for (size_t m = 0; m < (size_t)n_models; m++)
         free((char *)models[m].chat_template);
     return rc;

@@ -8,6 +8,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -87,6 +89,100 @@ static al_status parse_listen(const char *spec, struct sockaddr_storage *ss, soc
     return AL_OK;
 }
 
+/* ------------------------------------------------------------------- TLS */
+
+/* A PEM text as a gnutls datum (gnutls only reads it). */
+static gnutls_datum_t pem_datum(const char *pem)
+{
+    gnutls_datum_t d = {(unsigned char *)(uintptr_t)pem, (unsigned)strnlen(pem, UINT32_MAX - 1u)};
+    return d;
+}
+
+/* Number of X.509 certificates in a PEM text; 0 with *why set when none
+ * can be read. */
+static unsigned pem_cert_count(const char *pem, const char **why)
+{
+    gnutls_datum_t d = pem_datum(pem);
+    gnutls_x509_crt_t *crts = NULL;
+    unsigned n = 0;
+    int rc = gnutls_x509_crt_list_import2(&crts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0) {
+        *why = gnutls_strerror(rc);
+        return 0;
+    }
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    if (n == 0)
+        *why = "no certificate in it";
+    return n;
+}
+
+/* Checks the TLS settings the way the HTTP daemon will load them, so a
+ * bad file is reported by name before anything listens. */
+static al_status tls_check(const al_server_config *cfg, al_error *err)
+{
+    const char *cf = cfg->tls_cert_file ? cfg->tls_cert_file : "the TLS certificate";
+    const char *kf = cfg->tls_key_file ? cfg->tls_key_file : "the TLS key";
+    const char *af = cfg->tls_client_ca_file ? cfg->tls_client_ca_file : "the TLS client CA";
+    if (!cfg->tls_cert_pem && !cfg->tls_key_pem) {
+        if (cfg->tls_client_ca_pem)
+            return al_err(err, AL_ERR_ARG, "--tls-client-ca needs --tls-cert and --tls-key");
+        return AL_OK;
+    }
+    if (!cfg->tls_cert_pem || !cfg->tls_key_pem)
+        return al_err(err, AL_ERR_ARG, "TLS needs both --tls-cert and --tls-key");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return al_err(err, AL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS support");
+    const char *why = NULL;
+    if (!pem_cert_count(cfg->tls_cert_pem, &why))
+        return al_err(err, AL_ERR_FORMAT, "%s: not a PEM certificate: %s", cf, why);
+    gnutls_datum_t kd = pem_datum(cfg->tls_key_pem);
+    gnutls_x509_privkey_t key = NULL;
+    int rc = gnutls_x509_privkey_init(&key);
+    if (rc >= 0)
+        rc = gnutls_x509_privkey_import2(key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+    gnutls_x509_privkey_deinit(key);
+    if (rc < 0)
+        return al_err(err, AL_ERR_FORMAT, "%s: not an unencrypted PEM private key: %s", kf, gnutls_strerror(rc));
+    gnutls_certificate_credentials_t cred = NULL;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    gnutls_datum_t cd = pem_datum(cfg->tls_cert_pem);
+    rc = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (rc < 0)
+        return al_err(err, AL_ERR_FORMAT, "%s and %s: %s", cf, kf,
+                      rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH ? "the key does not belong to the certificate"
+                                                               : gnutls_strerror(rc));
+    if (cfg->tls_client_ca_pem && !pem_cert_count(cfg->tls_client_ca_pem, &why))
+        return al_err(err, AL_ERR_FORMAT, "%s: not a PEM CA certificate: %s", af, why);
+    return AL_OK;
+}
+
+/* With --tls-client-ca: did the peer present a certificate that chains to
+ * that CA, is valid now and, if it names its purposes, allows TLS client
+ * use? libmicrohttpd asks for a certificate but does not check it. */
+static bool client_cert_verified(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session)
+        return false;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    if (gnutls_certificate_type_get(s) != GNUTLS_CRT_X509)
+        return false;
+    gnutls_typed_vdata_st vd = {GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)(uintptr_t)GNUTLS_KP_TLS_WWW_CLIENT, 0};
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers(s, &vd, 1, &status) != GNUTLS_E_SUCCESS)
+        return false; /* GNUTLS_E_NO_CERTIFICATE_FOUND when none was sent */
+    return status == 0;
+}
+
+bool al_server_tls(const al_server *srv)
+{
+    return srv && srv->cfg.tls_cert_pem != NULL;
+}
+
 al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error *err)
 {
     *out = NULL;
@@ -97,6 +193,9 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
     if (cfg->max_tokens < 1 || cfg->default_max_tokens < 1 || cfg->max_json_depth < 2 ||
         cfg->max_body_bytes < 1024 || cfg->max_header_bytes < 1024)
         return al_err(err, AL_ERR_ARG, "limits out of range");
+    al_status tst = tls_check(cfg, err);
+    if (tst)
+        return tst;
     al_server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -522,6 +621,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
                           sizeof(r->client));
         }
+        if (srv->cfg.tls_client_ca_pem && !client_cert_verified(conn))
+            return (enum MHD_Result)srv_reply_error(r, 403, "client_certificate_required", NULL,
+                                                    "this server requires a TLS client certificate signed by "
+                                                    "its client CA");
         hdr_count hc = {0};
         MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
         if (hc.bytes > srv->cfg.max_header_bytes)
@@ -654,13 +757,30 @@ al_status al_server_start(al_server *srv, al_error *err)
     if (st)
         return st;
     srv->created = (int64_t)time(NULL);
+    /* TLS options: the PEM texts were read before the sandbox and checked
+     * by al_server_bind; libmicrohttpd copies nothing, so they stay
+     * borrowed until al_server_free. */
+    struct MHD_OptionItem tls_opts[4];
+    size_t n_tls = 0;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG;
+    if (srv->cfg.tls_cert_pem) {
+        flags |= MHD_USE_TLS;
+        tls_opts[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)srv->cfg.tls_key_pem};
+        tls_opts[n_tls++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)srv->cfg.tls_cert_pem};
+        if (srv->cfg.tls_client_ca_pem)
+            tls_opts[n_tls++] =
+                (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)(uintptr_t)srv->cfg.tls_client_ca_pem};
+    }
+    tls_opts[n_tls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     for (size_t i = 0; i < srv->n_fds; i++) {
         srv->daemons[i] = MHD_start_daemon(
-            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0,
-            NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->fds[i], MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(srv->cfg.max_header_bytes + 32768),
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->fds[i],
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)srv->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)(srv->cfg.max_header_bytes + 32768), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (!srv->daemons[i])
             return al_err(err, AL_ERR_IO, "cannot start the HTTP daemon on %s", srv->cfg.listen[i]);
         srv->fds[i] = -1; /* the daemon owns it now */

@@ -41,6 +41,13 @@ typedef struct al_server_config {
     const char *sandbox_json;     /* al_sandbox_report_json of the sandbox entered; NULL: none */
     const char *default_chat_format; /* built-in format for models without a template and
                                         without their own --chat-format, or NULL */
+    /* TLS (docs/server.md): PEM texts, borrowed until al_server_free. No
+     * certificate: plain HTTP. Checked by al_server_bind before it listens;
+     * the *_file names only label its error messages. */
+    const char *tls_cert_pem, *tls_cert_file;   /* server certificate (chain) */
+    const char *tls_key_pem, *tls_key_file;     /* its private key */
+    const char *tls_client_ca_pem, *tls_client_ca_file; /* NULL: no client certificate asked;
+                                                           else one signed by it is required */
 } al_server_config;
 
 /* Defaults documented in `airlock serve --help`. */
@@ -58,6 +65,8 @@ al_status al_server_start(al_server *srv, al_error *err);
 /* The port actually bound by listener i (useful with port 0). */
 uint16_t al_server_port(const al_server *srv, size_t i);
 size_t al_server_n_listeners(const al_server *srv);
+/* True when the server speaks HTTPS (a TLS certificate was configured). */
+bool al_server_tls(const al_server *srv);
 /* Stops everything and frees srv (NULL: no-op). */
 void al_server_free(al_server *srv);
 
