@@ -1600,6 +1600,8 @@ int srv_api_dispatch(srv_req *r)
         if (o) {
             json_object_set_new(o, "egress", json_string(blocked ? "blocked" : "open"));
             json_object_set_new(o, "sandbox", sb ? sb : json_null());
+            json_object_set_new(o, "tls", json_pack("{s:b,s:b}", "enabled", srv->cfg.tls_cert_pem != NULL,
+                                                    "client_certificates", srv->cfg.tls_client_ca_pem != NULL));
         } else {
             json_decref(sb);
         }

@@ -80,6 +80,8 @@ check "the startup line says https:// with TLS on" [ "${URL%%://*}" = https ]
 check "the sandbox is on" grep -q "sandbox:" "$WORK/tls.err"
 get --cacert "$C/ca.pem" /health
 check "GET /health over HTTPS, server certificate verified against the CA -> 200" [ "$CODE" = 200 ]
+check "/health says tls enabled, no client certificates" \
+    [ "$(jget "$BODY" 'd["tls"]["enabled"], d["tls"]["client_certificates"]')" = "True False" ]
 chat --cacert "$C/ca.pem"
 check "POST /v1/chat/completions over HTTPS answers (200 with a choice)" \
     [ "$CODE:$(jget "$BODY" 'len(d["choices"])' 2>/dev/null)" = "200:1" ]
@@ -105,6 +107,8 @@ get --cacert "$C/ca.pem" --cert "$C/server.pem" --key "$C/server.key" /health
 check "--tls-client-ca: the CA's server-only certificate (EKU serverAuth) -> refused (got $CODE)" [ "$CODE" != 200 ]
 get --cacert "$C/ca.pem" --cert "$C/client.pem" --key "$C/client.key" /health
 check "--tls-client-ca: the CA's client certificate -> 200" [ "$CODE" = 200 ]
+check "/health says tls enabled with client certificates" \
+    [ "$(jget "$BODY" 'd["tls"]["enabled"], d["tls"]["client_certificates"]')" = "True True" ]
 chat --cacert "$C/ca.pem" --cert "$C/client.pem" --key "$C/client.key"
 check "--tls-client-ca: chat with the client certificate -> 200 with a choice" \
     [ "$CODE:$(jget "$BODY" 'len(d["choices"])' 2>/dev/null)" = "200:1" ]
@@ -115,6 +119,7 @@ start_tls plain "${ARGS[@]}"
 check "the startup line says http:// with TLS off" [ "${URL%%://*}" = http ]
 get /health
 check "TLS off: GET /health over plain HTTP -> 200" [ "$CODE" = 200 ]
+check "/health says tls not enabled" [ "$(jget "$BODY" 'd["tls"]["enabled"]')" = False ]
 chat
 check "TLS off: chat over plain HTTP -> 200" [ "$CODE" = 200 ]
 stop_server
