@@ -28,7 +28,9 @@ struct al_context {
     /* KV cache: [layer][seq][pos][n_head_kv*head_dim], F16 or F32. */
     void *k_cache;
     void *v_cache;
-    size_t kv_elem_bytes;
+    size_t kv_elem_bytes; /* 4 (F32), 2 (F16) or 1 (Q8_0 blocks: see kv_bytes) */
+    bool kv_q8;           /* Q8_0 blocks of 32 along each position's row */
+    float *att_row;       /* (n_threads, head_dim) a dequantized K or V row (Q8_0) */
     int32_t *seq_len;     /* (n_seq) positions held per sequence */
 
     /* Scratch for one chunk of n_batch tokens. */
@@ -69,6 +71,12 @@ al_context_params al_context_default_params(void)
  * batch scratch) are not, so that pages stay unmapped until the forward
  * pass first writes them and resident memory follows what a request uses:
  * every reader of these buffers only reads what was written before. */
+/* Bytes of `elems` cache elements (for Q8_0 a multiple of 32). */
+static inline size_t kv_bytes(const al_context *c, size_t elems)
+{
+    return c->kv_q8 ? elems / AL_QK * sizeof(al_block_q8_0) : elems * c->kv_elem_bytes;
+}
+
 static void *alloc_aligned(size_t n)
 {
     void *p = NULL;
@@ -132,9 +140,15 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     const size_t B = c->p.n_batch, d = hp->n_embd, hd = hp->head_dim;
     const size_t nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
     c->kv_elem_bytes = (c->p.exact || c->p.kv_type == AL_KV_F32) ? 4 : 2;
+    /* Q8_0 needs whole blocks per head; otherwise F16 */
+    if (!c->p.exact && c->p.kv_type == AL_KV_Q8_0 && hd % AL_QK == 0) {
+        c->kv_q8 = true;
+        c->kv_elem_bytes = 1;
+    }
     size_t kv_elems = (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * nkv;
-    c->k_cache = alloc_aligned(kv_elems * c->kv_elem_bytes);
-    c->v_cache = alloc_aligned(kv_elems * c->kv_elem_bytes);
+    c->k_cache = alloc_aligned(kv_bytes(c, kv_elems));
+    c->v_cache = alloc_aligned(kv_bytes(c, kv_elems));
+    c->att_row = alloc_aligned((size_t)nth * hd * 4);
     c->seq_len = calloc(c->p.n_seq, sizeof(int32_t));
     c->x = alloc_aligned(B * d * 4);
     c->xn = alloc_aligned(B * max_sz(d, nq) * 4);
@@ -176,7 +190,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->attn ||
         !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->att_acc || !c->out_x ||
-        !c->logits || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
+        !c->logits || !c->att_row || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
                       c->p.n_seq);
@@ -192,6 +206,7 @@ void al_context_free(al_context *c)
     al_threadpool_free(c->tp);
     free(c->k_cache);
     free(c->v_cache);
+    free(c->att_row);
     free(c->seq_len);
     free(c->x);
     free(c->xn);
@@ -309,7 +324,9 @@ static inline size_t kv_offset(const al_context *c, uint32_t layer, int32_t seq,
 
 static void kv_store(al_context *c, void *cache, size_t off, const float *src, size_t n)
 {
-    if (c->kv_elem_bytes == 4)
+    if (c->kv_q8)
+        al_quantize_row_q8_0(src, (al_block_q8_0 *)((uint8_t *)cache + kv_bytes(c, off)), (int64_t)n);
+    else if (c->kv_elem_bytes == 4)
         memcpy((float *)cache + off, src, n * 4);
     else
         c->ak->to_f16(src, (uint16_t *)cache + off, (uint32_t)n);
@@ -324,6 +341,50 @@ typedef struct attn_job {
     const int32_t *seq;
     int64_t n_tok;
 } attn_job;
+
+/* Attention over a Q8_0 cache: each K/V row of the KV head dequantized once
+ * (into row) for all the query heads that share it. */
+static void attn_q8(al_context *c, int64_t t, uint32_t kvh, size_t base, size_t stride, int32_t n_pos, float scale,
+                    float *scores, float *row)
+{
+    const al_hparams *hp = &c->model->hp;
+    const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, h0 = kvh * group;
+    const size_t nq = (size_t)hp->n_head * hd;
+    const float *q = c->q + (size_t)t * nq + (size_t)h0 * hd;
+    float *out = c->attn + (size_t)t * nq + (size_t)h0 * hd;
+    for (int32_t p = 0; p < n_pos; p++) {
+        al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)c->k_cache + kv_bytes(c, base + (size_t)p * stride), row,
+                          hd);
+        for (uint32_t g = 0; g < group; g++) {
+            float s = 0.0f;
+            for (uint32_t i = 0; i < hd; i++)
+                s += q[(size_t)g * hd + i] * row[i];
+            scores[(size_t)g * n_pos + p] = s * scale;
+        }
+    }
+    for (uint32_t g = 0; g < group; g++) {
+        float *sg = scores + (size_t)g * n_pos, mx = -INFINITY, sum = 0.0f;
+        for (int32_t p = 0; p < n_pos; p++)
+            mx = sg[p] > mx ? sg[p] : mx;
+        for (int32_t p = 0; p < n_pos; p++) {
+            sg[p] = expf(sg[p] - mx);
+            sum += sg[p];
+        }
+        for (int32_t p = 0; p < n_pos; p++)
+            sg[p] /= sum;
+        memset(out + (size_t)g * hd, 0, hd * sizeof(float));
+    }
+    for (int32_t p = 0; p < n_pos; p++) {
+        al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)c->v_cache + kv_bytes(c, base + (size_t)p * stride), row,
+                          hd);
+        for (uint32_t g = 0; g < group; g++) {
+            const float a = scores[(size_t)g * n_pos + p];
+            float *o = out + (size_t)g * hd;
+            for (uint32_t i = 0; i < hd; i++)
+                o[i] += a * row[i];
+        }
+    }
+}
 
 /* One chunk: token t = chunk / n_head_kv and the query heads that share
  * KV head kvh = chunk % n_head_kv (their K/V rows stay in cache). */
@@ -343,6 +404,10 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
     const size_t stride = (size_t)hp->n_head_kv * hd;
 
+    if (c->kv_q8) {
+        attn_q8(c, t, kvh, base, stride, n_pos, scale, scores, c->att_row + (size_t)ith * hd);
+        return;
+    }
     if (c->kv_elem_bytes == 2) {
         const uint32_t h0 = kvh * group;
         c->ak->attend_f16(c->q + (size_t)t * nq + (size_t)h0 * hd, group, (const uint16_t *)c->k_cache + base,
@@ -599,9 +664,9 @@ void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
     if (n <= 0)
         return;
     const al_hparams *hp = &c->model->hp;
-    size_t bytes = (size_t)n * hp->n_head_kv * hp->head_dim * c->kv_elem_bytes;
+    size_t bytes = kv_bytes(c, (size_t)n * hp->n_head_kv * hp->head_dim);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        size_t so = kv_offset(c, l, src, 0) * c->kv_elem_bytes, dof = kv_offset(c, l, dst, 0) * c->kv_elem_bytes;
+        size_t so = kv_bytes(c, kv_offset(c, l, src, 0)), dof = kv_bytes(c, kv_offset(c, l, dst, 0));
         memcpy((uint8_t *)c->k_cache + dof, (uint8_t *)c->k_cache + so, bytes);
         memcpy((uint8_t *)c->v_cache + dof, (uint8_t *)c->v_cache + so, bytes);
     }
@@ -618,7 +683,7 @@ int32_t al_kv_seq_len(const al_context *c, int32_t seq)
 void al_kv_clear(al_context *c)
 {
     const al_hparams *hp = &c->model->hp;
-    size_t n = (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * hp->n_head_kv * hp->head_dim * c->kv_elem_bytes;
+    size_t n = kv_bytes(c, (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * hp->n_head_kv * hp->head_dim);
     memset(c->k_cache, 0, n);
     memset(c->v_cache, 0, n);
     memset(c->seq_len, 0, c->p.n_seq * sizeof(int32_t));
@@ -638,9 +703,9 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
     if (!c || seq < 0 || (uint32_t)seq >= c->p.n_seq)
         return;
     const al_hparams *hp = &c->model->hp;
-    size_t bytes = (size_t)c->p.n_ctx * hp->n_head_kv * hp->head_dim * c->kv_elem_bytes;
+    size_t bytes = kv_bytes(c, (size_t)c->p.n_ctx * hp->n_head_kv * hp->head_dim);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        size_t off = kv_offset(c, l, seq, 0) * c->kv_elem_bytes;
+        size_t off = kv_bytes(c, kv_offset(c, l, seq, 0));
         memset((uint8_t *)c->k_cache + off, 0, bytes);
         memset((uint8_t *)c->v_cache + off, 0, bytes);
     }
