@@ -10,7 +10,7 @@
 
 #define AL_ROW_BLOCK 16          /* rows per chunk unit: 64 bytes of Y */
 #define AL_TILE_BYTES (256 << 10) /* activation bytes per token tile */
-#define AL_CHUNK_BYTES (512 << 10) /* weight bytes per chunk at most (unless 16 rows are more) */
+#define AL_CHUNK_BYTES (256 << 10) /* weight bytes per chunk at most (unless 16 rows are more) */
 #define AL_SUB_ROWS 8            /* rows kept in L1 across a token group */
 
 static size_t round64(size_t n)
@@ -237,7 +237,7 @@ static void plan(mm_job *j, int nth)
     int64_t total_rows = 0;
     for (int i = 0; i < j->n_parts; i++)
         total_rows += j->part[i].n_rows;
-    const int64_t want = nth == 1 ? 1 : (int64_t)nth * 8;
+    const int64_t want = nth == 1 ? 1 : (int64_t)nth * 16;
     int64_t rpc = (total_rows + want - 1) / want;
     /* and at most ~AL_CHUNK_BYTES of weights per chunk: a thread preempted
      * in the middle of one holds the others back only that long */
