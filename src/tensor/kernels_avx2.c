@@ -60,6 +60,7 @@ AI void dot_f32_nt(int64_t k, const void *vw, const void *a, size_t as, float *o
     const float *w = vw;
     __m256 acc[AL_DOT_MAX_NT];
     const float *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
         x[t] = (const float *)TOK(a, as, t);
@@ -67,9 +68,11 @@ AI void dot_f32_nt(int64_t k, const void *vw, const void *a, size_t as, float *o
     int64_t i = 0;
     for (; i + 8 <= k; i += 8) {
         __m256 wv = _mm256_loadu_ps(w + i);
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         float s = hsum(acc[t]);
         for (int64_t j = i; j < k; j++)
@@ -83,6 +86,7 @@ AI void dot_f16_nt(int64_t k, const void *vw, const void *a, size_t as, float *o
     const al_half *w = vw;
     __m256 acc[AL_DOT_MAX_NT];
     const al_half *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
         x[t] = (const al_half *)TOK(a, as, t);
@@ -90,9 +94,11 @@ AI void dot_f16_nt(int64_t k, const void *vw, const void *a, size_t as, float *o
     int64_t i = 0;
     for (; i + 8 <= k; i += 8) {
         __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             acc[t] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x[t] + i))), acc[t]);
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         float s = hsum(acc[t]);
         for (int64_t j = i; j < k; j++)
@@ -112,6 +118,7 @@ AI void dot_bf16_nt(int64_t k, const void *vw, const void *a, size_t as, float *
     const al_bf16 *w = vw;
     __m256 acc[AL_DOT_MAX_NT];
     const al_bf16 *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
         x[t] = (const al_bf16 *)TOK(a, as, t);
@@ -119,9 +126,11 @@ AI void dot_bf16_nt(int64_t k, const void *vw, const void *a, size_t as, float *
     int64_t i = 0;
     for (; i + 8 <= k; i += 8) {
         __m256 wv = bf16x8(w + i);
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             acc[t] = _mm256_fmadd_ps(wv, bf16x8(x[t] + i), acc[t]);
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         float s = hsum(acc[t]);
         for (int64_t j = i; j < k; j++)
@@ -171,7 +180,9 @@ AI void dot_q_0_nt(uint32_t type, size_t bsz, int64_t k, const void *vw, const v
     const uint8_t *w = vw;
     __m256 acc[AL_DOT_MAX_NT][CH];
     const al_block_q8_0 *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
+        _Pragma("GCC unroll 8")
         for (int c = 0; c < CH; c++)
             acc[t][c] = _mm256_setzero_ps();
         x[t] = (const al_block_q8_0 *)TOK(a, as, t);
@@ -179,10 +190,12 @@ AI void dot_q_0_nt(uint32_t type, size_t bsz, int64_t k, const void *vw, const v
     const int64_t nb = k / AL_QK;
     int64_t i = 0;
     for (; i + ch <= nb; i += ch) {
+        _Pragma("GCC unroll 8")
         for (int c = 0; c < ch; c++) {
             float dw;
             const __m256i q = q_signed(type, w + (i + c) * bsz, &dw);
             const __m256i aq = _mm256_sign_epi8(q, q); /* |q|, shared by all tokens */
+            _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++)
                 acc[t][c] = q0_block(q, aq, dw, &x[t][i + c], acc[t][c]);
         }
@@ -191,11 +204,14 @@ AI void dot_q_0_nt(uint32_t type, size_t bsz, int64_t k, const void *vw, const v
         float dw;
         const __m256i q = q_signed(type, w + i * bsz, &dw);
         const __m256i aq = _mm256_sign_epi8(q, q);
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             acc[t][0] = q0_block(q, aq, dw, &x[t][i], acc[t][0]);
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         __m256 s = acc[t][0];
+        _Pragma("GCC unroll 8")
         for (int c = 1; c < ch; c++)
             s = _mm256_add_ps(s, acc[t][c]);
         out[t] = hsum(s);
@@ -208,6 +224,7 @@ AI void dot_q_1_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
     __m256 acc[AL_DOT_MAX_NT];
     float accm[AL_DOT_MAX_NT];
     const al_block_q8_1 *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
         accm[t] = 0.0f;
@@ -228,12 +245,14 @@ AI void dot_q_1_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
             mw = h2f(b->m);
             q = _mm256_or_si256(nibbles32(b->qs), bits_to_0x10(b->qh));
         }
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             __m256i p = dot_u8(q, _mm256_loadu_si256((const __m256i *)x[t][i].qs));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
             accm[t] += mw * h2f(x[t][i].s);
         }
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++)
         out[t] = hsum(acc[t]) + accm[t];
 }
@@ -264,6 +283,7 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
 {
     __m256 acc[AL_DOT_MAX_NT];
     const al_block_q8_K *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
         x[t] = (const al_block_q8_K *)TOK(a, as, t);
@@ -288,9 +308,11 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
         /* the 8 scales as int16 in both 128-bit lanes */
         const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
         __m256i sumi[AL_DOT_MAX_NT];
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             sumi[t] = _mm256_setzero_si256();
         const __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             __m256i lo = _mm256_and_si256(raw, m4);
@@ -304,6 +326,7 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
             }
             const __m256i s0 = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)((4 * j + 1) << 8 | (4 * j))));
             const __m256i s1 = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)((4 * j + 3) << 8 | (4 * j + 2))));
+            _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++) {
                 const __m256i y0 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 64 * j));
                 const __m256i y1 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 64 * j + 32));
@@ -312,6 +335,7 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
             }
         }
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             const __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
             const __m256i mi = _mm256_madd_epi16(bs, mins2);
@@ -320,6 +344,7 @@ AI void dot_k45_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yd), _mm256_cvtepi32_ps(mi), acc[t]);
         }
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++)
         out[t] = hsum(acc[t]);
 }
@@ -328,6 +353,7 @@ AI void dot_q6_K_nt(int64_t k, const void *vw, const void *a, size_t as, float *
 {
     __m256 acc[AL_DOT_MAX_NT];
     const al_block_q8_K *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
         x[t] = (const al_block_q8_K *)TOK(a, as, t);
@@ -339,12 +365,14 @@ AI void dot_q6_K_nt(int64_t k, const void *vw, const void *a, size_t as, float *
         const float d = h2f(b->d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
         __m256i sumi[AL_DOT_MAX_NT];
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             /* the -32 offset: 32 * sum_g scale_g * bsum_g */
             __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][i].bsums);
             sumi[t] = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
             sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[t]);
         }
+        _Pragma("GCC unroll 8")
         for (int n = 0; n < 2; n++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
             const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
@@ -358,18 +386,22 @@ AI void dot_q6_K_nt(int64_t k, const void *vw, const void *a, size_t as, float *
                                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xc0)), 2));
+            _Pragma("GCC unroll 8")
             for (int p = 0; p < 4; p++) {
                 const int g = 8 * n + 2 * p; /* 16-groups g and g+1 */
                 const __m256i s = _mm256_set_m128i(_mm_set1_epi16(b->scales[g + 1]), _mm_set1_epi16(b->scales[g]));
+                _Pragma("GCC unroll 8")
                 for (int t = 0; t < nt; t++) {
                     const __m256i y = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 128 * n + 32 * p));
                     sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[p], y), s));
                 }
             }
         }
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
     }
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++)
         out[t] = hsum(acc[t]);
 }
@@ -399,6 +431,7 @@ static void quant_q8_0(const float *x, al_block_q8_0 *y, int64_t n)
     for (int64_t i = 0; i < n / AL_QK; i++, x += AL_QK) {
         __m256 v[4];
         __m256 amax = _mm256_setzero_ps();
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++) {
             v[j] = _mm256_loadu_ps(x + 8 * j);
             amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[j]), amax); /* NaN: keeps amax, like fmaxf */
@@ -410,6 +443,7 @@ static void quant_q8_0(const float *x, al_block_q8_0 *y, int64_t n)
         y[i].d = (al_half)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++)
             q[j] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v[j], vid)));
         _mm256_storeu_si256((__m256i *)y[i].qs, pack_i32x32(q[0], q[1], q[2], q[3]));
@@ -447,6 +481,7 @@ static void quant_q8_K(const float *x, al_block_q8_K *y, int64_t n)
         const __m256i bias = _mm256_set1_epi8((char)0x80);
         for (int j = 0; j < AL_QK_K; j += 32) {
             __m256i q[4];
+            _Pragma("GCC unroll 8")
             for (int u = 0; u < 4; u++)
                 q[u] = _mm256_cvtps_epi32(_mm256_mul_ps(vis, _mm256_loadu_ps(x + j + 8 * u))); /* ties to even */
             const __m256i b = pack_i32x32(q[0], q[1], q[2], q[3]);
