@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "server/json_constraint.h"
+#include "sampling/json_guard.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -34,7 +34,8 @@ typedef struct slot {
     al_sampler *smp;         /* owned, per job */
     al_detok *dt;            /* owned, per job */
     al_stop *st;             /* owned, per job */
-    srv_jc *jc;              /* owned, per job when json_mode */
+    al_json_guard *jg;       /* owned, per job when json_mode */
+    int json_ws;             /* whitespace bytes between JSON tokens so far */
     double *emb_sum;         /* (n_embd) for embedding jobs */
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
     al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
@@ -343,12 +344,12 @@ static void slot_release_job_state(slot *sl)
     al_sampler_free(sl->smp);
     al_detok_free(sl->dt);
     al_stop_free(sl->st);
-    srv_jc_free(sl->jc);
+    al_json_guard_free(sl->jg);
     free(sl->emb_sum);
     sl->smp = NULL;
     sl->dt = NULL;
     sl->st = NULL;
-    sl->jc = NULL;
+    sl->jg = NULL;
     sl->emb_sum = NULL;
 }
 
@@ -621,8 +622,9 @@ static bool admit(srv_sched *s, srv_job *j)
         sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
         ok = sl->smp && sl->dt && sl->st;
         if (ok && j->json_mode) {
-            sl->jc = srv_jc_new(al_model_vocab(m->model));
-            ok = sl->jc != NULL;
+            sl->jg = al_json_guard_new();
+            sl->json_ws = 0;
+            ok = sl->jg != NULL;
         }
     } else {
         sl->emb_sum = calloc(m->info.n_embd, sizeof(double));
@@ -671,6 +673,82 @@ static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int
     }
 }
 
+/* JSON mode (response_format json_object, Ollama format "json"): the
+ * sampling module's guard says which token pieces keep the output a valid
+ * prefix of one JSON object. On top of it the server allows at most
+ * JSON_MAX_WS whitespace bytes in a row between JSON tokens (outside
+ * strings), so a small model cannot spend its budget on blank lines. */
+#define JSON_MAX_WS 4
+#define JSON_PIECE_MAX 256 /* longer pieces are refused in JSON mode */
+
+static bool json_is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The whitespace run after appending piece[0..n) (n <= JSON_PIECE_MAX) to
+ * the output the guard has seen, given the run before it; -1 when the guard
+ * refuses the piece or the run would pass JSON_MAX_WS. */
+static int json_piece_ws(const al_json_guard *g, int run, const char *piece, size_t n)
+{
+    if (!al_json_guard_accepts(g, piece, n))
+        return -1;
+    char probe[JSON_PIECE_MAX + 1];
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)piece[i];
+        if (!json_is_ws(c)) {
+            run = 0;
+            continue;
+        }
+        /* A raw tab/newline/CR cannot stand inside a string; a space is
+         * between tokens exactly when a newline would be accepted there. */
+        bool between = c != ' ';
+        if (!between) {
+            memcpy(probe, piece, i);
+            probe[i] = '\n';
+            between = al_json_guard_accepts(g, probe, i + 1);
+        }
+        if (!between)
+            run = 0;
+        else if (++run > JSON_MAX_WS)
+            return -1;
+    }
+    return run;
+}
+
+/* Sets to -INFINITY the logits of tokens that would make the output invalid
+ * JSON (end-of-generation too until the object is complete; every other
+ * token once it is). */
+static void json_mask(const slot *sl, const al_vocab *voc, float *logits, int32_t n_vocab)
+{
+    bool done = al_json_guard_complete(sl->jg);
+    char piece[JSON_PIECE_MAX];
+    for (int32_t t = 0; t < n_vocab; t++) {
+        if (al_vocab_is_eog(voc, t) != done) {
+            logits[t] = -INFINITY;
+            continue;
+        }
+        if (done)
+            continue;
+        int32_t n = al_token_to_piece(voc, t, piece, sizeof(piece), false);
+        if (n <= 0 || (size_t)n > sizeof(piece) || json_piece_ws(sl->jg, sl->json_ws, piece, (size_t)n) < 0)
+            logits[t] = -INFINITY;
+    }
+}
+
+/* Records the chosen token; true once the top-level object is complete. */
+static bool json_accept(slot *sl, const al_vocab *voc, int32_t tok)
+{
+    char piece[JSON_PIECE_MAX];
+    int32_t n = al_token_to_piece(voc, tok, piece, sizeof(piece), false);
+    if (n < 0 || (size_t)n > sizeof(piece))
+        n = 0;
+    int run = json_piece_ws(sl->jg, sl->json_ws, piece, (size_t)n);
+    sl->json_ws = run < 0 ? 0 : run;
+    al_json_guard_advance(sl->jg, piece, (size_t)n);
+    return al_json_guard_complete(sl->jg);
+}
+
 /* Samples the next token of a slot from its logits and emits text (lock held). */
 static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const float *logits)
 {
@@ -678,9 +756,9 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     const al_vocab *voc = al_model_vocab(m->model);
     int32_t n_vocab = (int32_t)m->info.n_vocab;
     const float *lg = logits;
-    if (sl->jc) {
+    if (sl->jg) {
         memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
-        srv_jc_mask(sl->jc, m->lbuf, n_vocab);
+        json_mask(sl, voc, m->lbuf, n_vocab);
         lg = m->lbuf;
     }
     int32_t tok = al_sampler_sample(sl->smp, lg);
@@ -695,8 +773,8 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
         job_add_tok(j, &ti);
     }
     bool json_done = false;
-    if (sl->jc && !al_vocab_is_eog(voc, tok))
-        json_done = srv_jc_accept(sl->jc, tok);
+    if (sl->jg && !al_vocab_is_eog(voc, tok))
+        json_done = json_accept(sl, voc, tok);
     if (al_vocab_is_eog(voc, tok)) {
         slot_flush_text(sl);
         slot_finish(s, sl, SRV_FINISH_STOP);
