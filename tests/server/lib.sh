@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_server NAME ARGS... : starts the server, sets URL (http://127.0.0.1:PORT)
+# start_server NAME ARGS... : starts the server, sets URL (http://127.0.0.1:PORT,
+# or https:// when the server was given TLS options) and LAST_PID
 start_server() {
     local name="$1"; shift
     "$BIN" serve --listen 127.0.0.1:0 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
@@ -29,7 +30,7 @@ start_server() {
     LAST_PID=$pid
     for _ in $(seq 1 100); do
         if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
-            URL="$(grep -m1 -o 'http://[0-9.:]*' "$WORK/$name.out")"
+            URL="$(grep -m1 -o 'https\?://[0-9.:]*' "$WORK/$name.out")"
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -39,6 +40,8 @@ start_server() {
     done
     echo "server $name did not start"; cat "$WORK/$name.err"; exit 1
 }
+# stop_server: stops the server start_server started last
+stop_server() { kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true; }
 
 ok() { echo "ok   - $*"; }
 bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }

@@ -39,26 +39,6 @@ ARGS=(--store "$WORK/store" --model "$STORIES" --default-chat-format chatml --th
 CHAT='{"model":"stories260K","messages":[{"role":"user","content":"Hello"}],"max_tokens":4,"temperature":0}'
 CURL=(curl -s --max-time 10 --connect-timeout 5)
 
-# start_tls NAME ARGS...: like start_server, for an https:// URL (sets URL)
-start_tls() {
-    local name="$1"; shift
-    "$BIN" serve --listen 127.0.0.1:0 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    local pid=$!
-    SERVER_PIDS+=("$pid")
-    LAST_PID=$pid
-    for _ in $(seq 1 100); do
-        if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
-            URL="$(grep -m1 -o 'https\?://[0-9.:]*' "$WORK/$name.out")"
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "server $name exited early:"; cat "$WORK/$name.err"; exit 1
-        fi
-        sleep 0.1
-    done
-    echo "server $name did not start"; cat "$WORK/$name.err"; exit 1
-}
-stop_server() { kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true; }
 # get [CURL ARGS...] PATH: sets CODE (000 when no HTTP answer) and BODY
 get() {
     local path="${*: -1}" out="$WORK/resp.$$"
@@ -75,7 +55,7 @@ chat() { # [CURL ARGS...]
 }
 
 # ---- TLS on
-start_tls tls "${ARGS[@]}" --tls-cert "$C/server.pem" --tls-key "$C/server.key"
+start_server tls "${ARGS[@]}" --tls-cert "$C/server.pem" --tls-key "$C/server.key"
 check "the startup line says https:// with TLS on" [ "${URL%%://*}" = https ]
 check "the sandbox is on" grep -q "sandbox:" "$WORK/tls.err"
 get --cacert "$C/ca.pem" /health
@@ -95,7 +75,7 @@ check "the server still answers over HTTPS after the plain-HTTP attempt" [ "$COD
 stop_server
 
 # ---- TLS with client certificates
-start_tls mtls "${ARGS[@]}" --tls-cert "$C/server.pem" --tls-key "$C/server.key" --tls-client-ca "$C/ca.pem"
+start_server mtls "${ARGS[@]}" --tls-cert "$C/server.pem" --tls-key "$C/server.key" --tls-client-ca "$C/ca.pem"
 get --cacert "$C/ca.pem" /health
 check "--tls-client-ca: no client certificate -> refused (403 client_certificate_required; got $CODE)" \
     [ "$CODE:$(jget "$BODY" 'd["error"]["code"]' 2>/dev/null)" = "403:client_certificate_required" ]
@@ -115,7 +95,7 @@ check "--tls-client-ca: chat with the client certificate -> 200 with a choice" \
 stop_server
 
 # ---- TLS off: plain HTTP as before
-start_tls plain "${ARGS[@]}"
+start_server plain "${ARGS[@]}"
 check "the startup line says http:// with TLS off" [ "${URL%%://*}" = http ]
 get /health
 check "TLS off: GET /health over plain HTTP -> 200" [ "$CODE" = 200 ]
