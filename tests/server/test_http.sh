@@ -174,10 +174,10 @@ check "metrics: queue depth" grep -q '^airlock_queue_depth 0' <<<"$BODY"
 # ---- full queue -> 429 with Retry-After
 start_server busy --model "$QWEN" --model-name qwen --parallel 1 --queue 1 --ctx 256 --threads 1
 req POST /v1/completions '{"model":"qwen","prompt":"warm","max_tokens":1}'
-for i in 1 2 3; do
+for i in 1 2 3 4 5 6; do
     curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200,"temperature":0}' "$URL/v1/completions" &
 done
-for _ in $(seq 1 40); do
+for _ in $(seq 1 100); do
     curl -s -D "$WORK/h429" -o "$WORK/b429" -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":5}' "$URL/v1/completions"
     grep -q "^HTTP/1.1 429" "$WORK/h429" && break
     sleep 0.05
