@@ -20,6 +20,12 @@
 
 #include "util/error.h"
 
+/* libseccomp's SCMP_A0..SCMP_A5 macros leave fields of struct
+ * scmp_arg_cmp to zero-initialisation, which clang flags. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wmissing-field-initializers"
+#endif
+
 /* ---------------------------------------------------------------- Landlock
  * Declared here rather than taken from <linux/landlock.h>, whose installed
  * copy may predate the ABI the running kernel offers. Values are the
