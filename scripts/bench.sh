@@ -16,7 +16,7 @@ ROWS=(
   "qwen3-0.6b q4_0 qwen2 120 30.9"
   "llama-3.2-1b q4_k_m llama-bpe 58 17.4"
 )
-printf '| model | quant | pp512 t/s | llama.cpp | ratio | tg128 t/s | llama.cpp | ratio |\n|---|---|---|---|---|---|---|---|\n' > /tmp/airlock-bench-summary.md
+printf '| model | quant | pp512 t/s (median) | llama.cpp | ratio | tg128 t/s (median) | llama.cpp | ratio |\n|---|---|---|---|---|---|---|---|\n' > /tmp/airlock-bench-summary.md
 for row in "${ROWS[@]}"; do
   read -r preset quant vocab ref_pp ref_tg <<<"$row"
   f="$CACHE/$preset-$quant.gguf"
@@ -28,8 +28,9 @@ for row in "${ROWS[@]}"; do
   fi
   out=$("$BIN" bench "$f" -p 512 -n 128 -r "$REPS")
   echo "$out"; echo
-  pp=$(echo "$out" | awk -F'|' '/ pp512 /{split($5,a," "); print a[1]}')
-  tg=$(echo "$out" | awk -F'|' '/ tg128 /{split($5,a," "); print a[1]}')
+  # the ratios use the median of the repetitions (the machine is noisy)
+  pp=$(echo "$out" | awk -F'|' '/ pp512 /{gsub(/ /, "", $6); print $6}')
+  tg=$(echo "$out" | awk -F'|' '/ tg128 /{gsub(/ /, "", $6); print $6}')
   awk -v p="$preset" -v q="$quant" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" \
     'BEGIN{printf "| %s | %s | %.1f | %s | %.2f | %.1f | %s | %.2f |\n", p, q, pp, rp, pp/rp, tg, rt, tg/rt}' \
     >> /tmp/airlock-bench-summary.md

@@ -21,8 +21,17 @@ static void help(FILE *f)
                "  --batch N   tokens per forward pass for the prompt (default 512)\n");
 }
 
-static void stats(const double *v, int n, double *mean, double *sd)
+static int cmp_double(const void *a, const void *b)
 {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Mean, sample standard deviation and median of v[0..n) (v is sorted). */
+static void stats(double *v, int n, double *mean, double *sd, double *median)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
     double s = 0, s2 = 0;
     for (int i = 0; i < n; i++)
         s += v[i];
@@ -133,17 +142,17 @@ int cmd_bench(int argc, char **argv)
         printf("model: %s (%s, %.2f M params, %.1f MiB, %s), load %.0f ms, %d threads\n\n", path, info.arch,
                (double)info.n_params / 1e6, (double)info.file_bytes / 1048576.0, info.type_mix, t_load * 1e3,
                cp.n_threads > 0 ? cp.n_threads : al_physical_cores_count());
-        printf("| model | size | test | t/s |\n|---|---|---|---|\n");
-        double mean, sd;
+        printf("| model | size | test | t/s (mean ± sd) | median |\n|---|---|---|---|---|\n");
+        double mean, sd, median;
         if (n_prompt > 0) {
-            stats(pp, (int)reps, &mean, &sd);
-            printf("| %s | %.1f MiB | pp%lld | %.2f ± %.2f |\n", info.name[0] ? info.name : info.arch,
-                   (double)info.file_bytes / 1048576.0, (long long)n_prompt, mean, sd);
+            stats(pp, (int)reps, &mean, &sd, &median);
+            printf("| %s | %.1f MiB | pp%lld | %.2f ± %.2f | %.2f |\n", info.name[0] ? info.name : info.arch,
+                   (double)info.file_bytes / 1048576.0, (long long)n_prompt, mean, sd, median);
         }
         if (n_gen > 0) {
-            stats(tg, (int)reps, &mean, &sd);
-            printf("| %s | %.1f MiB | tg%lld | %.2f ± %.2f |\n", info.name[0] ? info.name : info.arch,
-                   (double)info.file_bytes / 1048576.0, (long long)n_gen, mean, sd);
+            stats(tg, (int)reps, &mean, &sd, &median);
+            printf("| %s | %.1f MiB | tg%lld | %.2f ± %.2f | %.2f |\n", info.name[0] ? info.name : info.arch,
+                   (double)info.file_bytes / 1048576.0, (long long)n_gen, mean, sd, median);
         }
     }
     free(toks);
