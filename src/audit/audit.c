@@ -34,6 +34,7 @@
 #include <openssl/rand.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 
 #define HASH_SUFFIX_LEN 75          /* ,"hash":"<64 hex>"} */
 #define MAX_LINE (64u << 20)        /* a record longer than this is refused */
@@ -58,16 +59,6 @@ struct al_audit {
 
 /* ---------------------------------------------------------------- helpers */
 
-static void to_hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 static bool from_hex(const char *s, unsigned char *out, size_t n)
 {
     if (!s || strlen(s) != 2 * n)
@@ -84,14 +75,6 @@ static bool from_hex(const char *s, unsigned char *out, size_t n)
         out[i] = (unsigned char)v;
     }
     return true;
-}
-
-static void sha256_hex(const void *data, size_t n, char out[65])
-{
-    unsigned char md[32];
-    unsigned int len = 0;
-    EVP_Digest(data, n, md, &len, EVP_sha256(), NULL);
-    to_hex(md, 32, out);
 }
 
 static double mono_now(void)
@@ -198,7 +181,7 @@ static bool ed_sign(EVP_PKEY *key, const char *msg, char sig_hex[129])
               len == 64;
     EVP_MD_CTX_free(ctx);
     if (ok)
-        to_hex(sig, 64, sig_hex);
+        al_hex(sig, 64, sig_hex);
     return ok;
 }
 
@@ -249,7 +232,7 @@ static al_status load_or_create_key(al_audit *a, al_error *err)
             st = al_err(err, AL_ERR_IO, "%s: cannot create: %s", kpath, strerror(errno));
             goto out;
         }
-        to_hex(raw, 32, hex);
+        al_hex(raw, 32, hex);
         hex[64] = '\n';
         bool ok = write_all(fd, hex, 65) && fsync(fd) == 0;
         close(fd);
@@ -269,7 +252,7 @@ static al_status load_or_create_key(al_audit *a, al_error *err)
         st = al_err(err, AL_ERR_CRYPTO, "cannot derive the audit public key");
         goto out;
     }
-    to_hex(pub, 32, a->pub_hex);
+    al_hex(pub, 32, a->pub_hex);
     char cur[160];
     if (!read_small(ppath, cur, sizeof(cur)) || strncmp(cur, a->pub_hex, 64) != 0) {
         int fd = open(ppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -302,7 +285,7 @@ static const char *check_line(const char *line, size_t len, json_t **obj, char h
     const char *suf = line + len - HASH_SUFFIX_LEN;
     if (memcmp(suf, ",\"hash\":\"", 9) != 0 || memcmp(suf + 73, "\"}", 2) != 0)
         return "record does not end with its hash";
-    sha256_hex(line, len - HASH_SUFFIX_LEN, hash);
+    al_sha256_hex(line, len - HASH_SUFFIX_LEN, hash);
     if (CRYPTO_memcmp(hash, suf + 9, 64) != 0)
         return "record's content does not match its hash (edited)";
     json_error_t je;
@@ -398,7 +381,7 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     }
     size_t plen = n - 1; /* without the closing '}' */
     char hash[65];
-    sha256_hex(s, plen, hash);
+    al_sha256_hex(s, plen, hash);
     size_t total = plen + HASH_SUFFIX_LEN + 1;
     char *line = malloc(total);
     if (!line) {
@@ -648,7 +631,7 @@ static void set_str(json_t *o, const char *k, const char *v)
     if (!s) /* not UTF-8: keep a digest rather than drop the field silently */
     {
         char h[65];
-        sha256_hex(v, strlen(v), h);
+        al_sha256_hex(v, strlen(v), h);
         char key[64];
         snprintf(key, sizeof(key), "%s_sha256", k);
         json_object_set_new(o, key, json_string(h));
@@ -671,7 +654,7 @@ static void set_content(json_t *o, al_audit_content mode, const char *k, const c
         }
     }
     char h[65];
-    sha256_hex(text, len, h);
+    al_sha256_hex(text, len, h);
     snprintf(key, sizeof(key), "%s_sha256", k);
     json_object_set_new(o, key, json_string(h));
 }

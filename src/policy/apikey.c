@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 
 #define WINDOW_S 60
 
@@ -41,15 +42,6 @@ static const char k_schema[] =
     " tpm INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, expires INTEGER NOT NULL DEFAULT 0,"
     " revoked INTEGER NOT NULL DEFAULT 0);";
 
-static void to_hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * n] = 0;
-}
 
 static void salted_hash(const unsigned char salt[16], const char *secret, size_t len,
                         unsigned char out[32])
@@ -243,8 +235,8 @@ al_status al_keyring_create(al_keyring *kr, const al_apikey_spec *spec,
     if (RAND_bytes(idb, 8) != 1 || RAND_priv_bytes(rnd, 32) != 1 || RAND_bytes(salt, 16) != 1)
         return al_err(err, AL_ERR_CRYPTO, "no random bytes");
     char rhex[65];
-    to_hex(idb, 8, id);
-    to_hex(rnd, 32, rhex);
+    al_hex(idb, 8, id);
+    al_hex(rnd, 32, rhex);
     snprintf(secret, AL_APIKEY_SECRET_LEN + 1, "alk_%s_%s", id, rhex);
     OPENSSL_cleanse(rnd, sizeof(rnd));
     OPENSSL_cleanse(rhex, sizeof(rhex));

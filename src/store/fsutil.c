@@ -145,16 +145,6 @@ al_status al_fs_read_small(const char *path, size_t max, char **out, size_t *n, 
     return AL_OK;
 }
 
-void al_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[in[i] >> 4];
-        out[2 * i + 1] = d[in[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 int al_is_hex64(const char *s)
 {
     size_t i = 0;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "airlock.h"
+#include "util/hash.h" /* al_hex, al_sha256_hex */
 
 /* Creates dir and its parents (mode 0755 unless given). EEXIST is fine. */
 al_status al_fs_mkdirs(const char *dir, unsigned mode, al_error *err);
@@ -27,9 +28,6 @@ al_status al_fs_write_all(int fd, const void *data, size_t n, const char *what, 
 /* Reads a whole small file (at most max bytes) into a malloc'd buffer with a
  * NUL after it. *out owned by the caller (free()). */
 al_status al_fs_read_small(const char *path, size_t max, char **out, size_t *n, al_error *err);
-
-/* Lowercase hex of n bytes into out (2n+1 bytes). */
-void al_hex(const unsigned char *in, size_t n, char *out);
 
 /* True when s is exactly 64 lowercase hex digits. */
 int al_is_hex64(const char *s);

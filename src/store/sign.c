@@ -17,14 +17,6 @@
 #include "store/fsutil.h"
 #include "util/error.h"
 
-void al_sha256_hex(const void *data, size_t n, char hex[65])
-{
-    unsigned char d[32];
-    unsigned int dl = 0;
-    EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
-    al_hex(d, 32, hex);
-}
-
 static al_status key_id_of(EVP_PKEY *k, char key_id[65], al_error *err)
 {
     unsigned char raw[32];

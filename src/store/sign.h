@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "airlock.h"
+#include "util/hash.h" /* al_hex, al_sha256_hex */
 
 #define AL_SIG_BYTES 64
 
@@ -32,8 +33,5 @@ al_status al_sign_pubkey_id(const char *pub_pem, char key_id[65], al_error *err)
  * does not verify. */
 al_status al_sign_verify(const char *pub_pem, const void *msg, size_t n, const unsigned char *sig, size_t sig_len,
                          al_error *err);
-
-/* SHA-256 of a buffer as 64 hex digits + NUL. */
-void al_sha256_hex(const void *data, size_t n, char hex[65]);
 
 #endif

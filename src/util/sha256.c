@@ -9,6 +9,25 @@
 
 #include "airlock.h"
 #include "util/error.h"
+#include "util/hash.h"
+
+void al_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[in[i] >> 4];
+        out[2 * i + 1] = d[in[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+void al_sha256_hex(const void *data, size_t n, char hex[65])
+{
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL);
+    al_hex(d, 32, hex);
+}
 
 al_status al_sha256_file(const char *path, char hex[65], al_error *err)
 {
