@@ -30,7 +30,7 @@ struct al_context {
     void *v_cache;
     size_t kv_elem_bytes; /* 4 (F32), 2 (F16) or 1 (Q8_0 blocks: see kv_bytes) */
     bool kv_q8;           /* Q8_0 blocks of 32 along each position's row */
-    float *att_row;       /* (n_threads, head_dim) a dequantized K or V row (Q8_0) */
+    float *att_row;       /* (n_threads, head_dim) a dequantized K or V row (Q8_0 cache) */
     int32_t *seq_len;     /* (n_seq) positions held per sequence */
 
     /* Scratch for one chunk of n_batch tokens. */
@@ -45,7 +45,6 @@ struct al_context {
     float *rope_cos;      /* (n_batch, n_rot/2) */
     float *rope_sin;      /* (n_batch, n_rot/2) */
     float *att_scores;    /* (n_threads, n_ctx) */
-    float *att_acc;       /* (n_threads, head_dim) */
     void *mm_scratch;     /* matmul activation scratch */
     float *out_x;         /* (n_out_max, n_embd) rows that want logits */
     float *logits;        /* (n_out_max, n_vocab) */
@@ -161,7 +160,6 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->rope_cos = alloc_aligned(B * hp->n_rot / 2 * 4);
     c->rope_sin = alloc_aligned(B * hp->n_rot / 2 * 4);
     c->att_scores = alloc_aligned((size_t)nth * c->p.n_ctx * (hp->n_head / hp->n_head_kv) * 4);
-    c->att_acc = alloc_aligned((size_t)nth * hd * 4);
     c->out_cap = (int32_t)(c->p.n_seq > 8 ? c->p.n_seq : 8);
     if ((uint32_t)c->out_cap > c->p.n_batch && c->p.n_batch >= c->p.n_seq)
         c->out_cap = (int32_t)c->p.n_batch;
@@ -189,7 +187,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->mm_scratch = alloc_aligned(mm);
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->attn ||
-        !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->att_acc || !c->out_x ||
+        !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->out_x ||
         !c->logits || !c->att_row || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
@@ -219,7 +217,6 @@ void al_context_free(al_context *c)
     free(c->rope_cos);
     free(c->rope_sin);
     free(c->att_scores);
-    free(c->att_acc);
     free(c->mm_scratch);
     free(c->out_x);
     free(c->logits);
@@ -303,12 +300,10 @@ static void rope_tables(al_context *c, const int32_t *pos, int64_t n_tok)
 {
     const al_hparams *hp = &c->model->hp;
     uint32_t half = hp->n_rot / 2;
+    const float *inv_freq = c->model->rope_inv_freq;
     for (int64_t t = 0; t < n_tok; t++) {
-        float p = (float)pos[t] / hp->rope_scale;
         for (uint32_t i = 0; i < half; i++) {
-            float theta = p * powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
-            if (c->model->rope_freqs)
-                theta /= c->model->rope_freqs[i];
+            float theta = (float)pos[t] * inv_freq[i];
             c->rope_cos[t * half + i] = cosf(theta);
             c->rope_sin[t * half + i] = sinf(theta);
         }
@@ -342,10 +337,21 @@ typedef struct attn_job {
     int64_t n_tok;
 } attn_job;
 
-/* Attention over a Q8_0 cache: each K/V row of the KV head dequantized once
- * (into row) for all the query heads that share it. */
-static void attn_q8(al_context *c, int64_t t, uint32_t kvh, size_t base, size_t stride, int32_t n_pos, float scale,
-                    float *scores, float *row)
+/* A K or V row of the cache as floats: F32 rows are read in place, Q8_0
+ * rows are dequantized into buf (head_dim floats). */
+static const float *kv_row(const al_context *c, const void *cache, size_t off, float *buf)
+{
+    if (!c->kv_q8)
+        return (const float *)cache + off;
+    al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)cache + kv_bytes(c, off), buf, c->model->hp.head_dim);
+    return buf;
+}
+
+/* Attention over an F32 (exact path) or Q8_0 cache for the query heads that
+ * share KV head kvh: each K/V row is read once for all of them. The F16
+ * cache goes through the attend_f16 kernels instead. */
+static void attn_rows(al_context *c, int64_t t, uint32_t kvh, size_t base, size_t stride, int32_t n_pos,
+                      float scale, float *scores, float *row)
 {
     const al_hparams *hp = &c->model->hp;
     const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, h0 = kvh * group;
@@ -353,12 +359,11 @@ static void attn_q8(al_context *c, int64_t t, uint32_t kvh, size_t base, size_t 
     const float *q = c->q + (size_t)t * nq + (size_t)h0 * hd;
     float *out = c->attn + (size_t)t * nq + (size_t)h0 * hd;
     for (int32_t p = 0; p < n_pos; p++) {
-        al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)c->k_cache + kv_bytes(c, base + (size_t)p * stride), row,
-                          hd);
+        const float *k = kv_row(c, c->k_cache, base + (size_t)p * stride, row);
         for (uint32_t g = 0; g < group; g++) {
             float s = 0.0f;
             for (uint32_t i = 0; i < hd; i++)
-                s += q[(size_t)g * hd + i] * row[i];
+                s += q[(size_t)g * hd + i] * k[i];
             scores[(size_t)g * n_pos + p] = s * scale;
         }
     }
@@ -375,13 +380,12 @@ static void attn_q8(al_context *c, int64_t t, uint32_t kvh, size_t base, size_t 
         memset(out + (size_t)g * hd, 0, hd * sizeof(float));
     }
     for (int32_t p = 0; p < n_pos; p++) {
-        al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)c->v_cache + kv_bytes(c, base + (size_t)p * stride), row,
-                          hd);
+        const float *v = kv_row(c, c->v_cache, base + (size_t)p * stride, row);
         for (uint32_t g = 0; g < group; g++) {
             const float a = scores[(size_t)g * n_pos + p];
             float *o = out + (size_t)g * hd;
             for (uint32_t i = 0; i < hd; i++)
-                o[i] += a * row[i];
+                o[i] += a * v[i];
         }
     }
 }
@@ -397,17 +401,12 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const size_t nq = (size_t)nh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = c->att_scores + (size_t)ith * c->p.n_ctx * group;
-    float *acc = c->att_acc + (size_t)ith * hd;
     const int64_t t = chunk / hp->n_head_kv;
     const uint32_t kvh = (uint32_t)(chunk % hp->n_head_kv);
     const int32_t n_pos = j->pos[t] + 1;
     const size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
     const size_t stride = (size_t)hp->n_head_kv * hd;
 
-    if (c->kv_q8) {
-        attn_q8(c, t, kvh, base, stride, n_pos, scale, scores, c->att_row + (size_t)ith * hd);
-        return;
-    }
     if (c->kv_elem_bytes == 2) {
         const uint32_t h0 = kvh * group;
         c->ak->attend_f16(c->q + (size_t)t * nq + (size_t)h0 * hd, group, (const uint16_t *)c->k_cache + base,
@@ -415,42 +414,7 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
                           c->attn + (size_t)t * nq + (size_t)h0 * hd);
         return;
     }
-    for (uint32_t h = kvh * group; h < (kvh + 1) * group; h++) {
-        const float *q = c->q + (size_t)t * nq + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int32_t p = 0; p < n_pos; p++) {
-            float s = 0.0f;
-            if (c->kv_elem_bytes == 4) {
-                const float *k = (const float *)c->k_cache + base + (size_t)p * stride;
-                for (uint32_t i = 0; i < hd; i++)
-                    s += q[i] * k[i];
-            } else {
-                s = c->ak->dot_f16(q, (const uint16_t *)c->k_cache + base + (size_t)p * stride, hd);
-            }
-            s *= scale;
-            scores[p] = s;
-            if (s > mx)
-                mx = s;
-        }
-        float sum = 0.0f;
-        for (int32_t p = 0; p < n_pos; p++) {
-            scores[p] = expf(scores[p] - mx);
-            sum += scores[p];
-        }
-        float inv = 1.0f / sum;
-        memset(acc, 0, hd * sizeof(float));
-        for (int32_t p = 0; p < n_pos; p++) {
-            float a = scores[p] * inv;
-            if (c->kv_elem_bytes == 4) {
-                const float *v = (const float *)c->v_cache + base + (size_t)p * stride;
-                for (uint32_t i = 0; i < hd; i++)
-                    acc[i] += a * v[i];
-            } else {
-                c->ak->axpy_f16(acc, a, (const uint16_t *)c->v_cache + base + (size_t)p * stride, hd);
-            }
-        }
-        memcpy(c->attn + (size_t)t * nq + (size_t)h * hd, acc, hd * sizeof(float));
-    }
+    attn_rows(c, t, kvh, base, stride, n_pos, scale, scores, c->att_row + (size_t)ith * hd);
 }
 
 /* ------------------------------------------------------------ forward */

@@ -64,6 +64,8 @@ struct al_model {
     bool tied_output;
     float *output_norm;    /* (n_embd) */
     float *rope_freqs;     /* (n_rot/2) Llama 3 frequency factors, or NULL */
+    float *rope_inv_freq;  /* (n_rot/2) angle per position of each rotary pair:
+                              base^(-2i/n_rot) / rope_scale / rope_freqs[i] */
     al_layer *layers;      /* (n_layer) */
     al_vocab *vocab;
     char *chat_template;   /* NUL-terminated copy, or NULL */

@@ -264,6 +264,25 @@ static al_status load_tensors(loader *L)
     return AL_OK;
 }
 
+/* The RoPE angle of pair i at position p is p * rope_inv_freq[i]: computed
+ * once here instead of for every token of every forward pass. */
+static al_status rope_setup(loader *L)
+{
+    al_model *m = L->m;
+    const al_hparams *hp = &m->hp;
+    uint32_t half = hp->n_rot / 2;
+    m->rope_inv_freq = malloc(half * sizeof(float));
+    if (!m->rope_inv_freq)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    for (uint32_t i = 0; i < half; i++) {
+        float f = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot) / hp->rope_scale;
+        if (m->rope_freqs)
+            f /= m->rope_freqs[i];
+        m->rope_inv_freq[i] = f;
+    }
+    return AL_OK;
+}
+
 /* Dequantizes every row of every tensor and checks that all values are
  * finite (params.check_tensors): slow, reads the whole file. */
 static al_status check_finite(loader *L)
@@ -311,6 +330,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = load_hparams(&L);
     if (!st)
         st = load_tensors(&L);
+    if (!st)
+        st = rope_setup(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st) {
@@ -366,6 +387,7 @@ void al_model_free(al_model *m)
     }
     free(m->output_norm);
     free(m->rope_freqs);
+    free(m->rope_inv_freq);
     al_vocab_free(m->vocab);
     free(m->chat_template);
     free(m->template_error);

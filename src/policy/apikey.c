@@ -42,7 +42,6 @@ static const char k_schema[] =
     " tpm INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, expires INTEGER NOT NULL DEFAULT 0,"
     " revoked INTEGER NOT NULL DEFAULT 0);";
 
-
 static void salted_hash(const unsigned char salt[16], const char *secret, size_t len,
                         unsigned char out[32])
 {
