@@ -55,7 +55,7 @@ void al_attend_f16_ref(const float *q, uint32_t nh, const uint16_t *k, const uin
     }
 }
 
-static const al_attn_kernels k_ref = {dot_f16, axpy_f16, to_f16, al_attend_f16_ref};
+static const al_attn_kernels k_ref = {to_f16, al_attend_f16_ref};
 
 const al_attn_kernels *al_attn_kernels_ref(void)
 {

@@ -7,10 +7,6 @@
 #include <stdint.h>
 
 typedef struct al_attn_kernels {
-    /* sum_i q[i] * half(k[i]) */
-    float (*dot_f16)(const float *q, const uint16_t *k, uint32_t n);
-    /* acc[i] += a * half(v[i]) */
-    void (*axpy_f16)(float *acc, float a, const uint16_t *v, uint32_t n);
     /* dst[i] = half(src[i]) with round-to-nearest-even */
     void (*to_f16)(const float *src, uint16_t *dst, uint32_t n);
     /* Attention of nh query heads that share one KV head, over n_pos
@@ -33,6 +29,5 @@ const al_attn_kernels *al_attn_kernels_get(void);
 const al_attn_kernels *al_attn_kernels_ref(void);
 /* The AVX2 kernels, or NULL when not compiled in. */
 const al_attn_kernels *al_attn_kernels_avx2(void);
-
 
 #endif

@@ -17,36 +17,6 @@ static inline float hsum(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-static float dot_f16(const float *q, const uint16_t *k, uint32_t n)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    uint32_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i)));
-        __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8)));
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), k0, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), k1, a1);
-    }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), a0);
-    float s = hsum(_mm256_add_ps(a0, a1));
-    for (; i < n; i++)
-        s += q[i] * al_fp16_to_fp32(k[i]);
-    return s;
-}
-
-static void axpy_f16(float *acc, float a, const uint16_t *v, uint32_t n)
-{
-    __m256 va = _mm256_set1_ps(a);
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i)));
-        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, x, _mm256_loadu_ps(acc + i)));
-    }
-    for (; i < n; i++)
-        acc[i] += a * al_fp16_to_fp32(v[i]);
-}
-
 static void to_f16(const float *src, uint16_t *dst, uint32_t n)
 {
     uint32_t i = 0;
@@ -126,7 +96,7 @@ static void attend_f16(const float *q, uint32_t nh, const uint16_t *k, const uin
     }
 }
 
-static const al_attn_kernels k_avx2 = {dot_f16, axpy_f16, to_f16, attend_f16};
+static const al_attn_kernels k_avx2 = {to_f16, attend_f16};
 
 const al_attn_kernels *al_attn_kernels_avx2(void)
 {

@@ -210,35 +210,11 @@ static void test_kv_q8_0(void **state)
     }
 }
 
-static void test_dot_axpy(void **state)
-{
-    (void)state;
-    const al_attn_kernels *fast = al_attn_kernels_get(), *ref = al_attn_kernels_ref();
-    static const uint32_t sizes[] = {1, 7, 8, 16, 63, 64, 128, 129};
-    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-        uint32_t n = sizes[s];
-        float q[129], acc1[129], acc2[129];
-        uint16_t k[129];
-        for (uint32_t i = 0; i < n; i++) {
-            q[i] = frand(-3, 3);
-            k[i] = al_fp32_to_fp16(frand(-3, 3));
-            acc1[i] = acc2[i] = frand(-1, 1);
-        }
-        float d1 = fast->dot_f16(q, k, n), d2 = ref->dot_f16(q, k, n);
-        assert_true(fabsf(d1 - d2) <= 1e-5f * n * 9.0f + 1e-6f);
-        fast->axpy_f16(acc1, 0.37f, k, n);
-        ref->axpy_f16(acc2, 0.37f, k, n);
-        for (uint32_t i = 0; i < n; i++)
-            assert_true(fabsf(acc1[i] - acc2[i]) <= 1e-5f);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_round_trip),
         cmocka_unit_test(test_to_f16_matches_hardware),
-        cmocka_unit_test(test_dot_axpy),
         cmocka_unit_test(test_attend),
         cmocka_unit_test(test_kv_q8_0),
     };
