@@ -18,9 +18,29 @@
  * activation row of k elements in the weight type's activation type. */
 typedef void (*al_dot_fn)(int64_t k, const void *w, const void *a, size_t a_stride, int nt, float *out);
 
+#define AL_PANEL_ROWS 8           /* weight rows interleaved in a panel */
+#define AL_PANEL_NT 4             /* tokens per panel gemm call at most */
+#define AL_PANEL_MAX_BYTES (96 << 10) /* larger panels: dot kernels instead */
+
+/* Panel kernels (prompt batches): `pack` rearranges AL_PANEL_ROWS weight
+ * rows (row i at w + i*row_bytes, k elements) into `panel` (bytes(k) bytes,
+ * 32-byte aligned); `gemm` computes out[t*ldo + r] for the panel's rows
+ * r < AL_PANEL_ROWS and tokens t < nt (1..AL_PANEL_NT), token t's
+ * activation row at (const char *)a + t*as in the weight type's activation
+ * type. When needs_asum, asum + t*ss holds token t's sums of the int8
+ * activations over each group of 32 elements (k/32 of them). */
+typedef struct al_panel_kernel {
+    size_t (*bytes)(int64_t k);
+    void (*pack)(int64_t k, const uint8_t *w, size_t row_bytes, void *panel);
+    void (*gemm)(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
+                 float *out, int64_t ldo);
+    bool needs_asum;
+} al_panel_kernel;
+
 typedef struct al_kernels {
     const char *name;               /* "generic", "avx2" */
     al_dot_fn dot[AL_TYPE_COUNT];   /* NULL: type not supported */
+    al_panel_kernel panel[AL_TYPE_COUNT]; /* gemm NULL: use dot */
     /* activation quantizers, bit-identical to al_quantize_row_q8_0/_K for
      * finite inputs */
     void (*quant_q8_0)(const float *x, al_block_q8_0 *y, int64_t n);
@@ -35,6 +55,9 @@ const al_kernels *al_kernels_avx2(void);
  * AIRLOCK_NO_AVX2 is not set to a non-empty value other than "0". Decided
  * once per process, thread-safe. */
 const al_kernels *al_kernels_get(void);
+
+/* Fills ks->panel with the AVX2 panel kernels (gemm_avx2.c). */
+void al_panel_kernels_avx2(al_kernels *ks);
 
 /* CPUID: AVX2 + FMA + F16C and the OS saves YMM state (XGETBV). */
 bool al_cpu_has_avx2(void);

@@ -554,6 +554,7 @@ static void init(void)
     k_avx2.dot[AL_TYPE_Q6_K] = dot_q6_K;
     k_avx2.quant_q8_0 = quant_q8_0;
     k_avx2.quant_q8_K = quant_q8_K;
+    al_panel_kernels_avx2(&k_avx2);
 }
 
 const al_kernels *al_kernels_avx2(void)

@@ -12,6 +12,7 @@
 #define AL_TILE_BYTES (256 << 10) /* activation bytes per token tile */
 #define AL_CHUNK_BYTES (256 << 10) /* weight bytes per chunk at most (unless 16 rows are more) */
 #define AL_SUB_ROWS 8            /* rows kept in L1 across a token group */
+#define AL_PANEL_MIN_NT 8        /* fewer tokens: dot kernels (packing would not pay) */
 
 static size_t round64(size_t n)
 {
@@ -35,15 +36,21 @@ bool al_matmul_check(uint32_t wtype, int64_t k)
     return k % tr->block_elems == 0;
 }
 
+/* Bytes of the per-32 activation sums of n_tok rows (panel kernels). */
+static size_t asum_bytes(int64_t k, int64_t n_tok)
+{
+    return round64((size_t)(k / AL_QK) * sizeof(int16_t) * (size_t)n_tok);
+}
+
 size_t al_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok)
 {
     uint32_t at = al_act_type(wtype);
     if (at == AL_TYPE_F32 || n_tok <= 0 || k <= 0)
         return 64;
-    size_t rb = act_row_bytes(at, k);
-    if (rb && (size_t)n_tok > SIZE_MAX / rb - 64)
+    size_t rb = act_row_bytes(at, k) + (size_t)(k / AL_QK) * sizeof(int16_t);
+    if (rb && (size_t)n_tok > SIZE_MAX / rb - 256)
         return SIZE_MAX;
-    return round64(rb * (size_t)n_tok + 64);
+    return round64(act_row_bytes(at, k) * (size_t)n_tok + 64) + asum_bytes(k, n_tok);
 }
 
 size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
@@ -59,6 +66,8 @@ size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
 
 typedef struct mm_part {
     al_dot_fn dot;
+    const al_panel_kernel *pk; /* panel path, or NULL */
+    int16_t *asum;             /* per-32 activation sums (pk->needs_asum) */
     uint32_t wtype, atype;
     const uint8_t *W;
     int64_t n_rows;
@@ -83,9 +92,28 @@ typedef struct mm_job {
     /* conversion */
     uint32_t conv_type;
     uint8_t *conv_dst;
+    int16_t *conv_asum; /* NULL: sums not wanted */
     size_t conv_row_bytes;
     int64_t conv_unit, conv_units, conv_per_chunk;
 } mm_job;
+
+/* The sums of the int8 values of groups [g0, g1) of 32 of an activation
+ * row (Q8_0 or Q8_K) into sum[g]. */
+static void act_sums(uint32_t at, const uint8_t *row, int64_t g0, int64_t g1, int16_t *sum)
+{
+    for (int64_t g = g0; g < g1; g++) {
+        if (at == AL_TYPE_Q8_K) {
+            const al_block_q8_K *b = (const al_block_q8_K *)row + g / 8;
+            sum[g] = (int16_t)(b->bsums[2 * (g % 8)] + b->bsums[2 * (g % 8) + 1]);
+        } else {
+            const int8_t *q = ((const al_block_q8_0 *)row)[g].qs;
+            int s = 0;
+            for (int i = 0; i < AL_QK; i++)
+                s += q[i];
+            sum[g] = (int16_t)s;
+        }
+    }
+}
 
 /* Converts elements [e0, e1) of token t's row into type `at` at row. */
 static void convert(const al_kernels *ks, uint32_t at, const float *X, int64_t k, uint8_t *dst, size_t a_row_bytes,
@@ -126,6 +154,9 @@ static void convert_units(const mm_job *j, int64_t u0, int64_t u1)
         if (b1 > per_row)
             b1 = per_row;
         convert(j->ks, j->conv_type, j->X, j->k, j->conv_dst, j->conv_row_bytes, t, b0 * unit, b1 * unit);
+        if (j->conv_asum)
+            act_sums(j->conv_type, j->conv_dst + (size_t)t * j->conv_row_bytes, b0 * unit / AL_QK, b1 * unit / AL_QK,
+                     j->conv_asum + t * (j->k / AL_QK));
         u0 += b1 - b0;
     }
 }
@@ -140,10 +171,11 @@ static void conv_chunk(void *ctx, int64_t c, int ith)
 
 /* Converts X to type at into dst: on the caller for small inputs, else
  * split over the pool. */
-static void convert_all(mm_job *j, al_threadpool *tp, uint32_t at, uint8_t *dst, size_t a_row_bytes)
+static void convert_all(mm_job *j, al_threadpool *tp, uint32_t at, uint8_t *dst, size_t a_row_bytes, int16_t *asum)
 {
     j->conv_type = at;
     j->conv_dst = dst;
+    j->conv_asum = asum;
     j->conv_row_bytes = a_row_bytes;
     if (at == AL_TYPE_Q8_K)
         j->conv_unit = AL_QK_K;
@@ -178,6 +210,24 @@ static void exact_rows(const mm_job *j, const mm_part *p, int ith, int64_t r0, i
     }
 }
 
+/* Rows [r0, r1) x tokens [t0, t1) through the panel kernels, 8 rows at a
+ * time (the panel is packed once and used for every token of the tile).
+ * Returns the first row left over (fewer than 8). */
+static int64_t panel_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
+{
+    _Alignas(64) uint8_t panel[AL_PANEL_MAX_BYTES];
+    const size_t ss = (size_t)(j->k / AL_QK);
+    for (; r0 + AL_PANEL_ROWS <= r1; r0 += AL_PANEL_ROWS) {
+        p->pk->pack(j->k, p->W + (size_t)r0 * p->row_bytes, p->row_bytes, panel);
+        for (int64_t t = t0; t < t1; t += AL_PANEL_NT) {
+            const int nt = (int)(t1 - t < AL_PANEL_NT ? t1 - t : AL_PANEL_NT);
+            p->pk->gemm(j->k, panel, p->A + (size_t)t * p->a_row_bytes, p->a_row_bytes,
+                        p->asum ? p->asum + (size_t)t * ss : NULL, ss, nt, p->Y + t * p->ldy + r0, p->ldy);
+        }
+    }
+    return r0;
+}
+
 /* One chunk: a block of rows of one matrix x one token tile. */
 static void mm_chunk(void *ctx, int64_t c, int ith)
 {
@@ -198,6 +248,11 @@ static void mm_chunk(void *ctx, int64_t c, int ith)
     if (j->exact) {
         exact_rows(j, p, ith, r0, r1, t0, t1);
         return;
+    }
+    if (p->pk) {
+        r0 = panel_rows(j, p, r0, r1, t0, t1);
+        if (r0 == r1)
+            return;
     }
     /* token groups outer, rows inner: a group's activations and a sub-block
      * of rows stay in L1 while they are multiplied */
@@ -279,11 +334,22 @@ static bool part_init(mm_part *p, const al_kernels *ks, uint32_t wtype, const vo
     return true;
 }
 
+/* Panel kernels for batches of many tokens, when the type has them and a
+ * panel fits the stack buffer. */
+static void choose_panel(mm_part *p, const al_kernels *ks, int64_t k, int64_t n_tok)
+{
+    const al_panel_kernel *pk = &ks->panel[p->wtype];
+    if (pk->gemm && n_tok >= AL_PANEL_MIN_NT && p->n_rows >= AL_PANEL_ROWS && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
+        p->pk = pk;
+}
+
 /* Converts the activations once per distinct activation type (regions of
  * scratch one after the other) and runs all parts in one dispatch. */
 static void run_native(mm_job *j, al_threadpool *tp, uint8_t *scratch)
 {
     size_t off = 0;
+    for (int i = 0; i < j->n_parts; i++)
+        choose_panel(&j->part[i], j->ks, j->k, j->n_tok);
     for (int i = 0; i < j->n_parts; i++) {
         mm_part *p = &j->part[i];
         if (p->atype == AL_TYPE_F32) {
@@ -296,11 +362,19 @@ static void run_native(mm_job *j, al_threadpool *tp, uint8_t *scratch)
                 same = q;
         if (same >= 0) {
             p->A = j->part[same].A;
+            p->asum = j->part[same].asum;
             continue;
         }
         p->A = scratch + off;
-        convert_all(j, tp, p->atype, scratch + off, p->a_row_bytes);
-        off += round64(p->a_row_bytes * (size_t)j->n_tok);
+        off += round64(p->a_row_bytes * (size_t)j->n_tok + 64);
+        /* the sums are made when any part of this activation type needs them */
+        bool sums = false;
+        for (int q = i; q < j->n_parts; q++)
+            if (j->part[q].atype == p->atype && j->part[q].pk && j->part[q].pk->needs_asum)
+                sums = true;
+        p->asum = sums ? (int16_t *)(scratch + off) : NULL;
+        off += asum_bytes(j->k, j->n_tok);
+        convert_all(j, tp, p->atype, (uint8_t *)p->A, p->a_row_bytes, p->asum);
     }
     plan(j, al_threadpool_size(tp));
     al_threadpool_for(tp, j->n_chunks, mm_chunk, j);

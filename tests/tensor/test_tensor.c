@@ -66,7 +66,9 @@ static size_t row_bytes_of(uint32_t t, int64_t k)
 }
 
 /* Fills one weight row. mode 0: random; 1: zero scales in every other
- * block; 2: all quant bytes 0xff and large scales; 3: all quant bytes 0. */
+ * block; 2: all quant bytes 0xff and large scales; 3: all quant bytes 0;
+ * 4: quant bytes at the extremes (0x7f/0x80 alternating, or 0xff in every
+ * other block) with random scales. */
 static void fill_row(uint32_t t, uint8_t *row, int64_t k, int mode)
 {
     const al_type_traits *tr = al_type_get(t);
@@ -89,7 +91,8 @@ static void fill_row(uint32_t t, uint8_t *row, int64_t k, int mode)
         return;
     }
     for (size_t i = 0; i < nb * bb; i++)
-        row[i] = mode == 2 ? 0xff : mode == 3 ? 0 : (uint8_t)rnd();
+        row[i] = mode == 2 ? 0xff : mode == 3 ? 0 : mode == 4 ? ((i / bb) % 2 ? 0xff : i % 2 ? 0x80 : 0x7f)
+                                                                  : (uint8_t)rnd();
     for (int64_t b = 0; b < nb; b++) {
         uint8_t *p = row + b * bb;
         float d = mode == 2 ? 2.0f : frand(-0.05f, 0.05f), m = mode == 2 ? -1.5f : frand(-0.05f, 0.05f);
@@ -107,7 +110,8 @@ static void fill_row(uint32_t t, uint8_t *row, int64_t k, int mode)
     }
 }
 
-/* Activation rows: random, with an extreme mode (large values, zeros). */
+/* Activation rows: random, with extreme modes (2: large values; 1: zeros;
+ * 4: all of one magnitude, so that every quantized value is +-127). */
 static void fill_x(float *x, int64_t n, int mode)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -116,6 +120,8 @@ static void fill_x(float *x, int64_t n, int mode)
             x[i] = (i % 2 ? 300.0f : -300.0f);
         if (mode == 1 && (i / 256) % 2)
             x[i] = 0.0f;
+        if (mode == 4)
+            x[i] = i % 3 ? 0.75f : -0.75f;
     }
 }
 
@@ -576,6 +582,12 @@ static void test_matmul(void **state)
                 check_matmul(tp, k_types[ti], 37, 512, toks[ni], 0);
                 check_matmul(tp, k_types[ti], 5, 256, toks[ni], 2);
             }
+            /* many tokens (panel kernels where the type has them): rows
+             * beyond the last panel, extreme bytes and activations */
+            check_matmul(tp, k_types[ti], 24, 768, 9, 2);
+            check_matmul(tp, k_types[ti], 19, 512, 12, 1);
+            check_matmul(tp, k_types[ti], 40, 256, 23, 4);
+            check_matmul(tp, k_types[ti], 16, 1024, 8, 3);
         }
         check_matmul(tp, AL_TYPE_Q8_0, 1, 32, 1, 0);
         check_matmul(tp, AL_TYPE_F16, 3, 40, 2, 0);
