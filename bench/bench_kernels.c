@@ -99,7 +99,7 @@ int main(int argc, char **argv)
                                      AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q2_K, AL_TYPE_Q3_K,
                                      AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K};
     static const int64_t shapes[][2] = {{1024, 1024}, {3072, 1024}};
-    static const int64_t toks[] = {1, 64};
+    static const int64_t toks[] = {1, 4, 16, 64};
     printf("threads %d, AVX2 %s\n", nth, sets[1] ? "yes" : "no");
     printf("| type | rows x k | n_tok | kernels | ms/call | GB/s (weights) | GFLOP/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
             const size_t rb = (size_t)(k / al_type_get(t)->block_elems) * al_type_get(t)->block_bytes;
             uint8_t *W = xalloc(rb * (size_t)rows);
             fill_weights(t, W, rows, k);
-            for (size_t ni = 0; ni < 2; ni++) {
+            for (size_t ni = 0; ni < sizeof(toks) / sizeof(toks[0]); ni++) {
                 const int64_t nt = toks[ni];
                 float *X = xalloc((size_t)(nt * k) * 4), *Y = xalloc((size_t)(nt * rows) * 4);
                 float *Ye = xalloc((size_t)(nt * rows) * 4);

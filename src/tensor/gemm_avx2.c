@@ -8,9 +8,10 @@
  * 8 rows are one vector, and no horizontal reduction is needed (the dot
  * kernels spend most of their work on those per row and token).
  *
- * Weights are unsigned in the panel (Q4_0: the nibble, Q4_K: the nibble,
- * Q8_0: |q| with the signs kept apart), activations signed, so the offsets
- * are taken out with the per-32 sums of the activations (asum).
+ * Weights are unsigned in the panel (Q4_0 and Q4_K: the nibble, Q6_K: the
+ * 6-bit value, Q8_0: |q| with the signs kept apart), activations signed,
+ * so the offsets are taken out with sums of the activations (asum, or the
+ * bsums of Q8_K).
  *
  * Compiled with -mavx2 -mfma -mf16c only; used only after
  * al_cpu_has_avx2(). Packing a panel costs about as much as one token's
@@ -19,16 +20,9 @@
 #include "tensor/kernels.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#include <string.h>
+#include "tensor/avx2_util.h"
 
-#define AI static inline __attribute__((always_inline))
 #define PR AL_PANEL_ROWS
-
-AI float h2f(al_half h)
-{
-    return _cvtsh_ss(h);
-}
 
 /* The 4 activation bytes at p broadcast to every 32-bit lane. */
 AI __m256i bcast4(const int8_t *p)
@@ -69,14 +63,6 @@ AI void interleave8(const __m256i r[8], __m256i out[8])
         out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
         out[c + 4] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
     }
-}
-
-/* 16 packed nibble bytes -> 32 bytes: low nibbles then high nibbles. */
-AI __m256i nibbles32(const uint8_t *qs)
-{
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
 /* ------------------------------------------------------------ Q4_0 / Q8_0 */
@@ -196,7 +182,7 @@ AI void gemm_q8_0_nt(int64_t k, const void *panel, const void *a, size_t as, flo
             x[t] = (const al_block_q8_0 *)((const char *)a + (size_t)t * as) + b;
             s32[t] = _mm256_setzero_si256();
         }
-        _Pragma("GCC unroll 8")
+        _Pragma("GCC unroll 2")
         for (int c = 0; c < 8; c++) {
             const __m256i w = _mm256_load_si256((const __m256i *)p[b].q[c]);
             const __m256i sg = _mm256_load_si256((const __m256i *)p[b].s[c]);
@@ -235,22 +221,40 @@ static size_t bytes_q4_K(int64_t k)
     return (size_t)(k / AL_QK_K) * sizeof(panel_q4_K);
 }
 
+/* The int16 pairs of 8 rows (one 32-byte vector of 8 pairs per row) ->
+ * pairs[c] = pair c of every row, row r in lane r; dup[2c] / dup[2c+1] =
+ * the first / second value of pair c of every row, twice in lane r. */
+AI void pair_tables(const __m256i rows[8], __m256i pairs[8], __m256i *dup, int n_dup)
+{
+    interleave8(rows, pairs);
+    const __m256i first = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4,
+                                           5, 8, 9, 8, 9, 12, 13, 12, 13);
+    const __m256i second = _mm256_setr_epi8(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6,
+                                            7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15);
+    for (int c = 0; c < n_dup / 2; c++) {
+        dup[2 * c] = _mm256_shuffle_epi8(pairs[c], first);
+        dup[2 * c + 1] = _mm256_shuffle_epi8(pairs[c], second);
+    }
+}
+
 static void pack_q4_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
 {
     panel_q4_K *p = panel;
     for (int64_t b = 0; b < k / AL_QK_K; b++) {
         const al_block_q4_K *blk[PR];
+        __m256i sm[8], pairs[8], dup[8];
         for (int i = 0; i < PR; i++) {
             blk[i] = (const al_block_q4_K *)(w + (size_t)i * row_bytes) + b;
             p[b].d[i] = h2f(blk[i]->d);
             p[b].dmin[i] = h2f(blk[i]->dmin);
-            for (int s = 0; s < 8; s++) {
-                uint8_t sc, mn;
-                al_q4_K_scale_min(s, blk[i]->scales, &sc, &mn);
-                p[b].sc[s][2 * i] = p[b].sc[s][2 * i + 1] = sc;
-                p[b].mn[s / 2][2 * i + (s & 1)] = mn;
-            }
+            /* scales 0..7 then mins 0..7 as int16: pairs 0..3 scales, 4..7 mins */
+            sm[i] = _mm256_cvtepu8_epi16(k4_scales_mins(blk[i]->scales));
         }
+        pair_tables(sm, pairs, dup, 8);
+        for (int s = 0; s < 8; s++)
+            _mm256_store_si256((__m256i *)p[b].sc[s], dup[s]);
+        for (int j = 0; j < 4; j++)
+            _mm256_store_si256((__m256i *)p[b].mn[j], pairs[4 + j]);
         for (int j = 0; j < 4; j++) {
             __m256i lo[8], hi[8], o[8];
             for (int i = 0; i < PR; i++) {
@@ -323,6 +327,121 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
         _mm256_storeu_ps(out + t * ldo, acc[t]);
 }
 
+/* ------------------------------------------------------------ Q6_K */
+
+/* Panel super-block of Q6_K: d of the 8 rows, the 16 group scales (groups
+ * of 16) twice per lane, the scales as pairs of groups (2j, 2j+1) for the
+ * -32 offset, and the unsigned 6-bit values of 8 sub-blocks of 32 x 8
+ * chunks. */
+typedef struct {
+    float d[PR];
+    int16_t sc[16][2 * PR];
+    int16_t sp[8][2 * PR];
+    uint8_t q[8][8][32];
+} panel_q6_K;
+
+static size_t bytes_q6_K(int64_t k)
+{
+    return (size_t)(k / AL_QK_K) * sizeof(panel_q6_K);
+}
+
+/* Sub-block s (elements 32s..32s+31, unsigned 0..63) of a Q6_K block. */
+AI __m256i q6_sub(const al_block_q6_K *b, int s)
+{
+    const int n = s / 4, part = s % 4;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i ql = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32 * (part & 1)));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
+    const __m256i lo = part < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+    /* bits 2*part, 2*part+1 of qh -> bits 4, 5 */
+    __m256i hi;
+    switch (part) {
+    case 0: hi = _mm256_slli_epi16(qh, 4); break;
+    case 1: hi = _mm256_slli_epi16(qh, 2); break;
+    case 2: hi = qh; break;
+    default: hi = _mm256_srli_epi16(qh, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
+}
+
+static void pack_q6_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    panel_q6_K *p = panel;
+    for (int64_t b = 0; b < k / AL_QK_K; b++) {
+        const al_block_q6_K *blk[PR];
+        __m256i sc[8], pairs[8], dup[16];
+        for (int i = 0; i < PR; i++) {
+            blk[i] = (const al_block_q6_K *)(w + (size_t)i * row_bytes) + b;
+            p[b].d[i] = h2f(blk[i]->d);
+            sc[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[i]->scales));
+        }
+        pair_tables(sc, pairs, dup, 16);
+        for (int g = 0; g < 16; g++)
+            _mm256_store_si256((__m256i *)p[b].sc[g], dup[g]);
+        for (int j = 0; j < 8; j++)
+            _mm256_store_si256((__m256i *)p[b].sp[j], pairs[j]);
+        for (int s = 0; s < 8; s++) {
+            __m256i r[8], o[8];
+            for (int i = 0; i < PR; i++)
+                r[i] = q6_sub(blk[i], s);
+            interleave8(r, o);
+            for (int c = 0; c < 8; c++)
+                _mm256_store_si256((__m256i *)p[b].q[s][c], o[c]);
+        }
+    }
+}
+
+/* Two chunk products (pairs <= 2*63*127 = 16002) add up in int16, then
+ * one madd with the group's scales; the offset is 32 * sum of scale x
+ * the activation sums of 16 (bsums). */
+AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
+{
+    const panel_q6_K *p = panel;
+    const int64_t nb = k / AL_QK_K;
+    __m256 acc[AL_PANEL_NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s32[AL_PANEL_NT];
+        const al_block_q8_K *x[AL_PANEL_NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            __m256i off = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p[b].sp[0]), bcast2x16(x[t]->bsums));
+            _Pragma("GCC unroll 8")
+            for (int j = 1; j < 8; j++)
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p[b].sp[j]),
+                                                              bcast2x16(x[t]->bsums + 2 * j)));
+            s32[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        }
+        for (int g = 0; g < 16; g++) {
+            const int s = g / 2, c0 = (g % 2) * 4;
+            const __m256i w0 = _mm256_load_si256((const __m256i *)p[b].q[s][c0]);
+            const __m256i w1 = _mm256_load_si256((const __m256i *)p[b].q[s][c0 + 1]);
+            const __m256i w2 = _mm256_load_si256((const __m256i *)p[b].q[s][c0 + 2]);
+            const __m256i w3 = _mm256_load_si256((const __m256i *)p[b].q[s][c0 + 3]);
+            const __m256i sc = _mm256_load_si256((const __m256i *)p[b].sc[g]);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++) {
+                const int8_t *y = x[t]->qs + 32 * s + 4 * c0;
+                const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y)),
+                                                     _mm256_maddubs_epi16(w1, bcast4(y + 4)));
+                const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(y + 8)),
+                                                     _mm256_maddubs_epi16(w3, bcast4(y + 12)));
+                s32[t] = _mm256_add_epi32(s32[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+            }
+        }
+        const __m256 d = _mm256_load_ps(p[b].d);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define PDISPATCH(name, call)                                                                                  \
@@ -341,16 +460,19 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
 #define C_Q4_0(n) gemm_q4_0_nt(k, panel, a, as, asum, ss, out, ldo, n)
 #define C_Q8_0(n) gemm_q8_0_nt(k, panel, a, as, out, ldo, n)
 #define C_Q4_K(n) gemm_q4_K_nt(k, panel, a, as, asum, ss, out, ldo, n)
+#define C_Q6_K(n) gemm_q6_K_nt(k, panel, a, as, out, ldo, n)
 
 PDISPATCH(gemm_q4_0, C_Q4_0)
 PDISPATCH(gemm_q8_0, C_Q8_0)
 PDISPATCH(gemm_q4_K, C_Q4_K)
+PDISPATCH(gemm_q6_K, C_Q6_K)
 
 void al_panel_kernels_avx2(al_kernels *ks)
 {
     ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true};
     ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false};
     ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true};
+    ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false};
 }
 #else
 void al_panel_kernels_avx2(al_kernels *ks)

@@ -20,7 +20,7 @@ typedef void (*al_dot_fn)(int64_t k, const void *w, const void *a, size_t a_stri
 
 #define AL_PANEL_ROWS 8           /* weight rows interleaved in a panel */
 #define AL_PANEL_NT 4             /* tokens per panel gemm call at most */
-#define AL_PANEL_MAX_BYTES (96 << 10) /* larger panels: dot kernels instead */
+#define AL_PANEL_MAX_BYTES (128 << 10) /* larger panels: dot kernels instead */
 
 /* Panel kernels (prompt batches): `pack` rearranges AL_PANEL_ROWS weight
  * rows (row i at w + i*row_bytes, k elements) into `panel` (bytes(k) bytes,

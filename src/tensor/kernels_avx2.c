@@ -6,11 +6,10 @@
 #include "tensor/kernels.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
 #include <pthread.h>
 #include <string.h>
 
-#define AI static inline __attribute__((always_inline))
+#include "tensor/avx2_util.h"
 
 AI float hsum(__m256 v)
 {
@@ -20,23 +19,10 @@ AI float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-AI float h2f(al_half h)
-{
-    return _cvtsh_ss(h);
-}
-
 /* 32 unsigned (< 128) x 32 signed bytes -> 8 int32 partial sums. */
 AI __m256i dot_u8(__m256i x, __m256i y)
 {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
-}
-
-/* 16 packed nibble bytes -> 32 bytes: low nibbles then high nibbles. */
-AI __m256i nibbles32(const uint8_t *qs)
-{
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
 /* Bit j of the 4 bytes at p -> byte j = 0x10 if set, else 0. */
@@ -258,23 +244,6 @@ AI void dot_q_1_nt(uint32_t type, int64_t k, const void *vw, const void *a, size
 }
 
 /* ------------------------------------------------------------ K-quants */
-
-/* The 12 packed scale bytes of a Q4_K/Q5_K block -> 16 bytes: the 8 6-bit
- * scales (bytes 0..7) then the 8 6-bit mins (bytes 8..15). Bytes 0..3 of
- * the packed form hold scale j (low 6 bits) and the top 2 bits of scale
- * j+4; bytes 4..7 min j and the top 2 bits of min j+4; bytes 8..11 the low
- * nibbles of scale j+4 (low) and min j+4 (high). */
-AI __m128i k4_scales_mins(const uint8_t *packed)
-{
-    uint32_t u[4];
-    memcpy(u, packed, 12);
-    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    const uint32_t sc_lo = u[0] & m6;
-    const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-    const uint32_t mn_lo = u[1] & m6;
-    const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-    return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
-}
 
 /* Q4_K / Q5_K vs Q8_K: per block, the 8 sub-block scales as int16 pairs
  * broadcast by a byte shuffle, the mins against the bsums in one madd, the

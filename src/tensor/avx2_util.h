@@ -1,0 +1,44 @@
+/* avx2_util.h - small AVX2 helpers shared by the *_avx2.c kernel files of
+ * src/tensor. Include only from files compiled with -mavx2 -mfma -mf16c. */
+#ifndef AL_TENSOR_AVX2_UTIL_H
+#define AL_TENSOR_AVX2_UTIL_H
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tensor/quant.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI float h2f(al_half h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* 16 packed nibble bytes -> 32 bytes: low nibbles then high nibbles. */
+AI __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+/* The 12 packed scale bytes of a Q4_K/Q5_K block -> 16 bytes: the 8 6-bit
+ * scales (bytes 0..7) then the 8 6-bit mins (bytes 8..15). Bytes 0..3 of
+ * the packed form hold scale j (low 6 bits) and the top 2 bits of scale
+ * j+4; bytes 4..7 min j and the top 2 bits of min j+4; bytes 8..11 the low
+ * nibbles of scale j+4 (low) and min j+4 (high). */
+AI __m128i k4_scales_mins(const uint8_t *packed)
+{
+    uint32_t u[4];
+    memcpy(u, packed, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    const uint32_t sc_lo = u[0] & m6;
+    const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    const uint32_t mn_lo = u[1] & m6;
+    const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
+}
+
+#endif
