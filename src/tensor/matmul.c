@@ -10,6 +10,7 @@
 
 #define AL_ROW_BLOCK 16          /* rows per chunk unit: 64 bytes of Y */
 #define AL_TILE_BYTES (256 << 10) /* activation bytes per token tile */
+#define AL_PANEL_TILE_BYTES (2 << 20) /* the same with panels (each tile packs them again) */
 #define AL_CHUNK_BYTES (256 << 10) /* weight bytes per chunk at most (unless 16 rows are more) */
 #define AL_SUB_ROWS 8            /* rows kept in L1 across a token group */
 #define AL_PANEL_MIN_NT 8        /* fewer tokens: dot kernels (packing would not pay) */
@@ -281,7 +282,10 @@ static void plan(mm_job *j, int nth)
     for (int i = 0; i < j->n_parts; i++)
         arb = j->part[i].a_row_bytes > arb ? j->part[i].a_row_bytes : arb;
     if (!j->exact && arb > 0) {
-        tile = (int64_t)(AL_TILE_BYTES / arb);
+        bool panels = false;
+        for (int i = 0; i < j->n_parts; i++)
+            panels = panels || j->part[i].pk;
+        tile = (int64_t)((panels ? AL_PANEL_TILE_BYTES : AL_TILE_BYTES) / arb);
         tile = tile < AL_DOT_MAX_NT ? AL_DOT_MAX_NT : tile / AL_DOT_MAX_NT * AL_DOT_MAX_NT;
     }
     if (tile > j->n_tok)
