@@ -55,7 +55,28 @@ void al_attend_f16_ref(const float *q, uint32_t nh, const uint16_t *k, const uin
     }
 }
 
-static const al_attn_kernels k_ref = {to_f16, al_attend_f16_ref};
+/* Token by token through al_attend_f16_ref: the oracle of the tile kernels.
+ * scratch: nh*(pos0+n_tok) floats. */
+void al_attend_tile_f16_ref(const al_attn_tile *t, float *scratch)
+{
+    for (uint32_t j = 0; j < t->n_tok; j++)
+        al_attend_f16_ref(t->q + (size_t)j * t->ldq, t->nh, t->k, t->v, t->stride, t->pos0 + (int32_t)j + 1, t->hd,
+                          t->scale, scratch, t->out + (size_t)j * t->ldo);
+}
+
+size_t al_attn_tile_scratch_floats(uint32_t nh, uint32_t n_tok, uint32_t hd, uint32_t n_pos_max)
+{
+    const size_t ref = (size_t)nh * n_pos_max;
+    const size_t rows = (size_t)nh * n_tok;
+    if (rows > AL_ATTN_TILE_MAX_ROWS)
+        return ref;
+    /* one block of K or V rows as floats, the block's scores, and per row
+     * the running max, sum and rescale factor */
+    const size_t fast = (size_t)AL_ATTN_TILE_BLOCK * hd + rows * (AL_ATTN_TILE_BLOCK + 3);
+    return ref > fast ? ref : fast;
+}
+
+static const al_attn_kernels k_ref = {to_f16, al_attend_f16_ref, al_attend_tile_f16_ref};
 
 const al_attn_kernels *al_attn_kernels_ref(void)
 {

@@ -1,10 +1,29 @@
-/* attention.h - the F16 KV-cache vector kernels of attention: a plain-C
- * reference and an AVX2/F16C twin (attention_avx2.c), chosen once at run
- * time by al_attn_kernels(). */
+/* attention.h - the F16 KV-cache kernels of attention: a plain-C reference
+ * and an AVX2/F16C twin (attention_avx2.c), chosen once at run time by
+ * al_attn_kernels(). */
 #ifndef AL_MODEL_ATTENTION_H
 #define AL_MODEL_ATTENTION_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* A tile of causal attention: n_tok consecutive query tokens of one
+ * sequence x the nh query heads that share one KV head. Token j sits at
+ * position pos0 + j and sees positions 0..pos0+j. */
+typedef struct al_attn_tile {
+    const float *q;     /* query of token j, head h: q + j*ldq + h*hd (hd floats) */
+    size_t ldq;         /* floats between tokens' queries, >= nh*hd */
+    float *out;         /* output of token j, head h: out + j*ldo + h*hd */
+    size_t ldo;
+    const uint16_t *k;  /* K row of position p: k + p*stride (hd halves) */
+    const uint16_t *v;  /* V row of position p: v + p*stride */
+    size_t stride;      /* halves between positions */
+    uint32_t nh;        /* query heads, >= 1 */
+    uint32_t n_tok;     /* tokens, >= 1 */
+    uint32_t hd;        /* head size */
+    int32_t pos0;       /* position of token 0, >= 0 */
+    float scale;        /* applied to q.k before the softmax */
+} al_attn_tile;
 
 typedef struct al_attn_kernels {
     /* dst[i] = half(src[i]) with round-to-nearest-even */
@@ -15,12 +34,28 @@ typedef struct al_attn_kernels {
      * scores: nh*n_pos floats of scratch. n_pos >= 1. */
     void (*attend_f16)(const float *q, uint32_t nh, const uint16_t *k, const uint16_t *v, size_t stride,
                        int32_t n_pos, uint32_t hd, float scale, float *scores, float *out);
+    /* The tile's attention, as attend_f16 would give it token by token
+     * (n_pos = pos0+j+1), but each K/V row read once for the whole tile.
+     * Writes only the tile's output rows. scratch: at least
+     * al_attn_tile_scratch_floats(nh, n_tok, hd, pos0+n_tok) floats. */
+    void (*attend_tile_f16)(const al_attn_tile *t, float *scratch);
 } al_attn_kernels;
 
-/* The plain-C attend_f16 (the AVX2 one falls back to it for head sizes
- * that are not a multiple of 32). */
+/* Floats of scratch attend_tile_f16 (either kernel) needs for tiles of at
+ * most n_tok tokens x nh heads whose last position is below n_pos_max. */
+size_t al_attn_tile_scratch_floats(uint32_t nh, uint32_t n_tok, uint32_t hd, uint32_t n_pos_max);
+
+/* The plain-C kernels the AVX2 ones fall back to for shapes they do not
+ * handle (attend_f16: head sizes that are not a multiple of 32; the tile:
+ * head sizes not a multiple of 16, or more than AL_ATTN_TILE_MAX_ROWS rows). */
 void al_attend_f16_ref(const float *q, uint32_t nh, const uint16_t *k, const uint16_t *v, size_t stride, int32_t n_pos,
                        uint32_t hd, float scale, float *scores, float *out);
+void al_attend_tile_f16_ref(const al_attn_tile *t, float *scratch);
+
+/* The AVX2 tile kernel's limits: query rows (n_tok*nh) and positions per
+ * block of its online softmax. */
+#define AL_ATTN_TILE_MAX_ROWS 64
+#define AL_ATTN_TILE_BLOCK 32
 
 /* The kernels for this CPU (AVX2+FMA+F16C when the CPU and OS support them
  * and AIRLOCK_NO_AVX2 is unset). Thread-safe; the choice is made once. */

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "model/attention.h"
 #include "tensor/quant.h"
@@ -15,6 +16,58 @@ static inline float hsum(__m256 v)
     lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
+}
+
+/* e^x lane by lane, for x <= 88: x = n ln2 + r with |r| <= ln2/2, e^r by
+ * its Taylor series to degree 7 (truncation below 1e-8 relative), times 2^n
+ * built in the exponent field. x < -87.3 (-inf included) gives 0. */
+static inline __m256 vexp(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    const __m256 tiny = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* ln2 in two parts: n * 0.693145751953125 (16 bits) is exact */
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.4286068203094172e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+/* Lanes i < n set (n <= 8), for masked loads and stores. */
+static inline __m256i first_lanes(int32_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* s[p] = e^(s[p] - m) for p < n; returns their sum. */
+static float exp_shifted(float *s, int32_t n, float m)
+{
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    int32_t p = 0;
+    for (; p + 8 <= n; p += 8) {
+        const __m256 x = vexp(_mm256_sub_ps(_mm256_loadu_ps(s + p), mv));
+        _mm256_storeu_ps(s + p, x);
+        acc = _mm256_add_ps(acc, x);
+    }
+    if (p < n) {
+        const __m256i lanes = first_lanes(n - p);
+        const __m256 x = _mm256_and_ps(vexp(_mm256_sub_ps(_mm256_maskload_ps(s + p, lanes), mv)),
+                                       _mm256_castsi256_ps(lanes));
+        _mm256_maskstore_ps(s + p, lanes, x);
+        acc = _mm256_add_ps(acc, x);
+    }
+    return hsum(acc);
 }
 
 static void to_f16(const float *src, uint16_t *dst, uint32_t n)
@@ -62,16 +115,7 @@ static void attend_f16(const float *q, uint32_t nh, const uint16_t *k, const uin
                 mxb = s_b > mxb ? s_b : mxb;
             }
         }
-        float suma = 0.0f, sumb = 0.0f;
-        for (int32_t p = 0; p < n_pos; p++) {
-            sa[p] = expf(sa[p] - mxa);
-            suma += sa[p];
-        }
-        if (two)
-            for (int32_t p = 0; p < n_pos; p++) {
-                sb[p] = expf(sb[p] - mxb);
-                sumb += sb[p];
-            }
+        const float suma = exp_shifted(sa, n_pos, mxa), sumb = two ? exp_shifted(sb, n_pos, mxb) : 0.0f;
         const __m256 inva = _mm256_set1_ps(1.0f / suma), invb = _mm256_set1_ps(two ? 1.0f / sumb : 0.0f);
         float *oa = out + (size_t)h0 * hd, *ob = two ? oa + hd : NULL;
         for (uint32_t d0 = 0; d0 < hd; d0 += 32) {
@@ -96,7 +140,217 @@ static void attend_f16(const float *q, uint32_t nh, const uint16_t *k, const uin
     }
 }
 
-static const al_attn_kernels k_avx2 = {to_f16, attend_f16};
+/* ------------------------------------------------------------ tiles */
+
+#define BLK AL_ATTN_TILE_BLOCK
+#define MAXR AL_ATTN_TILE_MAX_ROWS
+
+static inline float hmax(__m256 v)
+{
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_max_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* Lane i = the sum of a_i's lanes. */
+static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    const __m256 u = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+}
+
+/* dst[p*hd + i] = float(src[p*stride + i]) for p < n, i < hd (hd % 8 == 0);
+ * meanwhile asks for the next block's rows (n_next of them from src +
+ * BLK*stride), which the block's products give time to arrive. */
+static void rows_to_f32(float *dst, const uint16_t *src, size_t stride, uint32_t n, uint32_t hd, uint32_t n_next)
+{
+    for (uint32_t p = 0; p < n; p++) {
+        const uint16_t *row = src + (size_t)p * stride;
+        for (uint32_t i = 0; i < hd; i += 8)
+            _mm256_storeu_ps(dst + (size_t)p * hd + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + i))));
+        if (p < n_next)
+            for (uint32_t i = 0; i < hd; i += 32)
+                _mm_prefetch((const char *)(row + (size_t)BLK * stride + i), _MM_HINT_T0);
+    }
+}
+
+#define ROWS 3 /* query rows per register tile of both products */
+
+/* S[r*BLK + p] = scale * q_r . k_p for rows r0..r0+2 (those < nr) and the
+ * block's nb positions, 4 at a time (kf: their K rows as floats; positions
+ * past nb give padding up to a multiple of 4, which BLK is): 3 rows x 4
+ * positions in registers, every K load feeds 3 FMAs, every query load 4. */
+static void block_scores(const float *const *qr, uint32_t r0, uint32_t nr, const float *kf, uint32_t nb,
+                         uint32_t hd, float scale, float *S)
+{
+    const __m128 sc = _mm_set1_ps(scale);
+    const float *q0 = qr[r0], *q1 = qr[r0 + 1 < nr ? r0 + 1 : r0], *q2 = qr[r0 + 2 < nr ? r0 + 2 : r0];
+    for (uint32_t p = 0; p < nb; p += 4) {
+        const float *k0 = kf + (size_t)p * hd;
+        const float *k1 = p + 1 < nb ? k0 + hd : k0, *k2 = p + 2 < nb ? k0 + 2 * hd : k0,
+                    *k3 = p + 3 < nb ? k0 + 3 * hd : k0;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+        __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        for (uint32_t i = 0; i < hd; i += 8) {
+            const __m256 x0 = _mm256_loadu_ps(k0 + i), x1 = _mm256_loadu_ps(k1 + i);
+            const __m256 x2 = _mm256_loadu_ps(k2 + i), x3 = _mm256_loadu_ps(k3 + i);
+            __m256 y = _mm256_loadu_ps(q0 + i);
+            a00 = _mm256_fmadd_ps(y, x0, a00);
+            a01 = _mm256_fmadd_ps(y, x1, a01);
+            a02 = _mm256_fmadd_ps(y, x2, a02);
+            a03 = _mm256_fmadd_ps(y, x3, a03);
+            y = _mm256_loadu_ps(q1 + i);
+            a10 = _mm256_fmadd_ps(y, x0, a10);
+            a11 = _mm256_fmadd_ps(y, x1, a11);
+            a12 = _mm256_fmadd_ps(y, x2, a12);
+            a13 = _mm256_fmadd_ps(y, x3, a13);
+            y = _mm256_loadu_ps(q2 + i);
+            a20 = _mm256_fmadd_ps(y, x0, a20);
+            a21 = _mm256_fmadd_ps(y, x1, a21);
+            a22 = _mm256_fmadd_ps(y, x2, a22);
+            a23 = _mm256_fmadd_ps(y, x3, a23);
+        }
+        float *d = S + (size_t)r0 * BLK + p;
+        _mm_storeu_ps(d, _mm_mul_ps(hsum4(a00, a01, a02, a03), sc));
+        if (r0 + 1 < nr)
+            _mm_storeu_ps(d + BLK, _mm_mul_ps(hsum4(a10, a11, a12, a13), sc));
+        if (r0 + 2 < nr)
+            _mm_storeu_ps(d + 2 * BLK, _mm_mul_ps(hsum4(a20, a21, a22, a23), sc));
+    }
+}
+
+/* o_r = o_r * corr_r + sum_p S[r*BLK + p] v_p over nv*8 dimensions from d
+ * (nv <= 4), for rows r0..r0+2 (those < nr): each V load feeds 3 FMAs,
+ * each weight broadcast nv. */
+static inline __attribute__((always_inline)) void block_values_n(float *const *orow, const float *corr, uint32_t r0,
+                                                                 uint32_t nr, const float *S, const float *vf,
+                                                                 uint32_t nb, uint32_t hd, uint32_t d, int nv)
+{
+    uint32_t ri[ROWS];
+    __m256 o[ROWS][4];
+    _Pragma("GCC unroll 3")
+    for (int u = 0; u < ROWS; u++) {
+        ri[u] = r0 + (uint32_t)u < nr ? r0 + (uint32_t)u : r0;
+        const __m256 c = _mm256_set1_ps(corr[ri[u]]);
+        _Pragma("GCC unroll 4")
+        for (int x = 0; x < nv; x++)
+            o[u][x] = _mm256_mul_ps(_mm256_loadu_ps(orow[ri[u]] + d + 8 * x), c);
+    }
+    const float *w[ROWS];
+    _Pragma("GCC unroll 3")
+    for (int u = 0; u < ROWS; u++)
+        w[u] = S + (size_t)ri[u] * BLK;
+    for (uint32_t p = 0; p < nb; p++) {
+        const float *vp = vf + (size_t)p * hd + d;
+        __m256 v[4];
+        _Pragma("GCC unroll 4")
+        for (int x = 0; x < nv; x++)
+            v[x] = _mm256_loadu_ps(vp + 8 * x);
+        _Pragma("GCC unroll 3")
+        for (int u = 0; u < ROWS; u++) {
+            const __m256 wu = _mm256_broadcast_ss(w[u] + p);
+            _Pragma("GCC unroll 4")
+            for (int x = 0; x < nv; x++)
+                o[u][x] = _mm256_fmadd_ps(wu, v[x], o[u][x]);
+        }
+    }
+    _Pragma("GCC unroll 3")
+    for (int u = 0; u < ROWS; u++) {
+        if (r0 + (uint32_t)u >= nr)
+            break;
+        _Pragma("GCC unroll 4")
+        for (int x = 0; x < nv; x++)
+            _mm256_storeu_ps(orow[ri[u]] + d + 8 * x, o[u][x]);
+    }
+}
+
+/* 32 dimensions at a time, then 16 (hd % 16 == 0). */
+static void block_values(float *const *orow, const float *corr, uint32_t r0, uint32_t nr, const float *S,
+                         const float *vf, uint32_t nb, uint32_t hd)
+{
+    uint32_t d = 0;
+    for (; d + 32 <= hd; d += 32)
+        block_values_n(orow, corr, r0, nr, S, vf, nb, hd, d, 4);
+    if (d < hd)
+        block_values_n(orow, corr, r0, nr, S, vf, nb, hd, d, 2);
+}
+
+/* Flash-attention style: the tile's rows (token-major: r = j*nh + h) walk
+ * the positions in blocks of BLK. Per block the K rows are converted to
+ * floats once, the scores of every row that sees any of the block are
+ * computed, each row's running max moves, its earlier output and sum are
+ * rescaled by e^(old max - new max), and the V rows (converted once) are
+ * added with weights e^(score - max). Positions a row must not see weigh
+ * 0. The output rows themselves hold the unnormalised sums. */
+static void attend_tile(const al_attn_tile *t, float *scratch)
+{
+    const uint32_t hd = t->hd, nh = t->nh, nr = nh * t->n_tok;
+    if (hd % 16 != 0 || hd > 1024 || t->n_tok > MAXR || nr > MAXR) {
+        al_attend_tile_f16_ref(t, scratch);
+        return;
+    }
+    float *kvf = scratch;                  /* (BLK, hd) the block's K rows, then its V rows, as floats */
+    float *S = kvf + (size_t)BLK * hd;     /* (nr, BLK) scores, then weights */
+    float *mx = S + (size_t)nr * BLK;      /* (nr) running max of each row's scores */
+    float *sum = mx + nr;                  /* (nr) running sum of e^(score - max) */
+    float *corr = sum + nr;                /* (nr) this block's rescale of the row's output */
+    const float *qr[MAXR];
+    float *orow[MAXR];
+    for (uint32_t r = 0; r < nr; r++) {
+        qr[r] = t->q + (size_t)(r / nh) * t->ldq + (size_t)(r % nh) * hd;
+        orow[r] = t->out + (size_t)(r / nh) * t->ldo + (size_t)(r % nh) * hd;
+        memset(orow[r], 0, hd * sizeof(float));
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+    }
+    const int32_t n_end = t->pos0 + (int32_t)t->n_tok;
+    const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+    for (int32_t b0 = 0; b0 < n_end; b0 += BLK) {
+        const uint32_t nb = (uint32_t)(n_end - b0 < BLK ? n_end - b0 : BLK);
+        /* the rows of tokens before b0 - pos0 see none of this block */
+        const uint32_t r_first = b0 > t->pos0 ? (uint32_t)(b0 - t->pos0) * nh : 0;
+        const int32_t after = n_end - b0 - BLK; /* positions in the blocks after this one */
+        const uint32_t n_next = after <= 0 ? 0 : after < BLK ? (uint32_t)after : BLK;
+        rows_to_f32(kvf, t->k + (size_t)b0 * t->stride, t->stride, nb, hd, n_next);
+        for (uint32_t r = r_first; r < nr; r += ROWS)
+            block_scores(qr, r, nr, kvf, nb, hd, t->scale, S);
+        for (uint32_t r = r_first; r < nr; r++) {
+            float *s = S + (size_t)r * BLK;
+            /* positions b0..b0+seen-1 are visible to row r (at least one) */
+            const int32_t to = t->pos0 + (int32_t)(r / nh) + 1 - b0, seen = to < (int32_t)nb ? to : (int32_t)nb;
+            __m256 m = neg_inf;
+            for (uint32_t p = 0; p < nb; p += 8) {
+                const __m256i vis = first_lanes(seen - (int32_t)p);
+                const __m256 x = _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(s + p, vis), _mm256_castsi256_ps(vis));
+                _mm256_storeu_ps(s + p, x);
+                m = _mm256_max_ps(m, x);
+            }
+            const float m_old = mx[r], m_blk = hmax(m), m_new = m_blk > m_old ? m_blk : m_old;
+            const __m256 mv = _mm256_set1_ps(m_new);
+            __m256 acc = _mm256_setzero_ps();
+            for (uint32_t p = 0; p < nb; p += 8) {
+                const __m256 w = vexp(_mm256_sub_ps(_mm256_loadu_ps(s + p), mv));
+                _mm256_storeu_ps(s + p, w);
+                acc = _mm256_add_ps(acc, w);
+            }
+            /* e^(-inf) = 0 on the first block: nothing to rescale yet */
+            corr[r] = _mm256_cvtss_f32(vexp(_mm256_set1_ps(m_old - m_new)));
+            sum[r] = sum[r] * corr[r] + hsum(acc);
+            mx[r] = m_new;
+        }
+        rows_to_f32(kvf, t->v + (size_t)b0 * t->stride, t->stride, nb, hd, n_next);
+        for (uint32_t r = r_first; r < nr; r += ROWS)
+            block_values(orow, corr, r, nr, S, kvf, nb, hd);
+    }
+    for (uint32_t r = 0; r < nr; r++) {
+        const __m256 inv = _mm256_set1_ps(1.0f / sum[r]);
+        for (uint32_t i = 0; i < hd; i += 8)
+            _mm256_storeu_ps(orow[r] + i, _mm256_mul_ps(_mm256_loadu_ps(orow[r] + i), inv));
+    }
+}
+
+static const al_attn_kernels k_avx2 = {to_f16, attend_f16, attend_tile};
 
 const al_attn_kernels *al_attn_kernels_avx2(void)
 {

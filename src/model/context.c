@@ -19,6 +19,16 @@
 #include "tensor/types.h"
 #include "util/error.h"
 
+/* Attention work of a batch chunk: runs of tokens of one sequence at
+ * consecutive positions, cut into tiles that share each K/V row read. */
+typedef struct attn_tile {
+    int32_t t0;   /* first token of the tile in the chunk */
+    int32_t n;    /* tokens t0..t0+n-1, at positions pos[t0]..pos[t0]+n-1 */
+    int64_t cost; /* positions read, summed over its tokens */
+} attn_tile;
+
+static uint32_t attn_tile_tokens(const al_hparams *hp);
+
 struct al_context {
     const al_model *model;
     al_context_params p;
@@ -44,7 +54,9 @@ struct al_context {
     float *up;            /* (n_batch, n_ff) */
     float *rope_cos;      /* (n_batch, n_rot/2) */
     float *rope_sin;      /* (n_batch, n_rot/2) */
-    float *att_scores;    /* (n_threads, n_ctx) */
+    float *att_scores;    /* (n_threads, att_scratch) attention scratch */
+    size_t att_scratch;   /* floats of att_scores per thread */
+    attn_tile *attn_tiles; /* (n_batch) the attention work of the current chunk */
     void *mm_scratch;     /* matmul activation scratch */
     float *out_x;         /* (n_out_max, n_embd) rows that want logits */
     float *logits;        /* (n_out_max, n_vocab) */
@@ -159,7 +171,10 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->up = alloc_aligned(B * hp->n_ff * 4);
     c->rope_cos = alloc_aligned(B * hp->n_rot / 2 * 4);
     c->rope_sin = alloc_aligned(B * hp->n_rot / 2 * 4);
-    c->att_scores = alloc_aligned((size_t)nth * c->p.n_ctx * (hp->n_head / hp->n_head_kv) * 4);
+    c->att_scratch = (al_attn_tile_scratch_floats(hp->n_head / hp->n_head_kv, attn_tile_tokens(hp), hp->head_dim,
+                                                  c->p.n_ctx) + 15) / 16 * 16;
+    c->att_scores = alloc_aligned((size_t)nth * c->att_scratch * 4);
+    c->attn_tiles = calloc(B, sizeof(*c->attn_tiles));
     c->out_cap = (int32_t)(c->p.n_seq > 8 ? c->p.n_seq : 8);
     if ((uint32_t)c->out_cap > c->p.n_batch && c->p.n_batch >= c->p.n_seq)
         c->out_cap = (int32_t)c->p.n_batch;
@@ -187,7 +202,7 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->mm_scratch = alloc_aligned(mm);
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->attn ||
-        !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->out_x ||
+        !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->attn_tiles || !c->out_x ||
         !c->logits || !c->att_row || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
@@ -217,6 +232,7 @@ void al_context_free(al_context *c)
     free(c->rope_cos);
     free(c->rope_sin);
     free(c->att_scores);
+    free(c->attn_tiles);
     free(c->mm_scratch);
     free(c->out_x);
     free(c->logits);
@@ -334,8 +350,46 @@ typedef struct attn_job {
     uint32_t layer;
     const int32_t *pos;
     const int32_t *seq;
-    int64_t n_tok;
 } attn_job;
+
+/* About 32 query rows (tokens x the query heads of a KV head) per tile:
+ * within the tile kernel's row limit, and small enough that a prompt gives
+ * each thread many tiles. */
+static uint32_t attn_tile_tokens(const al_hparams *hp)
+{
+    const uint32_t group = hp->n_head / hp->n_head_kv;
+    return group >= 32 ? 1 : 32 / group;
+}
+
+static int tile_cost_desc(const void *a, const void *b)
+{
+    const attn_tile *x = a, *y = b;
+    if (x->cost != y->cost)
+        return x->cost > y->cost ? -1 : 1;
+    return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
+}
+
+/* Cuts the chunk's tokens into c->attn_tiles; returns their number. A
+ * token after a change of sequence or a jump in position starts a new tile
+ * (a decode step of several sequences gives one-token tiles). The tiles are
+ * sorted most expensive first: the pool hands chunks out in order, so the
+ * causal triangle's cheap early tiles fill the end and threads finish
+ * together. */
+static int64_t attn_plan(al_context *c, const int32_t *pos, const int32_t *seq, int64_t n_tok)
+{
+    const int64_t most = attn_tile_tokens(&c->model->hp);
+    int64_t n_tiles = 0;
+    for (int64_t t = 0; t < n_tok;) {
+        int64_t e = t + 1;
+        while (e < n_tok && e - t < most && seq[e] == seq[t] && pos[e] == pos[e - 1] + 1)
+            e++;
+        const int64_t n = e - t;
+        c->attn_tiles[n_tiles++] = (attn_tile){(int32_t)t, (int32_t)n, n * (pos[t] + 1) + n * (n - 1) / 2};
+        t = e;
+    }
+    qsort(c->attn_tiles, (size_t)n_tiles, sizeof(attn_tile), tile_cost_desc);
+    return n_tiles;
+}
 
 /* A K or V row of the cache as floats: F32 rows are read in place, Q8_0
  * rows are dequantized into buf (head_dim floats). */
@@ -390,8 +444,8 @@ static void attn_rows(al_context *c, int64_t t, uint32_t kvh, size_t base, size_
     }
 }
 
-/* One chunk: token t = chunk / n_head_kv and the query heads that share
- * KV head kvh = chunk % n_head_kv (their K/V rows stay in cache). */
+/* One chunk: tile c->attn_tiles[chunk / n_head_kv] and the query heads
+ * that share KV head kvh = chunk % n_head_kv. */
 static void attn_chunk(void *arg, int64_t chunk, int ith)
 {
     attn_job *j = arg;
@@ -400,21 +454,27 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const uint32_t hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
     const size_t nq = (size_t)nh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = c->att_scores + (size_t)ith * c->p.n_ctx * group;
-    const int64_t t = chunk / hp->n_head_kv;
+    float *scratch = c->att_scores + (size_t)ith * c->att_scratch;
+    const attn_tile *tile = &c->attn_tiles[chunk / hp->n_head_kv];
+    const int64_t t0 = tile->t0;
     const uint32_t kvh = (uint32_t)(chunk % hp->n_head_kv);
-    const int32_t n_pos = j->pos[t] + 1;
-    const size_t base = kv_offset(c, j->layer, j->seq[t], 0) + (size_t)kvh * hd;
+    const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
     const size_t stride = (size_t)hp->n_head_kv * hd;
 
     if (c->kv_elem_bytes == 2) {
-        const uint32_t h0 = kvh * group;
-        c->ak->attend_f16(c->q + (size_t)t * nq + (size_t)h0 * hd, group, (const uint16_t *)c->k_cache + base,
-                          (const uint16_t *)c->v_cache + base, stride, n_pos, hd, scale, scores,
-                          c->attn + (size_t)t * nq + (size_t)h0 * hd);
+        const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
+        const size_t qo = (size_t)t0 * nq + (size_t)kvh * group * hd;
+        if (tile->n == 1) {
+            c->ak->attend_f16(c->q + qo, group, k, v, stride, j->pos[t0] + 1, hd, scale, scratch, c->attn + qo);
+            return;
+        }
+        const al_attn_tile at = {c->q + qo, nq, c->attn + qo, nq, k, v, stride,
+                                 group, (uint32_t)tile->n, hd, j->pos[t0], scale};
+        c->ak->attend_tile_f16(&at, scratch);
         return;
     }
-    attn_rows(c, t, kvh, base, stride, n_pos, scale, scores, c->att_row + (size_t)ith * hd);
+    for (int64_t t = t0; t < t0 + tile->n; t++)
+        attn_rows(c, t, kvh, base, stride, j->pos[t] + 1, scale, scratch, c->att_row + (size_t)ith * hd);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -459,6 +519,7 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
     }
     rope_tables(c, pos, n_tok);
     const uint32_t half = hp->n_rot / 2;
+    const int64_t n_tiles = attn_plan(c, pos, seq, n_tok);
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const al_layer *ly = &m->layers[l];
@@ -495,8 +556,8 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
             kv_store(c, c->k_cache, off, k, nkv);
             kv_store(c, c->v_cache, off, v, nkv);
         }
-        attn_job job = {c, l, pos, seq, n_tok};
-        al_threadpool_for(c->tp, n_tok * hp->n_head_kv, attn_chunk, &job);
+        attn_job job = {c, l, pos, seq};
+        al_threadpool_for(c->tp, n_tiles * hp->n_head_kv, attn_chunk, &job);
         matmul(c, &ly->wo, c->attn, n_tok, c->xn);
         for (size_t i = 0; i < (size_t)n_tok * d; i++)
             c->x[i] += c->xn[i];

@@ -1,5 +1,6 @@
 /* attention_test.c - the AVX2 attention kernels against their plain-C
- * reference twins, and the half conversions against the hardware's. */
+ * reference twins, the half conversions against the hardware's, and the
+ * forward pass's attention tiles on real models. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,9 +66,19 @@ static void test_to_f16_matches_hardware(void **state)
     free(b);
 }
 
+/* A query or key element: mode 0 and 1 uniform in [-amp, amp); mode 2 an
+ * integer in -16..16, so that every q.k is exact and the scores (hundreds
+ * apart: most e^(s - max) underflow to 0) are the same for both kernels
+ * whatever their order of summation. */
+static float draw(int mode, float amp)
+{
+    return mode == 2 ? floorf(frand(-16.0f, 17.0f)) : frand(-amp, amp);
+}
+
 /* attend_f16 (AVX2, heads in pairs) against the reference, one head at a
  * time: group sizes 1..5, head sizes 64/128 (vector path) and 40 (falls
- * back), one position and many, large score ranges (softmax saturation). */
+ * back), one position and many, large score ranges (softmax saturation,
+ * scores far below the max: e^x underflows). */
 static void test_attend(void **state)
 {
     (void)state;
@@ -81,7 +92,7 @@ static void test_attend(void **state)
     for (size_t hi = 0; hi < 3; hi++)
         for (uint32_t nh = 1; nh <= 5; nh++)
             for (size_t pi = 0; pi < 5; pi++)
-                for (int mode = 0; mode < 2; mode++) {
+                for (int mode = 0; mode < 3; mode++) {
                     const uint32_t hd = hds[hi], n_kv = 3;
                     const int32_t n = npos[pi];
                     const size_t stride = (size_t)n_kv * hd;
@@ -91,9 +102,9 @@ static void test_attend(void **state)
                     assert_true(q && sc && o1 && o2 && k && v);
                     const float amp = mode ? 8.0f : 1.0f;
                     for (size_t i = 0; i < (size_t)nh * hd; i++)
-                        q[i] = frand(-amp, amp);
+                        q[i] = draw(mode, amp);
                     for (size_t i = 0; i < (size_t)n * stride; i++) {
-                        k[i] = al_fp32_to_fp16(frand(-amp, amp));
+                        k[i] = al_fp32_to_fp16(draw(mode, amp));
                         v[i] = al_fp32_to_fp16(frand(-2, 2));
                     }
                     const float scale = 1.0f / sqrtf((float)hd);
@@ -109,6 +120,170 @@ static void test_attend(void **state)
                             assert_true(fabsf(o2[i] - al_fp16_to_fp32(v[hd + i])) <= 1e-6f);
                     free(q), free(sc), free(o1), free(o2), free(k), free(v);
                 }
+}
+
+/* attend_tile_f16 (AVX2, online softmax over blocks of positions) against
+ * the reference (token by token): head sizes 128/64/48 (vector path) and
+ * 40 (falls back), groups 1..4, tiles of 2..33 tokens (row counts that are
+ * not multiples of 4, and over the row limit: falls back), first positions
+ * on and off the block boundaries, large score ranges. Queries and outputs
+ * are laid out as in the forward pass (rows of all heads, the group in the
+ * middle); what lies outside the tile's output rows stays untouched. */
+static void test_attend_tile(void **state)
+{
+    (void)state;
+    const al_attn_kernels *fast = al_attn_kernels_avx2(), *ref = al_attn_kernels_ref();
+    if (!fast || !al_cpu_has_avx2()) {
+        printf("  no AVX2 kernels on this machine: skipped\n");
+        return;
+    }
+    const uint32_t hds[] = {128, 64, 48, 40};
+    const uint32_t ntoks[] = {2, 3, 16, 17, 33};
+    const int32_t pos0s[] = {0, 5, 31, 32, 70};
+    const float sentinel = 12345.0f;
+    int n_cases = 0;
+    for (size_t hi = 0; hi < 4; hi++)
+        for (uint32_t nh = 1; nh <= 4; nh++)
+            for (size_t ti = 0; ti < 5; ti++)
+                for (size_t pi = 0; pi < 5; pi++)
+                    for (int mode = 0; mode < 3; mode++) {
+                        const uint32_t hd = hds[hi], n_tok = ntoks[ti], n_kv = 3;
+                        const int32_t pos0 = pos0s[pi], n_pos = pos0 + (int32_t)n_tok;
+                        const size_t stride = (size_t)n_kv * hd, ld = (size_t)(nh + 2) * hd + 8;
+                        const size_t n_q = (size_t)n_tok * ld;
+                        const size_t n_scr = al_attn_tile_scratch_floats(nh, n_tok, hd, (uint32_t)n_pos);
+                        float *q = malloc(n_q * 4), *o1 = malloc(n_q * 4), *o2 = malloc(n_q * 4);
+                        float *scr = malloc(n_scr * 4);
+                        uint16_t *k = malloc((size_t)n_pos * stride * 2), *v = malloc((size_t)n_pos * stride * 2);
+                        assert_true(q && o1 && o2 && scr && k && v);
+                        const float amp = mode ? 8.0f : 1.0f;
+                        for (size_t i = 0; i < n_q; i++) {
+                            q[i] = draw(mode, amp);
+                            o1[i] = o2[i] = sentinel;
+                        }
+                        for (size_t i = 0; i < (size_t)n_pos * stride; i++) {
+                            k[i] = al_fp32_to_fp16(draw(mode, amp));
+                            v[i] = al_fp32_to_fp16(frand(-2, 2));
+                        }
+                        /* the group's heads start one head into each row */
+                        al_attn_tile t = {q + hd, ld, o1 + hd, ld, k + hd, v + hd, stride,
+                                          nh, n_tok, hd, pos0, 1.0f / sqrtf((float)hd)};
+                        ref->attend_tile_f16(&t, scr);
+                        t.out = o2 + hd;
+                        fast->attend_tile_f16(&t, scr);
+                        for (uint32_t j = 0; j < n_tok; j++)
+                            for (size_t i = 0; i < ld; i++) {
+                                const size_t at = (size_t)j * ld + i;
+                                const bool inside = i >= hd && i < (size_t)(nh + 1) * hd;
+                                if (!inside) {
+                                    if (o2[at] != sentinel)
+                                        fail_msg("tile hd %u nh %u n_tok %u pos0 %d: wrote outside the tile at "
+                                                 "token %u [%zu]", hd, nh, n_tok, pos0, j, i);
+                                    continue;
+                                }
+                                if (!(fabsf(o1[at] - o2[at]) <= 1e-4f + 1e-4f * fabsf(o1[at])))
+                                    fail_msg("tile hd %u nh %u n_tok %u pos0 %d mode %d: token %u [%zu] %.7g vs "
+                                             "ref %.7g", hd, nh, n_tok, pos0, mode, j, i, o2[at], o1[at]);
+                            }
+                        if (pos0 == 0) /* token 0 sees one position: its output is that V row */
+                            for (uint32_t h = 0; h < nh; h++)
+                                for (size_t i = 0; i < hd; i++)
+                                    assert_true(fabsf(o2[hd + h * hd + i] - al_fp16_to_fp32(v[hd + i])) <= 1e-6f);
+                        free(q), free(o1), free(o2), free(scr), free(k), free(v);
+                        n_cases++;
+                    }
+    printf("  %d tiles agree with the reference\n", n_cases);
+}
+
+/* A prompt in one batch (tiles) against the same prompt one token per
+ * batch (the per-token kernel), and two sequences in one batch, their
+ * tokens in runs of several lengths, against it again: the tiling follows
+ * sequences and positions, and each sequence's logits stay the same. */
+static double cosine(const float *a, const float *b, uint32_t n);
+
+static void test_prompt_tiles(void **state)
+{
+    (void)state;
+    const char *shared = getenv("AIRLOCK_SHARED");
+    if (!shared)
+        shared = "../shared";
+    const char *names[] = {"tiny-qwen3-q8_0.gguf", "tiny-llama-q4_0.gguf", "stories260K.gguf"};
+    enum { N = 45 };
+    for (size_t mi = 0; mi < 3; mi++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/models/%s", shared, names[mi]);
+        al_model *m;
+        al_error err;
+        if (al_model_load(path, NULL, &m, &err) != AL_OK) {
+            printf("  %s not loadable (%s): skipped\n", path, err.msg);
+            continue;
+        }
+        al_model_info info;
+        al_model_get_info(m, &info);
+        al_context_params cp = al_context_default_params();
+        cp.n_ctx = 64;
+        cp.n_seq = 2;
+        al_context *cx;
+        assert_int_equal(al_context_new(m, &cp, &cx, &err), AL_OK);
+        int32_t toks[N], pos[N];
+        for (int i = 0; i < N; i++) {
+            toks[i] = (int32_t)((7919u * (uint32_t)(i + 3)) % info.n_vocab);
+            pos[i] = i;
+        }
+        float *whole = malloc(info.n_vocab * 4), *steps = malloc(info.n_vocab * 4);
+        assert_true(whole && steps);
+        bool want[N] = {0};
+        want[N - 1] = true;
+        al_batch b = {N, toks, pos, NULL, want};
+        assert_int_equal(al_decode(cx, &b, &err), AL_OK);
+        memcpy(whole, al_get_logits(cx, N - 1), info.n_vocab * 4);
+
+        al_kv_clear(cx);
+        for (int i = 0; i < N; i++) {
+            bool w = i == N - 1;
+            al_batch b1 = {1, &toks[i], &pos[i], NULL, &w};
+            assert_int_equal(al_decode(cx, &b1, &err), AL_OK);
+        }
+        memcpy(steps, al_get_logits(cx, 0), info.n_vocab * 4);
+
+        /* both sequences in one batch: seq 0 positions 0..9, seq 1 0..19,
+         * seq 0 10..44 with one position of seq 1 in between, seq 1 20..44 */
+        al_kv_clear(cx);
+        int32_t mt[2 * N], mp[2 * N], ms[2 * N];
+        bool mw[2 * N] = {0};
+        int n = 0, last[2] = {-1, -1};
+        const int runs[][3] = {{0, 0, 10}, {1, 0, 20}, {0, 10, 30}, {1, 20, 21}, {0, 30, N}, {1, 21, N}};
+        for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++)
+            for (int p = runs[r][1]; p < runs[r][2]; p++) {
+                mt[n] = toks[p], mp[n] = p, ms[n] = runs[r][0];
+                if (p == N - 1)
+                    last[runs[r][0]] = n;
+                n++;
+            }
+        mw[last[0]] = mw[last[1]] = true;
+        al_batch bm = {n, mt, mp, ms, mw};
+        assert_int_equal(al_decode(cx, &bm, &err), AL_OK);
+        double worst = cosine(whole, steps, info.n_vocab);
+        float diff = 0.0f;
+        for (uint32_t i = 0; i < info.n_vocab; i++)
+            diff = fmaxf(diff, fabsf(whole[i] - steps[i]));
+        for (int s = 0; s < 2; s++) {
+            const float *lg = al_get_logits(cx, last[s]);
+            assert_non_null(lg);
+            double cs = cosine(whole, lg, info.n_vocab);
+            worst = cs < worst ? cs : worst;
+            for (uint32_t i = 0; i < info.n_vocab; i++)
+                diff = fmaxf(diff, fabsf(whole[i] - lg[i]));
+        }
+        printf("  %s: prompt as tiles vs token by token vs two sequences in one batch: worst cosine %.7f, "
+               "largest logit difference %.2g\n", names[mi], worst, (double)diff);
+        assert_true(worst > 0.99999);
+        assert_true(diff < 0.02f);
+        free(whole);
+        free(steps);
+        al_context_free(cx);
+        al_model_free(m);
+    }
 }
 
 /* The Q8_0 KV cache on real models: a prompt then 8 single-token steps,
@@ -216,6 +391,8 @@ int main(void)
         cmocka_unit_test(test_half_round_trip),
         cmocka_unit_test(test_to_f16_matches_hardware),
         cmocka_unit_test(test_attend),
+        cmocka_unit_test(test_attend_tile),
+        cmocka_unit_test(test_prompt_tiles),
         cmocka_unit_test(test_kv_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
