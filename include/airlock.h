@@ -58,6 +58,8 @@ typedef struct al_vocab al_vocab;
 
 typedef struct al_model_params {
     bool check_tensors; /* also validate tensor data (NaN/Inf scan); slower */
+    bool pack_weights;  /* rearrange the weights for the fast kernels at load
+                           (default true; false for inspecting a file) */
 } al_model_params;
 
 al_model_params al_model_default_params(void);

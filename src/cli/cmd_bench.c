@@ -13,12 +13,14 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: airlock bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--batch N]\n\n"
+    fprintf(f, "usage: airlock bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--batch N] [--seqs N]\n\n"
                "  -p N        prompt tokens processed in batches (default 512; 0 skips)\n"
                "  -n N        tokens generated one by one (default 128; 0 skips)\n"
                "  -r N        repetitions; mean +- sd are reported (default 5)\n"
                "  -t N        threads (default: physical cores)\n"
-               "  --batch N   tokens per forward pass for the prompt (default 512)\n");
+               "  --batch N   tokens per forward pass for the prompt (default 512)\n"
+               "  --seqs N    generate for N sequences at once, one token each per forward pass\n"
+               "              (batched decoding as a server does it; t/s counts all N; default 1)\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -44,8 +46,9 @@ static void stats(double *v, int n, double *mean, double *sd, double *median)
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"batch", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int64_t n_prompt = 512, n_gen = 128, reps = 5, threads = 0, n_batch = 512;
+        {"batch", required_argument, 0, 'b'}, {"seqs", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int64_t n_prompt = 512, n_gen = 128, reps = 5, threads = 0, n_batch = 512, n_seqs = 1;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:n:r:t:h", opts, NULL)) != -1) {
@@ -56,6 +59,7 @@ int cmd_bench(int argc, char **argv)
         case 'r': ok = cli_parse_i64(optarg, 1, 1000, &reps); break;
         case 't': ok = cli_parse_i64(optarg, 1, 512, &threads); break;
         case 'b': ok = cli_parse_i64(optarg, 1, 1 << 16, &n_batch); break;
+        case 's': ok = cli_parse_i64(optarg, 1, 256, &n_seqs); break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
@@ -83,6 +87,9 @@ int cmd_bench(int argc, char **argv)
     cp.n_ctx = (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen) + 1;
     cp.n_batch = (uint32_t)n_batch;
     cp.n_threads = (int)threads;
+    cp.n_seq = (uint32_t)n_seqs;
+    if (cp.n_batch < (uint32_t)n_seqs)
+        cp.n_batch = (uint32_t)n_seqs;
     al_context *ctx;
     if (al_context_new(m, &cp, &ctx, &err)) {
         cli_errorf("bench", "%s", err.msg);
@@ -92,9 +99,13 @@ int cmd_bench(int argc, char **argv)
     int64_t n_max = n_prompt > n_gen ? n_prompt : n_gen;
     int32_t *toks = malloc((size_t)(n_max + 1) * sizeof(int32_t));
     int32_t *pos = malloc((size_t)(n_max + 1) * sizeof(int32_t));
+    /* one generation step of all sequences */
+    int32_t *st = malloc((size_t)n_seqs * sizeof(int32_t)), *sp = malloc((size_t)n_seqs * sizeof(int32_t));
+    int32_t *ss = malloc((size_t)n_seqs * sizeof(int32_t));
+    bool *sw = malloc((size_t)n_seqs * sizeof(bool));
     bool *want = calloc((size_t)n_max + 1, sizeof(bool));
     double *pp = calloc((size_t)reps, sizeof(double)), *tg = calloc((size_t)reps, sizeof(double));
-    if (!toks || !pos || !want || !pp || !tg) {
+    if (!toks || !pos || !want || !pp || !tg || !st || !sp || !ss || !sw) {
         cli_errorf("bench", "out of memory");
         return 1;
     }
@@ -124,18 +135,24 @@ int cmd_bench(int argc, char **argv)
             pp[r] = (double)n_prompt / (cli_now() - t);
         }
         if (n_gen > 0) {
-            al_kv_seq_truncate(ctx, 0, 0);
+            for (int64_t q = 0; q < n_seqs; q++)
+                al_kv_seq_truncate(ctx, (int32_t)q, 0);
             double t = cli_now();
             for (int64_t i = 0; i < n_gen; i++) {
-                bool w = true;
-                al_batch b = {1, &toks[i], &pos[i], NULL, &w};
+                for (int64_t q = 0; q < n_seqs; q++) {
+                    st[q] = toks[(i + q) % n_max];
+                    sp[q] = (int32_t)i;
+                    ss[q] = (int32_t)q;
+                    sw[q] = true;
+                }
+                al_batch b = {(int32_t)n_seqs, st, sp, ss, sw};
                 if (al_decode(ctx, &b, &err)) {
                     cli_errorf("bench", "%s", err.msg);
                     rc = 1;
                     break;
                 }
             }
-            tg[r] = (double)n_gen / (cli_now() - t);
+            tg[r] = (double)(n_gen * n_seqs) / (cli_now() - t);
         }
     }
     if (!rc) {
@@ -151,12 +168,21 @@ int cmd_bench(int argc, char **argv)
         }
         if (n_gen > 0) {
             stats(tg, (int)reps, &mean, &sd, &median);
-            printf("| %s | %.1f MiB | tg%lld | %.2f ± %.2f | %.2f |\n", info.name[0] ? info.name : info.arch,
-                   (double)info.file_bytes / 1048576.0, (long long)n_gen, mean, sd, median);
+            char test[48];
+            if (n_seqs > 1)
+                snprintf(test, sizeof(test), "tg%lld x%lld seqs", (long long)n_gen, (long long)n_seqs);
+            else
+                snprintf(test, sizeof(test), "tg%lld", (long long)n_gen);
+            printf("| %s | %.1f MiB | %s | %.2f ± %.2f | %.2f |\n", info.name[0] ? info.name : info.arch,
+                   (double)info.file_bytes / 1048576.0, test, mean, sd, median);
         }
     }
     free(toks);
     free(pos);
+    free(st);
+    free(sp);
+    free(ss);
+    free(sw);
     free(want);
     free(pp);
     free(tg);

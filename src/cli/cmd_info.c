@@ -30,6 +30,7 @@ int cmd_info(int argc, char **argv)
     al_model *m = NULL;
     al_model_params mp = al_model_default_params();
     mp.check_tensors = check;
+    mp.pack_weights = false; /* inspecting, not running */
     if (al_model_load(path, &mp, &m, &err)) {
         cli_errorf("info", "%s", err.msg);
         return 1;

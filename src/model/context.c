@@ -264,8 +264,10 @@ static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_
     if (c->p.exact)
         al_matmul_exact(c->tp, w->type, w->data, w->rows, w->cols, w->row_bytes, X, n_tok, Y, w->rows,
                         c->mm_scratch);
-    else
-        al_matmul(c->tp, w->type, w->data, w->rows, w->cols, w->row_bytes, X, n_tok, Y, w->rows, c->mm_scratch);
+    else {
+        const al_mm_desc d = {w->type, w->data, w->rows, w->row_bytes, Y, w->rows, w->packed};
+        al_matmul_multi(c->tp, &d, 1, w->cols, X, n_tok, c->mm_scratch);
+    }
 }
 
 /* Y_i = W_i X for 2 or 3 weights with the same input, in one dispatch on
@@ -289,6 +291,7 @@ static void matmul_multi(al_context *c, const al_weight *const *w, float *const 
         d[i].row_bytes = w[i]->row_bytes;
         d[i].Y = Y[i];
         d[i].ldy = w[i]->rows;
+        d[i].packed = w[i]->packed;
     }
     al_matmul_multi(c->tp, d, n, w[0]->cols, X, n_tok, c->mm_scratch);
 }

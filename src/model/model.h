@@ -22,6 +22,9 @@ typedef struct al_weight {
     int64_t rows;
     int64_t cols;
     size_t row_bytes;
+    void *packed;       /* panels (al_matmul_pack, in the model's
+                           packed_map) replacing data's rows for the fast
+                           path, or NULL */
 } al_weight;
 
 typedef struct al_layer {
@@ -67,6 +70,8 @@ struct al_model {
     float *rope_inv_freq;  /* (n_rot/2) angle per position of each rotary pair:
                               base^(-2i/n_rot) / rope_scale / rope_freqs[i] */
     al_layer *layers;      /* (n_layer) */
+    void *packed_map;      /* anonymous mapping holding every weight's panels */
+    size_t packed_map_bytes;
     al_vocab *vocab;
     char *chat_template;   /* NUL-terminated copy, or NULL */
     char *template_error;  /* why chat_template does not parse, or NULL */

@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model/model.h"
+#include "tensor/matmul.h"
 #include "tensor/quant.h"
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
@@ -23,7 +26,7 @@ typedef struct loader {
 
 al_model_params al_model_default_params(void)
 {
-    al_model_params p = {.check_tensors = false};
+    al_model_params p = {.check_tensors = false, .pack_weights = true};
     return p;
 }
 
@@ -76,6 +79,109 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
     w->rows = rows;
     w->cols = cols;
     w->row_bytes = (size_t)(cols / tt->block_elems) * tt->block_bytes;
+    return AL_OK;
+}
+
+/* Weight packing at load: every matrix of the forward pass whose type has
+ * panel kernels is rearranged once into one anonymous mapping (huge pages
+ * where the kernel gives them: a few hundred faults instead of a hundred
+ * thousand), split over the cores, and the pages of the rows it replaces
+ * are given back: the file map is shared and read-only, so they stay in
+ * the page cache but leave this process's resident set (unless memory is
+ * locked). The token embedding is read by rows and stays as it is (with
+ * a tied output only the rows looked up come back). */
+#define PACK_CHUNK 64 /* panels per work item */
+#define PACK_MAX_W (7 * 4096 + 1)
+
+typedef struct pack_job {
+    al_weight *all[PACK_MAX_W];    /* every matrix */
+    al_weight *w[PACK_MAX_W];      /* the ones packed */
+    int64_t first[PACK_MAX_W + 1]; /* first chunk of each of them */
+    int n;
+} pack_job;
+
+/* Gives back the pages wholly inside rows [r0, r1) of w. */
+static void release_rows(const al_weight *w, int64_t r0, int64_t r1)
+{
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)w->data + (size_t)r0 * w->row_bytes + pg - 1) & ~(pg - 1);
+    const uintptr_t hi = ((uintptr_t)w->data + (size_t)r1 * w->row_bytes) & ~(pg - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static void pack_chunk(void *arg, int64_t c, int ith)
+{
+    (void)ith;
+    const pack_job *j = arg;
+    int lo = 0, hi = j->n - 1;
+    while (lo < hi) { /* the weight whose chunks hold c */
+        const int mid = (lo + hi + 1) / 2;
+        if (j->first[mid] <= c)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const al_weight *w = j->w[lo];
+    const int64_t n_panels = w->rows / 8, p0 = (c - j->first[lo]) * PACK_CHUNK;
+    const int64_t p1 = p0 + PACK_CHUNK < n_panels ? p0 + PACK_CHUNK : n_panels;
+    const size_t pb = al_matmul_pack_bytes(w->type, 8, w->cols);
+    al_matmul_pack(w->type, (const uint8_t *)w->data + (size_t)(p0 * 8) * w->row_bytes, (p1 - p0) * 8, w->cols,
+                   w->row_bytes, (uint8_t *)w->packed + (size_t)p0 * pb);
+    release_rows(w, p0 * 8, p1 * 8); /* as we go: the peak stays near the model's size */
+}
+
+static al_status pack_weights(loader *L)
+{
+    al_model *m = L->m;
+    pack_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    al_weight **all = j->all;
+    int n_all = 0;
+    all[n_all++] = &m->output;
+    for (uint32_t l = 0; l < m->hp.n_layer && n_all + 7 <= PACK_MAX_W; l++) {
+        al_layer *ly = &m->layers[l];
+        al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
+        for (int i = 0; i < 7; i++)
+            all[n_all++] = ws[i];
+    }
+    size_t total = 0;
+    for (int i = 0; i < n_all; i++) {
+        const size_t n = al_matmul_pack_bytes(all[i]->type, all[i]->rows, all[i]->cols);
+        if (n == 0)
+            continue;
+        all[i]->packed = (void *)(uintptr_t)total; /* offset for now */
+        total += (n + 63) & ~(size_t)63;
+        j->w[j->n] = all[i];
+        j->first[j->n + 1] = j->first[j->n] + (all[i]->rows / 8 + PACK_CHUNK - 1) / PACK_CHUNK;
+        j->n++;
+    }
+    if (total == 0) {
+        free(j);
+        return AL_OK;
+    }
+    const size_t huge = (size_t)2 << 20, len = (total + huge - 1) / huge * huge + huge;
+    uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) {
+        for (int i = 0; i < j->n; i++)
+            j->w[i]->packed = NULL;
+        free(j);
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory for %zu MiB of packed weights", L->path,
+                      total >> 20);
+    }
+    m->packed_map = map;
+    m->packed_map_bytes = len;
+    uint8_t *base = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
+    (void)madvise(base, total, MADV_HUGEPAGE);
+    for (int i = 0; i < j->n; i++)
+        j->w[i]->packed = base + (uintptr_t)j->w[i]->packed;
+    al_threadpool *tp = al_threadpool_new(al_physical_cores());
+    al_threadpool_for(tp, j->first[j->n], pack_chunk, j); /* tp NULL: on this thread */
+    al_threadpool_free(tp);
+    for (int i = 0; i < j->n; i++) /* the pages chunks shared */
+        release_rows(j->w[i], 0, j->w[i]->rows / 8 * 8);
+    free(j);
     return AL_OK;
 }
 
@@ -334,6 +440,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = rope_setup(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
+    if (!st && (!params || params->pack_weights))
+        st = pack_weights(&L);
     if (!st) {
         st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
         if (st)
@@ -372,6 +480,8 @@ void al_model_free(al_model *m)
 {
     if (!m)
         return;
+    if (m->packed_map)
+        munmap(m->packed_map, m->packed_map_bytes);
     if (m->layers) {
         for (uint32_t i = 0; i < m->hp.n_layer; i++) {
             al_layer *ly = &m->layers[i];

@@ -221,6 +221,7 @@ static void check_gguf(const char *path, const al_manifest_file *f, bool is_mode
         /* architecture, hyper-parameters, required tensors and shapes */
         al_model *m = NULL;
         al_model_params mp = al_model_default_params();
+        mp.pack_weights = false; /* checked, not run */
         err.msg[0] = 0;
         if (al_model_load(path, &mp, &m, &err)) {
             al_scan_report_add(rep, false, "%s: the engine cannot run it: %s", f->name, err.msg);

@@ -205,15 +205,17 @@ AI void gemm_q8_0_nt(int64_t k, const void *panel, const void *a, size_t as, flo
 
 /* ------------------------------------------------------------ Q4_K */
 
-/* Panel super-block of Q4_K: d and dmin of the 8 rows, the sub-block
- * scales as int16 pairs (lane r: scale of row r twice), the mins as int16
- * pairs of sub-blocks (2j, 2j+1), and the nibbles of 8 sub-blocks x 8
- * chunks. */
+/* Panel super-block of Q4_K, compact (the nibbles stay packed, so a panel
+ * is 11% larger than the 8 rows it holds and can replace them for good):
+ * d and dmin of the 8 rows, sc[s] = scale of sub-block s twice per 16-bit
+ * lane pair (bytes 2r, 2r+1 for row r), mn[j] = the mins of sub-blocks 2j
+ * and 2j+1 (bytes 2r, 2r+1), q[j][c] = bytes 32j+4c..+3 of the 8 rows'
+ * qs (low nibbles: sub-block 2j, high: 2j+1). */
 typedef struct {
     float d[PR], dmin[PR];
-    int16_t sc[8][2 * PR];
-    int16_t mn[4][2 * PR];
-    uint8_t q[8][8][32];
+    int8_t sc[8][2 * PR];
+    int8_t mn[4][2 * PR];
+    uint8_t q[4][8][32];
 } panel_q4_K;
 
 static size_t bytes_q4_K(int64_t k)
@@ -221,64 +223,51 @@ static size_t bytes_q4_K(int64_t k)
     return (size_t)(k / AL_QK_K) * sizeof(panel_q4_K);
 }
 
-/* The int16 pairs of 8 rows (one 32-byte vector of 8 pairs per row) ->
- * pairs[c] = pair c of every row, row r in lane r; dup[2c] / dup[2c+1] =
- * the first / second value of pair c of every row, twice in lane r. */
-AI void pair_tables(const __m256i rows[8], __m256i pairs[8], __m256i *dup, int n_dup)
-{
-    interleave8(rows, pairs);
-    const __m256i first = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4,
-                                           5, 8, 9, 8, 9, 12, 13, 12, 13);
-    const __m256i second = _mm256_setr_epi8(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6,
-                                            7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15);
-    for (int c = 0; c < n_dup / 2; c++) {
-        dup[2 * c] = _mm256_shuffle_epi8(pairs[c], first);
-        dup[2 * c + 1] = _mm256_shuffle_epi8(pairs[c], second);
-    }
-}
-
 static void pack_q4_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
 {
     panel_q4_K *p = panel;
     for (int64_t b = 0; b < k / AL_QK_K; b++) {
         const al_block_q4_K *blk[PR];
-        __m256i sm[8], pairs[8], dup[8];
         for (int i = 0; i < PR; i++) {
             blk[i] = (const al_block_q4_K *)(w + (size_t)i * row_bytes) + b;
             p[b].d[i] = h2f(blk[i]->d);
             p[b].dmin[i] = h2f(blk[i]->dmin);
-            /* scales 0..7 then mins 0..7 as int16: pairs 0..3 scales, 4..7 mins */
-            sm[i] = _mm256_cvtepu8_epi16(k4_scales_mins(blk[i]->scales));
-        }
-        pair_tables(sm, pairs, dup, 8);
-        for (int s = 0; s < 8; s++)
-            _mm256_store_si256((__m256i *)p[b].sc[s], dup[s]);
-        for (int j = 0; j < 4; j++)
-            _mm256_store_si256((__m256i *)p[b].mn[j], pairs[4 + j]);
-        for (int j = 0; j < 4; j++) {
-            __m256i lo[8], hi[8], o[8];
-            for (int i = 0; i < PR; i++) {
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)(blk[i]->qs + 32 * j));
-                lo[i] = _mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
-                hi[i] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f));
+            uint8_t sm[16]; /* scales 0..7, mins 0..7 (6 bits each) */
+            _mm_storeu_si128((__m128i *)sm, k4_scales_mins(blk[i]->scales));
+            for (int s = 0; s < 8; s++)
+                p[b].sc[s][2 * i] = p[b].sc[s][2 * i + 1] = (int8_t)sm[s];
+            for (int j = 0; j < 4; j++) {
+                p[b].mn[j][2 * i] = (int8_t)sm[8 + 2 * j];
+                p[b].mn[j][2 * i + 1] = (int8_t)sm[9 + 2 * j];
             }
-            interleave8(lo, o);
+        }
+        for (int j = 0; j < 4; j++) {
+            __m256i r[8], o[8];
+            for (int i = 0; i < PR; i++)
+                r[i] = _mm256_loadu_si256((const __m256i *)(blk[i]->qs + 32 * j));
+            interleave8(r, o);
             for (int c = 0; c < 8; c++)
-                _mm256_store_si256((__m256i *)p[b].q[2 * j][c], o[c]);
-            interleave8(hi, o);
-            for (int c = 0; c < 8; c++)
-                _mm256_store_si256((__m256i *)p[b].q[2 * j + 1][c], o[c]);
+                _mm256_store_si256((__m256i *)p[b].q[j][c], o[c]);
         }
     }
 }
 
-/* Per sub-block: 8 chunk products in int16 (<= 30480), one madd with the
- * rows' scales; the mins against the activation sums of 32 in 4 madds. */
+/* 8 int8 pairs as int16 pairs. */
+AI __m256i i8x16(const int8_t *p)
+{
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* Per sub-block: 8 chunk products in int16 (<= 2*15*127*8 = 30480), one
+ * madd with the rows' scales; the mins against the activation sums of 32
+ * in 4 madds. The low and high nibbles go in separate passes over the
+ * chunks (fewer live registers). */
 AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
                      float *out, int64_t ldo, const int nt)
 {
     const panel_q4_K *p = panel;
     const int64_t nb = k / AL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[AL_PANEL_NT];
     _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++)
@@ -292,18 +281,20 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
             s32[t] = _mm256_setzero_si256();
         }
         for (int s = 0; s < 8; s++) {
+            const int j = s / 2, shift = 4 * (s % 2);
             __m256i s16[AL_PANEL_NT];
             _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++)
                 s16[t] = _mm256_setzero_si256();
             _Pragma("GCC unroll 8")
             for (int c = 0; c < 8; c++) {
-                const __m256i w = _mm256_load_si256((const __m256i *)p[b].q[s][c]);
+                const __m256i v = _mm256_load_si256((const __m256i *)p[b].q[j][c]);
+                const __m256i w = _mm256_and_si256(_mm256_srli_epi16(v, shift), m4);
                 _Pragma("GCC unroll 8")
                 for (int t = 0; t < nt; t++)
                     s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 32 * s + 4 * c)));
             }
-            const __m256i sc = _mm256_load_si256((const __m256i *)p[b].sc[s]);
+            const __m256i sc = i8x16(p[b].sc[s]);
             _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++)
                 s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(s16[t], sc));
@@ -312,11 +303,10 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             const int16_t *sm = asum + (size_t)t * ss + 8 * b;
-            __m256i m = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p[b].mn[0]), bcast2x16(sm));
+            __m256i m = _mm256_madd_epi16(i8x16(p[b].mn[0]), bcast2x16(sm));
             _Pragma("GCC unroll 4")
             for (int j = 1; j < 4; j++)
-                m = _mm256_add_epi32(
-                    m, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p[b].mn[j]), bcast2x16(sm + 2 * j)));
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(i8x16(p[b].mn[j]), bcast2x16(sm + 2 * j)));
             const __m256 yd = _mm256_set1_ps(x[t]->d);
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(s32[t]), acc[t]);
             acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(m), acc[t]);
@@ -329,15 +319,17 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
 
 /* ------------------------------------------------------------ Q6_K */
 
-/* Panel super-block of Q6_K: d of the 8 rows, the 16 group scales (groups
- * of 16) twice per lane, the scales as pairs of groups (2j, 2j+1) for the
- * -32 offset, and the unsigned 6-bit values of 8 sub-blocks of 32 x 8
- * chunks. */
+/* Panel super-block of Q6_K, compact (16% larger than its 8 rows): d of
+ * the rows, sc[g] = scale of group g (16 elements) twice per lane pair,
+ * sp[j] = the scales of groups 2j and 2j+1 (for the -32 offset), and the
+ * rows' ql / qh bytes interleaved 4 at a time: ql[n][h][c] = bytes
+ * 64n+32h+4c..+3, qh[n][c] = bytes 32n+4c..+3. */
 typedef struct {
     float d[PR];
-    int16_t sc[16][2 * PR];
-    int16_t sp[8][2 * PR];
-    uint8_t q[8][8][32];
+    int8_t sc[16][2 * PR];
+    int8_t sp[8][2 * PR];
+    uint8_t ql[2][2][8][32];
+    uint8_t qh[2][8][32];
 } panel_q6_K;
 
 static size_t bytes_q6_K(int64_t k)
@@ -345,15 +337,45 @@ static size_t bytes_q6_K(int64_t k)
     return (size_t)(k / AL_QK_K) * sizeof(panel_q6_K);
 }
 
-/* Sub-block s (elements 32s..32s+31, unsigned 0..63) of a Q6_K block. */
-AI __m256i q6_sub(const al_block_q6_K *b, int s)
+static void pack_q6_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
 {
-    const int n = s / 4, part = s % 4;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    const __m256i ql = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32 * (part & 1)));
-    const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
-    const __m256i lo = part < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
-    /* bits 2*part, 2*part+1 of qh -> bits 4, 5 */
+    panel_q6_K *p = panel;
+    for (int64_t b = 0; b < k / AL_QK_K; b++) {
+        const al_block_q6_K *blk[PR];
+        for (int i = 0; i < PR; i++) {
+            blk[i] = (const al_block_q6_K *)(w + (size_t)i * row_bytes) + b;
+            p[b].d[i] = h2f(blk[i]->d);
+            for (int g = 0; g < 16; g++) {
+                p[b].sc[g][2 * i] = p[b].sc[g][2 * i + 1] = blk[i]->scales[g];
+                p[b].sp[g / 2][2 * i + g % 2] = blk[i]->scales[g];
+            }
+        }
+        __m256i r[8], o[8];
+        for (int n = 0; n < 2; n++) {
+            for (int h = 0; h < 2; h++) {
+                for (int i = 0; i < PR; i++)
+                    r[i] = _mm256_loadu_si256((const __m256i *)(blk[i]->ql + 64 * n + 32 * h));
+                interleave8(r, o);
+                for (int c = 0; c < 8; c++)
+                    _mm256_store_si256((__m256i *)p[b].ql[n][h][c], o[c]);
+            }
+            for (int i = 0; i < PR; i++)
+                r[i] = _mm256_loadu_si256((const __m256i *)(blk[i]->qh + 32 * n));
+            interleave8(r, o);
+            for (int c = 0; c < 8; c++)
+                _mm256_store_si256((__m256i *)p[b].qh[n][c], o[c]);
+        }
+    }
+}
+
+/* Chunk c of sub-block s = 4n + part (elements 128n + 32part + 4c..+3 of
+ * the 8 rows) as unsigned 6-bit values: the low or high nibble of ql and
+ * bits 2part, 2part+1 of qh moved to bits 4, 5. */
+AI __m256i q6_chunk(const panel_q6_K *p, int n, int part, int c)
+{
+    const __m256i ql = _mm256_load_si256((const __m256i *)p->ql[n][part & 1][c]);
+    const __m256i qh = _mm256_load_si256((const __m256i *)p->qh[n][c]);
+    const __m256i lo = _mm256_and_si256(part < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
     __m256i hi;
     switch (part) {
     case 0: hi = _mm256_slli_epi16(qh, 4); break;
@@ -364,35 +386,8 @@ AI __m256i q6_sub(const al_block_q6_K *b, int s)
     return _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
 }
 
-static void pack_q6_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
-{
-    panel_q6_K *p = panel;
-    for (int64_t b = 0; b < k / AL_QK_K; b++) {
-        const al_block_q6_K *blk[PR];
-        __m256i sc[8], pairs[8], dup[16];
-        for (int i = 0; i < PR; i++) {
-            blk[i] = (const al_block_q6_K *)(w + (size_t)i * row_bytes) + b;
-            p[b].d[i] = h2f(blk[i]->d);
-            sc[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk[i]->scales));
-        }
-        pair_tables(sc, pairs, dup, 16);
-        for (int g = 0; g < 16; g++)
-            _mm256_store_si256((__m256i *)p[b].sc[g], dup[g]);
-        for (int j = 0; j < 8; j++)
-            _mm256_store_si256((__m256i *)p[b].sp[j], pairs[j]);
-        for (int s = 0; s < 8; s++) {
-            __m256i r[8], o[8];
-            for (int i = 0; i < PR; i++)
-                r[i] = q6_sub(blk[i], s);
-            interleave8(r, o);
-            for (int c = 0; c < 8; c++)
-                _mm256_store_si256((__m256i *)p[b].q[s][c], o[c]);
-        }
-    }
-}
-
 /* Two chunk products (pairs <= 2*63*127 = 16002) add up in int16, then
- * one madd with the group's scales; the offset is 32 * sum of scale x
+ * one madd with the group's scales; the offset is 32 * the sum of scale x
  * the activation sums of 16 (bsums). */
 AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
 {
@@ -408,28 +403,31 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
-            __m256i off = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p[b].sp[0]), bcast2x16(x[t]->bsums));
+            __m256i off = _mm256_madd_epi16(i8x16(p[b].sp[0]), bcast2x16(x[t]->bsums));
             _Pragma("GCC unroll 8")
             for (int j = 1; j < 8; j++)
-                off = _mm256_add_epi32(off, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p[b].sp[j]),
-                                                              bcast2x16(x[t]->bsums + 2 * j)));
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(i8x16(p[b].sp[j]), bcast2x16(x[t]->bsums + 2 * j)));
             s32[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
         }
-        for (int g = 0; g < 16; g++) {
-            const int s = g / 2, c0 = (g % 2) * 4;
-            const __m256i w0 = _mm256_load_si256((const __m256i *)p[b].q[s][c0]);
-            const __m256i w1 = _mm256_load_si256((const __m256i *)p[b].q[s][c0 + 1]);
-            const __m256i w2 = _mm256_load_si256((const __m256i *)p[b].q[s][c0 + 2]);
-            const __m256i w3 = _mm256_load_si256((const __m256i *)p[b].q[s][c0 + 3]);
-            const __m256i sc = _mm256_load_si256((const __m256i *)p[b].sc[g]);
-            _Pragma("GCC unroll 8")
-            for (int t = 0; t < nt; t++) {
-                const int8_t *y = x[t]->qs + 32 * s + 4 * c0;
-                const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y)),
-                                                     _mm256_maddubs_epi16(w1, bcast4(y + 4)));
-                const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(y + 8)),
-                                                     _mm256_maddubs_epi16(w3, bcast4(y + 12)));
-                s32[t] = _mm256_add_epi32(s32[t], _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+        _Pragma("GCC unroll 8")
+        for (int s = 0; s < 8; s++) {
+            const int n = s / 4, part = s % 4;
+            _Pragma("GCC unroll 2")
+            for (int gh = 0; gh < 2; gh++) {
+                const int c0 = 4 * gh;
+                const __m256i sc = i8x16(p[b].sc[2 * s + gh]);
+                const __m256i w0 = q6_chunk(&p[b], n, part, c0), w1 = q6_chunk(&p[b], n, part, c0 + 1);
+                const __m256i w2 = q6_chunk(&p[b], n, part, c0 + 2), w3 = q6_chunk(&p[b], n, part, c0 + 3);
+                _Pragma("GCC unroll 8")
+                for (int t = 0; t < nt; t++) {
+                    const int8_t *y = x[t]->qs + 32 * s + 4 * c0;
+                    const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y)),
+                                                         _mm256_maddubs_epi16(w1, bcast4(y + 4)));
+                    const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(y + 8)),
+                                                         _mm256_maddubs_epi16(w3, bcast4(y + 12)));
+                    s32[t] = _mm256_add_epi32(s32[t],
+                                              _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+                }
             }
         }
         const __m256 d = _mm256_load_ps(p[b].d);

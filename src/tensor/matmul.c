@@ -68,6 +68,7 @@ size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
 typedef struct mm_part {
     al_dot_fn dot;
     const al_panel_kernel *pk; /* panel path, or NULL */
+    const uint8_t *packed;     /* prepacked panels (al_matmul_pack), or NULL */
     int16_t *asum;             /* per-32 activation sums (pk->needs_asum) */
     uint32_t wtype, atype;
     const uint8_t *W;
@@ -216,10 +217,14 @@ static void exact_rows(const mm_job *j, const mm_part *p, int ith, int64_t r0, i
  * Returns the first row left over (fewer than 8). */
 static int64_t panel_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 {
-    _Alignas(64) uint8_t panel[AL_PANEL_MAX_BYTES];
-    const size_t ss = (size_t)(j->k / AL_QK);
+    _Alignas(64) uint8_t buf[AL_PANEL_MAX_BYTES];
+    const size_t ss = (size_t)(j->k / AL_QK), pb = p->pk->bytes(j->k);
     for (; r0 + AL_PANEL_ROWS <= r1; r0 += AL_PANEL_ROWS) {
-        p->pk->pack(j->k, p->W + (size_t)r0 * p->row_bytes, p->row_bytes, panel);
+        const uint8_t *panel = buf;
+        if (p->packed)
+            panel = p->packed + (size_t)(r0 / AL_PANEL_ROWS) * pb;
+        else
+            p->pk->pack(j->k, p->W + (size_t)r0 * p->row_bytes, p->row_bytes, buf);
         for (int64_t t = t0; t < t1; t += AL_PANEL_NT) {
             const int nt = (int)(t1 - t < AL_PANEL_NT ? t1 - t : AL_PANEL_NT);
             p->pk->gemm(j->k, panel, p->A + (size_t)t * p->a_row_bytes, p->a_row_bytes,
@@ -338,12 +343,14 @@ static bool part_init(mm_part *p, const al_kernels *ks, uint32_t wtype, const vo
     return true;
 }
 
-/* Panel kernels for batches of many tokens, when the type has them and a
- * panel fits the stack buffer. */
+/* Panel kernels: always for prepacked weights; otherwise for batches of
+ * many tokens, when the type has them and a panel fits the stack buffer. */
 static void choose_panel(mm_part *p, const al_kernels *ks, int64_t k, int64_t n_tok)
 {
     const al_panel_kernel *pk = &ks->panel[p->wtype];
-    if (pk->gemm && n_tok >= AL_PANEL_MIN_NT && p->n_rows >= AL_PANEL_ROWS && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
+    if (!pk->gemm || p->n_rows < AL_PANEL_ROWS)
+        p->packed = NULL;
+    else if (p->packed || (n_tok >= AL_PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
         p->pk = pk;
 }
 
@@ -428,6 +435,8 @@ void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, c
     for (int i = 0; i < n; i++)
         if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
             return;
+        else
+            j.part[i].packed = d[i].packed;
     j.n_parts = n;
     j.ks = ks;
     j.k = k;
@@ -451,4 +460,21 @@ void al_matmul_exact(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n
     j.exact_buf = scratch;
     plan(&j, al_threadpool_size(tp));
     al_threadpool_for(tp, j.n_chunks, mm_chunk, &j);
+}
+
+size_t al_matmul_pack_bytes(uint32_t wtype, int64_t n_rows, int64_t k)
+{
+    const al_kernels *ks = al_kernels_get();
+    if (wtype >= AL_TYPE_COUNT || !ks->panel[wtype].gemm || n_rows < AL_PANEL_ROWS || !al_matmul_check(wtype, k))
+        return 0;
+    return ks->panel[wtype].bytes(k) * (size_t)(n_rows / AL_PANEL_ROWS);
+}
+
+void al_matmul_pack(uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes, void *dst)
+{
+    const al_panel_kernel *pk = &al_kernels_get()->panel[wtype];
+    const size_t pb = pk->bytes(k);
+    for (int64_t r = 0; r + AL_PANEL_ROWS <= n_rows; r += AL_PANEL_ROWS)
+        pk->pack(k, (const uint8_t *)W + (size_t)r * row_bytes, row_bytes,
+                 (uint8_t *)dst + (size_t)(r / AL_PANEL_ROWS) * pb);
 }

@@ -58,10 +58,21 @@ typedef struct al_mm_desc {
     size_t row_bytes;
     float *Y;      /* Y[t*ldy + r] */
     int64_t ldy;
+    const void *packed; /* al_matmul_pack of W, or NULL */
 } al_mm_desc;
 void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, const float *X, int64_t n_tok,
                      void *scratch);
 size_t al_matmul_multi_scratch_bytes(const al_mm_desc *d, int n, int64_t k, int64_t n_tok);
+
+/* Prepacked weights for the panel kernels (8 rows interleaved, see
+ * tensor/gemm_avx2.c), made once at model load so that no matmul packs
+ * them again: al_matmul_pack_bytes is 0 when the weight type or this CPU
+ * has no panel kernels (then use W as it is). The panels cover the rows
+ * [0, n_rows / 8 * 8); the others are read from W. dst: 64-byte aligned.
+ * With a packed matrix al_matmul_multi reads only the panels (and the
+ * rows beyond the last panel), for any number of tokens. */
+size_t al_matmul_pack_bytes(uint32_t wtype, int64_t n_rows, int64_t k);
+void al_matmul_pack(uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes, void *dst);
 
 /* The plain-C exact path: each weight row dequantized exactly to F32
  * (al_dequantize_row) and dotted with X in F32 products accumulated in

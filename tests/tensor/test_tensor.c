@@ -710,6 +710,58 @@ static void test_idle_pool(void **state)
 
 /* ------------------------------------------------------------ real models */
 
+/* Prepacked weights give the results of the unpacked ones for any number
+ * of tokens, and read only the panels (the packed rows of W are
+ * overwritten before the packed run) and the rows beyond the last panel. */
+static void test_packed_matmul(void **state)
+{
+    (void)state;
+    al_threadpool *tp = al_threadpool_new(2);
+    assert_non_null(tp);
+    int n_packed_types = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t t = k_types[ti];
+        const int64_t k = 512, rows = 37;
+        const size_t pb = al_matmul_pack_bytes(t, rows, k);
+        if (pb == 0)
+            continue;
+        n_packed_types++;
+        assert_true(al_matmul_pack_bytes(t, 7, k) == 0);
+        const size_t rb = row_bytes_of(t, k);
+        uint8_t *W = xalloc(rb * (size_t)rows), *P = xalloc(pb);
+        for (int64_t r = 0; r < rows; r++)
+            fill_row(t, W + r * rb, k, r % 5 == 2 ? 4 : 0);
+        al_matmul_pack(t, W, rows, k, rb, P);
+        const int64_t toks[] = {1, 3, 4, 9, 21};
+        for (int ni = 0; ni < 5; ni++) {
+            const int64_t nt = toks[ni];
+            float *X = xalloc((size_t)(k * nt) * 4), *Y = xalloc((size_t)(rows * nt) * 4);
+            float *Yp = xalloc((size_t)(rows * nt) * 4);
+            fill_x(X, k * nt, ni == 2 ? 4 : 0);
+            al_mm_desc d = {t, W, rows, rb, Y, rows, NULL};
+            void *sc = xalloc(al_matmul_multi_scratch_bytes(&d, 1, k, nt));
+            al_matmul_multi(tp, &d, 1, k, X, nt, sc);
+            uint8_t *Wg = xalloc(rb * (size_t)rows);
+            memcpy(Wg, W, rb * (size_t)rows);
+            memset(Wg, 0xff, rb * (size_t)(rows / 8 * 8)); /* garbage where the panels are */
+            al_mm_desc dp = {t, Wg, rows, rb, Yp, rows, P};
+            al_matmul_multi(tp, &dp, 1, k, X, nt, sc);
+            for (int64_t i = 0; i < rows * nt; i++) {
+                const float tol = 1e-4f * (fabsf(Y[i]) + 1.0f);
+                if (!(fabsf(Y[i] - Yp[i]) <= tol))
+                    fail_msg("%s packed n_tok=%lld element %lld: %.9g vs unpacked %.9g", al_type_name(t),
+                             (long long)nt, (long long)i, Yp[i], Y[i]);
+            }
+            free(X), free(Y), free(Yp), free(sc), free(Wg);
+        }
+        free(W), free(P);
+    }
+    /* with AVX2 the K-quants of the common files have panels */
+    if (al_cpu_has_avx2() && strcmp(al_kernels_get()->name, "avx2") == 0)
+        assert_true(n_packed_types >= 2);
+    al_threadpool_free(tp);
+}
+
 static void test_real_matmul(void **state)
 {
     (void)state;
@@ -789,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_threadpool),
         cmocka_unit_test(test_idle_pool),
+        cmocka_unit_test(test_packed_matmul),
         cmocka_unit_test(test_real_matmul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
