@@ -35,6 +35,7 @@ typedef struct al_panel_kernel {
     void (*gemm)(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
                  float *out, int64_t ldo);
     bool needs_asum;
+    bool compact; /* panels about the size of the rows: worth keeping (al_matmul_pack) */
 } al_panel_kernel;
 
 typedef struct al_kernels {

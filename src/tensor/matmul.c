@@ -465,7 +465,8 @@ void al_matmul_exact(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n
 size_t al_matmul_pack_bytes(uint32_t wtype, int64_t n_rows, int64_t k)
 {
     const al_kernels *ks = al_kernels_get();
-    if (wtype >= AL_TYPE_COUNT || !ks->panel[wtype].gemm || n_rows < AL_PANEL_ROWS || !al_matmul_check(wtype, k))
+    if (wtype >= AL_TYPE_COUNT || !ks->panel[wtype].gemm || !ks->panel[wtype].compact || n_rows < AL_PANEL_ROWS ||
+        !al_matmul_check(wtype, k))
         return 0;
     return ks->panel[wtype].bytes(k) * (size_t)(n_rows / AL_PANEL_ROWS);
 }

@@ -67,7 +67,8 @@ size_t al_matmul_multi_scratch_bytes(const al_mm_desc *d, int n, int64_t k, int6
 /* Prepacked weights for the panel kernels (8 rows interleaved, see
  * tensor/gemm_avx2.c), made once at model load so that no matmul packs
  * them again: al_matmul_pack_bytes is 0 when the weight type or this CPU
- * has no panel kernels (then use W as it is). The panels cover the rows
+ * has no compact panels (about the rows' own size; Q4_K and Q6_K), and
+ * then W is used as it is. The panels cover the rows
  * [0, n_rows / 8 * 8); the others are read from W. dst: 64-byte aligned.
  * With a packed matrix al_matmul_multi reads only the panels (and the
  * rows beyond the last panel), for any number of tokens. */
