@@ -139,13 +139,20 @@ static al_status pack_weights(loader *L)
         return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
     al_weight **all = j->all;
     int n_all = 0;
-    all[n_all++] = &m->output;
-    for (uint32_t l = 0; l < m->hp.n_layer && n_all + 7 <= PACK_MAX_W; l++) {
+    bool layers_packed = false;
+    for (uint32_t l = 0; l < m->hp.n_layer && n_all + 8 <= PACK_MAX_W; l++) {
         al_layer *ly = &m->layers[l];
         al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int i = 0; i < 7; i++)
+        for (int i = 0; i < 7; i++) {
             all[n_all++] = ws[i];
+            layers_packed = layers_packed || al_matmul_pack_bytes(ws[i]->type, ws[i]->rows, ws[i]->cols) > 0;
+        }
     }
+    /* The output alone is not worth it (a Q4_0 file with a Q6_K output):
+     * its panels cost a decode step more than its rows (the dot kernels
+     * read the rows of one token faster) and only batches gain. */
+    if (layers_packed)
+        all[n_all++] = &m->output;
     size_t total = 0;
     for (int i = 0; i < n_all; i++) {
         const size_t n = al_matmul_pack_bytes(all[i]->type, all[i]->rows, all[i]->cols);

@@ -319,15 +319,13 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
 
 /* ------------------------------------------------------------ Q6_K */
 
-/* Panel super-block of Q6_K, compact (16% larger than its 8 rows): d of
- * the rows, sc[g] = scale of group g (16 elements) twice per lane pair,
- * sp[j] = the scales of groups 2j and 2j+1 (for the -32 offset), and the
+/* Panel super-block of Q6_K, compact (1% larger than its 8 rows): d of
+ * the rows, sc[g][r] = scale of group g (16 elements) of row r, and the
  * rows' ql / qh bytes interleaved 4 at a time: ql[n][h][c] = bytes
  * 64n+32h+4c..+3, qh[n][c] = bytes 32n+4c..+3. */
 typedef struct {
     float d[PR];
-    int8_t sc[16][2 * PR];
-    int8_t sp[8][2 * PR];
+    int8_t sc[16][PR];
     uint8_t ql[2][2][8][32];
     uint8_t qh[2][8][32];
 } panel_q6_K;
@@ -345,10 +343,8 @@ static void pack_q6_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel
         for (int i = 0; i < PR; i++) {
             blk[i] = (const al_block_q6_K *)(w + (size_t)i * row_bytes) + b;
             p[b].d[i] = h2f(blk[i]->d);
-            for (int g = 0; g < 16; g++) {
-                p[b].sc[g][2 * i] = p[b].sc[g][2 * i + 1] = blk[i]->scales[g];
-                p[b].sp[g / 2][2 * i + g % 2] = blk[i]->scales[g];
-            }
+            for (int g = 0; g < 16; g++)
+                p[b].sc[g][i] = blk[i]->scales[g];
         }
         __m256i r[8], o[8];
         for (int n = 0; n < 2; n++) {
@@ -403,11 +399,19 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
-            __m256i off = _mm256_madd_epi16(i8x16(p[b].sp[0]), bcast2x16(x[t]->bsums));
+            s32[t] = _mm256_setzero_si256();
+        }
+        /* the -32 offset: lane r gets 32 * sum_g sc(r,g) * bsum_g; the
+         * scales of groups 2j, 2j+1 as int16 pairs per row */
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) {
+            const __m128i g0 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j]);
+            const __m128i g1 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j + 1]);
+            const __m256i pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g0, g1));
             _Pragma("GCC unroll 8")
-            for (int j = 1; j < 8; j++)
-                off = _mm256_add_epi32(off, _mm256_madd_epi16(i8x16(p[b].sp[j]), bcast2x16(x[t]->bsums + 2 * j)));
-            s32[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+            for (int t = 0; t < nt; t++)
+                s32[t] = _mm256_sub_epi32(s32[t], _mm256_slli_epi32(
+                                                      _mm256_madd_epi16(pair, bcast2x16(x[t]->bsums + 2 * j)), 5));
         }
         _Pragma("GCC unroll 8")
         for (int s = 0; s < 8; s++) {
@@ -415,7 +419,8 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
             _Pragma("GCC unroll 2")
             for (int gh = 0; gh < 2; gh++) {
                 const int c0 = 4 * gh;
-                const __m256i sc = i8x16(p[b].sc[2 * s + gh]);
+                const __m128i g = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * s + gh]);
+                const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g, g)); /* each row's scale twice */
                 const __m256i w0 = q6_chunk(&p[b], n, part, c0), w1 = q6_chunk(&p[b], n, part, c0 + 1);
                 const __m256i w2 = q6_chunk(&p[b], n, part, c0 + 2), w3 = q6_chunk(&p[b], n, part, c0 + 3);
                 _Pragma("GCC unroll 8")
