@@ -67,18 +67,20 @@ AI void interleave8(const __m256i r[8], __m256i out[8])
 
 /* ------------------------------------------------------------ Q4_0 / Q8_0 */
 
-/* Panel block of the 32-element types: the 8 rows' scales as floats, then
- * 8 chunks of 32 bytes (Q4_0: nibbles 0..15; Q8_0: |q|), then for Q8_0 the
- * 8 chunks of signed q (for the signs). */
+/* Panel block of the 32-element types, exactly the size of the 8 blocks
+ * it holds: the 8 rows' scales (halves), then Q4_0: q[v] = bytes 4v..4v+3
+ * of the rows' qs (low nibbles: elements 4v..4v+3, high: 16+4v..), Q8_0:
+ * q[c] = elements 4c..4c+3 (signed). */
 typedef struct {
-    float d[PR];
-    uint8_t q[8][32];
+    al_half d[PR];
+    uint8_t q[4][32];
 } panel_q4_0;
 typedef struct {
-    float d[PR];
-    uint8_t q[8][32];
-    int8_t s[8][32];
+    al_half d[PR];
+    int8_t q[8][32];
 } panel_q8_0;
+_Static_assert(sizeof(panel_q4_0) == PR * sizeof(al_block_q4_0), "Q4_0 panel size");
+_Static_assert(sizeof(panel_q8_0) == PR * sizeof(al_block_q8_0), "Q8_0 panel size");
 
 static size_t bytes_q4_0(int64_t k)
 {
@@ -97,12 +99,12 @@ static void pack_q4_0(int64_t k, const uint8_t *w, size_t row_bytes, void *panel
         __m256i r[8], o[8];
         for (int i = 0; i < PR; i++) {
             const al_block_q4_0 *blk = (const al_block_q4_0 *)(w + (size_t)i * row_bytes) + b;
-            p[b].d[i] = h2f(blk->d);
-            r[i] = nibbles32(blk->qs);
+            p[b].d[i] = blk->d;
+            r[i] = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)blk->qs)); /* words 0..3 */
         }
         interleave8(r, o);
-        for (int c = 0; c < 8; c++)
-            _mm256_store_si256((__m256i *)p[b].q[c], o[c]);
+        for (int v = 0; v < 4; v++)
+            _mm256_storeu_si256((__m256i *)p[b].q[v], o[v]);
     }
 }
 
@@ -113,14 +115,12 @@ static void pack_q8_0(int64_t k, const uint8_t *w, size_t row_bytes, void *panel
         __m256i r[8], o[8];
         for (int i = 0; i < PR; i++) {
             const al_block_q8_0 *blk = (const al_block_q8_0 *)(w + (size_t)i * row_bytes) + b;
-            p[b].d[i] = h2f(blk->d);
+            p[b].d[i] = blk->d;
             r[i] = _mm256_loadu_si256((const __m256i *)blk->qs);
         }
         interleave8(r, o);
-        for (int c = 0; c < 8; c++) {
-            _mm256_store_si256((__m256i *)p[b].s[c], o[c]);
-            _mm256_store_si256((__m256i *)p[b].q[c], _mm256_sign_epi8(o[c], o[c]));
-        }
+        for (int c = 0; c < 8; c++)
+            _mm256_storeu_si256((__m256i *)p[b].q[c], o[c]);
     }
 }
 
@@ -144,14 +144,19 @@ AI void gemm_q4_0_nt(int64_t k, const void *panel, const void *a, size_t as, con
             x[t] = (const al_block_q8_0 *)((const char *)a + (size_t)t * as) + b;
             s16[t] = _mm256_setzero_si256();
         }
-        _Pragma("GCC unroll 8")
-        for (int c = 0; c < 8; c++) {
-            const __m256i w = _mm256_load_si256((const __m256i *)p[b].q[c]);
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < 4; v++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)p[b].q[v]);
+            const __m256i lo = _mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f));
             _Pragma("GCC unroll 8")
-            for (int t = 0; t < nt; t++)
-                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 4 * c)));
+            for (int t = 0; t < nt; t++) {
+                const __m256i pl = _mm256_maddubs_epi16(lo, bcast4(x[t]->qs + 4 * v));
+                const __m256i ph = _mm256_maddubs_epi16(hi, bcast4(x[t]->qs + 16 + 4 * v));
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(pl, ph));
+            }
         }
-        const __m256 d = _mm256_load_ps(p[b].d);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             __m256i s = _mm256_madd_epi16(s16[t], ones);
@@ -184,15 +189,15 @@ AI void gemm_q8_0_nt(int64_t k, const void *panel, const void *a, size_t as, flo
         }
         _Pragma("GCC unroll 2")
         for (int c = 0; c < 8; c++) {
-            const __m256i w = _mm256_load_si256((const __m256i *)p[b].q[c]);
-            const __m256i sg = _mm256_load_si256((const __m256i *)p[b].s[c]);
+            const __m256i sg = _mm256_loadu_si256((const __m256i *)p[b].q[c]);
+            const __m256i w = _mm256_sign_epi8(sg, sg); /* |q| (-128 -> 128 as unsigned) */
             _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++) {
                 const __m256i y = _mm256_sign_epi8(bcast4(x[t]->qs + 4 * c), sg);
                 s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), ones));
             }
         }
-        const __m256 d = _mm256_load_ps(p[b].d);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(h2f(x[t]->d))), _mm256_cvtepi32_ps(s32[t]),
@@ -472,8 +477,8 @@ PDISPATCH(gemm_q6_K, C_Q6_K)
 
 void al_panel_kernels_avx2(al_kernels *ks)
 {
-    ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, false};
-    ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, false};
+    ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true};
+    ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true};
     ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true};
     ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false, true};
 }
