@@ -125,33 +125,47 @@ int main(int argc, char **argv)
                 double ynorm = 0;
                 for (int64_t i = 0; i < nt * rows; i++)
                     ynorm = fmax(ynorm, fabs(Ye[i]));
-                for (int ki = 0; ki < 2; ki++) {
+                /* ki 2: the weights packed as at model load (avx2 only) */
+                const size_t pb = al_matmul_pack_bytes(t, rows, k);
+                void *P = pb ? xalloc(pb) : NULL;
+                if (P)
+                    al_matmul_pack(t, W, rows, k, rb, P);
+                const al_mm_desc pd = {t, W, rows, rb, Y, rows, P};
+                for (int ki = 0; ki < 3; ki++) {
                     const char *only = getenv("BENCH_ONLY");
-                    if (!sets[ki] || (only && only[0] && strcmp(only, sets[ki]->name) != 0))
+                    const al_kernels *ks = sets[ki < 2 ? ki : 1];
+                    const char *name = ki < 2 ? (ks ? ks->name : "") : "avx2-packed";
+                    if (!ks || (ki == 2 && !P) || (only && only[0] && strncmp(only, name, strlen(only)) != 0))
                         continue;
-                    al_matmul_with(sets[ki], tp, t, W, rows, k, rb, X, nt, Y, rows, s);
+                    if (ki == 2)
+                        al_matmul_multi(tp, &pd, 1, k, X, nt, s);
+                    else
+                        al_matmul_with(ks, tp, t, W, rows, k, rb, X, nt, Y, rows, s);
                     double err = 0;
                     for (int64_t i = 0; i < nt * rows; i++)
                         err = fmax(err, fabs(Y[i] - Ye[i]));
                     if (!(err <= 0.02 * ynorm + 1e-6)) {
-                        printf("CHECK FAILED: %s %s max error %.3g (max |y| %.3g)\n", al_type_name(t),
-                               sets[ki]->name, err, ynorm);
+                        printf("CHECK FAILED: %s %s max error %.3g (max |y| %.3g)\n", al_type_name(t), name, err,
+                               ynorm);
                         bad = 1;
                     }
                     int iters = 0;
                     double t0 = now_s(), el;
                     do {
-                        al_matmul_with(sets[ki], tp, t, W, rows, k, rb, X, nt, Y, rows, s);
+                        if (ki == 2)
+                            al_matmul_multi(tp, &pd, 1, k, X, nt, s);
+                        else
+                            al_matmul_with(ks, tp, t, W, rows, k, rb, X, nt, Y, rows, s);
                         iters++;
                         el = now_s() - t0;
                     } while (el < 0.25 && iters < 2000);
                     const double sec = el / iters;
                     printf("| %s | %lldx%lld | %lld | %s | %.3f | %.1f | %.1f |\n", al_type_name(t), (long long)rows,
-                           (long long)k, (long long)nt, sets[ki]->name, sec * 1e3,
+                           (long long)k, (long long)nt, name, sec * 1e3,
                            (double)rb * (double)rows / sec / 1e9, 2.0 * (double)rows * (double)k * (double)nt / sec / 1e9);
                     fflush(stdout);
                 }
-                free(X), free(Y), free(Ye), free(s), free(se);
+                free(X), free(Y), free(Ye), free(s), free(se), free(P);
             }
             free(W);
         }
