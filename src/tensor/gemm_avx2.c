@@ -20,6 +20,8 @@
 #include "tensor/kernels.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <stddef.h>
+
 #include "tensor/avx2_util.h"
 
 #define PR AL_PANEL_ROWS
@@ -211,17 +213,17 @@ AI void gemm_q8_0_nt(int64_t k, const void *panel, const void *a, size_t as, flo
 /* ------------------------------------------------------------ Q4_K */
 
 /* Panel super-block of Q4_K, compact (the nibbles stay packed, so a panel
- * is 11% larger than the 8 rows it holds and can replace them for good):
- * d and dmin of the 8 rows, sc[s] = scale of sub-block s twice per 16-bit
- * lane pair (bytes 2r, 2r+1 for row r), mn[j] = the mins of sub-blocks 2j
- * and 2j+1 (bytes 2r, 2r+1), q[j][c] = bytes 32j+4c..+3 of the 8 rows'
- * qs (low nibbles: sub-block 2j, high: 2j+1). */
+ * is 3% larger than the 8 rows it holds and can replace them for good):
+ * d and dmin of the 8 rows, sc[s][r] / mn[s][r] = scale / min of
+ * sub-block s of row r (6 bits, unpacked), q[j][c] = bytes 32j+4c..+3 of
+ * the 8 rows' qs (low nibbles: sub-block 2j, high: 2j+1). */
 typedef struct {
-    float d[PR], dmin[PR];
-    int8_t sc[8][2 * PR];
-    int8_t mn[4][2 * PR];
+    al_half d[PR], dmin[PR];
+    int8_t sc[8][PR];
+    int8_t mn[8][PR];
     uint8_t q[4][8][32];
 } panel_q4_K;
+_Static_assert(sizeof(panel_q4_K) % 32 == 0 && offsetof(panel_q4_K, q) % 32 == 0, "Q4_K panel alignment");
 
 static size_t bytes_q4_K(int64_t k)
 {
@@ -235,15 +237,13 @@ static void pack_q4_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel
         const al_block_q4_K *blk[PR];
         for (int i = 0; i < PR; i++) {
             blk[i] = (const al_block_q4_K *)(w + (size_t)i * row_bytes) + b;
-            p[b].d[i] = h2f(blk[i]->d);
-            p[b].dmin[i] = h2f(blk[i]->dmin);
+            p[b].d[i] = blk[i]->d;
+            p[b].dmin[i] = blk[i]->dmin;
             uint8_t sm[16]; /* scales 0..7, mins 0..7 (6 bits each) */
             _mm_storeu_si128((__m128i *)sm, k4_scales_mins(blk[i]->scales));
-            for (int s = 0; s < 8; s++)
-                p[b].sc[s][2 * i] = p[b].sc[s][2 * i + 1] = (int8_t)sm[s];
-            for (int j = 0; j < 4; j++) {
-                p[b].mn[j][2 * i] = (int8_t)sm[8 + 2 * j];
-                p[b].mn[j][2 * i + 1] = (int8_t)sm[9 + 2 * j];
+            for (int s = 0; s < 8; s++) {
+                p[b].sc[s][i] = (int8_t)sm[s];
+                p[b].mn[s][i] = (int8_t)sm[8 + s];
             }
         }
         for (int j = 0; j < 4; j++) {
@@ -255,12 +255,6 @@ static void pack_q4_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel
                 _mm256_store_si256((__m256i *)p[b].q[j][c], o[c]);
         }
     }
-}
-
-/* 8 int8 pairs as int16 pairs. */
-AI __m256i i8x16(const int8_t *p)
-{
-    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
 }
 
 /* Per sub-block: 8 chunk products in int16 (<= 2*15*127*8 = 30480), one
@@ -299,19 +293,26 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
                 for (int t = 0; t < nt; t++)
                     s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 32 * s + 4 * c)));
             }
-            const __m256i sc = i8x16(p[b].sc[s]);
+            const __m128i g = _mm_loadl_epi64((const __m128i *)p[b].sc[s]);
+            const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g, g)); /* each row's scale twice */
             _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++)
                 s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(s16[t], sc));
         }
-        const __m256 d = _mm256_load_ps(p[b].d), dmin = _mm256_load_ps(p[b].dmin);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].dmin));
+        __m256i mp[4]; /* mins of sub-blocks 2j, 2j+1 as int16 pairs per row */
+        _Pragma("GCC unroll 4")
+        for (int j = 0; j < 4; j++)
+            mp[j] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p[b].mn[2 * j]),
+                                                           _mm_loadl_epi64((const __m128i *)p[b].mn[2 * j + 1])));
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             const int16_t *sm = asum + (size_t)t * ss + 8 * b;
-            __m256i m = _mm256_madd_epi16(i8x16(p[b].mn[0]), bcast2x16(sm));
+            __m256i m = _mm256_madd_epi16(mp[0], bcast2x16(sm));
             _Pragma("GCC unroll 4")
             for (int j = 1; j < 4; j++)
-                m = _mm256_add_epi32(m, _mm256_madd_epi16(i8x16(p[b].mn[j]), bcast2x16(sm + 2 * j)));
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(mp[j], bcast2x16(sm + 2 * j)));
             const __m256 yd = _mm256_set1_ps(x[t]->d);
             acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(s32[t]), acc[t]);
             acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(m), acc[t]);
