@@ -80,71 +80,6 @@ static void to_f16(const float *src, uint16_t *dst, uint32_t n)
         dst[i] = al_fp32_to_fp16(src[i]);
 }
 
-/* Two query heads (or one) against the same K/V rows: each K/V row is
- * converted once per pass for both heads; the output is accumulated in
- * registers 32 dimensions at a time. */
-static void attend_f16(const float *q, uint32_t nh, const uint16_t *k, const uint16_t *v, size_t stride,
-                       int32_t n_pos, uint32_t hd, float scale, float *scores, float *out)
-{
-    if (hd % 32 != 0 || hd > 1024) {
-        al_attend_f16_ref(q, nh, k, v, stride, n_pos, hd, scale, scores, out);
-        return;
-    }
-    for (uint32_t h0 = 0; h0 < nh; h0 += 2) {
-        const bool two = h0 + 1 < nh;
-        const float *qa = q + (size_t)h0 * hd, *qb = two ? qa + hd : qa;
-        float *sa = scores + (size_t)h0 * n_pos, *sb = two ? sa + n_pos : sa;
-        float mxa = -INFINITY, mxb = -INFINITY;
-        for (int32_t p = 0; p < n_pos; p++) {
-            const uint16_t *kp = k + (size_t)p * stride;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-            for (uint32_t i = 0; i < hd; i += 16) {
-                const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + i)));
-                const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + i + 8)));
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qa + i), k0, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qa + i + 8), k1, a1);
-                b0 = _mm256_fmadd_ps(_mm256_loadu_ps(qb + i), k0, b0);
-                b1 = _mm256_fmadd_ps(_mm256_loadu_ps(qb + i + 8), k1, b1);
-            }
-            const float s_a = hsum(_mm256_add_ps(a0, a1)) * scale, s_b = hsum(_mm256_add_ps(b0, b1)) * scale;
-            sa[p] = s_a;
-            mxa = s_a > mxa ? s_a : mxa;
-            if (two) {
-                sb[p] = s_b;
-                mxb = s_b > mxb ? s_b : mxb;
-            }
-        }
-        const float suma = exp_shifted(sa, n_pos, mxa), sumb = two ? exp_shifted(sb, n_pos, mxb) : 0.0f;
-        const __m256 inva = _mm256_set1_ps(1.0f / suma), invb = _mm256_set1_ps(two ? 1.0f / sumb : 0.0f);
-        float *oa = out + (size_t)h0 * hd, *ob = two ? oa + hd : NULL;
-        for (uint32_t d0 = 0; d0 < hd; d0 += 32) {
-            __m256 xa[4], xb[4];
-            for (int u = 0; u < 4; u++)
-                xa[u] = xb[u] = _mm256_setzero_ps();
-            for (int32_t p = 0; p < n_pos; p++) {
-                const uint16_t *vp = v + (size_t)p * stride + d0;
-                const __m256 wa = _mm256_set1_ps(sa[p]), wb = _mm256_set1_ps(sb[p]);
-                for (int u = 0; u < 4; u++) {
-                    const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vp + 8 * u)));
-                    xa[u] = _mm256_fmadd_ps(wa, vv, xa[u]);
-                    xb[u] = _mm256_fmadd_ps(wb, vv, xb[u]);
-                }
-            }
-            for (int u = 0; u < 4; u++) {
-                _mm256_storeu_ps(oa + d0 + 8 * u, _mm256_mul_ps(xa[u], inva));
-                if (two)
-                    _mm256_storeu_ps(ob + d0 + 8 * u, _mm256_mul_ps(xb[u], invb));
-            }
-        }
-    }
-}
-
-/* ------------------------------------------------------------ tiles */
-
-#define BLK AL_ATTN_TILE_BLOCK
-#define MAXR AL_ATTN_TILE_MAX_ROWS
-
 static inline float hmax(__m256 v)
 {
     __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -159,6 +94,206 @@ static inline __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
     const __m256 u = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
     return _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
 }
+
+/* --------------------------------------------------- decode (attend_f16) */
+
+#define PF_POS 8 /* positions ahead whose K/V rows are asked for */
+
+/* Asks for the cache lines of hd halves from row (not necessarily aligned). */
+static inline void prefetch_row(const uint16_t *row, uint32_t hd)
+{
+    for (uint32_t i = 0; i < hd; i += 32)
+        _mm_prefetch((const char *)(row + i), _MM_HINT_T0);
+    _mm_prefetch((const char *)(row + hd - 1), _MM_HINT_T0);
+}
+
+/* Raw scores q_h . k_p of H heads (H <= 4, at q + h*hd) for the P positions
+ * p..p+P-1 (P in 1, 2, 4, 8; H*P <= 12), into s + h*n_pos + p times scale:
+ * every K element is converted once for the H heads, the H*P sums stay in
+ * registers and are reduced four at a time. hd % 8 == 0. */
+static inline __attribute__((always_inline)) void score_tile(const float *q, const uint16_t *k, size_t stride,
+                                                             int32_t p, int32_t n_pos, uint32_t hd, float scale,
+                                                             float *s, int H, int P)
+{
+    __m256 a[4][8];
+    const uint16_t *kp[8];
+    _Pragma("GCC unroll 8")
+    for (int j = 0; j < P; j++) {
+        kp[j] = k + (size_t)(p + j) * stride;
+        if (p + j + PF_POS < n_pos)
+            prefetch_row(kp[j] + (size_t)PF_POS * stride, hd);
+    }
+    _Pragma("GCC unroll 4")
+    for (int h = 0; h < H; h++)
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < P; j++)
+            a[h][j] = _mm256_setzero_ps();
+    for (uint32_t i = 0; i < hd; i += 8) {
+        __m256 x[8];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < P; j++)
+            x[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp[j] + i)));
+        _Pragma("GCC unroll 4")
+        for (int h = 0; h < H; h++) {
+            const __m256 y = _mm256_loadu_ps(q + (size_t)h * hd + i);
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < P; j++)
+                a[h][j] = _mm256_fmadd_ps(y, x[j], a[h][j]);
+        }
+    }
+    const __m128 sc = _mm_set1_ps(scale);
+    if (P >= 4) {
+        _Pragma("GCC unroll 4")
+        for (int h = 0; h < H; h++)
+            _Pragma("GCC unroll 2")
+            for (int j = 0; j < P; j += 4)
+                _mm_storeu_ps(s + (size_t)h * n_pos + p + j,
+                              _mm_mul_ps(hsum4(a[h][j], a[h][j + 1], a[h][j + 2], a[h][j + 3]), sc));
+    } else if (P == 2) {
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < H; h += 2) {
+            const int h1 = h + 1 < H ? h + 1 : h;
+            const __m128 x = _mm_mul_ps(hsum4(a[h][0], a[h][1], a[h1][0], a[h1][1]), sc);
+            _mm_storel_pi((__m64 *)(s + (size_t)h * n_pos + p), x);
+            _mm_storeh_pi((__m64 *)(s + (size_t)h1 * n_pos + p), x);
+        }
+    } else {
+        float r[4];
+        _mm_storeu_ps(r, _mm_mul_ps(hsum4(a[0][0], a[H > 1 ? 1 : 0][0], a[H > 2 ? 2 : 0][0], a[H > 3 ? 3 : 0][0]), sc));
+        _Pragma("GCC unroll 4")
+        for (int h = 0; h < H; h++)
+            s[(size_t)h * n_pos + p] = r[h];
+    }
+}
+
+/* All n_pos scores of H heads: P positions at a time, then one by one. */
+static inline __attribute__((always_inline)) void scores_h(const float *q, const uint16_t *k, size_t stride,
+                                                           int32_t n_pos, uint32_t hd, float scale, float *s, int H,
+                                                           int P)
+{
+    int32_t p = 0;
+    for (; p + P <= n_pos; p += P)
+        score_tile(q, k, stride, p, n_pos, hd, scale, s, H, P);
+    for (; p < n_pos; p++)
+        score_tile(q, k, stride, p, n_pos, hd, scale, s, H, 1);
+}
+
+/* o_h[d..d+8W) = sum_p w_h[p] v_p[d..d+8W) * inv_h for H heads, position by
+ * position: each V element converted once for the H heads. While at
+ * position p it asks for the same lines PF_POS rows on, and near the end
+ * for the next slice's first rows. */
+static inline __attribute__((always_inline)) void values_slice(const float *w, const uint16_t *v, size_t stride,
+                                                               int32_t n_pos, uint32_t hd, uint32_t d,
+                                                               const float *inv, float *out, int H, int W)
+{
+    __m256 o[4][4];
+    _Pragma("GCC unroll 4")
+    for (int h = 0; h < H; h++)
+        _Pragma("GCC unroll 4")
+        for (int x = 0; x < W; x++)
+            o[h][x] = _mm256_setzero_ps();
+    const uint32_t d_next = d + 8 * (uint32_t)W;
+    for (int32_t p = 0; p < n_pos; p++) {
+        const uint16_t *vp = v + (size_t)p * stride + d;
+        if (p + PF_POS < n_pos)
+            _mm_prefetch((const char *)(vp + (size_t)PF_POS * stride), _MM_HINT_T0);
+        else if (d_next < hd && p + PF_POS - n_pos < n_pos)
+            _mm_prefetch((const char *)(v + (size_t)(p + PF_POS - n_pos) * stride + d_next), _MM_HINT_T0);
+        _Pragma("GCC unroll 4")
+        for (int x = 0; x < W; x++) {
+            const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vp + 8 * x)));
+            _Pragma("GCC unroll 4")
+            for (int h = 0; h < H; h++)
+                o[h][x] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + (size_t)h * n_pos + p), vv, o[h][x]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int h = 0; h < H; h++) {
+        const __m256 iv = _mm256_set1_ps(inv[h]);
+        _Pragma("GCC unroll 4")
+        for (int x = 0; x < W; x++)
+            _mm256_storeu_ps(out + (size_t)h * hd + d + 8 * x, _mm256_mul_ps(o[h][x], iv));
+    }
+}
+
+/* The output of H heads: 32 dimensions at a time (16 for H > 2), then 16,
+ * then 8. */
+static inline __attribute__((always_inline)) void values_h(const float *w, const uint16_t *v, size_t stride,
+                                                           int32_t n_pos, uint32_t hd, const float *inv, float *out,
+                                                           int H)
+{
+    uint32_t d = 0;
+    if (H <= 2)
+        for (; d + 32 <= hd; d += 32)
+            values_slice(w, v, stride, n_pos, hd, d, inv, out, H, 4);
+    for (; d + 16 <= hd; d += 16)
+        values_slice(w, v, stride, n_pos, hd, d, inv, out, H, 2);
+    for (; d < hd; d += 8)
+        values_slice(w, v, stride, n_pos, hd, d, inv, out, H, 1);
+}
+
+static float hmax_n(const float *s, int32_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int32_t p = 0;
+    for (; p + 8 <= n; p += 8)
+        m = _mm256_max_ps(m, _mm256_loadu_ps(s + p));
+    float r = hmax(m);
+    for (; p < n; p++)
+        r = s[p] > r ? s[p] : r;
+    return r;
+}
+
+/* H heads (1..4) that share the K/V rows: scores, softmax, weighted V. */
+static inline __attribute__((always_inline)) void attend_group(const float *q, const uint16_t *k, const uint16_t *v,
+                                                               size_t stride, int32_t n_pos, uint32_t hd,
+                                                               float scale, float *s, float *out, int H, int P)
+{
+    scores_h(q, k, stride, n_pos, hd, scale, s, H, P);
+    float inv[4];
+    for (int h = 0; h < H; h++) {
+        float *sh = s + (size_t)h * n_pos;
+        inv[h] = 1.0f / exp_shifted(sh, n_pos, hmax_n(sh, n_pos));
+    }
+    values_h(s, v, stride, n_pos, hd, inv, out, H);
+}
+
+/* The query heads in groups of at most 4 (4+...+4 then the rest, 5 as
+ * 3+2), each group reading the K/V rows once: per group H x P scores in
+ * registers (4x2, 3x4, 2x4, 1x8) and H x 32 (or 16) output dimensions. */
+static void attend_f16(const float *q, uint32_t nh, const uint16_t *k, const uint16_t *v, size_t stride,
+                       int32_t n_pos, uint32_t hd, float scale, float *scores, float *out)
+{
+    if (hd % 8 != 0 || hd > 4096) {
+        al_attend_f16_ref(q, nh, k, v, stride, n_pos, hd, scale, scores, out);
+        return;
+    }
+    for (uint32_t h0 = 0; h0 < nh;) {
+        const uint32_t left = nh - h0, g = left == 5 ? 3 : left > 4 ? 4 : left;
+        const float *qg = q + (size_t)h0 * hd;
+        float *sg = scores + (size_t)h0 * n_pos, *og = out + (size_t)h0 * hd;
+        switch (g) {
+        case 1:
+            attend_group(qg, k, v, stride, n_pos, hd, scale, sg, og, 1, 8);
+            break;
+        case 2:
+            attend_group(qg, k, v, stride, n_pos, hd, scale, sg, og, 2, 4);
+            break;
+        case 3:
+            attend_group(qg, k, v, stride, n_pos, hd, scale, sg, og, 3, 4);
+            break;
+        default:
+            attend_group(qg, k, v, stride, n_pos, hd, scale, sg, og, 4, 2);
+            break;
+        }
+        h0 += g;
+    }
+}
+
+/* ------------------------------------------------------------ tiles */
+
+#define BLK AL_ATTN_TILE_BLOCK
+#define MAXR AL_ATTN_TILE_MAX_ROWS
 
 /* dst[p*hd + i] = float(src[p*stride + i]) for p < n, i < hd (hd % 8 == 0);
  * meanwhile asks for the next block's rows (n_next of them from src +

@@ -75,23 +75,25 @@ static float draw(int mode, float amp)
     return mode == 2 ? floorf(frand(-16.0f, 17.0f)) : frand(-amp, amp);
 }
 
-/* attend_f16 (AVX2, heads in pairs) against the reference, one head at a
- * time: group sizes 1..5, head sizes 64/128 (vector path) and 40 (falls
- * back), one position and many, large score ranges (softmax saturation,
- * scores far below the max: e^x underflows). */
+/* attend_f16 (AVX2, heads in groups of up to 4, positions in register
+ * tiles of 8/4/2 and one by one after) against the reference, one head at
+ * a time: group sizes 1..9 (every split into groups), head sizes 128/64/48/
+ * 40/8 (vector path: slices of 32, 16 and 8 dimensions) and 36 (falls
+ * back), one position and many (not multiples of the tiles), large score
+ * ranges (softmax saturation, scores far below the max: e^x underflows). */
 static void test_attend(void **state)
 {
     (void)state;
     const al_attn_kernels *fast = al_attn_kernels_avx2(), *ref = al_attn_kernels_ref();
-    if (!fast) {
-        printf("  no AVX2 kernels compiled in: skipped\n");
+    if (!fast || !al_cpu_has_avx2()) {
+        printf("  no AVX2 kernels on this machine: skipped\n");
         return;
     }
-    const uint32_t hds[] = {64, 128, 40};
-    const int32_t npos[] = {1, 2, 7, 33, 300};
-    for (size_t hi = 0; hi < 3; hi++)
-        for (uint32_t nh = 1; nh <= 5; nh++)
-            for (size_t pi = 0; pi < 5; pi++)
+    const uint32_t hds[] = {128, 64, 48, 40, 8, 36};
+    const int32_t npos[] = {1, 2, 3, 5, 7, 8, 9, 33, 300};
+    for (size_t hi = 0; hi < 6; hi++)
+        for (uint32_t nh = 1; nh <= 9; nh++)
+            for (size_t pi = 0; pi < 9; pi++)
                 for (int mode = 0; mode < 3; mode++) {
                     const uint32_t hd = hds[hi], n_kv = 3;
                     const int32_t n = npos[pi];
@@ -115,9 +117,9 @@ static void test_attend(void **state)
                         if (!(fabsf(o1[i] - o2[i]) <= 1e-4f + 1e-4f * fabsf(o1[i])))
                             fail_msg("attend hd %u nh %u n_pos %d mode %d: [%zu] %.7g vs ref %.7g", hd, nh, n, mode,
                                      i, o2[i], o1[i]);
-                    if (n == 1) /* one position: the output is that V row */
-                        for (size_t i = 0; i < hd; i++)
-                            assert_true(fabsf(o2[i] - al_fp16_to_fp32(v[hd + i])) <= 1e-6f);
+                    if (n == 1) /* one position: every head's output is that V row */
+                        for (size_t i = 0; i < (size_t)nh * hd; i++)
+                            assert_true(fabsf(o2[i] - al_fp16_to_fp32(v[hd + i % hd])) <= 1e-6f);
                     free(q), free(sc), free(o1), free(o2), free(k), free(v);
                 }
 }
