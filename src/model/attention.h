@@ -46,7 +46,7 @@ typedef struct al_attn_kernels {
 size_t al_attn_tile_scratch_floats(uint32_t nh, uint32_t n_tok, uint32_t hd, uint32_t n_pos_max);
 
 /* The plain-C kernels the AVX2 ones fall back to for shapes they do not
- * handle (attend_f16: head sizes that are not a multiple of 32; the tile:
+ * handle (attend_f16: head sizes that are not a multiple of 8; the tile:
  * head sizes not a multiple of 16, or more than AL_ATTN_TILE_MAX_ROWS rows). */
 void al_attend_f16_ref(const float *q, uint32_t nh, const uint16_t *k, const uint16_t *v, size_t stride, int32_t n_pos,
                        uint32_t hd, float scale, float *scores, float *out);

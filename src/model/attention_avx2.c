@@ -110,18 +110,23 @@ static inline void prefetch_row(const uint16_t *row, uint32_t hd)
 /* Raw scores q_h . k_p of H heads (H <= 4, at q + h*hd) for the P positions
  * p..p+P-1 (P in 1, 2, 4, 8; H*P <= 12), into s + h*n_pos + p times scale:
  * every K element is converted once for the H heads, the H*P sums stay in
- * registers and are reduced four at a time. hd % 8 == 0. */
-static inline __attribute__((always_inline)) void score_tile(const float *q, const uint16_t *k, size_t stride,
-                                                             int32_t p, int32_t n_pos, uint32_t hd, float scale,
-                                                             float *s, int H, int P)
+ * registers and are reduced four at a time. hd % 8 == 0. Asks for the K
+ * rows PF_POS positions on, and for the V rows too unless v is NULL. */
+static inline __attribute__((always_inline)) void score_tile(const float *q, const uint16_t *k, const uint16_t *v,
+                                                             size_t stride, int32_t p, int32_t n_pos, uint32_t hd,
+                                                             float scale, float *s, int H, int P)
 {
     __m256 a[4][8];
     const uint16_t *kp[8];
     _Pragma("GCC unroll 8")
     for (int j = 0; j < P; j++) {
         kp[j] = k + (size_t)(p + j) * stride;
-        if (p + j + PF_POS < n_pos)
+        if (p + j + PF_POS < n_pos) {
             prefetch_row(kp[j] + (size_t)PF_POS * stride, hd);
+            if (v) /* the V row too, to L2: the V pass then waits less */
+                for (uint32_t i = 0; i < hd; i += 32)
+                    _mm_prefetch((const char *)(v + (size_t)(p + j + PF_POS) * stride + i), _MM_HINT_T1);
+        }
     }
     _Pragma("GCC unroll 4")
     for (int h = 0; h < H; h++)
@@ -167,15 +172,15 @@ static inline __attribute__((always_inline)) void score_tile(const float *q, con
 }
 
 /* All n_pos scores of H heads: P positions at a time, then one by one. */
-static inline __attribute__((always_inline)) void scores_h(const float *q, const uint16_t *k, size_t stride,
-                                                           int32_t n_pos, uint32_t hd, float scale, float *s, int H,
-                                                           int P)
+static inline __attribute__((always_inline)) void scores_h(const float *q, const uint16_t *k, const uint16_t *v,
+                                                           size_t stride, int32_t n_pos, uint32_t hd, float scale,
+                                                           float *s, int H, int P)
 {
     int32_t p = 0;
     for (; p + P <= n_pos; p += P)
-        score_tile(q, k, stride, p, n_pos, hd, scale, s, H, P);
+        score_tile(q, k, v, stride, p, n_pos, hd, scale, s, H, P);
     for (; p < n_pos; p++)
-        score_tile(q, k, stride, p, n_pos, hd, scale, s, H, 1);
+        score_tile(q, k, v, stride, p, n_pos, hd, scale, s, H, 1);
 }
 
 /* o_h[d..d+8W) = sum_p w_h[p] v_p[d..d+8W) * inv_h for H heads, position by
@@ -249,7 +254,8 @@ static inline __attribute__((always_inline)) void attend_group(const float *q, c
                                                                size_t stride, int32_t n_pos, uint32_t hd,
                                                                float scale, float *s, float *out, int H, int P)
 {
-    scores_h(q, k, stride, n_pos, hd, scale, s, H, P);
+    /* V rows that fit in L2 beside the K rows are asked for early */
+    scores_h(q, k, (size_t)n_pos * hd <= 65536 ? v : NULL, stride, n_pos, hd, scale, s, H, P);
     float inv[4];
     for (int h = 0; h < H; h++) {
         float *sh = s + (size_t)h * n_pos;
