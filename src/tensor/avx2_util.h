@@ -11,6 +11,17 @@
 
 #define AI static inline __attribute__((always_inline))
 
+/* call(n) with n = nt as a constant (1..4; more than 4 runs call(4)): the
+ * kernels are specialised per token count so that their per-token
+ * accumulators live in registers. */
+#define AL_SWITCH_NT(nt, call)                                                                     \
+    switch (nt) {                                                                                  \
+    case 1: call(1); break;                                                                        \
+    case 2: call(2); break;                                                                        \
+    case 3: call(3); break;                                                                        \
+    default: call(4); break;                                                                       \
+    }
+
 AI float h2f(al_half h)
 {
     return _cvtsh_ss(h);

@@ -458,12 +458,7 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
                      int nt, float *out, int64_t ldo)                                                          \
     {                                                                                                          \
         (void)asum, (void)ss;                                                                                  \
-        switch (nt) {                                                                                          \
-        case 1: call(1); break;                                                                                \
-        case 2: call(2); break;                                                                                \
-        case 3: call(3); break;                                                                                \
-        default: call(4); break;                                                                               \
-        }                                                                                                      \
+        AL_SWITCH_NT(nt, call)                                                                                 \
     }
 
 #define C_Q4_0(n) gemm_q4_0_nt(k, panel, a, as, asum, ss, out, ldo, n)

@@ -471,12 +471,7 @@ static void quant_q8_K(const float *x, al_block_q8_K *y, int64_t n)
 #define DISPATCH(name, call)                                                                       \
     static void name(int64_t k, const void *w, const void *a, size_t as, int nt, float *out)      \
     {                                                                                              \
-        switch (nt) {                                                                              \
-        case 1: call(1); break;                                                                    \
-        case 2: call(2); break;                                                                    \
-        case 3: call(3); break;                                                                    \
-        default: call(4); break;                                                                   \
-        }                                                                                          \
+        AL_SWITCH_NT(nt, call)                                                                     \
     }
 
 #define C_F32(n) dot_f32_nt(k, w, a, as, out, n)
