@@ -224,47 +224,83 @@ typedef struct {
     uint8_t q[4][8][32];
 } panel_q4_K;
 _Static_assert(sizeof(panel_q4_K) % 32 == 0 && offsetof(panel_q4_K, q) % 32 == 0, "Q4_K panel alignment");
+/* Q5_K: the same, then qh[c] = bytes 4c..4c+3 of the rows' qh (bit s of
+ * byte l: the fifth bit of element 32s + l). */
+typedef struct {
+    panel_q4_K k4;
+    uint8_t qh[8][32];
+} panel_q5_K;
 
 static size_t bytes_q4_K(int64_t k)
 {
     return (size_t)(k / AL_QK_K) * sizeof(panel_q4_K);
 }
 
-static void pack_q4_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+/* Q4_K and Q5_K blocks share the head (d, dmin, scales) and qs. */
+AI void pack_k45(int64_t k, const uint8_t *w, size_t row_bytes, void *panel, const bool q5)
 {
-    panel_q4_K *p = panel;
+    const size_t bsz = q5 ? sizeof(al_block_q5_K) : sizeof(al_block_q4_K);
+    const size_t psz = q5 ? sizeof(panel_q5_K) : sizeof(panel_q4_K);
     for (int64_t b = 0; b < k / AL_QK_K; b++) {
-        const al_block_q4_K *blk[PR];
+        panel_q4_K *p = (panel_q4_K *)((uint8_t *)panel + (size_t)b * psz);
+        const uint8_t *qs[PR], *qh[PR];
         for (int i = 0; i < PR; i++) {
-            blk[i] = (const al_block_q4_K *)(w + (size_t)i * row_bytes) + b;
-            p[b].d[i] = blk[i]->d;
-            p[b].dmin[i] = blk[i]->dmin;
+            const uint8_t *blk = w + (size_t)i * row_bytes + (size_t)b * bsz;
+            const al_block_q5_K *b5 = (const al_block_q5_K *)blk;
+            const al_block_q4_K *b4 = (const al_block_q4_K *)blk;
+            p->d[i] = b4->d;
+            p->dmin[i] = b4->dmin;
+            qs[i] = q5 ? b5->qs : b4->qs;
+            qh[i] = b5->qh;
             uint8_t sm[16]; /* scales 0..7, mins 0..7 (6 bits each) */
-            _mm_storeu_si128((__m128i *)sm, k4_scales_mins(blk[i]->scales));
+            _mm_storeu_si128((__m128i *)sm, k4_scales_mins(b4->scales));
             for (int s = 0; s < 8; s++) {
-                p[b].sc[s][i] = (int8_t)sm[s];
-                p[b].mn[s][i] = (int8_t)sm[8 + s];
+                p->sc[s][i] = (int8_t)sm[s];
+                p->mn[s][i] = (int8_t)sm[8 + s];
             }
         }
+        __m256i r[8], o[8];
         for (int j = 0; j < 4; j++) {
-            __m256i r[8], o[8];
             for (int i = 0; i < PR; i++)
-                r[i] = _mm256_loadu_si256((const __m256i *)(blk[i]->qs + 32 * j));
+                r[i] = _mm256_loadu_si256((const __m256i *)(qs[i] + 32 * j));
             interleave8(r, o);
             for (int c = 0; c < 8; c++)
-                _mm256_store_si256((__m256i *)p[b].q[j][c], o[c]);
+                _mm256_store_si256((__m256i *)p->q[j][c], o[c]);
+        }
+        if (q5) {
+            for (int i = 0; i < PR; i++)
+                r[i] = _mm256_loadu_si256((const __m256i *)qh[i]);
+            interleave8(r, o);
+            for (int c = 0; c < 8; c++)
+                _mm256_store_si256((__m256i *)((panel_q5_K *)p)->qh[c], o[c]);
         }
     }
 }
 
-/* Per sub-block: 8 chunk products in int16 (<= 2*15*127*8 = 30480), one
- * madd with the rows' scales; the mins against the activation sums of 32
- * in 4 madds. The low and high nibbles go in separate passes over the
- * chunks (fewer live registers). */
-AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
-                     float *out, int64_t ldo, const int nt)
+static void pack_q4_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
 {
-    const panel_q4_K *p = panel;
+    pack_k45(k, w, row_bytes, panel, false);
+}
+
+static size_t bytes_q5_K(int64_t k)
+{
+    return (size_t)(k / AL_QK_K) * sizeof(panel_q5_K);
+}
+
+static void pack_q5_K(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    pack_k45(k, w, row_bytes, panel, true);
+}
+
+/* Per sub-block: the chunk products in int16 (Q4_K: 8 of them, <=
+ * 2*15*127*8 = 30480; Q5_K, values to 31: 4, <= 31496), a madd with the
+ * rows' scales; the mins against the activation sums of 32 in 4 madds.
+ * The low and high nibbles go in separate passes over the chunks (fewer
+ * live registers). */
+AI void gemm_k45_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
+                    float *out, int64_t ldo, const int nt, const bool q5)
+{
+    const size_t psz = q5 ? sizeof(panel_q5_K) : sizeof(panel_q4_K);
     const int64_t nb = k / AL_QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[AL_PANEL_NT];
@@ -279,33 +315,45 @@ AI void gemm_q4_K_nt(int64_t k, const void *panel, const void *a, size_t as, con
             x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
             s32[t] = _mm256_setzero_si256();
         }
+        const panel_q4_K *p = (const panel_q4_K *)((const uint8_t *)panel + (size_t)b * psz);
         for (int s = 0; s < 8; s++) {
             const int j = s / 2, shift = 4 * (s % 2);
-            __m256i s16[AL_PANEL_NT];
-            _Pragma("GCC unroll 8")
-            for (int t = 0; t < nt; t++)
-                s16[t] = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8")
-            for (int c = 0; c < 8; c++) {
-                const __m256i v = _mm256_load_si256((const __m256i *)p[b].q[j][c]);
-                const __m256i w = _mm256_and_si256(_mm256_srli_epi16(v, shift), m4);
+            const __m128i sh = _mm_cvtsi32_si128(s);
+            const __m128i g = _mm_loadl_epi64((const __m128i *)p->sc[s]);
+            const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g, g)); /* each row's scale twice */
+            const int per = q5 ? 4 : 8; /* chunks per int16 sum */
+            for (int c0 = 0; c0 < 8; c0 += per) {
+                __m256i s16[AL_PANEL_NT];
                 _Pragma("GCC unroll 8")
                 for (int t = 0; t < nt; t++)
-                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 32 * s + 4 * c)));
+                    s16[t] = _mm256_setzero_si256();
+                _Pragma("GCC unroll 8")
+                for (int u = 0; u < per; u++) {
+                    const int c = c0 + u;
+                    const __m256i v = _mm256_load_si256((const __m256i *)p->q[j][c]);
+                    __m256i w = _mm256_and_si256(_mm256_srli_epi16(v, shift), m4);
+                    if (q5) {
+                        const __m256i h = _mm256_load_si256((const __m256i *)((const panel_q5_K *)p)->qh[c]);
+                        const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(h, sh), _mm256_set1_epi8(1));
+                        w = _mm256_or_si256(w, _mm256_slli_epi16(bit, 4));
+                    }
+                    _Pragma("GCC unroll 8")
+                    for (int t = 0; t < nt; t++)
+                        s16[t] = _mm256_add_epi16(s16[t],
+                                                  _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 32 * s + 4 * c)));
+                }
+                _Pragma("GCC unroll 8")
+                for (int t = 0; t < nt; t++)
+                    s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(s16[t], sc));
             }
-            const __m128i g = _mm_loadl_epi64((const __m128i *)p[b].sc[s]);
-            const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g, g)); /* each row's scale twice */
-            _Pragma("GCC unroll 8")
-            for (int t = 0; t < nt; t++)
-                s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(s16[t], sc));
         }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
-        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].dmin));
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->d));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin));
         __m256i mp[4]; /* mins of sub-blocks 2j, 2j+1 as int16 pairs per row */
         _Pragma("GCC unroll 4")
         for (int j = 0; j < 4; j++)
-            mp[j] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p[b].mn[2 * j]),
-                                                           _mm_loadl_epi64((const __m128i *)p[b].mn[2 * j + 1])));
+            mp[j] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p->mn[2 * j]),
+                                                           _mm_loadl_epi64((const __m128i *)p->mn[2 * j + 1])));
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             const int16_t *sm = asum + (size_t)t * ss + 8 * b;
@@ -463,12 +511,14 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
 
 #define C_Q4_0(n) gemm_q4_0_nt(k, panel, a, as, asum, ss, out, ldo, n)
 #define C_Q8_0(n) gemm_q8_0_nt(k, panel, a, as, out, ldo, n)
-#define C_Q4_K(n) gemm_q4_K_nt(k, panel, a, as, asum, ss, out, ldo, n)
+#define C_Q4_K(n) gemm_k45_nt(k, panel, a, as, asum, ss, out, ldo, n, false)
+#define C_Q5_K(n) gemm_k45_nt(k, panel, a, as, asum, ss, out, ldo, n, true)
 #define C_Q6_K(n) gemm_q6_K_nt(k, panel, a, as, out, ldo, n)
 
 PDISPATCH(gemm_q4_0, C_Q4_0)
 PDISPATCH(gemm_q8_0, C_Q8_0)
 PDISPATCH(gemm_q4_K, C_Q4_K)
+PDISPATCH(gemm_q5_K, C_Q5_K)
 PDISPATCH(gemm_q6_K, C_Q6_K)
 
 void al_panel_kernels_avx2(al_kernels *ks)
@@ -476,6 +526,7 @@ void al_panel_kernels_avx2(al_kernels *ks)
     ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true};
     ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true};
     ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true};
+    ks->panel[AL_TYPE_Q5_K] = (al_panel_kernel){bytes_q5_K, pack_q5_K, gemm_q5_K, true, true};
     ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false, true};
 }
 #else
