@@ -27,7 +27,6 @@ reqk() {
     HDRS="$(cat "$WORK/hdr.$$" 2>/dev/null || true)"
 }
 absent() { ! grep -rqa -- "$1" "$2"; }
-stop_server() { kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true; }
 
 # ---- no key defined: access is open, the actor is "anonymous"
 start_server open "${ARGS[@]}"
