@@ -7,16 +7,8 @@
 #include <string.h>
 
 #include "model/attention.h"
+#include "tensor/avx2_util.h"
 #include "tensor/quant.h"
-
-static inline float hsum(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 
 /* e^x lane by lane, for x <= 88: x = n ln2 + r with |r| <= ln2/2, e^r by
  * its Taylor series to degree 7 (truncation below 1e-8 relative), times 2^n

@@ -1,5 +1,6 @@
-/* avx2_util.h - small AVX2 helpers shared by the *_avx2.c kernel files of
- * src/tensor. Include only from files compiled with -mavx2 -mfma -mf16c. */
+/* avx2_util.h - small AVX2 helpers shared by the *_avx2.c kernel files
+ * (src/tensor and src/model/attention_avx2.c). Include only from files
+ * compiled with -mavx2 -mfma -mf16c. */
 #ifndef AL_TENSOR_AVX2_UTIL_H
 #define AL_TENSOR_AVX2_UTIL_H
 
@@ -21,6 +22,15 @@
     case 3: call(3); break;                                                                        \
     default: call(4); break;                                                                       \
     }
+
+/* The sum of v's 8 lanes. */
+AI float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 
 AI float h2f(al_half h)
 {

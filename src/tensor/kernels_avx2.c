@@ -11,14 +11,6 @@
 
 #include "tensor/avx2_util.h"
 
-AI float hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* 32 unsigned (< 128) x 32 signed bytes -> 8 int32 partial sums. */
 AI __m256i dot_u8(__m256i x, __m256i y)
 {
