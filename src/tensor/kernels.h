@@ -67,6 +67,12 @@ bool al_cpu_has_avx2(void);
  * vec_dot_type): F32, F16, BF16, Q8_0, Q8_1 or Q8_K; AL_TYPE_COUNT if none. */
 uint32_t al_act_type(uint32_t wtype);
 
+/* The little-endian uint32 at p (the qh bits of Q5_0/Q5_1 blocks). */
+static inline uint32_t al_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* The 16 signed scales (already minus 32) of a Q3_K block. */
 void al_q3_K_scales(const uint8_t s[12], int8_t out[16]);
 /* Scale and min j (0..7) of the 12 packed bytes of a Q4_K/Q5_K block. */

@@ -79,18 +79,13 @@ static float dot1_q4_1(int64_t k, const void *vw, const void *va)
     return s;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static float dot1_q5_0(int64_t k, const void *vw, const void *va)
 {
     const al_block_q5_0 *w = vw;
     const al_block_q8_0 *a = va;
     float s = 0.0f;
     for (int64_t i = 0; i < k / AL_QK; i++) {
-        uint32_t qh = le32(w[i].qh);
+        uint32_t qh = al_le32(w[i].qh);
         int sumi = 0;
         for (int j = 0; j < 16; j++) {
             int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
@@ -107,7 +102,7 @@ static float dot1_q5_1(int64_t k, const void *vw, const void *va)
     const al_block_q8_1 *a = va;
     float s = 0.0f;
     for (int64_t i = 0; i < k / AL_QK; i++) {
-        uint32_t qh = le32(w[i].qh);
+        uint32_t qh = al_le32(w[i].qh);
         int sumi = 0;
         for (int j = 0; j < 16; j++) {
             int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;

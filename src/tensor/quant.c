@@ -112,16 +112,11 @@ static void deq_q4_1(const al_block_q4_1 *x, float *y, int64_t nb)
     }
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void deq_q5_0(const al_block_q5_0 *x, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, y += AL_QK) {
         const float d = al_fp16_to_fp32(x[i].d);
-        const uint32_t qh = le32(x[i].qh);
+        const uint32_t qh = al_le32(x[i].qh);
         for (int j = 0; j < AL_QK / 2; j++) {
             int h0 = (int)((qh >> j) << 4) & 0x10;
             int h1 = (int)(qh >> (j + 12)) & 0x10;
@@ -135,7 +130,7 @@ static void deq_q5_1(const al_block_q5_1 *x, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, y += AL_QK) {
         const float d = al_fp16_to_fp32(x[i].d), m = al_fp16_to_fp32(x[i].m);
-        const uint32_t qh = le32(x[i].qh);
+        const uint32_t qh = al_le32(x[i].qh);
         for (int j = 0; j < AL_QK / 2; j++) {
             int h0 = (int)((qh >> j) << 4) & 0x10;
             int h1 = (int)(qh >> (j + 12)) & 0x10;
