@@ -262,39 +262,27 @@ static float dot1_q6_K(int64_t k, const void *vw, const void *va)
     return s;
 }
 
-#define AL_DOT_NT(name)                                                                            \
-    static void name(int64_t k, const void *w, const void *a, size_t as, int nt, float *out)      \
+/* dot_<t>: the al_dot_fn of type t, dot1_<t> once per token. */
+#define AL_DOT_NT(t)                                                                               \
+    static void dot_##t(int64_t k, const void *w, const void *a, size_t as, int nt, float *out)   \
     {                                                                                              \
-        for (int t = 0; t < nt; t++)                                                               \
-            out[t] = name##_1(k, w, (const char *)a + (size_t)t * as);                            \
+        for (int i = 0; i < nt; i++)                                                               \
+            out[i] = dot1_##t(k, w, (const char *)a + (size_t)i * as);                             \
     }
 
-#define dot_f32_1 dot1_f32
-#define dot_f16_1 dot1_f16
-#define dot_bf16_1 dot1_bf16
-#define dot_q4_0_1 dot1_q4_0
-#define dot_q4_1_1 dot1_q4_1
-#define dot_q5_0_1 dot1_q5_0
-#define dot_q5_1_1 dot1_q5_1
-#define dot_q8_0_1 dot1_q8_0
-#define dot_q2_K_1 dot1_q2_K
-#define dot_q3_K_1 dot1_q3_K
-#define dot_q4_K_1 dot1_q4_K
-#define dot_q5_K_1 dot1_q5_K
-#define dot_q6_K_1 dot1_q6_K
-AL_DOT_NT(dot_f32)
-AL_DOT_NT(dot_f16)
-AL_DOT_NT(dot_bf16)
-AL_DOT_NT(dot_q4_0)
-AL_DOT_NT(dot_q4_1)
-AL_DOT_NT(dot_q5_0)
-AL_DOT_NT(dot_q5_1)
-AL_DOT_NT(dot_q8_0)
-AL_DOT_NT(dot_q2_K)
-AL_DOT_NT(dot_q3_K)
-AL_DOT_NT(dot_q4_K)
-AL_DOT_NT(dot_q5_K)
-AL_DOT_NT(dot_q6_K)
+AL_DOT_NT(f32)
+AL_DOT_NT(f16)
+AL_DOT_NT(bf16)
+AL_DOT_NT(q4_0)
+AL_DOT_NT(q4_1)
+AL_DOT_NT(q5_0)
+AL_DOT_NT(q5_1)
+AL_DOT_NT(q8_0)
+AL_DOT_NT(q2_K)
+AL_DOT_NT(q3_K)
+AL_DOT_NT(q4_K)
+AL_DOT_NT(q5_K)
+AL_DOT_NT(q6_K)
 
 static const al_kernels k_ref = {
     .name = "generic",
