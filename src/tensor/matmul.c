@@ -391,19 +391,32 @@ static void run_native(mm_job *j, al_threadpool *tp, uint8_t *scratch)
     al_threadpool_for(tp, j->n_chunks, mm_chunk, j);
 }
 
-void al_matmul_with(const al_kernels *ks, al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
-                    int64_t k, size_t row_bytes, const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch)
+/* The matrices of d (same input X) with the kernels ks, in one dispatch. */
+static void run_descs(const al_kernels *ks, al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, const float *X,
+                      int64_t n_tok, void *scratch)
 {
+    if (n <= 0 || n > AL_MM_MAX || n_tok <= 0)
+        return;
     mm_job j;
     memset(&j, 0, sizeof(j));
-    if (n_tok <= 0 || !part_init(&j.part[0], ks, wtype, W, n_rows, k, row_bytes, Y, ldy))
-        return;
-    j.n_parts = 1;
+    for (int i = 0; i < n; i++) {
+        if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
+            return;
+        j.part[i].packed = d[i].packed;
+    }
+    j.n_parts = n;
     j.ks = ks;
     j.k = k;
     j.X = X;
     j.n_tok = n_tok;
     run_native(&j, tp, scratch);
+}
+
+void al_matmul_with(const al_kernels *ks, al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
+                    int64_t k, size_t row_bytes, const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch)
+{
+    const al_mm_desc d = {wtype, W, n_rows, row_bytes, Y, ldy, NULL};
+    run_descs(ks, tp, &d, 1, k, X, n_tok, scratch);
 }
 
 void al_matmul(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes,
@@ -427,22 +440,7 @@ size_t al_matmul_multi_scratch_bytes(const al_mm_desc *d, int n, int64_t k, int6
 void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, const float *X, int64_t n_tok,
                      void *scratch)
 {
-    if (n <= 0 || n > AL_MM_MAX || n_tok <= 0)
-        return;
-    const al_kernels *ks = al_kernels_get();
-    mm_job j;
-    memset(&j, 0, sizeof(j));
-    for (int i = 0; i < n; i++)
-        if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
-            return;
-        else
-            j.part[i].packed = d[i].packed;
-    j.n_parts = n;
-    j.ks = ks;
-    j.k = k;
-    j.X = X;
-    j.n_tok = n_tok;
-    run_native(&j, tp, scratch);
+    run_descs(al_kernels_get(), tp, d, n, k, X, n_tok, scratch);
 }
 
 void al_matmul_exact(al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes,
