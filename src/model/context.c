@@ -78,16 +78,16 @@ al_context_params al_context_default_params(void)
     return p;
 }
 
-/* 64-byte aligned buffer. Small ones are zeroed; large ones (KV cache,
- * batch scratch) are not, so that pages stay unmapped until the forward
- * pass first writes them and resident memory follows what a request uses:
- * every reader of these buffers only reads what was written before. */
 /* Bytes of `elems` cache elements (for Q8_0 a multiple of 32). */
 static inline size_t kv_bytes(const al_context *c, size_t elems)
 {
     return c->kv_q8 ? elems / AL_QK * sizeof(al_block_q8_0) : elems * c->kv_elem_bytes;
 }
 
+/* 64-byte aligned buffer. Small ones are zeroed; large ones (KV cache,
+ * batch scratch) are not, so that pages stay unmapped until the forward
+ * pass first writes them and resident memory follows what a request uses:
+ * every reader of these buffers only reads what was written before. */
 static void *alloc_aligned(size_t n)
 {
     void *p = NULL;
@@ -259,41 +259,32 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
         out[i] = x[i] * scale * w[i];
 }
 
-static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_tok, float *Y)
-{
-    if (c->p.exact)
-        al_matmul_exact(c->tp, w->type, w->data, w->rows, w->cols, w->row_bytes, X, n_tok, Y, w->rows,
-                        c->mm_scratch);
-    else {
-        const al_mm_desc d = {w->type, w->data, w->rows, w->row_bytes, Y, w->rows, w->packed};
-        al_matmul_multi(c->tp, &d, 1, w->cols, X, n_tok, c->mm_scratch);
-    }
-}
-
-/* Y_i = W_i X for 2 or 3 weights with the same input, in one dispatch on
- * the fast path. */
+/* Y_i = W_i X for 1 to 3 weights with the same input, in one dispatch on
+ * the fast path when they have the same number of columns. */
 static void matmul_multi(al_context *c, const al_weight *const *w, float *const *Y, int n, const float *X,
                          int64_t n_tok)
 {
     bool same_k = true;
-    for (int i = 1; i < n; i++)
-        same_k = same_k && w[i]->cols == w[0]->cols;
-    if (c->p.exact || !same_k) {
-        for (int i = 0; i < n; i++)
-            matmul(c, w[i], X, n_tok, Y[i]);
-        return;
-    }
     al_mm_desc d[3];
     for (int i = 0; i < n; i++) {
-        d[i].wtype = w[i]->type;
-        d[i].W = w[i]->data;
-        d[i].n_rows = w[i]->rows;
-        d[i].row_bytes = w[i]->row_bytes;
-        d[i].Y = Y[i];
-        d[i].ldy = w[i]->rows;
-        d[i].packed = w[i]->packed;
+        same_k = same_k && w[i]->cols == w[0]->cols;
+        d[i] = (al_mm_desc){w[i]->type, w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows, w[i]->packed};
     }
-    al_matmul_multi(c->tp, d, n, w[0]->cols, X, n_tok, c->mm_scratch);
+    if (!c->p.exact && same_k) {
+        al_matmul_multi(c->tp, d, n, w[0]->cols, X, n_tok, c->mm_scratch);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        if (c->p.exact)
+            al_matmul_exact(c->tp, w[i]->type, w[i]->data, w[i]->rows, w[i]->cols, w[i]->row_bytes, X, n_tok, Y[i],
+                            w[i]->rows, c->mm_scratch);
+        else
+            al_matmul_multi(c->tp, &d[i], 1, w[i]->cols, X, n_tok, c->mm_scratch);
+}
+
+static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_tok, float *Y)
+{
+    matmul_multi(c, &w, &Y, 1, X, n_tok);
 }
 
 /* Rotates one head's vector in place. cs/sn hold n_rot/2 values. */
