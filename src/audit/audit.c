@@ -407,6 +407,18 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     return AL_OK;
 }
 
+/* Writes a checkpoint record and syncs it (head updated). Lock held. */
+static al_status write_checkpoint(al_audit *a, al_error *err)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "type", json_string("checkpoint"));
+    json_object_set_new(c, "actor", json_string("airlock"));
+    json_object_set_new(c, "action", json_string("audit.checkpoint"));
+    al_status st = write_record(a, c, true, err);
+    json_decref(c);
+    return st;
+}
+
 /* fsync the log, then record the head (seq, hash, signature). Lock held. */
 static al_status sync_and_head(al_audit *a, al_error *err)
 {
@@ -690,14 +702,8 @@ al_status al_audit_append(al_audit *a, const al_audit_event *ev, al_error *err)
     st = settle_tail(a, err);
     if (!st)
         st = write_record(a, b, false, err);
-    if (!st && a->last_seq % AL_AUDIT_CHECKPOINT_EVERY == AL_AUDIT_CHECKPOINT_EVERY - 1) {
-        json_t *c = json_object();
-        json_object_set_new(c, "type", json_string("checkpoint"));
-        json_object_set_new(c, "actor", json_string("airlock"));
-        json_object_set_new(c, "action", json_string("audit.checkpoint"));
-        st = write_record(a, c, true, err);
-        json_decref(c);
-    }
+    if (!st && a->last_seq % AL_AUDIT_CHECKPOINT_EVERY == AL_AUDIT_CHECKPOINT_EVERY - 1)
+        st = write_checkpoint(a, err);
     unlock_log(a);
     json_decref(b);
     return st;
@@ -725,14 +731,8 @@ al_status al_audit_checkpoint(al_audit *a, al_error *err)
     if (st)
         return st;
     st = settle_tail(a, err);
-    if (!st) {
-        json_t *c = json_object();
-        json_object_set_new(c, "type", json_string("checkpoint"));
-        json_object_set_new(c, "actor", json_string("airlock"));
-        json_object_set_new(c, "action", json_string("audit.checkpoint"));
-        st = write_record(a, c, true, err);
-        json_decref(c);
-    }
+    if (!st)
+        st = write_checkpoint(a, err);
     unlock_log(a);
     return st;
 }
