@@ -120,6 +120,17 @@ static void rollback(al_store *s)
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Ends an open transaction: commits when st is AL_OK, rolls back otherwise.
+ * Returns st, or the COMMIT's failure. */
+static al_status end_tx(al_store *s, al_status st, al_error *err)
+{
+    if (st) {
+        rollback(s);
+        return st;
+    }
+    return exec(s, "COMMIT", err);
+}
+
 static void col_text(sqlite3_stmt *q, int i, char *dst, size_t cap)
 {
     const unsigned char *t = sqlite3_column_text(q, i);
@@ -651,11 +662,7 @@ static al_status journal_add(al_store *s, const char *const *hex, size_t n, cons
             st = db_err(s, err, "journal");
     }
     sqlite3_finalize(q);
-    if (st) {
-        rollback(s);
-        return st;
-    }
-    return exec(s, "COMMIT", err);
+    return end_tx(s, st, err);
 }
 
 /* ------------------------------------------------------------ import */
@@ -1400,12 +1407,8 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
         if (n_approvals)
             *n_approvals = n;
     }
-    if (in_tx) {
-        if (st)
-            rollback(s);
-        else
-            st = exec(s, "COMMIT", err);
-    }
+    if (in_tx)
+        st = end_tx(s, st, err);
     char r2[140];
     snprintf(r2, sizeof(r2), "%s:%s", row ? row->name : "", row ? row->tag : "");
     audit(s, person, "approve", id ? r2 : ref, id ? row->digest : NULL, st, st ? err->msg : "approved");
@@ -1443,12 +1446,8 @@ al_status al_store_reject(al_store *s, const char *ref, const char *person, cons
             sqlite3_finalize(q);
         }
     }
-    if (in_tx) {
-        if (st)
-            rollback(s);
-        else
-            st = exec(s, "COMMIT", err);
-    }
+    if (in_tx)
+        st = end_tx(s, st, err);
     char detail[1200];
     snprintf(detail, sizeof(detail), "reason: %s", reason ? reason : "");
     audit(s, person, "reject", ref, id ? row->digest : NULL, st, st ? err->msg : detail);
@@ -1503,12 +1502,8 @@ al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error 
             sqlite3_finalize(q);
         }
     }
-    if (in_tx) {
-        if (st)
-            rollback(s);
-        else
-            st = exec(s, "COMMIT", err);
-    }
+    if (in_tx)
+        st = end_tx(s, st, err);
     if (!st)
         st = recover(s, NULL, err); /* unlinks the journalled blobs */
     if (locked)
