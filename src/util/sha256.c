@@ -1,7 +1,6 @@
 /* sha256.c - streaming SHA-256 of a file (OpenSSL EVP). */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,8 +56,7 @@ al_status al_sha256_file(const char *path, char hex[65], al_error *err)
     unsigned char dig[32];
     unsigned int dlen = 0;
     if (!st && EVP_DigestFinal_ex(md, dig, &dlen) == 1)
-        for (int i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+        al_hex(dig, 32, hex);
     EVP_MD_CTX_free(md);
     close(fd);
     return st;
