@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "airlock.h"
 #include "cli/cli.h"
+#include "cli/util.h"
 #include "scan/scan.h"
 #include "store/bundle.h"
 #include "store/sign.h"
@@ -263,11 +263,9 @@ int cmd_import(int argc, char **argv)
         return 1;
     al_error err = {0};
     al_import_result res;
-    struct timespec ts0, ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    double t0 = cli_now();
     al_status st = al_store_import(s, a.pos[0], actor(&a), al_scan_file, NULL, &res, &err);
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
-    double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (double)(ts1.tv_nsec - ts0.tv_nsec) * 1e-9;
+    double secs = cli_now() - t0;
     int rc = 0;
     if (st) {
         cli_errorf("import", "%s", err.msg);
