@@ -119,15 +119,6 @@ static void serve_state_free(serve_state *st)
     memset(st, 0, sizeof(*st));
 }
 
-static char *dup_s(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d)
-        memcpy(d, s, n + 1);
-    return d;
-}
-
 /* Scheduler gate, called under the scheduler's lock before a store model is
  * loaded: it must still be published, with the same blob. */
 static al_status store_gate(void *user, const char *name, const char *digest, al_error *err)
@@ -279,10 +270,10 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
                 continue;
             }
             size_t k = st->n_store;
-            st->names[k] = dup_s(ref);
-            st->paths[k] = dup_s(path);
-            st->digests[k] = dup_s(hex);
-            st->mdigests[k] = dup_s(rows[i].digest);
+            st->names[k] = strdup(ref);
+            st->paths[k] = strdup(path);
+            st->digests[k] = strdup(hex);
+            st->mdigests[k] = strdup(rows[i].digest);
             st->n_store++;
             if (!st->names[k] || !st->paths[k] || !st->digests[k] || !st->mdigests[k]) {
                 free(rows);

@@ -86,15 +86,10 @@ double srv_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* strdup that passes NULL through (optional configuration strings). */
 static char *dup_str(const char *s)
 {
-    if (!s)
-        return NULL;
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d)
-        memcpy(d, s, n + 1);
-    return d;
+    return s ? strdup(s) : NULL;
 }
 
 /* ------------------------------------------------------------------ jobs */
@@ -1047,12 +1042,7 @@ static char *default_name(const char *path)
     size_t n = strlen(b);
     if (n > 5 && !strcmp(b + n - 5, ".gguf"))
         n -= 5;
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, b, n);
-        d[n] = 0;
-    }
-    return d;
+    return strndup(b, n);
 }
 
 al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, size_t n_models, srv_sched **out,
