@@ -167,6 +167,20 @@ static bool role_is(const tv *msg, const char *role)
     return r && r->type == TV_STR && r->u.s.n == strlen(role) && !memcmp(r->u.s.p, role, r->u.s.n);
 }
 
+/* Appends {role: "user", content: the text gathered in pending} to out. */
+static bool push_user(tmpl_arena *a, tv_list *out, const tmpl_buf *pending)
+{
+    tv_dict *d = tv_dict_new(a, 2);
+    if (!d)
+        return false;
+    tv_dict_set(a, d, "role", 4, tv_cstr("user"));
+    tv_dict_set(a, d, "content", 7, tv_str(pending->p ? pending->p : "", pending->n));
+    tv nm = {TV_DICT, {0}};
+    nm.u.dict = d;
+    tv_list_push(a, out, nm);
+    return true;
+}
+
 /* Folds system messages into the next user message (minja's polyfill). */
 static bool fold_system(tmpl_arena *a, tv *messages)
 {
@@ -207,30 +221,16 @@ static bool fold_system(tmpl_arena *a, tv *messages)
             continue;
         }
         if (have) {
-            tv_dict *d = tv_dict_new(a, 2);
-            if (!d)
+            if (!push_user(a, out, &pending))
                 return false;
-            tv_dict_set(a, d, "role", 4, tv_cstr("user"));
-            tv_dict_set(a, d, "content", 7, tv_str(pending.p ? pending.p : "", pending.n));
-            tv nm = {TV_DICT, {0}};
-            nm.u.dict = d;
-            tv_list_push(a, out, nm);
             pending = (tmpl_buf){.a = a};
             have = false;
         }
         if (!tv_list_push(a, out, *m))
             return false;
     }
-    if (have) {
-        tv_dict *d = tv_dict_new(a, 2);
-        if (!d)
-            return false;
-        tv_dict_set(a, d, "role", 4, tv_cstr("user"));
-        tv_dict_set(a, d, "content", 7, tv_str(pending.p ? pending.p : "", pending.n));
-        tv nm = {TV_DICT, {0}};
-        nm.u.dict = d;
-        tv_list_push(a, out, nm);
-    }
+    if (have && !push_user(a, out, &pending))
+        return false;
     if (pending.over)
         return false;
     messages->u.list = out;
