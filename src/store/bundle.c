@@ -14,9 +14,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "store/fsutil.h"
 #include "store/sign.h"
 #include "util/error.h"
+#include "util/fsutil.h"
 
 static bool is_alnum(char c)
 {

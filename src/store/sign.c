@@ -14,8 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "store/fsutil.h"
 #include "util/error.h"
+#include "util/fsutil.h"
 
 static al_status key_id_of(EVP_PKEY *k, char key_id[65], al_error *err)
 {

@@ -22,10 +22,10 @@
 #include <sqlite3.h>
 
 #include "audit/audit.h"
-#include "store/fsutil.h"
 #include "store/sign.h"
 #include "store/tar.h"
 #include "util/error.h"
+#include "util/fsutil.h"
 
 #define COPY_BUF_BYTES (1u << 20)
 #define MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"

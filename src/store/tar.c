@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/fsutil.h"
 #include "util/error.h"
+#include "util/fsutil.h"
 
 /* Header field offsets (POSIX.1-1988 ustar). */
 enum {

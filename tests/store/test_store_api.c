@@ -16,10 +16,10 @@
 
 #include "scan/scan.h"
 #include "store/bundle.h"
-#include "store/fsutil.h"
 #include "store/sign.h"
 #include "store/store.h"
 #include "store/tar.h"
+#include "util/fsutil.h"
 
 static char g_tmp[256];
 static char g_model[1024];

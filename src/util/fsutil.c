@@ -1,5 +1,5 @@
 /* fsutil.c - durable file operations (see fsutil.h). */
-#include "store/fsutil.h"
+#include "util/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
-/* fsutil.h - durable file operations for the store: every file the store
- * publishes is written to a temporary name, fsync'd, renamed into place and
- * its directory fsync'd, so that a crash leaves either the old or the new
- * file, never a torn one. */
-#ifndef AL_STORE_FSUTIL_H
-#define AL_STORE_FSUTIL_H
+/* fsutil.h - durable file operations, shared by the store and the audit
+ * log: every file the store publishes is written to a temporary name,
+ * fsync'd, renamed into place and its directory fsync'd, so that a crash
+ * leaves either the old or the new file, never a torn one. */
+#ifndef AL_UTIL_FSUTIL_H
+#define AL_UTIL_FSUTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
