@@ -33,86 +33,49 @@ AI __m256i bits_to_0x10(const uint8_t *p)
 
 #define TOK(a, as, t) ((const char *)(a) + (size_t)(t) * (as))
 
-AI void dot_f32_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+/* 8 elements from element i of a row of type F32, F16 or BF16. */
+AI __m256 float8(uint32_t type, const void *row, int64_t i)
 {
-    const float *w = vw;
-    __m256 acc[AL_DOT_MAX_NT];
-    const float *x[AL_DOT_MAX_NT];
-    _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt; t++) {
-        acc[t] = _mm256_setzero_ps();
-        x[t] = (const float *)TOK(a, as, t);
-    }
-    int64_t i = 0;
-    for (; i + 8 <= k; i += 8) {
-        __m256 wv = _mm256_loadu_ps(w + i);
-        _Pragma("GCC unroll 8")
-        for (int t = 0; t < nt; t++)
-            acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + i), acc[t]);
-    }
-    _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt; t++) {
-        float s = hsum(acc[t]);
-        for (int64_t j = i; j < k; j++)
-            s += w[j] * x[t][j];
-        out[t] = s;
-    }
-}
-
-AI void dot_f16_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
-{
-    const al_half *w = vw;
-    __m256 acc[AL_DOT_MAX_NT];
-    const al_half *x[AL_DOT_MAX_NT];
-    _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt; t++) {
-        acc[t] = _mm256_setzero_ps();
-        x[t] = (const al_half *)TOK(a, as, t);
-    }
-    int64_t i = 0;
-    for (; i + 8 <= k; i += 8) {
-        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
-        _Pragma("GCC unroll 8")
-        for (int t = 0; t < nt; t++)
-            acc[t] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x[t] + i))), acc[t]);
-    }
-    _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt; t++) {
-        float s = hsum(acc[t]);
-        for (int64_t j = i; j < k; j++)
-            s += h2f(w[j]) * h2f(x[t][j]);
-        out[t] = s;
-    }
-}
-
-AI __m256 bf16x8(const al_bf16 *p)
-{
-    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    if (type == AL_TYPE_F32)
+        return _mm256_loadu_ps((const float *)row + i);
+    if (type == AL_TYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const al_half *)row + i)));
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const al_bf16 *)row + i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-AI void dot_bf16_nt(int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+/* Element i of a row of type F32, F16 or BF16. */
+AI float float1(uint32_t type, const void *row, int64_t i)
 {
-    const al_bf16 *w = vw;
+    if (type == AL_TYPE_F32)
+        return ((const float *)row)[i];
+    if (type == AL_TYPE_F16)
+        return h2f(((const al_half *)row)[i]);
+    return al_bf16_to_fp32(((const al_bf16 *)row)[i]);
+}
+
+/* F32 / F16 / BF16 weights vs activations of the same type. */
+AI void dot_float_nt(uint32_t type, int64_t k, const void *w, const void *a, size_t as, float *out, const int nt)
+{
     __m256 acc[AL_DOT_MAX_NT];
-    const al_bf16 *x[AL_DOT_MAX_NT];
+    const void *x[AL_DOT_MAX_NT];
     _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_setzero_ps();
-        x[t] = (const al_bf16 *)TOK(a, as, t);
+        x[t] = TOK(a, as, t);
     }
     int64_t i = 0;
     for (; i + 8 <= k; i += 8) {
-        __m256 wv = bf16x8(w + i);
+        const __m256 wv = float8(type, w, i);
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
-            acc[t] = _mm256_fmadd_ps(wv, bf16x8(x[t] + i), acc[t]);
+            acc[t] = _mm256_fmadd_ps(wv, float8(type, x[t], i), acc[t]);
     }
     _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         float s = hsum(acc[t]);
         for (int64_t j = i; j < k; j++)
-            s += al_bf16_to_fp32(w[j]) * al_bf16_to_fp32(x[t][j]);
+            s += float1(type, w, j) * float1(type, x[t], j);
         out[t] = s;
     }
 }
@@ -466,9 +429,9 @@ static void quant_q8_K(const float *x, al_block_q8_K *y, int64_t n)
         AL_SWITCH_NT(nt, call)                                                                     \
     }
 
-#define C_F32(n) dot_f32_nt(k, w, a, as, out, n)
-#define C_F16(n) dot_f16_nt(k, w, a, as, out, n)
-#define C_BF16(n) dot_bf16_nt(k, w, a, as, out, n)
+#define C_F32(n) dot_float_nt(AL_TYPE_F32, k, w, a, as, out, n)
+#define C_F16(n) dot_float_nt(AL_TYPE_F16, k, w, a, as, out, n)
+#define C_BF16(n) dot_float_nt(AL_TYPE_BF16, k, w, a, as, out, n)
 #define C_Q4_0(n) dot_q_0_nt(AL_TYPE_Q4_0, sizeof(al_block_q4_0), k, w, a, as, out, n)
 #define C_Q5_0(n) dot_q_0_nt(AL_TYPE_Q5_0, sizeof(al_block_q5_0), k, w, a, as, out, n)
 #define C_Q8_0(n) dot_q_0_nt(AL_TYPE_Q8_0, sizeof(al_block_q8_0), k, w, a, as, out, n)
