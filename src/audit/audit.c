@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,6 +33,7 @@
 #include <openssl/rand.h>
 
 #include "util/error.h"
+#include "util/fsutil.h"
 #include "util/hash.h"
 
 #define HASH_SUFFIX_LEN 75          /* ,"hash":"<64 hex>"} */
@@ -147,26 +147,6 @@ static bool read_small(const char *path, char *buf, size_t cap)
         return false;
     buf[n] = 0;
     return true;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, dir, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
 }
 
 /* ------------------------------------------------------------ signatures */
@@ -557,8 +537,9 @@ al_status al_audit_open(const char *dir, al_audit **out, al_error *err)
     if (!dir || !out)
         return al_err(err, AL_ERR_ARG, "al_audit_open: NULL argument");
     *out = NULL;
-    if (mkdir_p(dir) != 0)
-        return al_err(err, AL_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    al_status st = al_fs_mkdirs(dir, 0750, err);
+    if (st)
+        return st;
     al_audit *a = calloc(1, sizeof(*a));
     if (!a)
         return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -574,11 +555,11 @@ al_status al_audit_open(const char *dir, al_audit **out, al_error *err)
     }
     a->fd = open(a->log_path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (a->fd < 0) {
-        al_status st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", a->log_path, strerror(errno));
+        st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", a->log_path, strerror(errno));
         al_audit_close(a);
         return st;
     }
-    al_status st = lock_log(a, err);
+    st = lock_log(a, err);
     if (st) {
         al_audit_close(a);
         return st;
