@@ -530,6 +530,83 @@ static const char *chat_template_of(al_server *srv, const srv_model_status *st, 
     return t;
 }
 
+/* A model's parsed chat template, shared by its requests (rendering does
+ * not change it). Parsing costs several renders, so it is done once per
+ * model and template source, not per request; a model reloaded with
+ * another template gets a new parse. refs: the cache's and the renders'. */
+struct srv_chat_tmpl {
+    al_template *t;
+    char *src;
+    unsigned refs;
+};
+
+static void chat_tmpl_unref(srv_chat_tmpl *c) /* tmpl_mu held */
+{
+    if (c && --c->refs == 0) {
+        al_template_free(c->t);
+        free(c->src);
+        free(c);
+    }
+}
+
+static void chat_tmpl_put(al_server *srv, srv_chat_tmpl *c)
+{
+    pthread_mutex_lock(&srv->tmpl_mu);
+    chat_tmpl_unref(c);
+    pthread_mutex_unlock(&srv->tmpl_mu);
+}
+
+static srv_chat_tmpl *chat_tmpl_get(al_server *srv, srv_model *sm, const char *src, al_error *err)
+{
+    size_t mi = 0;
+    while (mi + 1 < srv_sched_n_models(srv->sched) && srv_sched_model_at(srv->sched, mi) != sm)
+        mi++;
+    pthread_mutex_lock(&srv->tmpl_mu);
+    srv_chat_tmpl *c = srv->tmpls[mi];
+    if (c && !strcmp(c->src, src)) {
+        c->refs++;
+        pthread_mutex_unlock(&srv->tmpl_mu);
+        return c;
+    }
+    pthread_mutex_unlock(&srv->tmpl_mu);
+    /* Parsed outside the lock: another model's requests need not wait. */
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->src = strdup(src))) {
+        free(c);
+        al_err(err, AL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (al_template_parse(src, strlen(src), &c->t, err)) {
+        free(c->src);
+        free(c);
+        return NULL;
+    }
+    c->refs = 2; /* the cache's and the caller's */
+    pthread_mutex_lock(&srv->tmpl_mu);
+    srv_chat_tmpl *old = srv->tmpls[mi];
+    if (old && !strcmp(old->src, src)) { /* a concurrent request parsed it first */
+        old->refs++;
+        c->refs = 1;
+        chat_tmpl_unref(c);
+        c = old;
+    } else {
+        srv->tmpls[mi] = c;
+        chat_tmpl_unref(old);
+    }
+    pthread_mutex_unlock(&srv->tmpl_mu);
+    return c;
+}
+
+void srv_api_free(al_server *srv)
+{
+    if (!srv->tmpls)
+        return;
+    for (size_t i = 0; i < srv->cfg.n_models; i++)
+        chat_tmpl_unref(srv->tmpls[i]);
+    free(srv->tmpls);
+    srv->tmpls = NULL;
+}
+
 static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, json_t *msgs, json_t *tools, char **out, perr *e)
 {
     srv_model_status st;
@@ -540,9 +617,9 @@ static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, js
                     "model '%s' has no chat template; start the server with --chat-format NAME (e.g. chatml) "
                     "or use the completions endpoint",
                     st.name);
-    al_template *t = NULL;
     al_error err = {0};
-    if (al_template_parse(src, strlen(src), &t, &err))
+    srv_chat_tmpl *ct = chat_tmpl_get(srv, sm, src, &err);
+    if (!ct)
         return fail(e, 500, "template_error", NULL, "the chat template of '%s' does not parse: %s", st.name,
                     err.msg);
     char *mj = json_dumps(msgs, JSON_COMPACT);
@@ -554,10 +631,10 @@ static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, js
     al_template_inputs in = {.messages_json = mj, .tools_json = tj, .add_generation_prompt = true,
                              .bos_token = bos, .eos_token = eos};
     size_t len = 0;
-    al_status s = mj ? al_template_render(t, &in, out, &len, &err) : AL_ERR_NOMEM;
+    al_status s = mj ? al_template_render(ct->t, &in, out, &len, &err) : AL_ERR_NOMEM;
     free(mj);
     free(tj);
-    al_template_free(t);
+    chat_tmpl_put(srv, ct);
     if (s)
         return fail(e, s == AL_ERR_NOMEM ? 500 : 400, "template_error", "messages",
                     "the chat template failed to render these messages: %s", err.msg);

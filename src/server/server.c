@@ -202,6 +202,12 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
     srv->cfg = *cfg;
     for (size_t i = 0; i < AL_SERVER_MAX_LISTEN; i++)
         srv->fds[i] = -1;
+    pthread_mutex_init(&srv->tmpl_mu, NULL);
+    srv->tmpls = calloc(cfg->n_models, sizeof(*srv->tmpls));
+    if (!srv->tmpls) {
+        al_server_free(srv);
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < cfg->n_listen; i++) {
         struct sockaddr_storage ss;
         socklen_t len = 0;
@@ -801,5 +807,7 @@ void al_server_free(al_server *srv)
     }
     srv_sched_free(srv->sched);
     srv_metrics_free(srv->metrics);
+    srv_api_free(srv);
+    pthread_mutex_destroy(&srv->tmpl_mu);
     free(srv);
 }

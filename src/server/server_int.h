@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -26,6 +27,9 @@ typedef struct srv_route {
     bool prefix; /* path is a prefix; the rest goes to path_arg */
 } srv_route;
 
+/* A parsed chat template shared by the requests of one model (api.c). */
+typedef struct srv_chat_tmpl srv_chat_tmpl;
+
 struct al_server {
     al_server_config cfg;
     int fds[AL_SERVER_MAX_LISTEN];
@@ -37,6 +41,8 @@ struct al_server {
     int64_t created;
     atomic_bool stopping;
     atomic_ullong next_id;
+    pthread_mutex_t tmpl_mu;
+    srv_chat_tmpl **tmpls;    /* (n_models) parsed once, see api.c; guarded by tmpl_mu */
 };
 
 /* One HTTP request, from its first header to the completion callback. */
@@ -83,5 +89,7 @@ bool srv_client_alive(void *req);
 
 /* api.c: answers a routed, size-checked request (body parsed for POST). */
 int srv_api_dispatch(srv_req *r);
+/* api.c: frees srv->tmpls once no request runs. */
+void srv_api_free(al_server *srv);
 
 #endif
