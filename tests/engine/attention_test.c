@@ -197,29 +197,46 @@ static void test_attend_tile(void **state)
     printf("  %d tiles agree with the reference\n", n_cases);
 }
 
+static double cosine(const float *a, const float *b, uint32_t n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / (sqrt(aa * bb) + 1e-30);
+}
+
+/* Loads models/<name> of the shared data into *m; false (the test skips
+ * the model) when it is not there. */
+static bool load_shared(const char *name, al_model **m)
+{
+    const char *shared = getenv("AIRLOCK_SHARED");
+    char path[4096];
+    al_error err;
+    snprintf(path, sizeof(path), "%s/models/%s", shared ? shared : "../shared", name);
+    if (al_model_load(path, NULL, m, &err) != AL_OK) {
+        printf("  %s not loadable (%s): skipped\n", path, err.msg);
+        return false;
+    }
+    return true;
+}
+
 /* A prompt in one batch (tiles) against the same prompt one token per
  * batch (the per-token kernel), and two sequences in one batch, their
  * tokens in runs of several lengths, against it again: the tiling follows
  * sequences and positions, and each sequence's logits stay the same. */
-static double cosine(const float *a, const float *b, uint32_t n);
-
 static void test_prompt_tiles(void **state)
 {
     (void)state;
-    const char *shared = getenv("AIRLOCK_SHARED");
-    if (!shared)
-        shared = "../shared";
     const char *names[] = {"tiny-qwen3-q8_0.gguf", "tiny-llama-q4_0.gguf", "stories260K.gguf"};
     enum { N = 45 };
     for (size_t mi = 0; mi < 3; mi++) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/models/%s", shared, names[mi]);
         al_model *m;
         al_error err;
-        if (al_model_load(path, NULL, &m, &err) != AL_OK) {
-            printf("  %s not loadable (%s): skipped\n", path, err.msg);
+        if (!load_shared(names[mi], &m))
             continue;
-        }
         al_model_info info;
         al_model_get_info(m, &info);
         al_context_params cp = al_context_default_params();
@@ -292,33 +309,15 @@ static void test_prompt_tiles(void **state)
  * logits close to the F16 cache's (cosine) but not identical (the Q8_0 path
  * is really taken), the same greedy token at most steps; sequence copy and
  * truncation work on it. */
-static double cosine(const float *a, const float *b, uint32_t n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / (sqrt(aa * bb) + 1e-30);
-}
-
 static void test_kv_q8_0(void **state)
 {
     (void)state;
-    const char *shared = getenv("AIRLOCK_SHARED");
-    if (!shared)
-        shared = "../shared";
     const char *names[] = {"tiny-qwen3-q8_0.gguf", "tiny-llama-q4_k_m.gguf"};
     for (size_t mi = 0; mi < 2; mi++) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/models/%s", shared, names[mi]);
         al_model *m;
         al_error err;
-        if (al_model_load(path, NULL, &m, &err) != AL_OK) {
-            printf("  %s not loadable (%s): skipped\n", path, err.msg);
+        if (!load_shared(names[mi], &m))
             continue;
-        }
         al_model_info info;
         al_model_get_info(m, &info);
         al_context *cx[2];
