@@ -516,8 +516,10 @@ al_status al_store_policy_get(al_store *s, al_policy *p, al_error *err)
         const char *v = (const char *)sqlite3_column_text(q, 1);
         if (!k || !v)
             continue;
-        if (!strcmp(k, "approvals"))
-            p->approvals = atoi(v) >= 1 ? atoi(v) : 1;
+        if (!strcmp(k, "approvals")) {
+            int n = atoi(v);
+            p->approvals = n >= 1 ? n : 1;
+        }
         else if (!strcmp(k, "separate-importer"))
             p->separate_importer = !strcmp(v, "true");
     }
@@ -715,7 +717,7 @@ static al_status copy_hashed(al_tar_reader *tr, const char *path, unsigned char 
         *copied += n;
     }
     if (!st && fsync(fd) != 0)
-        st = al_err(err, errno == ENOSPC ? AL_ERR_IO : AL_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+        st = al_err(err, AL_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
     unsigned char d[32];
     unsigned int dl = 0;
     if (!st && EVP_DigestFinal_ex(md, d, &dl) == 1)
@@ -1485,8 +1487,10 @@ al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error 
                 col_text(q, 0, doomed[n_doomed++], 65);
             sqlite3_finalize(q);
         }
-        if (!st && sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO journal(digest, op) VALUES(?, 'del')", -1, &q,
-                                      NULL) == SQLITE_OK) {
+        if (!st) {
+            if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO journal(digest, op) VALUES(?, 'del')", -1, &q,
+                                   NULL) != SQLITE_OK)
+                st = db_err(s, err, "prepare");
             for (size_t i = 0; i < n_doomed && !st; i++) {
                 sqlite3_reset(q);
                 sqlite3_bind_text(q, 1, doomed[i], -1, SQLITE_TRANSIENT);
@@ -1495,11 +1499,15 @@ al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error 
             }
             sqlite3_finalize(q);
         }
-        if (!st && sqlite3_prepare_v2(s->db, "DELETE FROM models WHERE id = ?", -1, &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, id);
-            if (sqlite3_step(q) != SQLITE_DONE)
-                st = db_err(s, err, "delete");
-            sqlite3_finalize(q);
+        if (!st) {
+            if (sqlite3_prepare_v2(s->db, "DELETE FROM models WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
+                st = db_err(s, err, "prepare");
+            else {
+                sqlite3_bind_int64(q, 1, id);
+                if (sqlite3_step(q) != SQLITE_DONE)
+                    st = db_err(s, err, "delete");
+                sqlite3_finalize(q);
+            }
         }
     }
     if (in_tx)
