@@ -23,8 +23,7 @@ static void axpy_f16(float *acc, float a, const uint16_t *v, uint32_t n)
 
 static void to_f16(const float *src, uint16_t *dst, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
-        dst[i] = al_fp32_to_fp16(src[i]);
+    al_fp32_to_fp16_row(src, dst, n);
 }
 
 /* One head at a time, exactly as the forward pass always did. Shared with
