@@ -634,7 +634,8 @@ static bool admit(srv_sched *s, srv_job *j)
     return true;
 }
 
-/* Top-k of logits as log-probabilities (small k: a selection pass). */
+/* Top-k of logits as log-probabilities: one pass keeping the k best in
+ * order (ties: the lower token id first). */
 static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int32_t k, srv_tok_info *ti)
 {
     float mx = -INFINITY;
@@ -647,25 +648,23 @@ static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int
     float lse = mx + (float)log(sum);
     ti->token = tok;
     ti->logprob = logits[tok] - lse;
-    ti->n_top = 0;
-    for (int32_t r = 0; r < k; r++) {
-        int32_t bi = -1;
-        for (int32_t i = 0; i < n_vocab; i++) {
-            bool taken = false;
-            for (int32_t q = 0; q < ti->n_top; q++)
-                if (ti->top_id[q] == i) {
-                    taken = true;
-                    break;
-                }
-            if (!taken && (bi < 0 || logits[i] > logits[bi]))
-                bi = i;
+    if (k > n_vocab)
+        k = n_vocab;
+    int32_t n = 0;
+    for (int32_t i = 0; k > 0 && i < n_vocab; i++) {
+        float v = logits[i];
+        if (n == k && !(v > logits[ti->top_id[n - 1]]))
+            continue;
+        int32_t q = n < k ? n++ : n - 1;
+        while (q > 0 && v > logits[ti->top_id[q - 1]]) {
+            ti->top_id[q] = ti->top_id[q - 1];
+            q--;
         }
-        if (bi < 0)
-            break;
-        ti->top_id[ti->n_top] = bi;
-        ti->top_lp[ti->n_top] = logits[bi] - lse;
-        ti->n_top++;
+        ti->top_id[q] = i;
     }
+    for (int32_t q = 0; q < n; q++)
+        ti->top_lp[q] = logits[ti->top_id[q]] - lse;
+    ti->n_top = n;
 }
 
 /* JSON mode (response_format json_object, Ollama format "json"): the
