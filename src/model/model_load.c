@@ -91,7 +91,8 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
  * locked). The token embedding is read by rows and stays as it is (with
  * a tied output only the rows looked up come back). */
 #define PACK_CHUNK 64 /* panels per work item */
-#define PACK_MAX_W (7 * 4096 + 1)
+#define MAX_LAYERS 1024 /* block_count at most */
+#define PACK_MAX_W (7 * MAX_LAYERS + 1)
 
 typedef struct pack_job {
     al_weight *all[PACK_MAX_W];    /* every matrix */
@@ -140,7 +141,7 @@ static al_status pack_weights(loader *L)
     al_weight **all = j->all;
     int n_all = 0;
     bool layers_packed = false;
-    for (uint32_t l = 0; l < m->hp.n_layer && n_all + 8 <= PACK_MAX_W; l++) {
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         al_layer *ly = &m->layers[l];
         al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
         for (int i = 0; i < 7; i++) {
@@ -237,7 +238,7 @@ static al_status load_hparams(loader *L)
 
     al_status st;
     if ((st = need_u32(L, "embedding_length", &hp->n_embd, 1, 1 << 16)) ||
-        (st = need_u32(L, "block_count", &hp->n_layer, 1, 1024)) ||
+        (st = need_u32(L, "block_count", &hp->n_layer, 1, MAX_LAYERS)) ||
         (st = need_u32(L, "attention.head_count", &hp->n_head, 1, 1024)) ||
         (st = need_u32(L, "feed_forward_length", &hp->n_ff, 1, 1 << 20)))
         return st;
