@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "store/sign.h"
 #include "util/error.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 
 static bool is_alnum(char c)
 {
@@ -244,9 +244,8 @@ static al_status copy_entry(int out, const char *name, const char *path, uint64_
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return al_err(err, AL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(md);
+    al_sha256 *md = al_sha256_begin();
+    if (!md) {
         close(fd);
         return al_err(err, AL_ERR_CRYPTO, "cannot start SHA-256");
     }
@@ -267,7 +266,7 @@ static al_status copy_entry(int out, const char *name, const char *path, uint64_
             break;
         }
         done += (uint64_t)r;
-        EVP_DigestUpdate(md, buf, (size_t)r);
+        al_sha256_update(md, buf, (size_t)r);
         st = al_fs_write_all(out, buf, (size_t)r, "bundle", err);
     }
     close(fd);
@@ -276,16 +275,12 @@ static al_status copy_entry(int out, const char *name, const char *path, uint64_
                     (unsigned long long)done, (unsigned long long)size);
     /* the bytes written must be the bytes the manifest names: catches a file
      * edited while bundling and a blob tampered at rest before export */
-    unsigned char d[32];
-    unsigned int dl = 0;
     char hex[65];
-    if (!st && EVP_DigestFinal_ex(md, d, &dl) == 1) {
-        al_hex(d, 32, hex);
-        if (strcmp(hex, sha256))
-            st = al_err(err, AL_ERR_CRYPTO, "%s: tampered: its sha256 is %s but the manifest says %s", path, hex,
-                        sha256);
-    }
-    EVP_MD_CTX_free(md);
+    if (st)
+        al_sha256_free(md);
+    else if (al_sha256_end(md, hex) && strcmp(hex, sha256))
+        st = al_err(err, AL_ERR_CRYPTO, "%s: tampered: its sha256 is %s but the manifest says %s", path, hex,
+                    sha256);
     if (!st)
         st = al_tar_write_pad(out, size, err);
     return st;

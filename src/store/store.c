@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
@@ -26,6 +25,7 @@
 #include "store/tar.h"
 #include "util/error.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 
 #define COPY_BUF_BYTES (1u << 20)
 #define MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -703,26 +703,23 @@ static al_status copy_hashed(al_tar_reader *tr, const char *path, unsigned char 
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return al_err(err, AL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    al_status st = AL_OK;
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-        st = al_err(err, AL_ERR_CRYPTO, "cannot start SHA-256");
+    al_sha256 *md = al_sha256_begin();
+    al_status st = md ? AL_OK : al_err(err, AL_ERR_CRYPTO, "cannot start SHA-256");
     for (;;) {
         size_t n = 0;
         if (st || (st = al_tar_read(tr, buf, cap, &n, err)) || n == 0)
             break;
-        EVP_DigestUpdate(md, buf, n);
+        al_sha256_update(md, buf, n);
         if ((st = al_fs_write_all(fd, buf, n, path, err)))
             break;
         *copied += n;
     }
     if (!st && fsync(fd) != 0)
         st = al_err(err, AL_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    unsigned char d[32];
-    unsigned int dl = 0;
-    if (!st && EVP_DigestFinal_ex(md, d, &dl) == 1)
-        al_hex(d, 32, hex);
-    EVP_MD_CTX_free(md);
+    if (st)
+        al_sha256_free(md);
+    else
+        al_sha256_end(md, hex);
     close(fd);
     return st;
 }

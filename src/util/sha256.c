@@ -1,4 +1,4 @@
-/* sha256.c - streaming SHA-256 of a file (OpenSSL EVP). */
+/* sha256.c - hex encoding and SHA-256: of a buffer, streamed, of a file (OpenSSL EVP). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -28,14 +28,45 @@ void al_sha256_hex(const void *data, size_t n, char hex[65])
     al_hex(d, 32, hex);
 }
 
+/* An al_sha256 is an EVP_MD_CTX; the type only hides OpenSSL's header. */
+al_sha256 *al_sha256_begin(void)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        md = NULL;
+    }
+    return (al_sha256 *)md;
+}
+
+void al_sha256_update(al_sha256 *h, const void *data, size_t n)
+{
+    EVP_DigestUpdate((EVP_MD_CTX *)h, data, n);
+}
+
+bool al_sha256_end(al_sha256 *h, char hex[65])
+{
+    unsigned char dig[32];
+    unsigned int dlen = 0;
+    bool ok = EVP_DigestFinal_ex((EVP_MD_CTX *)h, dig, &dlen) == 1;
+    if (ok)
+        al_hex(dig, 32, hex);
+    al_sha256_free(h);
+    return ok;
+}
+
+void al_sha256_free(al_sha256 *h)
+{
+    EVP_MD_CTX_free((EVP_MD_CTX *)h);
+}
+
 al_status al_sha256_file(const char *path, char hex[65], al_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return al_err(err, AL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(md);
+    al_sha256 *h = al_sha256_begin();
+    if (!h) {
         close(fd);
         return al_err(err, AL_ERR_CRYPTO, "%s: cannot start SHA-256", path);
     }
@@ -51,13 +82,12 @@ al_status al_sha256_file(const char *path, char hex[65], al_error *err)
         }
         if (n == 0)
             break;
-        EVP_DigestUpdate(md, buf, (size_t)n);
+        al_sha256_update(h, buf, (size_t)n);
     }
-    unsigned char dig[32];
-    unsigned int dlen = 0;
-    if (!st && EVP_DigestFinal_ex(md, dig, &dlen) == 1)
-        al_hex(dig, 32, hex);
-    EVP_MD_CTX_free(md);
+    if (st)
+        al_sha256_free(h);
+    else
+        al_sha256_end(h, hex);
     close(fd);
     return st;
 }
