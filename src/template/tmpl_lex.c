@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 typedef struct lexer {
     tmpl_arena *a;
@@ -129,30 +130,6 @@ static int hexval(char c)
     return -1;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* A string literal at L->pos (quote char there). Python escapes. */
 static al_status lex_string(lexer *L)
 {
@@ -209,7 +186,7 @@ static al_status lex_string(lexer *L)
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
                 return lx_fail(L, "escape is not a valid code point");
             /* a \xNN or \u escape needs at most as many bytes as its source */
-            n += put_utf8(o + n, cp);
+            n += al_utf8_encode(cp, o + n);
             i += (size_t)nd;
             break;
         }

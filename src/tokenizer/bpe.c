@@ -234,7 +234,7 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
         uint32_t cp;
         size_t l = tok_utf8_decode((const unsigned char *)text + i, n - i, &cp, NULL);
         if (cp == 0xFFFD && l == 1) {
-            cn += tok_utf8_encode(0xFFFD, clean + cn);
+            cn += al_utf8_encode(0xFFFD, clean + cn);
         } else {
             memcpy(clean + cn, text + i, l);
             cn += l;
@@ -264,7 +264,7 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
         }
         size_t wn = 0;
         for (size_t k = 0; k < a.v[p].len; k++)
-            wn += tok_utf8_encode(tok_byte_to_cp((uint8_t)clean[a.v[p].off + k]), word + wn);
+            wn += al_utf8_encode(tok_byte_to_cp((uint8_t)clean[a.v[p].off + k]), word + wn);
         if (!bpe_word(&s, word, wn, ids))
             goto oom;
     }

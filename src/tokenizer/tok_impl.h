@@ -14,6 +14,7 @@
 #include <pcre2.h>
 
 #include "tokenizer/vocab.h"
+#include "util/utf8.h" /* al_utf8_encode */
 
 /* Token attributes (from tokenizer.ggml.token_type, plus what the loader
  * derives). */
@@ -123,8 +124,6 @@ static inline size_t tok_utf8_len(unsigned char c)
  * `incomplete` is not NULL it is set when the bytes are a valid prefix cut
  * short by the end of the buffer. */
 size_t tok_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp, bool *incomplete);
-/* Encodes cp (<= 0x10FFFF) into out[4]; returns the length. */
-size_t tok_utf8_encode(uint32_t cp, char *out);
 
 /* The GPT-2 byte <-> unicode mapping. */
 uint32_t tok_byte_to_cp(uint8_t b);

@@ -114,7 +114,7 @@ al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
             if (c == 0 || c == 0xFFFD || is_control(cat) || cat == UTF8PROC_CATEGORY_MN)
                 continue; /* Mn: accents, split off by NFD, are stripped */
             char enc[4];
-            size_t el = tok_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), enc);
+            size_t el = al_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), enc);
             bool alone = is_punct(cat) || (c < 0x7F && is_symbol(cat)) || wpm_chinese(c);
             if (alone && wn) {
                 oom |= !wpm_word(v, word, wn, &buf, &bcap, ids);
