@@ -110,7 +110,7 @@ int main(int argc, char **argv)
             continue;
         for (size_t si = 0; si < 2; si++) {
             const int64_t rows = shapes[si][0], k = shapes[si][1];
-            const size_t rb = (size_t)(k / al_type_get(t)->block_elems) * al_type_get(t)->block_bytes;
+            const size_t rb = al_type_row_bytes(t, k);
             uint8_t *W = xalloc(rb * (size_t)rows);
             fill_weights(t, W, rows, k);
             for (size_t ni = 0; ni < sizeof(toks) / sizeof(toks[0]); ni++) {

@@ -73,12 +73,11 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
                       "%s: tensor '%s' has shape [%llu, %llu] but %s needs [%lld, %lld] (cols, rows)", L->path,
                       name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], L->arch, (long long)cols,
                       (long long)rows);
-    const al_type_traits *tt = al_type_get(t->type);
     w->type = t->type;
     w->data = t->data;
     w->rows = rows;
     w->cols = cols;
-    w->row_bytes = (size_t)(cols / tt->block_elems) * tt->block_bytes;
+    w->row_bytes = al_type_row_bytes(t->type, cols);
     return AL_OK;
 }
 
@@ -405,8 +404,7 @@ static al_status check_finite(loader *L)
     size_t cap = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const al_gguf_tensor *t = &g->tensors[i];
-        const al_type_traits *tt = al_type_get(t->type);
-        size_t n = (size_t)t->ne[0], row_bytes = n / tt->block_elems * tt->block_bytes;
+        size_t n = (size_t)t->ne[0], row_bytes = al_type_row_bytes(t->type, (int64_t)n);
         if (n > cap) {
             float *nr = realloc(row, n * sizeof(float));
             if (!nr) {

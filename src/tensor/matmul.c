@@ -20,15 +20,6 @@ static size_t round64(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
-/* Bytes of one activation row of k elements in type at (0 if none). */
-static size_t act_row_bytes(uint32_t at, int64_t k)
-{
-    const al_type_traits *tr = al_type_get(at);
-    if (at == AL_TYPE_COUNT || tr->block_elems == 0)
-        return 0;
-    return (size_t)(k / tr->block_elems) * tr->block_bytes;
-}
-
 bool al_matmul_check(uint32_t wtype, int64_t k)
 {
     const al_type_traits *tr = al_type_get(wtype);
@@ -48,10 +39,10 @@ size_t al_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok)
     uint32_t at = al_act_type(wtype);
     if (at == AL_TYPE_F32 || n_tok <= 0 || k <= 0)
         return 64;
-    size_t rb = act_row_bytes(at, k) + (size_t)(k / AL_QK) * sizeof(int16_t);
+    size_t rb = al_type_row_bytes(at, k) + (size_t)(k / AL_QK) * sizeof(int16_t);
     if (rb && (size_t)n_tok > SIZE_MAX / rb - 256)
         return SIZE_MAX;
-    return round64(act_row_bytes(at, k) * (size_t)n_tok + 64) + asum_bytes(k, n_tok);
+    return round64(al_type_row_bytes(at, k) * (size_t)n_tok + 64) + asum_bytes(k, n_tok);
 }
 
 size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
@@ -339,7 +330,7 @@ static bool part_init(mm_part *p, const al_kernels *ks, uint32_t wtype, const vo
     p->row_bytes = row_bytes;
     p->Y = Y;
     p->ldy = ldy;
-    p->a_row_bytes = act_row_bytes(p->atype, k);
+    p->a_row_bytes = al_type_row_bytes(p->atype, k);
     return true;
 }
 

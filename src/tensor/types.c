@@ -46,6 +46,12 @@ const al_type_traits *al_type_get(uint32_t type_id)
     return &k_traits[type_id];
 }
 
+size_t al_type_row_bytes(uint32_t type_id, int64_t n)
+{
+    const al_type_traits *t = al_type_get(type_id);
+    return t->block_elems ? (size_t)(n / t->block_elems) * t->block_bytes : 0;
+}
+
 const char *al_type_name(uint32_t type_id)
 {
     static _Thread_local char buf[32];

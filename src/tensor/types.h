@@ -37,6 +37,10 @@ typedef struct al_type_traits {
  * record with name NULL and supported false). */
 const al_type_traits *al_type_get(uint32_t type_id);
 
+/* Bytes of n elements of a type (n a multiple of its block), as one row of
+ * a tensor; 0 for an unknown type id. */
+size_t al_type_row_bytes(uint32_t type_id, int64_t n);
+
 /* Name of any type id, including ones the engine refuses ("IQ2_XXS"), or
  * "type#N" for ids nobody defined. Static storage. */
 const char *al_type_name(uint32_t type_id);

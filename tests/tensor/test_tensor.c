@@ -59,12 +59,6 @@ static void put_half(uint8_t *p, float v)
     memcpy(p, &h, 2);
 }
 
-static size_t row_bytes_of(uint32_t t, int64_t k)
-{
-    const al_type_traits *tr = al_type_get(t);
-    return (size_t)(k / tr->block_elems) * tr->block_bytes;
-}
-
 /* Fills one weight row. mode 0: random; 1: zero scales in every other
  * block; 2: all quant bytes 0xff and large scales; 3: all quant bytes 0;
  * 4: quant bytes at the extremes (0x7f/0x80 alternating, or 0xff in every
@@ -402,7 +396,7 @@ static void test_dequant_real(void **state)
 static void check_dot(const al_kernels *fast, uint32_t t, int64_t k, int mode)
 {
     const uint32_t at = al_act_type(t);
-    const size_t rb = row_bytes_of(t, k), ab = row_bytes_of(at, k);
+    const size_t rb = al_type_row_bytes(t, k), ab = al_type_row_bytes(at, k);
     uint8_t *w = xalloc(rb);
     uint8_t *a = xalloc(ab * AL_DOT_MAX_NT);
     float *x = xalloc((size_t)k * 4), *wf = xalloc((size_t)k * 4), *af = xalloc((size_t)k * 4);
@@ -519,7 +513,7 @@ static void test_quantizers(void **state)
 
 static void check_matmul(al_threadpool *tp, uint32_t t, int64_t n_rows, int64_t k, int64_t n_tok, int mode)
 {
-    const size_t rb = row_bytes_of(t, k);
+    const size_t rb = al_type_row_bytes(t, k);
     const int64_t ldy = n_rows + 5;
     uint8_t *W = xalloc(rb * (size_t)n_rows);
     float *X = xalloc((size_t)(k * n_tok) * 4);
@@ -727,7 +721,7 @@ static void test_packed_matmul(void **state)
             continue;
         n_packed_types++;
         assert_true(al_matmul_pack_bytes(t, 7, k) == 0);
-        const size_t rb = row_bytes_of(t, k);
+        const size_t rb = al_type_row_bytes(t, k);
         uint8_t *W = xalloc(rb * (size_t)rows), *P = xalloc(pb);
         for (int64_t r = 0; r < rows; r++)
             fill_row(t, W + r * rb, k, r % 5 == 2 ? 4 : 0);
@@ -794,7 +788,7 @@ static void test_real_matmul(void **state)
                 continue;
             seen[t->type] = true; /* one tensor per type per file keeps this fast */
             const int64_t k = (int64_t)t->ne[0], rows = (int64_t)(t->ne[1] < 48 ? t->ne[1] : 48), n_tok = 3;
-            const size_t rb = row_bytes_of(t->type, k);
+            const size_t rb = al_type_row_bytes(t->type, k);
             assert_true(rb * t->ne[1] == t->n_bytes);
             float *X = xalloc((size_t)(k * n_tok) * 4), *Y = xalloc((size_t)(rows * n_tok) * 4);
             float *Ye = xalloc((size_t)(rows * n_tok) * 4), *wf = xalloc((size_t)k * 4);
