@@ -806,8 +806,7 @@ typedef struct stream {
     srv_sched *sched;
     srv_job *job;
     srv_model *model;
-    struct MHD_Connection *conn;
-    srv_req *req;             /* for the audit's counts; valid while the stream is read */
+    srv_req *req;             /* its connection, and the audit's counts; valid while the stream is read */
     size_t text_pos, tok_pos;
     int phase;                /* 0 first, 1 running, 2 done */
     char *buf;                /* bytes ready for MHD */
@@ -979,8 +978,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (stream_produce(s))
             continue;
-        srv_req fake = {.conn = s->conn};
-        if (!srv_client_alive(&fake)) {
+        if (!srv_client_alive(s->req)) {
             srv_job_cancel_wait(s->sched, s->job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -1013,7 +1011,6 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
     s->sched = r->srv->sched;
     s->job = job;
     s->model = m;
-    s->conn = r->conn;
     s->req = r;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
                                                                   stream_free);
@@ -1307,8 +1304,7 @@ static int handle_generate(srv_req *r, dialect d)
     g.n_prompt = jobs[0]->n_prompt;
     if (g.logprobs)
         g.top_logprobs = jobs[0]->top_logprobs;
-    bool streaming = d == D_OL_CHAT || d == D_OL_GEN ? gp.stream : gp.stream;
-    if (streaming)
+    if (gp.stream)
         return start_stream(r, &g, jobs[0], m); /* n_jobs == 1 here */
 
     for (size_t i = 0; i < n_jobs; i++)
