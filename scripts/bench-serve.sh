@@ -38,7 +38,7 @@ for n in $CLIENTS; do
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); b=float(sys.argv[2]); print("| %d | %.1f | %.2fx | %.3f | %.3f | %.1f | %.1f |" % (d["clients"], d["tok_s"], d["tok_s"]/b, d["ttft_p50"], d["ttft_p99"], d["itl_p50"]*1e3, d["itl_p99"]*1e3))' "$r" "$base"
 done
 
-# Prefix cache: the same 512-token prompt twice; the second reuses the KV.
+# Prefix cache: a 200-token prompt, then the same prompt + 2 tokens; the second reuses the KV.
 python3 - "$URL" <<'PY'
 import http.client, json, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
