@@ -26,14 +26,6 @@ static void usage(FILE *f)
             "Store: --store DIR, else $AIRLOCK_STORE, else ./var/airlock.\n");
 }
 
-static const char *store_dir_of(const char *opt)
-{
-    if (opt && *opt)
-        return opt;
-    const char *e = getenv("AIRLOCK_STORE");
-    return e && *e ? e : "./var/airlock";
-}
-
 static const char *cli_actor(void)
 {
     static char buf[80];
@@ -117,7 +109,7 @@ int cmd_apikey(int argc, char **argv)
         }
         i++;
     }
-    store = store_dir_of(store);
+    store = cli_store_dir(store);
     al_keyring *kr = NULL;
     al_error err = {0};
 

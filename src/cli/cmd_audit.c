@@ -12,6 +12,7 @@
 #include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/util.h"
+#include "store/store.h"
 
 static void usage(FILE *f)
 {
@@ -199,10 +200,8 @@ int cmd_audit(int argc, char **argv)
     }
     char dbuf[4096];
     if (!dir) {
-        if (!store) {
-            const char *e = getenv("AIRLOCK_STORE");
-            store = e && *e ? e : "./var/airlock";
-        }
+        if (!store)
+            store = al_store_default_dir();
         snprintf(dbuf, sizeof(dbuf), "%s/audit", store);
         dir = dbuf;
     }

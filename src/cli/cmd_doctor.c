@@ -23,14 +23,6 @@
 #include "policy/apikey.h"
 #include "sandbox/sandbox.h"
 
-static const char *store_dir_of(const char *opt)
-{
-    if (opt && *opt)
-        return opt;
-    const char *e = getenv("AIRLOCK_STORE");
-    return e && *e ? e : "./var/airlock";
-}
-
 /* ---------------------------------------------------------- /proc reading */
 
 static bool status_value(const char *path, const char *field, char *out, size_t cap)
@@ -314,7 +306,7 @@ int cmd_doctor(int argc, char **argv)
         usage_doctor(stderr);
         return 2;
     }
-    store = store_dir_of(store);
+    store = cli_store_dir(store);
     int failed = 0;
 
     printf("sandbox (as `airlock serve` enters it on this kernel):\n");
@@ -463,7 +455,7 @@ int cmd_sandbox_selftest(int argc, char **argv)
                         "refused with EPERM.\n");
         return 2;
     }
-    store = store_dir_of(store);
+    store = cli_store_dir(store);
     /* sockets made before the sandbox, like anything a library might hold */
     int tcp_pre = socket(AF_INET, SOCK_STREAM, 0);
     int udp_pre = socket(AF_INET, SOCK_DGRAM, 0);

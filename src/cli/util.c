@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "store/store.h"
+
 char *cli_read_file(const char *path, size_t *n)
 {
     FILE *f = (path[0] == '-' && path[1] == 0) ? stdin : fopen(path, "rb");
@@ -68,6 +70,11 @@ bool cli_parse_f32(const char *s, float *out)
         return false;
     *out = v;
     return true;
+}
+
+const char *cli_store_dir(const char *opt)
+{
+    return opt && *opt ? opt : al_store_default_dir();
 }
 
 double cli_now(void)

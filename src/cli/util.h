@@ -14,6 +14,10 @@ char *cli_read_file(const char *path, size_t *n);
 bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool cli_parse_f32(const char *s, float *out);
 
+/* The store directory: opt when given and not empty, else the default
+ * (al_store_default_dir: $AIRLOCK_STORE, else ./var/airlock). */
+const char *cli_store_dir(const char *opt);
+
 /* Monotonic seconds. */
 double cli_now(void);
 
