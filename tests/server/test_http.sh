@@ -153,7 +153,10 @@ for c in cases:
     s = socket.create_connection((host, int(port)), timeout=5)
     try:
         s.sendall(c)
-        s.shutdown(socket.SHUT_WR)
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # the server already answered and closed (ENOTCONN): still read what it sent
+            pass
         data = s.recv(4096)
         assert data == b"" or data.startswith(b"HTTP/1."), data[:50]
     except (ConnectionResetError, BrokenPipeError):
