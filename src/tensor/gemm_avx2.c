@@ -34,6 +34,19 @@ AI __m256i bcast4(const int8_t *p)
     return _mm256_set1_epi32(v);
 }
 
+/* Asks for the n bytes that lie PF_AHEAD bytes after the panel block at p
+ * (n: the block's size, so each line is asked for about once). With few
+ * tokens a block's work is short, and the hardware prefetcher alone left
+ * the cores waiting on memory: one-token decoding of qwen3-0.6b q4_k_m
+ * went from ~46 to ~60 t/s with this. Past the end of the panels the
+ * addresses are only hints: prefetches do not fault. */
+#define PF_AHEAD 2048
+AI void prefetch_ahead(const void *p, size_t n)
+{
+    for (size_t o = 0; o < n; o += 64)
+        _mm_prefetch((const char *)p + PF_AHEAD + o, _MM_HINT_T0);
+}
+
 /* The 2 int16 at p broadcast to every 32-bit lane. */
 AI __m256i bcast2x16(const int16_t *p)
 {
@@ -146,6 +159,7 @@ AI void gemm_q4_0_nt(int64_t k, const void *panel, const void *a, size_t as, con
             x[t] = (const al_block_q8_0 *)((const char *)a + (size_t)t * as) + b;
             s16[t] = _mm256_setzero_si256();
         }
+        prefetch_ahead(&p[b], sizeof(panel_q4_0));
         _Pragma("GCC unroll 4")
         for (int v = 0; v < 4; v++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)p[b].q[v]);
@@ -189,6 +203,7 @@ AI void gemm_q8_0_nt(int64_t k, const void *panel, const void *a, size_t as, flo
             x[t] = (const al_block_q8_0 *)((const char *)a + (size_t)t * as) + b;
             s32[t] = _mm256_setzero_si256();
         }
+        prefetch_ahead(&p[b], sizeof(panel_q8_0));
         _Pragma("GCC unroll 2")
         for (int c = 0; c < 8; c++) {
             const __m256i sg = _mm256_loadu_si256((const __m256i *)p[b].q[c]);
@@ -316,6 +331,7 @@ AI void gemm_k45_nt(int64_t k, const void *panel, const void *a, size_t as, cons
             s32[t] = _mm256_setzero_si256();
         }
         const panel_q4_K *p = (const panel_q4_K *)((const uint8_t *)panel + (size_t)b * psz);
+        prefetch_ahead(p, psz);
         for (int s = 0; s < 8; s++) {
             const int j = s / 2, shift = 4 * (s % 2);
             const __m128i sh = _mm_cvtsi32_si128(s);
@@ -455,6 +471,7 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
             x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
             s32[t] = _mm256_setzero_si256();
         }
+        prefetch_ahead(&p[b], sizeof(panel_q6_K));
         /* the -32 offset: lane r gets 32 * sum_g sc(r,g) * bsum_g; the
          * scales of groups 2j, 2j+1 as int16 pairs per row */
         _Pragma("GCC unroll 8")
