@@ -47,6 +47,15 @@ AI void prefetch_ahead(const void *p, size_t n)
         _mm_prefetch((const char *)p + PF_AHEAD + o, _MM_HINT_T0);
 }
 
+/* v, with the compiler kept from moving the arithmetic that made it past
+ * this point: gcc otherwise sums a token's chunk products as a tree, keeps
+ * all 32 products of 4 tokens live and spills them. */
+AI __m256i pin(__m256i v)
+{
+    __asm__("" : "+x"(v));
+    return v;
+}
+
 /* The 2 int16 at p broadcast to every 32-bit lane. */
 AI __m256i bcast2x16(const int16_t *p)
 {
@@ -169,7 +178,7 @@ AI void gemm_q4_0_nt(int64_t k, const void *panel, const void *a, size_t as, con
             for (int t = 0; t < nt; t++) {
                 const __m256i pl = _mm256_maddubs_epi16(lo, bcast4(x[t]->qs + 4 * v));
                 const __m256i ph = _mm256_maddubs_epi16(hi, bcast4(x[t]->qs + 16 + 4 * v));
-                s16[t] = _mm256_add_epi16(s16[t], _mm256_add_epi16(pl, ph));
+                s16[t] = pin(_mm256_add_epi16(s16[t], _mm256_add_epi16(pl, ph)));
             }
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
@@ -355,8 +364,8 @@ AI void gemm_k45_nt(int64_t k, const void *panel, const void *a, size_t as, cons
                     }
                     _Pragma("GCC unroll 8")
                     for (int t = 0; t < nt; t++)
-                        s16[t] = _mm256_add_epi16(s16[t],
-                                                  _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 32 * s + 4 * c)));
+                        s16[t] = pin(_mm256_add_epi16(s16[t],
+                                                      _mm256_maddubs_epi16(w, bcast4(x[t]->qs + 32 * s + 4 * c))));
                 }
                 _Pragma("GCC unroll 8")
                 for (int t = 0; t < nt; t++)
@@ -481,28 +490,31 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
             const __m256i pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g0, g1));
             _Pragma("GCC unroll 8")
             for (int t = 0; t < nt; t++)
-                s32[t] = _mm256_sub_epi32(s32[t], _mm256_slli_epi32(
-                                                      _mm256_madd_epi16(pair, bcast2x16(x[t]->bsums + 2 * j)), 5));
+                s32[t] = pin(_mm256_sub_epi32(
+                    s32[t], _mm256_slli_epi32(_mm256_madd_epi16(pair, bcast2x16(x[t]->bsums + 2 * j)), 5)));
         }
         _Pragma("GCC unroll 8")
         for (int s = 0; s < 8; s++) {
             const int n = s / 4, part = s % 4;
+            /* an opaque copy of the block's address per sub-block: gcc
+             * would otherwise load each qh vector once for the 4 parts
+             * that use it and keep (spill) them all */
+            const panel_q6_K *pb = &p[b];
+            __asm__("" : "+r"(pb));
             _Pragma("GCC unroll 2")
             for (int gh = 0; gh < 2; gh++) {
-                const int c0 = 4 * gh;
-                const __m128i g = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * s + gh]);
+                const __m128i g = _mm_loadl_epi64((const __m128i *)pb->sc[2 * s + gh]);
                 const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g, g)); /* each row's scale twice */
-                const __m256i w0 = q6_chunk(&p[b], n, part, c0), w1 = q6_chunk(&p[b], n, part, c0 + 1);
-                const __m256i w2 = q6_chunk(&p[b], n, part, c0 + 2), w3 = q6_chunk(&p[b], n, part, c0 + 3);
-                _Pragma("GCC unroll 8")
-                for (int t = 0; t < nt; t++) {
-                    const int8_t *y = x[t]->qs + 32 * s + 4 * c0;
-                    const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y)),
-                                                         _mm256_maddubs_epi16(w1, bcast4(y + 4)));
-                    const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(y + 8)),
-                                                         _mm256_maddubs_epi16(w3, bcast4(y + 12)));
-                    s32[t] = _mm256_add_epi32(s32[t],
-                                              _mm256_add_epi32(_mm256_madd_epi16(s01, sc), _mm256_madd_epi16(s23, sc)));
+                _Pragma("GCC unroll 2")
+                for (int c0 = 4 * gh; c0 < 4 * gh + 4; c0 += 2) {
+                    const __m256i w0 = q6_chunk(pb, n, part, c0), w1 = q6_chunk(pb, n, part, c0 + 1);
+                    _Pragma("GCC unroll 8")
+                    for (int t = 0; t < nt; t++) {
+                        const int8_t *y = x[t]->qs + 32 * s + 4 * c0;
+                        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(y)),
+                                                             _mm256_maddubs_epi16(w1, bcast4(y + 4)));
+                        s32[t] = pin(_mm256_add_epi32(s32[t], _mm256_madd_epi16(s01, sc)));
+                    }
                 }
             }
         }
