@@ -73,6 +73,9 @@ static void usage(FILE *f, const al_server_config *d)
             "                        prompt (default %u)\n"
             "  --prefill-chunk N     prompt tokens per pass while other sequences are\n"
             "                        decoding: smaller keeps streams flowing (default %u)\n"
+            "  --waiting-ratio R     when more than R sequences wait for their prompt per\n"
+            "                        decoding one, a pass takes a whole --batch of prompt\n"
+            "                        (streams pause once; throughput) (default %g; 0: never)\n"
             "  --threads N           compute threads (default: physical cores)\n"
             "  --queue N             requests waiting for a sequence before 429 (default %u)\n"
             "  --memory-budget BYTES weights + KV caches of loaded models; least recently used\n"
@@ -88,7 +91,7 @@ static void usage(FILE *f, const al_server_config *d)
             "  --request-timeout SEC whole generation (default %u; 0: none)\n"
             "  --max-connections N   open connections (default %u)\n",
             d->listen[0], d->sched.n_parallel, d->sched.n_ctx, d->sched.n_batch, d->sched.n_prefill_busy,
-            d->sched.queue_cap,
+            d->sched.waiting_ratio, d->sched.queue_cap,
             d->max_body_bytes, d->max_header_bytes, d->max_json_depth, d->max_tokens, d->default_max_tokens,
             d->conn_timeout_s, d->request_timeout_s, d->max_connections);
 }
@@ -523,6 +526,11 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             listen[n_listen++] = v;
+        } else if (!strcmp(a, "--waiting-ratio")) {
+            float r;
+            if (!cli_parse_f32(v, &r) || !(r >= 0 && r <= 1e6))
+                goto bad;
+            cfg.sched.waiting_ratio = r;
         } else if (!strcmp(a, "--memory-budget")) {
             if (!cli_parse_i64(v, 0, INT64_MAX, &x))
                 goto bad;

@@ -1691,7 +1691,9 @@ int srv_api_dispatch(srv_req *r)
         srv_sched_get_stats(srv->sched, &ss);
         srv_metrics_gauges g = {.queue_depth = ss.queue_depth, .active = ss.active,
                                 .models_loaded = ss.n_models_loaded, .prompt_tokens = ss.prompt_tokens,
-                                .generated_tokens = ss.generated_tokens, .cached_tokens = ss.cached_tokens};
+                                .generated_tokens = ss.generated_tokens, .cached_tokens = ss.cached_tokens,
+                                .pass_kind = srv_pass_kind_name, .passes = ss.passes,
+                                .n_pass_kinds = SRV_PASS_KINDS, .pass_tokens = ss.pass_tokens};
         size_t len = 0;
         char *t = srv_metrics_render(srv->metrics, &g, &len);
         if (!t)

@@ -168,6 +168,16 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
               "airlock_models_loaded %u\n",
               (unsigned long long)g->prompt_tokens, (unsigned long long)g->cached_tokens,
               (unsigned long long)g->generated_tokens, g->queue_depth, g->active, g->models_loaded);
+    sb_printf(&b, "# HELP airlock_forward_passes_total Forward passes by what they held: prompt only (prefill), "
+                  "decoding tokens only (decode), both with a small prompt chunk (mixed), or both with a whole "
+                  "batch of prompt because more sequences waited than decoded (catch_up).\n"
+                  "# TYPE airlock_forward_passes_total counter\n");
+    for (int k = 0; k < g->n_pass_kinds; k++)
+        sb_printf(&b, "airlock_forward_passes_total{kind=\"%s\"} %llu\n", g->pass_kind[k],
+                  (unsigned long long)g->passes[k]);
+    sb_printf(&b, "# HELP airlock_forward_pass_tokens_total Tokens of all forward passes.\n"
+                  "# TYPE airlock_forward_pass_tokens_total counter\nairlock_forward_pass_tokens_total %llu\n",
+              (unsigned long long)g->pass_tokens);
     if (b.failed) {
         free(b.p);
         return NULL;

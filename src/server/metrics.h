@@ -29,6 +29,10 @@ void srv_metrics_observe(srv_metrics *m, srv_hist_id h, double seconds);
 typedef struct srv_metrics_gauges {
     uint32_t queue_depth, active, models_loaded;
     uint64_t prompt_tokens, generated_tokens, cached_tokens;
+    const char *const *pass_kind; /* n_pass_kinds names (labels of passes[]) */
+    const uint64_t *passes;       /* forward passes by kind */
+    int n_pass_kinds;
+    uint64_t pass_tokens;         /* tokens of all passes */
 } srv_metrics_gauges;
 
 /* Renders everything; returns a malloc'd NUL-terminated string (caller

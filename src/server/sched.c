@@ -77,6 +77,7 @@ struct srv_sched {
     uint64_t loaded_bytes;
     uint32_t n_active;
     uint64_t st_prompt, st_gen, st_cached;
+    uint64_t st_passes[SRV_PASS_KINDS], st_pass_tokens;
 };
 
 double srv_now(void)
@@ -823,6 +824,29 @@ static void embed_finish(srv_sched *s, srv_model *m, slot *sl)
     slot_finish(s, sl, SRV_FINISH_STOP);
 }
 
+const char *const srv_pass_kind_name[SRV_PASS_KINDS] = {"prefill", "decode", "mixed", "catch_up"};
+
+/* While streams decode, a small prompt chunk keeps their inter-token
+ * latency low (prefill is interleaved with decoding, not run ahead),
+ * unless more sequences wait for their prompt than decode: then the waiting
+ * are the majority, and a pass with the whole batch of prompt (one pause of
+ * the few streams) serves them far sooner than many small chunks would (on
+ * two cores a large pass costs ~4.5 ms a token, a pass of a few tokens at
+ * least ~16 ms). */
+int32_t srv_pass_budget(const srv_sched_params *p, int32_t n_dec, uint32_t n_wait, bool *catch_up)
+{
+    const int32_t full = (int32_t)p->n_batch;
+    *catch_up = false;
+    if (n_dec <= 0 || p->n_prefill_busy == 0)
+        return full;
+    if (p->waiting_ratio > 0 && (double)n_wait > p->waiting_ratio * (double)n_dec) {
+        *catch_up = true;
+        return full;
+    }
+    const int64_t small = (int64_t)n_dec + p->n_prefill_busy;
+    return small < full ? (int32_t)small : full;
+}
+
 /* One forward pass for one model: lock held on entry and exit, released
  * around al_decode. Returns true when it did work. */
 static bool model_step(srv_sched *s, srv_model *m)
@@ -830,7 +854,7 @@ static bool model_step(srv_sched *s, srv_model *m)
     if (!m->ctx)
         return false;
     const uint32_t np = s->p.n_parallel;
-    int32_t n = 0, budget = (int32_t)s->p.n_batch;
+    int32_t n = 0;
     for (uint32_t i = 0; i < np; i++) {
         slot *sl = &m->slots[i];
         sl->chunk_len = 0;
@@ -844,11 +868,16 @@ static bool model_step(srv_sched *s, srv_model *m)
         m->b_logits[n] = true;
         n++;
     }
-    /* Prefill: oldest admitted first, in chunks of what the batch has left.
-     * While streams are decoding, a smaller chunk keeps their inter-token
-     * latency low (prefill is interleaved with decoding, not run ahead). */
-    if (n > 0 && s->p.n_prefill_busy > 0 && n + (int32_t)s->p.n_prefill_busy < budget)
-        budget = n + (int32_t)s->p.n_prefill_busy;
+    /* Prefill: oldest admitted first, in chunks of what the batch has left
+     * (srv_pass_budget says how much that is). */
+    uint32_t n_wait = 0;
+    for (uint32_t i = 0; i < np; i++) {
+        const slot *sl = &m->slots[i];
+        n_wait += sl->job && !sl->decoding && sl->n_done < sl->job->n_prompt;
+    }
+    const int32_t n_dec = n;
+    bool catch_up = false;
+    const int32_t budget = srv_pass_budget(&s->p, n_dec, n_wait, &catch_up);
     for (;;) {
         slot *pick = NULL;
         int32_t pi = -1;
@@ -878,6 +907,12 @@ static bool model_step(srv_sched *s, srv_model *m)
     }
     if (n == 0)
         return false;
+    srv_pass_kind kind = n_dec == 0 ? SRV_PASS_PREFILL
+                         : n == n_dec ? SRV_PASS_DECODE
+                         : catch_up  ? SRV_PASS_CATCH_UP
+                                     : SRV_PASS_MIXED;
+    s->st_passes[kind]++;
+    s->st_pass_tokens += (uint64_t)n;
 
     al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
     al_error err = {0};
@@ -1017,6 +1052,8 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
     out->prompt_tokens = s->st_prompt;
     out->generated_tokens = s->st_gen;
     out->cached_tokens = s->st_cached;
+    memcpy(out->passes, s->st_passes, sizeof(out->passes));
+    out->pass_tokens = s->st_pass_tokens;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -42,6 +42,9 @@ typedef struct srv_sched_params {
     uint32_t n_ctx;          /* positions per slot */
     uint32_t n_batch;        /* tokens per forward pass (decode + prefill chunk) */
     uint32_t n_prefill_busy; /* prompt tokens per pass while others decode; 0: n_batch */
+    double waiting_ratio;    /* > 0: when more than this many sequences wait for their
+                                prompt per decoding one, a pass takes n_batch of prompt
+                                regardless of n_prefill_busy; 0: never */
     int n_threads;           /* 0: engine default */
     uint32_t queue_cap;      /* jobs waiting for a slot, at most */
     uint64_t memory_budget;  /* bytes of models + KV caches; 0: unlimited */
@@ -173,11 +176,30 @@ void srv_job_cancel_wait(srv_sched *s, srv_job *j);
 /* Waits until the job finishes (or its client goes away: alive() false). */
 void srv_job_wait_done(srv_sched *s, srv_job *j, bool (*alive)(void *), void *arg);
 
+/* What a forward pass held: prompt only, decoding tokens only, both with
+ * the prompt limited to n_prefill_busy, or both with a whole batch of
+ * prompt because more sequences waited than decoded (waiting_ratio). */
+typedef enum srv_pass_kind {
+    SRV_PASS_PREFILL = 0,
+    SRV_PASS_DECODE,
+    SRV_PASS_MIXED,
+    SRV_PASS_CATCH_UP,
+    SRV_PASS_KINDS
+} srv_pass_kind;
+extern const char *const srv_pass_kind_name[SRV_PASS_KINDS];
+
+/* Tokens the next pass may hold in all, with n_dec sequences decoding (one
+ * token each) and n_wait sequences waiting for (the rest of) their prompt;
+ * *catch_up tells whether the waiting_ratio rule lifted n_prefill_busy. */
+int32_t srv_pass_budget(const srv_sched_params *p, int32_t n_dec, uint32_t n_wait, bool *catch_up);
+
 typedef struct srv_sched_stats {
     uint32_t queue_depth;
     uint32_t active;
     uint32_t n_models_loaded;
     uint64_t prompt_tokens, generated_tokens, cached_tokens;
+    uint64_t passes[SRV_PASS_KINDS]; /* forward passes by kind */
+    uint64_t pass_tokens;            /* tokens of all passes */
 } srv_sched_stats;
 void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out);
 /* True when at least one model is loaded or loadable (files exist). */

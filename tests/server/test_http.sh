@@ -173,6 +173,16 @@ check "no active sequence after the client disconnected" [ "$(echo "$BODY" | awk
 check "metrics: requests by endpoint and status" grep -q 'airlock_requests_total{endpoint="/v1/completions",status="200"}' <<<"$BODY"
 check "metrics: TTFT histogram" grep -q 'airlock_time_to_first_token_seconds_count' <<<"$BODY"
 check "metrics: queue depth" grep -q '^airlock_queue_depth 0' <<<"$BODY"
+passes() { awk -v k="$1" '$1 == "airlock_forward_passes_total{kind=\"" k "\"}" {print $2}' <<<"$BODY"; }
+check "metrics: prompt-only and decode-only passes counted" [ "$(passes prefill)" -gt 0 -a "$(passes decode)" -gt 0 ]
+check "metrics: mixed and catch-up passes are listed" [ -n "$(passes mixed)" -a -n "$(passes catch_up)" ]
+RC=0; OUT="$("$BIN" serve --model "$QWEN" --waiting-ratio many 2>&1)" || RC=$?
+check "--waiting-ratio takes a number (usage error, exit 2)" [ "$RC" = 2 -a -n "$(grep -F "bad value 'many' for --waiting-ratio" <<<"$OUT")" ]
+check "metrics: pass tokens cover the generated tokens" python3 - "$BODY" <<'PY'
+import sys
+v = {l.split()[0]: float(l.split()[1]) for l in sys.argv[1].splitlines() if l and not l.startswith("#")}
+sys.exit(not v["airlock_forward_pass_tokens_total"] >= v["airlock_generated_tokens_total"] > 0)
+PY
 
 # ---- full queue -> 429 with Retry-After
 start_server busy --model "$QWEN" --model-name qwen --parallel 1 --queue 1 --ctx 256 --threads 1
