@@ -72,10 +72,12 @@ static void usage(FILE *f, const al_server_config *d)
             "  --batch N             tokens per forward pass: decoding tokens plus a chunk of\n"
             "                        prompt (default %u)\n"
             "  --prefill-chunk N     prompt tokens per pass while other sequences are\n"
-            "                        decoding: smaller keeps streams flowing (default %u)\n"
-            "  --waiting-ratio R     when more than R sequences wait for their prompt per\n"
-            "                        decoding one, a pass takes a whole --batch of prompt\n"
-            "                        (streams pause once; throughput) (default %g; 0: never)\n"
+            "                        decoding (unless --waiting-ratio catches up): smaller\n"
+            "                        keeps streams flowing (default %u; 0: no limit)\n"
+            "  --waiting-ratio R     while more than R sequences per decoding one wait for\n"
+            "                        their prompt, passes fill --batch with prompt: the\n"
+            "                        streams stall until the waiting catch up, for sooner\n"
+            "                        first tokens and more throughput (default %g; 0: never)\n"
             "  --threads N           compute threads (default: physical cores)\n"
             "  --queue N             requests waiting for a sequence before 429 (default %u)\n"
             "  --memory-budget BYTES weights + KV caches of loaded models; least recently used\n"
@@ -527,10 +529,9 @@ int cmd_serve(int argc, char **argv)
             }
             listen[n_listen++] = v;
         } else if (!strcmp(a, "--waiting-ratio")) {
-            float r;
-            if (!cli_parse_f32(v, &r) || !(r >= 0 && r <= 1e6))
+            if (!cli_parse_f32(v, &cfg.sched.waiting_ratio) || !(cfg.sched.waiting_ratio >= 0 &&
+                                                                cfg.sched.waiting_ratio <= 1e6f))
                 goto bad;
-            cfg.sched.waiting_ratio = r;
         } else if (!strcmp(a, "--memory-budget")) {
             if (!cli_parse_i64(v, 0, INT64_MAX, &x))
                 goto bad;

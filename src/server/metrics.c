@@ -169,8 +169,8 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
               (unsigned long long)g->prompt_tokens, (unsigned long long)g->cached_tokens,
               (unsigned long long)g->generated_tokens, g->queue_depth, g->active, g->models_loaded);
     sb_printf(&b, "# HELP airlock_forward_passes_total Forward passes by what they held: prompt only (prefill), "
-                  "decoding tokens only (decode), both with a small prompt chunk (mixed), or both with a whole "
-                  "batch of prompt because more sequences waited than decoded (catch_up).\n"
+                  "decoding tokens only (decode), both with at most --prefill-chunk prompt tokens (mixed), or "
+                  "both with more prompt because more sequences waited than decoded (catch_up).\n"
                   "# TYPE airlock_forward_passes_total counter\n");
     for (int k = 0; k < g->n_pass_kinds; k++)
         sb_printf(&b, "airlock_forward_passes_total{kind=\"%s\"} %llu\n", g->pass_kind[k],

@@ -6,7 +6,9 @@
  * shared system prompt or the earlier turns of a chat are not computed
  * again), then one al_decode per model holding the next token of every
  * decoding slot plus a bounded chunk of prompt tokens of slots still being
- * prefilled, so running streams keep flowing while new prompts come in.
+ * prefilled, so running streams keep flowing while new prompts come in
+ * (srv_pass_budget: unless more sequences wait for their prompt than
+ * decode, which fills the pass with prompt).
  */
 #include "server/sched.h"
 
@@ -824,15 +826,21 @@ static void embed_finish(srv_sched *s, srv_model *m, slot *sl)
     slot_finish(s, sl, SRV_FINISH_STOP);
 }
 
+/* True when sl holds a job whose prompt is not all computed yet. */
+static bool slot_waiting(const slot *sl)
+{
+    return sl->job && !sl->decoding && sl->n_done < sl->job->n_prompt;
+}
+
 const char *const srv_pass_kind_name[SRV_PASS_KINDS] = {"prefill", "decode", "mixed", "catch_up"};
 
 /* While streams decode, a small prompt chunk keeps their inter-token
  * latency low (prefill is interleaved with decoding, not run ahead),
  * unless more sequences wait for their prompt than decode: then the waiting
- * are the majority, and a pass with the whole batch of prompt (one pause of
- * the few streams) serves them far sooner than many small chunks would (on
- * two cores a large pass costs ~4.5 ms a token, a pass of a few tokens at
- * least ~16 ms). */
+ * are the majority, and passes filled with prompt (the few streams stall
+ * until the waiting have caught up, a pass or a few) serve them far sooner
+ * than many small chunks would (on two cores a large pass costs ~4.5 ms a
+ * token, a pass of a few tokens at least ~16 ms). */
 int32_t srv_pass_budget(const srv_sched_params *p, int32_t n_dec, uint32_t n_wait, bool *catch_up)
 {
     const int32_t full = (int32_t)p->n_batch;
@@ -871,10 +879,8 @@ static bool model_step(srv_sched *s, srv_model *m)
     /* Prefill: oldest admitted first, in chunks of what the batch has left
      * (srv_pass_budget says how much that is). */
     uint32_t n_wait = 0;
-    for (uint32_t i = 0; i < np; i++) {
-        const slot *sl = &m->slots[i];
-        n_wait += sl->job && !sl->decoding && sl->n_done < sl->job->n_prompt;
-    }
+    for (uint32_t i = 0; i < np; i++)
+        n_wait += slot_waiting(&m->slots[i]);
     const int32_t n_dec = n;
     bool catch_up = false;
     const int32_t budget = srv_pass_budget(&s->p, n_dec, n_wait, &catch_up);
@@ -883,8 +889,7 @@ static bool model_step(srv_sched *s, srv_model *m)
         int32_t pi = -1;
         for (uint32_t i = 0; i < np; i++) {
             slot *sl = &m->slots[i];
-            if (sl->job && !sl->decoding && sl->chunk_len == 0 && sl->n_done < sl->job->n_prompt &&
-                (!pick || sl->admit_tick < pick->admit_tick)) {
+            if (slot_waiting(sl) && sl->chunk_len == 0 && (!pick || sl->admit_tick < pick->admit_tick)) {
                 pick = sl;
                 pi = (int32_t)i;
             }
@@ -907,10 +912,10 @@ static bool model_step(srv_sched *s, srv_model *m)
     }
     if (n == 0)
         return false;
-    srv_pass_kind kind = n_dec == 0 ? SRV_PASS_PREFILL
+    srv_pass_kind kind = n_dec == 0    ? SRV_PASS_PREFILL
                          : n == n_dec ? SRV_PASS_DECODE
-                         : catch_up  ? SRV_PASS_CATCH_UP
-                                     : SRV_PASS_MIXED;
+                         : catch_up && n - n_dec > (int32_t)s->p.n_prefill_busy ? SRV_PASS_CATCH_UP
+                                                                                : SRV_PASS_MIXED;
     s->st_passes[kind]++;
     s->st_pass_tokens += (uint64_t)n;
 

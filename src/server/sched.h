@@ -41,10 +41,11 @@ typedef struct srv_sched_params {
     uint32_t n_parallel;     /* slots (sequences) per model */
     uint32_t n_ctx;          /* positions per slot */
     uint32_t n_batch;        /* tokens per forward pass (decode + prefill chunk) */
-    uint32_t n_prefill_busy; /* prompt tokens per pass while others decode; 0: n_batch */
-    double waiting_ratio;    /* > 0: when more than this many sequences wait for their
-                                prompt per decoding one, a pass takes n_batch of prompt
-                                regardless of n_prefill_busy; 0: never */
+    uint32_t n_prefill_busy; /* prompt tokens per pass while others decode (unless
+                                waiting_ratio catches up); 0: n_batch */
+    float waiting_ratio;     /* > 0: while more than this many sequences per decoding
+                                one wait for their prompt, passes fill n_batch with
+                                prompt regardless of n_prefill_busy; 0: never */
     int n_threads;           /* 0: engine default */
     uint32_t queue_cap;      /* jobs waiting for a slot, at most */
     uint64_t memory_budget;  /* bytes of models + KV caches; 0: unlimited */
@@ -176,9 +177,10 @@ void srv_job_cancel_wait(srv_sched *s, srv_job *j);
 /* Waits until the job finishes (or its client goes away: alive() false). */
 void srv_job_wait_done(srv_sched *s, srv_job *j, bool (*alive)(void *), void *arg);
 
-/* What a forward pass held: prompt only, decoding tokens only, both with
- * the prompt limited to n_prefill_busy, or both with a whole batch of
- * prompt because more sequences waited than decoded (waiting_ratio). */
+/* What a forward pass held: prompt only, decoding tokens only, both
+ * (mixed: at most n_prefill_busy prompt tokens, or any number when that is
+ * 0), or both with more prompt than n_prefill_busy because more sequences
+ * waited than decoded (catch-up, waiting_ratio). */
 typedef enum srv_pass_kind {
     SRV_PASS_PREFILL = 0,
     SRV_PASS_DECODE,

@@ -1,4 +1,5 @@
-/* gemm_avx2.c - AVX2 panel kernels of prompt processing (many tokens).
+/* gemm_avx2.c - AVX2 panel kernels: every matmul of weights packed at
+ * model load (one token or many), and prompt batches of raw weights.
  *
  * A panel holds AL_PANEL_ROWS = 8 weight rows interleaved so that each
  * 32-bit lane of a vector belongs to one row: chunk c of a 32-element group
@@ -15,8 +16,8 @@
  *
  * Compiled with -mavx2 -mfma -mf16c only; used only after
  * al_cpu_has_avx2(). Packing a panel costs about as much as one token's
- * dot products with it, so matmul.c uses panels only for batches of many
- * tokens. */
+ * dot products with it, so for weights not packed at load matmul.c packs
+ * per call only for batches of many tokens. */
 #include "tensor/kernels.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -54,6 +55,14 @@ AI __m256i pin(__m256i v)
 {
     __asm__("" : "+x"(v));
     return v;
+}
+
+/* p, made opaque to the compiler the same way: loads through two such
+ * copies are not merged. */
+AI const void *pin_ptr(const void *p)
+{
+    __asm__("" : "+r"(p));
+    return p;
 }
 
 /* The 2 int16 at p broadcast to every 32-bit lane. */
@@ -499,8 +508,7 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
             /* an opaque copy of the block's address per sub-block: gcc
              * would otherwise load each qh vector once for the 4 parts
              * that use it and keep (spill) them all */
-            const panel_q6_K *pb = &p[b];
-            __asm__("" : "+r"(pb));
+            const panel_q6_K *pb = pin_ptr(&p[b]);
             _Pragma("GCC unroll 2")
             for (int gh = 0; gh < 2; gh++) {
                 const __m128i g = _mm_loadl_epi64((const __m128i *)pb->sc[2 * s + gh]);

@@ -176,7 +176,7 @@ check "metrics: queue depth" grep -q '^airlock_queue_depth 0' <<<"$BODY"
 passes() { awk -v k="$1" '$1 == "airlock_forward_passes_total{kind=\"" k "\"}" {print $2}' <<<"$BODY"; }
 check "metrics: prompt-only and decode-only passes counted" [ "$(passes prefill)" -gt 0 -a "$(passes decode)" -gt 0 ]
 check "metrics: mixed and catch-up passes are listed" [ -n "$(passes mixed)" -a -n "$(passes catch_up)" ]
-RC=0; OUT="$("$BIN" serve --model "$QWEN" --waiting-ratio many 2>&1)" || RC=$?
+RC=0; OUT="$(timeout 10 "$BIN" serve --model "$QWEN" --waiting-ratio many 2>&1)" || RC=$?
 check "--waiting-ratio takes a number (usage error, exit 2)" [ "$RC" = 2 -a -n "$(grep -F "bad value 'many' for --waiting-ratio" <<<"$OUT")" ]
 check "metrics: pass tokens cover the generated tokens" python3 - "$BODY" <<'PY'
 import sys
