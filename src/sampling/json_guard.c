@@ -59,6 +59,22 @@ struct al_json_guard {
 
 static const char *const k_lits[3] = {"true", "false", "null"};
 
+void al_json_guard_key(const al_json_guard *g, unsigned char *key)
+{
+    const gstate *s = &g->s;
+    memset(key, 0, AL_JSON_GUARD_KEY_BYTES);
+    const uint8_t head[] = {s->mode,    s->str_is_key, s->utf_need, s->utf_lo,
+                            s->utf_hi,  s->hex_left,   s->hex_low,  s->lit,
+                            s->lit_pos, (uint8_t)s->hex_val, (uint8_t)(s->hex_val >> 8),
+                            (uint8_t)s->depth, (uint8_t)(s->depth >> 8)};
+    _Static_assert(sizeof(head) <= 16, "json guard key head");
+    memcpy(key, head, sizeof(head));
+    /* the container bits below the depth (those above are left-overs) */
+    for (unsigned d = 0; d < s->depth; d++)
+        if ((s->stack[d / 64] >> (d % 64)) & 1u)
+            key[16 + d / 8] |= (unsigned char)(1u << (d % 8));
+}
+
 al_json_guard *al_json_guard_new(void)
 {
     al_json_guard *g = malloc(sizeof *g);

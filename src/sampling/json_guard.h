@@ -41,4 +41,11 @@ bool al_json_guard_complete(const al_json_guard *g);
 /* True when a piece was refused by al_json_guard_advance. */
 bool al_json_guard_failed(const al_json_guard *g);
 
+/* Bytes of a guard's key. */
+#define AL_JSON_GUARD_KEY_BYTES (16 + AL_JSON_GUARD_MAX_DEPTH / 8)
+/* Writes the guard's state as AL_JSON_GUARD_KEY_BYTES bytes: two guards
+ * with equal keys accept exactly the same pieces (what a caller can cache
+ * per key, e.g. which tokens of a vocabulary are accepted). */
+void al_json_guard_key(const al_json_guard *g, unsigned char *key);
+
 #endif

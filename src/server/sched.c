@@ -44,6 +44,18 @@ typedef struct slot {
     int32_t seq;             /* this slot's sequence in ctx */
 } slot;
 
+/* Which tokens one JSON guard state accepts (a bit per token), kept per
+ * model: running a 152k vocabulary through the guard costs several ms a
+ * step, and a JSON output stays in few states (inside a string, after a
+ * value, ...). */
+#define JSON_MASK_CACHE 16
+typedef struct json_mask_entry {
+    unsigned char key[AL_JSON_GUARD_KEY_BYTES];
+    int ws;          /* the whitespace run before the token: part of the key */
+    uint64_t used;   /* last use (tick); 0: empty */
+    uint64_t *allow; /* ((n_vocab + 63) / 64) words */
+} json_mask_entry;
+
 struct srv_model {
     char *name, *path, *chat_format; /* owned */
     char *chat_template;              /* owned override source, or NULL */
@@ -62,6 +74,8 @@ struct srv_model {
     double last_used_wall;
     int32_t *b_tok, *b_pos, *b_seq; /* (n_batch + n_parallel) batch arrays */
     bool *b_logits;
+    json_mask_entry *jmc;    /* (JSON_MASK_CACHE) made on the first JSON-mode step, or NULL */
+    uint64_t jmc_tick;
 };
 
 struct srv_sched {
@@ -373,6 +387,10 @@ static void model_unload(srv_sched *s, srv_model *m)
     free(m->b_pos);
     free(m->b_seq);
     free(m->b_logits);
+    for (int i = 0; m->jmc && i < JSON_MASK_CACHE; i++)
+        free(m->jmc[i].allow);
+    free(m->jmc);
+    m->jmc = NULL;
     m->lbuf = NULL;
     m->b_tok = m->b_pos = m->b_seq = NULL;
     m->b_logits = NULL;
@@ -713,24 +731,65 @@ static int json_piece_ws(const al_json_guard *g, int run, const char *piece, siz
     return run;
 }
 
+/* True when token t keeps the slot's output a valid JSON prefix (before
+ * the object is complete; end-of-generation is not). */
+static bool json_token_ok(const slot *sl, const al_vocab *voc, int32_t t)
+{
+    char piece[JSON_PIECE_MAX];
+    if (al_vocab_is_eog(voc, t))
+        return false;
+    int32_t n = al_token_to_piece(voc, t, piece, sizeof(piece), false);
+    return n > 0 && (size_t)n <= sizeof(piece) && json_piece_ws(sl->jg, sl->json_ws, piece, (size_t)n) >= 0;
+}
+
+/* The tokens the slot's guard state accepts, from the model's cache or
+ * made into it (the least recently used entry goes); NULL when out of
+ * memory. */
+static const uint64_t *json_allowed(srv_model *m, const slot *sl, const al_vocab *voc, int32_t n_vocab)
+{
+    if (!m->jmc && !(m->jmc = calloc(JSON_MASK_CACHE, sizeof(*m->jmc))))
+        return NULL;
+    unsigned char key[AL_JSON_GUARD_KEY_BYTES];
+    al_json_guard_key(sl->jg, key);
+    json_mask_entry *e = NULL, *victim = &m->jmc[0];
+    for (int i = 0; i < JSON_MASK_CACHE && !e; i++) {
+        json_mask_entry *c = &m->jmc[i];
+        if (c->used && c->ws == sl->json_ws && !memcmp(c->key, key, sizeof(key)))
+            e = c;
+        else if (c->used < victim->used)
+            victim = c;
+    }
+    if (!e) {
+        e = victim;
+        const size_t words = ((size_t)n_vocab + 63) / 64;
+        if (!e->allow && !(e->allow = malloc(words * sizeof(uint64_t))))
+            return NULL;
+        memset(e->allow, 0, words * sizeof(uint64_t));
+        for (int32_t t = 0; t < n_vocab; t++)
+            if (json_token_ok(sl, voc, t))
+                e->allow[t / 64] |= 1ull << (t % 64);
+        memcpy(e->key, key, sizeof(key));
+        e->ws = sl->json_ws;
+    }
+    e->used = ++m->jmc_tick;
+    return e->allow;
+}
+
 /* Sets to -INFINITY the logits of tokens that would make the output invalid
  * JSON (end-of-generation too until the object is complete; every other
  * token once it is). */
-static void json_mask(const slot *sl, const al_vocab *voc, float *logits, int32_t n_vocab)
+static void json_mask(srv_model *m, const slot *sl, const al_vocab *voc, float *logits, int32_t n_vocab)
 {
-    bool done = al_json_guard_complete(sl->jg);
-    char piece[JSON_PIECE_MAX];
-    for (int32_t t = 0; t < n_vocab; t++) {
-        if (al_vocab_is_eog(voc, t) != done) {
-            logits[t] = -INFINITY;
-            continue;
-        }
-        if (done)
-            continue;
-        int32_t n = al_token_to_piece(voc, t, piece, sizeof(piece), false);
-        if (n <= 0 || (size_t)n > sizeof(piece) || json_piece_ws(sl->jg, sl->json_ws, piece, (size_t)n) < 0)
-            logits[t] = -INFINITY;
+    if (al_json_guard_complete(sl->jg)) {
+        for (int32_t t = 0; t < n_vocab; t++)
+            if (!al_vocab_is_eog(voc, t))
+                logits[t] = -INFINITY;
+        return;
     }
+    const uint64_t *allow = json_allowed(m, sl, voc, n_vocab);
+    for (int32_t t = 0; t < n_vocab; t++)
+        if (allow ? !((allow[t / 64] >> (t % 64)) & 1u) : !json_token_ok(sl, voc, t))
+            logits[t] = -INFINITY;
 }
 
 /* Records the chosen token; true once the top-level object is complete. */
@@ -755,7 +814,7 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     const float *lg = logits;
     if (sl->jg) {
         memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
-        json_mask(sl, voc, m->lbuf, n_vocab);
+        json_mask(m, sl, voc, m->lbuf, n_vocab);
         lg = m->lbuf;
     }
     int32_t tok = al_sampler_sample(sl->smp, lg);

@@ -589,6 +589,46 @@ static bool complete_whole(const char *text)
     return ok;
 }
 
+/* The key of a guard after text. */
+static void key_after(const char *text, unsigned char *key)
+{
+    al_json_guard *g = al_json_guard_new();
+    assert_non_null(g);
+    al_json_guard_advance(g, text, strlen(text));
+    assert_false(al_json_guard_failed(g));
+    al_json_guard_key(g, key);
+    al_json_guard_free(g);
+}
+
+/* Equal keys for the same state reached by different text (an array
+ * opened and closed leaves no trace above the depth); different keys for
+ * states that accept different pieces. */
+static void test_json_key(void **st)
+{
+    (void)st;
+    unsigned char a[AL_JSON_GUARD_KEY_BYTES], b[AL_JSON_GUARD_KEY_BYTES];
+    key_after("{\"a\": {\"b\": \"xy", a);
+    key_after("{\"long key\": [1, [2]], \"c\": {\"\": \"z", b);
+    assert_memory_equal(a, b, sizeof(a));
+    key_after("{\"a\": [[{}], 3], \"b\": ", a);
+    key_after("{\"q\": ", b);
+    assert_memory_equal(a, b, sizeof(a));
+    static const char *const differ[][2] = {
+        {"{\"a\": [\"x", "{\"a\": {\"b\": \"x"}, /* inside an array vs an object */
+        {"{\"a\": \"x", "{\"a"},          /* a value string vs a key */
+        {"{\"a\": 1", "{\"a\": 1.5"},   /* '.' allowed or not */
+        {"{\"a\": tr", "{\"a\": fa"},   /* the literal's next letter */
+        {"{", "{\"a\": {"},             /* depth */
+        {"{\"a\": \"\\u00", "{\"a\": \"\\u0"}, /* hex digits left */
+    };
+    for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+        key_after(differ[i][0], a);
+        key_after(differ[i][1], b);
+        if (!memcmp(a, b, sizeof(a)))
+            fail_msg("'%s' and '%s' have the same key", differ[i][0], differ[i][1]);
+    }
+}
+
 static void test_json_tokens(void **st)
 {
     (void)st;
@@ -691,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_edge_logits),
         cmocka_unit_test(test_stop_basic),       cmocka_unit_test(test_stop_holdback),
         cmocka_unit_test(test_stop_multiple),    cmocka_unit_test(test_json_tokens),
+        cmocka_unit_test(test_json_key),
         cmocka_unit_test(test_json_grammar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
