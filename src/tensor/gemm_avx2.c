@@ -477,13 +477,19 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
 {
     const panel_q6_K *p = panel;
     const int64_t nb = k / AL_QK_K;
+    /* up to 4 tokens the sums stay in registers; with more, in out (once
+     * per super-block), which leaves the registers to s32 */
     __m256 acc[AL_PANEL_NT];
     _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt; t++)
-        acc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < nt; t++) {
+        if (nt <= AL_PANEL_NT)
+            acc[t % AL_PANEL_NT] = _mm256_setzero_ps();
+        else
+            _mm256_storeu_ps(out + t * ldo, _mm256_setzero_ps());
+    }
     for (int64_t b = 0; b < nb; b++) {
-        __m256i s32[AL_PANEL_NT];
-        const al_block_q8_K *x[AL_PANEL_NT];
+        __m256i s32[AL_PANEL_NT_MAX];
+        const al_block_q8_K *x[AL_PANEL_NT_MAX];
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
@@ -528,12 +534,18 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
         }
         const __m256 d = _mm256_load_ps(p[b].d);
         _Pragma("GCC unroll 8")
-        for (int t = 0; t < nt; t++)
-            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+        for (int t = 0; t < nt; t++) {
+            const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(x[t]->d));
+            if (nt <= AL_PANEL_NT)
+                acc[t % AL_PANEL_NT] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32[t]), acc[t % AL_PANEL_NT]);
+            else
+                _mm256_storeu_ps(out + t * ldo,
+                                 _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32[t]), _mm256_loadu_ps(out + t * ldo)));
+        }
     }
     _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt; t++)
-        _mm256_storeu_ps(out + t * ldo, acc[t]);
+    for (int t = 0; t < nt && nt <= AL_PANEL_NT; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t % AL_PANEL_NT]);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -556,15 +568,30 @@ PDISPATCH(gemm_q4_0, C_Q4_0)
 PDISPATCH(gemm_q8_0, C_Q8_0)
 PDISPATCH(gemm_q4_K, C_Q4_K)
 PDISPATCH(gemm_q5_K, C_Q5_K)
-PDISPATCH(gemm_q6_K, C_Q6_K)
+/* Q6_K: up to 8 tokens a call (its weights cost more to unpack) */
+static void gemm_q6_K(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
+                      float *out, int64_t ldo)
+{
+    (void)asum, (void)ss;
+    switch (nt) {
+    case 1: C_Q6_K(1); break;
+    case 2: C_Q6_K(2); break;
+    case 3: C_Q6_K(3); break;
+    case 4: C_Q6_K(4); break;
+    case 5: C_Q6_K(5); break;
+    case 6: C_Q6_K(6); break;
+    case 7: C_Q6_K(7); break;
+    default: C_Q6_K(8); break;
+    }
+}
 
 void al_panel_kernels_avx2(al_kernels *ks)
 {
-    ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true};
-    ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true};
-    ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true};
-    ks->panel[AL_TYPE_Q5_K] = (al_panel_kernel){bytes_q5_K, pack_q5_K, gemm_q5_K, true, true};
-    ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false, true};
+    ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true, 0};
+    ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true, 0};
+    ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true, 0};
+    ks->panel[AL_TYPE_Q5_K] = (al_panel_kernel){bytes_q5_K, pack_q5_K, gemm_q5_K, true, true, 0};
+    ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false, true, 8};
 }
 #else
 void al_panel_kernels_avx2(al_kernels *ks)

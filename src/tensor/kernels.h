@@ -19,13 +19,15 @@
 typedef void (*al_dot_fn)(int64_t k, const void *w, const void *a, size_t a_stride, int nt, float *out);
 
 #define AL_PANEL_ROWS 8           /* weight rows interleaved in a panel */
-#define AL_PANEL_NT 4             /* tokens per panel gemm call at most */
+#define AL_PANEL_NT 4             /* tokens per panel gemm call at most (unless max_nt) */
+#define AL_PANEL_NT_MAX 8         /* the largest max_nt */
 #define AL_PANEL_MAX_BYTES (128 << 10) /* larger panels: dot kernels instead */
 
 /* Panel kernels (prompt batches): `pack` rearranges AL_PANEL_ROWS weight
  * rows (row i at w + i*row_bytes, k elements) into `panel` (bytes(k) bytes,
  * 32-byte aligned); `gemm` computes out[t*ldo + r] for the panel's rows
- * r < AL_PANEL_ROWS and tokens t < nt (1..AL_PANEL_NT), token t's
+ * r < AL_PANEL_ROWS and tokens t < nt (1..max_nt, or AL_PANEL_NT when
+ * max_nt is 0), token t's
  * activation row at (const char *)a + t*as in the weight type's activation
  * type. When needs_asum, asum + t*ss holds token t's sums of the int8
  * activations over each group of 32 elements (k/32 of them). */
@@ -36,6 +38,7 @@ typedef struct al_panel_kernel {
                  float *out, int64_t ldo);
     bool needs_asum;
     bool compact; /* panels about the size of the rows: worth keeping (al_matmul_pack) */
+    int max_nt;   /* tokens per gemm call at most (<= AL_PANEL_NT_MAX); 0: AL_PANEL_NT */
 } al_panel_kernel;
 
 typedef struct al_kernels {

@@ -216,8 +216,9 @@ static int64_t panel_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t
             panel = p->packed + (size_t)(r0 / AL_PANEL_ROWS) * pb;
         else
             p->pk->pack(j->k, p->W + (size_t)r0 * p->row_bytes, p->row_bytes, buf);
-        for (int64_t t = t0; t < t1; t += AL_PANEL_NT) {
-            const int nt = (int)(t1 - t < AL_PANEL_NT ? t1 - t : AL_PANEL_NT);
+        const int step = p->pk->max_nt ? p->pk->max_nt : AL_PANEL_NT;
+        for (int64_t t = t0; t < t1; t += step) {
+            const int nt = (int)(t1 - t < step ? t1 - t : step);
             p->pk->gemm(j->k, panel, p->A + (size_t)t * p->a_row_bytes, p->a_row_bytes,
                         p->asum ? p->asum + (size_t)t * ss : NULL, ss, nt, p->Y + t * p->ldy + r0, p->ldy);
         }
