@@ -78,6 +78,9 @@ static void usage(FILE *f, const al_server_config *d)
             "                        their prompt, passes fill --batch with prompt: the\n"
             "                        streams stall until the waiting catch up, for sooner\n"
             "                        first tokens and more throughput (default %g; 0: never)\n"
+            "  --batch-wait MS       an idle server given a request waits this long for more\n"
+            "                        before starting, so a burst's prompts go together\n"
+            "                        (default %u; 0: start at once)\n"
             "  --threads N           compute threads (default: physical cores)\n"
             "  --queue N             requests waiting for a sequence before 429 (default %u)\n"
             "  --memory-budget BYTES weights + KV caches of loaded models; least recently used\n"
@@ -93,7 +96,7 @@ static void usage(FILE *f, const al_server_config *d)
             "  --request-timeout SEC whole generation (default %u; 0: none)\n"
             "  --max-connections N   open connections (default %u)\n",
             d->listen[0], d->sched.n_parallel, d->sched.n_ctx, d->sched.n_batch, d->sched.n_prefill_busy,
-            d->sched.waiting_ratio, d->sched.queue_cap,
+            d->sched.waiting_ratio, d->sched.batch_wait_ms, d->sched.queue_cap,
             d->max_body_bytes, d->max_header_bytes, d->max_json_depth, d->max_tokens, d->default_max_tokens,
             d->conn_timeout_s, d->request_timeout_s, d->max_connections);
 }
@@ -552,7 +555,7 @@ int cmd_serve(int argc, char **argv)
                 {"--threads", 0, 1024},       {"--queue", 1, 1 << 20},         {"--max-json-depth", 2, 10000},
                 {"--max-tokens", 1, 1 << 20}, {"--default-max-tokens", 1, 1 << 20},
                 {"--conn-timeout", 1, 86400}, {"--request-timeout", 0, 864000}, {"--max-connections", 1, 100000},
-                {"--prefill-chunk", 0, 65536},
+                {"--prefill-chunk", 0, 65536}, {"--batch-wait", 0, 10000},
             };
             size_t k;
             for (k = 0; k < sizeof(k_ints) / sizeof(k_ints[0]); k++)
@@ -577,6 +580,7 @@ int cmd_serve(int argc, char **argv)
             case 9: cfg.request_timeout_s = (unsigned)x; break;
             case 10: cfg.max_connections = (unsigned)x; break;
             case 11: cfg.sched.n_prefill_busy = (uint32_t)x; break;
+            case 12: cfg.sched.batch_wait_ms = (uint32_t)x; break;
             }
         }
         continue;

@@ -1061,6 +1061,7 @@ static void *sched_main(void *arg)
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
         reap(s);
+        const bool was_idle = s->n_active == 0;
         /* Admit in FIFO order; a job whose model has no free slot waits
          * without blocking jobs of other models. */
         uint32_t cap = s->p.queue_cap, w = 0, len = s->q_len;
@@ -1070,6 +1071,20 @@ static void *sched_main(void *arg)
                 s->queue[(s->q_head + w++) % cap] = j;
         }
         s->q_len = w;
+        if (was_idle && s->n_active > 0 && s->p.batch_wait_ms > 0) {
+            /* An idle engine waits a moment for the rest of a burst
+             * (requests sent together arrive some ms apart), so that their
+             * prompts share the first passes instead of the later ones
+             * being fed in chunks beside the first one's stream. */
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += (long)s->p.batch_wait_ms * 1000000L;
+            dl.tv_sec += dl.tv_nsec / 1000000000L;
+            dl.tv_nsec %= 1000000000L;
+            while (!s->stopping && pthread_cond_timedwait(&s->work_cv, &s->mu, &dl) != ETIMEDOUT) {
+            }
+            continue;
+        }
         bool worked = false;
         for (size_t mi = 0; mi < s->n_models; mi++)
             worked |= model_step(s, &s->models[mi]);

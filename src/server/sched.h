@@ -46,6 +46,8 @@ typedef struct srv_sched_params {
     float waiting_ratio;     /* > 0: while more than this many sequences per decoding
                                 one wait for their prompt, passes fill n_batch with
                                 prompt regardless of n_prefill_busy; 0: never */
+    uint32_t batch_wait_ms;  /* an idle engine given a job waits this long for more before
+                                its first pass (0: not at all) */
     int n_threads;           /* 0: engine default */
     uint32_t queue_cap;      /* jobs waiting for a slot, at most */
     uint64_t memory_budget;  /* bytes of models + KV caches; 0: unlimited */

@@ -33,6 +33,7 @@ al_server_config al_server_default_config(void)
     c.sched.n_batch = 512;
     c.sched.n_prefill_busy = 8;
     c.sched.waiting_ratio = 1.0f;
+    c.sched.batch_wait_ms = 10;
     c.sched.n_threads = 0;
     c.sched.queue_cap = 64;
     c.sched.memory_budget = 0;

@@ -200,6 +200,21 @@ check "429 has Retry-After" grep -qi "^Retry-After:" "$WORK/h429"
 wait_jobs() { for j in $(jobs -p); do case " ${SERVER_PIDS[*]} " in *" $j "*) ;; *) wait "$j" || true;; esac; done; }
 wait_jobs
 
+# ---- a burst on an idle server: --batch-wait gathers its prompts into one pass
+start_server burst --model "$QWEN" --model-name qwen --parallel 3 --ctx 256 --batch 128 --threads 1 --batch-wait 1500
+req POST /v1/completions '{"model":"qwen","prompt":"warm","max_tokens":1}'
+for i in 1 2 3; do
+    curl -s -o /dev/null -H 'Content-Type: application/json' \
+        -d "{\"model\":\"qwen\",\"prompt\":\"a burst, request $i\",\"max_tokens\":3,\"temperature\":0}" \
+        "$URL/v1/completions" &
+done
+wait_jobs
+req GET /metrics
+check "a burst of 3 on an idle server shares one prompt pass (2 in all with the warm-up)" \
+    [ "$(passes prefill)" = 2 -a "$(passes mixed)" = 0 -a "$(passes catch_up)" = 0 ]
+RC=0; OUT="$(timeout 10 "$BIN" serve --model "$QWEN" --batch-wait 20000 2>&1)" || RC=$?
+check "--batch-wait is bounded (usage error, exit 2)" [ "$RC" = 2 -a -n "$(grep -F "bad value '20000' for --batch-wait" <<<"$OUT")" ]
+
 # ---- a stalled client times out and does not hold anything
 start_server slow --model "$STORIES" --model-name stories --conn-timeout 1 --threads 1
 python3 - "$URL" <<'PY' && ok "stalled client is disconnected by the server" || bad "stalled client"
