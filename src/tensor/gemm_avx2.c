@@ -543,8 +543,10 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
                                  _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(s32[t]), _mm256_loadu_ps(out + t * ldo)));
         }
     }
+    if (nt > AL_PANEL_NT)
+        return;
     _Pragma("GCC unroll 8")
-    for (int t = 0; t < nt && nt <= AL_PANEL_NT; t++)
+    for (int t = 0; t < nt; t++)
         _mm256_storeu_ps(out + t * ldo, acc[t % AL_PANEL_NT]);
 }
 
