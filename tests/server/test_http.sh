@@ -184,17 +184,20 @@ v = {l.split()[0]: float(l.split()[1]) for l in sys.argv[1].splitlines() if l an
 sys.exit(not v["airlock_forward_pass_tokens_total"] >= v["airlock_generated_tokens_total"] > 0)
 PY
 
-# ---- full queue -> 429 with Retry-After
-start_server busy --model "$QWEN" --model-name qwen --parallel 1 --queue 1 --ctx 256 --threads 1
+# ---- full queue -> 429 with Retry-After. --batch-wait 3000 holds the first
+# request's generation back for 3 s, so that one sequence is busy and one
+# request waits, for certain, when the third is sent.
+start_server busy --model "$QWEN" --model-name qwen --parallel 1 --queue 1 --ctx 256 --threads 1 --batch-wait 3000
 req POST /v1/completions '{"model":"qwen","prompt":"warm","max_tokens":1}'
-for i in 1 2 3 4 5 6; do
-    curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200,"temperature":0}' "$URL/v1/completions" &
-done
-for _ in $(seq 1 100); do
-    curl -s -D "$WORK/h429" -o "$WORK/b429" -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":5}' "$URL/v1/completions"
-    grep -q "^HTTP/1.1 429" "$WORK/h429" && break
-    sleep 0.05
-done
+gauge() { curl -s "$URL/metrics" | awk -v g="$1" '$1 == g {print $2}'; }
+await_gauge() { for _ in $(seq 1 100); do [ "$(gauge "$1")" = "$2" ] && return 0; sleep 0.02; done; return 1; }
+LONG='{"model":"qwen","prompt":"go","max_tokens":200,"temperature":0}'
+curl -s -o /dev/null -H 'Content-Type: application/json' -d "$LONG" "$URL/v1/completions" &
+await_gauge airlock_active_sequences 1 || true
+curl -s -o /dev/null -H 'Content-Type: application/json' -d "$LONG" "$URL/v1/completions" &
+await_gauge airlock_queue_depth 1 || true
+curl -s -D "$WORK/h429" -o "$WORK/b429" -H 'Content-Type: application/json' \
+    -d '{"model":"qwen","prompt":"go","max_tokens":5}' "$URL/v1/completions" || true
 curl -s "$URL/metrics" | grep -E "^airlock_(queue_depth|active_seq|requests_total)"; check "full queue -> 429" grep -q "^HTTP/1.1 429" "$WORK/h429"
 check "429 has Retry-After" grep -qi "^Retry-After:" "$WORK/h429"
 wait_jobs() { for j in $(jobs -p); do case " ${SERVER_PIDS[*]} " in *" $j "*) ;; *) wait "$j" || true;; esac; done; }
