@@ -190,16 +190,22 @@ static void job_add_tok(srv_job *j, const srv_tok_info *ti)
     j->toks[j->n_toks++] = *ti;
 }
 
+/* *ts = now + ms on CLOCK_REALTIME, the clock pthread_cond_timedwait reads. */
+static void deadline_in(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 bool srv_job_wait(srv_sched *s, srv_job *j, size_t text_len, size_t n_toks, int timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&s->mu);
     bool changed;
     for (;;) {
@@ -1077,10 +1083,7 @@ static void *sched_main(void *arg)
              * prompts share the first passes instead of the later ones
              * being fed in chunks beside the first one's stream. */
             struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_nsec += (long)s->p.batch_wait_ms * 1000000L;
-            dl.tv_sec += dl.tv_nsec / 1000000000L;
-            dl.tv_nsec %= 1000000000L;
+            deadline_in(&dl, s->p.batch_wait_ms);
             while (!s->stopping && pthread_cond_timedwait(&s->work_cv, &s->mu, &dl) != ETIMEDOUT) {
             }
             continue;
@@ -1090,12 +1093,7 @@ static void *sched_main(void *arg)
             worked |= model_step(s, &s->models[mi]);
         if (!worked && !s->stopping) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L; /* wake up to expire queued deadlines */
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            deadline_in(&ts, 200); /* wake up to expire queued deadlines */
             pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
         }
     }

@@ -75,6 +75,17 @@ static float draw(int mode, float amp)
     return mode == 2 ? floorf(frand(-16.0f, 17.0f)) : frand(-amp, amp);
 }
 
+/* The AVX2 attention kernels, or NULL (and a note) on a machine without. */
+static const al_attn_kernels *avx2_or_skip(void)
+{
+    const al_attn_kernels *fast = al_attn_kernels_avx2();
+    if (!fast || !al_cpu_has_avx2()) {
+        printf("  no AVX2 kernels on this machine: skipped\n");
+        return NULL;
+    }
+    return fast;
+}
+
 /* attend_f16 (AVX2, heads in groups of up to 4, positions in register
  * tiles of 8/4/2 and one by one after) against the reference, one head at
  * a time: group sizes 1..9 (every split into groups), head sizes 128/64/48/
@@ -84,11 +95,9 @@ static float draw(int mode, float amp)
 static void test_attend(void **state)
 {
     (void)state;
-    const al_attn_kernels *fast = al_attn_kernels_avx2(), *ref = al_attn_kernels_ref();
-    if (!fast || !al_cpu_has_avx2()) {
-        printf("  no AVX2 kernels on this machine: skipped\n");
+    const al_attn_kernels *fast = avx2_or_skip(), *ref = al_attn_kernels_ref();
+    if (!fast)
         return;
-    }
     const uint32_t hds[] = {128, 64, 48, 40, 8, 36};
     const int32_t npos[] = {1, 2, 3, 5, 7, 8, 9, 33, 300};
     for (size_t hi = 0; hi < 6; hi++)
@@ -134,11 +143,9 @@ static void test_attend(void **state)
 static void test_attend_tile(void **state)
 {
     (void)state;
-    const al_attn_kernels *fast = al_attn_kernels_avx2(), *ref = al_attn_kernels_ref();
-    if (!fast || !al_cpu_has_avx2()) {
-        printf("  no AVX2 kernels on this machine: skipped\n");
+    const al_attn_kernels *fast = avx2_or_skip(), *ref = al_attn_kernels_ref();
+    if (!fast)
         return;
-    }
     const uint32_t hds[] = {128, 64, 48, 40};
     const uint32_t ntoks[] = {2, 3, 16, 17, 33};
     const int32_t pos0s[] = {0, 5, 31, 32, 70};

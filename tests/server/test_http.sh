@@ -169,11 +169,13 @@ req GET /health; check "server alive after malformed input" [ "$CODE" = 200 ]
 curl -sN -m 1 -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200,"stream":true}' "$URL/v1/completions" >/dev/null 2>&1 || true
 sleep 0.5
 req GET /metrics
-check "no active sequence after the client disconnected" [ "$(echo "$BODY" | awk '/^airlock_active_sequences /{print $2}')" = 0 ]
+# metric NAME: its value in the /metrics text in $BODY
+metric() { awk -v n="$1" '$1 == n {print $2}' <<<"$BODY"; }
+check "no active sequence after the client disconnected" [ "$(metric airlock_active_sequences)" = 0 ]
 check "metrics: requests by endpoint and status" grep -q 'airlock_requests_total{endpoint="/v1/completions",status="200"}' <<<"$BODY"
 check "metrics: TTFT histogram" grep -q 'airlock_time_to_first_token_seconds_count' <<<"$BODY"
 check "metrics: queue depth" grep -q '^airlock_queue_depth 0' <<<"$BODY"
-passes() { awk -v k="$1" '$1 == "airlock_forward_passes_total{kind=\"" k "\"}" {print $2}' <<<"$BODY"; }
+passes() { metric "airlock_forward_passes_total{kind=\"$1\"}"; }
 check "metrics: prompt-only and decode-only passes counted" [ "$(passes prefill)" -gt 0 -a "$(passes decode)" -gt 0 ]
 check "metrics: mixed and catch-up passes are listed" [ -n "$(passes mixed)" -a -n "$(passes catch_up)" ]
 RC=0; OUT="$(timeout 10 "$BIN" serve --model "$QWEN" --waiting-ratio many 2>&1)" || RC=$?
@@ -189,7 +191,7 @@ PY
 # request waits, for certain, when the third is sent.
 start_server busy --model "$QWEN" --model-name qwen --parallel 1 --queue 1 --ctx 256 --threads 1 --batch-wait 3000
 req POST /v1/completions '{"model":"qwen","prompt":"warm","max_tokens":1}'
-gauge() { curl -s "$URL/metrics" | awk -v g="$1" '$1 == g {print $2}'; }
+gauge() { BODY="$(curl -s "$URL/metrics")"; metric "$1"; }
 await_gauge() { for _ in $(seq 1 100); do [ "$(gauge "$1")" = "$2" ] && return 0; sleep 0.02; done; return 1; }
 LONG='{"model":"qwen","prompt":"go","max_tokens":200,"temperature":0}'
 curl -s -o /dev/null -H 'Content-Type: application/json' -d "$LONG" "$URL/v1/completions" &
