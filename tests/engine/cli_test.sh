@@ -5,7 +5,7 @@
 set -u
 BIN="${AIRLOCK_BIN:?}"
 SHARED="${AIRLOCK_SHARED:-../shared}"
-[ -d "$SHARED/models" ] || { echo "SKIP: $SHARED/models not found"; exit 0; }
+[ -d "$SHARED/models" ] || { echo "SKIP: $SHARED/models not found"; exit 77; }
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 ok()  { pass=$((pass+1)); echo "ok   $1"; }
