@@ -418,8 +418,25 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
             printf("airlock serve: model '%s' from %s\n", models[i].name ? models[i].name : "(file name)",
                    models[i].path);
     }
-    if (st->keys)
-        printf("airlock serve: API keys from %s/keys.db (none defined: access is open)\n", state_dir);
+    if (st->keys) {
+        /* Tell the truth about access: open only when no key is usable. */
+        al_apikey_info *ki = NULL;
+        size_t n_keys = 0, n_live = 0;
+        al_error kerr;
+        if (al_keyring_list(st->keys, &ki, &n_keys, &kerr) == AL_OK) {
+            int64_t now = (int64_t)time(NULL);
+            for (size_t i = 0; i < n_keys; i++)
+                n_live += !ki[i].revoked && (!ki[i].expires_unix || ki[i].expires_unix > now);
+            free(ki);
+            if (n_keys == 0)
+                printf("airlock serve: API keys from %s/keys.db (none defined: access is open)\n", state_dir);
+            else
+                printf("airlock serve: API keys from %s/keys.db (%zu defined, %zu usable: every request needs one)\n",
+                       state_dir, n_keys, n_live);
+        } else {
+            printf("airlock serve: API keys from %s/keys.db (cannot list them: %s)\n", state_dir, kerr.msg);
+        }
+    }
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);

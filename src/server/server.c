@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -525,6 +526,8 @@ static void audit_request(al_server *srv, const srv_req *r, double duration_s)
 
 typedef struct hdr_count {
     size_t bytes;
+    int n_content_length;   /* Content-Length headers */
+    bool transfer_encoding; /* a Transfer-Encoding header */
 } hdr_count;
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -532,6 +535,10 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     hdr_count *h = cls;
     (void)kind;
     h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        h->n_content_length++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        h->transfer_encoding = true;
     return MHD_YES;
 }
 
@@ -639,6 +646,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return (enum MHD_Result)srv_reply_error(r, 431, "header_too_large", NULL,
                                                     "request headers take %zu bytes; the limit is %zu", hc.bytes,
                                                     srv->cfg.max_header_bytes);
+        /* Framing that two parsers could read differently (a proxy in
+         * front taking the other Content-Length, or the length where we
+         * take the chunks) is how requests are smuggled: refuse it. */
+        if (hc.n_content_length && hc.transfer_encoding)
+            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
+                                                    "Content-Length together with Transfer-Encoding: the "
+                                                    "body's framing is ambiguous");
+        if (hc.n_content_length > 1)
+            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
+                                                    "%d Content-Length headers: the body's framing is ambiguous",
+                                                    hc.n_content_length);
         if (!r->route) {
             if (known)
                 return (enum MHD_Result)srv_reply_error(r, 405, "method_not_allowed", NULL,

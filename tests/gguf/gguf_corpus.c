@@ -551,6 +551,8 @@ static void corpus_kv(const gmodel *base)
            kv_u32(m, "llama.block_count", 2));
     MUTATE(base, "alignment-0", AT_GGUF, "general.alignment", NULL, kv_u32(m, "general.alignment", 0));
     MUTATE(base, "alignment-not-pow2", AT_GGUF, "general.alignment", NULL, kv_u32(m, "general.alignment", 48));
+    MUTATE(base, "alignment-1", AT_GGUF, "general.alignment", NULL, kv_u32(m, "general.alignment", 1));
+    MUTATE(base, "alignment-4", AT_GGUF, "general.alignment", NULL, kv_u32(m, "general.alignment", 4));
     MUTATE(base, "alignment-string", AT_GGUF, "general.alignment", NULL, kv_str(m, "general.alignment", "32"));
 }
 

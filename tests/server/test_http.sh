@@ -165,6 +165,27 @@ for c in cases:
 PY
 req GET /health; check "server alive after malformed input" [ "$CODE" = 200 ]
 
+# ---- framing two parsers could read differently (request smuggling) -> 400
+python3 - "$URL" <<'PY' && ok "two Content-Lengths, or Content-Length with Transfer-Encoding -> 400" || bad "ambiguous framing accepted"
+import socket, sys
+host, port = sys.argv[1][7:].split(":")
+body = b'{"model":"qwen","prompt":"hi","max_tokens":1}'
+cases = [b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body) + body,
+         b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+         % len(body) + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"]
+for c in cases:
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(c)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+PY
+
 # ---- cancellation: a client that goes away stops its generation
 curl -sN -m 1 -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200,"stream":true}' "$URL/v1/completions" >/dev/null 2>&1 || true
 sleep 0.5
