@@ -379,7 +379,7 @@ static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
 {
     const al_gguf_kv *kv = al_gguf_find(g, "tokenizer.ggml.merges");
     if (!kv)
-        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a gpt2 tokenizer)");
+        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a BPE tokenizer: gpt2, gemma4)");
     if (kv->type != AL_GGUF_ARR || kv->arr_type != AL_GGUF_STR)
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is not an array of strings");
     if (kv->arr_n > (1u << 24)) /* ranks are kept exactly in a float heap key */
