@@ -501,8 +501,10 @@ al_status tok_ugm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
     size_t len = nb.n;
     if (!len)
         goto done;
-    if (len >= UINT32_MAX)
-        return al_err(err, AL_ERR_LIMIT, "text too long to tokenize (%zu bytes once normalised)", len);
+    if (len >= UINT32_MAX) {
+        st = al_err(err, AL_ERR_LIMIT, "text too long to tokenize (%zu bytes once normalised)", len);
+        goto done;
+    }
     best = malloc((len + 1) * sizeof(ugm_best));
     if (!best)
         goto oom;
