@@ -548,6 +548,10 @@ void al_model_get_info(const al_model *m, al_model_info *o)
             vtype = "bpe";
         else if (al_str_eq(vt, "bert"))
             vtype = "wpm";
+        else if (al_str_eq(vt, "t5"))
+            vtype = "ugm";
+        else if (al_str_eq(vt, "gemma4"))
+            vtype = "bpe (gemma4)";
         else
             vtype = "other";
     }

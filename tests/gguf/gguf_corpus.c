@@ -642,6 +642,74 @@ static void corpus_model(const gmodel *base)
            k->val.n = 12 + 12);
 }
 
+/* The tokenizer models beyond llama/gpt2/bert, on the base model's vocab:
+ * t5 with a precompiled charsmap (a u32 size, trie units, strings) and
+ * gemma4 (needs merges). The charsmap maps the byte 'A' to "a": unit 0 has
+ * BASE 256; 256 ^ 'A' = 321 has LCHECK 'A', LEAF, BASE 1 -> unit 320, a
+ * value unit naming the string at `str_off`. */
+static void kv_charsmap(gmodel *m, uint32_t str_off, uint64_t cut)
+{
+    uint32_t units[512] = {0};
+    units[0] = 256u << 10;
+    units[321] = (1u << 10) | (1u << 8) | 'A';
+    units[320] = (1u << 31) | str_off;
+    buf b = {0};
+    put_u32(&b, sizeof units);
+    put(&b, units, sizeof units);
+    put(&b, "a", 2);
+    kvdef *k = kv_raw(m, "tokenizer.ggml.precompiled_charsmap", T_ARR);
+    put_u32(&k->val, 0); /* u8 */
+    put_u64(&k->val, cut < b.n ? cut : b.n);
+    put(&k->val, b.p, cut < b.n ? cut : b.n);
+    free(b.p);
+}
+
+static void corpus_tokenizer_models(const gmodel *base)
+{
+    gmodel *t5 = malloc(sizeof *t5);
+    model_copy(t5, base);
+    kv_del(t5, "tokenizer.ggml.model");
+    kv_str(t5, "tokenizer.ggml.model", "t5");
+    /* the valid t5 file loads */
+    {
+        gmodel *m = malloc(sizeof *m);
+        model_copy(m, t5);
+        kv_charsmap(m, 0, UINT64_MAX);
+        buf b = {0};
+        model_write(m, &b);
+        char path[512];
+        snprintf(path, sizeof path, "%s/valid-t5.gguf", g_dir);
+        CHECK(write_file(path, b.p, b.n), "cannot write %s", path);
+        al_model *am = NULL;
+        al_error err = {0};
+        CHECK(al_model_load(path, NULL, &am, &err) == AL_OK, "valid t5 model refused: %s", err.msg);
+        al_model_free(am);
+        free(b.p);
+        model_free(m);
+        free(m);
+    }
+    MUTATE(t5, "t5-charsmap-truncated", AT_MODEL, "tokenizer.ggml.precompiled_charsmap", "truncated",
+           kv_charsmap(m, 0, 3));
+    MUTATE(t5, "t5-charsmap-cut-in-trie", AT_MODEL, "tokenizer.ggml.precompiled_charsmap", "truncated",
+           kv_charsmap(m, 0, 1000));
+    MUTATE(t5, "t5-charsmap-offset-outside", AT_MODEL, "tokenizer.ggml.precompiled_charsmap", "outside",
+           kv_charsmap(m, 4096, UINT64_MAX));
+    MUTATE(t5, "t5-charsmap-not-bytes", AT_MODEL, "tokenizer.ggml.precompiled_charsmap", "array of bytes",
+           kvdef *k = kv_raw(m, "tokenizer.ggml.precompiled_charsmap", T_ARR); put_u32(&k->val, T_STR);
+           put_u64(&k->val, 1); put_str(&k->val, "x"));
+    MUTATE(t5, "t5-scores-strings", AT_MODEL, "tokenizer.ggml.scores", "number", kv_del(m, "tokenizer.ggml.scores");
+           kvdef *k = kv_raw(m, "tokenizer.ggml.scores", T_ARR); put_u32(&k->val, T_STR);
+           put_u64(&k->val, NVOCAB); for (int i = 0; i < NVOCAB; i++) put_str(&k->val, "1"));
+    MUTATE(t5, "t5-empty-vocab", AT_MODEL, "tokenizer.ggml.tokens", "0 entries", kv_del(m, "tokenizer.ggml.tokens");
+           kvdef *k = kv_raw(m, "tokenizer.ggml.tokens", T_ARR); put_u32(&k->val, T_STR); put_u64(&k->val, 0));
+    MUTATE(t5, "gemma4-without-merges", AT_MODEL, "tokenizer.ggml.merges", "missing",
+           kv_del(m, "tokenizer.ggml.model"); kv_str(m, "tokenizer.ggml.model", "gemma4"));
+    MUTATE(t5, "tokenizer-model-unknown", AT_MODEL, "tokenizer.ggml.model", "rwkv",
+           kv_del(m, "tokenizer.ggml.model"); kv_str(m, "tokenizer.ggml.model", "rwkv"));
+    model_free(t5);
+    free(t5);
+}
+
 /* The real files in ../shared are the positive cases. */
 static void positive_shared(const char *shared)
 {
@@ -705,6 +773,7 @@ int main(void)
     corpus_kv(base);
     corpus_tensors(base);
     corpus_model(base);
+    corpus_tokenizer_models(base);
 
     /* a file that does not exist, and a directory */
     al_error err = {0};
