@@ -4,6 +4,7 @@
  * against the architecture.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,15 +212,26 @@ static const al_arch_desc k_archs[] = {
 #undef OPT
 #undef REQ
 
+const char *al_model_architectures(void)
+{
+    return al_arch_names();
+}
+
+static char g_arch_names[512];
+static pthread_once_t g_arch_names_once = PTHREAD_ONCE_INIT;
+
+static void arch_names_init(void)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(k_archs) / sizeof(k_archs[0]) && off < sizeof(g_arch_names); i++)
+        off += (size_t)snprintf(g_arch_names + off, sizeof(g_arch_names) - off, "%s%s", i ? ", " : "",
+                                k_archs[i].name);
+}
+
 const char *al_arch_names(void)
 {
-    static char names[512];
-    if (!names[0]) {
-        size_t off = 0;
-        for (size_t i = 0; i < sizeof(k_archs) / sizeof(k_archs[0]); i++)
-            off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", i ? ", " : "", k_archs[i].name);
-    }
-    return names;
+    pthread_once(&g_arch_names_once, arch_names_init);
+    return g_arch_names;
 }
 
 static const al_arch_desc *find_arch(const char *name)
@@ -405,8 +417,8 @@ static al_status load_hparams(loader *L)
     }
     uint32_t vlen;
     if (arch_u32(L, "attention.value_length", &vlen) && vlen != hp->head_dim)
-        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %u", L->path, vlen,
-                      hp->head_dim);
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: key '%s.attention.value_length' = %u differs from key_length %u",
+                      L->path, L->arch, vlen, hp->head_dim);
     if (hp->head_dim == 0 || hp->head_dim > 1024 || hp->head_dim % 2)
         return al_err(L->err, AL_ERR_FORMAT, "%s: head dimension %u is not an even number in 2..1024", L->path,
                       hp->head_dim);

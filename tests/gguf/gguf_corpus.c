@@ -599,7 +599,7 @@ static void corpus_model(const gmodel *base)
     MUTATE(base, "missing-ffn-length", AT_MODEL, "llama.feed_forward_length", NULL,
            kv_del(m, "llama.feed_forward_length"));
     MUTATE(base, "missing-architecture", AT_MODEL, "general.architecture", NULL, kv_del(m, "general.architecture"));
-    MUTATE(base, "unknown-architecture", AT_MODEL, "gptj", NULL, kv_del(m, "general.architecture");
+    MUTATE(base, "unknown-architecture", AT_MODEL, "gptj", "supported: llama, qwen2, qwen3, gemma", kv_del(m, "general.architecture");
            kv_str(m, "general.architecture", "gptj"));
     MUTATE(base, "block-count-string", AT_MODEL, "llama.block_count", NULL, kv_del(m, "llama.block_count");
            kv_str(m, "llama.block_count", "1"));
@@ -638,6 +638,187 @@ static void corpus_model(const gmodel *base)
     MUTATE(base, "tokenizer-scores-short", AT_MODEL, "tokenizer.ggml.scores", NULL,
            kvdef *k = kv_find(m, "tokenizer.ggml.scores"); uint64_t c = 3; memcpy(k->val.p + 4, &c, 8);
            k->val.n = 12 + 12);
+}
+
+/* ------------------------------------------------------------ architectures */
+
+/* Renames every "llama." key to "<arch>." and sets general.architecture. */
+static void set_arch(gmodel *m, const char *arch)
+{
+    for (int i = 0; i < m->n_kvs; i++)
+        if (!strncmp(m->kv[i].key, "llama.", 6)) {
+            char k[96];
+            snprintf(k, sizeof k, "%s.%s", arch, m->kv[i].key + 6);
+            snprintf(m->kv[i].key, sizeof m->kv[i].key, "%s", k);
+        }
+    kvdef *a = kv_find(m, "general.architecture");
+    a->val.n = 0;
+    put_str(&a->val, arch);
+}
+
+/* "<arch>.<suffix>" for the test's arch: the one general.architecture names. */
+static const char *akey(gmodel *m, const char *suffix)
+{
+    static char k[96];
+    kvdef *a = kv_find(m, "general.architecture");
+    uint64_t n;
+    memcpy(&n, a->val.p, 8);
+    snprintf(k, sizeof k, "%.*s.%s", (int)n, (const char *)a->val.p + 8, suffix);
+    return k;
+}
+
+/* An array of n values of type T_U32 or 7 (bool). */
+static void kv_arr(gmodel *m, const char *key, uint32_t type, int n, const uint32_t *v)
+{
+    kvdef *kv = kv_add(m, key, T_ARR);
+    put_u32(&kv->val, type);
+    put_u64(&kv->val, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        if (type == 7) {
+            uint8_t b = v[i] != 0;
+            put(&kv->val, &b, 1);
+        } else {
+            put_u32(&kv->val, v[i]);
+        }
+    }
+}
+
+/* The base model's tensors reshaped for a family (1 layer). */
+static void family(gmodel *m, const char *arch)
+{
+    set_arch(m, arch);
+    if (!strcmp(arch, "gemma2") || !strcmp(arch, "olmo2")) {
+        t_add(m, "blk.0.post_attention_norm.weight", 1, DIM, 1);
+        t_add(m, "blk.0.post_ffw_norm.weight", 1, DIM, 1);
+    }
+    if (!strcmp(arch, "gemma2"))
+        kv_u32(m, akey(m, "attention.sliding_window"), 16);
+    if (!strcmp(arch, "olmo2")) {
+        t_del(m, "blk.0.attn_norm.weight");
+        t_del(m, "blk.0.ffn_norm.weight");
+        t_add(m, "blk.0.attn_q_norm.weight", 1, DIM, 1);
+        t_add(m, "blk.0.attn_k_norm.weight", 1, DIM / 2, 1);
+    }
+    if (!strcmp(arch, "qwen3")) {
+        t_add(m, "blk.0.attn_q_norm.weight", 1, DIM / 2, 1);
+        t_add(m, "blk.0.attn_k_norm.weight", 1, DIM / 2, 1);
+    }
+    if (!strcmp(arch, "phi3")) {
+        t_del(m, "blk.0.attn_q.weight");
+        t_del(m, "blk.0.attn_k.weight");
+        t_del(m, "blk.0.attn_v.weight");
+        t_add(m, "blk.0.attn_qkv.weight", 2, DIM, 2 * DIM);
+        t_del(m, "blk.0.ffn_gate.weight");
+        t_find(m, "blk.0.ffn_up.weight")->ne[1] = 2 * NFF;
+    }
+    if (!strcmp(arch, "starcoder2") || !strcmp(arch, "stablelm")) {
+        kvdef *e = kv_find(m, akey(m, "attention.layer_norm_rms_epsilon"));
+        snprintf(e->key, sizeof e->key, "%s", akey(m, "attention.layer_norm_epsilon"));
+        const char *bias[] = {"blk.0.attn_norm.bias", "blk.0.ffn_norm.bias", "output_norm.bias"};
+        for (int i = 0; i < 3; i++)
+            t_add(m, bias[i], 1, DIM, 1);
+    }
+    if (!strcmp(arch, "starcoder2")) {
+        t_del(m, "blk.0.ffn_gate.weight");
+        t_add(m, "blk.0.attn_q.bias", 1, DIM, 1);
+        t_add(m, "blk.0.attn_k.bias", 1, DIM / 2, 1);
+        t_add(m, "blk.0.attn_v.bias", 1, DIM / 2, 1);
+        t_add(m, "blk.0.attn_output.bias", 1, DIM, 1);
+        t_add(m, "blk.0.ffn_up.bias", 1, NFF, 1);
+        t_add(m, "blk.0.ffn_down.bias", 1, DIM, 1);
+    }
+}
+
+/* Each family's variant of the base model loads and decodes a token. */
+static void positive_families(const gmodel *base)
+{
+    static const char *const archs[] = {"gemma2", "olmo2", "qwen3", "phi3", "starcoder2", "stablelm"};
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
+        gmodel *m = malloc(sizeof *m);
+        model_copy(m, base);
+        family(m, archs[i]);
+        buf b = {0};
+        model_write(m, &b);
+        char path[512];
+        snprintf(path, sizeof path, "%s/valid-%s.gguf", g_dir, archs[i]);
+        CHECK(write_file(path, b.p, b.n), "cannot write %s", path);
+        al_error err = {0};
+        al_model *mdl = NULL;
+        g_cases++;
+        CHECK(al_model_load(path, NULL, &mdl, &err) == AL_OK, "valid %s model refused: %s", archs[i], err.msg);
+        if (mdl) {
+            al_model_info info;
+            al_model_get_info(mdl, &info);
+            CHECK(!strcmp(info.arch, archs[i]), "arch %s reported as %s", archs[i], info.arch);
+            al_context *c = NULL;
+            al_context_params cp = al_context_default_params();
+            cp.n_ctx = 8;
+            CHECK(al_context_new(mdl, &cp, &c, &err) == AL_OK, "%s: context: %s", archs[i], err.msg);
+            int32_t tok = 1, pos = 0;
+            bool want = true;
+            al_batch bt = {1, &tok, &pos, NULL, &want};
+            CHECK(c && al_decode(c, &bt, &err) == AL_OK && al_get_logits(c, 0), "%s: decode: %s", archs[i],
+                  err.msg);
+            printf("  %-10s loads and decodes\n", archs[i]);
+            al_context_free(c);
+            al_model_free(mdl);
+        }
+        free(b.p);
+        model_free(m);
+        free(m);
+    }
+}
+
+static void corpus_arch(const gmodel *base)
+{
+    static const uint32_t two[2] = {NFF, NFF}, zero[1] = {0}, tf[2] = {1, 0};
+    MUTATE(base, "arch-gemma2-missing-post-norm", AT_MODEL, "blk.0.post_attention_norm.weight", "missing",
+           family(m, "gemma2"); t_del(m, "blk.0.post_attention_norm.weight"));
+    MUTATE(base, "arch-gemma2-missing-window", AT_MODEL, "gemma2.attention.sliding_window", "missing",
+           family(m, "gemma2"); kv_del(m, "gemma2.attention.sliding_window"));
+    MUTATE(base, "arch-gemma2-window-0", AT_MODEL, "gemma2.attention.sliding_window", "= 0",
+           family(m, "gemma2"); kv_find(m, "gemma2.attention.sliding_window")->val.p[0] = 0);
+    MUTATE(base, "arch-gemma2-window-beyond-context", AT_MODEL, "gemma2.attention.sliding_window",
+           "context_length (32)", family(m, "gemma2");
+           kv_find(m, "gemma2.attention.sliding_window")->val.p[0] = 64);
+    MUTATE(base, "arch-olmo2-pattern-wrong-length", AT_MODEL, "olmo2.attention.sliding_window_pattern",
+           "2 values but block_count is 1", family(m, "olmo2");
+           kv_u32(m, "olmo2.attention.sliding_window", 16);
+           kv_arr(m, "olmo2.attention.sliding_window_pattern", 7, 2, tf));
+    MUTATE(base, "arch-olmo2-q-norm-per-head", AT_MODEL, "blk.0.attn_q_norm.weight", "vector of 8",
+           family(m, "olmo2"); t_find(m, "blk.0.attn_q_norm.weight")->ne[0] = DIM / 2);
+    MUTATE(base, "arch-olmo2-missing-post-ffw-norm", AT_MODEL, "blk.0.post_ffw_norm.weight", "missing",
+           family(m, "olmo2"); t_del(m, "blk.0.post_ffw_norm.weight"));
+    MUTATE(base, "arch-qwen3-missing-k-norm", AT_MODEL, "blk.0.attn_k_norm.weight", "missing",
+           family(m, "qwen3"); t_del(m, "blk.0.attn_k_norm.weight"));
+    MUTATE(base, "arch-phi3-fused-qkv-rows", AT_MODEL, "blk.0.attn_qkv.weight", "shape", family(m, "phi3");
+           t_find(m, "blk.0.attn_qkv.weight")->ne[1] = DIM);
+    MUTATE(base, "arch-phi3-fused-up-rows", AT_MODEL, "blk.0.ffn_up.weight", "shape", family(m, "phi3");
+           t_find(m, "blk.0.ffn_up.weight")->ne[1] = NFF);
+    MUTATE(base, "arch-starcoder2-o-bias-length", AT_MODEL, "blk.0.attn_output.bias", "vector of 8",
+           family(m, "starcoder2"); t_find(m, "blk.0.attn_output.bias")->ne[0] = DIM / 2);
+    MUTATE(base, "arch-starcoder2-missing-up-bias", AT_MODEL, "blk.0.ffn_up.bias", "missing",
+           family(m, "starcoder2"); t_del(m, "blk.0.ffn_up.bias"));
+    MUTATE(base, "arch-stablelm-missing-norm-bias", AT_MODEL, "blk.0.attn_norm.bias", "missing",
+           family(m, "stablelm"); t_del(m, "blk.0.attn_norm.bias"));
+    MUTATE(base, "ffn-length-array-wrong-length", AT_MODEL, "llama.feed_forward_length",
+           "2 values but block_count is 1", kv_del(m, "llama.feed_forward_length");
+           kv_arr(m, "llama.feed_forward_length", T_U32, 2, two));
+    MUTATE(base, "head-count-kv-array-wrong-length", AT_MODEL, "llama.attention.head_count_kv",
+           "2 values but block_count is 1", kv_del(m, "llama.attention.head_count_kv");
+           kv_arr(m, "llama.attention.head_count_kv", T_U32, 2, two));
+    MUTATE(base, "head-count-kv-array-zero", AT_MODEL, "llama.attention.head_count_kv", "must divide",
+           kv_del(m, "llama.attention.head_count_kv"); kv_arr(m, "llama.attention.head_count_kv", T_U32, 1, zero));
+    MUTATE(base, "head-count-kv-above-head-count", AT_MODEL, "llama.attention.head_count_kv", "must divide",
+           kv_del(m, "llama.attention.head_count_kv"); kv_u32(m, "llama.attention.head_count_kv", 4));
+    MUTATE(base, "key-length-contradicts-tensors", AT_MODEL, "blk.0.attn_q.weight", "shape",
+           kv_u32(m, "llama.attention.key_length", 8); kv_u32(m, "llama.attention.value_length", 8));
+    MUTATE(base, "value-length-differs", AT_MODEL, "value_length", "key_length",
+           kv_u32(m, "llama.attention.value_length", 8));
+    MUTATE(base, "rope-scaling-type-unknown", AT_MODEL, "rope scaling type 'longrope'", NULL,
+           kv_f32(m, "llama.rope.scaling.factor", 4.0f); kv_str(m, "llama.rope.scaling.type", "longrope"));
+    MUTATE(base, "granite-logit-scale-0", AT_MODEL, "granite.logit_scale", "positive", set_arch(m, "granite");
+           kv_f32(m, "granite.logit_scale", 0.0f));
 }
 
 /* The real files in ../shared are the positive cases. */
@@ -703,6 +884,9 @@ int main(void)
     corpus_kv(base);
     corpus_tensors(base);
     corpus_model(base);
+    corpus_arch(base);
+    printf("families:\n");
+    positive_families(base);
 
     /* a file that does not exist, and a directory */
     al_error err = {0};
