@@ -57,6 +57,7 @@ struct al_context {
     float *attn;          /* (n_batch, n_head*head_dim) */
     float *gate;          /* (n_batch, n_ff) */
     float *up;            /* (n_batch, n_ff) */
+    const al_rope *rope[2]; /* the model's RoPE of each layer group for this context */
     float *rope_cos;      /* (n_rope, n_batch, n_rot/2) */
     float *rope_sin;      /* (n_rope, n_batch, n_rot/2) */
     float *att_scores;    /* (n_threads, att_scratch) attention scratch */
@@ -186,6 +187,8 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->attn = alloc_aligned(B * nq * 4);
     c->gate = alloc_aligned(B * hp->n_ff * 4);
     c->up = alloc_aligned(B * hp->n_ff * 4);
+    c->rope[0] = &m->rope[hp->rope_long_ctx && c->p.n_ctx > hp->rope_long_ctx ? 2 : 0];
+    c->rope[1] = &m->rope[1];
     c->rope_cos = alloc_aligned(hp->n_rope * B * hp->n_rot / 2 * 4);
     c->rope_sin = alloc_aligned(hp->n_rope * B * hp->n_rot / 2 * 4);
     c->att_scratch = (al_attn_tile_scratch_floats(c->group_max, attn_tile_tokens(c->group_max), hp->head_dim,
@@ -323,7 +326,7 @@ static void rope_tables(al_context *c, const int32_t *pos, int64_t n_tok)
     const uint32_t half = hp->n_rot / 2;
     const size_t table = (size_t)c->p.n_batch * half;
     for (uint32_t r = 0; r < hp->n_rope; r++) {
-        const float *inv_freq = c->model->rope[r].inv_freq, ms = c->model->rope[r].mscale;
+        const float *inv_freq = c->rope[r]->inv_freq, ms = c->rope[r]->mscale;
         float *cs = c->rope_cos + r * table, *sn = c->rope_sin + r * table;
         for (int64_t t = 0; t < n_tok; t++) {
             for (uint32_t i = 0; i < half; i++) {

@@ -641,8 +641,20 @@ static al_status load_tensors(loader *L)
     if (D->norm == AL_NORM_LAYER && D->norm_bias != AL_NEED_NO &&
         (st = bind_vec(L, "output_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->output_norm_b)))
         return st;
-    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
+        (st = bind_vec(L, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
+        (st = bind_vec(L, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))
         return st;
+    if ((m->rope_long != NULL) != (m->rope_short != NULL))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' is missing: LongRoPE needs both factor vectors",
+                      L->path, m->rope_long ? "rope_factors_short.weight" : "rope_factors_long.weight");
+    const float *fv[3] = {m->rope_freqs, m->rope_long, m->rope_short};
+    static const char *const fn[3] = {"rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"};
+    for (int k = 0; k < 3; k++)
+        for (uint32_t i = 0; fv[k] && i < hp->n_rot / 2; i++)
+            if (!(fv[k][i] > 0.0f) || !isfinite(fv[k][i]))
+                return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' holds %g at %u: RoPE factors must be positive",
+                              L->path, fn[k], (double)fv[k][i], i);
     for (uint32_t i = 0; i < hp->n_layer; i++)
         if ((st = load_layer(L, i)))
             return st;
@@ -689,7 +701,7 @@ static al_status rope_setup(loader *L)
         al_str type;
         char key[128];
         snprintf(key, sizeof(key), "%s.rope.scaling.type", L->arch);
-        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear"))
+        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear") || al_str_eq(type, "longrope"))
             ;
         else if (al_str_eq(type, "yarn"))
             yarn = true;
@@ -697,7 +709,7 @@ static al_status rope_setup(loader *L)
             factor = 1.0f;
         else
             return al_err(L->err, AL_ERR_UNSUPPORTED,
-                          "%s: rope scaling type '%.*s' is not supported (linear and yarn are)", L->path,
+                          "%s: rope scaling type '%.*s' is not supported (linear, yarn and longrope are)", L->path,
                           (int)(type.len > 32 ? 32 : type.len), type.ptr);
     } else {
         factor = 1.0f;
@@ -731,9 +743,14 @@ static al_status rope_setup(loader *L)
             hp->attn_temp = 0.0f;
     }
 
-    for (uint32_t r = 0; r < hp->n_rope; r++) {
+    if (m->rope_long)
+        hp->rope_long_ctx = n_ctx_orig;
+    for (uint32_t r = 0; r < 3; r++) {
+        if ((r == 1 && hp->n_rope < 2) || (r == 2 && !m->rope_long))
+            continue;
         float base = hp->rope_base, fs = 1.0f / factor, e = ext, mscale = attn_factor;
-        const float *ff = m->rope_freqs;
+        /* Llama 3 factors; LongRoPE's short ones, long ones for long contexts */
+        const float *ff = m->rope_freqs ? m->rope_freqs : r == 2 ? m->rope_long : m->rope_short;
         if (r == 1) {
             (void)arch_f32(L, "rope.freq_base_swa", &base);
             if (!(base > 0.0f))
@@ -877,8 +894,10 @@ void al_model_free(al_model *m)
     free(m->output_norm);
     free(m->output_norm_b);
     free(m->rope_freqs);
-    free(m->rope[0].inv_freq);
-    free(m->rope[1].inv_freq);
+    free(m->rope_long);
+    free(m->rope_short);
+    for (int r = 0; r < 3; r++)
+        free(m->rope[r].inv_freq);
     al_vocab_free(m->vocab);
     free(m->chat_template);
     free(m->template_error);

@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +93,8 @@ typedef struct tdef {
     uint32_t type;
     bool off_set; /* offset given, else laid out after the previous one */
     uint64_t offset;
+    bool fill_set; /* an F32 tensor whose every value is fill, else the pattern */
+    float fill;
 } tdef;
 
 typedef struct gmodel {
@@ -253,6 +256,18 @@ static void model_write(const gmodel *m, buf *out)
         put_f32(out, 0.01f * (float)((i * 7) % 13) - 0.06f);
     while (out->n < data_start + data_end)
         put(out, "", 1);
+    next = 0;
+    for (int i = 0; i < m->n_ts; i++) { /* the same layout as above */
+        const tdef *t = &m->t[i];
+        uint64_t nb = t_bytes(t);
+        if (nb > (1u << 20))
+            nb = 0;
+        uint64_t off = t->off_set ? t->offset : next;
+        if (!t->off_set)
+            next = (off + nb + a - 1) / a * a;
+        for (uint64_t k = 0; t->fill_set && t->type == 0 && off + nb <= data_end && k < nb / 4; k++)
+            memcpy(out->p + data_start + off + 4 * k, &t->fill, 4);
+    }
 }
 
 /* The base model: a tiny llama (dim 8, 1 layer, 2 heads, 1 KV head, FFN 16,
@@ -769,6 +784,90 @@ static void positive_families(const gmodel *base)
     }
 }
 
+/* Last logits of tokens 1, 5, 6, 7 at positions 0..3 (RoPE matters), or NULL. */
+static float *logits4(const gmodel *g, const char *name, uint32_t n_ctx)
+{
+    buf b = {0};
+    model_write(g, &b);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.gguf", g_dir, name);
+    bool ok = write_file(path, b.p, b.n);
+    free(b.p);
+    al_error err = {0};
+    al_model *m = NULL;
+    if (!ok || al_model_load(path, NULL, &m, &err) != AL_OK) {
+        CHECK(0, "%s: %s", name, err.msg);
+        return NULL;
+    }
+    al_context_params cp = al_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.exact = true;
+    al_context *c = NULL;
+    float *out = NULL;
+    int32_t tok[4] = {1, 5, 6, 7}, pos[4] = {0, 1, 2, 3};
+    bool want[4] = {false, false, false, true};
+    al_batch bt = {4, tok, pos, NULL, want};
+    if (al_context_new(m, &cp, &c, &err) == AL_OK && al_decode(c, &bt, &err) == AL_OK) {
+        out = malloc(NVOCAB * sizeof(float));
+        memcpy(out, al_get_logits(c, 3), NVOCAB * sizeof(float));
+    }
+    CHECK(out, "%s: %s", name, err.msg);
+    al_context_free(c);
+    al_model_free(m);
+    return out;
+}
+
+static float max_diff(const float *a, const float *b)
+{
+    float d = 0.0f;
+    for (int i = 0; a && b && i < NVOCAB; i++)
+        d = fabsf(a[i] - b[i]) > d ? fabsf(a[i] - b[i]) : d;
+    return d;
+}
+
+/* LongRoPE: a context longer than original_context_length (16) uses
+ * rope_factors_long (as rope_freqs would), a shorter one the short
+ * factors (1: as no factors). */
+static void positive_longrope(const gmodel *base)
+{
+    gmodel *g = malloc(sizeof *g);
+    model_copy(g, base);
+    family(g, "phi3");
+    kv_u32(g, "phi3.rope.scaling.original_context_length", 16);
+    tdef *qkv = t_find(g, "blk.0.attn_qkv.weight"); /* large scores: positions matter */
+    qkv->fill_set = true;
+    qkv->fill = 1.0f;
+    float *plain8 = logits4(g, "longrope-none-8", 8), *plain32 = logits4(g, "longrope-none-32", 32);
+    tdef *t = t_add(g, "rope_freqs.weight", 1, 2, 1);
+    t->fill_set = true;
+    t->fill = 4.0f;
+    float *freqs32 = logits4(g, "longrope-freqs-32", 32);
+    t_del(g, "rope_freqs.weight");
+    t = t_add(g, "rope_factors_long.weight", 1, 2, 1);
+    t->fill_set = true;
+    t->fill = 4.0f;
+    t = t_add(g, "rope_factors_short.weight", 1, 2, 1);
+    t->fill_set = true;
+    t->fill = 1.0f;
+    float *long8 = logits4(g, "longrope-8", 8), *long32 = logits4(g, "longrope-32", 32);
+    g_cases += 3;
+    printf("  longrope: short ctx vs none %.2g, long ctx vs rope_freqs %.2g, long ctx vs none %.2g (logits up to %.2g)\n",
+           (double)max_diff(long8, plain8), (double)max_diff(long32, freqs32), (double)max_diff(long32, plain32),
+           (double)max_diff(plain32, (const float[NVOCAB]){0}));
+    CHECK(long8 && plain8 && max_diff(long8, plain8) < 1e-6f, "LongRoPE, short context: not the short factors");
+    CHECK(long32 && freqs32 && max_diff(long32, freqs32) < 1e-6f, "LongRoPE, long context: not the long factors");
+    static const float zero[NVOCAB];
+    const float scale = max_diff(plain32, zero); /* the logits' magnitude */
+    CHECK(long32 && plain32 && max_diff(long32, plain32) > 1e-3f * scale, "LongRoPE factors of 4 change nothing");
+    free(plain8);
+    free(plain32);
+    free(freqs32);
+    free(long8);
+    free(long32);
+    model_free(g);
+    free(g);
+}
+
 static void corpus_arch(const gmodel *base)
 {
     static const uint32_t two[2] = {NFF, NFF}, zero[1] = {0}, tf[2] = {1, 0};
@@ -815,8 +914,12 @@ static void corpus_arch(const gmodel *base)
            kv_u32(m, "llama.attention.key_length", 8); kv_u32(m, "llama.attention.value_length", 8));
     MUTATE(base, "value-length-differs", AT_MODEL, "value_length", "key_length",
            kv_u32(m, "llama.attention.value_length", 8));
-    MUTATE(base, "rope-scaling-type-unknown", AT_MODEL, "rope scaling type 'longrope'", NULL,
-           kv_f32(m, "llama.rope.scaling.factor", 4.0f); kv_str(m, "llama.rope.scaling.type", "longrope"));
+    MUTATE(base, "rope-scaling-type-unknown", AT_MODEL, "rope scaling type 'dynamic'", NULL,
+           kv_f32(m, "llama.rope.scaling.factor", 4.0f); kv_str(m, "llama.rope.scaling.type", "dynamic"));
+    MUTATE(base, "rope-factors-long-alone", AT_MODEL, "rope_factors_short.weight", "missing",
+           t_add(m, "rope_factors_long.weight", 1, 2, 1));
+    MUTATE(base, "rope-freqs-not-positive", AT_MODEL, "rope_freqs.weight", "must be positive",
+           tdef *t = t_add(m, "rope_freqs.weight", 1, 2, 1); t->fill_set = true; t->fill = 0.0f);
     MUTATE(base, "granite-logit-scale-0", AT_MODEL, "granite.logit_scale", "positive", set_arch(m, "granite");
            kv_f32(m, "granite.logit_scale", 0.0f));
 }
@@ -887,6 +990,7 @@ int main(void)
     corpus_arch(base);
     printf("families:\n");
     positive_families(base);
+    positive_longrope(base);
 
     /* a file that does not exist, and a directory */
     al_error err = {0};
