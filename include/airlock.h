@@ -72,7 +72,7 @@ al_status al_model_load(const char *path, const al_model_params *params,
 void al_model_free(al_model *model);
 
 typedef struct al_model_info {
-    char arch[32];          /* "llama", "qwen2", "qwen3" */
+    char arch[32];          /* general.architecture: one of al_model_architectures() */
     char name[128];         /* general.name, or "" */
     uint64_t n_params;      /* total elements of all tensors */
     uint64_t file_bytes;
@@ -93,6 +93,10 @@ typedef struct al_model_info {
 } al_model_info;
 
 void al_model_get_info(const al_model *model, al_model_info *out);
+
+/* The architectures (general.architecture values) the engine runs, as
+ * "llama, qwen2, ...". Static storage. */
+const char *al_model_architectures(void);
 
 /* The model's tokenizer. Owned by the model. */
 const al_vocab *al_model_vocab(const al_model *model);

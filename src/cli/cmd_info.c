@@ -11,7 +11,8 @@ static void help(FILE *f)
                "Validates a GGUF model and prints its architecture, parameter count,\n"
                "context length, layers/heads/dims, tensor type mix, tokenizer, whether\n"
                "it carries a chat template, and the file's sha256.\n"
-               "  --check-tensors  also dequantize every tensor and refuse NaN/infinity (slow)\n");
+               "  --check-tensors  also dequantize every tensor and refuse NaN/infinity (slow)\n\n"
+               "Supported architectures: %s.\n", al_model_architectures());
 }
 
 int cmd_info(int argc, char **argv)
@@ -56,7 +57,7 @@ int cmd_info(int argc, char **argv)
     printf("heads:          %u (kv %u, head dim %u)\n", in.n_head, in.n_head_kv, in.head_dim);
     printf("feed-forward:   %u\n", in.n_ff);
     printf("rope base:      %g\n", (double)in.rope_base);
-    printf("rms norm eps:   %g\n", (double)in.norm_eps);
+    printf("norm eps:       %g\n", (double)in.norm_eps);
     printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");
     printf("tensor types:   %s\n", in.type_mix);
     printf("vocab:          %s, %d tokens (embedding rows %u)\n", in.vocab_type,
