@@ -340,11 +340,9 @@ static void *alloc64(size_t n)
     return p;
 }
 
-al_moe_scratch *al_moe_scratch_new(const al_moe_hparams *hp, const al_moe_layer *layers, uint32_t n_layer,
-                                   int64_t n_embd, uint32_t n_batch, int n_threads, bool exact)
+al_moe_scratch *al_moe_scratch_new(const al_moe_hparams *hp, int64_t n_embd, uint32_t n_batch, int n_threads,
+                                   bool exact)
 {
-    (void)layers;
-    (void)n_layer;
     al_moe_scratch *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;

@@ -109,10 +109,11 @@ static inline al_weight al_expert(const al_experts *x, uint32_t e)
  * made with the context, owned by it, used by one thread at a time. */
 typedef struct al_moe_scratch al_moe_scratch;
 
-/* layers: the n_layer MoE layers (their weight types size the matmul
- * scratch). Returns NULL when out of memory. */
-al_moe_scratch *al_moe_scratch_new(const al_moe_hparams *hp, const al_moe_layer *layers, uint32_t n_layer,
-                                   int64_t n_embd, uint32_t n_batch, int n_threads, bool exact);
+/* For a pool of n_threads; exact: the plain-C path. Returns NULL when out
+ * of memory. Large buffers are not touched here: their pages are mapped
+ * as the forward pass first writes them. */
+al_moe_scratch *al_moe_scratch_new(const al_moe_hparams *hp, int64_t n_embd, uint32_t n_batch, int n_threads,
+                                   bool exact);
 void al_moe_scratch_free(al_moe_scratch *s);
 
 /* out (n_tok, n_embd) = the MoE feed-forward of x (n_tok, n_embd, the

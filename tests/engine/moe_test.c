@@ -443,7 +443,7 @@ static void check_forward(const char *what, al_moe_hparams hp, uint32_t etype, b
     for (int tk = 0; tk < NT; tk++)
         ref_token(&t, x + tk * d, ref + tk * d);
     for (int exact = 1; exact >= 0; exact--) {
-        al_moe_scratch *s = al_moe_scratch_new(&t.hp, &t.ly, 1, d, NB, al_threadpool_size(g_pool), exact);
+        al_moe_scratch *s = al_moe_scratch_new(&t.hp, d, NB, al_threadpool_size(g_pool), exact);
         assert_non_null(s);
         al_error err = {0};
         assert_int_equal(al_moe_forward(s, g_pool, exact, &t.hp, &t.ly, 0, d, x, NT, out, &err), AL_OK);
