@@ -32,9 +32,9 @@ static const al_type_traits k_traits[AL_TYPE_COUNT] = {
     [28] = {"F64", 1, 8, false},
     [AL_TYPE_IQ1_M] = {"IQ1_M", 256, 56, false},
     [AL_TYPE_BF16] = {"BF16", 1, 2, true},
-    [AL_TYPE_TQ1_0] = {"TQ1_0", 256, 54, false},
-    [AL_TYPE_TQ2_0] = {"TQ2_0", 256, 66, false},
-    [AL_TYPE_MXFP4] = {"MXFP4", 32, 17, false},
+    [AL_TYPE_TQ1_0] = {"TQ1_0", 256, 54, true},
+    [AL_TYPE_TQ2_0] = {"TQ2_0", 256, 66, true},
+    [AL_TYPE_MXFP4] = {"MXFP4", 32, 17, true},
 };
 
 static const al_type_traits k_unknown = {NULL, 0, 0, false};

@@ -463,6 +463,108 @@ static void test_dequant_real(void **state)
     al_gguf_close(ref);
 }
 
+/* The shared files of the issue-13 types: tiny-llama-tq1_0 and -tq2_0 hold
+ * the same ternary values in two block formats (identical dequantized
+ * tensors); tiny-gpt-oss-mxfp4's MXFP4 expert tensors dequantize to finite,
+ * non-trivial values, and al_matmul on an expert's rows agrees with the
+ * exact path. */
+static al_gguf *open_shared(const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/models/%s", shared_dir(), file);
+    al_gguf *g = NULL;
+    al_error err;
+    if (al_gguf_open(path, NULL, &g, &err) != AL_OK) {
+        printf("SKIP %s: %s\n", file, err.msg);
+        return NULL;
+    }
+    return g;
+}
+
+static void test_dequant_real_new_types(void **state)
+{
+    (void)state;
+    al_gguf *g1 = open_shared("tiny-llama-tq1_0.gguf"), *g2 = open_shared("tiny-llama-tq2_0.gguf");
+    if (g1 && g2) {
+        int n = 0;
+        for (uint64_t i = 0; i < g1->n_tensors; i++) {
+            const al_gguf_tensor *a = &g1->tensors[i];
+            if (a->type != AL_TYPE_TQ1_0)
+                continue;
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)a->name.len, a->name.ptr);
+            const al_gguf_tensor *b = al_gguf_find_tensor(g2, name);
+            assert_non_null(b);
+            assert_int_equal(b->type, AL_TYPE_TQ2_0);
+            assert_int_equal(a->n_elems, b->n_elems);
+            float *ya = xalloc(a->n_elems * 4), *yb = xalloc(b->n_elems * 4);
+            al_dequantize_row(a->type, a->data, ya, (int64_t)a->n_elems);
+            al_dequantize_row(b->type, b->data, yb, (int64_t)b->n_elems);
+            uint64_t n_zero = 0;
+            for (uint64_t e = 0; e < a->n_elems; e++) {
+                if (ya[e] != yb[e])
+                    fail_msg("%s element %llu: TQ1_0 %g vs TQ2_0 %g", name, (unsigned long long)e, ya[e], yb[e]);
+                n_zero += ya[e] == 0.0f;
+            }
+            /* ternary: about a third zeros, not all */
+            assert_true(n_zero > a->n_elems / 10 && n_zero < a->n_elems / 10 * 9);
+            free(ya), free(yb);
+            n++;
+        }
+        printf("  tiny-llama-tq1_0 vs -tq2_0: %d ternary tensors dequantize identically\n", n);
+        assert_true(n >= 14);
+    }
+    al_gguf_close(g1);
+    al_gguf_close(g2);
+    al_gguf *g = open_shared("tiny-gpt-oss-mxfp4.gguf");
+    if (!g)
+        return;
+    int n = 0;
+    al_threadpool *tp = al_threadpool_new(2);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        if (t->type != AL_TYPE_MXFP4)
+            continue;
+        float *y = xalloc(t->n_elems * 4);
+        al_dequantize_row(t->type, t->data, y, (int64_t)t->n_elems);
+        double ss = 0;
+        for (uint64_t e = 0; e < t->n_elems; e++) {
+            if (!isfinite(y[e]))
+                fail_msg("%.*s element %llu is %g", (int)t->name.len, t->name.ptr, (unsigned long long)e, y[e]);
+            ss += (double)y[e] * y[e];
+        }
+        assert_true(ss > 0);
+        uint64_t bad = 0;
+        const char *why = NULL;
+        assert_true(al_check_block_scales(t->type, t->data, t->n_elems / 32, &bad, &why));
+        /* the first expert's rows through the fast and the exact matmul */
+        const int64_t k = (int64_t)t->ne[0], rows = (int64_t)t->ne[1], n_tok = 5;
+        const size_t rb = al_type_row_bytes(t->type, k);
+        float *X = xalloc((size_t)(k * n_tok) * 4), *Y = xalloc((size_t)(rows * n_tok) * 4);
+        float *Ye = xalloc((size_t)(rows * n_tok) * 4);
+        fill_x(X, k * n_tok, 0);
+        void *s1 = xalloc(al_matmul_scratch_bytes(t->type, k, n_tok));
+        void *s2 = xalloc(al_matmul_exact_scratch_bytes(k, 2));
+        al_matmul(tp, t->type, t->data, rows, k, rb, X, n_tok, Y, rows, s1);
+        al_matmul_exact(tp, t->type, t->data, rows, k, rb, X, n_tok, Ye, rows, s2);
+        for (int64_t r = 0; r < rows; r++) {
+            double wabs = 0;
+            for (int64_t e = 0; e < k; e++)
+                wabs += fabs(y[r * k + e]);
+            for (int64_t tok = 0; tok < n_tok; tok++)
+                if (!(fabs(Y[tok * rows + r] - Ye[tok * rows + r]) <= wabs * (1.01 / 254.0 + 1e-3) + 1e-5))
+                    fail_msg("%.*s row %lld tok %lld: %.9g vs exact %.9g", (int)t->name.len, t->name.ptr,
+                             (long long)r, (long long)tok, Y[tok * rows + r], Ye[tok * rows + r]);
+        }
+        free(X), free(Y), free(Ye), free(s1), free(s2), free(y);
+        n++;
+    }
+    al_threadpool_free(tp);
+    printf("  tiny-gpt-oss-mxfp4: %d MXFP4 tensors finite, matmul = exact on their first expert\n", n);
+    assert_true(n >= 2);
+    al_gguf_close(g);
+}
+
 /* ------------------------------------------------------------ kernels */
 
 /* One weight row against nt activation rows, three ways. */
@@ -901,6 +1003,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half),
         cmocka_unit_test(test_dequant_known),
+        cmocka_unit_test(test_dequant_real_new_types),
         cmocka_unit_test(test_quant_roundtrip),
         cmocka_unit_test(test_dequant_real),
         cmocka_unit_test(test_kernels),
