@@ -14,6 +14,7 @@
 #include "model/moe.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
+#include "tensor/quant_iq4.h"
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
@@ -791,6 +792,30 @@ static al_status rope_setup(loader *L)
     return AL_OK;
 }
 
+/* Refuses a tensor holding a block whose scale is an F16 NaN or infinity
+ * or an E8M0 exponent of 255 (MXFP4's NaN): every dot product touching
+ * such a block is NaN, and the logits with it. Done at every load: it reads
+ * only the scale bytes, but that brings in every page of the weights,
+ * about what packing the weights (the default) costs anyway. NaN or
+ * infinite F32/F16/BF16 values and quants that overflow are left to
+ * --check-tensors (check_finite). */
+static al_status check_scales(loader *L)
+{
+    const al_gguf *g = L->m->gguf;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        const al_type_traits *tr = al_type_get(t->type);
+        uint64_t bad = 0;
+        const char *why = NULL;
+        if (tr->block_elems > 1 && !al_check_block_scales(t->type, t->data, t->n_bytes / tr->block_bytes, &bad, &why))
+            return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s",
+                          L->path, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
+                          (unsigned long long)bad,
+                          (unsigned long long)(bad * tr->block_elems / t->ne[0]), why);
+    }
+    return AL_OK;
+}
+
 /* Dequantizes every row of every tensor and checks that all values are
  * finite (params.check_tensors): slow, reads the whole file. */
 static al_status check_finite(loader *L)
@@ -839,6 +864,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = load_tensors(&L);
     if (!st)
         st = rope_setup(&L);
+    if (!st)
+        st = check_scales(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
