@@ -75,6 +75,9 @@ typedef struct al_model_info {
     char arch[32];          /* general.architecture: one of al_model_architectures() */
     char name[128];         /* general.name, or "" */
     uint64_t n_params;      /* total elements of all tensors */
+    uint64_t n_params_active; /* those one token reads (a mixture of experts: only the used experts) */
+    uint32_t n_expert;      /* experts per layer, 0 without */
+    uint32_t n_expert_used; /* experts chosen per token */
     uint64_t file_bytes;
     uint32_t n_ctx_train;
     uint32_t n_embd;

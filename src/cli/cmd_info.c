@@ -56,6 +56,11 @@ int cmd_info(int argc, char **argv)
     printf("embedding:      %u\n", in.n_embd);
     printf("heads:          %u (kv %u, head dim %u)\n", in.n_head, in.n_head_kv, in.head_dim);
     printf("feed-forward:   %u\n", in.n_ff);
+    if (in.n_expert) {
+        printf("experts:        %u per layer, %u used per token\n", in.n_expert, in.n_expert_used);
+        printf("active params:  %llu (%.2f M) per token\n", (unsigned long long)in.n_params_active,
+               (double)in.n_params_active / 1e6);
+    }
     printf("rope base:      %g\n", (double)in.rope_base);
     printf("norm eps:       %g\n", (double)in.norm_eps);
     printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");

@@ -15,6 +15,7 @@
 
 #include "model/attention.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 #include "tensor/types.h"
@@ -64,6 +65,7 @@ struct al_context {
     size_t att_scratch;   /* floats of att_scores per thread */
     attn_tile *attn_tiles; /* (n_batch) the attention work of the current chunk */
     void *mm_scratch;     /* matmul activation scratch */
+    al_moe_scratch *moe;  /* the mixture-of-experts FFN's buffers, or NULL */
     float *out_x;         /* (n_out_max, n_embd) rows that want logits */
     float *logits;        /* (n_out_max, n_vocab) */
     float *embd;          /* (n_batch, n_embd) when params.embeddings */
@@ -222,6 +224,10 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     }
     mm = max_sz(mm, mm_scratch_for(c, &m->output, c->out_cap));
     c->mm_scratch = alloc_aligned(mm);
+    if (m->moe && !(c->moe = al_moe_scratch_new(m->moe, (int64_t)d, c->p.n_batch, nth, c->p.exact))) {
+        al_context_free(c);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for the experts' buffers of a batch of %u", c->p.n_batch);
+    }
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->xo || !c->q || !c->k || !c->v || !c->attn ||
         !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->attn_tiles || !c->out_x ||
@@ -258,6 +264,7 @@ void al_context_free(al_context *c)
     free(c->att_scores);
     free(c->attn_tiles);
     free(c->mm_scratch);
+    al_moe_scratch_free(c->moe);
     free(c->out_x);
     free(c->logits);
     free(c->embd);
@@ -421,7 +428,7 @@ static const float *kv_row(const al_context *c, const void *cache, size_t off, f
 /* Attention of token t over positions p0..p0+n_pos-1 for the query heads
  * that share KV head kvh, each K/V row read once for all of them: the
  * exact path (F32 cache), the Q8_0 cache, and what the F16 kernels do not
- * do (a logit softcap). */
+ * do (a logit softcap, attention sinks). */
 static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh, size_t base, size_t stride,
                       int32_t p0, int32_t n_pos, float *scores, float *row)
 {
@@ -447,10 +454,14 @@ static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh
         float *sg = scores + (size_t)g * n_pos, mx = -INFINITY, sum = 0.0f;
         for (int32_t p = 0; p < n_pos; p++)
             mx = sg[p] > mx ? sg[p] : mx;
+        if (ly->attn_sinks) /* the sink's logit joins the softmax; it has no value */
+            mx = ly->attn_sinks[h0 + g] > mx ? ly->attn_sinks[h0 + g] : mx;
         for (int32_t p = 0; p < n_pos; p++) {
             sg[p] = expf(sg[p] - mx);
             sum += sg[p];
         }
+        if (ly->attn_sinks)
+            sum += expf(ly->attn_sinks[h0 + g] - mx);
         for (int32_t p = 0; p < n_pos; p++)
             sg[p] /= sum;
         memset(out + (size_t)g * hd, 0, hd * sizeof(float));
@@ -492,7 +503,7 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
     const size_t stride = (size_t)nkvh * hd;
 
-    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f) {
+    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks) {
         const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
         const int32_t last = j->pos[t0] + tile->n - 1;
         if (tile->n > 1 && attn_first(ly, last) == 0) {
@@ -606,12 +617,16 @@ static void activate(al_context *c, uint8_t kind, float *g, const float *u, size
 }
 
 /* The layer's FFN of `in` into out (n_tok rows of n_embd). Every FFN kind
- * is one case here: a mixture of experts would be one more. */
-static void ffn_forward(al_context *c, const al_layer *ly, const float *in, int64_t n_tok, float *out)
+ * is one case here. Fails only when a mixture's router gives NaN. */
+static al_status ffn_forward(al_context *c, uint32_t l, const float *in, int64_t n_tok, float *out, al_error *err)
 {
     const al_hparams *hp = &c->model->hp;
+    const al_layer *ly = &c->model->layers[l];
     const size_t ff = ly->n_ff;
     switch (hp->desc->ffn) {
+    case AL_FFN_MOE:
+        return al_moe_forward(c->moe, c->tp, c->p.exact, c->model->moe, ly->moe, l, hp->n_embd, in, n_tok, out,
+                              err);
     case AL_FFN_GATED_SILU:
     case AL_FFN_GATED_GELU: {
         const al_weight *w2[2] = {&ly->w_gate, &ly->w_up};
@@ -631,6 +646,7 @@ static void ffn_forward(al_context *c, const al_layer *ly, const float *in, int6
         break;
     }
     add_bias(out, ly->b_down, n_tok, hp->n_embd);
+    return AL_OK;
 }
 
 /* A sublayer's output out (n_tok rows) joins the residual stream x: after
@@ -710,7 +726,8 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
 /* Runs one chunk of at most n_batch tokens. out_rows[t] is the logits row
  * for token t, or -1. */
 static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32_t *pos, const int32_t *seq,
-                               int64_t n_tok, const int32_t *out_rows, int32_t n_out, int32_t embd_base)
+                               int64_t n_tok, const int32_t *out_rows, int32_t n_out, int32_t embd_base,
+                               al_error *err)
 {
     const al_model *m = c->model;
     const al_hparams *hp = &m->hp;
@@ -752,7 +769,9 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
                 in = c->xn;
             }
         }
-        ffn_forward(c, ly, in, n_tok, c->xo);
+        al_status st = ffn_forward(c, l, in, n_tok, c->xo, err);
+        if (st)
+            return st;
         residual_add(c, c->x, c->xo, ly->post_ffn_norm, n_tok);
     }
 
@@ -838,9 +857,11 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
             n_out_chunk += c->out_index[start + i] >= 0;
         const int32_t *seq = b->seq ? b->seq + start : c->zero_seq;
         al_status st = forward_chunk(c, b->tokens + start, b->pos + start, seq, n, c->out_index + start,
-                                     n_out_chunk, start);
-        if (st)
+                                     n_out_chunk, start, err);
+        if (st) { /* the batch did not happen: the sequences keep what they held */
+            memcpy(next, saved, c->p.n_seq * sizeof(int32_t));
             return st;
+        }
     }
     c->n_last = b->n_tokens;
     c->n_embd_rows = c->embd ? b->n_tokens : 0;

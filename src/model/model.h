@@ -25,12 +25,13 @@ typedef enum al_norm_kind {
     AL_NORM_LAYER, /* (x - mean) / std(x) * w (+ b) */
 } al_norm_kind;
 
-/* The FFN of a layer. A mixture of experts is meant to be one more kind:
- * the forward pass dispatches on it in one place (ffn_forward). */
+/* The FFN of a layer; the forward pass dispatches on it in one place
+ * (ffn_forward). */
 typedef enum al_ffn_kind {
     AL_FFN_GATED_SILU, /* down(silu(gate x) * up x) */
     AL_FFN_GATED_GELU, /* down(gelu(gate x) * up x) */
     AL_FFN_GELU,       /* down(gelu(up x + b_up)) + b_down: no gate */
+    AL_FFN_MOE,        /* a mixture of experts (model/moe.h): the moe_* fields */
 } al_ffn_kind;
 
 typedef enum al_qk_norm {
@@ -84,6 +85,14 @@ typedef struct al_arch_desc {
     uint16_t big_layers;    /* gemma2/3: with this many layers (the 27B) the query scale is
                                1/sqrt(n_embd/n_head), else 1/sqrt(head_dim) */
     bool causal;            /* decoders; encoders (bidirectional) would clear it */
+    const char *ffn_norm_name; /* the FFN's input norm tensor, NULL: "ffn_norm" (gpt-oss:
+                               "post_attention_norm") */
+    bool attn_sinks;        /* attn_sinks.weight: one logit per head joins each softmax (gpt-oss) */
+    /* AL_FFN_MOE: defaults that the file's expert_* keys may override */
+    uint8_t moe_gating;     /* al_moe_gating */
+    bool moe_norm_topk;     /* the k chosen weights renormalised to sum 1 */
+    uint8_t moe_act;        /* al_moe_act */
+    bool moe_shexp;         /* a shared expert with a sigmoid gate (qwen2moe) */
 } al_arch_desc;
 
 /* The supported families, for messages: "llama, qwen2, ...". */
@@ -132,6 +141,8 @@ typedef struct al_layer {
     al_weight w_down;   /* (n_embd, n_ff) */
     float *b_gate, *b_up, *b_down;    /* or NULL */
     float *post_ffn_norm; /* (n_embd) or NULL */
+    float *attn_sinks;  /* (n_head) or NULL */
+    struct al_moe_layer *moe; /* AL_FFN_MOE: router, experts (then w_gate/up/down have rows 0) */
 } al_layer;
 
 typedef struct al_hparams {
@@ -180,6 +191,8 @@ struct al_model {
     char *chat_template;   /* NUL-terminated copy, or NULL */
     char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
+    uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */
+    struct al_moe_hparams *moe; /* AL_FFN_MOE families, else NULL */
     char type_mix[256];
 };
 

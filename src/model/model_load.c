@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "model/model.h"
+#include "model/moe.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
+#include "tensor/quant_iq4.h"
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
@@ -207,6 +209,14 @@ static const al_arch_desc k_archs[] = {
     {.name = "cohere2", .norm = AL_NORM_LAYER, .pre_norm = true, .parallel = true, .qkv_bias = OPT,
      .o_bias = OPT, .swa = AL_SWA_REQUIRED, .swa_period = 4, .global_nope = true,
      .logit_scale = AL_SCALE_MUL, .causal = true},
+    /* mixtures of experts (model/moe.h) */
+    {.name = "qwen3moe", .pre_norm = true, .rope_neox = true, .qk_norm = AL_QK_NORM_HEAD, .qk_norm_need = REQ,
+     .ffn = AL_FFN_MOE, .moe_gating = AL_MOE_GATING_SOFTMAX, .moe_norm_topk = true, .causal = true},
+    {.name = "qwen2moe", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .ffn = AL_FFN_MOE,
+     .moe_gating = AL_MOE_GATING_SOFTMAX, .moe_shexp = true, .causal = true},
+    {.name = "gpt-oss", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .o_bias = REQ, .ffn = AL_FFN_MOE,
+     .ffn_norm_name = "post_attention_norm", .attn_sinks = true, .swa = AL_SWA_REQUIRED, .swa_period = 2,
+     .moe_gating = AL_MOE_GATING_SOFTMAX_TOPK, .moe_act = AL_MOE_ACT_SWIGLU_OAI, .causal = true},
 };
 
 #undef OPT
@@ -465,6 +475,16 @@ static al_status load_hparams(loader *L)
         return st;
     if (!D->causal)
         return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: '%s' is not a causal decoder", L->path, L->arch);
+    if (D->ffn == AL_FFN_MOE) {
+        m->moe = calloc(1, sizeof(*m->moe));
+        if (!m->moe)
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        *m->moe = (al_moe_hparams){.n_ff_shexp = D->moe_shexp, .norm_topk = D->moe_norm_topk,
+                                   .weights_scale = 1.0f, .gating = (al_moe_gating)D->moe_gating,
+                                   .act = (al_moe_act)D->moe_act};
+        if ((st = al_moe_load_hparams(m->gguf, L->path, L->arch, hp->n_ff, m->moe, L->err)))
+            return st;
+    }
 
     /* Sliding windows. */
     uint32_t window = 0;
@@ -549,8 +569,11 @@ static al_status load_layer(loader *L, uint32_t i)
         VEC(attn_norm, "attn_norm.weight", d, AL_NEED_REQUIRED);
         VEC(attn_norm_b, "attn_norm.bias", d, nb);
         if (!D->parallel) {
-            VEC(ffn_norm, "ffn_norm.weight", d, AL_NEED_REQUIRED);
-            VEC(ffn_norm_b, "ffn_norm.bias", d, nb);
+            char fname[64];
+            snprintf(fname, sizeof(fname), "%s.weight", D->ffn_norm_name ? D->ffn_norm_name : "ffn_norm");
+            VEC(ffn_norm, fname, d, AL_NEED_REQUIRED);
+            snprintf(fname, sizeof(fname), "%s.bias", D->ffn_norm_name ? D->ffn_norm_name : "ffn_norm");
+            VEC(ffn_norm_b, fname, d, nb);
         }
     }
     if (D->post_norm) {
@@ -582,6 +605,7 @@ static al_status load_layer(loader *L, uint32_t i)
                       L->path, i, ly->bq ? "present" : "missing", ly->bk ? "present" : "missing",
                       ly->bv ? "present" : "missing");
     VEC(bo, "attn_output.bias", d, D->o_bias);
+    VEC(attn_sinks, "attn_sinks.weight", hp->n_head, D->attn_sinks ? AL_NEED_REQUIRED : AL_NEED_NO);
     if (D->qk_norm != AL_QK_NORM_NONE) {
         const bool full = D->qk_norm == AL_QK_NORM_FULL;
         VEC(q_norm, "attn_q_norm.weight", full ? nq : hd, D->qk_norm_need);
@@ -592,7 +616,13 @@ static al_status load_layer(loader *L, uint32_t i)
     }
 
     /* FFN. */
-    if (D->ffn == AL_FFN_GELU) {
+    if (D->ffn == AL_FFN_MOE) {
+        ly->moe = calloc(1, sizeof(*ly->moe));
+        if (!ly->moe)
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        ly->n_ff = m->moe->n_ff_exp;
+        return al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err);
+    } else if (D->ffn == AL_FFN_GELU) {
         MAT(w_up, "ffn_up.weight", ff, d);
     } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
         al_weight gu;
@@ -663,6 +693,9 @@ static al_status load_tensors(loader *L)
         const al_gguf_tensor *t = &m->gguf->tensors[i];
         m->n_params += t->n_elems;
     }
+    m->n_params_active = m->n_params;
+    for (uint32_t i = 0; m->moe && i < hp->n_layer; i++)
+        m->n_params_active -= al_moe_inactive_params(m->moe, m->layers[i].moe);
     /* Type mix, e.g. "Q4_K:113 Q6_K:29 F32:57". */
     uint32_t counts[AL_TYPE_COUNT] = {0};
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
@@ -788,6 +821,30 @@ static al_status rope_setup(loader *L)
     return AL_OK;
 }
 
+/* Refuses a tensor holding a block whose scale is an F16 NaN or infinity
+ * or an E8M0 exponent of 255 (MXFP4's NaN): every dot product touching
+ * such a block is NaN, and the logits with it. Done at every load: it reads
+ * only the scale bytes, but that brings in every page of the weights,
+ * about what packing the weights (the default) costs anyway. NaN or
+ * infinite F32/F16/BF16 values and quants that overflow are left to
+ * --check-tensors (check_finite). */
+static al_status check_scales(loader *L)
+{
+    const al_gguf *g = L->m->gguf;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        const al_type_traits *tr = al_type_get(t->type);
+        uint64_t bad = 0;
+        const char *why = NULL;
+        if (tr->block_elems > 1 && !al_check_block_scales(t->type, t->data, t->n_bytes / tr->block_bytes, &bad, &why))
+            return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s",
+                          L->path, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
+                          (unsigned long long)bad,
+                          (unsigned long long)(bad * tr->block_elems / t->ne[0]), why);
+    }
+    return AL_OK;
+}
+
 /* Dequantizes every row of every tensor and checks that all values are
  * finite (params.check_tensors): slow, reads the whole file. */
 static al_status check_finite(loader *L)
@@ -836,6 +893,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = load_tensors(&L);
     if (!st)
         st = rope_setup(&L);
+    if (!st)
+        st = check_scales(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
@@ -885,12 +944,15 @@ void al_model_free(al_model *m)
             al_layer *ly = &m->layers[i];
             float *vs[] = {ly->attn_norm, ly->attn_norm_b, ly->bq, ly->bk, ly->bv, ly->bo, ly->q_norm,
                            ly->k_norm, ly->post_attn_norm, ly->ffn_norm, ly->ffn_norm_b, ly->b_gate, ly->b_up,
-                           ly->b_down, ly->post_ffn_norm};
+                           ly->b_down, ly->post_ffn_norm, ly->attn_sinks};
             for (size_t v = 0; v < sizeof(vs) / sizeof(vs[0]); v++)
                 free(vs[v]);
+            al_moe_layer_free(ly->moe);
+            free(ly->moe);
         }
         free(m->layers);
     }
+    free(m->moe);
     free(m->output_norm);
     free(m->output_norm_b);
     free(m->rope_freqs);
@@ -920,6 +982,9 @@ void al_model_get_info(const al_model *m, al_model_info *o)
         o->name[n] = 0;
     }
     o->n_params = m->n_params;
+    o->n_params_active = m->n_params_active;
+    o->n_expert = m->moe ? m->moe->n_expert : 0;
+    o->n_expert_used = m->moe ? m->moe->n_expert_used : 0;
     o->file_bytes = m->gguf->size;
     o->n_ctx_train = m->hp.n_ctx_train;
     o->n_embd = m->hp.n_embd;

@@ -17,24 +17,24 @@ static const al_type_traits k_traits[AL_TYPE_COUNT] = {
     [AL_TYPE_Q5_K] = {"Q5_K", 256, 176, true},
     [AL_TYPE_Q6_K] = {"Q6_K", 256, 210, true},
     [AL_TYPE_Q8_K] = {"Q8_K", 256, 292, false},
-    [16] = {"IQ2_XXS", 256, 66, false},
-    [17] = {"IQ2_XS", 256, 74, false},
-    [18] = {"IQ3_XXS", 256, 98, false},
-    [19] = {"IQ1_S", 256, 50, false},
-    [20] = {"IQ4_NL", 32, 18, false},
-    [21] = {"IQ3_S", 256, 110, false},
-    [22] = {"IQ2_S", 256, 82, false},
-    [23] = {"IQ4_XS", 256, 136, false},
+    [AL_TYPE_IQ2_XXS] = {"IQ2_XXS", 256, 66, false},
+    [AL_TYPE_IQ2_XS] = {"IQ2_XS", 256, 74, false},
+    [AL_TYPE_IQ3_XXS] = {"IQ3_XXS", 256, 98, false},
+    [AL_TYPE_IQ1_S] = {"IQ1_S", 256, 50, false},
+    [AL_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18, true},
+    [AL_TYPE_IQ3_S] = {"IQ3_S", 256, 110, false},
+    [AL_TYPE_IQ2_S] = {"IQ2_S", 256, 82, false},
+    [AL_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, true},
     [24] = {"I8", 1, 1, false},
     [25] = {"I16", 1, 2, false},
     [26] = {"I32", 1, 4, false},
     [27] = {"I64", 1, 8, false},
     [28] = {"F64", 1, 8, false},
-    [29] = {"IQ1_M", 256, 56, false},
+    [AL_TYPE_IQ1_M] = {"IQ1_M", 256, 56, false},
     [AL_TYPE_BF16] = {"BF16", 1, 2, true},
-    [34] = {"TQ1_0", 256, 54, false},
-    [35] = {"TQ2_0", 256, 66, false},
-    [39] = {"MXFP4", 32, 17, false},
+    [AL_TYPE_TQ1_0] = {"TQ1_0", 256, 54, true},
+    [AL_TYPE_TQ2_0] = {"TQ2_0", 256, 66, true},
+    [AL_TYPE_MXFP4] = {"MXFP4", 32, 17, true},
 };
 
 static const al_type_traits k_unknown = {NULL, 0, 0, false};
@@ -60,4 +60,19 @@ const char *al_type_name(uint32_t type_id)
         return t->name;
     snprintf(buf, sizeof(buf), "type#%u", type_id);
     return buf;
+}
+
+void al_type_supported_list(char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        buf[0] = 0;
+    for (uint32_t i = 0; i < AL_TYPE_COUNT && cap; i++) {
+        if (!k_traits[i].supported)
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? " " : "", k_traits[i].name);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
 }

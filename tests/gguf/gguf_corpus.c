@@ -201,6 +201,10 @@ static uint64_t t_bytes(const tdef *t)
     case 2: be = 32; bb = 18; break;  /* Q4_0 */
     case 8: be = 32; bb = 34; break;  /* Q8_0 */
     case 16: be = 256; bb = 66; break; /* IQ2_XXS */
+    case 20: be = 32; bb = 18; break;  /* IQ4_NL */
+    case 23: be = 256; bb = 136; break; /* IQ4_XS */
+    case 35: be = 256; bb = 66; break; /* TQ2_0 */
+    case 39: be = 32; bb = 17; break;  /* MXFP4 */
     default: break;
     }
     uint64_t n = 1;
@@ -604,6 +608,70 @@ static void corpus_tensors(const gmodel *base)
     MUTATE(base, "duplicate-tensor-name", AT_GGUF, "more than once", "blk.0.attn_q.weight",
            t_add(m, "blk.0.attn_q.weight", 2, DIM, DIM));
     MUTATE(base, "tensor-count-short", AT_GGUF, NULL, NULL, m->nt_set = true; m->n_tensors = 40);
+}
+
+/* Quantized blocks with a scale that is no number: an extra tensor the
+ * model does not use (the loader still checks every tensor's scales),
+ * with valid scales everywhere but in one block. The GGUF opens; the
+ * model load must refuse it, naming the tensor and the block. */
+static void bad_scale_case(const gmodel *base, const char *name, uint32_t type, uint64_t ne0, uint64_t ne1,
+                           size_t block_bytes, size_t scale_off, int bad_block, const uint8_t *bad, size_t bad_n,
+                           const char *expect)
+{
+    gmodel *m = malloc(sizeof(gmodel));
+    model_copy(m, base);
+    tdef *t = t_add(m, "corpus.extra.weight", 2, ne0, ne1);
+    t->type = type;
+    buf b = {0};
+    model_write(m, &b);
+    /* find the tensor's bytes through the parser, in a clean copy */
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-clean.gguf", g_dir, name);
+    al_gguf *g = NULL;
+    al_error err = {0};
+    uint8_t *p = NULL;
+    size_t n_blocks = 0;
+    if (write_file(path, b.p, b.n) && al_gguf_open(path, NULL, &g, &err) == AL_OK) {
+        const al_gguf_tensor *gt = al_gguf_find_tensor(g, "corpus.extra.weight");
+        if (gt) {
+            p = b.p + g->data_offset + gt->offset;
+            n_blocks = gt->n_bytes / block_bytes;
+        }
+        al_gguf_close(g);
+    }
+    CHECK(p != NULL, "%s: the clean file did not open: %s", name, err.msg);
+    if (p) {
+        for (size_t i = 0; i < n_blocks; i++) { /* every scale 1.0 (F16 0x3c00, E8M0 127) */
+            if (type == 39)
+                p[i * block_bytes + scale_off] = 127;
+            else
+                memcpy(p + i * block_bytes + scale_off, "\x00\x3c", 2);
+        }
+        al_model *mm = NULL;
+        memset(&err, 0, sizeof err);
+        al_status st = write_file(path, b.p, b.n) ? al_model_load(path, NULL, &mm, &err) : AL_ERR_IO;
+        CHECK(st == AL_OK, "%s: the file with valid scales was refused: %s", name, err.msg);
+        al_model_free(mm);
+        memcpy(p + (size_t)bad_block * block_bytes + scale_off, bad, bad_n);
+        check_bytes(name, b.p, b.n, AT_MODEL, expect, "corpus.extra.weight");
+    }
+    free(b.p);
+    model_free(m);
+    free(m);
+}
+
+static void corpus_quant_scales(const gmodel *base)
+{
+    static const uint8_t f16_nan[2] = {0x00, 0x7e}, f16_inf[2] = {0x00, 0x7c}, f16_ninf[2] = {0x00, 0xfc};
+    static const uint8_t e8m0_nan[1] = {0xff};
+    bad_scale_case(base, "iq4_xs-scale-nan", 23, 256, 3, 136, 0, 2, f16_nan, 2, "NaN or infinite");
+    bad_scale_case(base, "iq4_nl-scale-inf", 20, 64, 2, 18, 0, 3, f16_inf, 2, "block 3");
+    bad_scale_case(base, "tq2_0-scale-minus-inf", 35, 256, 1, 66, 64, 0, f16_ninf, 2, "NaN or infinite");
+    bad_scale_case(base, "mxfp4-e8m0-255", 39, 64, 2, 17, 0, 1, e8m0_nan, 1, "exponent is 255");
+    MUTATE(base, "row-not-block-multiple-iq4_xs", AT_GGUF, "block of 256", "corpus.extra.weight",
+           tdef *t = t_add(m, "corpus.extra.weight", 2, 288, 1); t->type = 23);
+    MUTATE(base, "type-id-33-unassigned", AT_GGUF, "unknown tensor type id 33", "blk.0.attn_v.weight",
+           t_find(m, "blk.0.attn_v.weight")->type = 33);
 }
 
 static void corpus_model(const gmodel *base)
@@ -1056,6 +1124,7 @@ int main(void)
     corpus_header(base);
     corpus_kv(base);
     corpus_tensors(base);
+    corpus_quant_scales(base);
     corpus_model(base);
     corpus_tokenizer_models(base);
     corpus_arch(base);
