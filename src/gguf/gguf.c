@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -278,11 +279,16 @@ static al_status parse_tensor_infos(parser *p, al_gguf *g, const al_gguf_params 
         if (!tt->name)
             return al_err(p->err, AL_ERR_FORMAT, "%s: tensor '%s': unknown tensor type id %u", p->path, nbuf,
                           t->type);
-        if (!tt->supported && !params->allow_unsupported_types)
-            return al_err(p->err, AL_ERR_UNSUPPORTED,
-                          "%s: tensor '%s': tensor type %s is not supported (supported: F32 F16 BF16 Q4_0 Q4_1 "
-                          "Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K)",
-                          p->path, nbuf, tt->name);
+        if (!tt->supported && !params->allow_unsupported_types) {
+            char list[256];
+            size_t off = 0;
+            list[0] = 0;
+            for (uint32_t id = 0; id < AL_TYPE_COUNT; id++)
+                if (al_type_get(id)->supported && off < sizeof(list))
+                    off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", off ? " " : "", al_type_name(id));
+            return al_err(p->err, AL_ERR_UNSUPPORTED, "%s: tensor '%s': tensor type %s is not supported (supported: %s)",
+                          p->path, nbuf, tt->name, list);
+        }
         if (t->ne[0] % tt->block_elems)
             return al_err(p->err, AL_ERR_FORMAT,
                           "%s: tensor '%s': row length %llu is not a multiple of %s's block of %u", p->path, nbuf,

@@ -2,6 +2,7 @@
  * its activation type, following ggml's generic kernels: integer sums per
  * block, scaled in float. The AVX2 twins are tested against these. */
 #include "tensor/kernels.h"
+#include "tensor/quant_iq.h"
 
 uint32_t al_act_type(uint32_t wtype)
 {
@@ -18,7 +19,9 @@ uint32_t al_act_type(uint32_t wtype)
     case AL_TYPE_Q3_K:
     case AL_TYPE_Q4_K:
     case AL_TYPE_Q5_K:
-    case AL_TYPE_Q6_K: return AL_TYPE_Q8_K;
+    case AL_TYPE_Q6_K:
+    case AL_TYPE_IQ2_XXS: case AL_TYPE_IQ2_XS: case AL_TYPE_IQ2_S: case AL_TYPE_IQ3_XXS: case AL_TYPE_IQ3_S:
+    case AL_TYPE_IQ1_S: case AL_TYPE_IQ1_M: return AL_TYPE_Q8_K;
     default: return AL_TYPE_COUNT;
     }
 }
@@ -292,6 +295,7 @@ static const al_kernels k_ref = {
         [AL_TYPE_Q5_1] = dot_q5_1, [AL_TYPE_Q8_0] = dot_q8_0, [AL_TYPE_Q2_K] = dot_q2_K,
         [AL_TYPE_Q3_K] = dot_q3_K, [AL_TYPE_Q4_K] = dot_q4_K, [AL_TYPE_Q5_K] = dot_q5_K,
         [AL_TYPE_Q6_K] = dot_q6_K,
+        AL_IQ_REF_DOTS
     },
     .quant_q8_0 = al_quantize_row_q8_0,
     .quant_q8_K = al_quantize_row_q8_K,

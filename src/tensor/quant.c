@@ -2,6 +2,7 @@
  * GGUF type, and the activation quantizers. Plain C, no ISA assumptions. */
 #include "tensor/quant.h"
 #include "tensor/kernels.h"
+#include "tensor/quant_iq.h"
 
 #include <math.h>
 #include <string.h>
@@ -318,6 +319,13 @@ void al_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case AL_TYPE_Q4_K: deq_q4_K(src, dst, nb); return;
     case AL_TYPE_Q5_K: deq_q5_K(src, dst, nb); return;
     case AL_TYPE_Q6_K: deq_q6_K(src, dst, nb); return;
+    case AL_TYPE_IQ2_XXS: al_deq_iq2_xxs(src, dst, nb); return;
+    case AL_TYPE_IQ2_XS: al_deq_iq2_xs(src, dst, nb); return;
+    case AL_TYPE_IQ2_S: al_deq_iq2_s(src, dst, nb); return;
+    case AL_TYPE_IQ3_XXS: al_deq_iq3_xxs(src, dst, nb); return;
+    case AL_TYPE_IQ3_S: al_deq_iq3_s(src, dst, nb); return;
+    case AL_TYPE_IQ1_S: al_deq_iq1_s(src, dst, nb); return;
+    case AL_TYPE_IQ1_M: al_deq_iq1_m(src, dst, nb); return;
     default:
         memset(dst, 0, (size_t)n * sizeof(float));
         return;

@@ -22,6 +22,13 @@ typedef enum al_type {
     AL_TYPE_Q5_K = 13,
     AL_TYPE_Q6_K = 14,
     AL_TYPE_Q8_K = 15,
+    AL_TYPE_IQ2_XXS = 16,
+    AL_TYPE_IQ2_XS = 17,
+    AL_TYPE_IQ3_XXS = 18,
+    AL_TYPE_IQ1_S = 19,
+    AL_TYPE_IQ3_S = 21,
+    AL_TYPE_IQ2_S = 22,
+    AL_TYPE_IQ1_M = 29,
     AL_TYPE_BF16 = 30,
     AL_TYPE_COUNT = 40, /* ids at or above are unknown */
 } al_type;
