@@ -205,6 +205,8 @@ static uint64_t t_bytes(const tdef *t)
     case 23: be = 256; bb = 136; break; /* IQ4_XS */
     case 35: be = 256; bb = 66; break; /* TQ2_0 */
     case 39: be = 32; bb = 17; break;  /* MXFP4 */
+    case 21: be = 256; bb = 110; break; /* IQ3_S */
+    case 24: be = 1; bb = 1; break;   /* I8 */
     default: break;
     }
     uint64_t n = 1;
@@ -592,8 +594,10 @@ static void corpus_tensors(const gmodel *base)
            for (int d = 0; d < 4; d++) t->ne[d] = UINT64_C(1) << 20);
     MUTATE(base, "type-id-99", AT_GGUF, "unknown tensor type id 99", "blk.0.attn_v.weight",
            t_find(m, "blk.0.attn_v.weight")->type = 99);
-    MUTATE(base, "type-IQ2_XXS", AT_GGUF, "IQ2_XXS", "blk.0.ffn_up.weight", tdef *t = t_find(m, "blk.0.ffn_up.weight");
-           t->type = 16; t->ne[0] = 256);
+    MUTATE(base, "type-I8", AT_GGUF, "I8 is not supported", "blk.0.ffn_up.weight",
+           tdef *t = t_find(m, "blk.0.ffn_up.weight"); t->type = 24 /* I8: a type the engine does not run */);
+    MUTATE(base, "iq3_s-row-not-block-multiple", AT_GGUF, "IQ3_S's block of 256", "blk.0.ffn_up.weight",
+           t_find(m, "blk.0.ffn_up.weight")->type = 21 /* IQ3_S: rows of 64 */);
     MUTATE(base, "row-not-block-multiple", AT_GGUF, "block", "blk.0.attn_output.weight",
            t_find(m, "blk.0.attn_output.weight")->type = 2 /* Q4_0, 32 per block; rows of 8 */);
     MUTATE(base, "offset-unaligned", AT_GGUF, "not aligned", "output_norm.weight",

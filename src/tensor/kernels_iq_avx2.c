@@ -1,0 +1,261 @@
+/* kernels_iq_avx2.c - AVX2 dot products of the i-quant grid types with Q8_K
+ * activations, the twins of the plain-C kernels in quant_iq.c. Compiled with
+ * -mavx2 -mfma -mf16c only; installed by al_kernels_avx2() after the CPU
+ * check. Per group of 32 weights the codebook entries are gathered once into
+ * a vector of unsigned magnitudes (IQ2, IQ3) or int8 -1/0/1 (IQ1), the sign
+ * bits are expanded to +-1 bytes and applied to the activations (so that
+ * maddubs sees unsigned x signed), and the group's integer scale is applied
+ * in the int16 -> int32 madd: all sums are exact integers, as in the
+ * reference; only the float accumulation over blocks differs in order. */
+#include "tensor/kernels.h"
+#include "tensor/quant_iq.h"
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include "tensor/avx2_util.h"
+
+#define TOK(a, as, t) ((const char *)(a) + (size_t)(t) * (as))
+
+static inline uint32_t rd32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint16_t rd16(const void *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Bit j of x -> byte j = -1 if set, else +1. */
+AI __m256i signs_pm1(uint32_t x)
+{
+    const __m256i sel = _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll, 0x0101010101010101ll, 0);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), sel);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_or_si256(v, _mm256_set1_epi8(1));
+}
+
+/* Four ksigns bytes of the 4 x 7 sign bits in the low 28 bits of sg. */
+AI uint32_t ksigns4(uint32_t sg)
+{
+    return (uint32_t)al_iq_ksigns[sg & 127] | (uint32_t)al_iq_ksigns[(sg >> 7) & 127] << 8 |
+           (uint32_t)al_iq_ksigns[(sg >> 14) & 127] << 16 | (uint32_t)al_iq_ksigns[(sg >> 21) & 127] << 24;
+}
+
+AI __m256i grid64x4(const uint64_t *grid, int i0, int i1, int i2, int i3)
+{
+    return _mm256_set_epi64x((long long)grid[i3], (long long)grid[i2], (long long)grid[i1], (long long)grid[i0]);
+}
+
+/* int16 scale lanes: s0 for elements 0..15 of a group, s1 for 16..31. */
+AI __m256i scale2(int s0, int s1)
+{
+    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+}
+
+/* One group of a type, decoded: magnitudes u (or int8 w for IQ1), the
+ * +-1 sign bytes, the int16 scales; IQ1_M also the +-1 shift signs. */
+typedef struct {
+    __m256i u, sg, sc, dl;
+} iq_group;
+
+AI iq_group decode(uint32_t type, const uint8_t *blk, int g)
+{
+    iq_group r;
+    r.dl = _mm256_setzero_si256();
+    if (type == AL_TYPE_IQ2_XXS) {
+        const uint8_t *q = blk + 2 + 8 * g;
+        const uint32_t sg = rd32(q + 4);
+        r.u = grid64x4(al_iq2xxs_grid, q[0], q[1], q[2], q[3]);
+        r.sg = signs_pm1(ksigns4(sg));
+        r.sc = _mm256_set1_epi16((short)(2 * (sg >> 28) + 1));
+    } else if (type == AL_TYPE_IQ2_XS) {
+        const al_block_iq2_xs *b = (const al_block_iq2_xs *)blk;
+        uint16_t q[4];
+        memcpy(q, &b->qs[4 * g], sizeof(q));
+        r.u = grid64x4(al_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+        r.sg = signs_pm1((uint32_t)al_iq_ksigns[q[0] >> 9] | (uint32_t)al_iq_ksigns[q[1] >> 9] << 8 |
+                         (uint32_t)al_iq_ksigns[q[2] >> 9] << 16 | (uint32_t)al_iq_ksigns[q[3] >> 9] << 24);
+        r.sc = scale2(2 * (b->scales[g] & 0x0f) + 1, 2 * (b->scales[g] >> 4) + 1);
+    } else if (type == AL_TYPE_IQ2_S) {
+        const al_block_iq2_s *b = (const al_block_iq2_s *)blk;
+        const uint8_t *qs = b->qs + 4 * g;
+        const int h = b->qh[g];
+        r.u = grid64x4(al_iq2s_grid, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300),
+                       qs[2] | ((h << 4) & 0x300), qs[3] | ((h << 2) & 0x300));
+        r.sg = signs_pm1(rd32(b->qs + AL_QK_K / 8 + 4 * g));
+        r.sc = scale2(2 * (b->scales[g] & 0x0f) + 1, 2 * (b->scales[g] >> 4) + 1);
+    } else if (type == AL_TYPE_IQ3_XXS) {
+        const al_block_iq3_xxs *b = (const al_block_iq3_xxs *)blk;
+        const uint8_t *q = b->qs + 8 * g;
+        const uint32_t sg = rd32(b->qs + AL_QK_K / 4 + 4 * g);
+        const uint32_t *G = al_iq3xxs_grid;
+        r.u = _mm256_set_epi32((int)G[q[7]], (int)G[q[6]], (int)G[q[5]], (int)G[q[4]], (int)G[q[3]], (int)G[q[2]],
+                               (int)G[q[1]], (int)G[q[0]]);
+        r.sg = signs_pm1(ksigns4(sg));
+        r.sc = _mm256_set1_epi16((short)(2 * (sg >> 28) + 1));
+    } else if (type == AL_TYPE_IQ3_S) {
+        const al_block_iq3_s *b = (const al_block_iq3_s *)blk;
+        const uint8_t *q = b->qs + 8 * g;
+        const int h = b->qh[g];
+        const uint32_t *G = al_iq3s_grid;
+#define I3(m) (int)G[q[m] | (((h >> (m)) & 1) << 8)]
+        r.u = _mm256_set_epi32(I3(7), I3(6), I3(5), I3(4), I3(3), I3(2), I3(1), I3(0));
+#undef I3
+        r.sg = signs_pm1(rd32(b->signs + 4 * g));
+        r.sc = _mm256_set1_epi16((short)(2 * ((b->scales[g / 2] >> (4 * (g & 1))) & 0x0f) + 1));
+    } else if (type == AL_TYPE_IQ1_S) {
+        const al_block_iq1_s *b = (const al_block_iq1_s *)blk;
+        const uint8_t *q = b->qs + 4 * g;
+        const uint16_t qh = rd16(&b->qh[g]);
+        r.u = grid64x4(al_iq1s_grid, q[0] | ((qh << 8) & 0x700), q[1] | ((qh << 5) & 0x700),
+                       q[2] | ((qh << 2) & 0x700), q[3] | ((qh >> 1) & 0x700));
+        r.sg = _mm256_setzero_si256();
+        r.sc = _mm256_set1_epi16((short)(2 * ((qh >> 12) & 7) + 1));
+    } else { /* IQ1_M */
+        const al_block_iq1_m *b = (const al_block_iq1_m *)blk;
+        const uint8_t *q = b->qs + 4 * g;
+        const int h0 = b->qh[2 * g], h1 = b->qh[2 * g + 1];
+        r.u = grid64x4(al_iq1s_grid, q[0] | ((h0 << 8) & 0x700), q[1] | ((h0 << 4) & 0x700),
+                       q[2] | ((h1 << 8) & 0x700), q[3] | ((h1 << 4) & 0x700));
+        const long long neg = -1, pos = 0x0101010101010101ll;
+        r.dl = _mm256_set_epi64x(h1 & 0x80 ? neg : pos, h1 & 0x08 ? neg : pos, h0 & 0x80 ? neg : pos,
+                                 h0 & 0x08 ? neg : pos);
+        r.sg = _mm256_setzero_si256();
+        const uint16_t sc = rd16(b->scales + 2 * (g / 2));
+        const int sh = 6 * (g & 1);
+        r.sc = scale2(2 * ((sc >> sh) & 7) + 1, 2 * ((sc >> (sh + 3)) & 7) + 1);
+    }
+    return r;
+}
+
+AI size_t block_bytes(uint32_t type)
+{
+    switch (type) {
+    case AL_TYPE_IQ2_XXS: return sizeof(al_block_iq2_xxs);
+    case AL_TYPE_IQ2_XS: return sizeof(al_block_iq2_xs);
+    case AL_TYPE_IQ2_S: return sizeof(al_block_iq2_s);
+    case AL_TYPE_IQ3_XXS: return sizeof(al_block_iq3_xxs);
+    case AL_TYPE_IQ3_S: return sizeof(al_block_iq3_s);
+    case AL_TYPE_IQ1_S: return sizeof(al_block_iq1_s);
+    default: return sizeof(al_block_iq1_m);
+    }
+}
+
+/* The float factor of a block: d * (0.125 | 0.25 | 1). */
+AI float block_d(uint32_t type, const uint8_t *blk)
+{
+    if (type == AL_TYPE_IQ1_M)
+        return h2f(al_iq1_m_d((const al_block_iq1_m *)blk));
+    const float d = h2f(rd16(blk));
+    if (type == AL_TYPE_IQ2_XXS || type == AL_TYPE_IQ2_XS || type == AL_TYPE_IQ2_S)
+        return 0.125f * d;
+    if (type == AL_TYPE_IQ3_XXS)
+        return 0.25f * d;
+    return d;
+}
+
+AI void dot_iq_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
+{
+    const bool iq1 = type == AL_TYPE_IQ1_S || type == AL_TYPE_IQ1_M;
+    __m256 acc[AL_DOT_MAX_NT];
+    const al_block_q8_K *x[AL_DOT_MAX_NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm256_setzero_ps();
+        x[t] = (const al_block_q8_K *)TOK(a, as, t);
+    }
+    const int64_t nb = k / AL_QK_K;
+    const size_t bsz = block_bytes(type);
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsz;
+        __m256i sumi[AL_DOT_MAX_NT], sumd[AL_DOT_MAX_NT];
+        int sum1[AL_DOT_MAX_NT]; /* IQ1_S: the shifts against the bsums */
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            sumi[t] = _mm256_setzero_si256();
+            sumd[t] = _mm256_setzero_si256();
+            sum1[t] = 0;
+        }
+        for (int g = 0; g < 8; g++) {
+            const iq_group r = decode(type, blk, g);
+            int ls_delta = 0;
+            if (type == AL_TYPE_IQ1_S) {
+                const uint16_t qh = rd16(&((const al_block_iq1_s *)blk)->qh[g]);
+                ls_delta = (2 * ((qh >> 12) & 7) + 1) * (qh & 0x8000 ? -1 : 1);
+            }
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++) {
+                const __m256i q8 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 32 * g));
+                __m256i p;
+                if (iq1) {
+                    p = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, r.u));
+                } else {
+                    p = _mm256_maddubs_epi16(r.u, _mm256_sign_epi8(q8, r.sg));
+                }
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, r.sc));
+                if (type == AL_TYPE_IQ1_M) {
+                    const __m256i pd = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, r.dl));
+                    sumd[t] = _mm256_add_epi32(sumd[t], _mm256_madd_epi16(pd, r.sc));
+                }
+                if (type == AL_TYPE_IQ1_S)
+                    sum1[t] += ls_delta * (x[t][i].bsums[2 * g] + x[t][i].bsums[2 * g + 1]);
+            }
+        }
+        const float dw = block_d(type, blk);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            const __m256 dv = _mm256_set1_ps(dw * x[t][i].d);
+            __m256 s = _mm256_cvtepi32_ps(sumi[t]);
+            if (type == AL_TYPE_IQ1_M)
+                s = _mm256_fmadd_ps(_mm256_set1_ps(AL_IQ1_DELTA), _mm256_cvtepi32_ps(sumd[t]), s);
+            if (type == AL_TYPE_IQ1_S)
+                s = _mm256_add_ps(s, _mm256_setr_ps(AL_IQ1_DELTA * (float)sum1[t], 0, 0, 0, 0, 0, 0, 0));
+            acc[t] = _mm256_fmadd_ps(dv, s, acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum(acc[t]);
+}
+
+#define DISPATCH(name, type)                                                                       \
+    static void name(int64_t k, const void *w, const void *a, size_t as, int nt, float *out)      \
+    {                                                                                              \
+        switch (nt) {                                                                              \
+        case 1: dot_iq_nt(type, k, w, a, as, out, 1); break;                                       \
+        case 2: dot_iq_nt(type, k, w, a, as, out, 2); break;                                       \
+        case 3: dot_iq_nt(type, k, w, a, as, out, 3); break;                                       \
+        default: dot_iq_nt(type, k, w, a, as, out, 4); break;                                      \
+        }                                                                                          \
+    }
+
+DISPATCH(dot_iq2_xxs, AL_TYPE_IQ2_XXS)
+DISPATCH(dot_iq2_xs, AL_TYPE_IQ2_XS)
+DISPATCH(dot_iq2_s, AL_TYPE_IQ2_S)
+DISPATCH(dot_iq3_xxs, AL_TYPE_IQ3_XXS)
+DISPATCH(dot_iq3_s, AL_TYPE_IQ3_S)
+DISPATCH(dot_iq1_s, AL_TYPE_IQ1_S)
+DISPATCH(dot_iq1_m, AL_TYPE_IQ1_M)
+
+void al_iq_kernels_avx2(struct al_kernels *ks)
+{
+    ks->dot[AL_TYPE_IQ2_XXS] = dot_iq2_xxs;
+    ks->dot[AL_TYPE_IQ2_XS] = dot_iq2_xs;
+    ks->dot[AL_TYPE_IQ2_S] = dot_iq2_s;
+    ks->dot[AL_TYPE_IQ3_XXS] = dot_iq3_xxs;
+    ks->dot[AL_TYPE_IQ3_S] = dot_iq3_s;
+    ks->dot[AL_TYPE_IQ1_S] = dot_iq1_s;
+    ks->dot[AL_TYPE_IQ1_M] = dot_iq1_m;
+}
+#else
+void al_iq_kernels_avx2(struct al_kernels *ks)
+{
+    (void)ks;
+}
+#endif
