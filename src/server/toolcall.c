@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* ------------------------------------------------------------ detection */
 
@@ -924,4 +925,191 @@ bool srv_prompt_opens_think(const char *p, size_t n)
     while (n > 0 && is_ws(p[n - 1]))
         n--;
     return n >= 7 && !memcmp(p + n - 7, "<think>", 7);
+}
+
+/* ------------------------------------------------- the request's agent fields */
+
+static bool fail2(char *where, size_t wcap, char *msg, size_t mcap, const char *w, const char *fmt, const char *arg)
+{
+    snprintf(where, wcap, "%s", w);
+    snprintf(msg, mcap, fmt, arg);
+    return false;
+}
+
+bool srv_agent_parse(json_t *b, bool ollama, bool responses, srv_agent_req *a, char *where, size_t wcap, char *msg,
+                     size_t mcap)
+{
+    memset(a, 0, sizeof(*a));
+    a->parallel = true;
+    a->think = -1;
+    a->flat = responses;
+    json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools)) {
+        if (!srv_tools_check(tools, responses, where, wcap, msg, mcap))
+            return false;
+        if (json_array_size(tools))
+            a->tools = tools;
+    }
+    json_t *tc = json_object_get(b, "tool_choice");
+    if (tc && !json_is_null(tc)) {
+        if (json_is_string(tc)) {
+            const char *s = json_string_value(tc);
+            if (!strcmp(s, "auto"))
+                a->choice = SRV_TC_AUTO;
+            else if (!strcmp(s, "none"))
+                a->choice = SRV_TC_NONE;
+            else if (!strcmp(s, "required"))
+                a->choice = SRV_TC_REQUIRED;
+            else
+                return fail2(where, wcap, msg, mcap, "tool_choice",
+                             "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\":\"function\",...}"
+                             " (got \"%s\")",
+                             s);
+        } else if (json_is_object(tc)) {
+            json_t *f = responses ? tc : json_object_get(tc, "function");
+            json_t *nm = json_object_get(f, "name");
+            if (!json_is_string(nm))
+                return fail2(where, wcap, msg, mcap, responses ? "tool_choice.name" : "tool_choice.function.name",
+                             "%s", "must name a function");
+            const char *n = json_string_value(nm);
+            if (!a->tools || !srv_tools_find(a->tools, n, responses))
+                return fail2(where, wcap, msg, mcap, responses ? "tool_choice.name" : "tool_choice.function.name",
+                             "names '%.64s', which is not one of the request's tools", n);
+            a->choice = SRV_TC_NAMED;
+            snprintf(a->choice_name, sizeof(a->choice_name), "%s", n);
+        } else {
+            return fail2(where, wcap, msg, mcap, "tool_choice", "%s", "'tool_choice' must be a string or an object");
+        }
+        if (a->choice == SRV_TC_REQUIRED && !a->tools)
+            return fail2(where, wcap, msg, mcap, "tool_choice", "%s",
+                         "'tool_choice' is \"required\" but the request gives no tools");
+    }
+    json_t *pc = json_object_get(b, "parallel_tool_calls");
+    if (pc && !json_is_null(pc)) {
+        if (!json_is_boolean(pc))
+            return fail2(where, wcap, msg, mcap, "parallel_tool_calls", "%s", "must be true or false");
+        a->parallel = json_is_true(pc);
+    }
+    json_t *th = json_object_get(b, "think");
+    if (ollama && th && !json_is_null(th)) {
+        if (json_is_boolean(th)) {
+            a->think = json_is_true(th);
+        } else if (json_is_string(th) && (!strcmp(json_string_value(th), "low") ||
+                                          !strcmp(json_string_value(th), "medium") ||
+                                          !strcmp(json_string_value(th), "high"))) {
+            a->think = 1;
+            snprintf(a->effort, sizeof(a->effort), "%s", json_string_value(th));
+        } else {
+            return fail2(where, wcap, msg, mcap, "think", "%s", "'think' must be true, false, \"low\", \"medium\" or \"high\"");
+        }
+    }
+    json_t *re = json_object_get(b, "reasoning_effort");
+    const char *re_where = "reasoning_effort";
+    if (responses) {
+        json_t *r = json_object_get(b, "reasoning");
+        if (r && !json_is_null(r) && !json_is_object(r))
+            return fail2(where, wcap, msg, mcap, "reasoning", "%s", "'reasoning' must be an object");
+        re = json_object_get(r, "effort");
+        re_where = "reasoning.effort";
+    }
+    if (re && !json_is_null(re)) {
+        const char *s = json_string_value(re);
+        if (!s || (strcmp(s, "none") && strcmp(s, "minimal") && strcmp(s, "low") && strcmp(s, "medium") &&
+                   strcmp(s, "high")))
+            return fail2(where, wcap, msg, mcap, re_where, "%s",
+                         "must be \"none\", \"minimal\", \"low\", \"medium\" or \"high\"");
+        if (!strcmp(s, "none")) {
+            a->think = 0;
+        } else {
+            a->think = 1;
+            snprintf(a->effort, sizeof(a->effort), "%s", !strcmp(s, "minimal") ? "low" : s);
+        }
+    }
+    json_t *kw = json_object_get(b, "chat_template_kwargs");
+    if (kw && !json_is_null(kw)) {
+        if (!json_is_object(kw))
+            return fail2(where, wcap, msg, mcap, "chat_template_kwargs", "%s", "'chat_template_kwargs' must be an object");
+        static const char *const reserved[] = {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"};
+        for (size_t i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
+            if (json_object_get(kw, reserved[i]))
+                return fail2(where, wcap, msg, mcap, "chat_template_kwargs",
+                             "'%s' is set by the server and cannot be passed here", reserved[i]);
+        a->kwargs = kw;
+    }
+    return true;
+}
+
+json_t *srv_agent_template_tools(const srv_agent_req *a)
+{
+    if (!a->tools || a->choice == SRV_TC_NONE)
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(a->tools, i, t)
+    {
+        json_t *f = a->flat ? t : json_object_get(t, "function");
+        if (a->choice == SRV_TC_NAMED && strcmp(json_string_value(json_object_get(f, "name")), a->choice_name))
+            continue;
+        if (!a->flat) {
+            json_array_append(out, t);
+            continue;
+        }
+        json_t *nf = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(f, k, v) if (strcmp(k, "type") && strcmp(k, "strict")) json_object_set(nf, k, v);
+        json_array_append_new(out, json_pack("{s:s,s:o}", "type", "function", "function", nf));
+    }
+    return out;
+}
+
+json_t *srv_agent_template_vars(const srv_agent_req *a, const srv_chat_fmt *f)
+{
+    json_t *v = a->kwargs ? json_deep_copy(a->kwargs) : json_object();
+    if (!v)
+        return NULL;
+    if (a->think >= 0) {
+        if (f->enable_thinking && !json_object_get(v, "enable_thinking"))
+            json_object_set_new(v, "enable_thinking", json_boolean(a->think));
+        if (f->granite_thinking && !json_object_get(v, "thinking"))
+            json_object_set_new(v, "thinking", json_boolean(a->think));
+    }
+    if (a->effort[0] && f->effort && !json_object_get(v, "reasoning_effort"))
+        json_object_set_new(v, "reasoning_effort", json_string(a->effort));
+    return v;
+}
+
+void srv_call_id(const srv_tool_call *c, srv_tool_fmt f, char out[48])
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    if (c->id && c->id[0] && strlen(c->id) < 48) {
+        snprintf(out, 48, "%s", c->id);
+        return;
+    }
+    unsigned char r[24];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] = (unsigned char)(rand() >> 7);
+    size_t n = f == SRV_TOOLS_MISTRAL ? 9 : 24, o = 0;
+    if (f != SRV_TOOLS_MISTRAL)
+        o = (size_t)snprintf(out, 48, "call_");
+    for (size_t i = 0; i < n; i++)
+        out[o++] = alnum[r[i] % 62];
+    out[o] = 0;
+}
+
+json_t *srv_call_oai(const srv_tool_call *c, const char *id, size_t index)
+{
+    return json_pack("{s:i,s:s,s:s,s:{s:s,s:s}}", "index", (int)index, "id", id, "type", "function", "function",
+                     "name", c->name, "arguments", c->args);
+}
+
+json_t *srv_call_ollama(const srv_tool_call *c, const char *id, size_t index)
+{
+    json_t *args = json_loads(c->args, 0, NULL);
+    if (!args)
+        args = json_object();
+    return json_pack("{s:s,s:{s:i,s:s,s:o}}", "id", id, "function", "index", (int)index, "name", c->name,
+                     "arguments", args);
 }

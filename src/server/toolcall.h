@@ -94,4 +94,45 @@ void srv_parsed_free(srv_parsed *p);
 /* True when the rendered prompt leaves the model inside a <think> block. */
 bool srv_prompt_opens_think(const char *prompt, size_t n);
 
+/* ------------------------------------------------- the request's agent fields */
+
+typedef enum srv_tool_choice {
+    SRV_TC_AUTO = 0,
+    SRV_TC_NONE,           /* tools not shown to the model, replies not parsed for calls */
+    SRV_TC_REQUIRED,       /* TODO(grammar): constrain the reply to a call of one of the tools */
+    SRV_TC_NAMED,          /* TODO(grammar): constrain the reply to a call of choice_name */
+} srv_tool_choice;
+
+typedef struct srv_agent_req {
+    json_t *tools;         /* borrowed from the body (checked); NULL: none */
+    bool flat;             /* Responses API shape {"type":"function","name",...} */
+    srv_tool_choice choice;
+    char choice_name[72];
+    bool parallel;         /* parallel_tool_calls (default true): else the first call only */
+    int think;             /* -1: not said; 0: off; 1: on (Ollama think, reasoning_effort "none") */
+    char effort[16];       /* "low", "medium", "high" or "" */
+    json_t *kwargs;        /* chat_template_kwargs (borrowed) or NULL */
+} srv_agent_req;
+
+/* Reads tools, tool_choice, parallel_tool_calls, think (ollama),
+ * reasoning_effort / reasoning.effort (responses), chat_template_kwargs.
+ * false on bad input: where names the field, msg says what is wrong. */
+bool srv_agent_parse(json_t *body, bool ollama, bool responses, srv_agent_req *a, char *where, size_t where_cap,
+                     char *msg, size_t msg_cap);
+/* The tools to show the template in the nested OpenAI shape (new reference;
+ * NULL: none): none for tool_choice "none", only the named one when named. */
+json_t *srv_agent_template_tools(const srv_agent_req *a);
+/* Extra template variables (new reference, never NULL unless out of
+ * memory): chat_template_kwargs, then enable_thinking / thinking /
+ * reasoning_effort where the template reads them and the request said. */
+json_t *srv_agent_template_vars(const srv_agent_req *a, const srv_chat_fmt *f);
+
+/* A call's id: the model's own, else made up from random bytes (Mistral's
+ * templates insist on 9 alphanumerics; others get "call_" + 24). */
+void srv_call_id(const srv_tool_call *c, srv_tool_fmt f, char out[48]);
+/* {"index","id","type":"function","function":{"name","arguments"}} (OpenAI). */
+json_t *srv_call_oai(const srv_tool_call *c, const char *id, size_t index);
+/* {"id","function":{"index","name","arguments":{object}}} (Ollama). */
+json_t *srv_call_ollama(const srv_tool_call *c, const char *id, size_t index);
+
 #endif
