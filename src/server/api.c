@@ -2029,10 +2029,17 @@ static int handle_show(srv_req *r)
     json_object_set_new(mi, k, json_integer(st.info.n_embd));
     snprintf(k, sizeof(k), "%s.block_count", st.info.arch);
     json_object_set_new(mi, k, json_integer(st.info.n_layer));
-    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:[s,s],s:o}", "modelfile", "", "parameters", "", "template",
+    /* What the template shows the model can do (every decoder also embeds: mean pooling). */
+    srv_chat_fmt f;
+    srv_chat_fmt_detect(tmpl, &f);
+    json_t *caps = json_pack("[s,s]", "completion", "embedding");
+    if (caps && f.tools != SRV_TOOLS_NONE)
+        json_array_append_new(caps, json_string("tools"));
+    if (caps && f.think != SRV_THINK_NONE)
+        json_array_append_new(caps, json_string("thinking"));
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "modelfile", "", "parameters", "", "template",
                           tmpl ? jstr(tmpl, strlen(tmpl)) : json_string(""), "details", ollama_details(&st),
-                          "model_info", mi, "capabilities", "completion", "embedding", "modified_at",
-                          rfc3339_of(time(NULL)));
+                          "model_info", mi, "capabilities", caps, "modified_at", rfc3339_of(time(NULL)));
     srv_model_release(r->srv->sched, m);
     return srv_reply_json(r, 200, o);
 }

@@ -1052,13 +1052,20 @@ json_t *srv_agent_template_tools(const srv_agent_req *a)
         if (a->choice == SRV_TC_NAMED && strcmp(json_string_value(json_object_get(f, "name")), a->choice_name))
             continue;
         if (!a->flat) {
-            json_array_append(out, t);
+            json_t *nt = json_deep_copy(t);
+            json_t *nf = json_object_get(nt, "function");
+            /* Templates read function.description (gpt-oss fails without it). */
+            if (!json_is_string(json_object_get(nf, "description")))
+                json_object_set_new(nf, "description", json_string(""));
+            json_array_append_new(out, nt);
             continue;
         }
         json_t *nf = json_object();
         const char *k;
         json_t *v;
         json_object_foreach(f, k, v) if (strcmp(k, "type") && strcmp(k, "strict")) json_object_set(nf, k, v);
+        if (!json_is_string(json_object_get(nf, "description")))
+            json_object_set_new(nf, "description", json_string(""));
         json_array_append_new(out, json_pack("{s:s,s:o}", "type", "function", "function", nf));
     }
     return out;
