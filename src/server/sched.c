@@ -141,6 +141,8 @@ void srv_job_free(srv_job *j)
     if (j->embedding)
         explicit_bzero(j->embedding, (size_t)j->n_embd * sizeof(float));
     free(j->prompt);
+    free(j->bias_tok);
+    free(j->bias_val);
     for (size_t i = 0; i < j->n_stops; i++)
         free(j->stops[i]);
     free(j->stops);
@@ -640,7 +642,7 @@ static bool admit(srv_sched *s, srv_job *j)
     bool ok = true;
     if (j->kind == SRV_JOB_GENERATE) {
         sl->smp = al_sampler_new(&j->sp, (int32_t)m->info.n_vocab);
-        sl->dt = al_detok_new(al_model_vocab(m->model), false);
+        sl->dt = al_detok_new(al_model_vocab(m->model), j->render_special);
         sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
         ok = sl->smp && sl->dt && sl->st;
         if (ok && j->json_mode) {
@@ -818,9 +820,13 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     const al_vocab *voc = al_model_vocab(m->model);
     int32_t n_vocab = (int32_t)m->info.n_vocab;
     const float *lg = logits;
-    if (sl->jg) {
+    if (sl->jg || j->n_bias) {
         memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
-        json_mask(m, sl, voc, m->lbuf, n_vocab);
+        for (size_t i = 0; i < j->n_bias; i++)
+            if (j->bias_tok[i] >= 0 && j->bias_tok[i] < n_vocab)
+                m->lbuf[j->bias_tok[i]] += j->bias_val[i];
+        if (sl->jg)
+            json_mask(m, sl, voc, m->lbuf, n_vocab);
         lg = m->lbuf;
     }
     int32_t tok = al_sampler_sample(sl->smp, lg);

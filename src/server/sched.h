@@ -90,6 +90,11 @@ typedef struct srv_job {
     char **stops;            /* owned by the job */
     size_t n_stops;
     bool json_mode;          /* constrain output to a JSON object */
+    bool render_special;     /* control tokens go into text as written (tool-call and
+                                harmony markers that the API side parses) */
+    int32_t *bias_tok;       /* owned: logit_bias token ids (n_bias) */
+    float *bias_val;         /* owned: added to those tokens' logits (-INFINITY: banned) */
+    size_t n_bias;
     bool want_logprobs;
     int32_t top_logprobs;    /* 0..SRV_MAX_TOP_LOGPROBS */
     double deadline;         /* monotonic seconds; 0: none */

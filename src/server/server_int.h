@@ -72,7 +72,11 @@ typedef struct srv_req {
     size_t prompt_len;
     char *completion_text;    /* idem */
     size_t completion_len;
+    char cors_origin[256];    /* Access-Control-Allow-Origin to send ("" none; see cors_check) */
 } srv_req;
+
+/* Adds the request's CORS headers (if its origin is allowed) to resp. */
+void srv_add_cors(const srv_req *r, struct MHD_Response *resp);
 
 /* Keeps a copy of the request's prompt / completion for the audit log when
  * its content mode asks for it (no-op otherwise). */
