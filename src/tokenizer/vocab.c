@@ -868,7 +868,8 @@ static al_status tokenize_all(const al_vocab *v, const char *text, size_t len, b
             break;
         }
         case AL_VOCAB_BPE:
-            st = v->bpe_utf8 ? tok_bpe_utf8(v, text + f.off, f.len, ids, err) : tok_bpe(v, text + f.off, f.len, ids, err);
+            st = v->bpe_utf8 ? tok_bpe_utf8(v, text + f.off, f.len, ids, err)
+                             : tok_bpe(v, text + f.off, f.len, ids, err);
             break;
         case AL_VOCAB_UGM:
             st = tok_ugm(v, text + f.off, f.len, ids, err);

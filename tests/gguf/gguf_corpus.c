@@ -1053,7 +1053,7 @@ static void corpus_tokenizer_models(const gmodel *base)
     MUTATE(t5, "t5-charsmap-not-bytes", AT_MODEL, "tokenizer.ggml.precompiled_charsmap", "array of bytes",
            kvdef *k = kv_raw(m, "tokenizer.ggml.precompiled_charsmap", T_ARR); put_u32(&k->val, T_STR);
            put_u64(&k->val, 1); put_str(&k->val, "x"));
-    MUTATE(t5, "t5-scores-strings", AT_MODEL, "tokenizer.ggml.scores", "number", kv_del(m, "tokenizer.ggml.scores");
+    MUTATE(t5, "t5-scores-strings", AT_MODEL, "tokenizer.ggml.scores", NULL, kv_del(m, "tokenizer.ggml.scores");
            kvdef *k = kv_raw(m, "tokenizer.ggml.scores", T_ARR); put_u32(&k->val, T_STR);
            put_u64(&k->val, NVOCAB); for (int i = 0; i < NVOCAB; i++) put_str(&k->val, "1"));
     MUTATE(t5, "t5-empty-vocab", AT_MODEL, "tokenizer.ggml.tokens", "0 entries", kv_del(m, "tokenizer.ggml.tokens");
