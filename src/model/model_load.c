@@ -592,7 +592,8 @@ static al_status load_layer(loader *L, uint32_t i)
     }
 
     /* FFN. */
-    if (D->ffn == AL_FFN_GELU) {
+    ly->ffn = D->ffn;
+    if (ly->ffn == AL_FFN_GELU) {
         MAT(w_up, "ffn_up.weight", ff, d);
     } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
         al_weight gu;
@@ -605,7 +606,7 @@ static al_status load_layer(loader *L, uint32_t i)
         MAT(w_up, "ffn_up.weight", ff, d);
     }
     MAT(w_down, "ffn_down.weight", d, ff);
-    if (D->ffn != AL_FFN_GELU)
+    if (ly->ffn != AL_FFN_GELU)
         VEC(b_gate, "ffn_gate.bias", ff, D->ffn_bias == AL_NEED_REQUIRED ? AL_NEED_OPTIONAL : D->ffn_bias);
     VEC(b_up, "ffn_up.bias", ff, D->ffn_bias);
     VEC(b_down, "ffn_down.bias", d, D->ffn_bias);
@@ -966,8 +967,15 @@ const char *al_model_template_error(const al_model *m)
 
 uint64_t al_model_kv_bytes(const al_model *m, uint32_t n_ctx, uint32_t n_seq)
 {
-    uint64_t per_pos = 0; /* K and V elements of one position, all layers */
-    for (uint32_t l = 0; l < m->hp.n_layer; l++)
-        per_pos += 2ull * m->layers[l].n_head_kv * m->hp.head_dim;
-    return per_pos * n_ctx * n_seq * sizeof(uint16_t);
+    /* as al_context_new lays it out with the default n_batch: a window
+     * layer keeps a ring of window + n_batch - 1 slots and a mirror of
+     * window - 1 when that is less than n_ctx */
+    const uint64_t n_batch = al_context_default_params().n_batch;
+    uint64_t total = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const uint64_t w = m->layers[l].window, ring = w + n_batch - 1;
+        const uint64_t slots = w && ring + w - 1 < n_ctx ? ring + w - 1 : n_ctx;
+        total += 2ull * m->layers[l].n_head_kv * m->hp.head_dim * slots;
+    }
+    return total * n_seq * sizeof(uint16_t);
 }
