@@ -23,7 +23,15 @@ typedef struct loader {
     const char *path;
     char arch[32];
     al_error *err;
+    uint8_t *used;   /* (n_tensors) bound by the description */
 } loader;
+
+/* Marks a tensor as read by the model. */
+static void mark_used(loader *L, const al_gguf_tensor *t)
+{
+    if (L->used)
+        L->used[t - L->m->gguf->tensors] = 1;
+}
 
 al_model_params al_model_default_params(void)
 {
@@ -48,6 +56,7 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
                       "%s: tensor '%s' has shape [%llu, %llu] but %s needs [%lld, %lld] (cols, rows)", L->path,
                       name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], L->arch, (long long)cols,
                       (long long)rows);
+    mark_used(L, t);
     w->type = t->type;
     w->data = t->data;
     w->rows = rows;
@@ -507,6 +516,7 @@ static al_status bind_vec(loader *L, const char *name, int64_t n, bool required,
     *out = malloc((size_t)n * sizeof(float));
     if (!*out)
         return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    mark_used(L, t);
     al_dequantize_row(t->type, t->data, *out, n);
     return AL_OK;
 }
@@ -659,6 +669,15 @@ static al_status load_tensors(loader *L)
     for (uint32_t i = 0; i < hp->n_layer; i++)
         if ((st = load_layer(L, i)))
             return st;
+    /* A tensor the description does not read belongs to a variant it does
+     * not describe (e.g. Q/K norms of a family without them): refused, as
+     * the reference does, rather than run without it. */
+    for (uint64_t i = 0; L->used && i < m->gguf->n_tensors; i++)
+        if (!L->used[i]) {
+            const al_str n = m->gguf->tensors[i].name;
+            return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: tensor '%.*s' is not part of a %s model as supported",
+                          L->path, (int)(n.len > 96 ? 96 : n.len), n.ptr, L->arch);
+        }
 
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
         const al_gguf_tensor *t = &m->gguf->tensors[i];
@@ -833,8 +852,12 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
     if (!st)
         st = load_hparams(&L);
-    if (!st)
-        st = load_tensors(&L);
+    if (!st) {
+        L.used = calloc(m->gguf->n_tensors ? m->gguf->n_tensors : 1, 1);
+        st = L.used ? load_tensors(&L) : al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+        free(L.used);
+        L.used = NULL;
+    }
     if (!st)
         st = rope_setup(&L);
     if (!st && params && params->check_tensors)

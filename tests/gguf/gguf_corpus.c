@@ -726,11 +726,13 @@ static void family(gmodel *m, const char *arch)
         t_del(m, "blk.0.ffn_gate.weight");
         t_find(m, "blk.0.ffn_up.weight")->ne[1] = 2 * NFF;
     }
-    if (!strcmp(arch, "starcoder2") || !strcmp(arch, "stablelm")) {
+    if (!strcmp(arch, "command-r"))
+        t_del(m, "blk.0.ffn_norm.weight");
+    if (!strcmp(arch, "starcoder2") || !strcmp(arch, "stablelm") || !strcmp(arch, "command-r")) {
         kvdef *e = kv_find(m, akey(m, "attention.layer_norm_rms_epsilon"));
         snprintf(e->key, sizeof e->key, "%s", akey(m, "attention.layer_norm_epsilon"));
         const char *bias[] = {"blk.0.attn_norm.bias", "blk.0.ffn_norm.bias", "output_norm.bias"};
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 3 && strcmp(arch, "command-r"); i++)
             t_add(m, bias[i], 1, DIM, 1);
     }
     if (!strcmp(arch, "starcoder2")) {
@@ -747,7 +749,7 @@ static void family(gmodel *m, const char *arch)
 /* Each family's variant of the base model loads and decodes a token. */
 static void positive_families(const gmodel *base)
 {
-    static const char *const archs[] = {"gemma2", "olmo2", "qwen3", "phi3", "starcoder2", "stablelm"};
+    static const char *const archs[] = {"gemma2", "olmo2", "qwen3", "phi3", "starcoder2", "stablelm", "command-r"};
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
         gmodel *m = malloc(sizeof *m);
         model_copy(m, base);
@@ -920,6 +922,10 @@ static void corpus_arch(const gmodel *base)
            t_add(m, "rope_factors_long.weight", 1, 2, 1));
     MUTATE(base, "rope-freqs-not-positive", AT_MODEL, "rope_freqs.weight", "must be positive",
            tdef *t = t_add(m, "rope_freqs.weight", 1, 2, 1); t->fill_set = true; t->fill = 0.0f);
+    MUTATE(base, "extra-tensor-q-norm-in-llama", AT_MODEL, "blk.0.attn_q_norm.weight", "not part of a llama model",
+           t_add(m, "blk.0.attn_q_norm.weight", 1, DIM / 2, 1));
+    MUTATE(base, "extra-tensor-command-r-plus-norms", AT_MODEL, "attn_q_norm.weight", "command-r",
+           family(m, "command-r"); t_add(m, "blk.0.attn_q_norm.weight", 2, DIM / 2, 2));
     MUTATE(base, "granite-logit-scale-0", AT_MODEL, "granite.logit_scale", "positive", set_arch(m, "granite");
            kv_f32(m, "granite.logit_scale", 0.0f));
 }
