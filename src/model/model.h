@@ -126,6 +126,8 @@ typedef struct al_layer {
     uint32_t n_ff;       /* this layer's FFN width */
     uint32_t window;     /* sliding window (keys p0 with p1 - p0 < window), 0: global */
     uint8_t rope;        /* index in al_model.rope, or AL_ROPE_NONE */
+    uint8_t ffn;         /* al_ffn_kind of this layer (the family's; a model mixing dense and
+                            expert layers would set it per layer) */
     float *attn_norm, *attn_norm_b;   /* (n_embd) or NULL */
     al_weight wq;       /* (n_head*head_dim, n_embd) */
     al_weight wk;       /* (n_head_kv*head_dim, n_embd) */
