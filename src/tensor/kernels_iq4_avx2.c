@@ -465,7 +465,6 @@ AI void gemm_lut32_nt(uint32_t type, int64_t k, const void *panel, const void *a
 AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
                        float *out, int64_t ldo, const int nt)
 {
-    (void)asum, (void)ss;
     const panel_iq4_xs *p = panel;
     const int64_t nb = k / AL_QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -509,10 +508,165 @@ AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, c
     }
 }
 
+/* Ternary panels against Q8_K. Trits as 0..2: one vpmaddubsw per chunk,
+ * and the int16 sums of a whole super-block stay below 64 * 2 * 2 * 127;
+ * the -1 offset is the token's activation sum over the block (its bsums,
+ * the same for all 8 rows). TQ2_0: q[h][c] = bytes 32h+4c..+3 of the
+ * rows' qs (2-bit field l: elements 128h+32l+4c..+3). TQ1_0: q0[c] =
+ * bytes 4c..+3 of qs (trit n: elements 32n+4c..), q1[c] = bytes 32+4c..+3
+ * (trit n: 160+16n+4c..), qh = the 4 qh bytes (trit n: 240+4n..). Both
+ * exactly the size of their 8 rows. */
+typedef struct {
+    uint8_t q[2][8][32];
+    al_half d[AL_PANEL_ROWS];
+} panel_tq2_0;
+typedef struct {
+    uint8_t q0[8][32];
+    uint8_t q1[4][32];
+    uint8_t qh[32];
+    al_half d[AL_PANEL_ROWS];
+} panel_tq1_0;
+_Static_assert(sizeof(panel_tq2_0) == AL_PANEL_ROWS * sizeof(al_block_tq2_0), "TQ2_0 panel size");
+_Static_assert(sizeof(panel_tq1_0) == AL_PANEL_ROWS * sizeof(al_block_tq1_0), "TQ1_0 panel size");
+
+/* n bytes (<= 32, a multiple of 4) at src of 8 rows interleaved into
+ * n / 4 chunks. */
+AI void pack_bytes(const uint8_t *src, size_t row_bytes, int n, uint8_t (*out)[32])
+{
+    __m256i r[8], o[8];
+    for (int i = 0; i < AL_PANEL_ROWS; i++) {
+        uint8_t tmp[32] = {0};
+        memcpy(tmp, src + (size_t)i * row_bytes, (size_t)n);
+        r[i] = _mm256_loadu_si256((const __m256i *)tmp);
+    }
+    interleave8(r, o);
+    for (int c = 0; c < n / 4; c++)
+        _mm256_storeu_si256((__m256i *)out[c], o[c]);
+}
+
+static size_t bytes_tq2_0(int64_t k)
+{
+    return (size_t)(k / AL_QK_K) * sizeof(panel_tq2_0);
+}
+
+static void pack_tq2_0(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    panel_tq2_0 *p = panel;
+    for (int64_t b = 0; b < k / AL_QK_K; b++) {
+        const al_block_tq2_0 *b0 = (const al_block_tq2_0 *)w + b;
+        for (int i = 0; i < AL_PANEL_ROWS; i++)
+            p[b].d[i] = ((const al_block_tq2_0 *)(w + (size_t)i * row_bytes) + b)->d;
+        for (int h = 0; h < 2; h++)
+            pack_bytes(b0->qs + 32 * h, row_bytes, 32, p[b].q[h]);
+    }
+}
+
+static size_t bytes_tq1_0(int64_t k)
+{
+    return (size_t)(k / AL_QK_K) * sizeof(panel_tq1_0);
+}
+
+static void pack_tq1_0(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    panel_tq1_0 *p = panel;
+    for (int64_t b = 0; b < k / AL_QK_K; b++) {
+        const al_block_tq1_0 *b0 = (const al_block_tq1_0 *)w + b;
+        for (int i = 0; i < AL_PANEL_ROWS; i++)
+            p[b].d[i] = ((const al_block_tq1_0 *)(w + (size_t)i * row_bytes) + b)->d;
+        pack_bytes(b0->qs, row_bytes, 32, p[b].q0);
+        pack_bytes(b0->qs + 32, row_bytes, 16, p[b].q1);
+        uint8_t qh[1][32];
+        pack_bytes(b0->qh, row_bytes, 4, qh);
+        memcpy(p[b].qh, qh[0], 32);
+    }
+}
+
+/* s16[t] += trits w (0..2, 8 rows x 4 elements) x token t's 4 bytes at
+ * offset off of its block. */
+#define TQ_MAC(w, off)                                                                                         \
+    _Pragma("GCC unroll 8") for (int t = 0; t < nt; t++) s16[t] =                                              \
+        pin(_mm256_add_epi16(s16[t], _mm256_maddubs_epi16((w), bcast4(x[t]->qs + (off)))))
+
+AI void gemm_tq_nt(uint32_t type, int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo,
+                   const int nt)
+{
+    static const int pow3[5] = {1, 3, 9, 27, 81};
+    const bool tq2 = type == AL_TYPE_TQ2_0;
+    const size_t psz = tq2 ? sizeof(panel_tq2_0) : sizeof(panel_tq1_0);
+    const int64_t nb = k / AL_QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256 acc[AL_PANEL_NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pb = (const uint8_t *)panel + (size_t)b * psz;
+        const al_block_q8_K *x[AL_PANEL_NT];
+        __m256i s16[AL_PANEL_NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            s16[t] = _mm256_setzero_si256();
+        }
+        prefetch_ahead(pb, psz);
+        if (tq2) {
+            const panel_tq2_0 *p = (const panel_tq2_0 *)pb;
+            for (int h = 0; h < 2; h++)
+                _Pragma("GCC unroll 2")
+                for (int c = 0; c < 8; c++) {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)p->q[h][c]);
+                    _Pragma("GCC unroll 4")
+                    for (int l = 0; l < 4; l++) {
+                        const __m256i w = _mm256_and_si256(_mm256_srli_epi16(v, 2 * l), m3);
+                        TQ_MAC(w, 128 * h + 32 * l + 4 * c);
+                    }
+                }
+        } else {
+            const panel_tq1_0 *p = (const panel_tq1_0 *)pb;
+            for (int c = 0; c < 8; c++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)p->q0[c]);
+                _Pragma("GCC unroll 5")
+                for (int n = 0; n < 5; n++) {
+                    const __m256i w = trits_of(v, pow3[n]);
+                    TQ_MAC(w, 32 * n + 4 * c);
+                }
+            }
+            for (int c = 0; c < 4; c++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)p->q1[c]);
+                _Pragma("GCC unroll 5")
+                for (int n = 0; n < 5; n++) {
+                    const __m256i w = trits_of(v, pow3[n]);
+                    TQ_MAC(w, 160 + 16 * n + 4 * c);
+                }
+            }
+            const __m256i v = _mm256_loadu_si256((const __m256i *)p->qh);
+            _Pragma("GCC unroll 4")
+            for (int n = 0; n < 4; n++) {
+                const __m256i w = trits_of(v, pow3[n]);
+                TQ_MAC(w, 240 + 4 * n);
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(tq2 ? ((const panel_tq2_0 *)pb)->d
+                                                                                : ((const panel_tq1_0 *)pb)->d)));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            int sum = 0;
+            for (int g = 0; g < 16; g++)
+                sum += x[t]->bsums[g];
+            const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(sum));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
 #define PDISPATCH(name, call)                                                                                  \
     static void name(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,  \
                      int nt, float *out, int64_t ldo)                                                          \
     {                                                                                                          \
+        (void)asum, (void)ss;                                                                                  \
         AL_SWITCH_NT(nt, call)                                                                                 \
     }
 
@@ -523,6 +677,11 @@ AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, c
 PDISPATCH(gemm_iq4_nl, G_IQ4_NL)
 PDISPATCH(gemm_mxfp4, G_MXFP4)
 PDISPATCH(gemm_iq4_xs, G_IQ4_XS)
+
+#define G_TQ1_0(n) gemm_tq_nt(AL_TYPE_TQ1_0, k, panel, a, as, out, ldo, n)
+#define G_TQ2_0(n) gemm_tq_nt(AL_TYPE_TQ2_0, k, panel, a, as, out, ldo, n)
+PDISPATCH(gemm_tq1_0, G_TQ1_0)
+PDISPATCH(gemm_tq2_0, G_TQ2_0)
 
 /* ------------------------------------------------------------ dispatch */
 
@@ -554,6 +713,8 @@ void al_kernels_iq4_avx2(al_kernels *ks)
     ks->panel[AL_TYPE_IQ4_NL] = (al_panel_kernel){bytes_iq4_nl, pack_iq4_nl, gemm_iq4_nl, false, true, 0};
     ks->panel[AL_TYPE_MXFP4] = (al_panel_kernel){bytes_mxfp4, pack_mxfp4, gemm_mxfp4, true, true, 0};
     ks->panel[AL_TYPE_IQ4_XS] = (al_panel_kernel){bytes_iq4_xs, pack_iq4_xs, gemm_iq4_xs, false, true, 0};
+    ks->panel[AL_TYPE_TQ1_0] = (al_panel_kernel){bytes_tq1_0, pack_tq1_0, gemm_tq1_0, false, true, 0};
+    ks->panel[AL_TYPE_TQ2_0] = (al_panel_kernel){bytes_tq2_0, pack_tq2_0, gemm_tq2_0, false, true, 0};
 }
 #else
 void al_kernels_iq4_avx2(al_kernels *ks)
