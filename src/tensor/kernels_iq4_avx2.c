@@ -461,7 +461,9 @@ AI void gemm_lut32_nt(uint32_t type, int64_t k, const void *panel, const void *a
 /* IQ4_XS panels against Q8_K: each chunk's |w| x sign(y, w) pair sums
  * widened by a madd with the rows' sub-block scales, one int32 sum per
  * token and super-block; the token's float sums live in out between
- * super-blocks. */
+ * super-blocks. Up to 8 tokens a call: the 8 int32 sums and the chunk's
+ * weights fit the 16 registers, and the unpacking is shared by more
+ * tokens. */
 AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
                        float *out, int64_t ldo, const int nt)
 {
@@ -473,8 +475,8 @@ AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, c
     for (int t = 0; t < nt; t++)
         _mm256_storeu_ps(out + t * ldo, _mm256_setzero_ps());
     for (int64_t b = 0; b < nb; b++) {
-        const al_block_q8_K *x[AL_PANEL_NT];
-        __m256i s32[AL_PANEL_NT];
+        const al_block_q8_K *x[AL_PANEL_NT_MAX];
+        __m256i s32[AL_PANEL_NT_MAX];
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
@@ -676,7 +678,20 @@ AI void gemm_tq_nt(uint32_t type, int64_t k, const void *panel, const void *a, s
 
 PDISPATCH(gemm_iq4_nl, G_IQ4_NL)
 PDISPATCH(gemm_mxfp4, G_MXFP4)
-PDISPATCH(gemm_iq4_xs, G_IQ4_XS)
+static void gemm_iq4_xs(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
+                        int nt, float *out, int64_t ldo)
+{
+    switch (nt) {
+    case 1: G_IQ4_XS(1); break;
+    case 2: G_IQ4_XS(2); break;
+    case 3: G_IQ4_XS(3); break;
+    case 4: G_IQ4_XS(4); break;
+    case 5: G_IQ4_XS(5); break;
+    case 6: G_IQ4_XS(6); break;
+    case 7: G_IQ4_XS(7); break;
+    default: G_IQ4_XS(8); break;
+    }
+}
 
 #define G_TQ1_0(n) gemm_tq_nt(AL_TYPE_TQ1_0, k, panel, a, as, out, ldo, n)
 #define G_TQ2_0(n) gemm_tq_nt(AL_TYPE_TQ2_0, k, panel, a, as, out, ldo, n)
@@ -712,7 +727,7 @@ void al_kernels_iq4_avx2(al_kernels *ks)
     ks->dot[AL_TYPE_TQ2_0] = dot_tq2_0;
     ks->panel[AL_TYPE_IQ4_NL] = (al_panel_kernel){bytes_iq4_nl, pack_iq4_nl, gemm_iq4_nl, false, true, 0};
     ks->panel[AL_TYPE_MXFP4] = (al_panel_kernel){bytes_mxfp4, pack_mxfp4, gemm_mxfp4, true, true, 0};
-    ks->panel[AL_TYPE_IQ4_XS] = (al_panel_kernel){bytes_iq4_xs, pack_iq4_xs, gemm_iq4_xs, false, true, 0};
+    ks->panel[AL_TYPE_IQ4_XS] = (al_panel_kernel){bytes_iq4_xs, pack_iq4_xs, gemm_iq4_xs, false, true, 8};
     ks->panel[AL_TYPE_TQ1_0] = (al_panel_kernel){bytes_tq1_0, pack_tq1_0, gemm_tq1_0, false, true, 0};
     ks->panel[AL_TYPE_TQ2_0] = (al_panel_kernel){bytes_tq2_0, pack_tq2_0, gemm_tq2_0, false, true, 0};
 }
