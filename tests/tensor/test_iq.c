@@ -142,6 +142,8 @@ static void test_grids(void **state)
     for (int k = 0; k < 128; k++) { /* low 7 bits kept, an even number of bits set */
         assert_int_equal(al_iq_ksigns[k] & 127, k);
         assert_int_equal(__builtin_popcount(al_iq_ksigns[k]) % 2, 0);
+        for (int j = 0; j < 8; j++)
+            assert_int_equal((al_iq_ksigns64[k] >> (8 * j)) & 0xff, (al_iq_ksigns[k] >> j) & 1 ? 0xff : 0x01);
     }
 }
 
