@@ -3,7 +3,7 @@
  * -mavx2 -mfma -mf16c only; installed by al_kernels_avx2() after the CPU
  * check. Per group of 32 weights the codebook entries are gathered once
  * (vpgatherdd/vpgatherdq from vector indices: 1.7x the speed of scalar
- * loads for IQ3_S here) into a vector of unsigned magnitudes (IQ2, IQ3) or
+ * loads for IQ3_S on the dev host) into a vector of unsigned magnitudes (IQ2, IQ3) or
  * int8 -1/0/1 (IQ1), the sign
  * bits are expanded to +-1 bytes and applied to the activations (so that
  * maddubs sees unsigned x signed), and the group's integer scale is applied
@@ -253,8 +253,162 @@ DISPATCH(dot_iq3_s, AL_TYPE_IQ3_S)
 DISPATCH(dot_iq1_s, AL_TYPE_IQ1_S)
 DISPATCH(dot_iq1_m, AL_TYPE_IQ1_M)
 
+/* ------------------------------------------------------------ panels */
+
+#define PR AL_PANEL_ROWS
+
+/* Panel super-block of every i-quant type, for prompt batches: 8 rows'
+ * 256 weights decoded to int8 (grid value x sign; IQ1: 8 x grid +- 1) and
+ * stored plus 64, so unsigned (<= 126) for vpmaddubsw: q[g][c] = weights
+ * 4c..4c+3 of group g of rows 0..7 (row r in the 32-bit lane r);
+ * sc[h][2r], sc[h][2r+1] = row r's integer scale of weights 16h..16h+15;
+ * scp[j][2r], scp[j][2r+1] = row r's scales 2j and 2j+1 (to take the +64
+ * out with the activations' bsums); d[r] = row r's float factor (d/8 for
+ * IQ2 and IQ1, d/4 for IQ3_XXS, d for IQ3_S). About 10 bits a weight, so
+ * panels are made per matmul call for batches of tokens and not kept
+ * (compact false): the codebook decoding, the dot kernels' main cost, is
+ * then shared by every token of the batch. */
+typedef struct {
+    float d[PR];
+    int16_t sc[16][2 * PR];
+    int16_t scp[8][2 * PR];
+    uint8_t q[8][8][32];
+} panel_iq;
+
+static size_t bytes_iq(int64_t k)
+{
+    return (size_t)(k / AL_QK_K) * sizeof(panel_iq);
+}
+
+AI void pack_iq(uint32_t type, int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    panel_iq *p = panel;
+    const size_t bsz = block_bytes(type);
+    const bool iq1 = type == AL_TYPE_IQ1_S || type == AL_TYPE_IQ1_M;
+    for (int64_t b = 0; b < k / AL_QK_K; b++) {
+        _Alignas(32) uint8_t rows[PR][AL_QK_K];
+        for (int r = 0; r < PR; r++) {
+            const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * bsz;
+            p[b].d[r] = block_d(type, blk) * (iq1 ? 0.125f : 1.0f);
+            for (int g = 0; g < 8; g++) {
+                const iq_group gr = decode(type, blk, g);
+                __m256i q;
+                if (iq1) {
+                    __m256i dl = gr.dl;
+                    if (type == AL_TYPE_IQ1_S)
+                        dl = _mm256_set1_epi8(rd16(&((const al_block_iq1_s *)blk)->qh[g]) & 0x8000 ? -1 : 1);
+                    q = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), gr.u), dl);
+                } else {
+                    q = _mm256_sign_epi8(gr.u, gr.sg);
+                }
+                _mm256_store_si256((__m256i *)(rows[r] + 32 * g), _mm256_add_epi8(q, _mm256_set1_epi8(64)));
+                const int16_t s0 = (int16_t)_mm256_extract_epi16(gr.sc, 0), s1 = (int16_t)_mm256_extract_epi16(gr.sc, 8);
+                p[b].sc[2 * g][2 * r] = p[b].sc[2 * g][2 * r + 1] = s0;
+                p[b].sc[2 * g + 1][2 * r] = p[b].sc[2 * g + 1][2 * r + 1] = s1;
+                p[b].scp[g][2 * r] = s0;
+                p[b].scp[g][2 * r + 1] = s1;
+            }
+        }
+        for (int g = 0; g < 8; g++)
+            for (int c = 0; c < 8; c++)
+                for (int r = 0; r < PR; r++)
+                    memcpy(&p[b].q[g][c][4 * r], &rows[r][32 * g + 4 * c], 4);
+    }
+}
+
+/* The 4 bytes at p broadcast to every 32-bit lane. */
+AI __m256i bcast4(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* (w + 64) x y (pairs <= 2 * 126 * 127 < 2^15) times the rows' scales in
+ * one madd, summed in int32 per row lane; then 64 x sum(scale x bsum) off. */
+AI void gemm_iq_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
+{
+    const panel_iq *p = panel;
+    const int64_t nb = k / AL_QK_K;
+    __m256 acc[AL_PANEL_NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const al_block_q8_K *x[AL_PANEL_NT];
+        __m256i s32[AL_PANEL_NT], off[AL_PANEL_NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            s32[t] = _mm256_setzero_si256();
+            off[t] = _mm256_setzero_si256();
+        }
+        for (int g = 0; g < 8; g++) {
+            const __m256i scp = _mm256_loadu_si256((const __m256i *)p[b].scp[g]);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++)
+                off[t] = _mm256_add_epi32(off[t], _mm256_madd_epi16(scp, bcast4(x[t]->bsums + 2 * g)));
+            _Pragma("GCC unroll 2")
+            for (int h = 0; h < 2; h++) {
+                const __m256i sc = _mm256_loadu_si256((const __m256i *)p[b].sc[2 * g + h]);
+                _Pragma("GCC unroll 4")
+                for (int c = 4 * h; c < 4 * h + 4; c++) {
+                    const __m256i w = _mm256_loadu_si256((const __m256i *)p[b].q[g][c]);
+                    _Pragma("GCC unroll 8")
+                    for (int t = 0; t < nt; t++) {
+                        const __m256i y = bcast4(x[t]->qs + 32 * g + 4 * c);
+                        s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(w, y), sc));
+                    }
+                }
+            }
+        }
+        const __m256 d = _mm256_loadu_ps(p[b].d);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            const __m256i s = _mm256_sub_epi32(s32[t], _mm256_slli_epi32(off[t], 6));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+static void gemm_iq(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
+                    float *out, int64_t ldo)
+{
+    (void)asum, (void)ss;
+    switch (nt) {
+    case 1: gemm_iq_nt(k, panel, a, as, out, ldo, 1); break;
+    case 2: gemm_iq_nt(k, panel, a, as, out, ldo, 2); break;
+    case 3: gemm_iq_nt(k, panel, a, as, out, ldo, 3); break;
+    default: gemm_iq_nt(k, panel, a, as, out, ldo, 4); break;
+    }
+}
+
+#define PACK(name, type)                                                                           \
+    static void name(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)                   \
+    {                                                                                              \
+        pack_iq(type, k, w, row_bytes, panel);                                                     \
+    }
+
+PACK(pack_iq2_xxs, AL_TYPE_IQ2_XXS)
+PACK(pack_iq2_xs, AL_TYPE_IQ2_XS)
+PACK(pack_iq2_s, AL_TYPE_IQ2_S)
+PACK(pack_iq3_xxs, AL_TYPE_IQ3_XXS)
+PACK(pack_iq3_s, AL_TYPE_IQ3_S)
+PACK(pack_iq1_s, AL_TYPE_IQ1_S)
+PACK(pack_iq1_m, AL_TYPE_IQ1_M)
+
 void al_iq_kernels_avx2(struct al_kernels *ks)
 {
+    ks->panel[AL_TYPE_IQ2_XXS] = (al_panel_kernel){bytes_iq, pack_iq2_xxs, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ2_XS] = (al_panel_kernel){bytes_iq, pack_iq2_xs, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ2_S] = (al_panel_kernel){bytes_iq, pack_iq2_s, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ3_XXS] = (al_panel_kernel){bytes_iq, pack_iq3_xxs, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ3_S] = (al_panel_kernel){bytes_iq, pack_iq3_s, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ1_S] = (al_panel_kernel){bytes_iq, pack_iq1_s, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ1_M] = (al_panel_kernel){bytes_iq, pack_iq1_m, gemm_iq, false, false, 0};
     ks->dot[AL_TYPE_IQ2_XXS] = dot_iq2_xxs;
     ks->dot[AL_TYPE_IQ2_XS] = dot_iq2_xs;
     ks->dot[AL_TYPE_IQ2_S] = dot_iq2_s;
@@ -264,8 +418,150 @@ void al_iq_kernels_avx2(struct al_kernels *ks)
     ks->dot[AL_TYPE_IQ1_M] = dot_iq1_m;
 }
 #else
+/* ------------------------------------------------------------ panels */
+
+#define PR AL_PANEL_ROWS
+
+/* Panel super-block of every i-quant type, for prompt batches: 8 rows'
+ * 256 weights decoded to int8 (grid value x sign; IQ1: 8 x grid +- 1),
+ * q[g][c] = weights 4c..4c+3 of group g of rows 0..7 (row r in the 32-bit
+ * lane r); sc[h][2r], sc[h][2r+1] = row r's integer scale of weights
+ * 16h..16h+15; d[r] = row r's float factor (d/8 for IQ2 and IQ1, d/4 for
+ * IQ3_XXS, d for IQ3_S). About 10 bits a weight, so panels are made per
+ * matmul call for batches of tokens and not kept (compact false); the
+ * codebook decoding, the dot kernels' main cost, is then shared by every
+ * token of the batch. */
+typedef struct {
+    float d[PR];
+    int16_t sc[16][2 * PR];
+    int8_t q[8][8][32];
+} panel_iq;
+
+static size_t bytes_iq(int64_t k)
+{
+    return (size_t)(k / AL_QK_K) * sizeof(panel_iq);
+}
+
+AI void pack_iq(uint32_t type, int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    panel_iq *p = panel;
+    const size_t bsz = block_bytes(type);
+    for (int64_t b = 0; b < k / AL_QK_K; b++) {
+        _Alignas(32) int8_t rows[PR][AL_QK_K];
+        for (int r = 0; r < PR; r++) {
+            const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * bsz;
+            p[b].d[r] = block_d(type, blk) * (type == AL_TYPE_IQ1_S || type == AL_TYPE_IQ1_M ? 0.125f : 1.0f);
+            for (int g = 0; g < 8; g++) {
+                const iq_group gr = decode(type, blk, g);
+                __m256i q;
+                if (type == AL_TYPE_IQ1_S || type == AL_TYPE_IQ1_M) {
+                    __m256i dl = gr.dl;
+                    if (type == AL_TYPE_IQ1_S)
+                        dl = _mm256_set1_epi8(rd16(&((const al_block_iq1_s *)blk)->qh[g]) & 0x8000 ? -1 : 1);
+                    q = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), gr.u), dl);
+                } else {
+                    q = _mm256_sign_epi8(gr.u, gr.sg);
+                }
+                _mm256_store_si256((__m256i *)(rows[r] + 32 * g), q);
+                const int16_t s0 = (int16_t)_mm256_extract_epi16(gr.sc, 0), s1 = (int16_t)_mm256_extract_epi16(gr.sc, 8);
+                p[b].sc[2 * g][2 * r] = p[b].sc[2 * g][2 * r + 1] = s0;
+                p[b].sc[2 * g + 1][2 * r] = p[b].sc[2 * g + 1][2 * r + 1] = s1;
+            }
+        }
+        for (int g = 0; g < 8; g++)
+            for (int c = 0; c < 8; c++)
+                for (int r = 0; r < PR; r++)
+                    memcpy(&p[b].q[g][c][4 * r], &rows[r][32 * g + 4 * c], 4);
+    }
+}
+
+/* The 4 activation bytes at p broadcast to every 32-bit lane. */
+AI __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* |w| x sign(y, w) (|w| <= 62: pairs below 2^15) times the rows' scales in
+ * one madd; the products of a super-block summed in int32 per row lane. */
+AI void gemm_iq_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
+{
+    const panel_iq *p = panel;
+    const int64_t nb = k / AL_QK_K;
+    __m256 acc[AL_PANEL_NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const al_block_q8_K *x[AL_PANEL_NT];
+        __m256i s32[AL_PANEL_NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            s32[t] = _mm256_setzero_si256();
+        }
+        for (int g = 0; g < 8; g++) {
+            _Pragma("GCC unroll 2")
+            for (int h = 0; h < 2; h++) {
+                const __m256i sc = _mm256_loadu_si256((const __m256i *)p[b].sc[2 * g + h]);
+                _Pragma("GCC unroll 4")
+                for (int c = 4 * h; c < 4 * h + 4; c++) {
+                    const __m256i w = _mm256_loadu_si256((const __m256i *)p[b].q[g][c]);
+                    const __m256i aw = _mm256_sign_epi8(w, w);
+                    _Pragma("GCC unroll 8")
+                    for (int t = 0; t < nt; t++) {
+                        const __m256i y = _mm256_sign_epi8(bcast4(x[t]->qs + 32 * g + 4 * c), w);
+                        s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, y), sc));
+                    }
+                }
+            }
+        }
+        const __m256 d = _mm256_loadu_ps(p[b].d);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+static void gemm_iq(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
+                    float *out, int64_t ldo)
+{
+    (void)asum, (void)ss;
+    switch (nt) {
+    case 1: gemm_iq_nt(k, panel, a, as, out, ldo, 1); break;
+    case 2: gemm_iq_nt(k, panel, a, as, out, ldo, 2); break;
+    case 3: gemm_iq_nt(k, panel, a, as, out, ldo, 3); break;
+    default: gemm_iq_nt(k, panel, a, as, out, ldo, 4); break;
+    }
+}
+
+#define PACK(name, type)                                                                           \
+    static void name(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)                   \
+    {                                                                                              \
+        pack_iq(type, k, w, row_bytes, panel);                                                     \
+    }
+
+PACK(pack_iq2_xxs, AL_TYPE_IQ2_XXS)
+PACK(pack_iq2_xs, AL_TYPE_IQ2_XS)
+PACK(pack_iq2_s, AL_TYPE_IQ2_S)
+PACK(pack_iq3_xxs, AL_TYPE_IQ3_XXS)
+PACK(pack_iq3_s, AL_TYPE_IQ3_S)
+PACK(pack_iq1_s, AL_TYPE_IQ1_S)
+PACK(pack_iq1_m, AL_TYPE_IQ1_M)
+
 void al_iq_kernels_avx2(struct al_kernels *ks)
 {
+    ks->panel[AL_TYPE_IQ2_XXS] = (al_panel_kernel){bytes_iq, pack_iq2_xxs, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ2_XS] = (al_panel_kernel){bytes_iq, pack_iq2_xs, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ2_S] = (al_panel_kernel){bytes_iq, pack_iq2_s, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ3_XXS] = (al_panel_kernel){bytes_iq, pack_iq3_xxs, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ3_S] = (al_panel_kernel){bytes_iq, pack_iq3_s, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ1_S] = (al_panel_kernel){bytes_iq, pack_iq1_s, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ1_M] = (al_panel_kernel){bytes_iq, pack_iq1_m, gemm_iq, false, false, 0};
     (void)ks;
 }
 #endif

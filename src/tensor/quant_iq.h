@@ -54,8 +54,6 @@ extern const uint32_t al_iq3s_grid[512];
 extern const uint64_t al_iq1s_grid[2048]; /* int8 -1, 0, 1 bytes */
 /* 7 sign bits + a parity bit (an even number of minus signs). */
 extern const uint8_t al_iq_ksigns[128];
-/* The same as 8 bytes each: 0xff (-1) for a set sign bit, else 0x01. */
-extern const uint64_t al_iq_ksigns64[128];
 
 /* The fp16 scale of an IQ1_M block (spread over its scale words). */
 al_half al_iq1_m_d(const al_block_iq1_m *b);
