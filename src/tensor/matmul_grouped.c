@@ -12,7 +12,6 @@
 #define PANEL_TILE_BYTES (2 << 20)  /* the same with panels (each tile packs them again) */
 #define CHUNK_BYTES (256 << 10)     /* weight bytes per chunk at most (unless 16 rows are more) */
 #define SUB_ROWS 8                  /* rows kept in L1 across a token group */
-#define PANEL_MIN_NT 8              /* fewer tokens: dot kernels (packing would not pay) */
 #define CONV_SERIAL_ELEMS 32768     /* fewer input elements: convert on the caller */
 
 typedef struct grp_state {
@@ -301,7 +300,11 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         s->atype = al_act_type(gi->wtype);
         s->a_row_bytes = al_type_row_bytes(s->atype, k);
         const al_panel_kernel *pk = &j.ks->panel[gi->wtype];
-        if (pk->gemm && gi->n_rows >= AL_PANEL_ROWS && gi->n_tok >= PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
+        /* panels whatever the number of tokens: a token's result must not
+         * depend on how many others share its expert (the panel and dot
+         * kernels round differently, and a router near-tie downstream
+         * would turn that into a different expert) */
+        if (pk->gemm && gi->n_rows >= AL_PANEL_ROWS && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
             s->pk = pk;
         const int q = shared_with(g, j.s, i);
         if (q >= 0) {
@@ -323,8 +326,7 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         for (int q2 = i + 1; q2 < n && !sums; q2++)
             if (g[q2].X == gi->X && g[q2].rows == gi->rows && g[q2].n_tok == gi->n_tok && g[q2].k == k &&
                 g[q2].ldx == gi->ldx &&
-                al_act_type(g[q2].wtype) == s->atype && g[q2].n_tok >= PANEL_MIN_NT &&
-                j.ks->panel[g[q2].wtype].needs_asum)
+                al_act_type(g[q2].wtype) == s->atype && j.ks->panel[g[q2].wtype].needs_asum)
                 sums = true;
         if (s->atype != AL_TYPE_Q8_0 && s->atype != AL_TYPE_Q8_K)
             sums = false;
