@@ -23,9 +23,11 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "airlock.h"
@@ -99,6 +101,21 @@ static uint8_t *random_rows(uint32_t t, int64_t n_rows, int64_t k)
 
 static al_threadpool *g_pool;
 
+/* A read-only private map of a temporary file holding n bytes of src (the
+ * way a model's weights are mapped: giving pages back re-reads the file).
+ * Unmap with munmap(p, n). */
+static uint8_t *file_backed(const void *src, size_t n)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(fwrite(src, 1, n, f), n);
+    fflush(f);
+    void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    assert_true(p != MAP_FAILED);
+    fclose(f);
+    return p;
+}
+
 /* ------------------------------------------------- al_matmul_grouped */
 
 typedef struct grp_case {
@@ -124,14 +141,16 @@ static void check_grouped(uint32_t type_a, uint32_t type_b, int64_t k, al_thread
     int32_t *rows[NG];
     float *Yn[NG], *Ye[NG];
     for (int i = 0; i < NG; i++) {
-        W[i] = random_rows(cases[i].type, cases[i].rows, k);
+        uint8_t *w = random_rows(cases[i].type, cases[i].rows, k);
+        W[i] = file_backed(w, al_type_row_bytes(cases[i].type, k) * (size_t)cases[i].rows);
+        free(w);
         rows[i] = xalloc(sizeof(int32_t) * 32);
         for (int64_t t = 0; t < cases[i].n_tok; t++)
             rows[i][t] = (int32_t)(rnd() % NX);
         Yn[i] = xalloc(sizeof(float) * (size_t)(cases[i].rows * (cases[i].n_tok + 1)));
         Ye[i] = xalloc(sizeof(float) * (size_t)(cases[i].rows * (cases[i].n_tok + 1)));
         g[i] = (al_mm_group){cases[i].type, W[i], cases[i].rows, k, al_type_row_bytes(cases[i].type, k), X, ldx,
-                             rows[i], cases[i].n_tok, Yn[i], cases[i].rows};
+                             rows[i], cases[i].n_tok, Yn[i], cases[i].rows, NULL};
     }
     g[1].rows = g[0].rows; /* shares g[0]'s conversion */
     g[6].rows = NULL;      /* rows 0..11 */
@@ -146,6 +165,46 @@ static void check_grouped(uint32_t type_a, uint32_t type_b, int64_t k, al_thread
                 al_matmul_grouped_scratch_bound(NG, 2 * NX * 4, k, nth, false));
     al_matmul_grouped(tp, g, NG, false, sn);
     al_matmul_grouped(tp, ge, NG, true, se);
+    /* lazily packed panels: the first pass packs (part of them, with a
+     * budget of two panels), later ones read them; bit for bit the same */
+    for (int budgeted = 0; budgeted < 2; budgeted++) {
+        al_lazy_panels lz[NG];
+        _Atomic int64_t budget;
+        atomic_init(&budget, 0);
+        al_mm_group gl[NG];
+        float *Yl[NG];
+        memcpy(gl, g, sizeof(g));
+        for (int i = 0; i < NG; i++) {
+            const size_t pb = al_matmul_pack_bytes(g[i].wtype, 8, k);
+            Yl[i] = xalloc(sizeof(float) * (size_t)(cases[i].rows * (cases[i].n_tok + 1)));
+            gl[i].Y = Yl[i];
+            memset(&lz[i], 0, sizeof(lz[i]));
+            if (pb == 0)
+                continue;
+            if (i == 0 || atomic_load(&budget) == 0)
+                atomic_store(&budget, budgeted ? (int64_t)(2 * pb) : INT64_MAX / 2);
+            lz[i].panels = xalloc(pb * (size_t)(g[i].n_rows / 8));
+            lz[i].panel_bytes = pb;
+            lz[i].state = xalloc((size_t)(g[i].n_rows / 8));
+            lz[i].budget = &budget;
+            gl[i].lazy = &lz[i];
+        }
+        /* the weights are read again after their pages are given back */
+        for (int pass = 0; pass < 3; pass++) {
+            al_matmul_grouped(tp, gl, NG, false, sn);
+            for (int i = 0; i < NG; i++)
+                if (memcmp(Yl[i], Yn[i], sizeof(float) * (size_t)(g[i].n_rows * g[i].n_tok)) != 0)
+                    fail_msg("%s group %d pass %d (budget %d): lazily packed panels differ", al_type_name(g[i].wtype),
+                             i, pass, budgeted);
+        }
+        for (int i = 0; i < NG; i++) {
+            if (lz[i].panels && !budgeted && g[i].n_tok > 0)
+                assert_int_equal(atomic_load(&lz[i].n_packed), g[i].n_rows / 8);
+            free(lz[i].panels);
+            free((void *)lz[i].state);
+            free(Yl[i]);
+        }
+    }
     float *row = xalloc(sizeof(float) * (size_t)k);
     for (int i = 0; i < NG; i++) {
         const size_t rb = al_type_row_bytes(g[i].wtype, k);
@@ -177,7 +236,7 @@ static void check_grouped(uint32_t type_a, uint32_t type_b, int64_t k, al_thread
                 assert_true(Yn[i][r] == 0.0f && Ye[i][r] == 0.0f);
     }
     for (int i = 0; i < NG; i++) {
-        free(W[i]);
+        munmap(W[i], al_type_row_bytes(cases[i].type, k) * (size_t)cases[i].rows);
         free(rows[i]);
         free(Yn[i]);
         free(Ye[i]);
@@ -269,9 +328,9 @@ static void toy_make(toy *t, al_moe_hparams hp, uint32_t etype, bool biases, boo
     t->gate = random_rows(etype, nf * ne, d);
     t->up = random_rows(etype, nf * ne, d);
     t->down = random_rows(etype, d * ne, nf);
-    ly->gate = (al_experts){etype, t->gate, nf, d, al_type_row_bytes(etype, d), al_type_row_bytes(etype, d) * nf};
-    ly->up = (al_experts){etype, t->up, nf, d, al_type_row_bytes(etype, d), al_type_row_bytes(etype, d) * nf};
-    ly->down = (al_experts){etype, t->down, d, nf, al_type_row_bytes(etype, nf), al_type_row_bytes(etype, nf) * d};
+    ly->gate = (al_experts){etype, t->gate, nf, d, al_type_row_bytes(etype, d), al_type_row_bytes(etype, d) * nf, NULL};
+    ly->up = (al_experts){etype, t->up, nf, d, al_type_row_bytes(etype, d), al_type_row_bytes(etype, d) * nf, NULL};
+    ly->down = (al_experts){etype, t->down, d, nf, al_type_row_bytes(etype, nf), al_type_row_bytes(etype, nf) * d, NULL};
     if (router_bias) {
         ly->router_b = malloc(sizeof(float) * ne);
         for (int64_t i = 0; i < ne; i++)
