@@ -15,6 +15,9 @@ ROWS=(
   "qwen3-0.6b q8_0 qwen2 99 20.9"
   "qwen3-0.6b q4_0 qwen2 120 30.9"
   "llama-3.2-1b q4_k_m llama-bpe 58 17.4"
+  # mixture of experts: Qwen3-30B-A3B's layers (128 experts, 8 used), 6 of them, 2.6 GB;
+  # llama.cpp's figures from ../shared/perf/reference.md (native build)
+  "qwen3moe-bench q4_k_m qwen2 215.9 57.4"
 )
 printf '| model | quant | pp512 t/s (median) | llama.cpp | ratio | tg128 t/s (median) | llama.cpp | ratio |\n|---|---|---|---|---|---|---|---|\n' > /tmp/airlock-bench-summary.md
 for row in "${ROWS[@]}"; do
