@@ -195,6 +195,7 @@ struct al_model {
     uint64_t n_params;
     uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */
     struct al_moe_hparams *moe; /* AL_FFN_MOE families, else NULL */
+    struct al_moe_packing *moe_packing; /* experts' panels packed on first use, or NULL */
     char type_mix[256];
 };
 

@@ -520,6 +520,26 @@ static al_status load_hparams(loader *L)
     return AL_OK;
 }
 
+/* Experts are not packed at load (a model larger than RAM must load, and
+ * packing every expert would read the whole file first): their panels are
+ * packed the first time a pass uses them, into memory reserved here, and
+ * the file's rows are given back as each matrix completes, so resident
+ * memory stays about the model's size. At most 3/4 of physical memory,
+ * less the dense panels, is packed; beyond that, experts are packed on
+ * the stack at each use (same results, slower). */
+static void moe_packing(al_model *m)
+{
+    const int64_t phys = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
+    const int64_t budget = phys / 4 * 3 - (int64_t)m->packed_map_bytes;
+    al_moe_layer **ls = calloc(m->hp.n_layer, sizeof(*ls));
+    if (!ls)
+        return; /* unpacked: slower, not wrong */
+    for (uint32_t i = 0; i < m->hp.n_layer; i++)
+        ls[i] = m->layers[i].moe;
+    m->moe_packing = al_moe_packing_new(ls, m->hp.n_layer, m->moe->n_expert, budget);
+    free(ls);
+}
+
 /* Binds a 1-D vector of n values and dequantizes it into an owned F32 array. */
 static al_status bind_vec(loader *L, const char *name, int64_t n, bool required, float **out)
 {
@@ -939,6 +959,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
         st = pack_weights(&L);
+    if (!st && m->moe && (!params || params->pack_weights))
+        moe_packing(m);
     if (!st) {
         st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
         if (st)
@@ -992,6 +1014,7 @@ void al_model_free(al_model *m)
         }
         free(m->layers);
     }
+    al_moe_packing_free(m->moe_packing);
     free(m->moe);
     free(m->output_norm);
     free(m->output_norm_b);
