@@ -1416,7 +1416,7 @@ static void extend_timeout(srv_req *r)
 
 /* Fills a job from params (moves the stop strings) and submits it. */
 static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt, int32_t n_prompt, int32_t choice,
-                       srv_job **out, perr *e)
+                       srv_job *prompt_from, srv_job **out, perr *e)
 {
     const al_server_config *cfg = &r->srv->cfg;
     srv_job *j = srv_job_new();
@@ -1449,6 +1449,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     }
     j->json_mode = gp->json_mode;
     j->render_special = gp->render_special;
+    j->prompt_from = prompt_from;
     if (gp->n_bias) {
         j->bias_tok = malloc(gp->n_bias * sizeof(int32_t));
         j->bias_val = malloc(gp->n_bias * sizeof(float));
@@ -1705,7 +1706,9 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
             } else {
                 ptok[i] = NULL; /* the job owns it (or freed it) */
             }
-            ok = submit_job(r, m, &gp, pt, pn[i], k, &jobs[n_jobs], &e);
+            /* Choices after the first copy its prompt's KV (sched.c). */
+            srv_job *from = k > 0 ? jobs[n_jobs - (size_t)k] : NULL;
+            ok = submit_job(r, m, &gp, pt, pn[i], k, from, &jobs[n_jobs], &e);
             n_jobs += ok;
         }
     }
@@ -1713,10 +1716,11 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         free(ptok[i]);
     gen_params_free(&gp);
     if (!ok) {
-        for (size_t i = 0; i < n_jobs; i++) {
+        /* All let go before any is freed: a later choice may point at an earlier one. */
+        for (size_t i = 0; i < n_jobs; i++)
             srv_job_cancel_wait(srv->sched, jobs[i]);
+        for (size_t i = 0; i < n_jobs; i++)
             srv_job_free(jobs[i]);
-        }
         json_decref(g.po.tool_defs);
         resp_free(g.resp);
         srv_model_release(srv->sched, m);

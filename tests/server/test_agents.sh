@@ -171,6 +171,15 @@ for i in 1 2 3 4 5 6; do
     echo "@@" >>"$WORK/seeds.txt"
 done
 check "6 unseeded requests at temperature 1 all differ" python3 -c 'import sys; t=open(sys.argv[1]).read().split("@@\n")[:6]; sys.exit(len(set(t)) != 6)' "$WORK/seeds.txt"
+cached() { curl -s "$URL/metrics" | awk '$1 == "airlock_prompt_cache_tokens_total" {print $2}'; }
+C0=$(cached)
+req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"n":2,"max_tokens":16,"temperature":1}'
+C1=$(cached)
+check "n=2: choice 2 copies the prompt's KV of choice 1 ($C0 -> $C1 cached tokens)" [ "$((C1 - C0))" = "$(($(jget "$BODY" 'd["usage"]["prompt_tokens"]') - 1))" ]
+req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"max_tokens":24,"temperature":0}'
+G1="$(jget "$BODY" 'd["choices"][0]["message"]["content"]')"
+req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"n":2,"max_tokens":24,"temperature":0}'
+check "n=2 greedy: the choice on the copied KV equals the one computed (and n=1)" [ "$(jget "$BODY" '"|".join(c["message"]["content"] for c in d["choices"])')" = "$G1|$G1" ]
 req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"n":3,"max_tokens":16,"temperature":1,"seed":5}'
 check "n=3: three choices, indexed, not all equal" [ "$(jget "$BODY" '[c["index"] for c in d["choices"]], len(set(c["message"]["content"] for c in d["choices"])) > 1')" = "[0, 1, 2] True" ]
 B2="$BODY"
