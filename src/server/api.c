@@ -1681,7 +1681,9 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         if (resp_body && !g.resp)
             ok = fail(&e, 500, NULL, NULL, "out of memory");
         g.parse = g.parse || g.resp; /* the Responses API always shapes the parse */
-        gp.render_special = g.parse && fmt.special_markers;
+        /* Markers that are control tokens are rendered for the parser, and
+         * gpt-oss's always: without them its channels would run together. */
+        gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
         /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
          * call (of ag.choice_name) whose arguments match the tool's parameters schema,
          * once grammar-constrained decoding lands; until then they are only hints (the

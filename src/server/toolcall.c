@@ -435,6 +435,50 @@ fail:
     return false;
 }
 
+/* Llama 3.1's built-in tools: NAME.call(key="value", n=1) after
+ * <|python_tag|>; values are JSON literals. */
+static bool call_from_pycall(pctx *c, const char *s, size_t n)
+{
+    size_t i = skip_ws(s, n, 0), a = i;
+    while (i < n && (s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                     (s[i] >= '0' && s[i] <= '9')))
+        i++;
+    if (i == a || !starts(s + i, n - i, ".call("))
+        return false;
+    size_t name_end = i;
+    i += 6;
+    json_t *args = json_object();
+    bool ok = args != NULL;
+    while (ok && (i = skip_ws(s, n, i)) < n && s[i] != ')') {
+        size_t k = i;
+        while (i < n && s[i] != '=' && s[i] != ')' && !is_ws(s[i]))
+            i++;
+        if (i >= n || s[i] != '=' || i == k) {
+            ok = false;
+            break;
+        }
+        char *key = dupn(s + k, i - k);
+        i++;
+        size_t used = 0;
+        json_t *v = json_prefix(s + i, n - i, &used);
+        if (!key || !v || json_object_set_new(args, key, v)) {
+            free(key);
+            ok = false;
+            break;
+        }
+        free(key);
+        i = skip_ws(s, n, i + used);
+        if (i < n && s[i] == ',')
+            i++;
+    }
+    ok = ok && i < n && s[i] == ')' && skip_ws(s, n, i + 1) == n;
+    char *at = ok ? json_dumps(args, JSON_COMPACT) : NULL;
+    ok = at && add_call(c, NULL, s + a, name_end - a, at);
+    free(at);
+    json_decref(args);
+    return ok;
+}
+
 /* The declared type of parameter key of function name, or NULL. */
 static const char *param_type(const pctx *c, const char *name, const char *key)
 {
@@ -737,7 +781,7 @@ static void parse_content(pctx *c, const char *s, size_t n)
         bool ok;
         switch (o->fmt.tools) {
         case SRV_TOOLS_LLAMA3:
-            ok = calls_from_json_seq(c, s + body, end - body);
+            ok = calls_from_json_seq(c, s + body, end - body) || call_from_pycall(c, s + body, end - body);
             break;
         case SRV_TOOLS_MISTRAL:
             ok = calls_from_mistral(c, s + body, end - body);
@@ -768,8 +812,8 @@ static size_t parse_think(pctx *c, const char *s, size_t n)
     size_t i = 0;
     if (!c->o->in_think) {
         i = skip_ws(s, n, 0);
-        if (!c->final && i < n && n - i < 7 && !memcmp(s + i, "<think>", n - i))
-            return SIZE_MAX; /* maybe the opening tag: wait */
+        if (!c->final && n - i < 7 && !memcmp(s + i, "<think>", n - i))
+            return SIZE_MAX; /* maybe the opening tag (or only whitespace so far): wait */
         if (!starts(s + i, n - i, "<think>"))
             return 0;
         i += 7;
