@@ -921,6 +921,29 @@ static void parse_harmony(pctx *c, const char *s, size_t n)
     }
 }
 
+/* Granite 3.3 with thinking on writes <think>..</think><response>..</response>:
+ * the content is what the response tags hold. */
+static void granite_response(pctx *c)
+{
+    buf *b = &c->content;
+    if (b->oom || !b->p)
+        return;
+    size_t i = skip_ws(b->p, b->n, 0);
+    if (!c->final && b->n - i < 10 && !memcmp(b->p + i, "<response>", b->n - i)) {
+        b->n = 0; /* maybe the opening tag: wait */
+        b->p[0] = 0;
+        return;
+    }
+    if (!starts(b->p + i, b->n - i, "<response>"))
+        return;
+    i += 10;
+    size_t e = find(b->p + i, b->n - i, "</response>");
+    size_t end = e != SIZE_MAX ? i + e : b->n - (c->final ? 0 : partial_tail(b->p + i, b->n - i, "</response>"));
+    memmove(b->p, b->p + i, end - i);
+    b->n = end - i;
+    b->p[b->n] = 0;
+}
+
 bool srv_reply_parse(const srv_parse_opts *o, const char *text, size_t n, bool final, srv_parsed *out)
 {
     memset(out, 0, sizeof(*out));
@@ -935,6 +958,8 @@ bool srv_reply_parse(const srv_parse_opts *o, const char *text, size_t n, bool f
             pos = parse_think(&c, text, n);
         if (pos != SIZE_MAX)
             parse_content(&c, text + pos, n - pos);
+        if (o->fmt.tools == SRV_TOOLS_GRANITE && o->split_reasoning)
+            granite_response(&c);
     }
     out->content = c.content.p;
     out->n_content = c.content.n;

@@ -193,6 +193,9 @@ static void harmony(void **state)
 static void granite_and_deepseek(void **state)
 {
     (void)state;
+    check(SRV_TOOLS_GRANITE, SRV_THINK_TAGS, false, "<think>Easy.</think><response>It is 4.</response>",
+          &(want){"Easy.", "It is 4.", 0, {0}, {0}});
+    check(SRV_TOOLS_GRANITE, SRV_THINK_TAGS, false, "Plain <response> words", &(want){"", "Plain <response> words", 0, {0}, {0}});
     check(SRV_TOOLS_GRANITE, SRV_THINK_TAGS, false,
           "<|tool_call|>[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]",
           &(want){"", "", 1, {"get_weather"}, {"{\"city\":\"Paris\"}"}});
@@ -273,7 +276,7 @@ static void random_replies_keep_the_stream_property(void **state)
         "<|tool_call|>", "[{\"name\": \"h\", \"arguments\": {}}]", "<|channel|>", "analysis", "final",
         "commentary to=functions.f ", "<|message|>", "<|end|>", "<|start|>assistant", "<|constrain|>json",
         "<function=f>", "<parameter=a>", "</parameter>", "</function>", "\n", " ", "hello", "{", "}", "<", "<t",
-        "\xef\xbd\x9c", "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>", "```json\n",
+        "<response>", "</response>", "\xef\xbd\x9c", "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>", "```json\n",
         "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>", "\"", ";"};
     const srv_tool_fmt fmts[] = {SRV_TOOLS_NONE, SRV_TOOLS_HERMES, SRV_TOOLS_QWEN3_CODER, SRV_TOOLS_LLAMA3,
                                  SRV_TOOLS_MISTRAL, SRV_TOOLS_HARMONY, SRV_TOOLS_GRANITE, SRV_TOOLS_DEEPSEEK};
