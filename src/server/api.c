@@ -476,8 +476,8 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
 /* ------------------------------------------------------------- prompts */
 
 /* An assistant's earlier tool calls as templates expect them: arguments
- * as an object (OpenAI sends a JSON string, Ollama an object), also at the
- * top of each call (some templates read tool_call.arguments). */
+ * as an object (OpenAI sends a JSON string, Ollama an object; a string
+ * that is not JSON stays a string), and a "type". */
 static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
 {
     if (!json_is_array(tcs)) {
@@ -1462,8 +1462,8 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         j->n_bias = gp->n_bias;
     }
     /* Choice k of n: another seed, so that the choices differ. */
-    if (j->sp.seed != AL_SEED_RANDOM)
-        j->sp.seed += (uint64_t)choice;
+    if (j->sp.seed != AL_SEED_RANDOM && (j->sp.seed += (uint64_t)choice) == AL_SEED_RANDOM)
+        j->sp.seed = 0;
     j->want_logprobs = gp->logprobs;
     j->top_logprobs = gp->top_logprobs;
     if (cfg->request_timeout_s)

@@ -247,10 +247,15 @@ static void badd(buf *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->n + n + 1)
             cap *= 2;
-        char *q = realloc(b->p, cap);
+        char *q = malloc(cap); /* not realloc: the old copy of the reply is zeroed */
         if (!q) {
             b->oom = true;
             return;
+        }
+        if (b->p) {
+            memcpy(q, b->p, b->n);
+            explicit_bzero(b->p, b->cap);
+            free(b->p);
         }
         b->p = q;
         b->cap = cap;
@@ -974,16 +979,25 @@ bool srv_reply_parse(const srv_parse_opts *o, const char *text, size_t n, bool f
     return true;
 }
 
+/* Reply text goes back to the allocator zeroed (data hygiene, docs/guarantees.md). */
+static void zfree(char *s, size_t n)
+{
+    if (s) {
+        explicit_bzero(s, n);
+        free(s);
+    }
+}
+
 void srv_parsed_free(srv_parsed *p)
 {
     if (!p)
         return;
-    free(p->content);
-    free(p->reasoning);
+    zfree(p->content, p->n_content);
+    zfree(p->reasoning, p->n_reasoning);
     for (size_t i = 0; i < p->n_calls; i++) {
         free(p->calls[i].id);
-        free(p->calls[i].name);
-        free(p->calls[i].args);
+        zfree(p->calls[i].name, strlen(p->calls[i].name));
+        zfree(p->calls[i].args, strlen(p->calls[i].args));
     }
     free(p->calls);
     memset(p, 0, sizeof(*p));
