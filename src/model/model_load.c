@@ -186,7 +186,12 @@ static al_status pack_weights(loader *L)
 
 /* One entry per supported general.architecture. Fields left out are 0:
  * RMSNorm, no biases, no Q/K norm, adjacent-pair RoPE, gated SiLU FFN,
- * every layer global, no scales. */
+ * every layer global, no scales. Adding a llama-like family is one entry;
+ * a behaviour no field covers is one new field of al_arch_desc, read at
+ * load (load_hparams, load_layer, rope_setup) or in one place of the
+ * forward pass (context.c). attention.scale and the two softcap keys are
+ * honoured for any family that carries them; the other scales only where an
+ * entry asks. Every tensor of the file must be one the entry binds. */
 static const al_arch_desc k_archs[] = {
     {.name = "llama", .pre_norm = true, .qkv_bias = OPT, .o_bias = OPT, .ffn_bias = OPT, .causal = true},
     {.name = "qwen2", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .causal = true},
