@@ -64,8 +64,8 @@ AI __m128i k4_scales_mins(const uint8_t *packed)
 
 /* ---- panel helpers (gemm_avx2.c, kernels_iq4_avx2.c) */
 
-/* The 4 activation bytes at p broadcast to every 32-bit lane. */
-AI __m256i bcast4(const int8_t *p)
+/* The 4 bytes at p (activations, or bsums) broadcast to every 32-bit lane. */
+AI __m256i bcast4(const void *p)
 {
     int32_t v;
     memcpy(&v, p, 4);
