@@ -1,8 +1,9 @@
-/* kernels_iq4_avx2.c - AVX2 dot products of the codebook and ternary types
- * (quant_iq4.h): IQ4_NL and MXFP4 against Q8_0 activations, IQ4_XS, TQ1_0
- * and TQ2_0 against Q8_K. Their plain-C twins are in quant_iq4.c and
- * quant_tq.c. Compiled with -mavx2 -mfma -mf16c only; used only after
- * al_cpu_has_avx2().
+/* kernels_iq4_avx2.c - AVX2 dot products and panel kernels of the codebook
+ * and ternary types (quant_iq4.h): IQ4_NL and MXFP4 against Q8_0
+ * activations, IQ4_XS, TQ1_0 and TQ2_0 against Q8_K. Their plain-C twins
+ * are in quant_iq4.c and quant_tq.c (the panels are held to them through
+ * al_matmul in tests/tensor). Compiled with -mavx2 -mfma -mf16c only; used
+ * only after al_cpu_has_avx2().
  *
  * The 4-bit codebook types look their nibbles up with one byte shuffle
  * (16 entries: exactly a 128-bit lane), giving signed bytes; the product
