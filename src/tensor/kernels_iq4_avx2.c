@@ -1,8 +1,9 @@
-/* kernels_iq4_avx2.c - AVX2 dot products of the codebook and ternary types
- * (quant_iq4.h): IQ4_NL and MXFP4 against Q8_0 activations, IQ4_XS, TQ1_0
- * and TQ2_0 against Q8_K. Their plain-C twins are in quant_iq4.c and
- * quant_tq.c. Compiled with -mavx2 -mfma -mf16c only; used only after
- * al_cpu_has_avx2().
+/* kernels_iq4_avx2.c - AVX2 dot products and panel kernels of the codebook
+ * and ternary types (quant_iq4.h): IQ4_NL and MXFP4 against Q8_0
+ * activations, IQ4_XS, TQ1_0 and TQ2_0 against Q8_K. Their plain-C twins
+ * are in quant_iq4.c and quant_tq.c (the panels are held to them through
+ * al_matmul in tests/tensor). Compiled with -mavx2 -mfma -mf16c only; used
+ * only after al_cpu_has_avx2().
  *
  * The 4-bit codebook types look their nibbles up with one byte shuffle
  * (16 entries: exactly a 128-bit lane), giving signed bytes; the product
@@ -486,16 +487,18 @@ AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, c
         for (int j = 0; j < 8; j++) {
             const __m128i g = _mm_loadl_epi64((const __m128i *)p[b].sc[j]);
             const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g, g)); /* each row's scale twice */
-            _Pragma("GCC unroll 8")
-            for (int u = 0; u < 8; u++) {
-                const int v = u % 4, shift = 4 * (u / 4);
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < 4; v++) {
                 const __m256i raw = _mm256_load_si256((const __m256i *)p[b].q[j][v]);
-                const __m256i w = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, shift), m4));
-                const __m256i aw = _mm256_sign_epi8(w, w);
-                _Pragma("GCC unroll 8")
-                for (int t = 0; t < nt; t++) {
-                    const __m256i y = _mm256_sign_epi8(bcast4(x[t]->qs + 32 * j + 16 * (u / 4) + 4 * v), w);
-                    s32[t] = pin(_mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, y), sc)));
+                _Pragma("GCC unroll 2")
+                for (int h = 0; h < 2; h++) { /* low nibbles, then high */
+                    const __m256i w = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, 4 * h), m4));
+                    const __m256i aw = _mm256_sign_epi8(w, w);
+                    _Pragma("GCC unroll 8")
+                    for (int t = 0; t < nt; t++) {
+                        const __m256i y = _mm256_sign_epi8(bcast4(x[t]->qs + 32 * j + 16 * h + 4 * v), w);
+                        s32[t] = pin(_mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, y), sc)));
+                    }
                 }
             }
         }
