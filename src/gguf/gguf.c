@@ -280,12 +280,8 @@ static al_status parse_tensor_infos(parser *p, al_gguf *g, const al_gguf_params 
             return al_err(p->err, AL_ERR_FORMAT, "%s: tensor '%s': unknown tensor type id %u", p->path, nbuf,
                           t->type);
         if (!tt->supported && !params->allow_unsupported_types) {
-            char list[256];
-            size_t off = 0;
-            list[0] = 0;
-            for (uint32_t id = 0; id < AL_TYPE_COUNT; id++)
-                if (al_type_get(id)->supported && off < sizeof(list))
-                    off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", off ? " " : "", al_type_name(id));
+            char list[400];
+            al_type_supported_list(list, sizeof(list));
             return al_err(p->err, AL_ERR_UNSUPPORTED, "%s: tensor '%s': tensor type %s is not supported (supported: %s)",
                           p->path, nbuf, tt->name, list);
         }
@@ -381,9 +377,9 @@ static al_status parse(parser *p, al_gguf *g, const al_gguf_params *params)
     const al_gguf_kv *akv = al_gguf_find(g, "general.alignment");
     if (akv) {
         uint32_t a = 0;
-        if (!al_gguf_get_u32(g, "general.alignment", &a) || a == 0 || (a & (a - 1)) || a > 65536)
+        if (!al_gguf_get_u32(g, "general.alignment", &a) || a < 8 || (a & (a - 1)) || a > 65536)
             return al_err(p->err, AL_ERR_FORMAT,
-                          "%s: key 'general.alignment': must be a power of two up to 65536 (got %u)", p->path, a);
+                          "%s: key 'general.alignment': must be a power of two from 8 to 65536 (got %u)", p->path, a);
         g->alignment = a;
     }
     if ((st = parse_tensor_infos(p, g, params)))

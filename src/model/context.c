@@ -1,6 +1,7 @@
 /*
  * context.c - inference state (KV cache, scratch buffers, thread pool) and
- * the forward pass of the llama / qwen2 / qwen3 decoder.
+ * the one forward pass of every decoder family, as its description
+ * (al_arch_desc, model.h) and the layers' resolved values say.
  *
  * Memory is planned when the context is created: the forward pass does not
  * allocate. Each sequence (slot) owns a contiguous KV region of n_ctx
@@ -14,6 +15,7 @@
 
 #include "model/attention.h"
 #include "model/model.h"
+#include "model/moe.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 #include "tensor/types.h"
@@ -27,7 +29,7 @@ typedef struct attn_tile {
     int64_t cost; /* positions read, summed over its tokens */
 } attn_tile;
 
-static uint32_t attn_tile_tokens(const al_hparams *hp);
+static uint32_t attn_tile_tokens(uint32_t group);
 
 struct al_context {
     const al_model *model;
@@ -35,7 +37,18 @@ struct al_context {
     al_threadpool *tp;
     const al_attn_kernels *ak;
 
-    /* KV cache: [layer][seq][pos][n_head_kv*head_dim], F16 or F32. */
+    /* KV cache: per layer [seq][slot][n_head_kv*head_dim] from element
+     * kv_loff[layer], F16 or F32. A global layer has a slot per position;
+     * a sliding-window layer keeps a ring of kv_ring[layer] slots (position
+     * p in slot p % ring) plus a mirror of its first window - 1 slots after
+     * them, so that every window is contiguous. The ring holds the window
+     * and a chunk of n_batch tokens written before their attention. */
+    size_t *kv_loff;      /* (n_layer + 1) */
+    uint32_t *kv_slots;   /* (n_layer) slots per sequence */
+    uint32_t *kv_ring;    /* (n_layer) ring length, 0: one slot per position */
+    bool kv_has_ring;
+    int32_t *seq_hw;      /* (n_seq) 1 + the highest position written since the sequence was emptied */
+    uint32_t group_max;   /* query heads per KV head, the most of any layer */
     void *k_cache;
     void *v_cache;
     size_t kv_elem_bytes; /* 4 (F32), 2 (F16) or 1 (Q8_0 blocks: see kv_bytes) */
@@ -46,18 +59,21 @@ struct al_context {
     /* Scratch for one chunk of n_batch tokens. */
     float *x;             /* (n_batch, n_embd) residual stream */
     float *xn;            /* (n_batch, n_embd) normed input */
+    float *xo;            /* (n_batch, n_embd) a sublayer's output */
     float *q;             /* (n_batch, n_head*head_dim) */
     float *k;             /* (n_batch, n_kv*head_dim) */
     float *v;             /* (n_batch, n_kv*head_dim) */
     float *attn;          /* (n_batch, n_head*head_dim) */
     float *gate;          /* (n_batch, n_ff) */
     float *up;            /* (n_batch, n_ff) */
-    float *rope_cos;      /* (n_batch, n_rot/2) */
-    float *rope_sin;      /* (n_batch, n_rot/2) */
+    const al_rope *rope[2]; /* the model's RoPE of each layer group for this context */
+    float *rope_cos;      /* (n_rope, n_batch, n_rot/2) */
+    float *rope_sin;      /* (n_rope, n_batch, n_rot/2) */
     float *att_scores;    /* (n_threads, att_scratch) attention scratch */
     size_t att_scratch;   /* floats of att_scores per thread */
     attn_tile *attn_tiles; /* (n_batch) the attention work of the current chunk */
     void *mm_scratch;     /* matmul activation scratch */
+    al_moe_scratch *moe;  /* the mixture-of-experts FFN's buffers, or NULL */
     float *out_x;         /* (n_out_max, n_embd) rows that want logits */
     float *logits;        /* (n_out_max, n_vocab) */
     float *embd;          /* (n_batch, n_embd) when params.embeddings */
@@ -150,28 +166,52 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
 
     const size_t B = c->p.n_batch, d = hp->n_embd, hd = hp->head_dim;
     const size_t nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+    c->kv_loff = calloc(hp->n_layer + 1, sizeof(size_t));
+    c->kv_slots = calloc(hp->n_layer, sizeof(uint32_t));
+    c->kv_ring = calloc(hp->n_layer, sizeof(uint32_t));
+    c->seq_hw = calloc(c->p.n_seq, sizeof(int32_t));
+    if (!c->kv_loff || !c->kv_slots || !c->kv_ring || !c->seq_hw) {
+        al_context_free(c);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for a context");
+    }
+    c->group_max = 1;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const uint32_t kvh = m->layers[l].n_head_kv, g = hp->n_head / kvh;
+        const uint64_t w = m->layers[l].window, ring = w + c->p.n_batch - 1;
+        c->kv_slots[l] = c->p.n_ctx;
+        if (w && ring + w - 1 < c->p.n_ctx) {
+            c->kv_ring[l] = (uint32_t)ring;
+            c->kv_slots[l] = (uint32_t)(ring + w - 1);
+            c->kv_has_ring = true;
+        }
+        c->kv_loff[l + 1] = c->kv_loff[l] + (size_t)c->p.n_seq * c->kv_slots[l] * kvh * hd;
+        c->group_max = g > c->group_max ? g : c->group_max;
+    }
     c->kv_elem_bytes = (c->p.exact || c->p.kv_type == AL_KV_F32) ? 4 : 2;
     /* Q8_0 needs whole blocks per head; otherwise F16 */
     if (!c->p.exact && c->p.kv_type == AL_KV_Q8_0 && hd % AL_QK == 0) {
         c->kv_q8 = true;
         c->kv_elem_bytes = 1;
     }
-    size_t kv_elems = (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * nkv;
+    size_t kv_elems = c->kv_loff[hp->n_layer];
     c->k_cache = alloc_aligned(kv_bytes(c, kv_elems));
     c->v_cache = alloc_aligned(kv_bytes(c, kv_elems));
     c->att_row = alloc_aligned((size_t)nth * hd * 4);
     c->seq_len = calloc(c->p.n_seq, sizeof(int32_t));
     c->x = alloc_aligned(B * d * 4);
     c->xn = alloc_aligned(B * max_sz(d, nq) * 4);
+    c->xo = alloc_aligned(B * d * 4);
     c->q = alloc_aligned(B * nq * 4);
     c->k = alloc_aligned(B * nkv * 4);
     c->v = alloc_aligned(B * nkv * 4);
     c->attn = alloc_aligned(B * nq * 4);
     c->gate = alloc_aligned(B * hp->n_ff * 4);
     c->up = alloc_aligned(B * hp->n_ff * 4);
-    c->rope_cos = alloc_aligned(B * hp->n_rot / 2 * 4);
-    c->rope_sin = alloc_aligned(B * hp->n_rot / 2 * 4);
-    c->att_scratch = (al_attn_tile_scratch_floats(hp->n_head / hp->n_head_kv, attn_tile_tokens(hp), hp->head_dim,
+    c->rope[0] = &m->rope[hp->rope_long_ctx && c->p.n_ctx > hp->rope_long_ctx ? 2 : 0];
+    c->rope[1] = &m->rope[1];
+    c->rope_cos = alloc_aligned(hp->n_rope * B * hp->n_rot / 2 * 4);
+    c->rope_sin = alloc_aligned(hp->n_rope * B * hp->n_rot / 2 * 4);
+    c->att_scratch = (al_attn_tile_scratch_floats(c->group_max, attn_tile_tokens(c->group_max), hp->head_dim,
                                                   c->p.n_ctx) + 15) / 16 * 16;
     c->att_scores = alloc_aligned((size_t)nth * c->att_scratch * 4);
     c->attn_tiles = calloc(B, sizeof(*c->attn_tiles));
@@ -192,6 +232,8 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         const al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
         size_t fused = 64; /* Q/K/V and gate/up convert their input once per activation type */
         for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+            if (ws[i]->rows == 0) /* no gate */
+                continue;
             size_t one = mm_scratch_for(c, ws[i], (int64_t)B);
             mm = max_sz(mm, one);
             fused = fused + one < fused ? SIZE_MAX : fused + one;
@@ -200,8 +242,12 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     }
     mm = max_sz(mm, mm_scratch_for(c, &m->output, c->out_cap));
     c->mm_scratch = alloc_aligned(mm);
+    if (m->moe && !(c->moe = al_moe_scratch_new(m->moe, (int64_t)d, c->p.n_batch, nth, c->p.exact))) {
+        al_context_free(c);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for the experts' buffers of a batch of %u", c->p.n_batch);
+    }
 
-    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->q || !c->k || !c->v || !c->attn ||
+    if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->xo || !c->q || !c->k || !c->v || !c->attn ||
         !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->attn_tiles || !c->out_x ||
         !c->logits || !c->att_row || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
         al_context_free(c);
@@ -217,12 +263,17 @@ void al_context_free(al_context *c)
     if (!c)
         return;
     al_threadpool_free(c->tp);
+    free(c->kv_loff);
+    free(c->kv_slots);
+    free(c->kv_ring);
+    free(c->seq_hw);
     free(c->k_cache);
     free(c->v_cache);
     free(c->att_row);
     free(c->seq_len);
     free(c->x);
     free(c->xn);
+    free(c->xo);
     free(c->q);
     free(c->k);
     free(c->v);
@@ -234,6 +285,7 @@ void al_context_free(al_context *c)
     free(c->att_scores);
     free(c->attn_tiles);
     free(c->mm_scratch);
+    al_moe_scratch_free(c->moe);
     free(c->out_x);
     free(c->logits);
     free(c->embd);
@@ -248,16 +300,6 @@ uint32_t al_context_n_ctx(const al_context *c)
 }
 
 /* ------------------------------------------------------------ small ops */
-
-static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
-{
-    double ss = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
-    for (int64_t i = 0; i < n; i++)
-        out[i] = x[i] * scale * w[i];
-}
 
 /* Y_i = W_i X for 1 to 3 weights with the same input, in one dispatch on
  * the fast path when they have the same number of columns. */
@@ -309,22 +351,32 @@ static void rope_head(float *v, const float *cs, const float *sn, uint32_t n_rot
 static void rope_tables(al_context *c, const int32_t *pos, int64_t n_tok)
 {
     const al_hparams *hp = &c->model->hp;
-    uint32_t half = hp->n_rot / 2;
-    const float *inv_freq = c->model->rope_inv_freq;
-    for (int64_t t = 0; t < n_tok; t++) {
-        for (uint32_t i = 0; i < half; i++) {
-            float theta = (float)pos[t] * inv_freq[i];
-            c->rope_cos[t * half + i] = cosf(theta);
-            c->rope_sin[t * half + i] = sinf(theta);
+    const uint32_t half = hp->n_rot / 2;
+    const size_t table = (size_t)c->p.n_batch * half;
+    for (uint32_t r = 0; r < hp->n_rope; r++) {
+        const float *inv_freq = c->rope[r]->inv_freq, ms = c->rope[r]->mscale;
+        float *cs = c->rope_cos + r * table, *sn = c->rope_sin + r * table;
+        for (int64_t t = 0; t < n_tok; t++) {
+            for (uint32_t i = 0; i < half; i++) {
+                float theta = (float)pos[t] * inv_freq[i];
+                cs[t * half + i] = cosf(theta) * ms;
+                sn[t * half + i] = sinf(theta) * ms;
+            }
         }
     }
 }
 
-static inline size_t kv_offset(const al_context *c, uint32_t layer, int32_t seq, int32_t pos)
+/* Element offset of (layer, seq, slot) in the K or V cache. */
+static inline size_t kv_offset(const al_context *c, uint32_t layer, int32_t seq, uint32_t slot)
 {
-    const al_hparams *hp = &c->model->hp;
-    size_t nkv = (size_t)hp->n_head_kv * hp->head_dim;
-    return (((size_t)layer * c->p.n_seq + (size_t)seq) * c->p.n_ctx + (size_t)pos) * nkv;
+    const size_t nkv = (size_t)c->model->layers[layer].n_head_kv * c->model->hp.head_dim;
+    return c->kv_loff[layer] + ((size_t)seq * c->kv_slots[layer] + slot) * nkv;
+}
+
+/* The slot of position pos in a layer. */
+static inline uint32_t kv_slot(const al_context *c, uint32_t layer, int32_t pos)
+{
+    return c->kv_ring[layer] ? (uint32_t)pos % c->kv_ring[layer] : (uint32_t)pos;
 }
 
 static void kv_store(al_context *c, void *cache, size_t off, const float *src, size_t n)
@@ -349,9 +401,8 @@ typedef struct attn_job {
 /* About 32 query rows (tokens x the query heads of a KV head) per tile:
  * within the tile kernel's row limit, and small enough that a prompt gives
  * each thread many tiles. */
-static uint32_t attn_tile_tokens(const al_hparams *hp)
+static uint32_t attn_tile_tokens(uint32_t group)
 {
-    const uint32_t group = hp->n_head / hp->n_head_kv;
     return group >= 32 ? 1 : 32 / group;
 }
 
@@ -371,7 +422,7 @@ static int tile_cost_desc(const void *a, const void *b)
  * together. */
 static int64_t attn_plan(al_context *c, const int32_t *pos, const int32_t *seq, int64_t n_tok)
 {
-    const int64_t most = attn_tile_tokens(&c->model->hp);
+    const int64_t most = attn_tile_tokens(c->group_max);
     int64_t n_tiles = 0;
     for (int64_t t = 0; t < n_tok;) {
         int64_t e = t + 1;
@@ -385,50 +436,65 @@ static int64_t attn_plan(al_context *c, const int32_t *pos, const int32_t *seq, 
     return n_tiles;
 }
 
-/* A K or V row of the cache as floats: F32 rows are read in place, Q8_0
- * rows are dequantized into buf (head_dim floats). */
+/* A K or V row of the cache as floats: F32 rows are read in place, F16 and
+ * Q8_0 rows are converted into buf (head_dim floats). */
 static const float *kv_row(const al_context *c, const void *cache, size_t off, float *buf)
 {
-    if (!c->kv_q8)
-        return (const float *)cache + off;
-    al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)cache + kv_bytes(c, off), buf, c->model->hp.head_dim);
-    return buf;
+    const uint32_t hd = c->model->hp.head_dim;
+    if (c->kv_q8) {
+        al_dequantize_row(AL_TYPE_Q8_0, (const uint8_t *)cache + kv_bytes(c, off), buf, hd);
+        return buf;
+    }
+    if (c->kv_elem_bytes == 2) {
+        al_dequantize_row(AL_TYPE_F16, (const uint16_t *)cache + off, buf, hd);
+        return buf;
+    }
+    return (const float *)cache + off;
 }
 
-/* Attention over an F32 (exact path) or Q8_0 cache for the query heads that
- * share KV head kvh: each K/V row is read once for all of them. The F16
- * cache goes through the attend_f16 kernels instead. */
-static void attn_rows(al_context *c, int64_t t, uint32_t kvh, size_t base, size_t stride, int32_t n_pos,
-                      float scale, float *scores, float *row)
+/* Attention of token t over slots p0..p0+n_pos-1 for the query heads
+ * that share KV head kvh, each K/V row read once for all of them: the
+ * exact path (F32 cache), the Q8_0 cache, and what the F16 kernels do not
+ * do (a logit softcap, attention sinks). */
+static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh, size_t base, size_t stride,
+                      int32_t p0, int32_t n_pos, float *scores, float *row)
 {
     const al_hparams *hp = &c->model->hp;
-    const uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, h0 = kvh * group;
+    const uint32_t hd = hp->head_dim, group = hp->n_head / ly->n_head_kv, h0 = kvh * group;
     const size_t nq = (size_t)hp->n_head * hd;
+    const float scale = hp->attn_scale, cap = hp->attn_softcap;
     const float *q = c->q + (size_t)t * nq + (size_t)h0 * hd;
     float *out = c->attn + (size_t)t * nq + (size_t)h0 * hd;
     for (int32_t p = 0; p < n_pos; p++) {
-        const float *k = kv_row(c, c->k_cache, base + (size_t)p * stride, row);
+        const float *k = kv_row(c, c->k_cache, base + (size_t)(p0 + p) * stride, row);
         for (uint32_t g = 0; g < group; g++) {
             float s = 0.0f;
             for (uint32_t i = 0; i < hd; i++)
                 s += q[(size_t)g * hd + i] * k[i];
-            scores[(size_t)g * n_pos + p] = s * scale;
+            s *= scale;
+            if (cap > 0.0f)
+                s = cap * tanhf(s / cap);
+            scores[(size_t)g * n_pos + p] = s;
         }
     }
     for (uint32_t g = 0; g < group; g++) {
         float *sg = scores + (size_t)g * n_pos, mx = -INFINITY, sum = 0.0f;
         for (int32_t p = 0; p < n_pos; p++)
             mx = sg[p] > mx ? sg[p] : mx;
+        if (ly->attn_sinks) /* the sink's logit joins the softmax; it has no value */
+            mx = ly->attn_sinks[h0 + g] > mx ? ly->attn_sinks[h0 + g] : mx;
         for (int32_t p = 0; p < n_pos; p++) {
             sg[p] = expf(sg[p] - mx);
             sum += sg[p];
         }
+        if (ly->attn_sinks)
+            sum += expf(ly->attn_sinks[h0 + g] - mx);
         for (int32_t p = 0; p < n_pos; p++)
             sg[p] /= sum;
         memset(out + (size_t)g * hd, 0, hd * sizeof(float));
     }
     for (int32_t p = 0; p < n_pos; p++) {
-        const float *v = kv_row(c, c->v_cache, base + (size_t)p * stride, row);
+        const float *v = kv_row(c, c->v_cache, base + (size_t)(p0 + p) * stride, row);
         for (uint32_t g = 0; g < group; g++) {
             const float a = scores[(size_t)g * n_pos + p];
             float *o = out + (size_t)g * hd;
@@ -438,6 +504,14 @@ static void attn_rows(al_context *c, int64_t t, uint32_t kvh, size_t base, size_
     }
 }
 
+/* First position a token at pos sees in a layer: causal, and within the
+ * layer's sliding window (keys p0 with pos - p0 < window). The hook for
+ * bidirectional (encoder) attention is here and in attn_chunk's n_pos. */
+static inline int32_t attn_first(const al_layer *ly, int32_t pos)
+{
+    return ly->window && pos >= (int32_t)ly->window ? pos - (int32_t)ly->window + 1 : 0;
+}
+
 /* One chunk: tile c->attn_tiles[chunk / n_head_kv] and the query heads
  * that share KV head kvh = chunk % n_head_kv. */
 static void attn_chunk(void *arg, int64_t chunk, int ith)
@@ -445,134 +519,301 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     attn_job *j = arg;
     al_context *c = j->c;
     const al_hparams *hp = &c->model->hp;
-    const uint32_t hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    const al_layer *ly = &c->model->layers[j->layer];
+    const uint32_t hd = hp->head_dim, nh = hp->n_head, nkvh = ly->n_head_kv, group = nh / nkvh;
     const size_t nq = (size_t)nh * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = hp->attn_scale;
     float *scratch = c->att_scores + (size_t)ith * c->att_scratch;
-    const attn_tile *tile = &c->attn_tiles[chunk / hp->n_head_kv];
+    const attn_tile *tile = &c->attn_tiles[chunk / nkvh];
     const int64_t t0 = tile->t0;
-    const uint32_t kvh = (uint32_t)(chunk % hp->n_head_kv);
+    const uint32_t kvh = (uint32_t)(chunk % nkvh);
     const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
-    const size_t stride = (size_t)hp->n_head_kv * hd;
+    const size_t stride = (size_t)nkvh * hd;
 
-    if (c->kv_elem_bytes == 2) {
+    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks) {
         const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
-        const size_t qo = (size_t)t0 * nq + (size_t)kvh * group * hd;
-        if (tile->n == 1) {
-            c->ak->attend_f16(c->q + qo, group, k, v, stride, j->pos[t0] + 1, hd, scale, scratch, c->attn + qo);
+        const int32_t last = j->pos[t0] + tile->n - 1;
+        if (tile->n > 1 && attn_first(ly, last) == 0) {
+            const size_t qo = (size_t)t0 * nq + (size_t)kvh * group * hd;
+            const al_attn_tile at = {c->q + qo, nq, c->attn + qo, nq, k, v, stride,
+                                     group, (uint32_t)tile->n, hd, j->pos[t0], scale};
+            c->ak->attend_tile_f16(&at, scratch);
             return;
         }
-        const al_attn_tile at = {c->q + qo, nq, c->attn + qo, nq, k, v, stride,
-                                 group, (uint32_t)tile->n, hd, j->pos[t0], scale};
-        c->ak->attend_tile_f16(&at, scratch);
+        for (int64_t t = t0; t < t0 + tile->n; t++) {
+            const size_t qo = (size_t)t * nq + (size_t)kvh * group * hd;
+            const int32_t p0 = attn_first(ly, j->pos[t]);
+            const size_t s0 = kv_slot(c, j->layer, p0);
+            c->ak->attend_f16(c->q + qo, group, k + s0 * stride, v + s0 * stride, stride, j->pos[t] + 1 - p0, hd,
+                              scale, scratch, c->attn + qo);
+        }
         return;
     }
-    for (int64_t t = t0; t < t0 + tile->n; t++)
-        attn_rows(c, t, kvh, base, stride, j->pos[t] + 1, scale, scratch, c->att_row + (size_t)ith * hd);
+    for (int64_t t = t0; t < t0 + tile->n; t++) {
+        const int32_t p0 = attn_first(ly, j->pos[t]);
+        attn_rows(c, ly, t, kvh, base, stride, (int32_t)kv_slot(c, j->layer, p0), j->pos[t] + 1 - p0, scratch,
+                  c->att_row + (size_t)ith * hd);
+    }
 }
 
 /* ------------------------------------------------------------ forward */
 
-typedef struct silu_job {
-    float *g;
-    const float *u;
-    size_t n;
-} silu_job;
-
-#define SILU_CHUNK 4096 /* elements per chunk (whole cache lines) */
-
-static void silu_chunk(void *arg, int64_t chunk, int ith)
+/* A norm of the model's kind over n values: RMSNorm, or LayerNorm with an
+ * optional bias. out may be x. */
+static void norm_row(float *out, const float *x, const float *w, const float *b, int64_t n, float eps,
+                     uint8_t kind)
 {
-    (void)ith;
-    silu_job *j = arg;
-    size_t lo = (size_t)chunk * SILU_CHUNK, hi = lo + SILU_CHUNK < j->n ? lo + SILU_CHUNK : j->n;
-    for (size_t i = lo; i < hi; i++)
-        j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+    if (kind == AL_NORM_RMS) {
+        double ss = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            ss += (double)x[i] * x[i];
+        const float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+        for (int64_t i = 0; i < n; i++)
+            out[i] = x[i] * scale * w[i];
+        return;
+    }
+    double sum = 0.0, ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += x[i];
+    const float mean = (float)(sum / (double)n);
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)(x[i] - mean) * (x[i] - mean);
+    const float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (x[i] - mean) * scale * w[i] + (b ? b[i] : 0.0f);
 }
 
-/* g = silu(g) * u, split over the pool. */
-static void silu_mul(al_context *c, float *g, const float *u, size_t n)
+/* n_tok rows of d values: out[t] = norm(x[t]). */
+static void norm_rows(const al_hparams *hp, float *out, const float *x, const float *w, const float *b,
+                      int64_t n_tok)
 {
-    silu_job j = {g, u, n};
-    al_threadpool_for(c->tp, (int64_t)((n + SILU_CHUNK - 1) / SILU_CHUNK), silu_chunk, &j);
+    const size_t d = hp->n_embd;
+    for (int64_t t = 0; t < n_tok; t++)
+        norm_row(out + t * d, x + t * d, w, b, (int64_t)d, hp->norm_eps, hp->desc->norm);
+}
+
+static void add_bias(float *y, const float *b, int64_t n_tok, size_t n)
+{
+    if (!b)
+        return;
+    for (int64_t t = 0; t < n_tok; t++)
+        for (size_t i = 0; i < n; i++)
+            y[(size_t)t * n + i] += b[i];
+}
+
+/* The reference's GELU: the tanh approximation. */
+static inline float gelu(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+typedef struct act_job {
+    float *g;        /* activated in place */
+    const float *u;  /* multiplied in, or NULL (no gate) */
+    size_t n;
+    uint8_t kind;    /* al_ffn_kind */
+} act_job;
+
+#define ACT_CHUNK 4096 /* elements per chunk (whole cache lines) */
+
+static void act_chunk(void *arg, int64_t chunk, int ith)
+{
+    (void)ith;
+    act_job *j = arg;
+    size_t lo = (size_t)chunk * ACT_CHUNK, hi = lo + ACT_CHUNK < j->n ? lo + ACT_CHUNK : j->n;
+    switch (j->kind) {
+    case AL_FFN_GATED_SILU:
+        for (size_t i = lo; i < hi; i++)
+            j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+        break;
+    case AL_FFN_GATED_GELU:
+        for (size_t i = lo; i < hi; i++)
+            j->g[i] = gelu(j->g[i]) * j->u[i];
+        break;
+    default:
+        for (size_t i = lo; i < hi; i++)
+            j->g[i] = gelu(j->g[i]);
+        break;
+    }
+}
+
+/* g = act(g) (* u), split over the pool. */
+static void activate(al_context *c, uint8_t kind, float *g, const float *u, size_t n)
+{
+    act_job j = {g, u, n, kind};
+    al_threadpool_for(c->tp, (int64_t)((n + ACT_CHUNK - 1) / ACT_CHUNK), act_chunk, &j);
+}
+
+/* The layer's FFN of `in` into out (n_tok rows of n_embd). Every FFN kind
+ * is one case here. Fails only when a mixture's router gives NaN. */
+static al_status ffn_forward(al_context *c, uint32_t l, const float *in, int64_t n_tok, float *out, al_error *err)
+{
+    const al_hparams *hp = &c->model->hp;
+    const al_layer *ly = &c->model->layers[l];
+    const size_t ff = ly->n_ff;
+    switch ((al_ffn_kind)ly->ffn) {
+    case AL_FFN_MOE:
+        return al_moe_forward(c->moe, c->tp, c->p.exact, c->model->moe, ly->moe, l, hp->n_embd, in, n_tok, out,
+                              err);
+    case AL_FFN_GATED_SILU:
+    case AL_FFN_GATED_GELU: {
+        const al_weight *w2[2] = {&ly->w_gate, &ly->w_up};
+        float *y2[2] = {c->gate, c->up};
+        matmul_multi(c, w2, y2, 2, in, n_tok);
+        add_bias(c->gate, ly->b_gate, n_tok, ff);
+        add_bias(c->up, ly->b_up, n_tok, ff);
+        activate(c, ly->ffn, c->gate, c->up, (size_t)n_tok * ff);
+        matmul(c, &ly->w_down, c->gate, n_tok, out);
+        break;
+    }
+    case AL_FFN_GELU:
+        matmul(c, &ly->w_up, in, n_tok, c->up);
+        add_bias(c->up, ly->b_up, n_tok, ff);
+        activate(c, AL_FFN_GELU, c->up, NULL, (size_t)n_tok * ff);
+        matmul(c, &ly->w_down, c->up, n_tok, out);
+        break;
+    }
+    add_bias(out, ly->b_down, n_tok, hp->n_embd);
+    return AL_OK;
+}
+
+/* A sublayer's output out (n_tok rows) joins the residual stream x: after
+ * its post-norm and the residual scale, where the family has them. */
+static void residual_add(al_context *c, float *x, float *out, const float *post_norm, int64_t n_tok)
+{
+    const al_hparams *hp = &c->model->hp;
+    if (post_norm)
+        norm_rows(hp, out, out, post_norm, NULL, n_tok);
+    const size_t n = (size_t)n_tok * hp->n_embd;
+    if (hp->residual_scale != 1.0f)
+        for (size_t i = 0; i < n; i++)
+            out[i] *= hp->residual_scale;
+    for (size_t i = 0; i < n; i++)
+        x[i] += out[i];
+}
+
+/* Q, K, V of the chunk from `in`: biases, Q/K norms, RoPE, the query
+ * temperature; K and V go to the cache. */
+static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_t *pos, const int32_t *seq,
+                        int64_t n_tok)
+{
+    const al_model *m = c->model;
+    const al_hparams *hp = &m->hp;
+    const al_layer *ly = &m->layers[l];
+    const size_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = ly->n_head_kv * hd;
+    const uint32_t half = hp->n_rot / 2;
+    const bool full_norm = hp->desc->qk_norm == AL_QK_NORM_FULL, neox = hp->desc->rope_neox;
+    const al_weight *w3[3] = {&ly->wq, &ly->wk, &ly->wv};
+    float *y3[3] = {c->q, c->k, c->v};
+    matmul_multi(c, w3, y3, 3, in, n_tok);
+    const float *cos0 = NULL, *sin0 = NULL;
+    if (ly->rope != AL_ROPE_NONE) {
+        cos0 = c->rope_cos + (size_t)ly->rope * c->p.n_batch * half;
+        sin0 = c->rope_sin + (size_t)ly->rope * c->p.n_batch * half;
+    }
+    for (int64_t t = 0; t < n_tok; t++) {
+        float *q = c->q + t * nq, *k = c->k + t * nkv, *v = c->v + t * nkv;
+        if (ly->bq) {
+            for (size_t i = 0; i < nq; i++)
+                q[i] += ly->bq[i];
+            for (size_t i = 0; i < nkv; i++) {
+                k[i] += ly->bk[i];
+                v[i] += ly->bv[i];
+            }
+        }
+        if (ly->q_norm && full_norm) {
+            norm_row(q, q, ly->q_norm, NULL, (int64_t)nq, hp->norm_eps, AL_NORM_RMS);
+            norm_row(k, k, ly->k_norm, NULL, (int64_t)nkv, hp->norm_eps, AL_NORM_RMS);
+        }
+        const float *cs = cos0 ? cos0 + t * half : NULL, *sn = sin0 ? sin0 + t * half : NULL;
+        for (uint32_t h = 0; h < hp->n_head; h++) {
+            float *qh = q + h * hd;
+            if (ly->q_norm && !full_norm)
+                norm_row(qh, qh, ly->q_norm, NULL, (int64_t)hd, hp->norm_eps, AL_NORM_RMS);
+            if (cs)
+                rope_head(qh, cs, sn, hp->n_rot, neox);
+        }
+        for (uint32_t h = 0; h < ly->n_head_kv; h++) {
+            float *kh = k + h * hd;
+            if (ly->k_norm && !full_norm)
+                norm_row(kh, kh, ly->k_norm, NULL, (int64_t)hd, hp->norm_eps, AL_NORM_RMS);
+            if (cs)
+                rope_head(kh, cs, sn, hp->n_rot, neox);
+        }
+        if (hp->attn_temp != 0.0f) {
+            const float f = 1.0f + hp->attn_temp * logf(floorf((float)pos[t] / (float)hp->attn_temp_floor) + 1.0f);
+            for (size_t i = 0; i < nq; i++)
+                q[i] *= f;
+        }
+        const uint32_t slot = kv_slot(c, l, pos[t]);
+        size_t off = kv_offset(c, l, seq[t], slot);
+        kv_store(c, c->k_cache, off, k, nkv);
+        kv_store(c, c->v_cache, off, v, nkv);
+        if (c->kv_ring[l] && slot + 1 < ly->window) { /* the mirror */
+            off = kv_offset(c, l, seq[t], slot + c->kv_ring[l]);
+            kv_store(c, c->k_cache, off, k, nkv);
+            kv_store(c, c->v_cache, off, v, nkv);
+        }
+    }
 }
 
 /* Runs one chunk of at most n_batch tokens. out_rows[t] is the logits row
  * for token t, or -1. */
 static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32_t *pos, const int32_t *seq,
-                               int64_t n_tok, const int32_t *out_rows, int32_t n_out, int32_t embd_base)
+                               int64_t n_tok, const int32_t *out_rows, int32_t n_out, int32_t embd_base,
+                               al_error *err)
 {
     const al_model *m = c->model;
     const al_hparams *hp = &m->hp;
-    const size_t d = hp->n_embd, hd = hp->head_dim;
-    const size_t nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+    const al_arch_desc *D = hp->desc;
+    const size_t d = hp->n_embd;
 
     for (int64_t t = 0; t < n_tok; t++) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
-        al_dequantize_row(m->tok_embd.type, row, c->x + (size_t)t * d, (int64_t)d);
+        float *x = c->x + (size_t)t * d;
+        al_dequantize_row(m->tok_embd.type, row, x, (int64_t)d);
+        if (hp->embd_scale != 1.0f)
+            for (size_t i = 0; i < d; i++)
+                x[i] *= hp->embd_scale;
     }
     rope_tables(c, pos, n_tok);
-    const uint32_t half = hp->n_rot / 2;
     const int64_t n_tiles = attn_plan(c, pos, seq, n_tok);
 
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const al_layer *ly = &m->layers[l];
-        for (int64_t t = 0; t < n_tok; t++)
-            rmsnorm(c->xn + t * d, c->x + t * d, ly->attn_norm, (int64_t)d, hp->norm_eps);
-        {
-            const al_weight *w3[3] = {&ly->wq, &ly->wk, &ly->wv};
-            float *y3[3] = {c->q, c->k, c->v};
-            matmul_multi(c, w3, y3, 3, c->xn, n_tok);
+        /* attention */
+        const float *in = c->x;
+        if (D->pre_norm) {
+            norm_rows(hp, c->xn, c->x, ly->attn_norm, ly->attn_norm_b, n_tok);
+            in = c->xn;
         }
-        for (int64_t t = 0; t < n_tok; t++) {
-            float *q = c->q + t * nq, *k = c->k + t * nkv, *v = c->v + t * nkv;
-            if (ly->bq) {
-                for (size_t i = 0; i < nq; i++)
-                    q[i] += ly->bq[i];
-                for (size_t i = 0; i < nkv; i++) {
-                    k[i] += ly->bk[i];
-                    v[i] += ly->bv[i];
-                }
-            }
-            for (uint32_t h = 0; h < hp->n_head; h++) {
-                float *qh = q + h * hd;
-                if (ly->q_norm)
-                    rmsnorm(qh, qh, ly->q_norm, (int64_t)hd, hp->norm_eps);
-                rope_head(qh, c->rope_cos + t * half, c->rope_sin + t * half, hp->n_rot, hp->rope_neox);
-            }
-            for (uint32_t h = 0; h < hp->n_head_kv; h++) {
-                float *kh = k + h * hd;
-                if (ly->k_norm)
-                    rmsnorm(kh, kh, ly->k_norm, (int64_t)hd, hp->norm_eps);
-                rope_head(kh, c->rope_cos + t * half, c->rope_sin + t * half, hp->n_rot, hp->rope_neox);
-            }
-            size_t off = kv_offset(c, l, seq[t], pos[t]);
-            kv_store(c, c->k_cache, off, k, nkv);
-            kv_store(c, c->v_cache, off, v, nkv);
-        }
+        qkv_forward(c, l, in, pos, seq, n_tok);
         attn_job job = {c, l, pos, seq};
-        al_threadpool_for(c->tp, n_tiles * hp->n_head_kv, attn_chunk, &job);
-        matmul(c, &ly->wo, c->attn, n_tok, c->xn);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++)
-            c->x[i] += c->xn[i];
+        al_threadpool_for(c->tp, n_tiles * ly->n_head_kv, attn_chunk, &job);
+        matmul(c, &ly->wo, c->attn, n_tok, c->xo);
+        add_bias(c->xo, ly->bo, n_tok, d);
+        residual_add(c, c->x, c->xo, ly->post_attn_norm, n_tok);
 
-        for (int64_t t = 0; t < n_tok; t++)
-            rmsnorm(c->xn + t * d, c->x + t * d, ly->ffn_norm, (int64_t)d, hp->norm_eps);
-        {
-            const al_weight *w2[2] = {&ly->w_gate, &ly->w_up};
-            float *y2[2] = {c->gate, c->up};
-            matmul_multi(c, w2, y2, 2, c->xn, n_tok);
+        /* FFN: in parallel blocks it reads the attention's input (still in
+         * c->xn), else the stream after attention */
+        if (!D->parallel) {
+            in = c->x;
+            if (D->pre_norm) {
+                norm_rows(hp, c->xn, c->x, ly->ffn_norm, ly->ffn_norm_b, n_tok);
+                in = c->xn;
+            }
         }
-        silu_mul(c, c->gate, c->up, (size_t)n_tok * hp->n_ff);
-        matmul(c, &ly->w_down, c->gate, n_tok, c->xn);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++)
-            c->x[i] += c->xn[i];
+        al_status st = ffn_forward(c, l, in, n_tok, c->xo, err);
+        if (st)
+            return st;
+        residual_add(c, c->x, c->xo, ly->post_ffn_norm, n_tok);
     }
 
     if (c->embd) {
         for (int64_t t = 0; t < n_tok; t++)
-            rmsnorm(c->embd + (size_t)(embd_base + t) * d, c->x + t * d, m->output_norm, (int64_t)d,
-                    hp->norm_eps);
+            norm_row(c->embd + (size_t)(embd_base + t) * d, c->x + t * d, m->output_norm, m->output_norm_b,
+                     (int64_t)d, hp->norm_eps, D->norm);
     }
     if (n_out == 0)
         return AL_OK;
@@ -581,10 +822,18 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         if (out_rows[t] >= 0) {
             if (first < 0)
                 first = out_rows[t];
-            rmsnorm(c->out_x + (size_t)(out_rows[t] - first) * d, c->x + t * d, m->output_norm, (int64_t)d,
-                    hp->norm_eps);
+            norm_row(c->out_x + (size_t)(out_rows[t] - first) * d, c->x + t * d, m->output_norm, m->output_norm_b,
+                     (int64_t)d, hp->norm_eps, D->norm);
         }
-    matmul(c, &m->output, c->out_x, n_out, c->logits + (size_t)first * hp->n_vocab);
+    float *logits = c->logits + (size_t)first * hp->n_vocab;
+    matmul(c, &m->output, c->out_x, n_out, logits);
+    const size_t n = (size_t)n_out * hp->n_vocab;
+    if (hp->logit_mul != 1.0f)
+        for (size_t i = 0; i < n; i++)
+            logits[i] *= hp->logit_mul;
+    if (hp->final_softcap > 0.0f)
+        for (size_t i = 0; i < n; i++)
+            logits[i] = hp->final_softcap * tanhf(logits[i] / hp->final_softcap);
     return AL_OK;
 }
 
@@ -621,18 +870,34 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
     if (n_out > c->out_cap)
         return al_err(err, AL_ERR_LIMIT, "a batch may ask for at most %d logits rows (asked %d)", c->out_cap, n_out);
     /* Each sequence's positions must continue what its cache holds. */
+    /* With sliding-window rings, a sequence's positions in a batch are
+     * consecutive and may start below what it holds only as far back as
+     * al_kv_seq_truncate could go. */
     int32_t *next = c->seq_len; /* updated as we check: restore on failure */
-    int32_t saved[256];
+    int32_t saved[256], last[256];
     memcpy(saved, next, c->p.n_seq * sizeof(int32_t));
+    for (uint32_t s = 0; s < c->p.n_seq; s++)
+        last[s] = -1;
     for (int32_t i = 0; i < b->n_tokens; i++) {
         int32_t s = b->seq ? b->seq[i] : 0;
-        if (b->pos[i] > next[s]) {
+        const int32_t p = b->pos[i];
+        const char *why = NULL;
+        if (p > next[s])
+            why = "skips ahead of the positions it holds";
+        else if (c->kv_has_ring && last[s] >= 0 && p != last[s] + 1)
+            why = "does not follow the sequence's previous token in the batch (sliding-window layers)";
+        else if (c->kv_has_ring && last[s] < 0 && c->seq_hw[s] - p > (int32_t)c->p.n_batch)
+            why = "goes back further than the sliding-window layers keep";
+        if (why) {
             memcpy(next, saved, c->p.n_seq * sizeof(int32_t));
-            return al_err(err, AL_ERR_ARG, "sequence %d: position %d skips ahead of the %d positions it holds", s,
-                          b->pos[i], next[s]);
+            return al_err(err, AL_ERR_ARG, "sequence %d: position %d %s (it holds %d)", s, p, why, saved[s]);
         }
-        next[s] = b->pos[i] + 1;
+        last[s] = p;
+        next[s] = p + 1;
     }
+    for (uint32_t s = 0; s < c->p.n_seq; s++)
+        if (last[s] + 1 > c->seq_hw[s])
+            c->seq_hw[s] = last[s] + 1;
 
     for (int32_t start = 0; start < b->n_tokens; start += (int32_t)c->p.n_batch) {
         int32_t n = b->n_tokens - start;
@@ -643,9 +908,11 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
             n_out_chunk += c->out_index[start + i] >= 0;
         const int32_t *seq = b->seq ? b->seq + start : c->zero_seq;
         al_status st = forward_chunk(c, b->tokens + start, b->pos + start, seq, n, c->out_index + start,
-                                     n_out_chunk, start);
-        if (st)
+                                     n_out_chunk, start, err);
+        if (st) { /* the batch did not happen: the sequences keep what they held */
+            memcpy(next, saved, c->p.n_seq * sizeof(int32_t));
             return st;
+        }
     }
     c->n_last = b->n_tokens;
     c->n_embd_rows = c->embd ? b->n_tokens : 0;
@@ -672,6 +939,12 @@ void al_kv_seq_truncate(al_context *c, int32_t seq, int32_t p0)
         return;
     if (p0 < c->seq_len[seq])
         c->seq_len[seq] = p0;
+    /* A window layer's ring still holds the window before p0 only if at
+     * most n_batch positions were written past it. */
+    if (p0 == 0 || (c->kv_has_ring && c->seq_hw[seq] - p0 > (int32_t)c->p.n_batch)) {
+        c->seq_len[seq] = 0;
+        c->seq_hw[seq] = 0;
+    }
 }
 
 void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
@@ -683,13 +956,19 @@ void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
     if (n <= 0)
         return;
     const al_hparams *hp = &c->model->hp;
-    size_t bytes = kv_bytes(c, (size_t)n * hp->n_head_kv * hp->head_dim);
+    if (c->kv_has_ring && c->seq_hw[src] - n > (int32_t)c->p.n_batch) {
+        al_kv_seq_truncate(c, dst, 0); /* the windows before n are gone */
+        return;
+    }
     for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const uint32_t rows = c->kv_ring[l] ? c->kv_slots[l] : (uint32_t)n; /* a ring: all of it */
+        const size_t bytes = kv_bytes(c, (size_t)rows * c->model->layers[l].n_head_kv * hp->head_dim);
         size_t so = kv_bytes(c, kv_offset(c, l, src, 0)), dof = kv_bytes(c, kv_offset(c, l, dst, 0));
         memcpy((uint8_t *)c->k_cache + dof, (uint8_t *)c->k_cache + so, bytes);
         memcpy((uint8_t *)c->v_cache + dof, (uint8_t *)c->v_cache + so, bytes);
     }
     c->seq_len[dst] = n;
+    c->seq_hw[dst] = c->seq_hw[src];
 }
 
 int32_t al_kv_seq_len(const al_context *c, int32_t seq)
@@ -702,10 +981,11 @@ int32_t al_kv_seq_len(const al_context *c, int32_t seq)
 void al_kv_clear(al_context *c)
 {
     const al_hparams *hp = &c->model->hp;
-    size_t n = kv_bytes(c, (size_t)hp->n_layer * c->p.n_seq * c->p.n_ctx * hp->n_head_kv * hp->head_dim);
+    size_t n = kv_bytes(c, c->kv_loff[hp->n_layer]);
     memset(c->k_cache, 0, n);
     memset(c->v_cache, 0, n);
     memset(c->seq_len, 0, c->p.n_seq * sizeof(int32_t));
+    memset(c->seq_hw, 0, c->p.n_seq * sizeof(int32_t));
 }
 
 int al_physical_cores_count(void)
@@ -722,11 +1002,12 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
     if (!c || seq < 0 || (uint32_t)seq >= c->p.n_seq)
         return;
     const al_hparams *hp = &c->model->hp;
-    size_t bytes = kv_bytes(c, (size_t)c->p.n_ctx * hp->n_head_kv * hp->head_dim);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const size_t bytes = kv_bytes(c, (size_t)c->kv_slots[l] * c->model->layers[l].n_head_kv * hp->head_dim);
         size_t off = kv_bytes(c, kv_offset(c, l, seq, 0));
         memset((uint8_t *)c->k_cache + off, 0, bytes);
         memset((uint8_t *)c->v_cache + off, 0, bytes);
     }
     c->seq_len[seq] = 0;
+    c->seq_hw[seq] = 0;
 }

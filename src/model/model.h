@@ -12,10 +12,95 @@
 #include "airlock.h"
 #include "gguf/gguf.h"
 
-typedef enum al_arch { AL_ARCH_LLAMA, AL_ARCH_QWEN2, AL_ARCH_QWEN3 } al_arch;
+/* ------------------------------------------------ architecture description
+ *
+ * A decoder family is one entry of a table (model_load.c, k_archs) keyed
+ * by general.architecture: what its layers hold and how they are wired.
+ * The loader binds the tensors and reads the keys the entry names; the one
+ * forward pass (context.c) reads the entry and the resolved al_hparams /
+ * al_layer values, never the family's name. */
+
+typedef enum al_norm_kind {
+    AL_NORM_RMS,   /* x / rms(x) * w */
+    AL_NORM_LAYER, /* (x - mean) / std(x) * w (+ b) */
+} al_norm_kind;
+
+/* The FFN of a layer; the forward pass dispatches on it in one place
+ * (ffn_forward). */
+typedef enum al_ffn_kind {
+    AL_FFN_GATED_SILU, /* down(silu(gate x) * up x) */
+    AL_FFN_GATED_GELU, /* down(gelu(gate x) * up x) */
+    AL_FFN_GELU,       /* down(gelu(up x + b_up)) + b_down: no gate */
+    AL_FFN_MOE,        /* a mixture of experts (model/moe.h): the moe_* fields */
+} al_ffn_kind;
+
+typedef enum al_qk_norm {
+    AL_QK_NORM_NONE,
+    AL_QK_NORM_HEAD, /* RMSNorm of each head's q and k (head_dim weights) */
+    AL_QK_NORM_FULL, /* RMSNorm over the whole projection (olmo2) */
+} al_qk_norm;
+
+typedef enum al_need { AL_NEED_NO, AL_NEED_OPTIONAL, AL_NEED_REQUIRED } al_need;
+
+typedef enum al_swa_kind {
+    AL_SWA_NONE,     /* every layer global */
+    AL_SWA_IGNORED,  /* a sliding_window key is read but not applied (phi3, as the reference) */
+    AL_SWA_OPTIONAL, /* windowed layers when sliding_window is present (olmo2 / OLMo-3) */
+    AL_SWA_REQUIRED, /* sliding_window is required (gemma2, gemma3, cohere2) */
+} al_swa_kind;
+
+typedef enum al_scale_op { AL_SCALE_NONE, AL_SCALE_MUL, AL_SCALE_DIV } al_scale_op;
+
+typedef enum al_embd_scale { AL_EMBD_SCALE_NONE, AL_EMBD_SCALE_SQRT, AL_EMBD_SCALE_KEY } al_embd_scale;
+
+typedef struct al_arch_desc {
+    const char *name;       /* general.architecture */
+    uint8_t norm;           /* al_norm_kind of every norm of the model */
+    uint8_t norm_bias;      /* al_need of the norms' .bias tensors */
+    bool pre_norm;          /* attn_norm / ffn_norm before the sublayers (olmo2: none) */
+    bool post_norm;         /* post_attention_norm / post_ffw_norm on the sublayers' outputs */
+    bool parallel;          /* attention and FFN read the same normed input; both add to the
+                               residual (command-r); no ffn_norm */
+    uint8_t qk_norm;        /* al_qk_norm */
+    uint8_t qk_norm_need;   /* al_need of attn_q_norm / attn_k_norm */
+    bool rope_neox;         /* NEOX halves, else adjacent pairs */
+    uint8_t qkv_bias;       /* al_need of attn_{q,k,v}.bias */
+    uint8_t o_bias;         /* al_need of attn_output.bias */
+    uint8_t ffn;            /* al_ffn_kind */
+    uint8_t ffn_bias;       /* al_need of the FFN matrices' .bias */
+    bool fused_qkv;         /* attn_qkv.weight (q, k, v rows) may stand for attn_q/k/v */
+    bool fused_up;          /* without ffn_gate, ffn_up holds gate then up (2 n_ff rows) */
+    uint8_t embd_scale;     /* al_embd_scale */
+    uint8_t swa;            /* al_swa_kind */
+    uint8_t swa_period;     /* default sliding_window_pattern n: layer il is local when
+                               il % n < n - 1 (2: even layers local) */
+    bool swa_rope_own;      /* local layers: RoPE base rope.freq_base_swa (default the global
+                               base), no scaling (gemma3, OLMo-3); else as global layers */
+    bool global_nope;       /* with a window, global layers have no RoPE (cohere2) */
+    uint8_t nope_step;      /* layer il has no RoPE when (il + 1) % n == 0 (smollm3: 4) */
+    uint8_t logit_scale;    /* al_scale_op of logit_scale on the logits */
+    bool residual_scale;    /* residual_scale scales both sublayers' outputs (granite) */
+    bool attn_temp;         /* queries x 1 + attention.temperature_scale * ln(1 + floor(pos /
+                               original context)) (mistral3) */
+    uint16_t big_layers;    /* gemma2/3: with this many layers (the 27B) the query scale is
+                               1/sqrt(n_embd/n_head), else 1/sqrt(head_dim) */
+    bool causal;            /* decoders; encoders (bidirectional) would clear it */
+    const char *ffn_norm_name; /* the FFN's input norm tensor, NULL: "ffn_norm" (gpt-oss:
+                               "post_attention_norm") */
+    bool attn_sinks;        /* attn_sinks.weight: one logit per head joins each softmax (gpt-oss) */
+    /* AL_FFN_MOE: defaults that the file's expert_* keys may override */
+    uint8_t moe_gating;     /* al_moe_gating */
+    bool moe_norm_topk;     /* the k chosen weights renormalised to sum 1 */
+    uint8_t moe_act;        /* al_moe_act */
+    bool moe_shexp;         /* a shared expert with a sigmoid gate (qwen2moe) */
+} al_arch_desc;
+
+/* The supported families, for messages: "llama, qwen2, ...". */
+const char *al_arch_names(void);
 
 /* A 2-D weight matrix in the map: rows (outputs) x cols (inputs), stored
- * row-major in its GGUF type; GGUF's ne[0] is cols, ne[1] is rows. */
+ * row-major in its GGUF type; GGUF's ne[0] is cols, ne[1] is rows. A fused
+ * tensor (attn_qkv, gate+up) is bound as views of its row ranges. */
 typedef struct al_weight {
     uint32_t type;
     const void *data;
@@ -27,36 +112,66 @@ typedef struct al_weight {
                            path, or NULL */
 } al_weight;
 
+/* RoPE of a group of layers: the angle of pair i at position p is
+ * p * inv_freq[i]; cos and sin are multiplied by mscale (YaRN). */
+typedef struct al_rope {
+    float *inv_freq;       /* (n_rot/2) */
+    float mscale;
+} al_rope;
+
+#define AL_ROPE_NONE 0xff  /* al_layer.rope: no RoPE in this layer */
+
 typedef struct al_layer {
-    float *attn_norm;   /* (n_embd) */
+    uint32_t n_head_kv;  /* this layer's KV heads (head_count_kv may be per layer) */
+    uint32_t n_ff;       /* this layer's FFN width */
+    uint32_t window;     /* sliding window (keys p0 with p1 - p0 < window), 0: global */
+    uint8_t rope;        /* index in al_model.rope, or AL_ROPE_NONE */
+    uint8_t ffn;         /* al_ffn_kind of this layer (the family's; a model mixing dense and
+                            expert layers would set it per layer) */
+    float *attn_norm, *attn_norm_b;   /* (n_embd) or NULL */
     al_weight wq;       /* (n_head*head_dim, n_embd) */
     al_weight wk;       /* (n_head_kv*head_dim, n_embd) */
     al_weight wv;       /* (n_head_kv*head_dim, n_embd) */
     al_weight wo;       /* (n_embd, n_head*head_dim) */
-    float *bq, *bk, *bv; /* qwen2 biases, else NULL */
-    float *q_norm;      /* qwen3 per-head RMSNorm (head_dim), else NULL */
-    float *k_norm;      /* qwen3 (head_dim), else NULL */
-    float *ffn_norm;    /* (n_embd) */
-    al_weight w_gate;   /* (n_ff, n_embd) */
+    float *bq, *bk, *bv, *bo; /* biases or NULL */
+    float *q_norm;      /* (head_dim) or (n_head*head_dim), else NULL */
+    float *k_norm;      /* (head_dim) or (n_head_kv*head_dim), else NULL */
+    float *post_attn_norm; /* (n_embd) or NULL */
+    float *ffn_norm, *ffn_norm_b;     /* (n_embd) or NULL */
+    al_weight w_gate;   /* (n_ff, n_embd); rows 0 when the FFN has no gate */
     al_weight w_up;     /* (n_ff, n_embd) */
     al_weight w_down;   /* (n_embd, n_ff) */
+    float *b_gate, *b_up, *b_down;    /* or NULL */
+    float *post_ffn_norm; /* (n_embd) or NULL */
+    float *attn_sinks;  /* (n_head) or NULL */
+    struct al_moe_layer *moe; /* AL_FFN_MOE: router, experts (then w_gate/up/down have rows 0) */
 } al_layer;
 
 typedef struct al_hparams {
-    al_arch arch;
+    const al_arch_desc *desc;
     uint32_t n_vocab;
     uint32_t n_ctx_train;
     uint32_t n_embd;
     uint32_t n_layer;
     uint32_t n_head;
-    uint32_t n_head_kv;
+    uint32_t n_head_kv;    /* the largest of the layers' */
     uint32_t head_dim;
-    uint32_t n_ff;
+    uint32_t n_ff;         /* the largest of the layers' */
     uint32_t n_rot;        /* rotary dims per head (<= head_dim) */
     float rope_base;
     float rope_scale;      /* linear scaling: positions are divided by it */
-    bool rope_neox;        /* NEOX halves (qwen) vs adjacent pairs (llama) */
     float norm_eps;
+    float embd_scale;      /* token embeddings x this (1: none) */
+    float attn_scale;      /* q.k x this before the softmax */
+    float attn_softcap;    /* scores -> c tanh(scores / c), 0: none */
+    float residual_scale;  /* sublayer outputs x this (1: none) */
+    float logit_mul;       /* logits x this (1: none) */
+    float final_softcap;   /* logits -> c tanh(logits / c), 0: none */
+    float attn_temp;       /* mistral3 query temperature scale, 0: none */
+    uint32_t attn_temp_floor; /* positions per step of the temperature */
+    uint32_t n_rope;       /* al_model.rope entries the layers index (1 or 2) */
+    uint32_t rope_long_ctx; /* with LongRoPE factors: a context of more positions
+                               per sequence uses rope[2] in place of rope[0] */
 } al_hparams;
 
 struct al_model {
@@ -66,9 +181,11 @@ struct al_model {
     al_weight output;      /* (n_vocab, n_embd): tok_embd when tied */
     bool tied_output;
     float *output_norm;    /* (n_embd) */
+    float *output_norm_b;  /* (n_embd) or NULL */
     float *rope_freqs;     /* (n_rot/2) Llama 3 frequency factors, or NULL */
-    float *rope_inv_freq;  /* (n_rot/2) angle per position of each rotary pair:
-                              base^(-2i/n_rot) / rope_scale / rope_freqs[i] */
+    float *rope_long, *rope_short; /* (n_rot/2) LongRoPE factors (phi3), or NULL */
+    al_rope rope[3];       /* [0] global layers, [1] local layers when they differ,
+                              [2] global layers of long contexts (LongRoPE) */
     al_layer *layers;      /* (n_layer) */
     void *packed_map;      /* anonymous mapping holding every weight's panels */
     size_t packed_map_bytes;
@@ -76,6 +193,9 @@ struct al_model {
     char *chat_template;   /* NUL-terminated copy, or NULL */
     char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
+    uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */
+    struct al_moe_hparams *moe; /* AL_FFN_MOE families, else NULL */
+    struct al_moe_packing *moe_packing; /* experts' panels packed on first use, or NULL */
     char type_mix[256];
 };
 

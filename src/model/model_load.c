@@ -4,6 +4,7 @@
  * against the architecture.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 #include "model/model.h"
+#include "model/moe.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
+#include "tensor/quant_iq4.h"
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
@@ -22,38 +25,20 @@ typedef struct loader {
     const char *path;
     char arch[32];
     al_error *err;
+    uint8_t *used;   /* (n_tensors) bound by the description */
 } loader;
+
+/* Marks a tensor as read by the model. */
+static void mark_used(loader *L, const al_gguf_tensor *t)
+{
+    if (L->used)
+        L->used[t - L->m->gguf->tensors] = 1;
+}
 
 al_model_params al_model_default_params(void)
 {
     al_model_params p = {.check_tensors = false, .pack_weights = true};
     return p;
-}
-
-/* Reads "<arch>.<suffix>" as u32. */
-static bool arch_u32(loader *L, const char *suffix, uint32_t *out)
-{
-    char key[128];
-    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
-    return al_gguf_get_u32(L->m->gguf, key, out);
-}
-
-static bool arch_f32(loader *L, const char *suffix, float *out)
-{
-    char key[128];
-    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
-    return al_gguf_get_f32(L->m->gguf, key, out);
-}
-
-static al_status need_u32(loader *L, const char *suffix, uint32_t *out, uint32_t lo, uint32_t hi)
-{
-    if (!arch_u32(L, suffix, out))
-        return al_err(L->err, AL_ERR_FORMAT, "%s: required key '%s.%s' is missing or not an integer", L->path,
-                      L->arch, suffix);
-    if (*out < lo || *out > hi)
-        return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s' = %u is out of range [%u, %u]", L->path, L->arch,
-                      suffix, *out, lo, hi);
-    return AL_OK;
 }
 
 /* Binds a 2-D weight (rows x cols) by name. */
@@ -73,6 +58,7 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
                       "%s: tensor '%s' has shape [%llu, %llu] but %s needs [%lld, %lld] (cols, rows)", L->path,
                       name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], L->arch, (long long)cols,
                       (long long)rows);
+    mark_used(L, t);
     w->type = t->type;
     w->data = t->data;
     w->rows = rows;
@@ -144,6 +130,8 @@ static al_status pack_weights(loader *L)
         al_layer *ly = &m->layers[l];
         al_weight *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
         for (int i = 0; i < 7; i++) {
+            if (ws[i]->rows == 0) /* no gate */
+                continue;
             all[n_all++] = ws[i];
             layers_packed = layers_packed || al_matmul_pack_bytes(ws[i]->type, ws[i]->rows, ws[i]->cols) > 0;
         }
@@ -191,23 +179,202 @@ static al_status pack_weights(loader *L)
     return AL_OK;
 }
 
-/* Binds a 1-D vector and dequantizes it into an owned F32 array. */
-static al_status bind_vec(loader *L, const char *name, int64_t n, bool required, float **out)
+/* ------------------------------------------------------------ the families */
+
+#define OPT AL_NEED_OPTIONAL
+#define REQ AL_NEED_REQUIRED
+
+/* One entry per supported general.architecture. Fields left out are 0:
+ * RMSNorm, no biases, no Q/K norm, adjacent-pair RoPE, gated SiLU FFN,
+ * every layer global, no scales. Adding a llama-like family is one entry;
+ * a behaviour no field covers is one new field of al_arch_desc, read at
+ * load (load_hparams, load_layer, rope_setup) or in one place of the
+ * forward pass (context.c). attention.scale and the two softcap keys are
+ * honoured for any family that carries them; the other scales only where an
+ * entry asks. Every tensor of the file must be one the entry binds. */
+static const al_arch_desc k_archs[] = {
+    {.name = "llama", .pre_norm = true, .qkv_bias = OPT, .o_bias = OPT, .ffn_bias = OPT, .causal = true},
+    {.name = "qwen2", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .causal = true},
+    {.name = "qwen3", .pre_norm = true, .rope_neox = true, .qk_norm = AL_QK_NORM_HEAD, .qk_norm_need = REQ,
+     .causal = true},
+    {.name = "gemma", .pre_norm = true, .rope_neox = true, .ffn = AL_FFN_GATED_GELU,
+     .embd_scale = AL_EMBD_SCALE_SQRT, .causal = true},
+    {.name = "gemma2", .pre_norm = true, .post_norm = true, .rope_neox = true, .ffn = AL_FFN_GATED_GELU,
+     .embd_scale = AL_EMBD_SCALE_SQRT, .swa = AL_SWA_REQUIRED, .swa_period = 2, .big_layers = 46, .causal = true},
+    {.name = "gemma3", .pre_norm = true, .post_norm = true, .rope_neox = true, .qk_norm = AL_QK_NORM_HEAD,
+     .qk_norm_need = REQ, .ffn = AL_FFN_GATED_GELU, .embd_scale = AL_EMBD_SCALE_SQRT, .swa = AL_SWA_REQUIRED,
+     .swa_period = 6, .swa_rope_own = true, .big_layers = 62, .causal = true},
+    {.name = "phi3", .pre_norm = true, .rope_neox = true, .o_bias = OPT, .fused_qkv = true, .fused_up = true,
+     .swa = AL_SWA_IGNORED, .causal = true},
+    {.name = "granite", .pre_norm = true, .qkv_bias = OPT, .o_bias = OPT, .ffn_bias = OPT,
+     .embd_scale = AL_EMBD_SCALE_KEY, .residual_scale = true, .logit_scale = AL_SCALE_DIV, .causal = true},
+    {.name = "mistral3", .pre_norm = true, .qkv_bias = OPT, .attn_temp = true, .causal = true},
+    {.name = "olmo2", .post_norm = true, .rope_neox = true, .qk_norm = AL_QK_NORM_FULL, .qk_norm_need = REQ,
+     .swa = AL_SWA_OPTIONAL, .swa_period = 4, .swa_rope_own = true, .causal = true},
+    {.name = "exaone", .pre_norm = true, .rope_neox = true, .qkv_bias = OPT, .causal = true},
+    {.name = "smollm3", .pre_norm = true, .qkv_bias = OPT, .o_bias = OPT, .ffn_bias = OPT, .nope_step = 4,
+     .causal = true},
+    {.name = "stablelm", .norm = AL_NORM_LAYER, .norm_bias = REQ, .pre_norm = true, .rope_neox = true,
+     .qkv_bias = OPT, .causal = true},
+    {.name = "starcoder2", .norm = AL_NORM_LAYER, .norm_bias = REQ, .pre_norm = true, .rope_neox = true,
+     .qkv_bias = REQ, .o_bias = REQ, .ffn = AL_FFN_GELU, .ffn_bias = REQ, .causal = true},
+    {.name = "command-r", .norm = AL_NORM_LAYER, .pre_norm = true, .parallel = true, .qkv_bias = OPT,
+     .o_bias = OPT, .logit_scale = AL_SCALE_MUL, .causal = true},
+    {.name = "cohere2", .norm = AL_NORM_LAYER, .pre_norm = true, .parallel = true, .qkv_bias = OPT,
+     .o_bias = OPT, .swa = AL_SWA_REQUIRED, .swa_period = 4, .global_nope = true,
+     .logit_scale = AL_SCALE_MUL, .causal = true},
+    /* mixtures of experts (model/moe.h) */
+    {.name = "qwen3moe", .pre_norm = true, .rope_neox = true, .qk_norm = AL_QK_NORM_HEAD, .qk_norm_need = REQ,
+     .ffn = AL_FFN_MOE, .moe_gating = AL_MOE_GATING_SOFTMAX, .moe_norm_topk = true, .causal = true},
+    {.name = "qwen2moe", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .ffn = AL_FFN_MOE,
+     .moe_gating = AL_MOE_GATING_SOFTMAX, .moe_shexp = true, .causal = true},
+    {.name = "gpt-oss", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .o_bias = REQ, .ffn = AL_FFN_MOE,
+     .ffn_norm_name = "post_attention_norm", .attn_sinks = true, .swa = AL_SWA_REQUIRED, .swa_period = 2,
+     .moe_gating = AL_MOE_GATING_SOFTMAX_TOPK, .moe_act = AL_MOE_ACT_SWIGLU_OAI, .causal = true},
+};
+
+#undef OPT
+#undef REQ
+
+const char *al_model_architectures(void)
 {
-    *out = NULL;
-    const al_gguf_tensor *t = al_gguf_find_tensor(L->m->gguf, name);
-    if (!t) {
-        if (!required)
-            return AL_OK;
-        return al_err(L->err, AL_ERR_FORMAT, "%s: required tensor '%s' is missing", L->path, name);
+    return al_arch_names();
+}
+
+static char g_arch_names[512];
+static pthread_once_t g_arch_names_once = PTHREAD_ONCE_INIT;
+
+static void arch_names_init(void)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(k_archs) / sizeof(k_archs[0]) && off < sizeof(g_arch_names); i++)
+        off += (size_t)snprintf(g_arch_names + off, sizeof(g_arch_names) - off, "%s%s", i ? ", " : "",
+                                k_archs[i].name);
+}
+
+const char *al_arch_names(void)
+{
+    pthread_once(&g_arch_names_once, arch_names_init);
+    return g_arch_names;
+}
+
+static const al_arch_desc *find_arch(const char *name)
+{
+    for (size_t i = 0; i < sizeof(k_archs) / sizeof(k_archs[0]); i++)
+        if (!strcmp(k_archs[i].name, name))
+            return &k_archs[i];
+    return NULL;
+}
+
+/* Reads "<arch>.<suffix>" as u32 / f32 / string. */
+static bool arch_u32(loader *L, const char *suffix, uint32_t *out)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
+    return al_gguf_get_u32(L->m->gguf, key, out);
+}
+
+static bool arch_f32(loader *L, const char *suffix, float *out)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
+    return al_gguf_get_f32(L->m->gguf, key, out);
+}
+
+static const al_gguf_kv *arch_kv(loader *L, const char *suffix)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", L->arch, suffix);
+    return al_gguf_find(L->m->gguf, key);
+}
+
+static al_status need_u32(loader *L, const char *suffix, uint32_t *out, uint32_t lo, uint32_t hi)
+{
+    if (!arch_u32(L, suffix, out))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required key '%s.%s' is missing or not an integer", L->path,
+                      L->arch, suffix);
+    if (*out < lo || *out > hi)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s' = %u is out of range [%u, %u]", L->path, L->arch,
+                      suffix, *out, lo, hi);
+    return AL_OK;
+}
+
+/* An optional positive, finite float key; *out keeps its default when absent. */
+static al_status opt_pos_f32(loader *L, const char *suffix, float *out)
+{
+    const al_gguf_kv *kv = arch_kv(L, suffix);
+    if (!kv)
+        return AL_OK;
+    float f;
+    if (!arch_f32(L, suffix, &f) || !(f > 0.0f) || !isfinite(f))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s' must be a positive number", L->path, L->arch, suffix);
+    *out = f;
+    return AL_OK;
+}
+
+/* A key that is one integer or an array of one per layer: out[n_layer].
+ * When absent, every layer gets dflt (or the key is required: dflt 0). */
+static al_status per_layer_u32(loader *L, const char *suffix, uint32_t dflt, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    const uint32_t n = L->m->hp.n_layer;
+    const al_gguf_kv *kv = arch_kv(L, suffix);
+    if (kv && kv->type == AL_GGUF_ARR) {
+        if (kv->arr_n != n)
+            return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s' has %llu values but block_count is %u", L->path,
+                          L->arch, suffix, (unsigned long long)kv->arr_n, n);
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t v;
+            if (!al_gguf_arr_i64(kv, i, &v))
+                return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s' is not an array of integers", L->path,
+                              L->arch, suffix);
+            if (v < lo || v > hi)
+                return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s.%s'[%u] = %lld is out of range [%u, %u]",
+                              L->path, L->arch, suffix, i, (long long)v, lo, hi);
+            out[i] = (uint32_t)v;
+        }
+        return AL_OK;
     }
-    if (t->n_elems != (uint64_t)n || (int64_t)t->ne[0] != n)
-        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' has %llu elements but %s needs a vector of %lld",
-                      L->path, name, (unsigned long long)t->n_elems, L->arch, (long long)n);
-    *out = malloc((size_t)n * sizeof(float));
-    if (!*out)
-        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
-    al_dequantize_row(t->type, t->data, *out, n);
+    uint32_t v = dflt;
+    if (kv || !dflt) {
+        al_status st = need_u32(L, suffix, &v, lo, hi);
+        if (st)
+            return st;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = v;
+    return AL_OK;
+}
+
+/* Which layers use the sliding window: sliding_window_pattern is a period
+ * n (layer il local when il % n < n - 1) or a bool array, one per layer. */
+static al_status swa_layers(loader *L, uint32_t window)
+{
+    al_model *m = L->m;
+    const uint32_t n = m->hp.n_layer;
+    const al_gguf_kv *kv = arch_kv(L, "attention.sliding_window_pattern");
+    if (kv && kv->type == AL_GGUF_ARR) {
+        if (kv->arr_n != n)
+            return al_err(L->err, AL_ERR_FORMAT,
+                          "%s: key '%s.attention.sliding_window_pattern' has %llu values but block_count is %u",
+                          L->path, L->arch, (unsigned long long)kv->arr_n, n);
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t v;
+            if (!al_gguf_arr_i64(kv, i, &v))
+                return al_err(L->err, AL_ERR_FORMAT,
+                              "%s: key '%s.attention.sliding_window_pattern' is not an array of booleans", L->path,
+                              L->arch);
+            m->layers[i].window = v ? window : 0;
+        }
+        return AL_OK;
+    }
+    uint32_t period = m->hp.desc->swa_period;
+    if (kv) {
+        al_status st = need_u32(L, "attention.sliding_window_pattern", &period, 1, 1u << 16);
+        if (st)
+            return st;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        m->layers[i].window = i % period < period - 1 ? window : 0;
     return AL_OK;
 }
 
@@ -225,28 +392,47 @@ static al_status load_hparams(loader *L)
     for (size_t i = 0; i < a.len; i++)
         if (L->arch[i] < 32 || L->arch[i] > 126)
             L->arch[i] = '?';
-    if (!strcmp(L->arch, "llama"))
-        hp->arch = AL_ARCH_LLAMA;
-    else if (!strcmp(L->arch, "qwen2"))
-        hp->arch = AL_ARCH_QWEN2;
-    else if (!strcmp(L->arch, "qwen3"))
-        hp->arch = AL_ARCH_QWEN3;
-    else
-        return al_err(L->err, AL_ERR_UNSUPPORTED,
-                      "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3)", L->path, L->arch);
+    hp->desc = find_arch(L->arch);
+    if (!hp->desc)
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (supported: %s)", L->path,
+                      L->arch, al_arch_names());
+    const al_arch_desc *D = hp->desc;
 
     al_status st;
     if ((st = need_u32(L, "embedding_length", &hp->n_embd, 1, 1 << 16)) ||
         (st = need_u32(L, "block_count", &hp->n_layer, 1, MAX_LAYERS)) ||
-        (st = need_u32(L, "attention.head_count", &hp->n_head, 1, 1024)) ||
-        (st = need_u32(L, "feed_forward_length", &hp->n_ff, 1, 1 << 20)))
+        (st = need_u32(L, "attention.head_count", &hp->n_head, 1, 1024)))
         return st;
-    if (!arch_u32(L, "attention.head_count_kv", &hp->n_head_kv))
-        hp->n_head_kv = hp->n_head;
-    if (hp->n_head_kv == 0 || hp->n_head_kv > hp->n_head || hp->n_head % hp->n_head_kv)
-        return al_err(L->err, AL_ERR_FORMAT,
-                      "%s: key '%s.attention.head_count_kv' = %u must divide head_count = %u", L->path, L->arch,
-                      hp->n_head_kv, hp->n_head);
+    m->layers = calloc(hp->n_layer, sizeof(al_layer));
+    uint32_t *vals = calloc(hp->n_layer, sizeof(uint32_t));
+    if (!m->layers || !vals) {
+        free(vals);
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    }
+    if ((st = per_layer_u32(L, "feed_forward_length", 0, 1, 1 << 20, vals))) {
+        free(vals);
+        return st;
+    }
+    for (uint32_t i = 0; i < hp->n_layer; i++) {
+        m->layers[i].n_ff = vals[i];
+        hp->n_ff = vals[i] > hp->n_ff ? vals[i] : hp->n_ff;
+    }
+    if ((st = per_layer_u32(L, "attention.head_count_kv", hp->n_head, 0, UINT32_MAX, vals))) {
+        free(vals);
+        return st;
+    }
+    for (uint32_t i = 0; i < hp->n_layer; i++) {
+        const uint32_t kv = vals[i];
+        if (kv == 0 || kv > hp->n_head || hp->n_head % kv) {
+            free(vals);
+            return al_err(L->err, AL_ERR_FORMAT,
+                          "%s: key '%s.attention.head_count_kv' = %u (layer %u) must divide head_count = %u",
+                          L->path, L->arch, kv, i, hp->n_head);
+        }
+        m->layers[i].n_head_kv = kv;
+        hp->n_head_kv = kv > hp->n_head_kv ? kv : hp->n_head_kv;
+    }
+    free(vals);
     if (!arch_u32(L, "attention.key_length", &hp->head_dim)) {
         if (hp->n_embd % hp->n_head)
             return al_err(L->err, AL_ERR_FORMAT, "%s: embedding_length %u is not a multiple of head_count %u",
@@ -255,8 +441,8 @@ static al_status load_hparams(loader *L)
     }
     uint32_t vlen;
     if (arch_u32(L, "attention.value_length", &vlen) && vlen != hp->head_dim)
-        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %u", L->path, vlen,
-                      hp->head_dim);
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: key '%s.attention.value_length' = %u differs from key_length %u",
+                      L->path, L->arch, vlen, hp->head_dim);
     if (hp->head_dim == 0 || hp->head_dim > 1024 || hp->head_dim % 2)
         return al_err(L->err, AL_ERR_FORMAT, "%s: head dimension %u is not an even number in 2..1024", L->path,
                       hp->head_dim);
@@ -271,23 +457,241 @@ static al_status load_hparams(loader *L)
         hp->rope_base = 10000.0f;
     if (!(hp->rope_base > 0.0f))
         return al_err(L->err, AL_ERR_FORMAT, "%s: rope.freq_base must be positive", L->path);
-    hp->rope_scale = 1.0f;
-    float f;
-    if (arch_f32(L, "rope.scaling.factor", &f) && f > 0.0f) {
-        al_str type;
-        char key[128];
-        snprintf(key, sizeof(key), "%s.rope.scaling.type", L->arch);
-        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear"))
-            hp->rope_scale = f;
-        else if (!al_str_eq(type, "none"))
-            return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported (linear is)",
-                          L->path, (int)(type.len > 32 ? 32 : type.len), type.ptr);
-    }
-    hp->rope_neox = hp->arch != AL_ARCH_LLAMA;
-    if (!arch_f32(L, "attention.layer_norm_rms_epsilon", &hp->norm_eps))
+
+    const char *eps_key =
+        D->norm == AL_NORM_LAYER ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon";
+    if (!arch_f32(L, eps_key, &hp->norm_eps))
         hp->norm_eps = 1e-5f;
     if (!(hp->norm_eps > 0.0f) || hp->norm_eps > 1.0f)
-        return al_err(L->err, AL_ERR_FORMAT, "%s: layer_norm_rms_epsilon must be in (0, 1]", L->path);
+        return al_err(L->err, AL_ERR_FORMAT, "%s: %s must be in (0, 1]", L->path, eps_key + 10);
+
+    /* Scales, each read only where the family has it. */
+    hp->embd_scale = 1.0f;
+    if (D->embd_scale == AL_EMBD_SCALE_SQRT)
+        hp->embd_scale = sqrtf((float)hp->n_embd);
+    else if (D->embd_scale == AL_EMBD_SCALE_KEY && (st = opt_pos_f32(L, "embedding_scale", &hp->embd_scale)))
+        return st;
+    hp->residual_scale = 1.0f;
+    if (D->residual_scale && (st = opt_pos_f32(L, "residual_scale", &hp->residual_scale)))
+        return st;
+    hp->logit_mul = 1.0f;
+    if (D->logit_scale != AL_SCALE_NONE) {
+        float s = 1.0f;
+        if ((st = opt_pos_f32(L, "logit_scale", &s)))
+            return st;
+        hp->logit_mul = D->logit_scale == AL_SCALE_DIV ? 1.0f / s : s;
+    }
+    const bool big = D->big_layers && hp->n_layer == D->big_layers;
+    hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->n_embd / hp->n_head : hp->head_dim));
+    if ((st = opt_pos_f32(L, "attention.scale", &hp->attn_scale)) ||
+        (st = opt_pos_f32(L, "attn_logit_softcapping", &hp->attn_softcap)) ||
+        (st = opt_pos_f32(L, "final_logit_softcapping", &hp->final_softcap)))
+        return st;
+    if (!D->causal)
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: '%s' is not a causal decoder", L->path, L->arch);
+    if (D->ffn == AL_FFN_MOE) {
+        m->moe = calloc(1, sizeof(*m->moe));
+        if (!m->moe)
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        *m->moe = (al_moe_hparams){.n_ff_shexp = D->moe_shexp, .norm_topk = D->moe_norm_topk,
+                                   .weights_scale = 1.0f, .gating = (al_moe_gating)D->moe_gating,
+                                   .act = (al_moe_act)D->moe_act};
+        if ((st = al_moe_load_hparams(m->gguf, L->path, L->arch, hp->n_ff, m->moe, L->err)))
+            return st;
+    }
+
+    /* Sliding windows. */
+    uint32_t window = 0;
+    const bool has_window = arch_kv(L, "attention.sliding_window") != NULL;
+    if (D->swa == AL_SWA_REQUIRED || (D->swa == AL_SWA_OPTIONAL && has_window)) {
+        if ((st = need_u32(L, "attention.sliding_window", &window, 0, UINT32_MAX)))
+            return st;
+        if (window == 0 || window > hp->n_ctx_train)
+            return al_err(L->err, AL_ERR_FORMAT,
+                          "%s: key '%s.attention.sliding_window' = %u must be in 1..context_length (%u)", L->path,
+                          L->arch, window, hp->n_ctx_train);
+        if ((st = swa_layers(L, window)))
+            return st;
+    }
+    /* RoPE per layer: global layers use rope[0]; local layers rope[1] when
+     * the family gives them their own. */
+    hp->n_rope = D->swa_rope_own && window ? 2 : 1;
+    for (uint32_t i = 0; i < hp->n_layer; i++) {
+        al_layer *ly = &m->layers[i];
+        ly->rope = ly->window && hp->n_rope == 2 ? 1 : 0;
+        if ((D->global_nope && window && !ly->window) || (D->nope_step && (i + 1) % D->nope_step == 0))
+            ly->rope = AL_ROPE_NONE;
+    }
+    return AL_OK;
+}
+
+/* Experts are not packed at load (a model larger than RAM must load, and
+ * packing every expert would read the whole file first): their panels are
+ * packed the first time a pass uses them, into memory reserved here, and
+ * the file's rows are given back as each matrix completes, so resident
+ * memory stays about the model's size. At most 3/4 of physical memory,
+ * less the dense panels, is packed; beyond that, experts are packed on
+ * the stack at each use (same results, slower). */
+static void moe_packing(al_model *m)
+{
+    const int64_t phys = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
+    const int64_t budget = phys / 4 * 3 - (int64_t)m->packed_map_bytes;
+    al_moe_layer **ls = calloc(m->hp.n_layer, sizeof(*ls));
+    if (!ls)
+        return; /* unpacked: slower, not wrong */
+    for (uint32_t i = 0; i < m->hp.n_layer; i++)
+        ls[i] = m->layers[i].moe;
+    m->moe_packing = al_moe_packing_new(ls, m->hp.n_layer, m->moe->n_expert, budget);
+    free(ls);
+}
+
+/* Binds a 1-D vector of n values and dequantizes it into an owned F32 array. */
+static al_status bind_vec(loader *L, const char *name, int64_t n, bool required, float **out)
+{
+    *out = NULL;
+    const al_gguf_tensor *t = al_gguf_find_tensor(L->m->gguf, name);
+    if (!t) {
+        if (!required)
+            return AL_OK;
+        return al_err(L->err, AL_ERR_FORMAT, "%s: required tensor '%s' is missing", L->path, name);
+    }
+    if (t->n_elems != (uint64_t)n || (int64_t)t->ne[0] != n)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' has %llu elements but %s needs a vector of %lld",
+                      L->path, name, (unsigned long long)t->n_elems, L->arch, (long long)n);
+    *out = malloc((size_t)n * sizeof(float));
+    if (!*out)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    mark_used(L, t);
+    al_dequantize_row(t->type, t->data, *out, n);
+    return AL_OK;
+}
+
+/* A view of rows [r0, r0 + n) of a bound weight. */
+static al_weight weight_rows(const al_weight *w, int64_t r0, int64_t n)
+{
+    al_weight v = *w;
+    v.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    v.rows = n;
+    return v;
+}
+
+/* A layer's tensors, as the family's description asks. */
+static al_status load_layer(loader *L, uint32_t i)
+{
+    al_model *m = L->m;
+    const al_hparams *hp = &m->hp;
+    const al_arch_desc *D = hp->desc;
+    al_layer *ly = &m->layers[i];
+    const int64_t d = hp->n_embd, hd = hp->head_dim, nq = (int64_t)hp->n_head * hd;
+    const int64_t nkv = (int64_t)ly->n_head_kv * hd, ff = ly->n_ff;
+    char name[96];
+    al_status st;
+#define NAME(suffix) (snprintf(name, sizeof(name), "blk.%u.%s", i, suffix), name)
+#define VEC(field, suffix, n, need)                                                                \
+    do {                                                                                           \
+        if ((need) != AL_NEED_NO && (st = bind_vec(L, NAME(suffix), n, (need) == AL_NEED_REQUIRED, \
+                                                   &ly->field)))                                   \
+            return st;                                                                             \
+    } while (0)
+#define MAT(field, suffix, rows, cols)                                                             \
+    do {                                                                                           \
+        if ((st = bind_weight(L, NAME(suffix), rows, cols, true, &ly->field, NULL)))               \
+            return st;                                                                             \
+    } while (0)
+
+    const uint8_t nb = D->norm == AL_NORM_LAYER ? D->norm_bias : AL_NEED_NO;
+    if (D->pre_norm) {
+        VEC(attn_norm, "attn_norm.weight", d, AL_NEED_REQUIRED);
+        VEC(attn_norm_b, "attn_norm.bias", d, nb);
+        if (!D->parallel) {
+            char fname[64];
+            snprintf(fname, sizeof(fname), "%s.weight", D->ffn_norm_name ? D->ffn_norm_name : "ffn_norm");
+            VEC(ffn_norm, fname, d, AL_NEED_REQUIRED);
+            snprintf(fname, sizeof(fname), "%s.bias", D->ffn_norm_name ? D->ffn_norm_name : "ffn_norm");
+            VEC(ffn_norm_b, fname, d, nb);
+        }
+    }
+    if (D->post_norm) {
+        VEC(post_attn_norm, "post_attention_norm.weight", d, AL_NEED_REQUIRED);
+        VEC(post_ffn_norm, "post_ffw_norm.weight", d, AL_NEED_REQUIRED);
+    }
+
+    /* Attention: separate Q/K/V, or one fused attn_qkv bound as three views. */
+    if (D->fused_qkv && al_gguf_find_tensor(m->gguf, NAME("attn_qkv.weight"))) {
+        al_weight qkv;
+        if ((st = bind_weight(L, name, nq + 2 * nkv, d, true, &qkv, NULL)))
+            return st;
+        ly->wq = weight_rows(&qkv, 0, nq);
+        ly->wk = weight_rows(&qkv, nq, nkv);
+        ly->wv = weight_rows(&qkv, nq + nkv, nkv);
+    } else {
+        MAT(wq, "attn_q.weight", nq, d);
+        MAT(wk, "attn_k.weight", nkv, d);
+        MAT(wv, "attn_v.weight", nkv, d);
+    }
+    MAT(wo, "attn_output.weight", d, nq);
+    VEC(bq, "attn_q.bias", nq, D->qkv_bias);
+    VEC(bk, "attn_k.bias", nkv, D->qkv_bias);
+    VEC(bv, "attn_v.bias", nkv, D->qkv_bias);
+    /* The forward pass adds the three biases together: all or none. */
+    if ((ly->bq != NULL) != (ly->bk != NULL) || (ly->bq != NULL) != (ly->bv != NULL))
+        return al_err(L->err, AL_ERR_FORMAT,
+                      "%s: layer %u has only some of attn_q.bias, attn_k.bias, attn_v.bias (q %s, k %s, v %s)",
+                      L->path, i, ly->bq ? "present" : "missing", ly->bk ? "present" : "missing",
+                      ly->bv ? "present" : "missing");
+    VEC(bo, "attn_output.bias", d, D->o_bias);
+    VEC(attn_sinks, "attn_sinks.weight", hp->n_head, D->attn_sinks ? AL_NEED_REQUIRED : AL_NEED_NO);
+    if (D->qk_norm != AL_QK_NORM_NONE) {
+        const bool full = D->qk_norm == AL_QK_NORM_FULL;
+        VEC(q_norm, "attn_q_norm.weight", full ? nq : hd, D->qk_norm_need);
+        VEC(k_norm, "attn_k_norm.weight", full ? nkv : hd, D->qk_norm_need);
+        if ((ly->q_norm != NULL) != (ly->k_norm != NULL))
+            return al_err(L->err, AL_ERR_FORMAT, "%s: layer %u has only one of attn_q_norm and attn_k_norm",
+                          L->path, i);
+    }
+
+    /* FFN. */
+    ly->ffn = D->ffn;
+    if (ly->ffn == AL_FFN_MOE) {
+        ly->moe = calloc(1, sizeof(*ly->moe));
+        if (!ly->moe)
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        ly->n_ff = m->moe->n_ff_exp;
+        if (al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err))
+            return L->err->status;
+        /* The tensors moe.c binds (it finds them itself). */
+        static const char *const moe_tensors[] = {
+            "ffn_gate_inp.weight", "ffn_gate_inp.bias", "ffn_gate_exps.weight", "ffn_gate_exps.bias",
+            "ffn_up_exps.weight", "ffn_up_exps.bias", "ffn_down_exps.weight", "ffn_down_exps.bias",
+            "ffn_gate_inp_shexp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"};
+        for (size_t k = 0; k < sizeof(moe_tensors) / sizeof(moe_tensors[0]); k++) {
+            char tname[96];
+            snprintf(tname, sizeof(tname), "blk.%u.%s", i, moe_tensors[k]);
+            const al_gguf_tensor *t = al_gguf_find_tensor(m->gguf, tname);
+            if (t)
+                mark_used(L, t);
+        }
+        return AL_OK;
+    } else if (ly->ffn == AL_FFN_GELU) {
+        MAT(w_up, "ffn_up.weight", ff, d);
+    } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
+        al_weight gu;
+        if ((st = bind_weight(L, NAME("ffn_up.weight"), 2 * ff, d, true, &gu, NULL)))
+            return st;
+        ly->w_gate = weight_rows(&gu, 0, ff);
+        ly->w_up = weight_rows(&gu, ff, ff);
+    } else {
+        MAT(w_gate, "ffn_gate.weight", ff, d);
+        MAT(w_up, "ffn_up.weight", ff, d);
+    }
+    MAT(w_down, "ffn_down.weight", d, ff);
+    if (ly->ffn != AL_FFN_GELU)
+        VEC(b_gate, "ffn_gate.bias", ff, D->ffn_bias == AL_NEED_REQUIRED ? AL_NEED_OPTIONAL : D->ffn_bias);
+    VEC(b_up, "ffn_up.bias", ff, D->ffn_bias);
+    VEC(b_down, "ffn_down.bias", d, D->ffn_bias);
+#undef NAME
+#undef VEC
+#undef MAT
     return AL_OK;
 }
 
@@ -295,8 +699,8 @@ static al_status load_tensors(loader *L)
 {
     al_model *m = L->m;
     al_hparams *hp = &m->hp;
-    int64_t d = hp->n_embd, hd = hp->head_dim;
-    int64_t nq = (int64_t)hp->n_head * hd, nkv = (int64_t)hp->n_head_kv * hd;
+    const al_arch_desc *D = hp->desc;
+    int64_t d = hp->n_embd;
 
     const al_gguf_tensor *te = al_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!te)
@@ -314,56 +718,43 @@ static al_status load_tensors(loader *L)
         m->output = m->tok_embd;
     if ((st = bind_vec(L, "output_norm.weight", d, true, &m->output_norm)))
         return st;
-    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+    if (D->norm == AL_NORM_LAYER && D->norm_bias != AL_NEED_NO &&
+        (st = bind_vec(L, "output_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->output_norm_b)))
         return st;
-
-    m->layers = calloc(hp->n_layer, sizeof(al_layer));
-    if (!m->layers)
-        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
-    char name[96];
-#define W(field, suffix, rows, cols)                                                  \
-    do {                                                                              \
-        snprintf(name, sizeof(name), "blk.%u.%s.weight", i, suffix);                  \
-        if ((st = bind_weight(L, name, rows, cols, true, &ly->field, NULL)))          \
-            return st;                                                                \
-    } while (0)
-#define V(field, suffix, kind, n, req)                                                \
-    do {                                                                              \
-        snprintf(name, sizeof(name), "blk.%u.%s.%s", i, suffix, kind);                \
-        if ((st = bind_vec(L, name, n, req, &ly->field)))                             \
-            return st;                                                                \
-    } while (0)
-    for (uint32_t i = 0; i < hp->n_layer; i++) {
-        al_layer *ly = &m->layers[i];
-        V(attn_norm, "attn_norm", "weight", d, true);
-        W(wq, "attn_q", nq, d);
-        W(wk, "attn_k", nkv, d);
-        W(wv, "attn_v", nkv, d);
-        W(wo, "attn_output", d, nq);
-        V(ffn_norm, "ffn_norm", "weight", d, true);
-        W(w_gate, "ffn_gate", hp->n_ff, d);
-        W(w_up, "ffn_up", hp->n_ff, d);
-        W(w_down, "ffn_down", d, hp->n_ff);
-        bool qwen2 = hp->arch == AL_ARCH_QWEN2, qwen3 = hp->arch == AL_ARCH_QWEN3;
-        V(bq, "attn_q", "bias", nq, qwen2);
-        V(bk, "attn_k", "bias", nkv, qwen2);
-        V(bv, "attn_v", "bias", nkv, qwen2);
-        /* The forward pass adds the three biases together: all or none. */
-        if ((ly->bq != NULL) != (ly->bk != NULL) || (ly->bq != NULL) != (ly->bv != NULL))
-            return al_err(L->err, AL_ERR_FORMAT,
-                          "%s: layer %u has only some of attn_q.bias, attn_k.bias, attn_v.bias (q %s, k %s, v %s)",
-                          L->path, i, ly->bq ? "present" : "missing", ly->bk ? "present" : "missing",
-                          ly->bv ? "present" : "missing");
-        V(q_norm, "attn_q_norm", "weight", hd, qwen3);
-        V(k_norm, "attn_k_norm", "weight", hd, qwen3);
-    }
-#undef W
-#undef V
+    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
+        (st = bind_vec(L, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
+        (st = bind_vec(L, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))
+        return st;
+    if ((m->rope_long != NULL) != (m->rope_short != NULL))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' is missing: LongRoPE needs both factor vectors",
+                      L->path, m->rope_long ? "rope_factors_short.weight" : "rope_factors_long.weight");
+    const float *fv[3] = {m->rope_freqs, m->rope_long, m->rope_short};
+    static const char *const fn[3] = {"rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"};
+    for (int k = 0; k < 3; k++)
+        for (uint32_t i = 0; fv[k] && i < hp->n_rot / 2; i++)
+            if (!(fv[k][i] > 0.0f) || !isfinite(fv[k][i]))
+                return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' holds %g at %u: RoPE factors must be positive",
+                              L->path, fn[k], (double)fv[k][i], i);
+    for (uint32_t i = 0; i < hp->n_layer; i++)
+        if ((st = load_layer(L, i)))
+            return st;
+    /* A tensor the description does not read belongs to a variant it does
+     * not describe (e.g. Q/K norms of a family without them): refused, as
+     * the reference does, rather than run without it. */
+    for (uint64_t i = 0; L->used && i < m->gguf->n_tensors; i++)
+        if (!L->used[i]) {
+            const al_str n = m->gguf->tensors[i].name;
+            return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: tensor '%.*s' is not part of a %s model as supported",
+                          L->path, (int)(n.len > 96 ? 96 : n.len), n.ptr, L->arch);
+        }
 
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
         const al_gguf_tensor *t = &m->gguf->tensors[i];
         m->n_params += t->n_elems;
     }
+    m->n_params_active = m->n_params;
+    for (uint32_t i = 0; m->moe && i < hp->n_layer; i++)
+        m->n_params_active -= al_moe_inactive_params(m->moe, m->layers[i].moe);
     /* Type mix, e.g. "Q4_K:113 Q6_K:29 F32:57". */
     uint32_t counts[AL_TYPE_COUNT] = {0};
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
@@ -376,21 +767,139 @@ static al_status load_tensors(loader *L)
     return AL_OK;
 }
 
-/* The RoPE angle of pair i at position p is p * rope_inv_freq[i]: computed
- * once here instead of for every token of every forward pass. */
+/* YaRN's bounds of the pairs that are interpolated / extrapolated. */
+static float yarn_corr_dim(float n_rot, float n_ctx_orig, float beta, float base)
+{
+    return n_rot * logf(n_ctx_orig / (beta * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
+static float yarn_mscale(float factor, float m)
+{
+    return factor <= 1.0f ? 1.0f : 0.1f * m * logf(factor) + 1.0f;
+}
+
+/* The angle of pair i at position p is p * inv_freq[i] (the linear and YaRN
+ * scalings and the Llama 3 factors folded in), computed once here instead
+ * of for every token of every forward pass. rope[1], when used, is the
+ * local layers' own: base rope.freq_base_swa, unscaled. */
 static al_status rope_setup(loader *L)
 {
     al_model *m = L->m;
-    const al_hparams *hp = &m->hp;
-    uint32_t half = hp->n_rot / 2;
-    m->rope_inv_freq = malloc(half * sizeof(float));
-    if (!m->rope_inv_freq)
-        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
-    for (uint32_t i = 0; i < half; i++) {
-        float f = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot) / hp->rope_scale;
-        if (m->rope_freqs)
-            f /= m->rope_freqs[i];
-        m->rope_inv_freq[i] = f;
+    al_hparams *hp = &m->hp;
+    const uint32_t half = hp->n_rot / 2;
+    float factor = 0.0f, ext = 0.0f, attn_factor = 1.0f;
+    bool yarn = false;
+    if (arch_f32(L, "rope.scaling.factor", &factor) && factor > 0.0f) {
+        al_str type;
+        char key[128];
+        snprintf(key, sizeof(key), "%s.rope.scaling.type", L->arch);
+        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear") || al_str_eq(type, "longrope"))
+            ;
+        else if (al_str_eq(type, "yarn"))
+            yarn = true;
+        else if (al_str_eq(type, "none"))
+            factor = 1.0f;
+        else
+            return al_err(L->err, AL_ERR_UNSUPPORTED,
+                          "%s: rope scaling type '%.*s' is not supported (linear, yarn and longrope are)", L->path,
+                          (int)(type.len > 32 ? 32 : type.len), type.ptr);
+    } else {
+        factor = 1.0f;
+    }
+    if (!isfinite(factor))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: rope.scaling.factor must be finite", L->path);
+    hp->rope_scale = factor;
+    uint32_t n_ctx_orig = hp->n_ctx_train;
+    (void)arch_u32(L, "rope.scaling.original_context_length", &n_ctx_orig);
+    if (n_ctx_orig == 0)
+        return al_err(L->err, AL_ERR_FORMAT, "%s: rope.scaling.original_context_length must be positive", L->path);
+    float beta_fast = 32.0f, beta_slow = 1.0f, log_mul = 0.0f;
+    (void)arch_f32(L, "rope.scaling.yarn_beta_fast", &beta_fast);
+    (void)arch_f32(L, "rope.scaling.yarn_beta_slow", &beta_slow);
+    (void)arch_f32(L, "rope.scaling.yarn_log_multiplier", &log_mul);
+    if (yarn) {
+        ext = 1.0f;
+        /* As the reference: the magnitude of the rotated parts is
+         * mscale(factor) / mscale(factor, log_mul), or mscale(factor). */
+        attn_factor = yarn_mscale(factor, 1.0f);
+        if (log_mul != 0.0f)
+            attn_factor /= yarn_mscale(factor, log_mul);
+    }
+    float ra;
+    if (arch_f32(L, "rope.scaling.attn_factor", &ra) && ra > 0.0f)
+        attn_factor *= ra;
+    if (hp->desc->attn_temp) {
+        if (arch_f32(L, "attention.temperature_scale", &hp->attn_temp) && hp->attn_temp != 0.0f)
+            hp->attn_temp_floor = n_ctx_orig;
+        else
+            hp->attn_temp = 0.0f;
+    }
+
+    if (m->rope_long)
+        hp->rope_long_ctx = n_ctx_orig;
+    for (uint32_t r = 0; r < 3; r++) {
+        if ((r == 1 && hp->n_rope < 2) || (r == 2 && !m->rope_long))
+            continue;
+        float base = hp->rope_base, fs = 1.0f / factor, e = ext, mscale = attn_factor;
+        /* Llama 3 factors; LongRoPE's short ones, long ones for long contexts */
+        const float *ff = m->rope_freqs ? m->rope_freqs : r == 2 ? m->rope_long : m->rope_short;
+        if (r == 1) {
+            (void)arch_f32(L, "rope.freq_base_swa", &base);
+            if (!(base > 0.0f))
+                return al_err(L->err, AL_ERR_FORMAT, "%s: rope.freq_base_swa must be positive", L->path);
+            fs = 1.0f;
+            e = 0.0f;
+            mscale = 1.0f;
+            ff = NULL;
+        }
+        float lo = 0.0f, hi = 0.0f;
+        if (e != 0.0f) {
+            lo = floorf(yarn_corr_dim((float)hp->n_rot, (float)n_ctx_orig, beta_fast, base));
+            hi = ceilf(yarn_corr_dim((float)hp->n_rot, (float)n_ctx_orig, beta_slow, base));
+            lo = lo > 0.0f ? lo : 0.0f;
+            hi = hi < (float)hp->n_rot - 1 ? hi : (float)hp->n_rot - 1;
+        }
+        float *inv = malloc(half * sizeof(float));
+        if (!inv)
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        m->rope[r].inv_freq = inv;
+        for (uint32_t i = 0; i < half; i++) {
+            float extrap = powf(base, -2.0f * (float)i / (float)hp->n_rot);
+            if (ff)
+                extrap /= ff[i];
+            float f = extrap * fs;
+            if (e != 0.0f) {
+                float y = ((float)i - lo) / fmaxf(0.001f, hi - lo);
+                float mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * e;
+                f = f * (1.0f - mix) + extrap * mix;
+            }
+            inv[i] = f;
+        }
+        m->rope[r].mscale = mscale;
+    }
+    return AL_OK;
+}
+
+/* Refuses a tensor holding a block whose scale is an F16 NaN or infinity
+ * or an E8M0 exponent of 255 (MXFP4's NaN): every dot product touching
+ * such a block is NaN, and the logits with it. Done at every load: it reads
+ * only the scale bytes, but that brings in every page of the weights,
+ * about what packing the weights (the default) costs anyway. NaN or
+ * infinite F32/F16/BF16 values and quants that overflow are left to
+ * --check-tensors (check_finite). */
+static al_status check_scales(loader *L)
+{
+    const al_gguf *g = L->m->gguf;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        const al_type_traits *tr = al_type_get(t->type);
+        uint64_t bad = 0;
+        const char *why = NULL;
+        if (tr->block_elems > 1 && !al_check_block_scales(t->type, t->data, t->n_bytes / tr->block_bytes, &bad, &why))
+            return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s",
+                          L->path, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
+                          (unsigned long long)bad,
+                          (unsigned long long)(bad * tr->block_elems / t->ne[0]), why);
     }
     return AL_OK;
 }
@@ -437,16 +946,26 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         return al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
     loader L = {.m = m, .path = path, .err = err};
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
+    /* Scales first: a corrupt block is the problem to report, whatever
+     * else the file holds. */
+    if (!st)
+        st = check_scales(&L);
     if (!st)
         st = load_hparams(&L);
-    if (!st)
-        st = load_tensors(&L);
+    if (!st) {
+        L.used = calloc(m->gguf->n_tensors ? m->gguf->n_tensors : 1, 1);
+        st = L.used ? load_tensors(&L) : al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+        free(L.used);
+        L.used = NULL;
+    }
     if (!st)
         st = rope_setup(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
         st = pack_weights(&L);
+    if (!st && m->moe && (!params || params->pack_weights))
+        moe_packing(m);
     if (!st) {
         st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
         if (st)
@@ -490,19 +1009,25 @@ void al_model_free(al_model *m)
     if (m->layers) {
         for (uint32_t i = 0; i < m->hp.n_layer; i++) {
             al_layer *ly = &m->layers[i];
-            free(ly->attn_norm);
-            free(ly->ffn_norm);
-            free(ly->bq);
-            free(ly->bk);
-            free(ly->bv);
-            free(ly->q_norm);
-            free(ly->k_norm);
+            float *vs[] = {ly->attn_norm, ly->attn_norm_b, ly->bq, ly->bk, ly->bv, ly->bo, ly->q_norm,
+                           ly->k_norm, ly->post_attn_norm, ly->ffn_norm, ly->ffn_norm_b, ly->b_gate, ly->b_up,
+                           ly->b_down, ly->post_ffn_norm, ly->attn_sinks};
+            for (size_t v = 0; v < sizeof(vs) / sizeof(vs[0]); v++)
+                free(vs[v]);
+            al_moe_layer_free(ly->moe);
+            free(ly->moe);
         }
         free(m->layers);
     }
+    al_moe_packing_free(m->moe_packing);
+    free(m->moe);
     free(m->output_norm);
+    free(m->output_norm_b);
     free(m->rope_freqs);
-    free(m->rope_inv_freq);
+    free(m->rope_long);
+    free(m->rope_short);
+    for (int r = 0; r < 3; r++)
+        free(m->rope[r].inv_freq);
     al_vocab_free(m->vocab);
     free(m->chat_template);
     free(m->template_error);
@@ -512,9 +1037,8 @@ void al_model_free(al_model *m)
 
 void al_model_get_info(const al_model *m, al_model_info *o)
 {
-    static const char *const k_arch[] = {"llama", "qwen2", "qwen3"};
     memset(o, 0, sizeof(*o));
-    snprintf(o->arch, sizeof(o->arch), "%s", k_arch[m->hp.arch]);
+    snprintf(o->arch, sizeof(o->arch), "%s", m->hp.desc->name);
     al_str name;
     if (al_gguf_get_str(m->gguf, "general.name", &name)) {
         /* From the file: keep printable ASCII and UTF-8, drop control bytes. */
@@ -526,6 +1050,9 @@ void al_model_get_info(const al_model *m, al_model_info *o)
         o->name[n] = 0;
     }
     o->n_params = m->n_params;
+    o->n_params_active = m->n_params_active;
+    o->n_expert = m->moe ? m->moe->n_expert : 0;
+    o->n_expert_used = m->moe ? m->moe->n_expert_used : 0;
     o->file_bytes = m->gguf->size;
     o->n_ctx_train = m->hp.n_ctx_train;
     o->n_embd = m->hp.n_embd;
@@ -548,6 +1075,10 @@ void al_model_get_info(const al_model *m, al_model_info *o)
             vtype = "bpe";
         else if (al_str_eq(vt, "bert"))
             vtype = "wpm";
+        else if (al_str_eq(vt, "t5"))
+            vtype = "ugm";
+        else if (al_str_eq(vt, "gemma4"))
+            vtype = "bpe (gemma4)";
         else
             vtype = "other";
     }
@@ -572,5 +1103,15 @@ const char *al_model_template_error(const al_model *m)
 
 uint64_t al_model_kv_bytes(const al_model *m, uint32_t n_ctx, uint32_t n_seq)
 {
-    return 2ull * m->hp.n_layer * n_ctx * n_seq * m->hp.n_head_kv * m->hp.head_dim * sizeof(uint16_t);
+    /* as al_context_new lays it out with the default n_batch: a window
+     * layer keeps a ring of window + n_batch - 1 slots and a mirror of
+     * window - 1 when that is less than n_ctx */
+    const uint64_t n_batch = al_context_default_params().n_batch;
+    uint64_t total = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const uint64_t w = m->layers[l].window, ring = w + n_batch - 1;
+        const uint64_t slots = w && ring + w - 1 < n_ctx ? ring + w - 1 : n_ctx;
+        total += 2ull * m->layers[l].n_head_kv * m->hp.head_dim * slots;
+    }
+    return total * n_seq * sizeof(uint16_t);
 }

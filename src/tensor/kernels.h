@@ -62,6 +62,9 @@ const al_kernels *al_kernels_get(void);
 
 /* Fills ks->panel with the AVX2 panel kernels (gemm_avx2.c). */
 void al_panel_kernels_avx2(al_kernels *ks);
+/* Sets the AVX2 dot and panel kernels of IQ4_NL, IQ4_XS, MXFP4, TQ1_0 and
+ * TQ2_0 (kernels_iq4_avx2.c). */
+void al_kernels_iq4_avx2(al_kernels *ks);
 
 /* CPUID: AVX2 + FMA + F16C and the OS saves YMM state (XGETBV). */
 bool al_cpu_has_avx2(void);

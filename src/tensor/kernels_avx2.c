@@ -475,6 +475,7 @@ static void init(void)
     k_avx2.quant_q8_0 = quant_q8_0;
     k_avx2.quant_q8_K = quant_q8_K;
     al_panel_kernels_avx2(&k_avx2);
+    al_kernels_iq4_avx2(&k_avx2);
     al_iq_kernels_avx2(&k_avx2);
 }
 

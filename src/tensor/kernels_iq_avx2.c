@@ -319,13 +319,6 @@ AI void pack_iq(uint32_t type, int64_t k, const uint8_t *w, size_t row_bytes, vo
     }
 }
 
-/* The 4 bytes at p broadcast to every 32-bit lane. */
-AI __m256i bcast4(const void *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
 /* (w + 64) x y (pairs <= 2 * 126 * 127 < 2^15) times the rows' scales in
  * one madd, summed in int32 per row lane; then 64 x sum(scale x bsum) off. */

@@ -2,6 +2,7 @@
  * its activation type, following ggml's generic kernels: integer sums per
  * block, scaled in float. The AVX2 twins are tested against these. */
 #include "tensor/kernels.h"
+#include "tensor/quant_iq4.h"
 #include "tensor/quant_iq.h"
 
 uint32_t al_act_type(uint32_t wtype)
@@ -12,7 +13,9 @@ uint32_t al_act_type(uint32_t wtype)
     case AL_TYPE_BF16: return AL_TYPE_BF16;
     case AL_TYPE_Q4_0:
     case AL_TYPE_Q5_0:
-    case AL_TYPE_Q8_0: return AL_TYPE_Q8_0;
+    case AL_TYPE_Q8_0:
+    case AL_TYPE_IQ4_NL:
+    case AL_TYPE_MXFP4: return AL_TYPE_Q8_0;
     case AL_TYPE_Q4_1:
     case AL_TYPE_Q5_1: return AL_TYPE_Q8_1;
     case AL_TYPE_Q2_K:
@@ -20,6 +23,9 @@ uint32_t al_act_type(uint32_t wtype)
     case AL_TYPE_Q4_K:
     case AL_TYPE_Q5_K:
     case AL_TYPE_Q6_K:
+    case AL_TYPE_IQ4_XS:
+    case AL_TYPE_TQ1_0:
+    case AL_TYPE_TQ2_0: return AL_TYPE_Q8_K;
     case AL_TYPE_IQ2_XXS: case AL_TYPE_IQ2_XS: case AL_TYPE_IQ2_S: case AL_TYPE_IQ3_XXS: case AL_TYPE_IQ3_S:
     case AL_TYPE_IQ1_S: case AL_TYPE_IQ1_M: return AL_TYPE_Q8_K;
     default: return AL_TYPE_COUNT;
@@ -287,6 +293,18 @@ AL_DOT_NT(q4_K)
 AL_DOT_NT(q5_K)
 AL_DOT_NT(q6_K)
 
+/* the types of quant_iq4.h */
+#define dot1_iq4_nl al_dot1_iq4_nl
+#define dot1_iq4_xs al_dot1_iq4_xs
+#define dot1_mxfp4 al_dot1_mxfp4
+#define dot1_tq1_0 al_dot1_tq1_0
+#define dot1_tq2_0 al_dot1_tq2_0
+AL_DOT_NT(iq4_nl)
+AL_DOT_NT(iq4_xs)
+AL_DOT_NT(mxfp4)
+AL_DOT_NT(tq1_0)
+AL_DOT_NT(tq2_0)
+
 static const al_kernels k_ref = {
     .name = "generic",
     .dot = {
@@ -295,6 +313,11 @@ static const al_kernels k_ref = {
         [AL_TYPE_Q5_1] = dot_q5_1, [AL_TYPE_Q8_0] = dot_q8_0, [AL_TYPE_Q2_K] = dot_q2_K,
         [AL_TYPE_Q3_K] = dot_q3_K, [AL_TYPE_Q4_K] = dot_q4_K, [AL_TYPE_Q5_K] = dot_q5_K,
         [AL_TYPE_Q6_K] = dot_q6_K,
+        [AL_TYPE_IQ4_NL] = dot_iq4_nl,
+        [AL_TYPE_IQ4_XS] = dot_iq4_xs,
+        [AL_TYPE_MXFP4] = dot_mxfp4,
+        [AL_TYPE_TQ1_0] = dot_tq1_0,
+        [AL_TYPE_TQ2_0] = dot_tq2_0,
         AL_IQ_REF_DOTS
     },
     .quant_q8_0 = al_quantize_row_q8_0,

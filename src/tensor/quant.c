@@ -2,6 +2,7 @@
  * GGUF type, and the activation quantizers. Plain C, no ISA assumptions. */
 #include "tensor/quant.h"
 #include "tensor/kernels.h"
+#include "tensor/quant_iq4.h"
 #include "tensor/quant_iq.h"
 
 #include <math.h>
@@ -319,6 +320,11 @@ void al_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case AL_TYPE_Q4_K: deq_q4_K(src, dst, nb); return;
     case AL_TYPE_Q5_K: deq_q5_K(src, dst, nb); return;
     case AL_TYPE_Q6_K: deq_q6_K(src, dst, nb); return;
+    case AL_TYPE_IQ4_NL: al_deq_iq4_nl(src, dst, nb); return;
+    case AL_TYPE_IQ4_XS: al_deq_iq4_xs(src, dst, nb); return;
+    case AL_TYPE_MXFP4: al_deq_mxfp4(src, dst, nb); return;
+    case AL_TYPE_TQ1_0: al_deq_tq1_0(src, dst, nb); return;
+    case AL_TYPE_TQ2_0: al_deq_tq2_0(src, dst, nb); return;
     case AL_TYPE_IQ2_XXS: al_deq_iq2_xxs(src, dst, nb); return;
     case AL_TYPE_IQ2_XS: al_deq_iq2_xs(src, dst, nb); return;
     case AL_TYPE_IQ2_S: al_deq_iq2_s(src, dst, nb); return;

@@ -21,10 +21,10 @@ static const al_type_traits k_traits[AL_TYPE_COUNT] = {
     [AL_TYPE_IQ2_XS] = {"IQ2_XS", 256, 74, true},
     [AL_TYPE_IQ3_XXS] = {"IQ3_XXS", 256, 98, true},
     [AL_TYPE_IQ1_S] = {"IQ1_S", 256, 50, true},
-    [20] = {"IQ4_NL", 32, 18, false},
+    [AL_TYPE_IQ4_NL] = {"IQ4_NL", 32, 18, true},
     [AL_TYPE_IQ3_S] = {"IQ3_S", 256, 110, true},
     [AL_TYPE_IQ2_S] = {"IQ2_S", 256, 82, true},
-    [23] = {"IQ4_XS", 256, 136, false},
+    [AL_TYPE_IQ4_XS] = {"IQ4_XS", 256, 136, true},
     [24] = {"I8", 1, 1, false},
     [25] = {"I16", 1, 2, false},
     [26] = {"I32", 1, 4, false},
@@ -32,9 +32,9 @@ static const al_type_traits k_traits[AL_TYPE_COUNT] = {
     [28] = {"F64", 1, 8, false},
     [AL_TYPE_IQ1_M] = {"IQ1_M", 256, 56, true},
     [AL_TYPE_BF16] = {"BF16", 1, 2, true},
-    [34] = {"TQ1_0", 256, 54, false},
-    [35] = {"TQ2_0", 256, 66, false},
-    [39] = {"MXFP4", 32, 17, false},
+    [AL_TYPE_TQ1_0] = {"TQ1_0", 256, 54, true},
+    [AL_TYPE_TQ2_0] = {"TQ2_0", 256, 66, true},
+    [AL_TYPE_MXFP4] = {"MXFP4", 32, 17, true},
 };
 
 static const al_type_traits k_unknown = {NULL, 0, 0, false};
@@ -60,4 +60,19 @@ const char *al_type_name(uint32_t type_id)
         return t->name;
     snprintf(buf, sizeof(buf), "type#%u", type_id);
     return buf;
+}
+
+void al_type_supported_list(char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        buf[0] = 0;
+    for (uint32_t i = 0; i < AL_TYPE_COUNT && cap; i++) {
+        if (!k_traits[i].supported)
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? " " : "", k_traits[i].name);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
 }

@@ -26,10 +26,15 @@ typedef enum al_type {
     AL_TYPE_IQ2_XS = 17,
     AL_TYPE_IQ3_XXS = 18,
     AL_TYPE_IQ1_S = 19,
+    AL_TYPE_IQ4_NL = 20,
     AL_TYPE_IQ3_S = 21,
     AL_TYPE_IQ2_S = 22,
+    AL_TYPE_IQ4_XS = 23,
     AL_TYPE_IQ1_M = 29,
     AL_TYPE_BF16 = 30,
+    AL_TYPE_TQ1_0 = 34,
+    AL_TYPE_TQ2_0 = 35,
+    AL_TYPE_MXFP4 = 39,
     AL_TYPE_COUNT = 40, /* ids at or above are unknown */
 } al_type;
 
@@ -51,5 +56,10 @@ size_t al_type_row_bytes(uint32_t type_id, int64_t n);
 /* Name of any type id, including ones the engine refuses ("IQ2_XXS"), or
  * "type#N" for ids nobody defined. Static storage. */
 const char *al_type_name(uint32_t type_id);
+
+/* The names of the types the engine loads, space-separated in id order
+ * ("F32 F16 Q4_0 ..."), for error messages, into buf (cap bytes, always
+ * terminated when cap > 0; cut short if too small). */
+void al_type_supported_list(char *buf, size_t cap);
 
 #endif

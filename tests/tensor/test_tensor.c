@@ -23,10 +23,12 @@
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
+#include "tensor/quant_iq4.h"
 
 static const uint32_t k_types[] = {
     AL_TYPE_F32, AL_TYPE_F16, AL_TYPE_BF16, AL_TYPE_Q4_0, AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_Q5_1,
     AL_TYPE_Q8_0, AL_TYPE_Q2_K, AL_TYPE_Q3_K, AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K,
+    AL_TYPE_IQ4_NL, AL_TYPE_IQ4_XS, AL_TYPE_MXFP4, AL_TYPE_TQ1_0, AL_TYPE_TQ2_0,
 };
 #define N_TYPES (sizeof(k_types) / sizeof(k_types[0]))
 
@@ -99,6 +101,13 @@ static void fill_row(uint32_t t, uint8_t *row, int64_t k, int mode)
         case AL_TYPE_Q3_K: put_half(p + 108, d * 0.1f); break;
         case AL_TYPE_Q4_K: case AL_TYPE_Q5_K: put_half(p, d * 0.1f); put_half(p + 2, m * 0.1f); break;
         case AL_TYPE_Q6_K: put_half(p + 208, d * 0.1f); break;
+        case AL_TYPE_IQ4_NL: put_half(p, d * 0.1f); break;
+        case AL_TYPE_IQ4_XS: put_half(p, d * 0.01f); break;
+        case AL_TYPE_TQ1_0: put_half(p + 52, d); break;
+        case AL_TYPE_TQ2_0: put_half(p + 64, d); break;
+        case AL_TYPE_MXFP4: /* 2^(e-128): 2^-8 .. 2^3, 0 for tiny */
+            p[0] = (uint8_t)(mode == 2 ? 131 : mode == 1 && b % 2 ? 0 : 120 + rnd() % 12);
+            break;
         default: break;
         }
     }
@@ -262,6 +271,70 @@ static void test_dequant_known(void **state)
     assert_true(y[161] == -0.5f * (float)0x31);
     /* sub-block 4: scale = byte 8 low | byte 0 bits 6-7 = 0; min = byte 8 high | byte 4 top = 0 */
     assert_true(y[128] == 0.0f);
+
+    /* IQ4_NL: d = 0.5, qs[j] = j | (15-j) << 4: the codebook forwards then
+     * backwards */
+    al_block_iq4_nl bn;
+    bn.d = al_fp32_to_fp16(0.5f);
+    for (int j = 0; j < 16; j++)
+        bn.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    al_dequantize_row(AL_TYPE_IQ4_NL, &bn, y, 32);
+    assert_true(y[0] == -63.5f && y[7] == -5.0f && y[8] == 0.5f && y[15] == 56.5f);
+    assert_true(y[16] == 56.5f && y[31] == -63.5f && y[20] == 0.5f * 38.0f);
+    /* IQ4_XS: sub-block 3 has scale 0x25 (low nibble 5: high nibble of
+     * scales_l[1]; high bits 2: scales_h bits 6-7), so a factor 5; the
+     * others scale 0: factor -32 */
+    al_block_iq4_xs bx;
+    memset(&bx, 0, sizeof(bx));
+    bx.d = al_fp32_to_fp16(0.25f);
+    bx.scales_l[1] = 0x50;
+    bx.scales_h = 2u << 6;
+    bx.qs[48] = 0x0f; /* element 96: kv[15] = 113, element 112: kv[0] = -127 */
+    bx.qs[0] = 0x98;  /* element 0: kv[8] = 1, element 16: kv[9] = 13 */
+    al_dequantize_row(AL_TYPE_IQ4_XS, &bx, y, 256);
+    assert_true(y[96] == 0.25f * 5 * 113 && y[112] == 0.25f * 5 * -127 && y[97] == 0.25f * 5 * -127);
+    assert_true(y[0] == 0.25f * -32 && y[16] == 0.25f * -32 * 13 && y[1] == 0.25f * -32 * -127);
+    /* MXFP4: e = 130 is 2^3 (E8M0, bias 127); nibble 7 is E2M1 0111 = 6,
+     * nibble 0xf -6, nibble 1 0.5, nibble 9 -0.5; e = 0 is 2^-127 */
+    al_block_mxfp4 bm[2];
+    memset(bm, 0, sizeof(bm));
+    bm[0].e = 130;
+    bm[0].qs[0] = 0xf7;
+    bm[0].qs[1] = 0x91;
+    bm[1].e = 0;
+    bm[1].qs[0] = 0x02; /* E2M1 0010 = 1.0 */
+    al_dequantize_row(AL_TYPE_MXFP4, bm, y, 64);
+    assert_true(y[0] == 48.0f && y[16] == -48.0f && y[1] == 4.0f && y[17] == -4.0f && y[2] == 0.0f);
+    assert_true(y[32] == ldexpf(1.0f, -127) && y[48] == 0.0f);
+    assert_true(al_e8m0_half(255) == ldexpf(1.0f, 127));
+    /* TQ2_0: 2-bit fields q - 1, field l of byte m is element 32l + m (and
+     * 128 + ... for bytes 32..63) */
+    al_block_tq2_0 b2;
+    memset(&b2, 0, sizeof(b2));
+    b2.d = al_fp32_to_fp16(2.0f);
+    b2.qs[0] = 0x92; /* fields 2, 0, 1, 2 */
+    b2.qs[33] = 0x01;
+    al_dequantize_row(AL_TYPE_TQ2_0, &b2, y, 256);
+    assert_true(y[0] == 2.0f && y[32] == -2.0f && y[64] == 0.0f && y[96] == 2.0f && y[1] == -2.0f);
+    assert_true(y[129] == 0.0f && y[161] == -2.0f && y[128] == -2.0f);
+    /* TQ1_0: 186 = ceil(256 * (2*81 + 0*27 + 1*9 + 1*3 + 2) / 243) holds
+     * the trits 2, 0, 1, 1, 2 (first trit most significant); byte 0 is all
+     * zero trits (-1) */
+    al_block_tq1_0 b1;
+    memset(&b1, 0, sizeof(b1));
+    b1.d = al_fp32_to_fp16(3.0f);
+    b1.qs[0] = 186;
+    b1.qs[32] = 186;
+    b1.qh[1] = 186;
+    al_dequantize_row(AL_TYPE_TQ1_0, &b1, y, 256);
+    const float want[5] = {3.0f, -3.0f, 0.0f, 0.0f, 3.0f};
+    for (int n = 0; n < 5; n++) {
+        assert_true(y[32 * n] == want[n]);
+        assert_true(y[160 + 16 * n] == want[n]);
+        if (n < 4)
+            assert_true(y[241 + 4 * n] == want[n]);
+    }
+    assert_true(y[1] == -3.0f && y[161] == -3.0f && y[240] == -3.0f && y[255] == -3.0f);
 }
 
 static void test_quant_roundtrip(void **state)
@@ -388,6 +461,108 @@ static void test_dequant_real(void **state)
         al_gguf_close(g);
     }
     al_gguf_close(ref);
+}
+
+/* The shared files of the issue-13 types: tiny-llama-tq1_0 and -tq2_0 hold
+ * the same ternary values in two block formats (identical dequantized
+ * tensors); tiny-gpt-oss-mxfp4's MXFP4 expert tensors dequantize to finite,
+ * non-trivial values, and al_matmul on an expert's rows agrees with the
+ * exact path. */
+static al_gguf *open_shared(const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/models/%s", shared_dir(), file);
+    al_gguf *g = NULL;
+    al_error err;
+    if (al_gguf_open(path, NULL, &g, &err) != AL_OK) {
+        printf("SKIP %s: %s\n", file, err.msg);
+        return NULL;
+    }
+    return g;
+}
+
+static void test_dequant_real_new_types(void **state)
+{
+    (void)state;
+    al_gguf *g1 = open_shared("tiny-llama-tq1_0.gguf"), *g2 = open_shared("tiny-llama-tq2_0.gguf");
+    if (g1 && g2) {
+        int n = 0;
+        for (uint64_t i = 0; i < g1->n_tensors; i++) {
+            const al_gguf_tensor *a = &g1->tensors[i];
+            if (a->type != AL_TYPE_TQ1_0)
+                continue;
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)a->name.len, a->name.ptr);
+            const al_gguf_tensor *b = al_gguf_find_tensor(g2, name);
+            assert_non_null(b);
+            assert_int_equal(b->type, AL_TYPE_TQ2_0);
+            assert_int_equal(a->n_elems, b->n_elems);
+            float *ya = xalloc(a->n_elems * 4), *yb = xalloc(b->n_elems * 4);
+            al_dequantize_row(a->type, a->data, ya, (int64_t)a->n_elems);
+            al_dequantize_row(b->type, b->data, yb, (int64_t)b->n_elems);
+            uint64_t n_zero = 0;
+            for (uint64_t e = 0; e < a->n_elems; e++) {
+                if (ya[e] != yb[e])
+                    fail_msg("%s element %llu: TQ1_0 %g vs TQ2_0 %g", name, (unsigned long long)e, ya[e], yb[e]);
+                n_zero += ya[e] == 0.0f;
+            }
+            /* ternary: about a third zeros, not all */
+            assert_true(n_zero > a->n_elems / 10 && n_zero < a->n_elems / 10 * 9);
+            free(ya), free(yb);
+            n++;
+        }
+        printf("  tiny-llama-tq1_0 vs -tq2_0: %d ternary tensors dequantize identically\n", n);
+        assert_true(n >= 14);
+    }
+    al_gguf_close(g1);
+    al_gguf_close(g2);
+    al_gguf *g = open_shared("tiny-gpt-oss-mxfp4.gguf");
+    if (!g)
+        return;
+    int n = 0;
+    al_threadpool *tp = al_threadpool_new(2);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        if (t->type != AL_TYPE_MXFP4)
+            continue;
+        float *y = xalloc(t->n_elems * 4);
+        al_dequantize_row(t->type, t->data, y, (int64_t)t->n_elems);
+        double ss = 0;
+        for (uint64_t e = 0; e < t->n_elems; e++) {
+            if (!isfinite(y[e]))
+                fail_msg("%.*s element %llu is %g", (int)t->name.len, t->name.ptr, (unsigned long long)e, y[e]);
+            ss += (double)y[e] * y[e];
+        }
+        assert_true(ss > 0);
+        uint64_t bad = 0;
+        const char *why = NULL;
+        assert_true(al_check_block_scales(t->type, t->data, t->n_elems / 32, &bad, &why));
+        /* the first expert's rows through the fast and the exact matmul */
+        const int64_t k = (int64_t)t->ne[0], rows = (int64_t)t->ne[1], n_tok = 5;
+        const size_t rb = al_type_row_bytes(t->type, k);
+        float *X = xalloc((size_t)(k * n_tok) * 4), *Y = xalloc((size_t)(rows * n_tok) * 4);
+        float *Ye = xalloc((size_t)(rows * n_tok) * 4);
+        fill_x(X, k * n_tok, 0);
+        void *s1 = xalloc(al_matmul_scratch_bytes(t->type, k, n_tok));
+        void *s2 = xalloc(al_matmul_exact_scratch_bytes(k, 2));
+        al_matmul(tp, t->type, t->data, rows, k, rb, X, n_tok, Y, rows, s1);
+        al_matmul_exact(tp, t->type, t->data, rows, k, rb, X, n_tok, Ye, rows, s2);
+        for (int64_t r = 0; r < rows; r++) {
+            double wabs = 0;
+            for (int64_t e = 0; e < k; e++)
+                wabs += fabs(y[r * k + e]);
+            for (int64_t tok = 0; tok < n_tok; tok++)
+                if (!(fabs(Y[tok * rows + r] - Ye[tok * rows + r]) <= wabs * (1.01 / 254.0 + 1e-3) + 1e-5))
+                    fail_msg("%.*s row %lld tok %lld: %.9g vs exact %.9g", (int)t->name.len, t->name.ptr,
+                             (long long)r, (long long)tok, Y[tok * rows + r], Ye[tok * rows + r]);
+        }
+        free(X), free(Y), free(Ye), free(s1), free(s2), free(y);
+        n++;
+    }
+    al_threadpool_free(tp);
+    printf("  tiny-gpt-oss-mxfp4: %d MXFP4 tensors finite, matmul = exact on their first expert\n", n);
+    assert_true(n >= 2);
+    al_gguf_close(g);
 }
 
 /* ------------------------------------------------------------ kernels */
@@ -830,6 +1005,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half),
         cmocka_unit_test(test_dequant_known),
+        cmocka_unit_test(test_dequant_real_new_types),
         cmocka_unit_test(test_quant_roundtrip),
         cmocka_unit_test(test_dequant_real),
         cmocka_unit_test(test_kernels),
