@@ -67,17 +67,16 @@ AI __m256i scale2(int s0, int s1)
     return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
 }
 
-/* One group of a type, decoded: magnitudes u (or int8 w for IQ1), the
- * +-1 sign bytes, the int16 scales; IQ1_M also the +-1 shift signs. The
- * codebook entries are gathered (vpgatherdd/dq) from vector indices. */
+/* One group of a type, decoded: the weights' magnitudes u and their +-1
+ * sign bytes sg (IQ1_M: of 8 x grid +- 1; IQ1_S: u holds the int8 grid
+ * values -1/0/1, its shift is added with the bsums), the int16 scales. */
 typedef struct {
-    __m256i u, sg, sc, dl;
+    __m256i u, sg, sc;
 } iq_group;
 
 AI iq_group decode(uint32_t type, const uint8_t *blk, int g)
 {
     iq_group r;
-    r.dl = _mm256_setzero_si256();
     r.sg = _mm256_setzero_si256();
     if (type == AL_TYPE_IQ2_XXS) {
         const uint8_t *q = blk + 2 + 8 * g;
@@ -136,9 +135,13 @@ AI iq_group decode(uint32_t type, const uint8_t *blk, int g)
         const uint8_t *q = b->qs + 4 * g;
         r.u = grid4(al_iq1s_grid, q[0] | ((h << 8) & 0x700), q[1] | ((h << 4) & 0x700), q[2] | (h & 0x700),
                     q[3] | ((h >> 4) & 0x700));
+        /* w + shift/8 = (8w +- 1) / 8: one int8 weight, its magnitude and sign */
         const long long neg = -1, pos = 0x0101010101010101ll;
-        r.dl = _mm256_set_epi64x(h & 0x8000 ? neg : pos, h & 0x0800 ? neg : pos, h & 0x0080 ? neg : pos,
-                                 h & 0x0008 ? neg : pos);
+        const __m256i dl = _mm256_set_epi64x(h & 0x8000 ? neg : pos, h & 0x0800 ? neg : pos, h & 0x0080 ? neg : pos,
+                                             h & 0x0008 ? neg : pos);
+        const __m256i q8w = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), r.u), dl);
+        r.u = _mm256_sign_epi8(q8w, q8w);
+        r.sg = q8w;
         const uint16_t sc = rd16(b->scales + 2 * (g / 2));
         const int sh = 6 * (g & 1);
         r.sc = scale2(2 * ((sc >> sh) & 7) + 1, 2 * ((sc >> (sh + 3)) & 7) + 1);
@@ -159,11 +162,12 @@ AI size_t block_bytes(uint32_t type)
     }
 }
 
-/* The float factor of a block: d * (0.125 | 0.25 | 1). */
+/* The float factor of a block: d * (1/8 | 1/4 | 1) (IQ1_M: 1/8 for its
+ * weights decoded as 8 x grid +- 1). */
 AI float block_d(uint32_t type, const uint8_t *blk)
 {
     if (type == AL_TYPE_IQ1_M)
-        return h2f(al_iq1_m_d((const al_block_iq1_m *)blk));
+        return 0.125f * h2f(al_iq1_m_d((const al_block_iq1_m *)blk));
     const float d = h2f(rd16(blk));
     if (type == AL_TYPE_IQ2_XXS || type == AL_TYPE_IQ2_XS || type == AL_TYPE_IQ2_S)
         return 0.125f * d;
@@ -174,7 +178,6 @@ AI float block_d(uint32_t type, const uint8_t *blk)
 
 AI void dot_iq_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_t as, float *out, const int nt)
 {
-    const bool iq1 = type == AL_TYPE_IQ1_S || type == AL_TYPE_IQ1_M;
     __m256 acc[AL_DOT_MAX_NT];
     const al_block_q8_K *x[AL_DOT_MAX_NT];
     _Pragma("GCC unroll 8")
@@ -187,12 +190,11 @@ AI void dot_iq_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_
     const __m256i ones = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsz;
-        __m256i sumi[AL_DOT_MAX_NT], sumd[AL_DOT_MAX_NT];
+        __m256i sumi[AL_DOT_MAX_NT];
         int sum1[AL_DOT_MAX_NT]; /* IQ1_S: the shifts against the bsums */
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++) {
             sumi[t] = _mm256_setzero_si256();
-            sumd[t] = _mm256_setzero_si256();
             sum1[t] = 0;
         }
         for (int g = 0; g < 8; g++) {
@@ -206,16 +208,12 @@ AI void dot_iq_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_
             for (int t = 0; t < nt; t++) {
                 const __m256i q8 = _mm256_loadu_si256((const __m256i *)(x[t][i].qs + 32 * g));
                 __m256i p;
-                if (iq1) {
+                if (type == AL_TYPE_IQ1_S) {
                     p = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, r.u));
                 } else {
                     p = _mm256_maddubs_epi16(r.u, _mm256_sign_epi8(q8, r.sg));
                 }
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, r.sc));
-                if (type == AL_TYPE_IQ1_M) {
-                    const __m256i pd = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, r.dl));
-                    sumd[t] = _mm256_add_epi32(sumd[t], _mm256_madd_epi16(pd, r.sc));
-                }
                 if (type == AL_TYPE_IQ1_S)
                     sum1[t] += ls_delta * (x[t][i].bsums[2 * g] + x[t][i].bsums[2 * g + 1]);
             }
@@ -225,8 +223,6 @@ AI void dot_iq_nt(uint32_t type, int64_t k, const void *vw, const void *a, size_
         for (int t = 0; t < nt; t++) {
             const __m256 dv = _mm256_set1_ps(dw * x[t][i].d);
             __m256 s = _mm256_cvtepi32_ps(sumi[t]);
-            if (type == AL_TYPE_IQ1_M)
-                s = _mm256_fmadd_ps(_mm256_set1_ps(AL_IQ1_DELTA), _mm256_cvtepi32_ps(sumd[t]), s);
             if (type == AL_TYPE_IQ1_S)
                 s = _mm256_add_ps(s, _mm256_setr_ps(AL_IQ1_DELTA * (float)sum1[t], 0, 0, 0, 0, 0, 0, 0));
             acc[t] = _mm256_fmadd_ps(dv, s, acc[t]);
@@ -287,19 +283,17 @@ AI void pack_iq(uint32_t type, int64_t k, const uint8_t *w, size_t row_bytes, vo
 {
     panel_iq *p = panel;
     const size_t bsz = block_bytes(type);
-    const bool iq1 = type == AL_TYPE_IQ1_S || type == AL_TYPE_IQ1_M;
     for (int64_t b = 0; b < k / AL_QK_K; b++) {
         _Alignas(32) uint8_t rows[PR][AL_QK_K];
         for (int r = 0; r < PR; r++) {
             const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * bsz;
-            p[b].d[r] = block_d(type, blk) * (iq1 ? 0.125f : 1.0f);
+            p[b].d[r] = block_d(type, blk) * (type == AL_TYPE_IQ1_S ? 0.125f : 1.0f);
             for (int g = 0; g < 8; g++) {
                 const iq_group gr = decode(type, blk, g);
                 __m256i q;
-                if (iq1) {
-                    __m256i dl = gr.dl;
-                    if (type == AL_TYPE_IQ1_S)
-                        dl = _mm256_set1_epi8(rd16(&((const al_block_iq1_s *)blk)->qh[g]) & 0x8000 ? -1 : 1);
+                if (type == AL_TYPE_IQ1_S) { /* 8 x grid +- 1 */
+                    const __m256i dl =
+                        _mm256_set1_epi8(rd16(&((const al_block_iq1_s *)blk)->qh[g]) & 0x8000 ? -1 : 1);
                     q = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), gr.u), dl);
                 } else {
                     q = _mm256_sign_epi8(gr.u, gr.sg);
