@@ -199,6 +199,9 @@ void al_deq_iq1_m(const void *src, float *y, int64_t nb)
 
 int64_t al_iq_bad_scale(uint32_t type, const void *row, int64_t nb)
 {
+    if (type != AL_TYPE_IQ2_XXS && type != AL_TYPE_IQ2_XS && type != AL_TYPE_IQ2_S && type != AL_TYPE_IQ3_XXS &&
+        type != AL_TYPE_IQ3_S && type != AL_TYPE_IQ1_S && type != AL_TYPE_IQ1_M)
+        return -1;
     const size_t bb = al_type_get(type)->block_bytes;
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *b = (const uint8_t *)row + (size_t)i * bb;

@@ -67,8 +67,10 @@ void al_deq_iq3_s(const void *src, float *y, int64_t nb);
 void al_deq_iq1_s(const void *src, float *y, int64_t nb);
 void al_deq_iq1_m(const void *src, float *y, int64_t nb);
 
-/* The position of the first block of a row of nb blocks whose fp16 scale
- * is NaN or infinite, or -1 when all are finite. */
+/* The position of the first of nb blocks of an i-quant grid type whose
+ * fp16 scale is NaN or infinite (IQ1_M: the one spread over its scale
+ * words); -1 when all are finite or the type is not one of these. Reads
+ * only the scale bytes. */
 int64_t al_iq_bad_scale(uint32_t type, const void *row, int64_t nb);
 
 /* Plain-C dot kernels (al_dot_fn) vs Q8_K, as ggml's generic ones: integer

@@ -2,6 +2,7 @@
  * plain-C dots (the reference twins of kernels_iq4_avx2.c), and the load
  * time check of the block scales of every quantized type. */
 #include "tensor/quant_iq4.h"
+#include "tensor/quant_iq.h"
 
 #include <math.h>
 #include <string.h>
@@ -116,6 +117,12 @@ static const scale_pos k_scale_pos[] = {
 
 bool al_check_block_scales(uint32_t type, const void *data, uint64_t n_blocks, uint64_t *bad_block, const char **why)
 {
+    const int64_t iq_bad = al_iq_bad_scale(type, data, (int64_t)n_blocks); /* the i-quant grid types */
+    if (iq_bad >= 0) {
+        *bad_block = (uint64_t)iq_bad;
+        *why = "its F16 scale is NaN or infinite";
+        return false;
+    }
     const scale_pos *sp = NULL;
     for (size_t i = 0; i < sizeof(k_scale_pos) / sizeof(k_scale_pos[0]); i++)
         if (k_scale_pos[i].type == type)

@@ -233,6 +233,8 @@ static void test_bad_scale(void **state)
         assert_true(isnan(y[3 * AL_QK_K]));
         free(row);
     }
+    const uint8_t q4k[144] = {0x00, 0x7c}; /* an infinite Q4_K d: not an i-quant grid type, not looked at */
+    assert_int_equal(al_iq_bad_scale(AL_TYPE_Q4_K, q4k, 1), -1);
 }
 
 /* ------------------------------------------------------------ kernels */
