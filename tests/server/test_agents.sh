@@ -2,7 +2,7 @@
 # test_agents.sh - tool calls and reasoning through the real server, with
 # scripted models (../shared/tools/mkscripted.py: a real vocab and chat
 # template, a reply chosen by the test) in the Hermes/Qwen3, Llama 3,
-# Mistral, gpt-oss harmony and DeepSeek R1 formats; think:false against the
+# Mistral, gpt-oss harmony, Granite and DeepSeek R1 formats; think:false against the
 # template rendered with thinking off; --reasoning-format inline; CORS;
 # seeds, n, logit_bias, max_tokens past the context; /api/show
 # capabilities; bad tools. curl only (the SDKs: test_agents_node.sh).
@@ -20,7 +20,8 @@ TOOLS='[{"type":"function","function":{"name":"get_weather","parameters":{"type"
 ASK='[{"role":"user","content":"Weather in Paris?"}]'
 start_server agents --model "$WORK/qwen3.gguf" --model-name qwen3 --model "$WORK/llama3.gguf" --model-name llama3 \
     --model "$WORK/mistral.gguf" --model-name mistral --model "$WORK/harmony.gguf" --model-name harmony \
-    --model "$WORK/r1.gguf" --model-name r1 --model "$STORIES" --model-name stories --chat-format chatml \
+    --model "$WORK/r1.gguf" --model-name r1 --model "$WORK/granite.gguf" --model-name granite \
+    --model "$WORK/deepseek.gguf" --model-name deepseek --model "$STORIES" --model-name stories --chat-format chatml \
     --ctx 512 --parallel 2 --cors-origin http://app.example
 
 # ---- each format: one call, OpenAI non-stream and stream, Ollama non-stream and stream
@@ -69,6 +70,8 @@ call_checks qwen3 "I should call the tool."
 call_checks llama3 ""
 call_checks mistral ""
 call_checks harmony "Need the weather."
+call_checks granite "Need weather."
+call_checks deepseek "Need the weather."
 
 # Mistral: the model's own id is kept
 req POST /v1/chat/completions "{\"model\":\"mistral\",\"messages\":$ASK,\"tools\":$TOOLS,\"temperature\":0}"
