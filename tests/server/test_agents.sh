@@ -183,6 +183,24 @@ req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","co
 G1="$(jget "$BODY" 'd["choices"][0]["message"]["content"]')"
 req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"n":2,"max_tokens":24,"temperature":0}'
 check "n=2 greedy: the choice on the copied KV equals the one computed (and n=1)" [ "$(jget "$BODY" '"|".join(c["message"]["content"] for c in d["choices"])')" = "$G1|$G1" ]
+curl -sN "$URL/v1/chat/completions" -d '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"n":3,"max_tokens":24,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' >"$WORK/n3.txt"
+check "n=3 streamed: each index's deltas give the greedy text, one finish each, usage sums, one [DONE]" python3 - "$WORK/n3.txt" "$G1" <<'PY'
+import json, sys
+ev = [e[6:] for e in open(sys.argv[1]).read().split("\n\n") if e.startswith("data: ")]
+assert ev.count("[DONE]") == 1 and ev[-1] == "[DONE]"
+chunks = [json.loads(e) for e in ev[:-1]]
+text, fin = {}, {}
+for c in chunks:
+    for ch in c["choices"]:
+        text[ch["index"]] = text.get(ch["index"], "") + (ch["delta"].get("content") or "")
+        if ch["finish_reason"]:
+            assert ch["index"] not in fin
+            fin[ch["index"]] = ch["finish_reason"]
+assert sorted(text) == [0, 1, 2] and all(t == sys.argv[2] for t in text.values()), text
+assert sorted(fin) == [0, 1, 2], fin
+u = chunks[-1]["usage"]
+assert chunks[-1]["choices"] == [] and u["completion_tokens"] == 3 * (u["completion_tokens"] // 3) > 0, u
+PY
 req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"n":3,"max_tokens":16,"temperature":1,"seed":5}'
 check "n=3: three choices, indexed, not all equal" [ "$(jget "$BODY" '[c["index"] for c in d["choices"]], len(set(c["message"]["content"] for c in d["choices"])) > 1')" = "[0, 1, 2] True" ]
 B2="$BODY"
