@@ -1760,8 +1760,9 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
         /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
          * call (of ag.choice_name) whose arguments match the tool's parameters schema,
-         * once grammar-constrained decoding lands; until then they are only hints (the
-         * named tool is the only one the template shows). */
+         * once grammar-constrained decoding lands: srv_tool_call_prefix(fmt.tools), then
+         * a value of srv_agent_call_schema(&ag, fmt.tools) (toolcall.h). Until then they
+         * are only hints (the named tool is the only one the template shows). */
     }
     free(text);
     json_decref(msgs);
