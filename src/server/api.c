@@ -345,8 +345,6 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
         return false;
     if (!get_int(b, "n", 1, 8, &i, &pr, e))
         return false;
-    if (pr && i > 1 && g->stream)
-        return fail(e, 400, "unsupported_value", "n", "n > 1 is not streamed by this server; ask without stream");
     g->n_choices = pr ? (int32_t)i : 1;
     if (!get_int(b, "best_of", 1, 1, &i, &pr, e))
         return false;
@@ -994,10 +992,19 @@ typedef struct stream {
     size_t n_all, cap_all;
     size_t sent_content, sent_reasoning, sent_calls;
     char (*ids)[48];          /* (MAX_CALLS) */
+    /* n > 1 (OpenAI chat/completions): one stream per choice; the first
+     * owns the others, the buffer and the connection */
+    int index;                /* choices[].index */
+    struct stream *owner;     /* NULL: this is the first (or only) choice */
+    struct stream *subs[8];   /* the first's: choices 1..n-1 (owned) */
+    size_t n_subs;
+    bool all_done;            /* the first's: every choice finished, usage and [DONE] sent */
 } stream;
 
 static bool sbuf_add(stream *s, const char *p, size_t n)
 {
+    if (s->owner)
+        s = s->owner; /* every choice writes to the one connection */
     if (s->buf_len + n > s->buf_cap) {
         size_t cap = s->buf_cap ? s->buf_cap : 1024;
         while (cap < s->buf_len + n)
@@ -1105,12 +1112,12 @@ static bool stream_parsed(stream *s, const srv_job_view *v)
                 continue;
             json_t *delta = json_object();
             json_object_set_new(delta, keys[k], parts[k]);
-            emit(s, oai_chunk(s, json_pack("{s:i,s:o,s:o,s:n}", "index", 0, "delta", delta, "logprobs",
+            emit(s, oai_chunk(s, json_pack("{s:i,s:o,s:o,s:n}", "index", s->index, "delta", delta, "logprobs",
                                            lp ? lp : json_null(), "finish_reason")));
             lp = NULL;
         }
         if (lp)
-            emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:o,s:n}", "index", 0, "delta", "logprobs", lp,
+            emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:o,s:n}", "index", s->index, "delta", "logprobs", lp,
                                            "finish_reason")));
         break;
     }
@@ -1149,6 +1156,31 @@ static bool stream_parsed(stream *s, const srv_job_view *v)
     return true;
 }
 
+/* Once every choice of s (the first) has finished: the usage chunk (when
+ * asked) and "data: [DONE]" for SSE, the audit's token count. */
+static void stream_all_done(stream *s, bool sse_ok)
+{
+    if (s->all_done || s->phase != 2)
+        return;
+    int32_t n_gen = s->job->n_gen;
+    for (size_t i = 0; i < s->n_subs; i++) {
+        if (s->subs[i]->phase != 2)
+            return;
+        n_gen += s->subs[i]->job->n_gen;
+    }
+    s->all_done = true;
+    s->req->completion_tokens = n_gen;
+    bool sse = (s->g.d == D_OAI_CHAT || s->g.d == D_OAI_COMPL) && !s->g.resp;
+    if (sse && sse_ok && s->g.include_usage)
+        emit(s, json_pack("{s:s,s:s,s:I,s:s,s:s,s:[],s:o}", "id", s->g.id, "object",
+                          s->g.d == D_OAI_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                          (json_int_t)s->g.created, "model", s->g.model_name, "system_fingerprint",
+                          "airlock-" AL_VERSION, "choices", "usage",
+                          usage_json(s->job->n_prompt, n_gen, s->job->n_cached)));
+    if (sse)
+        sbuf_add(s, "data: [DONE]\n\n", 14);
+}
+
 /* Turns new job output into events; returns false when nothing new. */
 static bool stream_produce(stream *s)
 {
@@ -1160,7 +1192,7 @@ static bool stream_produce(stream *s)
         srv_resp_begin(s->g.resp);
         produced = true;
     } else if (s->phase == 0 && s->g.d == D_OAI_CHAT) {
-        emit(s, oai_chunk(s, json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", 0, "delta", "role", "assistant",
+        emit(s, oai_chunk(s, json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", s->index, "delta", "role", "assistant",
                                        "content", "", "logprobs", "finish_reason")));
         produced = true;
     }
@@ -1176,13 +1208,13 @@ static bool stream_produce(stream *s)
         switch (s->g.d) {
         case D_OAI_CHAT: {
             json_t *lp = s->g.logprobs ? chat_logprobs(&s->g, v.toks, v.n_toks_new) : json_null();
-            emit(s, oai_chunk(s, json_pack("{s:i,s:{s:o},s:o,s:n}", "index", 0, "delta", "content", t, "logprobs",
+            emit(s, oai_chunk(s, json_pack("{s:i,s:{s:o},s:o,s:n}", "index", s->index, "delta", "content", t, "logprobs",
                                            lp, "finish_reason")));
             break;
         }
         case D_OAI_COMPL: {
             json_t *lp = s->g.logprobs ? compl_logprobs(&s->g, v.toks, v.n_toks_new) : json_null();
-            emit(s, oai_chunk(s, json_pack("{s:o,s:i,s:o,s:n}", "text", t, "index", 0, "logprobs", lp,
+            emit(s, oai_chunk(s, json_pack("{s:o,s:i,s:o,s:n}", "text", t, "index", s->index, "logprobs", lp,
                                            "finish_reason")));
             break;
         }
@@ -1218,18 +1250,11 @@ static bool stream_produce(stream *s)
         } else if (sse) {
             const char *fr = s->sent_calls && v.finish == SRV_FINISH_STOP ? "tool_calls" : finish_str(v.finish);
             if (s->g.d == D_OAI_CHAT)
-                emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:n,s:s}", "index", 0, "delta", "logprobs",
+                emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:n,s:s}", "index", s->index, "delta", "logprobs",
                                                "finish_reason", fr)));
             else
-                emit(s, oai_chunk(s, json_pack("{s:s,s:i,s:n,s:s}", "text", "", "index", 0, "logprobs",
+                emit(s, oai_chunk(s, json_pack("{s:s,s:i,s:n,s:s}", "text", "", "index", s->index, "logprobs",
                                                "finish_reason", fr)));
-            if (s->g.include_usage) {
-                emit(s, json_pack("{s:s,s:s,s:I,s:s,s:s,s:[],s:o}", "id", s->g.id, "object",
-                                  s->g.d == D_OAI_CHAT ? "chat.completion.chunk" : "text_completion", "created",
-                                  (json_int_t)s->g.created, "model", s->g.model_name, "system_fingerprint",
-                                  "airlock-" AL_VERSION, "choices", "usage",
-                                  usage_json(s->job->n_prompt, v.n_gen, v.n_cached)));
-            }
         } else {
             json_t *o = s->g.d == D_OL_CHAT
                             ? json_pack("{s:s,s:o,s:{s:s,s:s},s:b,s:s}", "model", s->g.model_name, "created_at",
@@ -1242,11 +1267,9 @@ static bool stream_produce(stream *s)
                 ollama_stats(o, s->job, s->g.t_start);
             emit(s, o);
         }
-        if (sse && !s->g.resp)
-            sbuf_add(s, "data: [DONE]\n\n", 14);
         s->phase = 2;
-        s->req->completion_tokens = v.n_gen;
-        if (s->req->srv->cfg.audit && s->req->srv->cfg.audit_content != AL_AUDIT_CONTENT_NONE) {
+        stream_all_done(s->owner ? s->owner : s, sse && !s->g.resp && !bad);
+        if (!s->owner && s->req->srv->cfg.audit && s->req->srv->cfg.audit_content != AL_AUDIT_CONTENT_NONE) {
             srv_job_view all;
             if (srv_job_view_take(s->sched, s->job, 0, 0, &all)) {
                 srv_req_keep_completion(s->req, all.text, all.n_text);
@@ -1278,24 +1301,53 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
                 s->buf_off = s->buf_len = 0;
             return (ssize_t)n;
         }
-        if (s->phase == 2)
+        if (s->all_done)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (atomic_load(&s->g.srv->stopping))
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (stream_produce(s))
+        bool got = s->phase != 2 && stream_produce(s);
+        for (size_t i = 0; i < s->n_subs; i++)
+            got |= s->subs[i]->phase != 2 && stream_produce(s->subs[i]);
+        if (got)
             continue;
         if (!srv_client_alive(s->req)) {
             srv_job_cancel_wait(s->sched, s->job);
+            for (size_t i = 0; i < s->n_subs; i++)
+                srv_job_cancel_wait(s->sched, s->subs[i]->job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
-        srv_job_wait(s->sched, s->job, s->text_pos, s->tok_pos, 100);
+        /* Wait on a choice still running (others are looked at every 20 ms). */
+        stream *w = s;
+        for (size_t i = 0; w->phase == 2 && i < s->n_subs; i++)
+            w = s->subs[i];
+        srv_job_wait(s->sched, w->job, w->text_pos, w->tok_pos, s->n_subs ? 20 : 100);
     }
+}
+
+/* One choice's state (not the model pin, not the choices it owns). */
+static void stream_free_choice(stream *s)
+{
+    srv_job_cancel_wait(s->sched, s->job); /* no-op when it finished */
+    observe_job(s->g.srv, s->job, s->g.t_start);
+    srv_job_free(s->job);
+    if (s->all)
+        explicit_bzero(s->all, s->cap_all);
+    free(s->all);
+    free(s->ids);
+    json_decref(s->g.po.tool_defs);
 }
 
 static void stream_free(void *cls)
 {
     stream *s = cls;
-    srv_job_cancel_wait(s->sched, s->job); /* no-op when it finished */
+    /* Every choice lets go of its job before any is freed (prompt_from). */
+    for (size_t i = 0; i < s->n_subs; i++)
+        srv_job_cancel_wait(s->sched, s->subs[i]->job);
+    srv_job_cancel_wait(s->sched, s->job);
+    for (size_t i = 0; i < s->n_subs; i++) {
+        stream_free_choice(s->subs[i]);
+        free(s->subs[i]);
+    }
     observe_job(s->g.srv, s->job, s->g.t_start);
     srv_model_release(s->sched, s->model);
     srv_job_free(s->job);
@@ -1309,23 +1361,45 @@ static void stream_free(void *cls)
     free(s);
 }
 
-/* Answers with a stream that owns job and the model pin. */
-static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
+/* Answers with a stream that owns jobs[0..n_jobs) (the choices, n_jobs
+ * <= 9) and the model pin. */
+static int start_stream(srv_req *r, gen_ctx *g, srv_job **jobs, size_t n_jobs, srv_model *m)
 {
     stream *s = calloc(1, sizeof(*s));
-    if (!s) {
+    size_t made = 0;
+    for (size_t i = 1; s && i < n_jobs; i++, made++)
+        if (!(s->subs[i - 1] = calloc(1, sizeof(stream))))
+            break;
+    if (!s || made + 1 < n_jobs) {
         json_decref(g->po.tool_defs);
         resp_free(g->resp);
-        srv_job_cancel_wait(r->srv->sched, job);
-        srv_job_free(job);
+        for (size_t i = 0; i < n_jobs; i++)
+            srv_job_cancel_wait(r->srv->sched, jobs[i]);
+        for (size_t i = 0; i < n_jobs; i++)
+            srv_job_free(jobs[i]);
+        for (size_t i = 0; s && i < made; i++)
+            free(s->subs[i]);
+        free(s);
         srv_model_release(r->srv->sched, m);
         return srv_reply_error(r, 500, NULL, NULL, "out of memory");
     }
     s->g = *g;
     s->sched = r->srv->sched;
-    s->job = job;
+    s->job = jobs[0];
     s->model = m;
     s->req = r;
+    s->n_subs = n_jobs - 1;
+    for (size_t i = 0; i < s->n_subs; i++) {
+        stream *c = s->subs[i];
+        c->g = *g;
+        json_incref(c->g.po.tool_defs); /* each choice drops its own reference */
+        c->sched = s->sched;
+        c->job = jobs[i + 1];
+        c->model = m;
+        c->req = r;
+        c->index = (int)i + 1;
+        c->owner = s;
+    }
     if (s->g.resp) {
         s->g.resp->emit = emit_event;
         s->g.resp->user = s;
@@ -1686,8 +1760,9 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
         /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
          * call (of ag.choice_name) whose arguments match the tool's parameters schema,
-         * once grammar-constrained decoding lands; until then they are only hints (the
-         * named tool is the only one the template shows). */
+         * once grammar-constrained decoding lands: srv_tool_call_prefix(fmt.tools), then
+         * a value of srv_agent_call_schema(&ag, fmt.tools) (toolcall.h). Until then they
+         * are only hints (the named tool is the only one the template shows). */
     }
     free(text);
     json_decref(msgs);
@@ -1732,7 +1807,7 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
     if (g.logprobs)
         g.top_logprobs = jobs[0]->top_logprobs;
     if (gp.stream)
-        return start_stream(r, &g, jobs[0], m); /* n_jobs == 1 here */
+        return start_stream(r, &g, jobs, n_jobs, m); /* one prompt: n_jobs == n_choices */
 
     for (size_t i = 0; i < n_jobs; i++)
         srv_job_wait_done(srv->sched, jobs[i], srv_client_alive, r);

@@ -1203,3 +1203,51 @@ json_t *srv_call_ollama(const srv_tool_call *c, const char *id, size_t index)
     return json_pack("{s:s,s:{s:i,s:s,s:o}}", "id", id, "function", "index", (int)index, "name", c->name,
                      "arguments", args);
 }
+
+json_t *srv_agent_call_schema(const srv_agent_req *a, srv_tool_fmt f)
+{
+    if (!a->tools)
+        return NULL;
+    const char *args_key = f == SRV_TOOLS_LLAMA3 ? "parameters" : "arguments";
+    json_t *any = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(a->tools, i, t)
+    {
+        json_t *fn = a->flat ? t : json_object_get(t, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        if (!name || (a->choice == SRV_TC_NAMED && strcmp(name, a->choice_name)))
+            continue;
+        json_t *params = json_object_get(fn, "parameters");
+        params = params && !json_is_null(params) ? json_incref(params) : json_pack("{s:s}", "type", "object");
+        json_t *one = json_pack("{s:s,s:{s:{s:s},s:o},s:[s,s],s:b}", "type", "object", "properties", "name", "const",
+                                name, args_key, params, "required", "name", args_key, "additionalProperties", 0);
+        json_array_append_new(any, one);
+    }
+    if (json_array_size(any) == 1) {
+        json_t *one = json_incref(json_array_get(any, 0));
+        json_decref(any);
+        return one;
+    }
+    return json_pack("{s:o}", "anyOf", any);
+}
+
+const char *srv_tool_call_prefix(srv_tool_fmt f)
+{
+    switch (f) {
+    case SRV_TOOLS_NONE:
+    case SRV_TOOLS_HERMES:
+        return "<tool_call>\n";
+    case SRV_TOOLS_LLAMA3:
+        return "";
+    case SRV_TOOLS_MISTRAL:
+        return "[TOOL_CALLS]";
+    case SRV_TOOLS_GRANITE:
+        return "<|tool_call|>";
+    case SRV_TOOLS_DEEPSEEK:
+    case SRV_TOOLS_QWEN3_CODER:
+    case SRV_TOOLS_HARMONY:
+        break;
+    }
+    return NULL;
+}

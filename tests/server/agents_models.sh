@@ -18,3 +18,7 @@ mkmodel harmony ggml-vocab-qwen2.gguf openai-gpt-oss-120b.jinja \
     '<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}' --after 'assistant'
 mkmodel r1 ggml-vocab-qwen2.gguf deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja \
     $'I weigh it.\n</think>\n\nIt is 4.'
+mkmodel granite ggml-vocab-qwen2.gguf ibm-granite-granite-3.3-2B-Instruct.jinja \
+    '<think>Need weather.</think><|tool_call|>[{"name": "get_weather", "arguments": {"city": "Paris"}}]'
+mkmodel deepseek ggml-vocab-qwen2.gguf deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja \
+    $'Need the weather.\n</think>\n\n<\xef\xbd\x9ctool\xe2\x96\x81calls\xe2\x96\x81begin\xef\xbd\x9c><\xef\xbd\x9ctool\xe2\x96\x81call\xe2\x96\x81begin\xef\xbd\x9c>function<\xef\xbd\x9ctool\xe2\x96\x81sep\xef\xbd\x9c>get_weather\n```json\n{"city": "Paris"}\n```<\xef\xbd\x9ctool\xe2\x96\x81call\xe2\x96\x81end\xef\xbd\x9c><\xef\xbd\x9ctool\xe2\x96\x81calls\xe2\x96\x81end\xef\xbd\x9c>'

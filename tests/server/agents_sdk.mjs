@@ -15,7 +15,7 @@ const check = (desc, cond, extra) => {
   console.log((cond ? 'ok   - ' : 'FAIL - ') + desc + (cond || extra === undefined ? '' : ' :: ' + JSON.stringify(extra)));
   if (!cond) fails++;
 };
-const models = { qwen3: 'I should call the tool.', llama3: '', mistral: '', harmony: 'Need the weather.' };
+const models = { qwen3: 'I should call the tool.', llama3: '', mistral: '', harmony: 'Need the weather.', granite: 'Need weather.', deepseek: 'Need the weather.' };
 const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
 const messages = [{ role: 'user', content: 'Weather in Paris?' }];
 const isParis = (a) => { try { return JSON.parse(typeof a === 'string' ? a : JSON.stringify(a)).city === 'Paris'; } catch { return false; } };

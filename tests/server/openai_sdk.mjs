@@ -54,6 +54,10 @@ await expectError('unknown model', 404, () => client.chat.completions.create({ m
 await expectError('n = 9', 400, () => client.chat.completions.create({ model: chatModel, messages: msgs, n: 9 }));
 const two = await client.chat.completions.create({ model: chatModel, messages: msgs, n: 2, max_tokens: 6, temperature: 0 });
 check('n = 2: two equal greedy choices', two.choices.length === 2 && two.choices[1].index === 1 && two.choices[0].message.content === two.choices[1].message.content);
+const twoS = await client.chat.completions.create({ model: chatModel, messages: msgs, n: 2, max_tokens: 6, temperature: 0, stream: true });
+const parts = ['', ''];
+for await (const c of twoS) for (const ch of c.choices) parts[ch.index] += ch.delta.content ?? '';
+check('n = 2 streamed: each index carries the same greedy text', parts[0] === two.choices[0].message.content && parts[1] === parts[0]);
 await expectError('empty messages', 400, () => client.chat.completions.create({ model: chatModel, messages: [] }));
 await expectError('bad temperature', 400, () => client.chat.completions.create({ model: chatModel, messages: msgs, temperature: 9 }));
 

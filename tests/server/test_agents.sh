@@ -2,7 +2,7 @@
 # test_agents.sh - tool calls and reasoning through the real server, with
 # scripted models (../shared/tools/mkscripted.py: a real vocab and chat
 # template, a reply chosen by the test) in the Hermes/Qwen3, Llama 3,
-# Mistral, gpt-oss harmony and DeepSeek R1 formats; think:false against the
+# Mistral, gpt-oss harmony, Granite and DeepSeek R1 formats; think:false against the
 # template rendered with thinking off; --reasoning-format inline; CORS;
 # seeds, n, logit_bias, max_tokens past the context; /api/show
 # capabilities; bad tools. curl only (the SDKs: test_agents_node.sh).
@@ -20,7 +20,8 @@ TOOLS='[{"type":"function","function":{"name":"get_weather","parameters":{"type"
 ASK='[{"role":"user","content":"Weather in Paris?"}]'
 start_server agents --model "$WORK/qwen3.gguf" --model-name qwen3 --model "$WORK/llama3.gguf" --model-name llama3 \
     --model "$WORK/mistral.gguf" --model-name mistral --model "$WORK/harmony.gguf" --model-name harmony \
-    --model "$WORK/r1.gguf" --model-name r1 --model "$STORIES" --model-name stories --chat-format chatml \
+    --model "$WORK/r1.gguf" --model-name r1 --model "$WORK/granite.gguf" --model-name granite \
+    --model "$WORK/deepseek.gguf" --model-name deepseek --model "$STORIES" --model-name stories --chat-format chatml \
     --ctx 512 --parallel 2 --cors-origin http://app.example
 
 # ---- each format: one call, OpenAI non-stream and stream, Ollama non-stream and stream
@@ -69,6 +70,8 @@ call_checks qwen3 "I should call the tool."
 call_checks llama3 ""
 call_checks mistral ""
 call_checks harmony "Need the weather."
+call_checks granite "Need weather."
+call_checks deepseek "Need the weather."
 
 # Mistral: the model's own id is kept
 req POST /v1/chat/completions "{\"model\":\"mistral\",\"messages\":$ASK,\"tools\":$TOOLS,\"temperature\":0}"
@@ -180,6 +183,24 @@ req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","co
 G1="$(jget "$BODY" 'd["choices"][0]["message"]["content"]')"
 req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"n":2,"max_tokens":24,"temperature":0}'
 check "n=2 greedy: the choice on the copied KV equals the one computed (and n=1)" [ "$(jget "$BODY" '"|".join(c["message"]["content"] for c in d["choices"])')" = "$G1|$G1" ]
+curl -sN "$URL/v1/chat/completions" -d '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"n":3,"max_tokens":24,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' >"$WORK/n3.txt"
+check "n=3 streamed: each index's deltas give the greedy text, one finish each, usage sums, one [DONE]" python3 - "$WORK/n3.txt" "$G1" <<'PY'
+import json, sys
+ev = [e[6:] for e in open(sys.argv[1]).read().split("\n\n") if e.startswith("data: ")]
+assert ev.count("[DONE]") == 1 and ev[-1] == "[DONE]"
+chunks = [json.loads(e) for e in ev[:-1]]
+text, fin = {}, {}
+for c in chunks:
+    for ch in c["choices"]:
+        text[ch["index"]] = text.get(ch["index"], "") + (ch["delta"].get("content") or "")
+        if ch["finish_reason"]:
+            assert ch["index"] not in fin
+            fin[ch["index"]] = ch["finish_reason"]
+assert sorted(text) == [0, 1, 2] and all(t == sys.argv[2] for t in text.values()), text
+assert sorted(fin) == [0, 1, 2], fin
+u = chunks[-1]["usage"]
+assert chunks[-1]["choices"] == [] and u["completion_tokens"] == 3 * (u["completion_tokens"] // 3) > 0, u
+PY
 req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"n":3,"max_tokens":16,"temperature":1,"seed":5}'
 check "n=3: three choices, indexed, not all equal" [ "$(jget "$BODY" '[c["index"] for c in d["choices"]], len(set(c["message"]["content"] for c in d["choices"])) > 1')" = "[0, 1, 2] True" ]
 B2="$BODY"

@@ -29,7 +29,8 @@ if [ $need = 1 ]; then
 fi
 source "$(dirname "$0")/agents_models.sh"
 start_server agents_node --model "$WORK/qwen3.gguf" --model-name qwen3 --model "$WORK/llama3.gguf" --model-name llama3 \
-    --model "$WORK/mistral.gguf" --model-name mistral --model "$WORK/harmony.gguf" --model-name harmony --ctx 512 --parallel 2
+    --model "$WORK/mistral.gguf" --model-name mistral --model "$WORK/harmony.gguf" --model-name harmony \
+    --model "$WORK/granite.gguf" --model-name granite --model "$WORK/deepseek.gguf" --model-name deepseek --ctx 512 --parallel 2
 cp "$(dirname "$0")/agents_sdk.mjs" "$NPM_DIR/agents_sdk.mjs"
 node "$NPM_DIR/agents_sdk.mjs" "$URL" || bad "agent SDKs"
 finish

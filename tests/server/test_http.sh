@@ -117,7 +117,6 @@ err_check "content wrong type" 400 /v1/chat/completions '{"model":"qwen","messag
 err_check "temperature wrong type" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"temperature":"hot"}'
 err_check "temperature out of range" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"temperature":7}'
 err_check "n=9" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"n":9}'
-err_check "n=2 streamed" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"n":2,"stream":true}'
 err_check "logit_bias key not a token id" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"logit_bias":{"abc":1}}'
 err_check "logit_bias id beyond the vocab" 400 /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"x"}],"logit_bias":{"512":1}}'
 err_check "logit_bias out of range" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"logit_bias":{"5":101}}'
