@@ -72,7 +72,7 @@ al_status al_model_load(const char *path, const al_model_params *params,
 void al_model_free(al_model *model);
 
 typedef struct al_model_info {
-    char arch[32];          /* "llama", "qwen2", "qwen3" */
+    char arch[32];          /* general.architecture: one of al_model_architectures() */
     char name[128];         /* general.name, or "" */
     uint64_t n_params;      /* total elements of all tensors */
     uint64_t n_params_active; /* those one token reads (a mixture of experts: only the used experts) */
@@ -97,6 +97,10 @@ typedef struct al_model_info {
 
 void al_model_get_info(const al_model *model, al_model_info *out);
 
+/* The architectures (general.architecture values) the engine runs, as
+ * "llama, qwen2, ...". Static storage. */
+const char *al_model_architectures(void);
+
 /* The model's tokenizer. Owned by the model. */
 const al_vocab *al_model_vocab(const al_model *model);
 
@@ -110,7 +114,8 @@ const char *al_model_chat_template(const al_model *model);
 const char *al_model_template_error(const al_model *model);
 
 /* Bytes a context of n_ctx positions and n_seq sequences needs for its KV
- * cache (F16 by default). */
+ * cache (F16 by default, the default n_batch). Sliding-window layers keep
+ * about 2 x window + n_batch positions per sequence, not n_ctx. */
 uint64_t al_model_kv_bytes(const al_model *model, uint32_t n_ctx, uint32_t n_seq);
 
 /* -------------------------------------------------------------- tokenizer */
@@ -195,9 +200,14 @@ const float *al_get_logits(const al_context *ctx, int32_t i);
  * needs params.embeddings. NULL otherwise. */
 const float *al_get_embedding(const al_context *ctx, int32_t i);
 
-/* Forgets positions >= p0 of a sequence (p0 = 0: the whole sequence). */
+/* Forgets positions >= p0 of a sequence (p0 = 0: the whole sequence).
+ * With sliding-window layers, whose cache keeps only the last window and
+ * n_batch positions, going back more than n_batch positions from the
+ * highest one written forgets the whole sequence: check al_kv_seq_len. */
 void al_kv_seq_truncate(al_context *ctx, int32_t seq, int32_t p0);
-/* Copies positions [0, n) of sequence src into sequence dst (prefix reuse). */
+/* Copies positions [0, n) of sequence src into sequence dst (prefix reuse;
+ * with sliding-window layers, nothing when src went more than n_batch
+ * positions past n: dst is then empty). */
 void al_kv_seq_copy(al_context *ctx, int32_t src, int32_t dst, int32_t n);
 /* Number of positions a sequence holds. */
 int32_t al_kv_seq_len(const al_context *ctx, int32_t seq);

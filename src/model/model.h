@@ -126,6 +126,8 @@ typedef struct al_layer {
     uint32_t n_ff;       /* this layer's FFN width */
     uint32_t window;     /* sliding window (keys p0 with p1 - p0 < window), 0: global */
     uint8_t rope;        /* index in al_model.rope, or AL_ROPE_NONE */
+    uint8_t ffn;         /* al_ffn_kind of this layer (the family's; a model mixing dense and
+                            expert layers would set it per layer) */
     float *attn_norm, *attn_norm_b;   /* (n_embd) or NULL */
     al_weight wq;       /* (n_head*head_dim, n_embd) */
     al_weight wk;       /* (n_head_kv*head_dim, n_embd) */
@@ -167,7 +169,9 @@ typedef struct al_hparams {
     float final_softcap;   /* logits -> c tanh(logits / c), 0: none */
     float attn_temp;       /* mistral3 query temperature scale, 0: none */
     uint32_t attn_temp_floor; /* positions per step of the temperature */
-    uint32_t n_rope;       /* al_model.rope entries in use (1 or 2) */
+    uint32_t n_rope;       /* al_model.rope entries the layers index (1 or 2) */
+    uint32_t rope_long_ctx; /* with LongRoPE factors: a context of more positions
+                               per sequence uses rope[2] in place of rope[0] */
 } al_hparams;
 
 struct al_model {
@@ -179,7 +183,9 @@ struct al_model {
     float *output_norm;    /* (n_embd) */
     float *output_norm_b;  /* (n_embd) or NULL */
     float *rope_freqs;     /* (n_rot/2) Llama 3 frequency factors, or NULL */
-    al_rope rope[2];       /* [0] global layers, [1] local layers when they differ */
+    float *rope_long, *rope_short; /* (n_rot/2) LongRoPE factors (phi3), or NULL */
+    al_rope rope[3];       /* [0] global layers, [1] local layers when they differ,
+                              [2] global layers of long contexts (LongRoPE) */
     al_layer *layers;      /* (n_layer) */
     void *packed_map;      /* anonymous mapping holding every weight's panels */
     size_t packed_map_bytes;

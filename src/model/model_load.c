@@ -4,6 +4,7 @@
  * against the architecture.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,15 @@ typedef struct loader {
     const char *path;
     char arch[32];
     al_error *err;
+    uint8_t *used;   /* (n_tensors) bound by the description */
 } loader;
+
+/* Marks a tensor as read by the model. */
+static void mark_used(loader *L, const al_gguf_tensor *t)
+{
+    if (L->used)
+        L->used[t - L->m->gguf->tensors] = 1;
+}
 
 al_model_params al_model_default_params(void)
 {
@@ -49,6 +58,7 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
                       "%s: tensor '%s' has shape [%llu, %llu] but %s needs [%lld, %lld] (cols, rows)", L->path,
                       name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], L->arch, (long long)cols,
                       (long long)rows);
+    mark_used(L, t);
     w->type = t->type;
     w->data = t->data;
     w->rows = rows;
@@ -176,7 +186,12 @@ static al_status pack_weights(loader *L)
 
 /* One entry per supported general.architecture. Fields left out are 0:
  * RMSNorm, no biases, no Q/K norm, adjacent-pair RoPE, gated SiLU FFN,
- * every layer global, no scales. */
+ * every layer global, no scales. Adding a llama-like family is one entry;
+ * a behaviour no field covers is one new field of al_arch_desc, read at
+ * load (load_hparams, load_layer, rope_setup) or in one place of the
+ * forward pass (context.c). attention.scale and the two softcap keys are
+ * honoured for any family that carries them; the other scales only where an
+ * entry asks. Every tensor of the file must be one the entry binds. */
 static const al_arch_desc k_archs[] = {
     {.name = "llama", .pre_norm = true, .qkv_bias = OPT, .o_bias = OPT, .ffn_bias = OPT, .causal = true},
     {.name = "qwen2", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .causal = true},
@@ -221,15 +236,26 @@ static const al_arch_desc k_archs[] = {
 #undef OPT
 #undef REQ
 
+const char *al_model_architectures(void)
+{
+    return al_arch_names();
+}
+
+static char g_arch_names[512];
+static pthread_once_t g_arch_names_once = PTHREAD_ONCE_INIT;
+
+static void arch_names_init(void)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(k_archs) / sizeof(k_archs[0]) && off < sizeof(g_arch_names); i++)
+        off += (size_t)snprintf(g_arch_names + off, sizeof(g_arch_names) - off, "%s%s", i ? ", " : "",
+                                k_archs[i].name);
+}
+
 const char *al_arch_names(void)
 {
-    static char names[512];
-    if (!names[0]) {
-        size_t off = 0;
-        for (size_t i = 0; i < sizeof(k_archs) / sizeof(k_archs[0]); i++)
-            off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", i ? ", " : "", k_archs[i].name);
-    }
-    return names;
+    pthread_once(&g_arch_names_once, arch_names_init);
+    return g_arch_names;
 }
 
 static const al_arch_desc *find_arch(const char *name)
@@ -415,8 +441,8 @@ static al_status load_hparams(loader *L)
     }
     uint32_t vlen;
     if (arch_u32(L, "attention.value_length", &vlen) && vlen != hp->head_dim)
-        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: value_length %u differs from key_length %u", L->path, vlen,
-                      hp->head_dim);
+        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: key '%s.attention.value_length' = %u differs from key_length %u",
+                      L->path, L->arch, vlen, hp->head_dim);
     if (hp->head_dim == 0 || hp->head_dim > 1024 || hp->head_dim % 2)
         return al_err(L->err, AL_ERR_FORMAT, "%s: head dimension %u is not an even number in 2..1024", L->path,
                       hp->head_dim);
@@ -535,6 +561,7 @@ static al_status bind_vec(loader *L, const char *name, int64_t n, bool required,
     *out = malloc((size_t)n * sizeof(float));
     if (!*out)
         return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    mark_used(L, t);
     al_dequantize_row(t->type, t->data, *out, n);
     return AL_OK;
 }
@@ -624,13 +651,28 @@ static al_status load_layer(loader *L, uint32_t i)
     }
 
     /* FFN. */
-    if (D->ffn == AL_FFN_MOE) {
+    ly->ffn = D->ffn;
+    if (ly->ffn == AL_FFN_MOE) {
         ly->moe = calloc(1, sizeof(*ly->moe));
         if (!ly->moe)
             return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
         ly->n_ff = m->moe->n_ff_exp;
-        return al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err);
-    } else if (D->ffn == AL_FFN_GELU) {
+        if ((st = al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err)))
+            return st;
+        /* what al_moe_bind_layer read */
+        static const char *const moe_names[] = {
+            "ffn_gate_inp.weight", "ffn_gate_inp.bias", "ffn_gate_exps.weight", "ffn_up_exps.weight",
+            "ffn_down_exps.weight", "ffn_gate_exps.bias", "ffn_up_exps.bias", "ffn_down_exps.bias",
+            "ffn_gate_inp_shexp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"};
+        for (size_t k = 0; k < sizeof(moe_names) / sizeof(moe_names[0]); k++) {
+            if (k >= 8 && !m->moe->n_ff_shexp)
+                break;
+            const al_gguf_tensor *t = al_gguf_find_tensor(m->gguf, NAME(moe_names[k]));
+            if (t)
+                mark_used(L, t);
+        }
+        return AL_OK;
+    } else if (ly->ffn == AL_FFN_GELU) {
         MAT(w_up, "ffn_up.weight", ff, d);
     } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
         al_weight gu;
@@ -643,7 +685,7 @@ static al_status load_layer(loader *L, uint32_t i)
         MAT(w_up, "ffn_up.weight", ff, d);
     }
     MAT(w_down, "ffn_down.weight", d, ff);
-    if (D->ffn != AL_FFN_GELU)
+    if (ly->ffn != AL_FFN_GELU)
         VEC(b_gate, "ffn_gate.bias", ff, D->ffn_bias == AL_NEED_REQUIRED ? AL_NEED_OPTIONAL : D->ffn_bias);
     VEC(b_up, "ffn_up.bias", ff, D->ffn_bias);
     VEC(b_down, "ffn_down.bias", d, D->ffn_bias);
@@ -679,11 +721,32 @@ static al_status load_tensors(loader *L)
     if (D->norm == AL_NORM_LAYER && D->norm_bias != AL_NEED_NO &&
         (st = bind_vec(L, "output_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->output_norm_b)))
         return st;
-    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+    if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
+        (st = bind_vec(L, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
+        (st = bind_vec(L, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short)))
         return st;
+    if ((m->rope_long != NULL) != (m->rope_short != NULL))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' is missing: LongRoPE needs both factor vectors",
+                      L->path, m->rope_long ? "rope_factors_short.weight" : "rope_factors_long.weight");
+    const float *fv[3] = {m->rope_freqs, m->rope_long, m->rope_short};
+    static const char *const fn[3] = {"rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"};
+    for (int k = 0; k < 3; k++)
+        for (uint32_t i = 0; fv[k] && i < hp->n_rot / 2; i++)
+            if (!(fv[k][i] > 0.0f) || !isfinite(fv[k][i]))
+                return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' holds %g at %u: RoPE factors must be positive",
+                              L->path, fn[k], (double)fv[k][i], i);
     for (uint32_t i = 0; i < hp->n_layer; i++)
         if ((st = load_layer(L, i)))
             return st;
+    /* A tensor the description does not read belongs to a variant it does
+     * not describe (e.g. Q/K norms of a family without them): refused, as
+     * the reference does, rather than run without it. */
+    for (uint64_t i = 0; L->used && i < m->gguf->n_tensors; i++)
+        if (!L->used[i]) {
+            const al_str n = m->gguf->tensors[i].name;
+            return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: tensor '%.*s' is not part of a %s model as supported",
+                          L->path, (int)(n.len > 96 ? 96 : n.len), n.ptr, L->arch);
+        }
 
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
         const al_gguf_tensor *t = &m->gguf->tensors[i];
@@ -730,7 +793,7 @@ static al_status rope_setup(loader *L)
         al_str type;
         char key[128];
         snprintf(key, sizeof(key), "%s.rope.scaling.type", L->arch);
-        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear"))
+        if (!al_gguf_get_str(m->gguf, key, &type) || al_str_eq(type, "linear") || al_str_eq(type, "longrope"))
             ;
         else if (al_str_eq(type, "yarn"))
             yarn = true;
@@ -738,7 +801,7 @@ static al_status rope_setup(loader *L)
             factor = 1.0f;
         else
             return al_err(L->err, AL_ERR_UNSUPPORTED,
-                          "%s: rope scaling type '%.*s' is not supported (linear and yarn are)", L->path,
+                          "%s: rope scaling type '%.*s' is not supported (linear, yarn and longrope are)", L->path,
                           (int)(type.len > 32 ? 32 : type.len), type.ptr);
     } else {
         factor = 1.0f;
@@ -772,9 +835,14 @@ static al_status rope_setup(loader *L)
             hp->attn_temp = 0.0f;
     }
 
-    for (uint32_t r = 0; r < hp->n_rope; r++) {
+    if (m->rope_long)
+        hp->rope_long_ctx = n_ctx_orig;
+    for (uint32_t r = 0; r < 3; r++) {
+        if ((r == 1 && hp->n_rope < 2) || (r == 2 && !m->rope_long))
+            continue;
         float base = hp->rope_base, fs = 1.0f / factor, e = ext, mscale = attn_factor;
-        const float *ff = m->rope_freqs;
+        /* Llama 3 factors; LongRoPE's short ones, long ones for long contexts */
+        const float *ff = m->rope_freqs ? m->rope_freqs : r == 2 ? m->rope_long : m->rope_short;
         if (r == 1) {
             (void)arch_f32(L, "rope.freq_base_swa", &base);
             if (!(base > 0.0f))
@@ -880,8 +948,12 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
     if (!st)
         st = load_hparams(&L);
-    if (!st)
-        st = load_tensors(&L);
+    if (!st) {
+        L.used = calloc(m->gguf->n_tensors ? m->gguf->n_tensors : 1, 1);
+        st = L.used ? load_tensors(&L) : al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+        free(L.used);
+        L.used = NULL;
+    }
     if (!st)
         st = rope_setup(&L);
     if (!st)
@@ -950,8 +1022,10 @@ void al_model_free(al_model *m)
     free(m->output_norm);
     free(m->output_norm_b);
     free(m->rope_freqs);
-    free(m->rope[0].inv_freq);
-    free(m->rope[1].inv_freq);
+    free(m->rope_long);
+    free(m->rope_short);
+    for (int r = 0; r < 3; r++)
+        free(m->rope[r].inv_freq);
     al_vocab_free(m->vocab);
     free(m->chat_template);
     free(m->template_error);
@@ -1023,8 +1097,15 @@ const char *al_model_template_error(const al_model *m)
 
 uint64_t al_model_kv_bytes(const al_model *m, uint32_t n_ctx, uint32_t n_seq)
 {
-    uint64_t per_pos = 0; /* K and V elements of one position, all layers */
-    for (uint32_t l = 0; l < m->hp.n_layer; l++)
-        per_pos += 2ull * m->layers[l].n_head_kv * m->hp.head_dim;
-    return per_pos * n_ctx * n_seq * sizeof(uint16_t);
+    /* as al_context_new lays it out with the default n_batch: a window
+     * layer keeps a ring of window + n_batch - 1 slots and a mirror of
+     * window - 1 when that is less than n_ctx */
+    const uint64_t n_batch = al_context_default_params().n_batch;
+    uint64_t total = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const uint64_t w = m->layers[l].window, ring = w + n_batch - 1;
+        const uint64_t slots = w && ring + w - 1 < n_ctx ? ring + w - 1 : n_ctx;
+        total += 2ull * m->layers[l].n_head_kv * m->hp.head_dim * slots;
+    }
+    return total * n_seq * sizeof(uint16_t);
 }

@@ -628,6 +628,9 @@ static bool admit(srv_sched *s, srv_job *j)
     if (keep < 0)
         keep = 0;
     al_kv_seq_truncate(m->ctx, best, keep);
+    /* a model with sliding-window layers may have had to forget more */
+    if (al_kv_seq_len(m->ctx, best) < keep)
+        keep = al_kv_seq_len(m->ctx, best);
     sl->n_hist = keep;
     sl->n_done = keep;
     sl->decoding = false;

@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +93,8 @@ typedef struct tdef {
     uint32_t type;
     bool off_set; /* offset given, else laid out after the previous one */
     uint64_t offset;
+    bool fill_set; /* an F32 tensor whose every value is fill, else the pattern */
+    float fill;
 } tdef;
 
 typedef struct gmodel {
@@ -257,6 +260,18 @@ static void model_write(const gmodel *m, buf *out)
         put_f32(out, 0.01f * (float)((i * 7) % 13) - 0.06f);
     while (out->n < data_start + data_end)
         put(out, "", 1);
+    next = 0;
+    for (int i = 0; i < m->n_ts; i++) { /* the same layout as above */
+        const tdef *t = &m->t[i];
+        uint64_t nb = t_bytes(t);
+        if (nb > (1u << 20))
+            nb = 0;
+        uint64_t off = t->off_set ? t->offset : next;
+        if (!t->off_set)
+            next = (off + nb + a - 1) / a * a;
+        for (uint64_t k = 0; t->fill_set && t->type == 0 && off + nb <= data_end && k < nb / 4; k++)
+            memcpy(out->p + data_start + off + 4 * k, &t->fill, 4);
+    }
 }
 
 /* The base model: a tiny llama (dim 8, 1 layer, 2 heads, 1 KV head, FFN 16,
@@ -667,7 +682,7 @@ static void corpus_model(const gmodel *base)
     MUTATE(base, "missing-ffn-length", AT_MODEL, "llama.feed_forward_length", NULL,
            kv_del(m, "llama.feed_forward_length"));
     MUTATE(base, "missing-architecture", AT_MODEL, "general.architecture", NULL, kv_del(m, "general.architecture"));
-    MUTATE(base, "unknown-architecture", AT_MODEL, "gptj", NULL, kv_del(m, "general.architecture");
+    MUTATE(base, "unknown-architecture", AT_MODEL, "gptj", "supported: llama, qwen2, qwen3, gemma", kv_del(m, "general.architecture");
            kv_str(m, "general.architecture", "gptj"));
     MUTATE(base, "block-count-string", AT_MODEL, "llama.block_count", NULL, kv_del(m, "llama.block_count");
            kv_str(m, "llama.block_count", "1"));
@@ -706,6 +721,338 @@ static void corpus_model(const gmodel *base)
     MUTATE(base, "tokenizer-scores-short", AT_MODEL, "tokenizer.ggml.scores", NULL,
            kvdef *k = kv_find(m, "tokenizer.ggml.scores"); uint64_t c = 3; memcpy(k->val.p + 4, &c, 8);
            k->val.n = 12 + 12);
+}
+
+/* ------------------------------------------------------------ architectures */
+
+/* Renames every "llama." key to "<arch>." and sets general.architecture. */
+static void set_arch(gmodel *m, const char *arch)
+{
+    for (int i = 0; i < m->n_kvs; i++)
+        if (!strncmp(m->kv[i].key, "llama.", 6)) {
+            char k[96];
+            snprintf(k, sizeof k, "%s.%s", arch, m->kv[i].key + 6);
+            snprintf(m->kv[i].key, sizeof m->kv[i].key, "%s", k);
+        }
+    kvdef *a = kv_find(m, "general.architecture");
+    a->val.n = 0;
+    put_str(&a->val, arch);
+}
+
+/* "<arch>.<suffix>" for the test's arch: the one general.architecture names. */
+static const char *akey(gmodel *m, const char *suffix)
+{
+    static char k[96];
+    kvdef *a = kv_find(m, "general.architecture");
+    uint64_t n;
+    memcpy(&n, a->val.p, 8);
+    snprintf(k, sizeof k, "%.*s.%s", (int)n, (const char *)a->val.p + 8, suffix);
+    return k;
+}
+
+/* An array of n values of type T_U32 or 7 (bool). */
+static void kv_arr(gmodel *m, const char *key, uint32_t type, int n, const uint32_t *v)
+{
+    kvdef *kv = kv_add(m, key, T_ARR);
+    put_u32(&kv->val, type);
+    put_u64(&kv->val, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        if (type == 7) {
+            uint8_t b = v[i] != 0;
+            put(&kv->val, &b, 1);
+        } else {
+            put_u32(&kv->val, v[i]);
+        }
+    }
+}
+
+/* The base model's tensors reshaped for a family (1 layer). */
+static void family(gmodel *m, const char *arch)
+{
+    set_arch(m, arch);
+    if (!strcmp(arch, "gemma2") || !strcmp(arch, "olmo2")) {
+        t_add(m, "blk.0.post_attention_norm.weight", 1, DIM, 1);
+        t_add(m, "blk.0.post_ffw_norm.weight", 1, DIM, 1);
+    }
+    if (!strcmp(arch, "gemma2"))
+        kv_u32(m, akey(m, "attention.sliding_window"), 16);
+    if (!strcmp(arch, "olmo2")) {
+        t_del(m, "blk.0.attn_norm.weight");
+        t_del(m, "blk.0.ffn_norm.weight");
+        t_add(m, "blk.0.attn_q_norm.weight", 1, DIM, 1);
+        t_add(m, "blk.0.attn_k_norm.weight", 1, DIM / 2, 1);
+    }
+    if (!strcmp(arch, "qwen3")) {
+        t_add(m, "blk.0.attn_q_norm.weight", 1, DIM / 2, 1);
+        t_add(m, "blk.0.attn_k_norm.weight", 1, DIM / 2, 1);
+    }
+    if (!strcmp(arch, "phi3")) {
+        t_del(m, "blk.0.attn_q.weight");
+        t_del(m, "blk.0.attn_k.weight");
+        t_del(m, "blk.0.attn_v.weight");
+        t_add(m, "blk.0.attn_qkv.weight", 2, DIM, 2 * DIM);
+        t_del(m, "blk.0.ffn_gate.weight");
+        t_find(m, "blk.0.ffn_up.weight")->ne[1] = 2 * NFF;
+    }
+    if (!strcmp(arch, "command-r"))
+        t_del(m, "blk.0.ffn_norm.weight");
+    if (!strcmp(arch, "starcoder2") || !strcmp(arch, "stablelm") || !strcmp(arch, "command-r")) {
+        kvdef *e = kv_find(m, akey(m, "attention.layer_norm_rms_epsilon"));
+        snprintf(e->key, sizeof e->key, "%s", akey(m, "attention.layer_norm_epsilon"));
+        const char *bias[] = {"blk.0.attn_norm.bias", "blk.0.ffn_norm.bias", "output_norm.bias"};
+        for (int i = 0; i < 3 && strcmp(arch, "command-r"); i++)
+            t_add(m, bias[i], 1, DIM, 1);
+    }
+    if (!strcmp(arch, "starcoder2")) {
+        t_del(m, "blk.0.ffn_gate.weight");
+        t_add(m, "blk.0.attn_q.bias", 1, DIM, 1);
+        t_add(m, "blk.0.attn_k.bias", 1, DIM / 2, 1);
+        t_add(m, "blk.0.attn_v.bias", 1, DIM / 2, 1);
+        t_add(m, "blk.0.attn_output.bias", 1, DIM, 1);
+        t_add(m, "blk.0.ffn_up.bias", 1, NFF, 1);
+        t_add(m, "blk.0.ffn_down.bias", 1, DIM, 1);
+    }
+}
+
+/* Each family's variant of the base model loads and decodes a token. */
+static void positive_families(const gmodel *base)
+{
+    static const char *const archs[] = {"gemma2", "olmo2", "qwen3", "phi3", "starcoder2", "stablelm", "command-r"};
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
+        gmodel *m = malloc(sizeof *m);
+        model_copy(m, base);
+        family(m, archs[i]);
+        buf b = {0};
+        model_write(m, &b);
+        char path[512];
+        snprintf(path, sizeof path, "%s/valid-%s.gguf", g_dir, archs[i]);
+        CHECK(write_file(path, b.p, b.n), "cannot write %s", path);
+        al_error err = {0};
+        al_model *mdl = NULL;
+        g_cases++;
+        CHECK(al_model_load(path, NULL, &mdl, &err) == AL_OK, "valid %s model refused: %s", archs[i], err.msg);
+        if (mdl) {
+            al_model_info info;
+            al_model_get_info(mdl, &info);
+            CHECK(!strcmp(info.arch, archs[i]), "arch %s reported as %s", archs[i], info.arch);
+            al_context *c = NULL;
+            al_context_params cp = al_context_default_params();
+            cp.n_ctx = 8;
+            CHECK(al_context_new(mdl, &cp, &c, &err) == AL_OK, "%s: context: %s", archs[i], err.msg);
+            int32_t tok = 1, pos = 0;
+            bool want = true;
+            al_batch bt = {1, &tok, &pos, NULL, &want};
+            CHECK(c && al_decode(c, &bt, &err) == AL_OK && al_get_logits(c, 0), "%s: decode: %s", archs[i],
+                  err.msg);
+            printf("  %-10s loads and decodes\n", archs[i]);
+            al_context_free(c);
+            al_model_free(mdl);
+        }
+        free(b.p);
+        model_free(m);
+        free(m);
+    }
+}
+
+/* Last logits of tokens 1, 5, 6, 7 at positions 0..3 (RoPE matters), or NULL. */
+static float *logits4(const gmodel *g, const char *name, uint32_t n_ctx)
+{
+    buf b = {0};
+    model_write(g, &b);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.gguf", g_dir, name);
+    bool ok = write_file(path, b.p, b.n);
+    free(b.p);
+    al_error err = {0};
+    al_model *m = NULL;
+    if (!ok || al_model_load(path, NULL, &m, &err) != AL_OK) {
+        CHECK(0, "%s: %s", name, err.msg);
+        return NULL;
+    }
+    al_context_params cp = al_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.exact = true;
+    al_context *c = NULL;
+    float *out = NULL;
+    int32_t tok[4] = {1, 5, 6, 7}, pos[4] = {0, 1, 2, 3};
+    bool want[4] = {false, false, false, true};
+    al_batch bt = {4, tok, pos, NULL, want};
+    if (al_context_new(m, &cp, &c, &err) == AL_OK && al_decode(c, &bt, &err) == AL_OK) {
+        out = malloc(NVOCAB * sizeof(float));
+        memcpy(out, al_get_logits(c, 3), NVOCAB * sizeof(float));
+    }
+    CHECK(out, "%s: %s", name, err.msg);
+    al_context_free(c);
+    al_model_free(m);
+    return out;
+}
+
+static float max_diff(const float *a, const float *b)
+{
+    float d = 0.0f;
+    for (int i = 0; a && b && i < NVOCAB; i++)
+        d = fabsf(a[i] - b[i]) > d ? fabsf(a[i] - b[i]) : d;
+    return d;
+}
+
+/* LongRoPE: a context longer than original_context_length (16) uses
+ * rope_factors_long (as rope_freqs would), a shorter one the short
+ * factors (1: as no factors). */
+static void positive_longrope(const gmodel *base)
+{
+    gmodel *g = malloc(sizeof *g);
+    model_copy(g, base);
+    family(g, "phi3");
+    kv_u32(g, "phi3.rope.scaling.original_context_length", 16);
+    tdef *qkv = t_find(g, "blk.0.attn_qkv.weight"); /* large scores: positions matter */
+    qkv->fill_set = true;
+    qkv->fill = 1.0f;
+    float *plain8 = logits4(g, "longrope-none-8", 8), *plain32 = logits4(g, "longrope-none-32", 32);
+    tdef *t = t_add(g, "rope_freqs.weight", 1, 2, 1);
+    t->fill_set = true;
+    t->fill = 4.0f;
+    float *freqs32 = logits4(g, "longrope-freqs-32", 32);
+    t_del(g, "rope_freqs.weight");
+    t = t_add(g, "rope_factors_long.weight", 1, 2, 1);
+    t->fill_set = true;
+    t->fill = 4.0f;
+    t = t_add(g, "rope_factors_short.weight", 1, 2, 1);
+    t->fill_set = true;
+    t->fill = 1.0f;
+    float *long8 = logits4(g, "longrope-8", 8), *long32 = logits4(g, "longrope-32", 32);
+    g_cases += 3;
+    printf("  longrope: short ctx vs none %.2g, long ctx vs rope_freqs %.2g, long ctx vs none %.2g (logits up to %.2g)\n",
+           (double)max_diff(long8, plain8), (double)max_diff(long32, freqs32), (double)max_diff(long32, plain32),
+           (double)max_diff(plain32, (const float[NVOCAB]){0}));
+    CHECK(long8 && plain8 && max_diff(long8, plain8) < 1e-6f, "LongRoPE, short context: not the short factors");
+    CHECK(long32 && freqs32 && max_diff(long32, freqs32) < 1e-6f, "LongRoPE, long context: not the long factors");
+    static const float zero[NVOCAB];
+    const float scale = max_diff(plain32, zero); /* the logits' magnitude */
+    CHECK(long32 && plain32 && max_diff(long32, plain32) > 1e-3f * scale, "LongRoPE factors of 4 change nothing");
+    free(plain8);
+    free(plain32);
+    free(freqs32);
+    free(long8);
+    free(long32);
+    model_free(g);
+    free(g);
+}
+
+/* Per-layer head_count_kv [1, 2] and feed_forward_length [16, 8]: loads,
+ * the KV cache follows each layer's heads, fast and exact paths agree. */
+static void positive_per_layer(const gmodel *base)
+{
+    gmodel *g = malloc(sizeof *g);
+    model_copy(g, base);
+    static const uint32_t kv[2] = {1, 2}, ff[2] = {NFF, NFF / 2};
+    kv_del(g, "llama.block_count");
+    kv_u32(g, "llama.block_count", 2);
+    kv_del(g, "llama.attention.head_count_kv");
+    kv_arr(g, "llama.attention.head_count_kv", T_U32, 2, kv);
+    kv_del(g, "llama.feed_forward_length");
+    kv_arr(g, "llama.feed_forward_length", T_U32, 2, ff);
+    t_add(g, "blk.1.attn_norm.weight", 1, DIM, 1);
+    t_add(g, "blk.1.attn_q.weight", 2, DIM, DIM);
+    t_add(g, "blk.1.attn_k.weight", 2, DIM, DIM);
+    t_add(g, "blk.1.attn_v.weight", 2, DIM, DIM);
+    t_add(g, "blk.1.attn_output.weight", 2, DIM, DIM);
+    t_add(g, "blk.1.ffn_norm.weight", 1, DIM, 1);
+    t_add(g, "blk.1.ffn_gate.weight", 2, DIM, NFF / 2);
+    t_add(g, "blk.1.ffn_up.weight", 2, DIM, NFF / 2);
+    t_add(g, "blk.1.ffn_down.weight", 2, NFF / 2, DIM);
+    float *exact = logits4(g, "per-layer-exact", 16);
+    buf b = {0};
+    model_write(g, &b);
+    char path[512];
+    snprintf(path, sizeof path, "%s/per-layer.gguf", g_dir);
+    al_model *m = NULL;
+    al_error err = {0};
+    g_cases += 2;
+    if (write_file(path, b.p, b.n) && al_model_load(path, NULL, &m, &err) == AL_OK) {
+        /* head dim 4: layer 0 keeps 1 x 4 K and V values a position, layer 1 2 x 4 */
+        CHECK(al_model_kv_bytes(m, 16, 1) == 2 * (4 + 8) * 16 * 2, "per-layer KV bytes %llu",
+              (unsigned long long)al_model_kv_bytes(m, 16, 1));
+        al_context_params cp = al_context_default_params();
+        cp.n_ctx = 16;
+        al_context *c = NULL;
+        int32_t tok[4] = {1, 5, 6, 7}, pos[4] = {0, 1, 2, 3};
+        bool want[4] = {false, false, false, true};
+        al_batch bt = {4, tok, pos, NULL, want};
+        CHECK(al_context_new(m, &cp, &c, &err) == AL_OK && al_decode(c, &bt, &err) == AL_OK, "per-layer: %s",
+              err.msg);
+        const float *fast = c ? al_get_logits(c, 3) : NULL;
+        printf("  per-layer head_count_kv / feed_forward_length: fast vs exact %.2g\n",
+               (double)(fast && exact ? max_diff(fast, exact) : -1.0f));
+        CHECK(fast && exact && max_diff(fast, exact) < 1e-3f, "per-layer: fast and exact paths differ");
+        al_context_free(c);
+        al_model_free(m);
+    } else {
+        CHECK(0, "per-layer model refused: %s", err.msg);
+    }
+    free(b.p);
+    free(exact);
+    model_free(g);
+    free(g);
+}
+
+static void corpus_arch(const gmodel *base)
+{
+    static const uint32_t two[2] = {NFF, NFF}, zero[1] = {0}, tf[2] = {1, 0};
+    MUTATE(base, "arch-gemma2-missing-post-norm", AT_MODEL, "blk.0.post_attention_norm.weight", "missing",
+           family(m, "gemma2"); t_del(m, "blk.0.post_attention_norm.weight"));
+    MUTATE(base, "arch-gemma2-missing-window", AT_MODEL, "gemma2.attention.sliding_window", "missing",
+           family(m, "gemma2"); kv_del(m, "gemma2.attention.sliding_window"));
+    MUTATE(base, "arch-gemma2-window-0", AT_MODEL, "gemma2.attention.sliding_window", "= 0",
+           family(m, "gemma2"); kv_find(m, "gemma2.attention.sliding_window")->val.p[0] = 0);
+    MUTATE(base, "arch-gemma2-window-beyond-context", AT_MODEL, "gemma2.attention.sliding_window",
+           "context_length (32)", family(m, "gemma2");
+           kv_find(m, "gemma2.attention.sliding_window")->val.p[0] = 64);
+    MUTATE(base, "arch-olmo2-pattern-wrong-length", AT_MODEL, "olmo2.attention.sliding_window_pattern",
+           "2 values but block_count is 1", family(m, "olmo2");
+           kv_u32(m, "olmo2.attention.sliding_window", 16);
+           kv_arr(m, "olmo2.attention.sliding_window_pattern", 7, 2, tf));
+    MUTATE(base, "arch-olmo2-q-norm-per-head", AT_MODEL, "blk.0.attn_q_norm.weight", "vector of 8",
+           family(m, "olmo2"); t_find(m, "blk.0.attn_q_norm.weight")->ne[0] = DIM / 2);
+    MUTATE(base, "arch-olmo2-missing-post-ffw-norm", AT_MODEL, "blk.0.post_ffw_norm.weight", "missing",
+           family(m, "olmo2"); t_del(m, "blk.0.post_ffw_norm.weight"));
+    MUTATE(base, "arch-qwen3-missing-k-norm", AT_MODEL, "blk.0.attn_k_norm.weight", "missing",
+           family(m, "qwen3"); t_del(m, "blk.0.attn_k_norm.weight"));
+    MUTATE(base, "arch-phi3-fused-qkv-rows", AT_MODEL, "blk.0.attn_qkv.weight", "shape", family(m, "phi3");
+           t_find(m, "blk.0.attn_qkv.weight")->ne[1] = DIM);
+    MUTATE(base, "arch-phi3-fused-up-rows", AT_MODEL, "blk.0.ffn_up.weight", "shape", family(m, "phi3");
+           t_find(m, "blk.0.ffn_up.weight")->ne[1] = NFF);
+    MUTATE(base, "arch-starcoder2-o-bias-length", AT_MODEL, "blk.0.attn_output.bias", "vector of 8",
+           family(m, "starcoder2"); t_find(m, "blk.0.attn_output.bias")->ne[0] = DIM / 2);
+    MUTATE(base, "arch-starcoder2-missing-up-bias", AT_MODEL, "blk.0.ffn_up.bias", "missing",
+           family(m, "starcoder2"); t_del(m, "blk.0.ffn_up.bias"));
+    MUTATE(base, "arch-stablelm-missing-norm-bias", AT_MODEL, "blk.0.attn_norm.bias", "missing",
+           family(m, "stablelm"); t_del(m, "blk.0.attn_norm.bias"));
+    MUTATE(base, "ffn-length-array-wrong-length", AT_MODEL, "llama.feed_forward_length",
+           "2 values but block_count is 1", kv_del(m, "llama.feed_forward_length");
+           kv_arr(m, "llama.feed_forward_length", T_U32, 2, two));
+    MUTATE(base, "head-count-kv-array-wrong-length", AT_MODEL, "llama.attention.head_count_kv",
+           "2 values but block_count is 1", kv_del(m, "llama.attention.head_count_kv");
+           kv_arr(m, "llama.attention.head_count_kv", T_U32, 2, two));
+    MUTATE(base, "head-count-kv-array-zero", AT_MODEL, "llama.attention.head_count_kv", "must divide",
+           kv_del(m, "llama.attention.head_count_kv"); kv_arr(m, "llama.attention.head_count_kv", T_U32, 1, zero));
+    MUTATE(base, "head-count-kv-above-head-count", AT_MODEL, "llama.attention.head_count_kv", "must divide",
+           kv_del(m, "llama.attention.head_count_kv"); kv_u32(m, "llama.attention.head_count_kv", 4));
+    MUTATE(base, "key-length-contradicts-tensors", AT_MODEL, "blk.0.attn_q.weight", "shape",
+           kv_u32(m, "llama.attention.key_length", 8); kv_u32(m, "llama.attention.value_length", 8));
+    MUTATE(base, "value-length-differs", AT_MODEL, "value_length", "key_length",
+           kv_u32(m, "llama.attention.value_length", 8));
+    MUTATE(base, "rope-scaling-type-unknown", AT_MODEL, "rope scaling type 'dynamic'", NULL,
+           kv_f32(m, "llama.rope.scaling.factor", 4.0f); kv_str(m, "llama.rope.scaling.type", "dynamic"));
+    MUTATE(base, "rope-factors-long-alone", AT_MODEL, "rope_factors_short.weight", "missing",
+           t_add(m, "rope_factors_long.weight", 1, 2, 1));
+    MUTATE(base, "rope-freqs-not-positive", AT_MODEL, "rope_freqs.weight", "must be positive",
+           tdef *t = t_add(m, "rope_freqs.weight", 1, 2, 1); t->fill_set = true; t->fill = 0.0f);
+    MUTATE(base, "extra-tensor-q-norm-in-llama", AT_MODEL, "blk.0.attn_q_norm.weight", "not part of a llama model",
+           t_add(m, "blk.0.attn_q_norm.weight", 1, DIM / 2, 1));
+    MUTATE(base, "extra-tensor-command-r-plus-norms", AT_MODEL, "attn_q_norm.weight", "command-r",
+           family(m, "command-r"); t_add(m, "blk.0.attn_q_norm.weight", 2, DIM / 2, 2));
+    MUTATE(base, "granite-logit-scale-0", AT_MODEL, "granite.logit_scale", "positive", set_arch(m, "granite");
+           kv_f32(m, "granite.logit_scale", 0.0f));
 }
 
 /* The real files in ../shared are the positive cases. */
@@ -772,6 +1119,11 @@ int main(void)
     corpus_tensors(base);
     corpus_quant_scales(base);
     corpus_model(base);
+    corpus_arch(base);
+    printf("families:\n");
+    positive_families(base);
+    positive_longrope(base);
+    positive_per_layer(base);
 
     /* a file that does not exist, and a directory */
     al_error err = {0};
