@@ -73,6 +73,13 @@ static void fill_weights(uint32_t t, uint8_t *W, int64_t rows, int64_t k)
     case AL_TYPE_Q2_K: off[0] = 80; off[1] = 82; break;
     case AL_TYPE_Q3_K: off[0] = 108; break;
     case AL_TYPE_Q6_K: off[0] = 208; break;
+    case AL_TYPE_IQ3_S: case AL_TYPE_IQ3_XXS: case AL_TYPE_IQ2_XXS: case AL_TYPE_IQ2_XS: case AL_TYPE_IQ2_S:
+    case AL_TYPE_IQ1_S: off[0] = 0; break;
+    case AL_TYPE_IQ1_M: /* d in the top nibbles of the 4 scale words: 0x1000 (~2.4e-4) */
+        for (int64_t b = 0; b < nb; b++)
+            for (int w = 0; w < 4; w++)
+                W[b * tr->block_bytes + 49 + 2 * w] = (uint8_t)((W[b * tr->block_bytes + 49 + 2 * w] & 0x0f) | (w == 3 ? 0x10 : 0));
+        break;
     default: break;
     }
     for (int64_t b = 0; b < nb; b++)
@@ -97,7 +104,8 @@ int main(int argc, char **argv)
     const al_kernels *sets[2] = {al_kernels_ref(), al_cpu_has_avx2() ? al_kernels_avx2() : NULL};
     static const uint32_t types[] = {AL_TYPE_F32, AL_TYPE_F16, AL_TYPE_BF16, AL_TYPE_Q8_0, AL_TYPE_Q4_0,
                                      AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q2_K, AL_TYPE_Q3_K,
-                                     AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K};
+                                     AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K,
+                                     AL_TYPE_IQ3_S, AL_TYPE_IQ3_XXS, AL_TYPE_IQ2_XXS, AL_TYPE_IQ2_XS, AL_TYPE_IQ2_S, AL_TYPE_IQ1_S, AL_TYPE_IQ1_M};
     static const int64_t shapes[][2] = {{1024, 1024}, {3072, 1024}};
     static const int64_t toks[] = {1, 4, 16, 64};
     printf("threads %d, AVX2 %s\n", nth, sets[1] ? "yes" : "no");

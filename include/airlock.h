@@ -91,7 +91,7 @@ typedef struct al_model_info {
     float norm_eps;
     bool tied_output;
     bool has_chat_template;
-    char vocab_type[16];    /* "spm", "bpe", "wpm" */
+    char vocab_type[16];    /* "spm", "bpe", "wpm", "ugm", "bpe (gemma4)" */
     char type_mix[256];     /* e.g. "Q4_K:113 Q6_K:29 F32:57" */
 } al_model_info;
 

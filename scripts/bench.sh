@@ -1,41 +1,91 @@
 #!/usr/bin/env bash
-# make bench: generates the benchmark models of the performance issue (if
-# missing) into a cache outside the repository, then runs `airlock bench`
-# on each and prints the tables with llama.cpp's figures beside them.
+# make bench: generates the benchmark models (if missing) into a cache
+# outside the repository, runs `airlock bench` on each, and prints them
+# beside the reference runtime's figures read from
+# $AIRLOCK_SHARED/perf/reference.json (llama.cpp, measured on this machine
+# kind; the file names its host, ISA, date and build).
+#
+# On a host with AVX-512 the ratio is against the reference's native build
+# (which uses AVX-512); on an AVX2-only host, against its AVX2 build. When
+# this host's ISA differs from the reference host's, the ratio is indicative
+# only, and the table says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${AIRLOCK_SHARED:-../shared}"
 CACHE="${AIRLOCK_BENCH_CACHE:-$HOME/.cache/airlock/models}"
 BIN="${AIRLOCK_BIN:-build/airlock}"
 REPS="${BENCH_REPS:-3}"
+REF="$SHARED/perf/reference.json"
+OUT=/tmp/airlock-bench-summary.md
 mkdir -p "$CACHE"
-# preset quant vocab llama.cpp-pp512 llama.cpp-tg128
-ROWS=(
-  "qwen3-0.6b q4_k_m qwen2 105 28.8"
-  "qwen3-0.6b q8_0 qwen2 99 20.9"
-  "qwen3-0.6b q4_0 qwen2 120 30.9"
-  "llama-3.2-1b q4_k_m llama-bpe 58 17.4"
-  # mixture of experts: Qwen3-30B-A3B's layers (128 experts, 8 used), 6 of them, 2.6 GB;
-  # llama.cpp's figures from ../shared/perf/reference.md (native build)
-  "qwen3moe-bench q4_k_m qwen2 215.9 57.4"
+
+if [ ! -s "$REF" ]; then
+  echo "bench: $REF not found: no reference figures to compare with (set AIRLOCK_SHARED)" >&2
+  exit 1
+fi
+
+host_isa=$(grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' \
+  /proc/cpuinfo | sort -u | tr '\n' ' ')
+host_cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+column=avx2
+case " $host_isa " in *" avx512f "*) column=native ;; esac
+
+# One line per reference row: preset quant ref_pp ref_tg, plus the header facts.
+ref_rows=$(python3 - "$REF" "$column" "$host_isa" <<'PY'
+import json, sys
+ref = json.load(open(sys.argv[1]))
+col, host = sys.argv[2], set(sys.argv[3].split())
+h = ref["host"]
+same = set(h["isa"]) == host
+print("#", h["date"], ref["reference"]["runtime"], ref["reference"]["build"],
+      "|".join(h["isa"]), "same" if same else "differs")
+for b in ref["bench"]:
+    f = b[col]
+    print(b["preset"], b["quant"], f["pp512"], f["tg128"])
+PY
 )
-printf '| model | quant | pp512 t/s (median) | llama.cpp | ratio | tg128 t/s (median) | llama.cpp | ratio |\n|---|---|---|---|---|---|---|---|\n' > /tmp/airlock-bench-summary.md
-for row in "${ROWS[@]}"; do
-  read -r preset quant vocab ref_pp ref_tg <<<"$row"
+read -r _ ref_date ref_rt ref_build ref_isa ref_same <<<"$(echo "$ref_rows" | head -1)"
+
+vocab_of() {
+  case "$1" in
+    llama-*) echo llama-bpe ;;
+    *) echo qwen2 ;;
+  esac
+}
+
+{
+  echo "Host: $host_cpu; ISA: $host_isa"
+  echo "Reference: $ref_rt $ref_build, $column build, measured $ref_date on a host with ${ref_isa//|/ }."
+  if [ "$ref_same" != same ]; then
+    echo "**This host's ISA differs from the reference host's: the ratios are indicative only.**"
+  fi
+  echo
+  printf '| model | quant | pp512 t/s (median) | reference | ratio | tg128 t/s (median) | reference | ratio |\n'
+  printf '|---|---|---|---|---|---|---|---|\n'
+} > "$OUT"
+
+# The reference rows, then rows with no reference figure (ratio "—").
+rows=$(echo "$ref_rows" | tail -n +2; echo "qwen3-0.6b q4_0 - -")
+while read -r preset quant ref_pp ref_tg; do
   f="$CACHE/$preset-$quant.gguf"
   if [ ! -s "$f" ]; then
     echo "bench: generating $f" >&2
     python3 "$SHARED/tools/mkmodel.py" --preset "$preset" --quant "$quant" \
-      --vocab "$SHARED/vocab/ggml-vocab-$vocab.gguf" -o "$f.tmp" >/dev/null
+      --vocab "$SHARED/vocab/ggml-vocab-$(vocab_of "$preset").gguf" -o "$f.tmp" >/dev/null
     mv "$f.tmp" "$f"
   fi
-  out=$("$BIN" bench "$f" -p 512 -n 128 -r "$REPS")
+  if ! out=$("$BIN" bench "$f" -p 512 -n 128 -r "$REPS" 2>&1); then
+    echo "$out" >&2
+    printf '| %s | %s | failed | %s | — | failed | %s | — |\n' "$preset" "$quant" "$ref_pp" "$ref_tg" >> "$OUT"
+    continue
+  fi
   echo "$out"; echo
   # the ratios use the median of the repetitions (the machine is noisy)
   pp=$(echo "$out" | awk -F'|' '/ pp512 /{gsub(/ /, "", $6); print $6}')
   tg=$(echo "$out" | awk -F'|' '/ tg128 /{gsub(/ /, "", $6); print $6}')
-  awk -v p="$preset" -v q="$quant" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" \
-    'BEGIN{printf "| %s | %s | %.1f | %s | %.2f | %.1f | %s | %.2f |\n", p, q, pp, rp, pp/rp, tg, rt, tg/rt}' \
-    >> /tmp/airlock-bench-summary.md
-done
-cat /tmp/airlock-bench-summary.md
+  awk -v p="$preset" -v q="$quant" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" '
+    function ratio(a, b) { return b == "-" ? "—" : sprintf("%.2f", a / b) }
+    BEGIN { printf "| %s | %s | %.1f | %s | %s | %.1f | %s | %s |\n",
+            p, q, pp, rp == "-" ? "—" : rp, ratio(pp, rp), tg, rt == "-" ? "—" : rt, ratio(tg, rt) }' >> "$OUT"
+done <<<"$rows"
+cat "$OUT"

@@ -194,7 +194,8 @@ int cmd_run(int argc, char **argv)
             size_t n, n_emit;
             const char *s = al_detok_push(dt, tok, &n), *emit;
             bool hit = al_stop_feed(stop, s, n, &emit, &n_emit);
-            fwrite(emit, 1, n_emit, stdout);
+            if (n_emit)
+                fwrite(emit, 1, n_emit, stdout);
             if (hit) {
                 stopped = true;
                 fflush(stdout);
@@ -218,10 +219,12 @@ int cmd_run(int argc, char **argv)
         size_t n, n_emit;
         const char *s = al_detok_flush(dt, &n), *emit;
         if (!al_stop_feed(stop, s, n, &emit, &n_emit)) {
-            fwrite(emit, 1, n_emit, stdout);
+            if (n_emit)
+                fwrite(emit, 1, n_emit, stdout);
             emit = al_stop_flush(stop, &n_emit);
         }
-        fwrite(emit, 1, n_emit, stdout);
+        if (n_emit)
+            fwrite(emit, 1, n_emit, stdout);
         printf("\n");
     } else {
         printf("\n");

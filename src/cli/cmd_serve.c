@@ -39,6 +39,12 @@ static void usage(FILE *f, const al_server_config *d)
             "                        whenever it exists, also with --model only.\n"
             "  --default-chat-format FMT  chat format for models with no template of their own\n"
             "\n"
+            "chat replies (docs/server.md):\n"
+            "  --reasoning-format F  split (default): <think> blocks and gpt-oss analysis go to\n"
+            "                        reasoning_content / Ollama thinking; inline: left in content\n"
+            "  --cors-origin ORIGIN  let browser pages from ORIGIN (e.g. http://localhost:3000)\n"
+            "                        call the API (repeatable; \"*\": any origin); default: none\n"
+            "\n"
             "guarantees (docs/guarantees.md):\n"
             "  --audit-content MODE  none (default: no prompt or completion text reaches disk),\n"
             "                        digest (their sha256) or full\n"
@@ -90,7 +96,8 @@ static void usage(FILE *f, const al_server_config *d)
             "  --max-body BYTES      request body (default %zu)\n"
             "  --max-header BYTES    request headers (default %zu)\n"
             "  --max-json-depth N    JSON nesting (default %d)\n"
-            "  --max-tokens N        largest max_tokens a request may ask (default %d)\n"
+            "  --max-tokens N        most tokens a request generates; a larger max_tokens is cut\n"
+            "                        to it (default %d)\n"
             "  --default-max-tokens N  when a request names none (default %d)\n"
             "  --conn-timeout SEC    idle connection timeout (default %u)\n"
             "  --request-timeout SEC whole generation (default %u; 0: none)\n"
@@ -418,8 +425,25 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
             printf("airlock serve: model '%s' from %s\n", models[i].name ? models[i].name : "(file name)",
                    models[i].path);
     }
-    if (st->keys)
-        printf("airlock serve: API keys from %s/keys.db (none defined: access is open)\n", state_dir);
+    if (st->keys) {
+        /* Tell the truth about access: open only when no key is usable. */
+        al_apikey_info *ki = NULL;
+        size_t n_keys = 0, n_live = 0;
+        al_error kerr;
+        if (al_keyring_list(st->keys, &ki, &n_keys, &kerr) == AL_OK) {
+            int64_t now = (int64_t)time(NULL);
+            for (size_t i = 0; i < n_keys; i++)
+                n_live += !ki[i].revoked && (!ki[i].expires_unix || ki[i].expires_unix > now);
+            free(ki);
+            if (n_keys == 0)
+                printf("airlock serve: API keys from %s/keys.db (none defined: access is open)\n", state_dir);
+            else
+                printf("airlock serve: API keys from %s/keys.db (%zu defined, %zu usable: every request needs one)\n",
+                       state_dir, n_keys, n_live);
+        } else {
+            printf("airlock serve: API keys from %s/keys.db (cannot list them: %s)\n", state_dir, kerr.msg);
+        }
+    }
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -439,6 +463,8 @@ int cmd_serve(int argc, char **argv)
     bool no_sandbox = false, use_mlock = false;
     const char *store_opt = NULL, *audit_content = NULL;
     serve_tls tls = {0};
+    const char *cors[16];
+    size_t n_cors = 0;
     memset(models, 0, sizeof(models));
 
     for (int i = 1; i < argc; i++) {
@@ -525,6 +551,22 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             cfg.default_chat_format = v;
+        } else if (!strcmp(a, "--reasoning-format")) {
+            if (strcmp(v, "split") && strcmp(v, "inline")) {
+                cli_errorf("serve", "--reasoning-format must be split or inline (got '%s')", v);
+                return 2;
+            }
+            cfg.reasoning_inline = !strcmp(v, "inline");
+        } else if (!strcmp(a, "--cors-origin")) {
+            if (n_cors == sizeof(cors) / sizeof(*cors)) {
+                cli_errorf("serve", "at most %zu --cors-origin", sizeof(cors) / sizeof(*cors));
+                return 2;
+            }
+            if (strcmp(v, "*") && strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
+                cli_errorf("serve", "--cors-origin takes an origin such as http://host:port, or \"*\" (got '%s')", v);
+                return 2;
+            }
+            cors[n_cors++] = v;
         } else if (!strcmp(a, "--listen")) {
             if (n_listen == AL_SERVER_MAX_LISTEN) {
                 cli_errorf("serve", "at most %d --listen", AL_SERVER_MAX_LISTEN);
@@ -600,6 +642,8 @@ int cmd_serve(int argc, char **argv)
         return trc;
     }
     serve_state st = {0};
+    cfg.cors_origins = cors;
+    cfg.n_cors_origins = n_cors;
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);
     serve_state_free(&st);
     serve_tls_free(&tls);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -376,9 +377,9 @@ static al_status parse(parser *p, al_gguf *g, const al_gguf_params *params)
     const al_gguf_kv *akv = al_gguf_find(g, "general.alignment");
     if (akv) {
         uint32_t a = 0;
-        if (!al_gguf_get_u32(g, "general.alignment", &a) || a == 0 || (a & (a - 1)) || a > 65536)
+        if (!al_gguf_get_u32(g, "general.alignment", &a) || a < 8 || (a & (a - 1)) || a > 65536)
             return al_err(p->err, AL_ERR_FORMAT,
-                          "%s: key 'general.alignment': must be a power of two up to 65536 (got %u)", p->path, a);
+                          "%s: key 'general.alignment': must be a power of two from 8 to 65536 (got %u)", p->path, a);
         g->alignment = a;
     }
     if ((st = parse_tensor_infos(p, g, params)))

@@ -657,17 +657,17 @@ static al_status load_layer(loader *L, uint32_t i)
         if (!ly->moe)
             return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
         ly->n_ff = m->moe->n_ff_exp;
-        if ((st = al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err)))
-            return st;
-        /* what al_moe_bind_layer read */
-        static const char *const moe_names[] = {
-            "ffn_gate_inp.weight", "ffn_gate_inp.bias", "ffn_gate_exps.weight", "ffn_up_exps.weight",
-            "ffn_down_exps.weight", "ffn_gate_exps.bias", "ffn_up_exps.bias", "ffn_down_exps.bias",
+        if (al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err))
+            return L->err->status;
+        /* The tensors moe.c binds (it finds them itself). */
+        static const char *const moe_tensors[] = {
+            "ffn_gate_inp.weight", "ffn_gate_inp.bias", "ffn_gate_exps.weight", "ffn_gate_exps.bias",
+            "ffn_up_exps.weight", "ffn_up_exps.bias", "ffn_down_exps.weight", "ffn_down_exps.bias",
             "ffn_gate_inp_shexp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"};
-        for (size_t k = 0; k < sizeof(moe_names) / sizeof(moe_names[0]); k++) {
-            if (k >= 8 && !m->moe->n_ff_shexp)
-                break;
-            const al_gguf_tensor *t = al_gguf_find_tensor(m->gguf, NAME(moe_names[k]));
+        for (size_t k = 0; k < sizeof(moe_tensors) / sizeof(moe_tensors[0]); k++) {
+            char tname[96];
+            snprintf(tname, sizeof(tname), "blk.%u.%s", i, moe_tensors[k]);
+            const al_gguf_tensor *t = al_gguf_find_tensor(m->gguf, tname);
             if (t)
                 mark_used(L, t);
         }
@@ -946,6 +946,10 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         return al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
     loader L = {.m = m, .path = path, .err = err};
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
+    /* Scales first: a corrupt block is the problem to report, whatever
+     * else the file holds. */
+    if (!st)
+        st = check_scales(&L);
     if (!st)
         st = load_hparams(&L);
     if (!st) {
@@ -956,8 +960,6 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
     }
     if (!st)
         st = rope_setup(&L);
-    if (!st)
-        st = check_scales(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
@@ -1073,6 +1075,10 @@ void al_model_get_info(const al_model *m, al_model_info *o)
             vtype = "bpe";
         else if (al_str_eq(vt, "bert"))
             vtype = "wpm";
+        else if (al_str_eq(vt, "t5"))
+            vtype = "ugm";
+        else if (al_str_eq(vt, "gemma4"))
+            vtype = "bpe (gemma4)";
         else
             vtype = "other";
     }

@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "server/responses.h"
 #include "server/server_int.h"
+#include "server/toolcall.h"
 #include "util/error.h"
 
 typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;
@@ -196,10 +198,20 @@ typedef struct gen_params {
     int32_t top_logprobs;
     bool stream;
     bool include_usage;
+    int32_t n_choices;        /* n: choices per prompt (0: 1) */
+    bool render_special;      /* the reply's control tokens are parsed (see sched.h) */
+    int32_t *bias_tok;        /* logit_bias (owned) */
+    float *bias_val;
+    size_t n_bias;
 } gen_params;
 
 static void gen_params_free(gen_params *g)
 {
+    free(g->bias_tok);
+    free(g->bias_val);
+    g->bias_tok = NULL;
+    g->bias_val = NULL;
+    g->n_bias = 0;
     for (size_t i = 0; i < g->n_stops; i++)
         free(g->stops[i]);
     free(g->stops);
@@ -235,6 +247,39 @@ static bool parse_stops(json_t *v, gen_params *g, perr *e)
     return true;
 }
 
+/* logit_bias: {"token id": bias in [-100, 100]}; -100 bans the token.
+ * Ids are checked against the vocabulary once the model is known. */
+static bool parse_logit_bias(json_t *v, gen_params *g, perr *e)
+{
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_object(v))
+        return fail(e, 400, "invalid_type", "logit_bias", "'logit_bias' must be an object of token id -> bias");
+    size_t n = json_object_size(v);
+    if (n > 1024)
+        return fail(e, 400, "invalid_value", "logit_bias", "at most 1024 logit_bias entries (got %zu)", n);
+    g->bias_tok = malloc((n ? n : 1) * sizeof(int32_t));
+    g->bias_val = malloc((n ? n : 1) * sizeof(float));
+    if (!g->bias_tok || !g->bias_val)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x)
+    {
+        char *end = NULL;
+        long id = strtol(k, &end, 10);
+        if (!*k || *end || id < 0 || id > INT32_MAX)
+            return fail(e, 400, "invalid_value", "logit_bias", "logit_bias key '%.40s' is not a token id", k);
+        if (!json_is_number(x) || !(json_number_value(x) >= -100 && json_number_value(x) <= 100))
+            return fail(e, 400, "invalid_value", "logit_bias", "logit_bias[\"%s\"] must be a number in [-100, 100]", k);
+        double b = json_number_value(x);
+        g->bias_tok[g->n_bias] = (int32_t)id;
+        g->bias_val[g->n_bias] = b <= -100 ? -INFINITY : (float)b;
+        g->n_bias++;
+    }
+    return true;
+}
+
 /* OpenAI request fields common to chat and completions. */
 static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, gen_params *g, perr *e)
 {
@@ -247,17 +292,18 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
     g->sp.top_p = 1.0f;
     g->sp.min_p = 0.0f;
     g->sp.repeat_penalty = 1.0f;
-    g->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)g << 16);
+    g->sp.seed = AL_SEED_RANDOM; /* the sampler draws one from getrandom */
     if (!get_bool(b, "stream", &g->stream, e))
         return false;
-    if (!get_int(b, "max_tokens", 1, cfg->max_tokens, &i, &pr, e))
+    /* Larger than --max-tokens or the room left: generation stops there with "length". */
+    if (!get_int(b, "max_tokens", 1, INT32_MAX, &i, &pr, e))
         return false;
     if (pr)
-        g->max_tokens = (int32_t)i;
-    if (!get_int(b, "max_completion_tokens", 1, cfg->max_tokens, &i, &pr, e))
+        g->max_tokens = (int32_t)(i < cfg->max_tokens ? i : cfg->max_tokens);
+    if (!get_int(b, "max_completion_tokens", 1, INT32_MAX, &i, &pr, e))
         return false;
     if (pr)
-        g->max_tokens = (int32_t)i;
+        g->max_tokens = (int32_t)(i < cfg->max_tokens ? i : cfg->max_tokens);
     if (!get_num(b, "temperature", 0, 2, &x, &pr, e))
         return false;
     if (pr)
@@ -277,11 +323,31 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
     if (!get_int(b, "seed", INT64_MIN, INT64_MAX, &i, &pr, e))
         return false;
     if (pr)
-        g->sp.seed = (uint64_t)i;
-    if (!get_int(b, "n", 1, 128, &i, &pr, e))
+        g->sp.seed = (uint64_t)i == AL_SEED_RANDOM ? 0 : (uint64_t)i;
+    /* Fields OpenAI does not define that llama.cpp's server and Open WebUI send. */
+    if (!get_int(b, "top_k", 0, 1000000, &i, &pr, e))
         return false;
-    if (pr && i != 1)
-        return fail(e, 400, "unsupported_value", "n", "n = %lld is not supported: this server returns one choice", i);
+    if (pr)
+        g->sp.top_k = (int32_t)i;
+    if (!get_num(b, "min_p", 0, 1, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.min_p = (float)x;
+    if (!get_num(b, "repeat_penalty", 0, 10, &x, &pr, e))
+        return false;
+    if (pr)
+        g->sp.repeat_penalty = (float)x;
+    if (!get_int(b, "repeat_last_n", -1, 1 << 20, &i, &pr, e))
+        return false;
+    if (pr)
+        g->sp.repeat_last_n = (int32_t)i;
+    if (!parse_logit_bias(json_object_get(b, "logit_bias"), g, e))
+        return false;
+    if (!get_int(b, "n", 1, 8, &i, &pr, e))
+        return false;
+    if (pr && i > 1 && g->stream)
+        return fail(e, 400, "unsupported_value", "n", "n > 1 is not streamed by this server; ask without stream");
+    g->n_choices = pr ? (int32_t)i : 1;
     if (!get_int(b, "best_of", 1, 1, &i, &pr, e))
         return false;
     json_t *u = json_object_get(b, "user");
@@ -326,9 +392,6 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
             return fail(e, 400, "unsupported_value", "response_format.type",
                         "response_format type '%s' is not supported (use 'text' or 'json_object')", ts);
     }
-    json_t *tools = json_object_get(b, "tools");
-    if (tools && !json_is_null(tools) && !json_is_array(tools))
-        return fail(e, 400, "invalid_type", "tools", "'tools' must be a list");
     return true;
 }
 
@@ -342,7 +405,8 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
     g->sp.temperature = 0.8f;
     g->sp.top_k = 40;
     g->sp.top_p = 0.9f;
-    g->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)g << 16);
+    g->sp.seed = AL_SEED_RANDOM;
+    g->n_choices = 1;
     g->stream = true;
     if (!get_bool(b, "stream", &g->stream, e))
         return false;
@@ -397,17 +461,60 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
     if (!get_int(o, "seed", INT64_MIN, INT64_MAX, &i, &pr, e))
         return false;
     if (pr)
-        g->sp.seed = (uint64_t)i;
-    if (!get_int(o, "num_predict", -2, cfg->max_tokens, &i, &pr, e))
+        g->sp.seed = (uint64_t)i == AL_SEED_RANDOM ? 0 : (uint64_t)i;
+    if (!get_int(o, "num_predict", -2, INT32_MAX, &i, &pr, e))
         return false;
     if (pr && i > 0)
-        g->max_tokens = (int32_t)i;
+        g->max_tokens = (int32_t)(i < cfg->max_tokens ? i : cfg->max_tokens);
+    else if (pr && i < 0) /* -1, -2: until the context is full */
+        g->max_tokens = cfg->max_tokens;
     if (!parse_stops(json_object_get(o, "stop"), g, e))
         return false;
     return true;
 }
 
 /* ------------------------------------------------------------- prompts */
+
+/* An assistant's earlier tool calls as templates expect them: arguments
+ * as an object (OpenAI sends a JSON string, Ollama an object; a string
+ * that is not JSON stays a string), and a "type". */
+static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
+{
+    if (!json_is_array(tcs)) {
+        fail(e, 400, "invalid_type", where, "%s must be a list", where);
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(tcs, i, c)
+    {
+        json_t *f = json_object_get(c, "function");
+        json_t *nm = json_object_get(f, "name");
+        if (!json_is_object(c) || !json_is_string(nm)) {
+            fail(e, 400, "invalid_value", where, "%s[%zu] must be {\"type\":\"function\",\"function\":{\"name\",..."
+                 "}}", where, i);
+            json_decref(out);
+            return NULL;
+        }
+        json_t *a = json_object_get(f, "arguments");
+        json_t *args = NULL;
+        if (json_is_string(a))
+            args = json_loads(json_string_value(a), JSON_DECODE_ANY, NULL);
+        else if (a && !json_is_null(a))
+            args = json_incref(a);
+        if (!args)
+            args = json_is_string(a) ? json_incref(a) : json_object();
+        json_t *nc = json_deep_copy(c);
+        json_t *nf = json_object_get(nc, "function");
+        json_object_set(nf, "arguments", args);
+        json_decref(args);
+        if (!json_object_get(nc, "type"))
+            json_object_set_new(nc, "type", json_string("function"));
+        json_array_append_new(out, nc);
+    }
+    return out;
+}
 
 /* Messages in the shape templates expect: role + string content (text
  * parts joined), tool fields passed through. */
@@ -491,11 +598,24 @@ static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
             goto bad;
         }
         json_t *nm = json_pack("{s:s,s:o}", "role", rs, "content", text);
-        const char *pass[] = {"tool_calls", "tool_call_id", "name"};
-        for (size_t q = 0; q < 3; q++) {
+        const char *pass[] = {"tool_call_id", "name", "tool_name", "reasoning_content"};
+        for (size_t q = 0; q < sizeof(pass) / sizeof(*pass); q++) {
             json_t *v = json_object_get(m, pass[q]);
             if (v && !json_is_null(v))
                 json_object_set(nm, pass[q], v);
+        }
+        json_t *th = json_object_get(m, "thinking"); /* Ollama's name for it */
+        if (json_is_string(th) && !json_object_get(nm, "reasoning_content"))
+            json_object_set(nm, "reasoning_content", th);
+        json_t *tcs = json_object_get(m, "tool_calls");
+        if (tcs && !json_is_null(tcs)) {
+            snprintf(pname, sizeof(pname), "messages[%zu].tool_calls", i);
+            json_t *nt = norm_tool_calls(tcs, pname, e);
+            if (!nt) {
+                json_decref(nm);
+                goto bad;
+            }
+            json_object_set_new(nm, "tool_calls", nt);
         }
         json_array_append_new(out, nm);
     }
@@ -607,7 +727,10 @@ void srv_api_free(al_server *srv)
     srv->tmpls = NULL;
 }
 
-static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, json_t *msgs, json_t *tools, char **out, perr *e)
+/* Renders msgs; a (may be NULL) gives the tools and the thinking switches;
+ * *fmt (may be NULL) gets the template's tool-call / reasoning format. */
+static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, json_t *msgs, const srv_agent_req *a,
+                        srv_chat_fmt *fmt, char **out, perr *e)
 {
     srv_model_status st;
     srv_model_get_status(srv->sched, sm, &st);
@@ -622,18 +745,28 @@ static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, js
     if (!ct)
         return fail(e, 500, "template_error", NULL, "the chat template of '%s' does not parse: %s", st.name,
                     err.msg);
+    srv_chat_fmt f;
+    srv_chat_fmt_detect(src, &f);
+    if (fmt)
+        *fmt = f;
     char *mj = json_dumps(msgs, JSON_COMPACT);
-    char *tj = tools && json_is_array(tools) && json_array_size(tools) ? json_dumps(tools, JSON_COMPACT) : NULL;
+    json_t *tools = a ? srv_agent_template_tools(a) : NULL;
+    json_t *vars = a ? srv_agent_template_vars(a, &f) : NULL;
+    char *tj = tools && json_array_size(tools) ? json_dumps(tools, JSON_COMPACT) : NULL;
+    char *xj = vars && json_object_size(vars) ? json_dumps(vars, JSON_COMPACT) : NULL;
+    json_decref(tools);
+    json_decref(vars);
     const al_vocab *v = al_model_vocab(model);
     char bos[128], eos[128];
     piece_of(v, al_vocab_bos(v), bos, sizeof(bos));
     piece_of(v, al_vocab_eos(v), eos, sizeof(eos));
-    al_template_inputs in = {.messages_json = mj, .tools_json = tj, .add_generation_prompt = true,
+    al_template_inputs in = {.messages_json = mj, .tools_json = tj, .extra_json = xj, .add_generation_prompt = true,
                              .bos_token = bos, .eos_token = eos};
     size_t len = 0;
     al_status s = mj ? al_template_render(ct->t, &in, out, &len, &err) : AL_ERR_NOMEM;
     free(mj);
     free(tj);
+    free(xj);
     chat_tmpl_put(srv, ct);
     if (s)
         return fail(e, s == AL_ERR_NOMEM ? 500 : 400, "template_error", "messages",
@@ -691,7 +824,52 @@ typedef struct gen_ctx {
     double t_start;
     int32_t n_prompt;
     size_t text_offset;       /* completions logprobs text_offset */
+    bool parse;               /* reasoning and/or tool calls parsed out of the reply */
+    srv_parse_opts po;        /* po.tool_defs: a reference the gen_ctx's owner drops */
+    bool parallel;            /* parallel_tool_calls */
+    srv_resp_state *resp;     /* POST /v1/responses: its output state (owned by the gen_ctx's owner) */
 } gen_ctx;
+
+static void resp_free(srv_resp_state *st)
+{
+    if (st) {
+        srv_resp_free(st);
+        free(st);
+    }
+}
+
+/* The reply parsed as g asks; calls cut to one without parallel_tool_calls. */
+static bool parse_reply(const gen_ctx *g, const char *text, size_t n, bool final, srv_parsed *p)
+{
+    if (!srv_reply_parse(&g->po, text ? text : "", text ? n : 0, final, p))
+        return false;
+    if (!g->parallel)
+        while (p->n_calls > 1) {
+            srv_tool_call *c = &p->calls[--p->n_calls];
+            free(c->id);
+            free(c->name);
+            free(c->args);
+        }
+    return true;
+}
+
+/* message.tool_calls of calls [from, to): OpenAI's shape (with "index" in
+ * stream deltas) or Ollama's. ids[] holds each call's id, made on first use. */
+static json_t *calls_json(const gen_ctx *g, const srv_parsed *p, size_t from, size_t to, char (*ids)[48], bool delta)
+{
+    json_t *a = json_array();
+    for (size_t i = from; i < to; i++) {
+        if (!ids[i][0])
+            srv_call_id(&p->calls[i], g->po.fmt.tools, ids[i]);
+        json_t *c = g->d == D_OL_CHAT ? srv_call_ollama(&p->calls[i], ids[i], i) : srv_call_oai(&p->calls[i], ids[i], i);
+        if (c && !delta && g->d != D_OL_CHAT)
+            json_object_del(c, "index");
+        json_array_append_new(a, c);
+    }
+    return a;
+}
+
+enum { MAX_CALLS = 64 }; /* tool calls shown per reply */
 
 static const char *finish_str(srv_finish f)
 {
@@ -811,6 +989,11 @@ typedef struct stream {
     int phase;                /* 0 first, 1 running, 2 done */
     char *buf;                /* bytes ready for MHD */
     size_t buf_len, buf_off, buf_cap;
+    /* g.parse: the whole reply so far, and what of its parse was sent */
+    char *all;
+    size_t n_all, cap_all;
+    size_t sent_content, sent_reasoning, sent_calls;
+    char (*ids)[48];          /* (MAX_CALLS) */
 } stream;
 
 static bool sbuf_add(stream *s, const char *p, size_t n)
@@ -845,6 +1028,22 @@ static void emit(stream *s, json_t *o)
     free(j);
 }
 
+/* One Responses API event: "event: TYPE\ndata: {...}\n\n". */
+static void emit_event(void *user, const char *type, json_t *o)
+{
+    stream *s = user;
+    char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!j)
+        return;
+    sbuf_add(s, "event: ", 7);
+    sbuf_add(s, type, strlen(type));
+    sbuf_add(s, "\ndata: ", 7);
+    sbuf_add(s, j, strlen(j));
+    sbuf_add(s, "\n\n", 2);
+    free(j);
+}
+
 static json_t *oai_chunk(stream *s, json_t *choice)
 {
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", s->g.id, "object",
@@ -856,6 +1055,100 @@ static json_t *oai_chunk(stream *s, json_t *choice)
     return o;
 }
 
+/* g.parse: adds the view's text to the reply, parses it again and emits
+ * what is new: reasoning, content, then whole tool calls. */
+static bool stream_parsed(stream *s, const srv_job_view *v)
+{
+    if (v->n_text) {
+        if (s->n_all + v->n_text + 1 > s->cap_all) {
+            size_t cap = s->cap_all ? s->cap_all : 1024;
+            while (cap < s->n_all + v->n_text + 1)
+                cap *= 2;
+            char *nb = realloc(s->all, cap);
+            if (!nb)
+                return false;
+            s->all = nb;
+            s->cap_all = cap;
+        }
+        memcpy(s->all + s->n_all, v->text, v->n_text);
+        s->n_all += v->n_text;
+        s->all[s->n_all] = 0;
+    }
+    if (!s->ids && !(s->ids = calloc(MAX_CALLS, sizeof(*s->ids))))
+        return false;
+    srv_parsed p;
+    if (!parse_reply(&s->g, s->all, s->n_all, v->finish != SRV_FINISH_NONE, &p))
+        return false;
+    size_t nc = p.n_calls < MAX_CALLS ? p.n_calls : MAX_CALLS;
+    if (s->g.resp) {
+        for (size_t i = s->sent_calls; i < nc; i++)
+            srv_call_id(&p.calls[i], s->g.po.fmt.tools, s->ids[i]);
+        srv_resp_update(s->g.resp, &p, nc, s->ids);
+        s->sent_calls = nc;
+        if (v->finish == SRV_FINISH_STOP || v->finish == SRV_FINISH_LENGTH)
+            json_decref(srv_resp_finish(s->g.resp, &p, v->finish == SRV_FINISH_LENGTH, s->job->n_prompt, v->n_gen,
+                                        v->n_cached));
+        srv_parsed_free(&p);
+        return true;
+    }
+    bool new_r = p.n_reasoning > s->sent_reasoning, new_c = p.n_content > s->sent_content, new_t = nc > s->sent_calls;
+    json_t *r = new_r ? jstr(p.reasoning + s->sent_reasoning, p.n_reasoning - s->sent_reasoning) : NULL;
+    json_t *c = new_c ? jstr(p.content + s->sent_content, p.n_content - s->sent_content) : NULL;
+    json_t *t = new_t ? calls_json(&s->g, &p, s->sent_calls, nc, s->ids, true) : NULL;
+    switch (s->g.d) {
+    case D_OAI_CHAT: {
+        json_t *lp = s->g.logprobs && v->n_toks_new ? chat_logprobs(&s->g, v->toks, v->n_toks_new) : NULL;
+        json_t *parts[3] = {r, c, t};
+        const char *keys[3] = {"reasoning_content", "content", "tool_calls"};
+        for (int k = 0; k < 3; k++) {
+            if (!parts[k])
+                continue;
+            json_t *delta = json_object();
+            json_object_set_new(delta, keys[k], parts[k]);
+            emit(s, oai_chunk(s, json_pack("{s:i,s:o,s:o,s:n}", "index", 0, "delta", delta, "logprobs",
+                                           lp ? lp : json_null(), "finish_reason")));
+            lp = NULL;
+        }
+        if (lp)
+            emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:o,s:n}", "index", 0, "delta", "logprobs", lp,
+                                           "finish_reason")));
+        break;
+    }
+    case D_OL_CHAT:
+    case D_OL_GEN:
+        if (r || c || t) {
+            json_t *o;
+            if (s->g.d == D_OL_CHAT) {
+                json_t *m = json_pack("{s:s,s:o}", "role", "assistant", "content", c ? c : json_string(""));
+                if (r)
+                    json_object_set_new(m, "thinking", r);
+                if (t)
+                    json_object_set_new(m, "tool_calls", t);
+                o = json_pack("{s:s,s:o,s:o,s:b}", "model", s->g.model_name, "created_at", rfc3339_now(), "message",
+                              m, "done", 0);
+            } else {
+                json_decref(t);
+                o = json_pack("{s:s,s:o,s:o,s:b}", "model", s->g.model_name, "created_at", rfc3339_now(),
+                              "response", c ? c : json_string(""), "done", 0);
+                if (o && r)
+                    json_object_set_new(o, "thinking", r);
+            }
+            emit(s, o);
+        }
+        break;
+    case D_OAI_COMPL:
+        json_decref(r);
+        json_decref(c);
+        json_decref(t);
+        break;
+    }
+    s->sent_reasoning = p.n_reasoning > s->sent_reasoning ? p.n_reasoning : s->sent_reasoning;
+    s->sent_content = p.n_content > s->sent_content ? p.n_content : s->sent_content;
+    s->sent_calls = nc > s->sent_calls ? nc : s->sent_calls;
+    srv_parsed_free(&p);
+    return true;
+}
+
 /* Turns new job output into events; returns false when nothing new. */
 static bool stream_produce(stream *s)
 {
@@ -863,14 +1156,22 @@ static bool stream_produce(stream *s)
     if (!srv_job_view_take(s->sched, s->job, s->text_pos, s->tok_pos, &v))
         return false;
     bool produced = false;
-    if (s->phase == 0 && s->g.d == D_OAI_CHAT) {
+    if (s->phase == 0 && s->g.resp) {
+        srv_resp_begin(s->g.resp);
+        produced = true;
+    } else if (s->phase == 0 && s->g.d == D_OAI_CHAT) {
         emit(s, oai_chunk(s, json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", 0, "delta", "role", "assistant",
                                        "content", "", "logprobs", "finish_reason")));
         produced = true;
     }
     if (s->phase == 0)
         s->phase = 1;
-    if (v.n_text || v.n_toks_new) {
+    if (s->g.parse) {
+        stream_parsed(s, &v); /* out of memory loses a delta; the finish below still ends the stream */
+        s->text_pos = v.text_end;
+        s->tok_pos = v.toks_end;
+        produced = true;
+    } else if (v.n_text || v.n_toks_new) {
         json_t *t = jstr(v.text, v.n_text);
         switch (s->g.d) {
         case D_OAI_CHAT: {
@@ -902,7 +1203,12 @@ static bool stream_produce(stream *s)
         perr e = {0};
         int bad = job_error(s->job, &e);
         bool sse = s->g.d == D_OAI_CHAT || s->g.d == D_OAI_COMPL;
-        if (bad) {
+        if (bad && s->g.resp) {
+            emit_event(s, "error", json_pack("{s:s,s:s,s:s,s:n}", "type", "error", "code", e.code ? e.code : "error",
+                                             "message", e.msg, "param"));
+        } else if (s->g.resp) {
+            /* response.completed went out with the last parse */
+        } else if (bad) {
             if (sse)
                 emit(s, json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", e.msg, "type",
                                   bad >= 500 ? "server_error" : "invalid_request_error", "param", "code",
@@ -910,7 +1216,7 @@ static bool stream_produce(stream *s)
             else
                 emit(s, json_pack("{s:s}", "error", e.msg));
         } else if (sse) {
-            const char *fr = finish_str(v.finish);
+            const char *fr = s->sent_calls && v.finish == SRV_FINISH_STOP ? "tool_calls" : finish_str(v.finish);
             if (s->g.d == D_OAI_CHAT)
                 emit(s, oai_chunk(s, json_pack("{s:i,s:{},s:n,s:s}", "index", 0, "delta", "logprobs",
                                                "finish_reason", fr)));
@@ -936,7 +1242,7 @@ static bool stream_produce(stream *s)
                 ollama_stats(o, s->job, s->g.t_start);
             emit(s, o);
         }
-        if (sse)
+        if (sse && !s->g.resp)
             sbuf_add(s, "data: [DONE]\n\n", 14);
         s->phase = 2;
         s->req->completion_tokens = v.n_gen;
@@ -994,6 +1300,12 @@ static void stream_free(void *cls)
     srv_model_release(s->sched, s->model);
     srv_job_free(s->job);
     free(s->buf);
+    if (s->all)
+        explicit_bzero(s->all, s->cap_all);
+    free(s->all);
+    free(s->ids);
+    json_decref(s->g.po.tool_defs);
+    resp_free(s->g.resp);
     free(s);
 }
 
@@ -1002,6 +1314,8 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
 {
     stream *s = calloc(1, sizeof(*s));
     if (!s) {
+        json_decref(g->po.tool_defs);
+        resp_free(g->resp);
         srv_job_cancel_wait(r->srv->sched, job);
         srv_job_free(job);
         srv_model_release(r->srv->sched, m);
@@ -1012,6 +1326,10 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
     s->job = job;
     s->model = m;
     s->req = r;
+    if (s->g.resp) {
+        s->g.resp->emit = emit_event;
+        s->g.resp->user = s;
+    }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
                                                                   stream_free);
     if (!resp) {
@@ -1021,6 +1339,7 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
     bool sse = g->d == D_OAI_CHAT || g->d == D_OAI_COMPL;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, sse ? "text/event-stream" : "application/x-ndjson");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    srv_add_cors(r, resp);
     r->status = 200;
     int ret = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
@@ -1096,8 +1415,8 @@ static void extend_timeout(srv_req *r)
 }
 
 /* Fills a job from params (moves the stop strings) and submits it. */
-static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt, int32_t n_prompt, srv_job **out,
-                       perr *e)
+static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt, int32_t n_prompt, int32_t choice,
+                       srv_job *prompt_from, srv_job **out, perr *e)
 {
     const al_server_config *cfg = &r->srv->cfg;
     srv_job *j = srv_job_new();
@@ -1129,6 +1448,22 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         j->n_stops++;
     }
     j->json_mode = gp->json_mode;
+    j->render_special = gp->render_special;
+    j->prompt_from = prompt_from;
+    if (gp->n_bias) {
+        j->bias_tok = malloc(gp->n_bias * sizeof(int32_t));
+        j->bias_val = malloc(gp->n_bias * sizeof(float));
+        if (!j->bias_tok || !j->bias_val) {
+            srv_job_free(j);
+            return fail(e, 500, NULL, NULL, "out of memory");
+        }
+        memcpy(j->bias_tok, gp->bias_tok, gp->n_bias * sizeof(int32_t));
+        memcpy(j->bias_val, gp->bias_val, gp->n_bias * sizeof(float));
+        j->n_bias = gp->n_bias;
+    }
+    /* Choice k of n: another seed, so that the choices differ. */
+    if (j->sp.seed != AL_SEED_RANDOM && (j->sp.seed += (uint64_t)choice) == AL_SEED_RANDOM)
+        j->sp.seed = 0;
     j->want_logprobs = gp->logprobs;
     j->top_logprobs = gp->top_logprobs;
     if (cfg->request_timeout_s)
@@ -1144,7 +1479,35 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     return true;
 }
 
-static int handle_generate(srv_req *r, dialect d)
+/* choices[index] of a finished chat job: content, reasoning_content and
+ * tool_calls as the reply's format gives them. */
+static json_t *chat_choice(const gen_ctx *g, srv_job *j, size_t index)
+{
+    json_t *lp = g->logprobs ? chat_logprobs((gen_ctx *)g, j->toks, j->n_toks) : json_null();
+    const char *fr = finish_str(j->finish);
+    srv_parsed p;
+    if (!g->parse || !parse_reply(g, j->text, j->text_len, true, &p))
+        return json_pack("{s:i,s:{s:s,s:o},s:o,s:s}", "index", (int)index, "message", "role", "assistant", "content",
+                         jstr(j->text, j->text_len), "logprobs", lp, "finish_reason", fr);
+    json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content",
+                            p.n_calls && !p.n_content ? json_null() : jstr(p.content, p.n_content));
+    if (msg && p.n_reasoning)
+        json_object_set_new(msg, "reasoning_content", jstr(p.reasoning, p.n_reasoning));
+    if (msg && p.n_calls) {
+        char(*ids)[48] = calloc(p.n_calls, sizeof(*ids));
+        if (ids)
+            json_object_set_new(msg, "tool_calls", calls_json(g, &p, 0, p.n_calls, ids, false));
+        free(ids);
+        if (j->finish == SRV_FINISH_STOP)
+            fr = "tool_calls";
+    }
+    srv_parsed_free(&p);
+    return json_pack("{s:i,s:o,s:o,s:s}", "index", (int)index, "message", msg, "logprobs", lp, "finish_reason", fr);
+}
+
+/* resp_body: the original body of a POST /v1/responses (r->json then holds
+ * its chat translation), else NULL. */
+static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
 {
     al_server *srv = r->srv;
     json_t *b = r->json;
@@ -1155,6 +1518,12 @@ static int handle_generate(srv_req *r, dialect d)
         return reply_perr(r, &e);
     bool ok = (d == D_OAI_CHAT || d == D_OAI_COMPL) ? parse_oai_params(b, d, &srv->cfg, &gp, &e)
                                                     : parse_ollama_params(b, &srv->cfg, &gp, &e);
+    srv_agent_req ag = {.parallel = true, .think = -1};
+    if (ok && d != D_OAI_COMPL) {
+        char where[256], msg[512];
+        if (!srv_agent_parse(b, d == D_OL_CHAT || d == D_OL_GEN, false, &ag, where, sizeof(where), msg, sizeof(msg)))
+            ok = fail(&e, 400, "invalid_value", where, "%s: %s", where, msg);
+    }
     if (!ok) {
         gen_params_free(&gp);
         return reply_perr(r, &e);
@@ -1200,10 +1569,23 @@ static int handle_generate(srv_req *r, dialect d)
     size_t n_prompts = 0;
     char *text = NULL;
     int ret;
+    srv_chat_fmt fmt = {0};
+    bool templated = false;
+    for (size_t i = 0; i < gp.n_bias; i++)
+        if (gp.bias_tok[i] >= al_vocab_n_tokens(vocab)) {
+            int32_t bad_id = gp.bias_tok[i], n_vocab = al_vocab_n_tokens(vocab);
+            json_decref(msgs);
+            gen_params_free(&gp);
+            srv_model_release(srv->sched, m);
+            return srv_reply_error(r, 400, "invalid_value", "logit_bias",
+                                   "logit_bias: token id %d is not in this model's vocabulary (%d tokens)", bad_id,
+                                   n_vocab);
+        }
     if (d == D_OAI_CHAT || d == D_OL_CHAT) {
-        ok = render_chat(srv, m, model, msgs, json_object_get(b, "tools"), &text, &e) &&
+        ok = render_chat(srv, m, model, msgs, &ag, &fmt, &text, &e) &&
              tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
         n_prompts = ok;
+        templated = true;
     } else if (d == D_OL_GEN) {
         const char *p = json_string_value(prompt);
         if (!p || !*p) {
@@ -1226,9 +1608,11 @@ static int handle_generate(srv_req *r, dialect d)
             if (json_is_string(sys) && json_string_length(sys))
                 json_array_append_new(mm, json_pack("{s:s,s:O}", "role", "system", "content", sys));
             json_array_append_new(mm, json_pack("{s:s,s:s}", "role", "user", "content", p));
-            ok = render_chat(srv, m, model, mm, NULL, &text, &e) &&
+            ag.tools = NULL; /* /api/generate takes no tools */
+            ok = render_chat(srv, m, model, mm, &ag, &fmt, &text, &e) &&
                  tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
             json_decref(mm);
+            templated = true;
         } else {
             ok = tokenize(vocab, p, strlen(p), true, false, n_ctx, &ptok[0], &pn[0], &e);
         }
@@ -1281,23 +1665,66 @@ static int handle_generate(srv_req *r, dialect d)
             }
         }
     }
+    /* Reasoning and tool calls are parsed out of replies in the template's format. */
+    if (ok && templated) {
+        bool tools_on = ag.tools && ag.choice != SRV_TC_NONE;
+        bool split = !srv->cfg.reasoning_inline && fmt.think != SRV_THINK_NONE;
+        g.parse = tools_on || split;
+        g.po.fmt = fmt;
+        g.po.tools = tools_on;
+        g.po.split_reasoning = !srv->cfg.reasoning_inline;
+        g.po.in_think = fmt.think == SRV_THINK_TAGS && text && srv_prompt_opens_think(text, strlen(text));
+        g.po.tool_defs = tools_on ? json_incref(ag.tools) : NULL;
+        g.parallel = ag.parallel;
+        if (resp_body && (g.resp = calloc(1, sizeof(*g.resp))))
+            srv_resp_init(g.resp, g.model_name, resp_body, NULL, NULL);
+        if (resp_body && !g.resp)
+            ok = fail(&e, 500, NULL, NULL, "out of memory");
+        g.parse = g.parse || g.resp; /* the Responses API always shapes the parse */
+        /* Markers that are control tokens are rendered for the parser, and
+         * gpt-oss's always: without them its channels would run together. */
+        gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
+        /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
+         * call (of ag.choice_name) whose arguments match the tool's parameters schema,
+         * once grammar-constrained decoding lands; until then they are only hints (the
+         * named tool is the only one the template shows). */
+    }
     free(text);
     json_decref(msgs);
-    srv_job *jobs[MAX_PROMPTS] = {0};
+    enum { MAX_JOBS = MAX_PROMPTS * 8 };
+    srv_job *jobs[MAX_JOBS] = {0};
     size_t n_jobs = 0;
+    int32_t n_choices = gp.n_choices > 0 ? gp.n_choices : 1;
     for (size_t i = 0; ok && i < n_prompts; i++) {
-        ok = submit_job(r, m, &gp, ptok[i], pn[i], &jobs[i], &e);
-        ptok[i] = NULL; /* the job owns it (or freed it) */
-        n_jobs += ok;
+        for (int32_t k = 0; ok && k < n_choices; k++) {
+            int32_t *pt = ptok[i];
+            if (k + 1 < n_choices) { /* the last choice takes the prompt itself */
+                pt = malloc((size_t)pn[i] * sizeof(int32_t));
+                if (!pt) {
+                    ok = fail(&e, 500, NULL, NULL, "out of memory");
+                    break;
+                }
+                memcpy(pt, ptok[i], (size_t)pn[i] * sizeof(int32_t));
+            } else {
+                ptok[i] = NULL; /* the job owns it (or freed it) */
+            }
+            /* Choices after the first copy its prompt's KV (sched.c). */
+            srv_job *from = k > 0 ? jobs[n_jobs - (size_t)k] : NULL;
+            ok = submit_job(r, m, &gp, pt, pn[i], k, from, &jobs[n_jobs], &e);
+            n_jobs += ok;
+        }
     }
     for (size_t i = 0; i < MAX_PROMPTS; i++)
         free(ptok[i]);
     gen_params_free(&gp);
     if (!ok) {
-        for (size_t i = 0; i < n_jobs; i++) {
+        /* All let go before any is freed: a later choice may point at an earlier one. */
+        for (size_t i = 0; i < n_jobs; i++)
             srv_job_cancel_wait(srv->sched, jobs[i]);
+        for (size_t i = 0; i < n_jobs; i++)
             srv_job_free(jobs[i]);
-        }
+        json_decref(g.po.tool_defs);
+        resp_free(g.resp);
         srv_model_release(srv->sched, m);
         return reply_perr(r, &e);
     }
@@ -1318,22 +1745,41 @@ static int handle_generate(srv_req *r, dialect d)
         json_t *o = NULL;
         int32_t tp = 0, tg = 0, tc = 0;
         for (size_t i = 0; i < n_jobs; i++) {
-            tp += jobs[i]->n_prompt;
+            if (i % (size_t)n_choices == 0) { /* the n choices of a prompt count it once */
+                tp += jobs[i]->n_prompt;
+                tc += jobs[i]->n_cached;
+            }
             tg += jobs[i]->n_gen;
-            tc += jobs[i]->n_cached;
         }
         r->completion_tokens = tg;
         srv_job *j = jobs[0];
         srv_req_keep_completion(r, j->text, j->text_len);
         json_t *t = jstr(j->text, j->text_len);
-        switch (d) {
+        srv_parsed pr = {0};
+        if (g.parse && d != D_OAI_CHAT && d != D_OAI_COMPL && !parse_reply(&g, j->text, j->text_len, true, &pr))
+            g.parse = false;
+        if (g.resp) { /* POST /v1/responses */
+            json_decref(t);
+            srv_parsed rp;
+            if (parse_reply(&g, j->text, j->text_len, true, &rp)) {
+                char(*ids)[48] = calloc(rp.n_calls ? rp.n_calls : 1, sizeof(*ids));
+                for (size_t i = 0; ids && i < rp.n_calls; i++)
+                    srv_call_id(&rp.calls[i], g.po.fmt.tools, ids[i]);
+                if (ids)
+                    srv_resp_update(g.resp, &rp, rp.n_calls, ids);
+                o = srv_resp_finish(g.resp, &rp, j->finish == SRV_FINISH_LENGTH, tp, tg, tc);
+                free(ids);
+                srv_parsed_free(&rp);
+            }
+        } else switch (d) {
         case D_OAI_CHAT: {
-            json_t *lp = g.logprobs ? chat_logprobs(&g, j->toks, j->n_toks) : json_null();
-            o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:[{s:i,s:{s:s,s:o},s:o,s:s}],s:o}", "id", g.id, "object",
-                          "chat.completion", "created", (json_int_t)g.created, "model", g.model_name,
-                          "system_fingerprint", "airlock-" AL_VERSION, "choices", "index", 0, "message", "role",
-                          "assistant", "content", t, "logprobs", lp, "finish_reason", finish_str(j->finish), "usage",
-                          usage_json(tp, tg, tc));
+            json_decref(t);
+            json_t *choices = json_array();
+            for (size_t i = 0; i < n_jobs; i++)
+                json_array_append_new(choices, chat_choice(&g, jobs[i], i));
+            o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", g.id, "object", "chat.completion", "created",
+                          (json_int_t)g.created, "model", g.model_name, "system_fingerprint", "airlock-" AL_VERSION,
+                          "choices", choices, "usage", usage_json(tp, tg, tc));
             break;
         }
         case D_OAI_COMPL: {
@@ -1352,27 +1798,60 @@ static int handle_generate(srv_req *r, dialect d)
                           "choices", choices, "usage", usage_json(tp, tg, tc));
             break;
         }
-        case D_OL_CHAT:
-            o = json_pack("{s:s,s:o,s:{s:s,s:o},s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(),
-                          "message", "role", "assistant", "content", t, "done", 1, "done_reason",
-                          finish_str(j->finish));
-            if (o)
-                ollama_stats(o, j, g.t_start);
-            break;
-        case D_OL_GEN:
-            o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(), "response",
-                          t, "done", 1, "done_reason", finish_str(j->finish));
+        case D_OL_CHAT: {
+            json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content",
+                                    g.parse ? jstr(pr.content, pr.n_content) : json_incref(t));
+            if (msg && g.parse && pr.n_reasoning)
+                json_object_set_new(msg, "thinking", jstr(pr.reasoning, pr.n_reasoning));
+            if (msg && g.parse && pr.n_calls) {
+                char(*ids)[48] = calloc(pr.n_calls, sizeof(*ids));
+                if (ids)
+                    json_object_set_new(msg, "tool_calls", calls_json(&g, &pr, 0, pr.n_calls, ids, false));
+                free(ids);
+            }
+            json_decref(t);
+            o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(), "message",
+                          msg, "done", 1, "done_reason", finish_str(j->finish));
             if (o)
                 ollama_stats(o, j, g.t_start);
             break;
         }
+        case D_OL_GEN:
+            o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(), "response",
+                          g.parse ? jstr(pr.content, pr.n_content) : json_incref(t), "done", 1, "done_reason",
+                          finish_str(j->finish));
+            if (o && g.parse && pr.n_reasoning)
+                json_object_set_new(o, "thinking", jstr(pr.reasoning, pr.n_reasoning));
+            json_decref(t);
+            if (o)
+                ollama_stats(o, j, g.t_start);
+            break;
+        }
+        srv_parsed_free(&pr);
         ret = srv_reply_json(r, 200, o);
     }
     for (size_t i = 0; i < n_jobs; i++) {
         observe_job(srv, jobs[i], r->t_start);
         srv_job_free(jobs[i]);
     }
+    json_decref(g.po.tool_defs);
+    resp_free(g.resp);
     srv_model_release(srv->sched, m);
+    return ret;
+}
+
+/* POST /v1/responses: translated into a chat request (responses.c). */
+static int handle_responses(srv_req *r)
+{
+    char where[128], msg[512];
+    json_t *chat = srv_responses_to_chat(r->json, where, sizeof(where), msg, sizeof(msg));
+    if (!chat)
+        return srv_reply_error(r, 400, "invalid_value", where, "%s: %s", where, msg);
+    json_t *orig = r->json;
+    r->json = chat;
+    int ret = handle_generate(r, D_OAI_CHAT, orig);
+    r->json = orig;
+    json_decref(chat);
     return ret;
 }
 
@@ -1644,10 +2123,17 @@ static int handle_show(srv_req *r)
     json_object_set_new(mi, k, json_integer(st.info.n_embd));
     snprintf(k, sizeof(k), "%s.block_count", st.info.arch);
     json_object_set_new(mi, k, json_integer(st.info.n_layer));
-    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:[s,s],s:o}", "modelfile", "", "parameters", "", "template",
+    /* What the template shows the model can do (every decoder also embeds: mean pooling). */
+    srv_chat_fmt f;
+    srv_chat_fmt_detect(tmpl, &f);
+    json_t *caps = json_pack("[s,s]", "completion", "embedding");
+    if (caps && f.tools != SRV_TOOLS_NONE)
+        json_array_append_new(caps, json_string("tools"));
+    if (caps && f.think != SRV_THINK_NONE)
+        json_array_append_new(caps, json_string("thinking"));
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "modelfile", "", "parameters", "", "template",
                           tmpl ? jstr(tmpl, strlen(tmpl)) : json_string(""), "details", ollama_details(&st),
-                          "model_info", mi, "capabilities", "completion", "embedding", "modified_at",
-                          rfc3339_of(time(NULL)));
+                          "model_info", mi, "capabilities", caps, "modified_at", rfc3339_of(time(NULL)));
     srv_model_release(r->srv->sched, m);
     return srv_reply_json(r, 200, o);
 }
@@ -1717,13 +2203,15 @@ int srv_api_dispatch(srv_req *r)
         return srv_reply_json(r, 200, oai_model(srv, m));
     }
     case SRV_R_CHAT:
-        return handle_generate(r, D_OAI_CHAT);
+        return handle_generate(r, D_OAI_CHAT, NULL);
+    case SRV_R_RESPONSES:
+        return handle_responses(r);
     case SRV_R_COMPLETIONS:
-        return handle_generate(r, D_OAI_COMPL);
+        return handle_generate(r, D_OAI_COMPL, NULL);
     case SRV_R_OLLAMA_CHAT:
-        return handle_generate(r, D_OL_CHAT);
+        return handle_generate(r, D_OL_CHAT, NULL);
     case SRV_R_OLLAMA_GENERATE:
-        return handle_generate(r, D_OL_GEN);
+        return handle_generate(r, D_OL_GEN, NULL);
     case SRV_R_EMBEDDINGS:
     case SRV_R_OLLAMA_EMBED:
     case SRV_R_OLLAMA_EMBEDDINGS:

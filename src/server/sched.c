@@ -141,6 +141,8 @@ void srv_job_free(srv_job *j)
     if (j->embedding)
         explicit_bzero(j->embedding, (size_t)j->n_embd * sizeof(float));
     free(j->prompt);
+    free(j->bias_tok);
+    free(j->bias_val);
     for (size_t i = 0; i < j->n_stops; i++)
         free(j->stops[i]);
     free(j->stops);
@@ -597,6 +599,28 @@ static int32_t lcp(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
     return i;
 }
 
+/* The slot of a model that runs job j, or -1. */
+static int slot_of(const srv_model *m, uint32_t n_slots, const srv_job *j)
+{
+    for (uint32_t i = 0; m->slots && i < n_slots; i++)
+        if (m->slots[i].job == j)
+            return (int)i;
+    return -1;
+}
+
+/* True while j should wait for its prompt_from's prompt: that job is
+ * queued, or in a slot still computing the prompt. */
+static bool prompt_pending(const srv_sched *s, const srv_job *j)
+{
+    const srv_job *src = j->prompt_from;
+    if (!src || src->finish != SRV_FINISH_NONE)
+        return false;
+    int i = slot_of(j->model, s->p.n_parallel, src);
+    if (i < 0)
+        return true; /* still queued */
+    return j->model->slots[i].n_done < j->n_prompt - 1;
+}
+
 /* Puts a queued job into a free slot of its model; false if none is free. */
 static bool admit(srv_sched *s, srv_job *j)
 {
@@ -628,6 +652,14 @@ static bool admit(srv_sched *s, srv_job *j)
     if (keep < 0)
         keep = 0;
     al_kv_seq_truncate(m->ctx, best, keep);
+    /* Another choice of the same request has computed the prompt: copy it. */
+    int src = j->prompt_from && j->prompt_from->finish == SRV_FINISH_NONE ? slot_of(m, s->p.n_parallel, j->prompt_from)
+                                                                           : -1;
+    if (src >= 0 && keep < j->n_prompt - 1 && m->slots[src].n_done >= j->n_prompt - 1) {
+        keep = j->n_prompt - 1;
+        al_kv_seq_copy(m->ctx, src, best, keep);
+        memcpy(sl->hist, j->prompt, (size_t)keep * sizeof(int32_t));
+    }
     /* a model with sliding-window layers may have had to forget more */
     if (al_kv_seq_len(m->ctx, best) < keep)
         keep = al_kv_seq_len(m->ctx, best);
@@ -643,7 +675,7 @@ static bool admit(srv_sched *s, srv_job *j)
     bool ok = true;
     if (j->kind == SRV_JOB_GENERATE) {
         sl->smp = al_sampler_new(&j->sp, (int32_t)m->info.n_vocab);
-        sl->dt = al_detok_new(al_model_vocab(m->model), false);
+        sl->dt = al_detok_new(al_model_vocab(m->model), j->render_special);
         sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
         ok = sl->smp && sl->dt && sl->st;
         if (ok && j->json_mode) {
@@ -821,9 +853,13 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     const al_vocab *voc = al_model_vocab(m->model);
     int32_t n_vocab = (int32_t)m->info.n_vocab;
     const float *lg = logits;
-    if (sl->jg) {
+    if (sl->jg || j->n_bias) {
         memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
-        json_mask(m, sl, voc, m->lbuf, n_vocab);
+        for (size_t i = 0; i < j->n_bias; i++)
+            if (j->bias_tok[i] >= 0 && j->bias_tok[i] < n_vocab)
+                m->lbuf[j->bias_tok[i]] += j->bias_val[i];
+        if (sl->jg)
+            json_mask(m, sl, voc, m->lbuf, n_vocab);
         lg = m->lbuf;
     }
     int32_t tok = al_sampler_sample(sl->smp, lg);
@@ -1076,7 +1112,7 @@ static void *sched_main(void *arg)
         uint32_t cap = s->p.queue_cap, w = 0, len = s->q_len;
         for (uint32_t r = 0; r < len; r++) {
             srv_job *j = s->queue[(s->q_head + r) % cap];
-            if (!admit(s, j))
+            if (prompt_pending(s, j) || !admit(s, j))
                 s->queue[(s->q_head + w++) % cap] = j;
         }
         s->q_len = w;

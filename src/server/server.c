@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,6 +282,69 @@ static const char *status_type(int status)
     }
 }
 
+/* CORS: with --cors-origin, a browser page of a listed origin (or any,
+ * with "*") may call the API. The origin is matched exactly, as the
+ * browser sends it; an unlisted one gets no CORS header, so the browser
+ * withholds the answer from the page. */
+static void cors_check(srv_req *r)
+{
+    const al_server_config *cfg = &r->srv->cfg;
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    r->cors_origin[0] = 0;
+    if (!origin || !cfg->n_cors_origins)
+        return;
+    for (size_t i = 0; i < cfg->n_cors_origins; i++) {
+        if (!strcmp(cfg->cors_origins[i], "*")) {
+            snprintf(r->cors_origin, sizeof(r->cors_origin), "*");
+            return;
+        }
+        if (!strcmp(cfg->cors_origins[i], origin) && strlen(origin) < sizeof(r->cors_origin)) {
+            snprintf(r->cors_origin, sizeof(r->cors_origin), "%s", origin);
+            return;
+        }
+    }
+}
+
+void srv_add_cors(const srv_req *r, struct MHD_Response *resp)
+{
+    if (!r->cors_origin[0])
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+    if (strcmp(r->cors_origin, "*"))
+        MHD_add_response_header(resp, "Vary", "Origin");
+}
+
+/* A preflight (OPTIONS with Access-Control-Request-Method): 204 with the
+ * methods and headers the API takes when the origin is allowed, else 403. */
+static int cors_preflight(srv_req *r)
+{
+    if (!r->cors_origin[0]) {
+        const char *o = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+        return srv_reply_error(r, 403, "cors_origin_not_allowed", NULL,
+                               "cross-origin requests from '%.200s' are not allowed (start the server with "
+                               "--cors-origin ORIGIN)",
+                               o ? o : "(no Origin header)");
+    }
+    char *empty = malloc(1);
+    if (!empty)
+        return MHD_NO;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, empty, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(empty);
+        return MHD_NO;
+    }
+    srv_add_cors(r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            h && strlen(h) < 1024 ? h : "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    r->status = 204;
+    int ret = MHD_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 int srv_reply(srv_req *r, int status, const char *ctype, char *body, size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -296,6 +360,7 @@ int srv_reply(srv_req *r, int status, const char *ctype, char *body, size_t len)
     }
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    srv_add_cors(r, resp);
     r->status = status;
     int ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -407,6 +472,7 @@ static const char *route_scope(srv_route_id id)
         return "admin";
     case SRV_R_CHAT:
     case SRV_R_OLLAMA_CHAT:
+    case SRV_R_RESPONSES:
         return "chat";
     case SRV_R_COMPLETIONS:
     case SRV_R_OLLAMA_GENERATE:
@@ -525,6 +591,8 @@ static void audit_request(al_server *srv, const srv_req *r, double duration_s)
 
 typedef struct hdr_count {
     size_t bytes;
+    int n_content_length;   /* Content-Length headers */
+    bool transfer_encoding; /* a Transfer-Encoding header */
 } hdr_count;
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -532,6 +600,10 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     hdr_count *h = cls;
     (void)kind;
     h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        h->n_content_length++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        h->transfer_encoding = true;
     return MHD_YES;
 }
 
@@ -569,6 +641,7 @@ static const srv_route k_routes[] = {
     {"GET", "/v1/models/", SRV_R_MODEL, false, true},
     {"POST", "/v1/chat/completions", SRV_R_CHAT, false, false},
     {"POST", "/v1/completions", SRV_R_COMPLETIONS, false, false},
+    {"POST", "/v1/responses", SRV_R_RESPONSES, false, false},
     {"POST", "/v1/embeddings", SRV_R_EMBEDDINGS, false, false},
     {"POST", "/api/chat", SRV_R_OLLAMA_CHAT, true, false},
     {"POST", "/api/generate", SRV_R_OLLAMA_GENERATE, true, false},
@@ -629,6 +702,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
                           sizeof(r->client));
         }
+        cors_check(r);
+        if (!strcmp(method, "OPTIONS"))
+            return (enum MHD_Result)cors_preflight(r);
         if (srv->cfg.tls_client_ca_pem && !client_cert_verified(conn))
             return (enum MHD_Result)srv_reply_error(r, 403, "client_certificate_required", NULL,
                                                     "this server requires a TLS client certificate signed by "
@@ -639,6 +715,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return (enum MHD_Result)srv_reply_error(r, 431, "header_too_large", NULL,
                                                     "request headers take %zu bytes; the limit is %zu", hc.bytes,
                                                     srv->cfg.max_header_bytes);
+        /* Framing that two parsers could read differently (a proxy in
+         * front taking the other Content-Length, or the length where we
+         * take the chunks) is how requests are smuggled: refuse it. */
+        if (hc.n_content_length && hc.transfer_encoding)
+            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
+                                                    "Content-Length together with Transfer-Encoding: the "
+                                                    "body's framing is ambiguous");
+        if (hc.n_content_length > 1)
+            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
+                                                    "%d Content-Length headers: the body's framing is ambiguous",
+                                                    hc.n_content_length);
         if (!r->route) {
             if (known)
                 return (enum MHD_Result)srv_reply_error(r, 405, "method_not_allowed", NULL,

@@ -39,6 +39,11 @@ typedef struct al_server_config {
     al_audit *audit;              /* one record per API request */
     al_audit_content audit_content; /* what of prompts/completions reaches the log */
     const char *sandbox_json;     /* al_sandbox_report_json of the sandbox entered; NULL: none */
+    bool reasoning_inline;        /* --reasoning-format inline: <think> and harmony analysis stay
+                                     in content; default (false): split into reasoning_content */
+    const char *const *cors_origins; /* --cors-origin: origins a browser may call from ("*": any);
+                                        borrowed; none: no CORS headers, preflight refused */
+    size_t n_cors_origins;
     const char *default_chat_format; /* built-in format for models without a template and
                                         without their own --chat-format, or NULL */
     /* TLS (docs/server.md): PEM texts, borrowed until al_server_free. No

@@ -16,7 +16,7 @@ typedef enum srv_route_id {
     SRV_R_HEALTH, SRV_R_READY, SRV_R_METRICS, SRV_R_ROOT, SRV_R_MODELS, SRV_R_MODEL,
     SRV_R_CHAT, SRV_R_COMPLETIONS, SRV_R_EMBEDDINGS,
     SRV_R_OLLAMA_CHAT, SRV_R_OLLAMA_GENERATE, SRV_R_OLLAMA_TAGS, SRV_R_OLLAMA_SHOW,
-    SRV_R_OLLAMA_PS, SRV_R_OLLAMA_VERSION, SRV_R_OLLAMA_EMBED, SRV_R_OLLAMA_EMBEDDINGS,
+    SRV_R_OLLAMA_PS, SRV_R_OLLAMA_VERSION, SRV_R_OLLAMA_EMBED, SRV_R_OLLAMA_EMBEDDINGS, SRV_R_RESPONSES,
 } srv_route_id;
 
 typedef struct srv_route {
@@ -72,7 +72,11 @@ typedef struct srv_req {
     size_t prompt_len;
     char *completion_text;    /* idem */
     size_t completion_len;
+    char cors_origin[256];    /* Access-Control-Allow-Origin to send ("" none; see cors_check) */
 } srv_req;
+
+/* Adds the request's CORS headers (if its origin is allowed) to resp. */
+void srv_add_cors(const srv_req *r, struct MHD_Response *resp);
 
 /* Keeps a copy of the request's prompt / completion for the audit log when
  * its content mode asks for it (no-op otherwise). */

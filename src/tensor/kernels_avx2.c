@@ -4,6 +4,7 @@
  * rows (the register tile of prompt processing). Q2_K and Q3_K use the
  * reference kernels. */
 #include "tensor/kernels.h"
+#include "tensor/quant_iq.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <pthread.h>
@@ -475,6 +476,7 @@ static void init(void)
     k_avx2.quant_q8_K = quant_q8_K;
     al_panel_kernels_avx2(&k_avx2);
     al_kernels_iq4_avx2(&k_avx2);
+    al_iq_kernels_avx2(&k_avx2);
 }
 
 const al_kernels *al_kernels_avx2(void)

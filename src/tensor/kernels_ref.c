@@ -3,6 +3,7 @@
  * block, scaled in float. The AVX2 twins are tested against these. */
 #include "tensor/kernels.h"
 #include "tensor/quant_iq4.h"
+#include "tensor/quant_iq.h"
 
 uint32_t al_act_type(uint32_t wtype)
 {
@@ -25,6 +26,8 @@ uint32_t al_act_type(uint32_t wtype)
     case AL_TYPE_IQ4_XS:
     case AL_TYPE_TQ1_0:
     case AL_TYPE_TQ2_0: return AL_TYPE_Q8_K;
+    case AL_TYPE_IQ2_XXS: case AL_TYPE_IQ2_XS: case AL_TYPE_IQ2_S: case AL_TYPE_IQ3_XXS: case AL_TYPE_IQ3_S:
+    case AL_TYPE_IQ1_S: case AL_TYPE_IQ1_M: return AL_TYPE_Q8_K;
     default: return AL_TYPE_COUNT;
     }
 }
@@ -315,6 +318,7 @@ static const al_kernels k_ref = {
         [AL_TYPE_MXFP4] = dot_mxfp4,
         [AL_TYPE_TQ1_0] = dot_tq1_0,
         [AL_TYPE_TQ2_0] = dot_tq2_0,
+        AL_IQ_REF_DOTS
     },
     .quant_q8_0 = al_quantize_row_q8_0,
     .quant_q8_K = al_quantize_row_q8_K,

@@ -3,6 +3,7 @@
 #include "tensor/quant.h"
 #include "tensor/kernels.h"
 #include "tensor/quant_iq4.h"
+#include "tensor/quant_iq.h"
 
 #include <math.h>
 #include <string.h>
@@ -324,6 +325,13 @@ void al_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case AL_TYPE_MXFP4: al_deq_mxfp4(src, dst, nb); return;
     case AL_TYPE_TQ1_0: al_deq_tq1_0(src, dst, nb); return;
     case AL_TYPE_TQ2_0: al_deq_tq2_0(src, dst, nb); return;
+    case AL_TYPE_IQ2_XXS: al_deq_iq2_xxs(src, dst, nb); return;
+    case AL_TYPE_IQ2_XS: al_deq_iq2_xs(src, dst, nb); return;
+    case AL_TYPE_IQ2_S: al_deq_iq2_s(src, dst, nb); return;
+    case AL_TYPE_IQ3_XXS: al_deq_iq3_xxs(src, dst, nb); return;
+    case AL_TYPE_IQ3_S: al_deq_iq3_s(src, dst, nb); return;
+    case AL_TYPE_IQ1_S: al_deq_iq1_s(src, dst, nb); return;
+    case AL_TYPE_IQ1_M: al_deq_iq1_m(src, dst, nb); return;
     default:
         memset(dst, 0, (size_t)n * sizeof(float));
         return;

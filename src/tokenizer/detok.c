@@ -4,8 +4,9 @@
  *
  * Pieces are decoded once when the vocab loads (no table is built lazily:
  * a loaded vocab is read-only and shared between threads):
- *   SPM/WPM: U+2581 -> ' ', byte tokens <0xXX> -> that byte;
- *   BPE: GPT-2's byte-level characters mapped back to bytes;
+ *   SPM/WPM/UGM and BPE over UTF-8 (gemma4): U+2581 -> ' ', byte tokens
+ *   <0xXX> -> that byte;
+ *   byte-level BPE: GPT-2's byte-level characters mapped back to bytes;
  *   control/unknown tokens: their text, given only with render_special;
  *   unused tokens: nothing.
  * No leading space is stripped: with SentencePiece's add_space_prefix a
@@ -42,7 +43,8 @@ static size_t decode_piece(const al_vocab *v, int32_t t, char *out)
     }
     if (a & TOK_UNUSED)
         return 0;
-    if (v->type != AL_VOCAB_BPE && (a & TOK_BYTE)) {
+    bool byte_level = v->type == AL_VOCAB_BPE && !v->bpe_utf8; /* GPT-2's byte-to-character map */
+    if (!byte_level && (a & TOK_BYTE)) {
         if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' && hexval(s[3]) >= 0 &&
             hexval(s[4]) >= 0) {
             out[0] = (char)(hexval(s[3]) * 16 + hexval(s[4]));
@@ -51,7 +53,7 @@ static size_t decode_piece(const al_vocab *v, int32_t t, char *out)
         memcpy(out, s, n);
         return n;
     }
-    if (v->type == AL_VOCAB_BPE) {
+    if (byte_level) {
         for (size_t i = 0; i < n;) {
             uint32_t cp;
             size_t l = tok_utf8_decode((const unsigned char *)s + i, n - i, &cp, NULL);
@@ -66,7 +68,7 @@ static size_t decode_piece(const al_vocab *v, int32_t t, char *out)
         }
         return o;
     }
-    for (size_t i = 0; i < n;) { /* SPM, WPM */
+    for (size_t i = 0; i < n;) { /* SPM, WPM, UGM, BPE over UTF-8 */
         if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) {
             out[o++] = ' ';
             i += 3;

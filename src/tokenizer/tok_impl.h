@@ -42,6 +42,18 @@ typedef enum tok_pre {
 
 #define TOK_MAX_REGEX 6
 
+/* SentencePiece-style BPE over raw UTF-8 (bpe_utf8.c) instead of GPT-2
+ * byte-level BPE: spaces as U+2581, runs of '\n' split off, <0xXX> byte
+ * fallback, pieces decoded as SentencePiece ones. */
+enum {
+    TOK_BPE_BYTES = 0,       /* byte-level BPE (bpe.c) */
+    TOK_BPE_UTF8 = 1,        /* e.g. pre sarvam-moe */
+    TOK_BPE_UTF8_GEMMA4 = 2, /* model gemma4: a run of newlines that is a token stays whole */
+};
+
+/* The unigram tokenizer's tries and charsmap (ugm.c). */
+typedef struct tok_unigram tok_unigram;
+
 /* An open-addressing hash index over an array of strings: slot = 1 + index
  * of the entry, 0 = empty. The strings live elsewhere (see below). */
 typedef struct tok_index {
@@ -91,6 +103,9 @@ struct al_vocab {
 
     pcre2_code *re[TOK_MAX_REGEX];
     int n_re;
+
+    uint8_t bpe_utf8; /* TOK_BPE_*, for AL_VOCAB_BPE */
+    tok_unigram *ugm; /* AL_VOCAB_UGM */
 };
 
 /* A growable list of token ids. */
@@ -133,6 +148,15 @@ int tok_cp_to_byte(uint32_t cp); /* -1 when cp is not a mapped byte */
 al_status tok_spm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
+al_status tok_bpe_utf8(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
+al_status tok_ugm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
+
+/* Builds v->ugm from the tokens (already loaded, with the file's token
+ * types), tokenizer.ggml.precompiled_charsmap, add_space_prefix and
+ * remove_extra_whitespaces. On failure v->ugm may be partly built: it is
+ * freed with v. */
+al_status tok_ugm_init(const al_gguf *g, al_vocab *v, al_error *err);
+void tok_ugm_free(tok_unigram *u);
 
 /* Compiles the pre-tokenizer regexes of v->pre into v->re. */
 al_status tok_bpe_init(al_vocab *v, al_error *err);

@@ -379,7 +379,7 @@ static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
 {
     const al_gguf_kv *kv = al_gguf_find(g, "tokenizer.ggml.merges");
     if (!kv)
-        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a gpt2 tokenizer)");
+        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a BPE tokenizer: gpt2, gemma4)");
     if (kv->type != AL_GGUF_ARR || kv->arr_type != AL_GGUF_STR)
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is not an array of strings");
     if (kv->arr_n > (1u << 24)) /* ranks are kept exactly in a float heap key */
@@ -417,7 +417,8 @@ static void find_eog(const al_gguf *g, al_vocab *v)
                                         "<end_of_utterance>"};
     static const char *const k_eog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
                                         "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-                                        "<|end_of_text|>", "<end_of_utterance>"};
+                                        "<|end_of_text|>", "<end_of_utterance>",
+                                        "<eos>", "<turn|>", "<|tool_response>"}; /* gemma4 */
     v->eot = read_id(g, v, "tokenizer.ggml.eot_token_id", -1);
     for (size_t k = 0; v->eot < 0 && k < sizeof(k_eot) / sizeof(k_eot[0]); k++) {
         int32_t id = tok_find(v, k_eot[k], strlen(k_eot[k]));
@@ -452,6 +453,16 @@ static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
             low[i] = (char)tolower((unsigned char)name.ptr[i]);
         low[n] = 0;
         phi3 = strstr(low, "phi-3") || strstr(low, "phi3");
+    }
+    /* the <mask> of these encoders swallows the whitespace before it */
+    al_str arch, pre;
+    if ((al_gguf_get_str(g, "general.architecture", &arch) &&
+         (al_str_eq(arch, "nomic-bert-moe") || al_str_eq(arch, "jina-bert-v3"))) ||
+        (al_gguf_get_str(g, "tokenizer.ggml.pre", &pre) &&
+         (al_str_eq(pre, "jina-v2-de") || al_str_eq(pre, "jina-v2-es") || al_str_eq(pre, "jina-v2-code")))) {
+        int32_t id = tok_find(v, "<mask>", 6);
+        if (id >= 0)
+            v->attr[id] |= TOK_LSTRIP;
     }
     size_t n = 0;
     for (int32_t i = 0; i < v->n_tokens; i++)
@@ -527,11 +538,18 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
         v->type = AL_VOCAB_BPE;
     else if (al_str_eq(model, "bert"))
         v->type = AL_VOCAB_WPM;
+    else if (al_str_eq(model, "t5"))
+        v->type = AL_VOCAB_UGM;
+    else if (al_str_eq(model, "gemma4"))
+        v->type = AL_VOCAB_BPE, v->bpe_utf8 = TOK_BPE_UTF8_GEMMA4;
     else
-        st = al_err(err, AL_ERR_UNSUPPORTED, "tokenizer.ggml.model '%.*s' is not supported (llama, gpt2, bert are)",
+        st = al_err(err, AL_ERR_UNSUPPORTED,
+                    "tokenizer.ggml.model '%.*s' is not supported (llama, gpt2, bert, t5, gemma4 are)",
                     (int)(model.len > 64 ? 64 : model.len), model.ptr);
     if (!st)
         st = load_tokens(g, v, err);
+    if (!st && v->type == AL_VOCAB_UGM)
+        st = tok_ugm_init(g, v, err); /* before the loader retypes end-of-generation tokens */
     if (!st && v->type == AL_VOCAB_BPE)
         st = load_merges(g, v, err);
     if (st) {
@@ -552,12 +570,18 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
         v->bos = 101, v->eos = -1, v->unk = 100, v->pad = 0, v->sep = 102;
         v->add_bos = true, v->add_sep = true;
         break;
+    case AL_VOCAB_UGM:
+        v->bos = -1, v->eos = 1, v->unk = 2, v->pad = 0, v->sep = -1;
+        v->add_eos = true;
+        break;
     }
+    if (v->bpe_utf8 == TOK_BPE_UTF8_GEMMA4) /* every id comes from the file */
+        v->bos = v->eos = v->unk = v->pad = v->sep = -1;
     int32_t *const dflt[] = {&v->bos, &v->eos, &v->unk, &v->pad, &v->sep};
     for (size_t i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++)
         if (*dflt[i] >= v->n_tokens)
             *dflt[i] = -1;
-    if (v->type == AL_VOCAB_BPE && (st = choose_pre(g, v, err))) {
+    if (v->type == AL_VOCAB_BPE && !v->bpe_utf8 && (st = choose_pre(g, v, err))) {
         al_vocab_free(v);
         return st;
     }
@@ -575,14 +599,16 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
         v->add_eos = b;
     if (al_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b))
         v->add_space_prefix = b;
+    if (v->bpe_utf8 == TOK_BPE_UTF8_GEMMA4)
+        v->add_bos = true; /* the reference overrides add_bos_token=false for Gemma 4 */
 
     for (int i = 0; i < 256; i++) {
         v->byte_tok[i] = -1;
-        if (v->type == AL_VOCAB_SPM) {
+        if (v->type == AL_VOCAB_SPM || v->bpe_utf8) {
             static const char hex[] = "0123456789ABCDEF";
             char buf[6] = {'<', '0', 'x', hex[i >> 4], hex[i & 15], '>'};
             v->byte_tok[i] = tok_find(v, buf, 6);
-            if (v->byte_tok[i] < 0) {
+            if (v->byte_tok[i] < 0 && v->type == AL_VOCAB_SPM) {
                 char c = (char)i;
                 v->byte_tok[i] = tok_find(v, &c, 1);
             }
@@ -590,7 +616,7 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
     }
     find_eog(g, v);
     st = build_specials(g, v, err);
-    if (!st && v->type == AL_VOCAB_BPE)
+    if (!st && v->type == AL_VOCAB_BPE && !v->bpe_utf8)
         st = tok_bpe_init(v, err);
     if (!st)
         st = tok_pieces_init(v, err);
@@ -638,6 +664,7 @@ void al_vocab_free(al_vocab *v)
     free(v->special);
     for (int i = 0; i < v->n_re; i++)
         pcre2_code_free(v->re[i]);
+    tok_ugm_free(v->ugm);
     free(v);
 }
 
@@ -653,7 +680,10 @@ int32_t al_vocab_sep(const al_vocab *v) { return v->sep; }
 al_vocab_type al_vocab_type_of(const al_vocab *v) { return v->type; }
 bool al_vocab_add_bos_default(const al_vocab *v) { return v->add_bos; }
 bool al_vocab_add_eos_default(const al_vocab *v) { return v->add_eos; }
-bool al_vocab_add_space_prefix(const al_vocab *v) { return v->type == AL_VOCAB_SPM && v->add_space_prefix; }
+bool al_vocab_add_space_prefix(const al_vocab *v)
+{
+    return (v->type == AL_VOCAB_SPM || v->type == AL_VOCAB_UGM) && v->add_space_prefix;
+}
 
 bool al_vocab_is_eog(const al_vocab *v, int32_t t)
 {
@@ -838,7 +868,11 @@ static al_status tokenize_all(const al_vocab *v, const char *text, size_t len, b
             break;
         }
         case AL_VOCAB_BPE:
-            st = tok_bpe(v, text + f.off, f.len, ids, err);
+            st = v->bpe_utf8 ? tok_bpe_utf8(v, text + f.off, f.len, ids, err)
+                             : tok_bpe(v, text + f.off, f.len, ids, err);
+            break;
+        case AL_VOCAB_UGM:
+            st = tok_ugm(v, text + f.off, f.len, ids, err);
             break;
         case AL_VOCAB_WPM:
             st = tok_wpm(v, text + f.off, f.len, ids, err);

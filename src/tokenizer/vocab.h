@@ -14,8 +14,9 @@
 
 typedef enum al_vocab_type {
     AL_VOCAB_SPM = 1, /* tokenizer.ggml.model = "llama": SentencePiece BPE */
-    AL_VOCAB_BPE = 2, /* "gpt2": byte-level BPE */
+    AL_VOCAB_BPE = 2, /* "gpt2": byte-level BPE; "gemma4": BPE over UTF-8 */
     AL_VOCAB_WPM = 3, /* "bert": WordPiece */
+    AL_VOCAB_UGM = 4, /* "t5": SentencePiece unigram */
 } al_vocab_type;
 
 /* Builds a vocabulary from the tokenizer.* metadata of an open GGUF file.

@@ -1,6 +1,7 @@
 /* sha256.c - hex encoding and SHA-256: of a buffer, streamed, of a file (OpenSSL EVP). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -70,10 +71,19 @@ al_status al_sha256_file(const char *path, char hex[65], al_error *err)
         close(fd);
         return al_err(err, AL_ERR_CRYPTO, "%s: cannot start SHA-256", path);
     }
-    static _Thread_local unsigned char buf[1 << 20];
+    /* On the heap, not _Thread_local: a thread-local megabyte would be part
+     * of every thread's TLS block, so each HTTP connection thread of the
+     * server would pay 1 MiB for a buffer only hashing uses. */
+    enum { BUF_BYTES = 1 << 20 };
+    unsigned char *buf = malloc(BUF_BYTES);
+    if (!buf) {
+        al_sha256_free(h);
+        close(fd);
+        return al_err(err, AL_ERR_NOMEM, "%s: no memory for a read buffer", path);
+    }
     al_status st = AL_OK;
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
+        ssize_t n = read(fd, buf, BUF_BYTES);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -88,6 +98,7 @@ al_status al_sha256_file(const char *path, char hex[65], al_error *err)
         al_sha256_free(h);
     else
         al_sha256_end(h, hex);
+    free(buf);
     close(fd);
     return st;
 }

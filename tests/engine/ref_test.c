@@ -217,7 +217,7 @@ int main(int argc, char **argv)
     FILE *f = fopen(path, "rb");
     if (!f) {
         printf("SKIP: %s not found (set AIRLOCK_SHARED)\n", path);
-        return 0;
+        return 77;
     }
     fclose(f);
     al_model *m;

@@ -9,10 +9,10 @@
 # the counters are shown to count. Needs root and `ip netns`; skips otherwise.
 set -u
 BIN=${AIRLOCK_BIN:?AIRLOCK_BIN not set}
-if [ "$(id -u)" != 0 ]; then echo "SKIP: egress_netns needs root (CI runs it as root)"; exit 0; fi
-if ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1; then echo "SKIP: ip netns unavailable"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then echo "SKIP: egress_netns needs root (CI runs it as root)"; exit 77; fi
+if ! command -v ip >/dev/null || ! ip netns list >/dev/null 2>&1; then echo "SKIP: ip netns unavailable"; exit 77; fi
 PY=$(command -v python3 || true)
-if [ -z "$PY" ]; then echo "SKIP: python3 needed for the outside listener"; exit 0; fi
+if [ -z "$PY" ]; then echo "SKIP: python3 needed for the outside listener"; exit 77; fi
 
 T=$$
 NS_IN=al_in_$T NS_OUT=al_out_$T VA=alva$T VB=alvb$T
@@ -28,9 +28,9 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-ip netns add "$NS_IN" || { echo "SKIP: cannot create a network namespace"; exit 0; }
+ip netns add "$NS_IN" || { echo "SKIP: cannot create a network namespace"; exit 77; }
 ip netns add "$NS_OUT" || fail "netns add"
-ip link add "$VA" type veth peer name "$VB" || { echo "SKIP: no veth support"; exit 0; }
+ip link add "$VA" type veth peer name "$VB" || { echo "SKIP: no veth support"; exit 77; }
 ip link set "$VA" netns "$NS_IN" && ip link set "$VB" netns "$NS_OUT" || fail "move veth"
 for ns in "$NS_IN" "$NS_OUT"; do
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1

@@ -6,7 +6,7 @@ SHARED="${AIRLOCK_SHARED:-$(dirname "$0")/../../../shared}"
 BIN="${AIRLOCK_BIN:?AIRLOCK_BIN must point at the airlock binary}"
 if [ ! -d "$SHARED/models" ]; then
     echo "SKIP: no test data at $SHARED"
-    exit 0
+    exit 77
 fi
 STORIES="$SHARED/models/stories260K.gguf"
 QWEN="$SHARED/models/tiny-qwen2-q4_k_m.gguf"

@@ -5,7 +5,7 @@
 NPM_DIR="${AIRLOCK_NPM_DIR:-$HOME/.cache/airlock/npm-server}"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "SKIP: node/npm not installed (scripts/deps.sh installs nodejs npm)"
-    exit 0
+    exit 77
 fi
 if [ ! -d "$NPM_DIR/node_modules/openai" ] || [ ! -d "$NPM_DIR/node_modules/ollama" ]; then
     mkdir -p "$NPM_DIR"

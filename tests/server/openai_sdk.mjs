@@ -51,7 +51,9 @@ const ef = await client.embeddings.create({ model, input: 'a cat sat', encoding_
 check('embeddings float equals base64', ef.data[0].embedding.every((x, i) => Math.abs(x - e.data[0].embedding[i]) < 1e-6));
 
 await expectError('unknown model', 404, () => client.chat.completions.create({ model: 'no-such-model', messages: msgs }));
-await expectError('n = 2', 400, () => client.chat.completions.create({ model: chatModel, messages: msgs, n: 2 }));
+await expectError('n = 9', 400, () => client.chat.completions.create({ model: chatModel, messages: msgs, n: 9 }));
+const two = await client.chat.completions.create({ model: chatModel, messages: msgs, n: 2, max_tokens: 6, temperature: 0 });
+check('n = 2: two equal greedy choices', two.choices.length === 2 && two.choices[1].index === 1 && two.choices[0].message.content === two.choices[1].message.content);
 await expectError('empty messages', 400, () => client.chat.completions.create({ model: chatModel, messages: [] }));
 await expectError('bad temperature', 400, () => client.chat.completions.create({ model: chatModel, messages: msgs, temperature: 9 }));
 

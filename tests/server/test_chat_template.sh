@@ -5,7 +5,7 @@
 set -u
 BIN="${AIRLOCK_BIN:?}"
 SHARED="${AIRLOCK_SHARED:-../shared}"
-[ -f "$SHARED/models/stories260K.gguf" ] || { echo "SKIP: shared models not found"; exit 0; }
+[ -f "$SHARED/models/stories260K.gguf" ] || { echo "SKIP: shared models not found"; exit 77; }
 T=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT

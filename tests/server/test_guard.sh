@@ -35,6 +35,7 @@ check "/health is 200 and says egress is blocked (sandbox on by default)" \
     [ "$CODE:$(jget "$BODY" 'd["egress"], d["sandbox"]["seccomp"]')" = "200:blocked True" ]
 reqk - POST /v1/completions '{"model":"demo:s1","prompt":"Once upon a time","max_tokens":6,"temperature":0}'
 check "no key defined: a request without a key is answered" [ "$CODE" = 200 ]
+check "start-up says access is open when no key is defined" grep -q 'none defined: access is open' "$WORK/open.out"
 reqk - POST /v1/completions '{"model":"demo:s1","prompt":"Once upon a time","max_tokens":6,"temperature":0}'
 check "hygiene: a finished request's KV is zeroed, nothing is reused by the next one" \
     [ "$(jget "$BODY" 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')" = 0 ]
@@ -55,6 +56,8 @@ start_server keys "${ARGS[@]}"
 CHAT="{\"model\":\"demo:s1\",\"messages\":[{\"role\":\"user\",\"content\":\"$SECRET_WORD\"}],\"max_tokens\":6,\"temperature\":0}"
 reqk - GET /health
 check "/health needs no key" [ "$CODE" = 200 ]
+check "start-up says keys are required (6 defined, 5 usable), not that access is open" \
+    grep -q 'keys.db (6 defined, 5 usable: every request needs one)' "$WORK/keys.out"
 reqk - POST /v1/chat/completions "$CHAT"
 check "no key -> 401 (OpenAI shape, invalid_api_key)" [ "$CODE:$(jget "$BODY" 'd["error"]["type"], d["error"]["code"]')" = "401:authentication_error invalid_api_key" ]
 check "401 carries WWW-Authenticate: Bearer" grep -qi '^www-authenticate: bearer' <<<"$HDRS"

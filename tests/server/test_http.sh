@@ -116,8 +116,11 @@ err_check "bad role" 400 /v1/chat/completions '{"model":"qwen","messages":[{"rol
 err_check "content wrong type" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":5}]}'
 err_check "temperature wrong type" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"temperature":"hot"}'
 err_check "temperature out of range" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"temperature":7}'
-err_check "n=2" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"n":2}'
-err_check "max_tokens over the limit" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"max_tokens":100000}'
+err_check "n=9" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"n":9}'
+err_check "n=2 streamed" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"n":2,"stream":true}'
+err_check "logit_bias key not a token id" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"logit_bias":{"abc":1}}'
+err_check "logit_bias id beyond the vocab" 400 /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"x"}],"logit_bias":{"512":1}}'
+err_check "logit_bias out of range" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"logit_bias":{"5":101}}'
 err_check "max_tokens zero" 400 /v1/completions '{"model":"stories","prompt":"x","max_tokens":0}'
 err_check "response_format json_schema" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}'
 err_check "stop of the wrong type" 400 /v1/chat/completions '{"model":"qwen","messages":[{"role":"user","content":"x"}],"stop":7}'
@@ -164,6 +167,27 @@ for c in cases:
     s.close()
 PY
 req GET /health; check "server alive after malformed input" [ "$CODE" = 200 ]
+
+# ---- framing two parsers could read differently (request smuggling) -> 400
+python3 - "$URL" <<'PY' && ok "two Content-Lengths, or Content-Length with Transfer-Encoding -> 400" || bad "ambiguous framing accepted"
+import socket, sys
+host, port = sys.argv[1][7:].split(":")
+body = b'{"model":"qwen","prompt":"hi","max_tokens":1}'
+cases = [b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body) + body,
+         b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+         % len(body) + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"]
+for c in cases:
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(c)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+PY
 
 # ---- cancellation: a client that goes away stops its generation
 curl -sN -m 1 -H 'Content-Type: application/json' -d '{"model":"qwen","prompt":"go","max_tokens":200,"stream":true}' "$URL/v1/completions" >/dev/null 2>&1 || true

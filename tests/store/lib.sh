@@ -5,7 +5,7 @@ SHARED=${AIRLOCK_SHARED:-$(dirname "$0")/../../../shared}
 MODELS=$SHARED/models
 if [ ! -f "$MODELS/stories260K.gguf" ]; then
     echo "SKIPPED: $MODELS/stories260K.gguf not found (set AIRLOCK_SHARED)"
-    exit 0
+    exit 77
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/airlock-storetest.XXXXXX)

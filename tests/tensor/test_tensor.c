@@ -766,7 +766,9 @@ static void test_matmul(void **state)
     assert_true(al_matmul_check(AL_TYPE_Q4_K, 512));
     assert_false(al_matmul_check(AL_TYPE_Q4_K, 200));
     assert_false(al_matmul_check(AL_TYPE_Q8_K, 256));
-    assert_false(al_matmul_check(16, 256)); /* IQ2_XXS */
+    assert_false(al_matmul_check(24, 256)); /* I8 */
+    assert_true(al_matmul_check(AL_TYPE_IQ2_XXS, 256));
+    assert_false(al_matmul_check(AL_TYPE_IQ3_S, 32));
     assert_false(al_matmul_check(AL_TYPE_Q8_0, 0));
     assert_true(al_matmul_check(AL_TYPE_F32, 3));
 }

@@ -8,7 +8,7 @@ SHARED=${AIRLOCK_SHARED:-$(dirname "$0")/../../../shared}
 VOCAB=$SHARED/vocab
 if [ ! -d "$VOCAB" ]; then
     echo "SKIP: $VOCAB is absent"
-    exit 0
+    exit 77
 fi
 fail=0
 n_ok=0

@@ -529,7 +529,7 @@ int main(void)
     snprintf(probe, sizeof(probe), "%s/vocab", g_shared);
     if (access(probe, R_OK)) {
         printf("SKIP: %s is absent\n", probe);
-        return 0;
+        return 77;
     }
     const char *files[] = {"llama-spm", "phi-3", "llama-bpe", "qwen2", "gpt-2", "deepseek-coder", "bert-bge"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)

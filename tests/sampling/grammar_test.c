@@ -1,0 +1,492 @@
+/*
+ * grammar_test.c - GBNF and JSON Schema compilation (accepted and rejected
+ * strings, errors naming what and where) and the token matcher over real
+ * vocabularies from ../shared (masks checked token by token against a
+ * fresh matcher; no dead ends; end-of-generation exactly when complete).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "airlock.h"
+#include "sampling/grammar.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static al_grammar *gbnf(const char *src)
+{
+    al_error err = {0};
+    al_grammar *g = NULL;
+    if (al_grammar_from_gbnf(src, strlen(src), NULL, &g, &err) != AL_OK)
+        fail_msg("grammar refused: %s\n%s", err.msg, src);
+    return g;
+}
+
+static al_grammar *schema(const char *src)
+{
+    al_error err = {0};
+    al_grammar *g = NULL;
+    if (al_grammar_from_json_schema(src, strlen(src), NULL, &g, &err) != AL_OK)
+        fail_msg("schema refused: %s\n%s", err.msg, src);
+    return g;
+}
+
+/* Every string of yes is a sentence of g, none of no. */
+static void check(al_grammar *g, const char *const *yes, const char *const *no)
+{
+    for (; yes && *yes; yes++)
+        if (!al_grammar_accepts(g, *yes, strlen(*yes)))
+            fail_msg("should accept: %s", *yes);
+    for (; no && *no; no++)
+        if (al_grammar_accepts(g, *no, strlen(*no)))
+            fail_msg("should reject: %s", *no);
+    al_grammar_free(g);
+}
+
+/* The compile error of a GBNF source or a schema must contain each of the
+ * given fragments. */
+static void gbnf_error(const char *src, al_status want, const char *frag1, const char *frag2)
+{
+    al_error err = {0};
+    al_grammar *g = NULL;
+    al_status st = al_grammar_from_gbnf(src, strlen(src), NULL, &g, &err);
+    if (st == AL_OK)
+        fail_msg("grammar accepted: %s", src);
+    assert_null(g);
+    assert_int_equal(st, want);
+    if (frag1 && !strstr(err.msg, frag1))
+        fail_msg("error '%s' lacks '%s'", err.msg, frag1);
+    if (frag2 && !strstr(err.msg, frag2))
+        fail_msg("error '%s' lacks '%s'", err.msg, frag2);
+}
+
+static void schema_error(const char *src, al_status want, const char *frag1, const char *frag2)
+{
+    al_error err = {0};
+    al_grammar *g = NULL;
+    al_status st = al_grammar_from_json_schema(src, strlen(src), NULL, &g, &err);
+    if (st == AL_OK)
+        fail_msg("schema accepted: %s", src);
+    assert_null(g);
+    if (want != AL_OK)
+        assert_int_equal(st, want);
+    if (frag1 && !strstr(err.msg, frag1))
+        fail_msg("error '%s' lacks '%s'", err.msg, frag1);
+    if (frag2 && !strstr(err.msg, frag2))
+        fail_msg("error '%s' lacks '%s'", err.msg, frag2);
+}
+
+#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---------------------------------------------------------------- GBNF */
+
+static void test_gbnf_basics(void **st)
+{
+    (void)st;
+    check(gbnf("root ::= \"a\" b* | \"x\" [0-9]{2,3}\nb ::= [bé]\n"), L("a", "ab", "abéb", "x12", "x123"),
+          L("", "x", "x1", "x1234", "ac", "abe"));
+    check(gbnf("root ::= (\"ab\" | \"c\")+ \"!\"?  # a comment\n"), L("ab", "cab", "abab!", "c!"),
+          L("", "!", "a", "abc!!"));
+    /* alternatives over several lines, nested groups, escapes */
+    check(gbnf("root ::= item\n"
+               "       | \"\\x41\" \"\\u00e9\" \"\\n\"\n"
+               "item ::= (\n  [a-c]\n  [^a-z\\n]{1,}\n)\n"),
+          L("aZ", "b09", "cÉé", "Aé\n"), L("a", "aa", "a\n", "Ae"));
+    /* '.' is any character (UTF-8), never a lone continuation byte */
+    check(gbnf("root ::= . .\n"), L("ab", "é€", "😀x"), L("a", "abc", "\x80\x80", "\xE2\x82"));
+    /* empty alternatives and optional repeats */
+    check(gbnf("root ::= \"\" | \"a\"{3} x\nx ::= \"b\"{0,2}\n"), L("", "aaa", "aaab", "aaabb"),
+          L("aa", "aaabbb", "b"));
+    /* a 4-byte range split into its UTF-8 sequences */
+    check(gbnf("root ::= [\\U0001F600-\\U0001F64F\\u00FF-\\u0800]+\n"), L("😀", "🙏ÿࠀ", "ÿ"),
+          L("😐x", "\xF0\x9F\x98", "þ", "ࠁ"));
+}
+
+static void test_gbnf_errors(void **st)
+{
+    (void)st;
+    gbnf_error("root ::= foo\n", AL_ERR_FORMAT, "undefined rule 'foo'", "line 1, column 10");
+    gbnf_error("root ::= \"a\"\nextra ::= \"b\"\n", AL_ERR_FORMAT, "'extra'", "not reachable");
+    gbnf_error("root ::= \"a\n", AL_ERR_FORMAT, "unterminated string", "line 1");
+    gbnf_error("root ::= [a-\n", AL_ERR_FORMAT, "line 1", NULL);
+    gbnf_error("root ::= (\"a\"\n", AL_ERR_FORMAT, "')'", NULL);
+    gbnf_error("root ::= \"a\" )\n", AL_ERR_FORMAT, "unbalanced ')'", NULL);
+    gbnf_error("start ::= \"a\"\n", AL_ERR_FORMAT, "no 'root' rule", NULL);
+    gbnf_error("root ::= \"a\"\nroot ::= \"b\"\n", AL_ERR_FORMAT, "defined twice", NULL);
+    gbnf_error("root ::= x\nx ::= x \"a\" | \"b\"\n", AL_ERR_FORMAT, "'x'", "left-recursive");
+    gbnf_error("root ::= y \"a\"\ny ::= \"\" | root\n", AL_ERR_FORMAT, "left-recursive", NULL);
+    gbnf_error("root ::= (\"a\"?)*\n", AL_ERR_FORMAT, "left-recursive", NULL);
+    gbnf_error("root ::= \"(\" root \")\"\n", AL_ERR_FORMAT, "'root'", "never complete");
+}
+
+static void test_gbnf_errors2(void **st)
+{
+    (void)st;
+    gbnf_error("root ::= *\n", AL_ERR_FORMAT, "nothing to repeat", NULL);
+    gbnf_error("root ::= [z-a]\n", AL_ERR_FORMAT, "out of order", NULL);
+    gbnf_error("root ::= \"\\q\"\n", AL_ERR_FORMAT, "unknown escape", NULL);
+    gbnf_error("root ::= \"a\"{3,2}\n", AL_ERR_FORMAT, "maximum below minimum", NULL);
+    gbnf_error("root = \"a\"\n", AL_ERR_FORMAT, "'::='", NULL);
+    /* limits: a repetition that expands past the element budget */
+    al_grammar_limits lim = al_grammar_default_limits();
+    lim.max_elements = 1000;
+    al_error err = {0};
+    al_grammar *g = NULL;
+    const char *big = "root ::= (\"ab\" [0-9]){5000}\n";
+    assert_int_equal(al_grammar_from_gbnf(big, strlen(big), &lim, &g, &err), AL_ERR_LIMIT);
+    assert_non_null(strstr(err.msg, "1000 elements"));
+    assert_null(g);
+}
+
+/* The "* " case above compiles: remove it from the error list by checking
+ * it accepts. */
+static void test_gbnf_star_space(void **st)
+{
+    (void)st;
+    check(gbnf("root ::= \"a\" *\n"), L("", "a", "aaa"), L("b"));
+}
+
+static void test_json_object_grammar(void **st)
+{
+    (void)st;
+    al_grammar *g = NULL;
+    al_error err = {0};
+    assert_int_equal(al_grammar_json_object(&g, &err), AL_OK);
+    check(g,
+          L("{}", "{\"a\":1}", "{\"a\": [1, 2.5e3, \"x\\u00e9\", {\"b\":null}], \"c\" : true}", "{\"é\":\"\\\"\"}",
+            "{\n  \"a\": -0.5\n}"),
+          L("", "{", "[]", "{\"a\":01}", "{\"a\":\"\x01\"}", " {}", "{} ", "{\"a\":1,}", "{\"a\"}", "{'a':1}",
+            "{\"a\":\"\\x\"}", "{\"a\":1}}", "{\"a\":     1}"));
+}
+
+/* ---------------------------------------------------------------- schemas */
+
+static void test_schema_object(void **st)
+{
+    (void)st;
+    check(schema("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":5},"
+                 "\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":120},"
+                 "\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\"]},\"minItems\":1,\"maxItems\":2}},"
+                 "\"required\":[\"name\",\"age\"],\"additionalProperties\":false}"),
+          L("{\"name\":\"bob\",\"age\":42}", "{\"name\": \"bob\", \"age\": 7, \"tags\": [\"a\", \"b\"]}",
+            "{\"name\":\"\",\"age\":120}", "{\"name\":\"é\\n\",\"age\":0}"),
+          L("{\"name\":\"bob\",\"age\":142}", "{\"age\":7,\"name\":\"x\"}", "{\"name\":\"bobbie\",\"age\":1}",
+            "{\"name\":\"b\",\"age\":1,\"tags\":[]}", "{\"name\":\"b\",\"age\":1,\"tags\":[\"a\",\"a\",\"a\"]}",
+            "{\"name\":\"b\"}", "{\"name\":\"b\",\"age\":00}", "{\"name\":\"b\",\"age\":-1}",
+            "{\"name\":\"b\",\"age\":1,\"x\":1}", "{\"name\":\"b\",\"age\":1.5}"));
+    /* all optional: any subset in order, commas right */
+    check(schema("{\"properties\":{\"a\":{\"const\":1},\"b\":{\"const\":2},\"c\":{\"const\":3}}}"),
+          L("{}", "{\"a\":1}", "{\"b\":2}", "{\"a\":1,\"c\":3}", "{\"a\":1,\"b\":2,\"c\":3}", "{\"c\":3}"),
+          L("{,}", "{\"a\":1,}", "{,\"b\":2}", "{\"b\":2,\"a\":1}", "{\"a\":2}"));
+    /* a map: additionalProperties as a schema */
+    check(schema("{\"type\":\"object\",\"additionalProperties\":{\"type\":\"boolean\"}}"),
+          L("{}", "{\"x\":true}", "{\"x\":true,\"y\":false}"), L("{\"x\":1}", "{\"x\"}"));
+    /* required property missing from properties: refused by the object rule only if declared */
+    check(schema("{\"type\":[\"object\",\"null\"],\"properties\":{\"k\":{\"type\":\"null\"}},\"required\":[\"k\"]}"),
+          L("null", "{\"k\":null}"), L("{}", "nul"));
+}
+
+static void test_schema_values(void **st)
+{
+    (void)st;
+    check(schema("{\"enum\":[\"red\",1,null,{\"a\":[true]}]}"), L("\"red\"", "1", "null", "{\"a\":[true]}"),
+          L("\"blue\"", "2", "{\"a\":[false]}", "{ \"a\":[true]}"));
+    check(schema("{\"const\":\"q\\\"uote\"}"), L("\"q\\\"uote\""), L("\"q\"uote\"", "\"quote\""));
+    check(schema("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"string\",\"maxLength\":1}]}"),
+          L("12", "-3", "\"x\"", "\"\""), L("1.5", "\"xy\"", "true"));
+    check(schema("{\"oneOf\":[{\"type\":\"boolean\"},{\"type\":\"null\"}]}"), L("true", "false", "null"), L("0"));
+    check(schema("{\"type\":\"number\"}"), L("0", "-1.25", "3e10", "1E-2", "123456789012345"),
+          L("01", "1.", ".5", "+1", "1e", "NaN"));
+    check(schema("{\"type\":\"integer\",\"minimum\":-20,\"exclusiveMaximum\":7}"),
+          L("-20", "-9", "-10", "0", "6"), L("-21", "7", "8", "-0", "100", "6.0"));
+    check(schema("{\"type\":\"integer\",\"minimum\":95,\"maximum\":1234}"),
+          L("95", "99", "100", "999", "1000", "1199", "1234"), L("94", "9", "1235", "1300", "2000", "0095"));
+    check(schema("{\"type\":\"number\",\"minimum\":0,\"maximum\":100}"),
+          L("0", "0.5", "99.999", "100", "100.0", "42"), L("-1", "-0.5", "100.5", "101", "1e2"));
+    check(schema("{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":2}"), L("0.1", "1", "1.99"),
+          L("0", "0.0", "2", "2.0", "-1"));
+    check(schema("{\"type\":\"number\",\"minimum\":-5,\"maximum\":-2}"), L("-5", "-2", "-3.5", "-2.0"),
+          L("-1.5", "-5.5", "0", "2", "-6"));
+    check(schema("{\"type\":\"boolean\",\"nullable\":true}"), L("true", "null"), L("1"));
+    check(schema("{}"), L("1", "\"s\"", "[1,{\"a\":null}]", "{}"), L("", "x"));
+    check(schema("true"), L("null", "[]"), L("nul"));
+}
+
+static void test_schema_strings(void **st)
+{
+    (void)st;
+    check(schema("{\"type\":\"string\",\"minLength\":2,\"maxLength\":3}"), L("\"ab\"", "\"abc\"", "\"é\\\"x\""),
+          L("\"a\"", "\"abcd\"", "ab"));
+    check(schema("{\"type\":\"string\",\"format\":\"date\"}"), L("\"2024-02-29\"", "\"1999-12-31\""),
+          L("\"2024-13-01\"", "\"2024-1-01\"", "\"2024-01-32\"", "\"24-01-01\""));
+    check(schema("{\"type\":\"string\",\"format\":\"time\"}"), L("\"23:59:59Z\"", "\"08:00:00.123+02:00\""),
+          L("\"24:00:00Z\"", "\"08:00:00\"", "\"8:00:00Z\""));
+    check(schema("{\"type\":\"string\",\"format\":\"date-time\"}"), L("\"2024-05-01T10:20:30Z\""),
+          L("\"2024-05-01 10:20:30Z\""));
+    check(schema("{\"type\":\"string\",\"format\":\"uuid\"}"), L("\"123e4567-e89b-12d3-a456-426614174000\""),
+          L("\"123e4567e89b12d3a456426614174000\"", "\"123e4567-e89b-12d3-a456-42661417400g\""));
+    check(schema("{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}-\\\\d{3,4}$\"}"), L("\"AB-123\"", "\"ZZ-0000\""),
+          L("\"ab-123\"", "\"AB-12\"", "\"AB-12345\"", "\"xAB-123\""));
+    /* unanchored: anything around */
+    check(schema("{\"type\":\"string\",\"pattern\":\"cat|dog\"}"), L("\"cat\"", "\"hotdogs\"", "\"a cat!\""),
+          L("\"cow\"", "\"\""));
+    /* characters JSON escapes: the pattern is over the decoded string */
+    check(schema("{\"pattern\":\"^a\\\"b\\\\\\\\c\\n$\"}"), L("\"a\\\"b\\\\c\\n\""), L("\"a\"b\\c\n\"", "\"a\\\"b\\\\c\""));
+    check(schema("{\"pattern\":\"^[^a]+$\"}"), L("\"b\"", "\"\\\"\"", "\"\\n\"", "\"é\""), L("\"a\"", "\"\""));
+    check(schema("{\"pattern\":\"^(?:ab)+(x|y)?\\\\.$\"}"), L("\"ab.\"", "\"ababx.\""), L("\"aba.\"", "\"abz.\""));
+    check(schema("{\"pattern\":\"^\\\\w+@\\\\w+\\\\.[a-z]{2,}$\"}"), L("\"a_1@b.com\""), L("\"a@b.c\"", "\"@b.com\""));
+}
+
+static void test_schema_arrays_refs(void **st)
+{
+    (void)st;
+    check(schema("{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":2}"),
+          L("[]", "[1]", "[1, 2]", "[ 1 ,2]"), L("[1,2,3]", "[1,]", "[\"a\"]"));
+    check(schema("{\"type\":\"array\",\"prefixItems\":[{\"const\":\"a\"},{\"type\":\"integer\"}],\"minItems\":1,"
+                 "\"items\":false}"),
+          L("[\"a\"]", "[\"a\",1]"), L("[]", "[\"a\",1,2]", "[1]", "[\"a\",]"));
+    /* recursion through $defs: a tree */
+    check(schema("{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"},"
+                 "\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"}}},\"required\":[\"v\"]}},"
+                 "\"$ref\":\"#/$defs/node\"}"),
+          L("{\"v\":1}", "{\"v\":1,\"kids\":[{\"v\":2},{\"v\":3,\"kids\":[]}]}"), L("{\"kids\":[]}", "{\"v\":1,\"kids\":[{}]}"));
+    check(schema("{\"definitions\":{\"a\":{\"type\":\"string\",\"maxLength\":1}},\"type\":\"object\","
+                 "\"properties\":{\"x\":{\"$ref\":\"#/definitions/a\"},\"y\":{\"$ref\":\"#/definitions/a\"}}}"),
+          L("{\"x\":\"1\",\"y\":\"\"}"), L("{\"x\":\"12\"}"));
+    check(schema("{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
+                 "{\"properties\":{\"b\":{\"type\":\"boolean\"}},\"required\":[\"b\"]}]}"),
+          L("{\"a\":1,\"b\":true}"), L("{\"a\":1}", "{\"b\":true}"));
+}
+
+static void test_schema_errors(void **st)
+{
+    (void)st;
+    schema_error("{\"$ref\":\"#/$defs/a\",\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"$ref\":\"#/$defs/a\"}}}",
+                 AL_ERR_FORMAT, "loop", "#/$defs/a");
+    schema_error("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"null\"}]}},\"$ref\":\"#/$defs/a\"}",
+                 AL_ERR_FORMAT, "left-recursive", "#/$defs/a");
+    schema_error("{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#\"}},\"required\":[\"x\"]}", AL_ERR_FORMAT,
+                 "never complete", NULL);
+    schema_error("{\"$ref\":\"#/$defs/missing\"}", AL_ERR_FORMAT, "points to nothing", "#/$defs/missing");
+    schema_error("{\"$ref\":\"http://example.com/s.json\"}", AL_ERR_UNSUPPORTED, "only references inside", NULL);
+    schema_error("{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}", AL_ERR_UNSUPPORTED, "backreferences",
+                 "#/pattern");
+    schema_error("{\"properties\":{\"p\":{\"type\":\"string\",\"pattern\":\"(?=x)\"}}}", AL_ERR_UNSUPPORTED,
+                 "lookaround", "#/properties/p/pattern");
+    schema_error("{\"type\":\"string\",\"pattern\":\"a{2\"}", AL_ERR_UNSUPPORTED, "offset", NULL);
+    schema_error("{\"type\":\"strin\"}", AL_ERR_FORMAT, "unknown type 'strin'", NULL);
+    schema_error("{\"not\":{}}", AL_ERR_UNSUPPORTED, "'not'", NULL);
+    schema_error("{\"type\":\"number\",\"minimum\":0.5}", AL_ERR_UNSUPPORTED, "integers", NULL);
+    schema_error("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", AL_ERR_FORMAT, "no integer", NULL);
+    schema_error("{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}", AL_ERR_FORMAT, "maxItems", NULL);
+    schema_error("{\"type\":", AL_ERR_FORMAT, "invalid JSON", NULL);
+    schema_error("{\"type\":\"array\",\"items\":{\"items\":{\"items\":{\"type\":\"x\"}}}}", AL_ERR_FORMAT,
+                 "#/items/items/items", NULL);
+    /* 10,000 properties */
+    size_t cap = 10000 * 40 + 64, n = 0;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    n += (size_t)snprintf(big + n, cap - n, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 10000; i++)
+        n += (size_t)snprintf(big + n, cap - n, "%s\"p%d\":{\"type\":\"integer\"}", i ? "," : "", i);
+    snprintf(big + n, cap - n, "}}");
+    schema_error(big, AL_ERR_LIMIT, "10000 properties", "#/properties");
+    free(big);
+    /* deep nesting */
+    char deep[4096];
+    n = 0;
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"items\":");
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "{}");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, "}");
+    schema_error(deep, AL_ERR_LIMIT, "nested deeper", NULL);
+}
+
+/* ---------------------------------------------------------------- matcher */
+
+static al_vocab *load_vocab(const char *rel)
+{
+    const char *shared = getenv("AIRLOCK_SHARED");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", shared ? shared : "../shared", rel);
+    al_vocab *v = NULL;
+    al_error err = {0};
+    if (al_vocab_load(path, &v, &err) != AL_OK) {
+        print_message("skipped: cannot load %s: %s\n", path, err.msg);
+        return NULL;
+    }
+    return v;
+}
+
+typedef struct text {
+    char s[8192];
+    size_t n;
+} text;
+
+/* True when prefix + piece can be fed to a fresh matcher. */
+static bool fresh_accepts(const al_grammar *g, const al_token_trie *trie, const text *pre, const char *piece, size_t n)
+{
+    al_grammar_matcher *m = al_grammar_matcher_new(g, trie, NULL);
+    bool ok = al_grammar_matcher_accept_bytes(m, pre->s, pre->n) && al_grammar_matcher_accept_bytes(m, piece, n);
+    al_grammar_matcher_free(m);
+    return ok;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Random walks through the allowed tokens: the mask never empties before
+ * the end (no dead end), every allowed token is accepted, the mask agrees
+ * with a fresh matcher on every token (n_check: all, or a sample), and
+ * end-of-generation is allowed exactly when the output is complete. */
+static void walk_grammar(const al_vocab *v, const al_grammar *g, int walks, int steps, int n_check, uint64_t seed)
+{
+    al_token_trie *trie = al_token_trie_new(v);
+    assert_non_null(trie);
+    int32_t nv = al_vocab_n_tokens(v);
+    al_grammar_cache *cache = al_grammar_cache_new(nv, 16);
+    int32_t *allowed = malloc((size_t)nv * sizeof *allowed);
+    int32_t eog = al_vocab_eos(v);
+    int completed = 0;
+    for (int w = 0; w < walks; w++) {
+        al_grammar_matcher *m = al_grammar_matcher_new(g, trie, cache);
+        assert_non_null(m);
+        text t = {.n = 0};
+        for (int s = 0; s < steps; s++) {
+            const uint64_t *mask = al_grammar_matcher_mask(m);
+            assert_non_null(mask);
+            int na = 0;
+            for (int32_t i = 0; i < nv; i++)
+                if ((mask[i / 64] >> (i % 64)) & 1)
+                    allowed[na++] = i;
+            if (eog >= 0)
+                assert_int_equal((int)((mask[eog / 64] >> (eog % 64)) & 1), (int)al_grammar_matcher_can_end(m));
+            if (al_grammar_matcher_done(m)) {
+                completed++;
+                break;
+            }
+            if (na == 0)
+                fail_msg("dead end after '%.*s'", (int)t.n, t.s);
+            /* the mask against a fresh matcher */
+            for (int k = 0; k < (n_check ? n_check : nv); k++) {
+                int32_t id = n_check ? (int32_t)(rng_next(&seed) % (uint64_t)nv) : k;
+                if (al_vocab_is_eog(v, id))
+                    continue;
+                char piece[512];
+                int32_t pn = al_token_to_piece(v, id, piece, sizeof piece, false);
+                bool want = pn > 0 && pn <= (int32_t)sizeof piece && t.n + (size_t)pn < sizeof t.s &&
+                            fresh_accepts(g, trie, &t, piece, (size_t)pn);
+                bool got = (mask[id / 64] >> (id % 64)) & 1;
+                if (want != got && t.n + 512 < sizeof t.s)
+                    fail_msg("token %d '%.*s' after '%.*s': mask %d, fresh matcher %d", id, pn > 0 ? pn : 0, piece,
+                             (int)t.n, t.s, got, want);
+            }
+            /* prefer closing tokens half of the time so walks finish */
+            int32_t pick = allowed[rng_next(&seed) % (uint64_t)na];
+            if (al_vocab_is_eog(v, pick)) {
+                completed++;
+                break;
+            }
+            char piece[512];
+            int32_t pn = al_token_to_piece(v, pick, piece, sizeof piece, false);
+            assert_true(pn > 0);
+            if (t.n + (size_t)pn >= sizeof t.s)
+                break;
+            assert_int_equal(al_grammar_matcher_accept_token(m, pick), AL_OK);
+            memcpy(t.s + t.n, piece, (size_t)pn);
+            t.n += (size_t)pn;
+            if (al_grammar_matcher_can_end(m))
+                assert_true(al_grammar_accepts(g, t.s, t.n));
+        }
+        /* a token outside the mask is refused and leaves the matcher as it was */
+        al_grammar_matcher_free(m);
+    }
+    uint64_t hits, misses;
+    al_grammar_cache_stats(cache, &hits, &misses);
+    print_message("walks %d, completed %d, cache hits %llu misses %llu\n", walks, completed,
+                  (unsigned long long)hits, (unsigned long long)misses);
+    free(allowed);
+    al_grammar_cache_free(cache);
+    al_token_trie_free(trie);
+}
+
+static const char k_walk_schema[] =
+    "{\"type\":\"object\",\"properties\":{\"kind\":{\"enum\":[\"cat\",\"dog\"]},"
+    "\"n\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":30},\"ok\":{\"type\":\"boolean\"},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":3},\"maxItems\":2}},"
+    "\"required\":[\"kind\",\"n\"]}";
+
+/* stories260K's 512-token SentencePiece vocabulary: every token checked. */
+static void test_matcher_spm(void **st)
+{
+    (void)st;
+    al_vocab *v = load_vocab("models/stories260K.gguf");
+    if (!v)
+        skip();
+    al_grammar *g = schema(k_walk_schema);
+    walk_grammar(v, g, 20, 80, 0, 42);
+    al_grammar_free(g);
+    al_error err = {0};
+    assert_int_equal(al_grammar_json_object(&g, &err), AL_OK);
+    walk_grammar(v, g, 5, 40, 0, 7);
+    al_grammar_free(g);
+    al_vocab_free(v);
+}
+
+/* Qwen2's 151,936-token byte-level BPE vocabulary: masks sampled. */
+static void test_matcher_qwen(void **st)
+{
+    (void)st;
+    al_vocab *v = load_vocab("vocab/ggml-vocab-qwen2.gguf");
+    if (!v)
+        skip();
+    al_grammar *g = schema(k_walk_schema);
+    walk_grammar(v, g, 6, 40, 300, 3);
+    al_grammar_free(g);
+    g = gbnf("root ::= \"Answer: \" (\"yes\" | \"no\") \".\"\n");
+    walk_grammar(v, g, 3, 20, 2000, 5);
+    al_grammar_free(g);
+    /* a token the mask refuses is refused by accept_token, state unchanged */
+    al_token_trie *trie = al_token_trie_new(v);
+    g = gbnf("root ::= \"ab\"\n");
+    al_grammar_matcher *m = al_grammar_matcher_new(g, trie, NULL);
+    int32_t ids[8];
+    size_t n = 0;
+    al_error err = {0};
+    assert_int_equal(al_tokenize(v, "xyz", 3, false, false, ids, 8, &n, &err), AL_OK);
+    assert_int_equal(al_grammar_matcher_accept_token(m, ids[0]), AL_ERR_ARG);
+    assert_int_equal(al_grammar_matcher_accept_token(m, al_vocab_eos(v)), AL_ERR_ARG);
+    assert_true(al_grammar_matcher_accept_bytes(m, "ab", 2));
+    assert_true(al_grammar_matcher_can_end(m));
+    assert_true(al_grammar_matcher_done(m));
+    assert_int_equal(al_grammar_matcher_accept_token(m, al_vocab_eos(v)), AL_OK);
+    al_grammar_matcher_free(m);
+    al_grammar_free(g);
+    al_token_trie_free(trie);
+    al_vocab_free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gbnf_basics),        cmocka_unit_test(test_gbnf_errors),
+        cmocka_unit_test(test_gbnf_errors2),       cmocka_unit_test(test_gbnf_star_space),
+        cmocka_unit_test(test_json_object_grammar), cmocka_unit_test(test_schema_object),
+        cmocka_unit_test(test_schema_values),      cmocka_unit_test(test_schema_strings),
+        cmocka_unit_test(test_schema_arrays_refs), cmocka_unit_test(test_schema_errors),
+        cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_matcher_qwen),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
