@@ -323,6 +323,10 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
             cli_errorf("serve", "audit log %s: %s", adir, err.msg);
             return 1;
         }
+        if (al_audit_open_problem(st->audit))
+            fprintf(stderr, "airlock serve: WARNING: the audit log was tampered with: %s "
+                    "(recorded in the log; see 'airlock audit verify')\n",
+                    al_audit_open_problem(st->audit));
         al_audit_set_content(st->audit, content);
         cfg->keys = st->keys;
         cfg->audit = st->audit;
