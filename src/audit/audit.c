@@ -6,6 +6,13 @@
  * The "hash" member is always last and always 64 hex digits, so a record's
  * hashed bytes are the line minus its fixed-size 75-byte suffix.
  *
+ * Since format 2 every record is signed: just before "hash" comes
+ * "rsig":"<128 hex>", the Ed25519 signature of
+ * "airlock-audit-record:<sha256 hex of the line up to ,"rsig">". So a
+ * record cannot be added or changed without the key. Records of format 1
+ * (no "rsig") are accepted only as a prefix of the log, before the first
+ * signed record; the signed records' chain covers them from then on.
+ *
  * Checkpoints add "key" (Ed25519 public key, hex) and "sig": the signature of
  * "airlock-audit-checkpoint:<seq>:<prev>". DIR/audit.head holds the last
  * fsynced record's seq and hash, signed the same way, so that cutting whole
@@ -37,6 +44,7 @@
 #include "util/hash.h"
 
 #define HASH_SUFFIX_LEN 75          /* ,"hash":"<64 hex>"} */
+#define RSIG_LEN 138                /* ,"rsig":"<128 hex>" */
 #define MAX_LINE (64u << 20)        /* a record longer than this is refused */
 static const char k_zero_hash[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -55,6 +63,8 @@ struct al_audit {
     unsigned unsynced;       /* records written since the last fsync */
     double last_sync;        /* monotonic seconds */
     al_audit_content content;
+    int anchor_fd;           /* second copy of the head, or -1 */
+    char open_problem[512];  /* what open found wrong ("" if nothing) */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -179,6 +189,26 @@ static bool ed_verify(const char *pub_hex, const char *msg, const char *sig_hex)
     return ok;
 }
 
+/* The message a record's "rsig" signs: a domain tag and the SHA-256 of the
+ * line's bytes before ,"rsig". */
+static void record_msg(const char *line, size_t signed_len, char msg[96])
+{
+    char h[65];
+    al_sha256_hex(line, signed_len, h);
+    snprintf(msg, 96, "airlock-audit-record:%s", h);
+}
+
+/* rsig points at 128 hex digits inside the line (not NUL-terminated). */
+static bool record_sig_ok(const char *pub_hex, const char *line, size_t signed_len,
+                          const char *rsig)
+{
+    char msg[96], sig[129];
+    memcpy(sig, rsig, 128);
+    sig[128] = 0;
+    record_msg(line, signed_len, msg);
+    return ed_verify(pub_hex, msg, sig);
+}
+
 /* Loads DIR/audit.key, creating it (and audit.pub) if absent. Called with
  * the log's flock held so that two processes do not both create a key. */
 static al_status load_or_create_key(al_audit *a, al_error *err)
@@ -257,9 +287,12 @@ out:
 /* Checks one line (without its '\n'): its own hash and JSON. On success
  * *obj (caller frees with json_decref) is the parsed record and hash the
  * recomputed hash. Returns NULL or a static problem description. */
-static const char *check_line(const char *line, size_t len, json_t **obj, char hash[65])
+static const char *check_line(const char *line, size_t len, json_t **obj, char hash[65],
+                              const char **rsig, size_t *signed_len)
 {
     *obj = NULL;
+    *rsig = NULL;
+    *signed_len = 0;
     if (len < HASH_SUFFIX_LEN + 2)
         return "record too short";
     const char *suf = line + len - HASH_SUFFIX_LEN;
@@ -268,6 +301,13 @@ static const char *check_line(const char *line, size_t len, json_t **obj, char h
     al_sha256_hex(line, len - HASH_SUFFIX_LEN, hash);
     if (CRYPTO_memcmp(hash, suf + 9, 64) != 0)
         return "record's content does not match its hash (edited)";
+    if (len >= HASH_SUFFIX_LEN + RSIG_LEN + 2) {
+        const char *r = suf - RSIG_LEN;
+        if (memcmp(r, ",\"rsig\":\"", 9) == 0 && r[RSIG_LEN - 1] == '"') {
+            *rsig = r + 9;
+            *signed_len = (size_t)(r - line);
+        }
+    }
     json_error_t je;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!o || !json_is_object(o)) {
@@ -325,8 +365,19 @@ static al_status sync_and_head(al_audit *a, al_error *err);
 
 /* Writes one record built from body (which this function completes with
  * seq, prev and hash). Called with the lock held and the tail settled. */
+static al_status write_checkpoint(al_audit *a, al_error *err);
+
 static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error *err)
 {
+    const char *btype = json_string_value(json_object_get(body, "type"));
+    bool is_checkpoint = btype && !strcmp(btype, "checkpoint");
+    /* every record numbered a multiple of AL_AUDIT_CHECKPOINT_EVERY is a
+     * checkpoint: verify requires it, so stripping them is detected */
+    if (!is_checkpoint && (a->last_seq + 1) % AL_AUDIT_CHECKPOINT_EVERY == 0) {
+        al_status cst = write_checkpoint(a, err);
+        if (cst)
+            return cst;
+    }
     uint64_t seq = a->last_seq + 1;
     /* rebuild in canonical order: seq, time, then body's fields, then prev */
     json_t *rec = json_object();
@@ -339,7 +390,7 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     json_object_foreach(body, k, v) json_object_set(rec, k, v);
     json_object_set_new(rec, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(rec, "prev", json_string(a->last_hash));
-    if (!strcmp(json_string_value(json_object_get(rec, "type")) ? json_string_value(json_object_get(rec, "type")) : "", "checkpoint")) {
+    if (is_checkpoint) {
         char msg[128], sig[129];
         snprintf(msg, sizeof(msg), "airlock-audit-checkpoint:%llu:%s", (unsigned long long)seq,
                  a->last_hash);
@@ -360,18 +411,28 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
         return al_err(err, AL_ERR_LIMIT, "audit record too large");
     }
     size_t plen = n - 1; /* without the closing '}' */
-    char hash[65];
-    al_sha256_hex(s, plen, hash);
-    size_t total = plen + HASH_SUFFIX_LEN + 1;
+    char msg_r[96], rsig[129];
+    record_msg(s, plen, msg_r);
+    if (!ed_sign(a->key, msg_r, rsig)) {
+        free(s);
+        return al_err(err, AL_ERR_CRYPTO, "cannot sign an audit record");
+    }
+    size_t total = plen + RSIG_LEN + HASH_SUFFIX_LEN + 1;
     char *line = malloc(total);
     if (!line) {
         free(s);
         return al_err(err, AL_ERR_NOMEM, "out of memory");
     }
     memcpy(line, s, plen);
-    memcpy(line + plen, ",\"hash\":\"", 9);
-    memcpy(line + plen + 9, hash, 64);
-    memcpy(line + plen + 73, "\"}\n", 3);
+    memcpy(line + plen, ",\"rsig\":\"", 9);
+    memcpy(line + plen + 9, rsig, 128);
+    line[plen + RSIG_LEN - 1] = '"';
+    size_t hlen = plen + RSIG_LEN;
+    char hash[65];
+    al_sha256_hex(line, hlen, hash);
+    memcpy(line + hlen, ",\"hash\":\"", 9);
+    memcpy(line + hlen + 9, hash, 64);
+    memcpy(line + hlen + 73, "\"}\n", 3);
     free(s);
     bool ok = write_all(a->fd, line, total);
     free(line);
@@ -382,7 +443,8 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     struct stat stt;
     a->cached_end = fstat(a->fd, &stt) == 0 ? stt.st_size : -1;
     a->unsynced++;
-    if (sync_now || a->unsynced >= AL_AUDIT_SYNC_EVERY || mono_now() - a->last_sync > 1.0)
+    if (sync_now || seq == 1 || a->unsynced >= AL_AUDIT_SYNC_EVERY ||
+        mono_now() - a->last_sync > 1.0)
         return sync_and_head(a, err);
     return AL_OK;
 }
@@ -426,6 +488,13 @@ static al_status sync_and_head(al_audit *a, al_error *err)
         close(fd);
     free(tmp);
     free(head);
+    if (!st && a->anchor_fd >= 0) {
+        /* the second copy: rewritten in place (the sandbox may forbid
+         * creating files next to it); a torn anchor is reported by verify */
+        if (pwrite(a->anchor_fd, line, (size_t)n, 0) != n || ftruncate(a->anchor_fd, n) != 0 ||
+            fdatasync(a->anchor_fd) != 0)
+            st = al_err(err, AL_ERR_IO, "cannot write the audit anchor: %s", strerror(errno));
+    }
     return st;
 }
 
@@ -484,7 +553,9 @@ static al_status settle_tail(al_audit *a, al_error *err)
             return al_err(err, AL_ERR_IO, "%s: cannot read the last record", a->log_path);
         json_t *o;
         char hash[65];
-        const char *prob = check_line(line, len, &o, hash);
+        const char *rs;
+        size_t sl;
+        const char *prob = check_line(line, len, &o, hash, &rs, &sl);
         free(line);
         if (prob)
             return al_err(err, AL_ERR_CRYPTO,
@@ -510,6 +581,103 @@ static al_status settle_tail(al_audit *a, al_error *err)
         return st;
     }
     return AL_OK;
+}
+
+/* "SEQ HASH SIG\n" (audit.head and the anchor). */
+static bool parse_head(const char *buf, unsigned long long *seq, char hash[80], char sig[160])
+{
+    return sscanf(buf, "%llu %79s %159s", seq, hash, sig) == 3 && strlen(hash) == 64 &&
+           strlen(sig) == 128;
+}
+
+static bool head_sig_ok(const char *pub_hex, unsigned long long seq, const char *hash,
+                        const char *sig)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "airlock-audit-head:%llu:%s", seq, hash);
+    return ed_verify(pub_hex, msg, sig);
+}
+
+/* At open, with the tail settled: compares the log with its signed head
+ * (and the anchor, if any). Anything wrong (the head deleted or replaced,
+ * records cut off the end, unsigned records appended after the head, a
+ * rollback below the anchor) is recorded as a signed "audit.tamper-found"
+ * record, so that the next head written by this process cannot hide it.
+ * Lock held. */
+static al_status open_checks(al_audit *a, al_error *err)
+{
+    char *hpath = path_join(a->dir, "audit.head");
+    if (!hpath)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    char buf[400];
+    unsigned long long hseq = 0;
+    char hhash[80], hsig[160];
+    char *prob = a->open_problem;
+    size_t cap = sizeof(a->open_problem);
+    prob[0] = 0;
+    bool have_head = read_small(hpath, buf, sizeof(buf));
+    free(hpath);
+    if (!have_head) {
+        if (a->last_seq > 0)
+            snprintf(prob, cap, "audit.head is missing while the log has %llu records (deleted)",
+                     (unsigned long long)a->last_seq);
+    } else if (!parse_head(buf, &hseq, hhash, hsig)) {
+        snprintf(prob, cap, "audit.head is unreadable (overwritten)");
+    } else if (!head_sig_ok(a->pub_hex, hseq, hhash, hsig)) {
+        snprintf(prob, cap, "audit.head's signature does not verify with this log's key "
+                 "(replaced)");
+    } else if (hseq > a->last_seq) {
+        snprintf(prob, cap, "audit.head says record %llu was written and synced but the log ends "
+                 "at record %llu (records cut off the end)", hseq,
+                 (unsigned long long)a->last_seq);
+    } else if (hseq == a->last_seq && strcmp(hhash, a->last_hash) != 0) {
+        snprintf(prob, cap, "record %llu differs from the one audit.head names (rewritten)", hseq);
+    } else if (hseq < a->last_seq) {
+        /* records after the head: a crash can leave some, but they must be
+         * signed by this log's key */
+        off_t start;
+        size_t len;
+        char *line = read_last_line(a->fd, a->cached_end, &start, &len);
+        json_t *o = NULL;
+        char h[65];
+        const char *rs = NULL;
+        size_t sl = 0;
+        if (!line || check_line(line, len, &o, h, &rs, &sl) || !rs ||
+            !record_sig_ok(a->pub_hex, line, sl, rs))
+            snprintf(prob, cap, "records %llu..%llu after the signed head are not signed by this "
+                     "log's key (appended without it)", hseq + 1,
+                     (unsigned long long)a->last_seq);
+        json_decref(o);
+        free(line);
+    }
+    if (!prob[0] && a->anchor_fd >= 0) {
+        ssize_t n = pread(a->anchor_fd, buf, sizeof(buf) - 1, 0);
+        if (n > 0) {
+            buf[n] = 0;
+            unsigned long long aseq;
+            char ahash[80], asig[160];
+            if (!parse_head(buf, &aseq, ahash, asig) || !head_sig_ok(a->pub_hex, aseq, ahash, asig))
+                snprintf(prob, cap, "the audit anchor is unreadable or not signed by this log's "
+                         "key");
+            else if (aseq > a->last_seq)
+                snprintf(prob, cap, "the audit anchor says record %llu was written but the log "
+                         "ends at record %llu (rolled back)", aseq,
+                         (unsigned long long)a->last_seq);
+            else if (aseq == a->last_seq && strcmp(ahash, a->last_hash) != 0)
+                snprintf(prob, cap, "record %llu differs from the one the audit anchor names "
+                         "(rewritten)", aseq);
+        }
+    }
+    if (!prob[0])
+        return AL_OK;
+    json_t *b = json_object();
+    json_object_set_new(b, "type", json_string("alert"));
+    json_object_set_new(b, "actor", json_string("airlock"));
+    json_object_set_new(b, "action", json_string("audit.tamper-found"));
+    json_object_set_new(b, "detail", json_string(prob));
+    al_status st = write_record(a, b, true, err);
+    json_decref(b);
+    return st;
 }
 
 static al_status lock_log(al_audit *a, al_error *err)
@@ -545,6 +713,7 @@ al_status al_audit_open(const char *dir, al_audit **out, al_error *err)
         return al_err(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&a->mu, NULL);
     a->fd = -1;
+    a->anchor_fd = -1;
     a->cached_end = -1;
     a->dir = strdup(dir);
     a->log_path = path_join(dir, "audit.log");
@@ -567,6 +736,15 @@ al_status al_audit_open(const char *dir, al_audit **out, al_error *err)
     st = load_or_create_key(a, err);
     if (!st)
         st = settle_tail(a, err);
+    const char *anchor = getenv("AIRLOCK_AUDIT_ANCHOR");
+    if (!st && anchor && *anchor) {
+        a->anchor_fd = open(anchor, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        if (a->anchor_fd < 0)
+            st = al_err(err, AL_ERR_IO, "AIRLOCK_AUDIT_ANCHOR=%s: cannot open: %s", anchor,
+                        strerror(errno));
+    }
+    if (!st)
+        st = open_checks(a, err);
     unlock_log(a);
     if (st) {
         al_audit_close(a);
@@ -589,11 +767,18 @@ void al_audit_close(al_audit *a)
     }
     if (a->fd >= 0)
         close(a->fd);
+    if (a->anchor_fd >= 0)
+        close(a->anchor_fd);
     EVP_PKEY_free(a->key);
     free(a->dir);
     free(a->log_path);
     pthread_mutex_destroy(&a->mu);
     free(a);
+}
+
+const char *al_audit_open_problem(const al_audit *a)
+{
+    return a && a->open_problem[0] ? a->open_problem : NULL;
 }
 
 void al_audit_set_content(al_audit *a, al_audit_content mode)
@@ -683,8 +868,6 @@ al_status al_audit_append(al_audit *a, const al_audit_event *ev, al_error *err)
     st = settle_tail(a, err);
     if (!st)
         st = write_record(a, b, false, err);
-    if (!st && a->last_seq % AL_AUDIT_CHECKPOINT_EVERY == AL_AUDIT_CHECKPOINT_EVERY - 1)
-        st = write_checkpoint(a, err);
     unlock_log(a);
     json_decref(b);
     return st;
@@ -751,7 +934,27 @@ static al_status bad(al_audit_verify_result *res, uint64_t line, const char *fmt
     return AL_ERR_CRYPTO;
 }
 
+/* Reads a public key file (64 hex digits, optional newline) into out. */
+static bool read_pub(const char *path, char out[65])
+{
+    char buf[160];
+    if (!read_small(path, buf, sizeof(buf)))
+        return false;
+    buf[strcspn(buf, "\n \r")] = 0;
+    unsigned char raw[32];
+    if (!from_hex(buf, raw, 32))
+        return false;
+    memcpy(out, buf, 65);
+    return true;
+}
+
 al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error *err)
+{
+    return al_audit_verify_opts(dir, NULL, res, err);
+}
+
+al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *opt,
+                               al_audit_verify_result *res, al_error *err)
 {
     if (!dir || !res)
         return al_err(err, AL_ERR_ARG, "al_audit_verify: NULL argument");
@@ -761,8 +964,24 @@ al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error
     char *hpath = path_join(dir, "audit.head");
     al_status st = AL_OK;
     line_reader r = {0};
+    json_t *o = NULL;
     if (!lpath || !ppath || !hpath) {
         st = al_err(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    char pub[65] = "", store_pub[65] = "";
+    bool have_store_pub = read_pub(ppath, store_pub);
+    if (opt && opt->pub_path) {
+        if (!read_pub(opt->pub_path, pub)) {
+            st = al_err(err, AL_ERR_ARG, "%s: not an audit public key (64 hex digits)",
+                        opt->pub_path);
+            goto out;
+        }
+    } else if (have_store_pub) {
+        memcpy(pub, store_pub, 65);
+        res->pub_from_store = true;
+    } else if (access(lpath, F_OK) == 0) {
+        st = al_err(err, AL_ERR_IO, "%s: missing, and no public key given (--pub FILE)", ppath);
         goto out;
     }
     r.f = fopen(lpath, "re");
@@ -770,20 +989,35 @@ al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error
         st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", lpath, strerror(errno));
         goto out;
     }
-    char pub[160] = "";
-    bool have_pub = read_small(ppath, pub, sizeof(pub));
-    if (have_pub)
-        pub[strcspn(pub, "\n ")] = 0;
     char prev[65];
     memcpy(prev, k_zero_hash, 65);
-    uint64_t line_no = 0;
-    /* hashes of every record, to check the head file against */
+    uint64_t line_no = 0, last_unsigned = 0;
     char head_buf[400] = "";
     unsigned long long head_seq = 0;
     char head_hash[80] = "", head_sig[160] = "";
-    bool have_head = read_small(hpath, head_buf, sizeof(head_buf)) &&
-                     sscanf(head_buf, "%llu %79s %159s", &head_seq, head_hash, head_sig) == 3;
-    char head_at_seq[65] = "";
+    bool head_file = read_small(hpath, head_buf, sizeof(head_buf));
+    bool have_head = head_file && parse_head(head_buf, &head_seq, head_hash, head_sig);
+    char anchor_buf[400] = "";
+    unsigned long long anchor_seq = 0;
+    char anchor_hash[80] = "", anchor_sig[160] = "";
+    bool want_anchor = opt && opt->anchor_path;
+    if (want_anchor) {
+        if (!read_small(opt->anchor_path, anchor_buf, sizeof(anchor_buf))) {
+            st = al_err(err, AL_ERR_IO, "%s: cannot read the anchor: %s", opt->anchor_path,
+                        strerror(errno));
+            goto out;
+        }
+        if (!parse_head(anchor_buf, &anchor_seq, anchor_hash, anchor_sig)) {
+            st = bad(res, 0, "%s: not an audit anchor (SEQ HASH SIGNATURE)", opt->anchor_path);
+            goto out;
+        }
+        if (!head_sig_ok(pub, anchor_seq, anchor_hash, anchor_sig)) {
+            st = bad(res, 0, "%s: the anchor's signature does not verify with the audit key",
+                     opt->anchor_path);
+            goto out;
+        }
+    }
+    char head_at_seq[65] = "", anchor_at_seq[65] = "";
     for (;;) {
         ssize_t n = next_line(&r);
         if (n == -1)
@@ -795,9 +1029,10 @@ al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error
                      (unsigned long long)line_no);
             goto out;
         }
-        json_t *o;
         char hash[65];
-        const char *prob = check_line(r.buf, (size_t)n, &o, hash);
+        const char *rs;
+        size_t sl;
+        const char *prob = check_line(r.buf, (size_t)n, &o, hash, &rs, &sl);
         if (prob) {
             st = bad(res, line_no, "line %llu: %s", (unsigned long long)line_no, prob);
             goto out;
@@ -809,48 +1044,85 @@ al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error
                      "(records deleted, inserted or reordered)",
                      (unsigned long long)line_no, (unsigned long long)seq,
                      (unsigned long long)line_no);
-            json_decref(o);
             goto out;
         }
         if (strcmp(p, prev) != 0) {
             st = bad(res, line_no, "line %llu: chain broken: the previous record's hash does not "
                      "match (a record before it was edited, deleted or reordered)",
                      (unsigned long long)line_no);
-            json_decref(o);
             goto out;
         }
+        if (rs) {
+            if (!record_sig_ok(pub, r.buf, sl, rs)) {
+                st = bad(res, line_no, "line %llu: the record's signature does not verify with "
+                         "the audit key %.16s... (forged, edited, or signed with another key)",
+                         (unsigned long long)line_no, pub);
+                goto out;
+            }
+            res->n_signed++;
+        } else {
+            if (res->n_signed > 0) {
+                st = bad(res, line_no, "line %llu: unsigned record after signed ones (added "
+                         "without the audit key)", (unsigned long long)line_no);
+                goto out;
+            }
+            res->n_legacy++;
+            last_unsigned = seq;
+        }
         const char *type = json_string_value(json_object_get(o, "type"));
-        if (type && !strcmp(type, "checkpoint")) {
+        bool is_cp = type && !strcmp(type, "checkpoint");
+        if (is_cp) {
             const char *key = json_string_value(json_object_get(o, "key"));
             const char *sig = json_string_value(json_object_get(o, "sig"));
             char msg[128];
             snprintf(msg, sizeof(msg), "airlock-audit-checkpoint:%llu:%s",
                      (unsigned long long)seq, prev);
-            if (!key || !sig || (have_pub && strcmp(key, pub) != 0) || !ed_verify(key, msg, sig)) {
+            if (!key || !sig || strcmp(key, pub) != 0 || !ed_verify(key, msg, sig)) {
                 st = bad(res, line_no, "line %llu: checkpoint signature does not verify with the "
-                         "server's key", (unsigned long long)line_no);
-                json_decref(o);
+                         "audit key", (unsigned long long)line_no);
                 goto out;
             }
             res->n_checkpoints++;
+        } else if (rs && seq % AL_AUDIT_CHECKPOINT_EVERY == 0) {
+            st = bad(res, line_no, "line %llu: record %llu must be a signed checkpoint "
+                     "(checkpoints removed)", (unsigned long long)line_no,
+                     (unsigned long long)seq);
+            goto out;
+        }
+        if (type && !strcmp(type, "alert")) {
+            const char *d = json_string_value(json_object_get(o, "detail"));
+            st = bad(res, line_no, "line %llu: a writer found the log tampered with when it "
+                     "opened it: %s", (unsigned long long)line_no, d ? d : "?");
+            goto out;
         }
         json_decref(o);
+        o = NULL;
         memcpy(prev, hash, 65);
         if (have_head && seq == head_seq)
             memcpy(head_at_seq, hash, 65);
+        if (want_anchor && seq == anchor_seq)
+            memcpy(anchor_at_seq, hash, 65);
         res->n_records++;
     }
-    if (have_head) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "airlock-audit-head:%llu:%s", head_seq, head_hash);
-        if (have_pub && !ed_verify(pub, msg, head_sig)) {
-            st = bad(res, res->n_records + 1, "audit.head: signature does not verify");
+    uint64_t n = res->n_records;
+    if (n > 0 || head_file) {
+        if (!head_file) {
+            st = bad(res, n + 1, "audit.head is missing (deleted?): it names the last synced "
+                     "record and is required");
             goto out;
         }
-        if (head_seq > res->n_records) {
-            st = bad(res, res->n_records + 1, "truncated: the log ends after record %llu but "
+        if (!have_head) {
+            st = bad(res, n + 1, "audit.head is unreadable");
+            goto out;
+        }
+        if (!head_sig_ok(pub, head_seq, head_hash, head_sig)) {
+            st = bad(res, n + 1, "audit.head: signature does not verify with the audit key");
+            goto out;
+        }
+        if (head_seq > n) {
+            st = bad(res, n + 1, "truncated: the log ends after record %llu but "
                      "record %llu was written and synced (records cut off the end)",
-                     (unsigned long long)res->n_records, head_seq);
+                     (unsigned long long)n, head_seq);
             goto out;
         }
         if (head_seq > 0 && strcmp(head_at_seq, head_hash) != 0) {
@@ -858,8 +1130,35 @@ al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error
                      head_seq);
             goto out;
         }
+        if (last_unsigned > head_seq) {
+            st = bad(res, last_unsigned, "line %llu: unsigned record after the last synced head "
+                     "(record %llu): not covered by any signature (added without the key)",
+                     (unsigned long long)last_unsigned, head_seq);
+            goto out;
+        }
+        res->n_after_head = n - head_seq;
+    }
+    if (want_anchor) {
+        if (anchor_seq > n) {
+            st = bad(res, n + 1, "rolled back: the anchor %s says record %llu was written, the "
+                     "log ends at record %llu", opt->anchor_path, anchor_seq,
+                     (unsigned long long)n);
+            goto out;
+        }
+        if (anchor_seq > 0 && strcmp(anchor_at_seq, anchor_hash) != 0) {
+            st = bad(res, anchor_seq, "line %llu: record differs from the one the anchor %s "
+                     "names (log rewritten)", anchor_seq, opt->anchor_path);
+            goto out;
+        }
+        res->anchor_checked = true;
+    }
+    if (opt && opt->pub_path && (!have_store_pub || strcmp(store_pub, pub) != 0)) {
+        st = bad(res, 0, "%s/audit.pub is not the key given with --pub (replaced or missing); "
+                 "the records verify with --pub", dir);
+        goto out;
     }
 out:
+    json_decref(o);
     if (r.f)
         fclose(r.f);
     free(r.buf);

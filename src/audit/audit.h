@@ -3,8 +3,12 @@
  * The log lives in DIR/audit.log as JSON lines. Every record carries the
  * SHA-256 of the previous record ("prev"), so editing, deleting, reordering,
  * inserting or truncating records breaks the chain, which al_audit_verify
- * finds and names. Checkpoint records carry an Ed25519 signature of the
- * chain head by the server's key (DIR/audit.key, created on first use).
+ * finds and names. Every record is signed with Ed25519 by the log's key
+ * (DIR/audit.key, created on first use), so records cannot be added or
+ * changed without it; every 64th record is a checkpoint, and DIR/audit.head
+ * (the last synced record, signed) is required, so cutting records off the
+ * end is found. $AIRLOCK_AUDIT_ANCHOR names a second copy of the head kept
+ * outside the store (a whole-directory rollback is then found).
  *
  * Several processes may append to the same log: each append takes an
  * exclusive flock on the log file around read-last-hash + write.
@@ -15,6 +19,7 @@
 #ifndef AL_AUDIT_AUDIT_H
 #define AL_AUDIT_AUDIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -24,7 +29,10 @@ typedef struct al_audit al_audit;
 
 /* Opens (creating DIR and the log if needed) the log in DIR/audit.log.
  * A torn last record (e.g. after kill -9) is cut back to the last whole
- * record, and the repair itself is appended as an audit record.
+ * record, and the repair itself is appended as an audit record. The log is
+ * compared with audit.head (and the anchor, when $AIRLOCK_AUDIT_ANCHOR is
+ * set; the file is opened here and rewritten after every head): a mismatch
+ * is appended as a signed "audit.tamper-found" record (al_audit_open_problem). 
  * On success *out is owned by the caller: free it with al_audit_close. */
 al_status al_audit_open(const char *dir, al_audit **out, al_error *err);
 
@@ -82,14 +90,30 @@ al_status al_audit_checkpoint(al_audit *a, al_error *err);
 typedef struct al_audit_verify_result {
     uint64_t n_records;      /* whole records read */
     uint64_t n_checkpoints;  /* checkpoints with a good signature */
-    uint64_t bad_line;       /* 1-based line of the first problem, 0 if none */
+    uint64_t bad_line;       /* 1-based line of the first problem, 0 if none or not a line */
     char problem[512];       /* what is wrong there, "" if none */
+    uint64_t n_signed;       /* records with their own signature (format 2) */
+    uint64_t n_legacy;       /* unsigned records of format 1 (a prefix of the log) */
+    uint64_t n_after_head;   /* signed records after the last synced head */
+    bool pub_from_store;     /* verified against the store's own audit.pub */
+    bool anchor_checked;
 } al_audit_verify_result;
+
+typedef struct al_audit_verify_options {
+    const char *pub_path;    /* public key kept outside the store; NULL: DIR/audit.pub */
+    const char *anchor_path; /* a copy of audit.head kept elsewhere; NULL: none */
+} al_audit_verify_options;
 
 /* Verifies the chain and the checkpoints' signatures of DIR/audit.log.
  * Returns AL_OK when intact; AL_ERR_CRYPTO when tampered (res says where);
  * other statuses for I/O errors. */
 al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error *err);
+al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *opt,
+                               al_audit_verify_result *res, al_error *err);
+
+/* What al_audit_open found wrong with the log (and recorded as a signed
+ * "audit.tamper-found" record), or NULL. */
+const char *al_audit_open_problem(const al_audit *a);
 
 /* Writes records as JSON lines (without the chain fields) to f, those with
  * since_unix <= time < until_unix (0 = unbounded). */

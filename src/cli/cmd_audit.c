@@ -17,12 +17,17 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: airlock audit verify [--store DIR | --dir AUDITDIR]\n"
+            "usage: airlock audit verify [--pub FILE] [--anchor FILE] [--store DIR | --dir D]\n"
+            "       airlock audit anchor [-o FILE] [--store DIR | --dir D]\n"
             "       airlock audit export [--since T] [--until T] [-o FILE] [--store DIR | --dir D]\n"
             "       airlock audit tail [-n N] [-f] [--json] [--store DIR | --dir D]\n\n"
-            "The log is STORE/audit/audit.log (hash-chained JSON lines, Ed25519 checkpoints).\n"
-            "verify exits 0 when intact, 1 when a record was edited, deleted, reordered,\n"
-            "inserted or cut off (it says where), 2 on usage errors.\n"
+            "The log is STORE/audit/audit.log (hash-chained JSON lines, each signed with\n"
+            "Ed25519). verify exits 0 when intact, 1 when a record was forged, edited,\n"
+            "deleted, reordered, inserted or cut off (it says where), 2 on usage errors.\n"
+            "--pub FILE: the log's public key kept outside the store (copy audit.pub once);\n"
+            "without it verify trusts the store's own audit.pub and says so.\n"
+            "--anchor FILE: a copy of audit.head kept elsewhere (audit anchor, or\n"
+            "$AIRLOCK_AUDIT_ANCHOR for writers): a rollback of the whole store is found.\n"
             "T: unix seconds, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[Z] (UTC), or an age like 2h, 7d.\n"
             "Store: --store DIR, else $AIRLOCK_STORE, else ./var/airlock.\n");
 }
@@ -158,7 +163,7 @@ int cmd_audit(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    const char *store = NULL, *dir = NULL, *out_path = NULL;
+    const char *store = NULL, *dir = NULL, *out_path = NULL, *pub = NULL, *anchor = NULL;
     int64_t since = 0, until = 0, n = 10;
     bool follow = false, as_json = false;
     for (int i = 2; i < argc; i++) {
@@ -178,6 +183,10 @@ int cmd_audit(int argc, char **argv)
         }
         if (!strcmp(a, "--store"))
             store = v;
+        else if (!strcmp(a, "--pub"))
+            pub = v;
+        else if (!strcmp(a, "--anchor"))
+            anchor = v;
         else if (!strcmp(a, "--dir"))
             dir = v;
         else if (!strcmp(a, "-o"))
@@ -208,20 +217,65 @@ int cmd_audit(int argc, char **argv)
     al_error err = {0};
     if (!strcmp(sub, "verify")) {
         al_audit_verify_result res;
-        al_status st = al_audit_verify(dir, &res, &err);
+        al_audit_verify_options opt = {pub, anchor};
+        al_status st = al_audit_verify_opts(dir, &opt, &res, &err);
         if (st == AL_OK) {
-            printf("audit log intact: %llu records, %llu signed checkpoints verified (%s/audit.log)\n",
-                   (unsigned long long)res.n_records, (unsigned long long)res.n_checkpoints, dir);
+            printf("audit log intact: %llu records (%llu signed, %llu older unsigned), %llu signed "
+                   "checkpoints verified (%s/audit.log)\n",
+                   (unsigned long long)res.n_records, (unsigned long long)res.n_signed,
+                   (unsigned long long)res.n_legacy, (unsigned long long)res.n_checkpoints, dir);
+            if (res.n_after_head)
+                printf("note: the last %llu records were written after the last synced head (a "
+                       "writer is running, or it stopped without closing the log)\n",
+                       (unsigned long long)res.n_after_head);
+            if (res.n_legacy)
+                printf("note: %llu records were written by an older airlock without their own "
+                       "signature; the signed records after them cover them by the chain\n",
+                       (unsigned long long)res.n_legacy);
+            if (res.anchor_checked)
+                printf("anchor %s: matches\n", anchor);
+            if (res.pub_from_store)
+                fprintf(stderr, "warning: verified against the store's own audit.pub: whoever can "
+                        "write the store can replace it and re-sign the log; keep a copy of "
+                        "audit.pub elsewhere and pass --pub FILE\n");
             return 0;
         }
         if (st == AL_ERR_CRYPTO) {
-            printf("audit log TAMPERED at line %llu: %s\n", (unsigned long long)res.bad_line,
-                   res.problem);
+            if (res.bad_line) {
+                /* the problem often starts with "line N: " already */
+                char pre[40];
+                int pl = snprintf(pre, sizeof(pre), "line %llu: ", (unsigned long long)res.bad_line);
+                const char *p = res.problem;
+                if (pl > 0 && !strncmp(p, pre, (size_t)pl))
+                    p += pl;
+                printf("audit log TAMPERED at line %llu: %s\n", (unsigned long long)res.bad_line, p);
+            }
+            else
+                printf("audit log TAMPERED: %s\n", res.problem);
             printf("(%llu records before it verified)\n", (unsigned long long)res.n_records);
             return 1;
         }
         cli_errorf("audit", "%s", err.msg);
-        return 1;
+        return st == AL_ERR_ARG ? 2 : 1;
+    }
+    if (!strcmp(sub, "anchor")) {
+        char hp[4200], buf[512];
+        snprintf(hp, sizeof(hp), "%s/audit.head", dir);
+        FILE *h = fopen(hp, "re");
+        size_t hn = h ? fread(buf, 1, sizeof(buf) - 1, h) : 0;
+        if (h)
+            fclose(h);
+        if (!hn) {
+            cli_errorf("audit", "%s: cannot read the head", hp);
+            return 1;
+        }
+        buf[hn] = 0;
+        FILE *f = out_path ? fopen(out_path, "we") : stdout;
+        if (!f || fputs(buf, f) < 0 || (out_path && fclose(f) != 0)) {
+            cli_errorf("audit", "%s: cannot write", out_path ? out_path : "stdout");
+            return 1;
+        }
+        return 0;
     }
     if (!strcmp(sub, "export")) {
         FILE *f = out_path ? fopen(out_path, "we") : stdout;
@@ -240,6 +294,6 @@ int cmd_audit(int argc, char **argv)
     }
     if (!strcmp(sub, "tail"))
         return do_tail(dir, n, follow, as_json);
-    cli_errorf("audit", "unknown action '%s' (verify, export, tail)", sub);
+    cli_errorf("audit", "unknown action '%s' (verify, anchor, export, tail)", sub);
     return 2;
 }

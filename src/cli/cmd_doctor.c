@@ -391,9 +391,13 @@ int cmd_doctor(int argc, char **argv)
     al_audit_verify_result vr;
     al_error err = {0};
     al_status vs = al_audit_verify(path, &vr, &err);
-    if (vs == AL_OK)
-        printf("  audit log: intact, %llu records, %llu signed checkpoints\n",
-               (unsigned long long)vr.n_records, (unsigned long long)vr.n_checkpoints);
+    if (vs == AL_OK) {
+        printf("  audit log: intact, %llu records (%llu signed, %llu older unsigned), %llu signed "
+               "checkpoints\n", (unsigned long long)vr.n_records, (unsigned long long)vr.n_signed,
+               (unsigned long long)vr.n_legacy, (unsigned long long)vr.n_checkpoints);
+        printf("    (checked against the store's own audit.pub: keep a copy elsewhere and run "
+               "'airlock audit verify --pub FILE')\n");
+    }
     else if (vs == AL_ERR_CRYPTO) {
         printf("  audit log: TAMPERED at line %llu: %s\n", (unsigned long long)vr.bad_line, vr.problem);
         failed++;

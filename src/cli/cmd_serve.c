@@ -101,11 +101,17 @@ static void usage(FILE *f, const al_server_config *d)
             "  --default-max-tokens N  when a request names none (default %d)\n"
             "  --conn-timeout SEC    idle connection timeout (default %u)\n"
             "  --request-timeout SEC whole generation (default %u; 0: none)\n"
-            "  --max-connections N   open connections (default %u)\n",
+            "  --max-connections N   open connections; beyond it a new one cuts the oldest\n"
+            "                        still sending headers, or gets 503 (default %u)\n"
+            "  --header-timeout SEC  request line + headers must arrive within (default %u;\n"
+            "                        also the idle time between keep-alive requests; 0: off)\n"
+            "  --body-min-rate B/S   slowest body accepted after that grace (default %u)\n"
+            "  --max-conn-per-ip N   connections per client address (default %u)\n",
             d->listen[0], d->sched.n_parallel, d->sched.n_ctx, d->sched.n_batch, d->sched.n_prefill_busy,
             d->sched.waiting_ratio, d->sched.batch_wait_ms, d->sched.queue_cap,
             d->max_body_bytes, d->max_header_bytes, d->max_json_depth, d->max_tokens, d->default_max_tokens,
-            d->conn_timeout_s, d->request_timeout_s, d->max_connections);
+            d->conn_timeout_s, d->request_timeout_s, d->max_connections, d->header_timeout_s,
+            d->body_min_rate, d->max_conn_per_ip);
 }
 
 /* ------------------------------------------------------------------ run */
@@ -323,6 +329,10 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
             cli_errorf("serve", "audit log %s: %s", adir, err.msg);
             return 1;
         }
+        if (al_audit_open_problem(st->audit))
+            fprintf(stderr, "airlock serve: WARNING: the audit log was tampered with: %s "
+                    "(recorded in the log; see 'airlock audit verify')\n",
+                    al_audit_open_problem(st->audit));
         al_audit_set_content(st->audit, content);
         cfg->keys = st->keys;
         cfg->audit = st->audit;
@@ -598,6 +608,8 @@ int cmd_serve(int argc, char **argv)
                 {"--max-tokens", 1, 1 << 20}, {"--default-max-tokens", 1, 1 << 20},
                 {"--conn-timeout", 1, 86400}, {"--request-timeout", 0, 864000}, {"--max-connections", 1, 100000},
                 {"--prefill-chunk", 0, 65536}, {"--batch-wait", 0, 10000},
+                {"--header-timeout", 0, 3600}, {"--body-min-rate", 0, 1 << 30},
+                {"--max-conn-per-ip", 1, 100000},
             };
             size_t k;
             for (k = 0; k < sizeof(k_ints) / sizeof(k_ints[0]); k++)
@@ -623,6 +635,9 @@ int cmd_serve(int argc, char **argv)
             case 10: cfg.max_connections = (unsigned)x; break;
             case 11: cfg.sched.n_prefill_busy = (uint32_t)x; break;
             case 12: cfg.sched.batch_wait_ms = (uint32_t)x; break;
+            case 13: cfg.header_timeout_s = (unsigned)x; break;
+            case 14: cfg.body_min_rate = (unsigned)x; break;
+            case 15: cfg.max_conn_per_ip = (unsigned)x; break;
             }
         }
         continue;

@@ -46,6 +46,10 @@ al_server_config al_server_default_config(void)
     c.conn_timeout_s = 30;
     c.request_timeout_s = 600;
     c.max_connections = 256;
+    c.header_timeout_s = 10;
+    c.body_min_rate = 1024;
+    c.max_conn_per_ip = 64;
+    c.conn_reserve = 64;
     return c;
 }
 
@@ -206,6 +210,7 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
     for (size_t i = 0; i < AL_SERVER_MAX_LISTEN; i++)
         srv->fds[i] = -1;
     pthread_mutex_init(&srv->tmpl_mu, NULL);
+    pthread_mutex_init(&srv->conn_mu, NULL);
     srv->tmpls = calloc(cfg->n_models, sizeof(*srv->tmpls));
     if (!srv->tmpls) {
         al_server_free(srv);
@@ -669,6 +674,139 @@ static const srv_route *find_route(const char *method, const char *url, bool *pa
     return NULL;
 }
 
+/* ---------------------------------------------------- connection admission
+ *
+ * libmicrohttpd (thread per connection) only has an idle timeout, which a
+ * client sending a byte every few seconds never reaches. So every connection
+ * is tracked from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED with its phase:
+ * HEADERS (request line + headers, or idle between keep-alive requests),
+ * BODY (receiving the body), WORK (answering: no deadline here). A reaper
+ * thread shutdown(2)s a connection past its phase's deadline; its MHD
+ * thread then sees the end of the stream and closes it. The list is guarded
+ * by conn_mu, which the CLOSED notification also takes before MHD closes the
+ * fd, so a shut-down fd is never one reused by a newer connection. */
+
+enum { CONN_HEADERS, CONN_BODY, CONN_WORK };
+
+typedef struct srv_conn {
+    struct srv_conn *prev, *next;
+    int fd;
+    int phase;
+    bool cut;
+    bool busy;            /* admitted over the limit with nothing to evict: answer 503 */
+    double t_phase;       /* when the phase began */
+    uint64_t body_bytes;
+} srv_conn;
+
+static void conn_cut(al_server *srv, srv_conn *c) /* conn_mu held */
+{
+    if (c->cut)
+        return;
+    shutdown(c->fd, SHUT_RDWR);
+    c->cut = true;
+    srv->n_live--;
+}
+
+static double conn_deadline(const al_server *srv, const srv_conn *c)
+{
+    double t = c->t_phase + (double)srv->cfg.header_timeout_s;
+    if (c->phase == CONN_BODY && srv->cfg.body_min_rate)
+        t += (double)c->body_bytes / (double)srv->cfg.body_min_rate;
+    return c->phase == CONN_WORK ? 1e300 : t;
+}
+
+static void *reaper_main(void *arg)
+{
+    al_server *srv = arg;
+    while (!atomic_load(&srv->stopping)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        double now = srv_now();
+        pthread_mutex_lock(&srv->conn_mu);
+        for (srv_conn *c = srv->conns; c; c = c->next)
+            if (!c->cut && now > conn_deadline(srv, c)) {
+                conn_cut(srv, c);
+                atomic_fetch_add(&srv->n_cut, 1);
+            }
+        pthread_mutex_unlock(&srv->conn_mu);
+    }
+    return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    al_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        srv_conn *c = calloc(1, sizeof(*c));
+        if (!c || !ci)
+            return;
+        c->fd = ci->connect_fd;
+        c->phase = CONN_HEADERS;
+        c->t_phase = srv_now();
+        pthread_mutex_lock(&srv->conn_mu);
+        if (srv->n_live >= srv->cfg.max_connections) {
+            /* over the limit: make room by cutting the connection that has
+             * been sending its headers the longest (a slow client's) */
+            srv_conn *oldest = NULL;
+            for (srv_conn *o = srv->conns; o; o = o->next)
+                if (!o->cut && o->phase == CONN_HEADERS && (!oldest || o->t_phase < oldest->t_phase))
+                    oldest = o;
+            if (oldest) {
+                conn_cut(srv, oldest);
+                atomic_fetch_add(&srv->n_evicted, 1);
+            } else {
+                c->busy = true;
+            }
+        }
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
+        srv->n_live++;
+        pthread_mutex_unlock(&srv->conn_mu);
+        *socket_context = c;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        srv_conn *c = *socket_context;
+        if (!c)
+            return;
+        pthread_mutex_lock(&srv->conn_mu);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            srv->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        if (!c->cut)
+            srv->n_live--;
+        pthread_mutex_unlock(&srv->conn_mu);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* Moves the connection of conn to phase (and counts body bytes). Returns
+ * true when the connection was admitted only to be answered 503. */
+static bool conn_phase(al_server *srv, struct MHD_Connection *conn, int phase, size_t body_bytes)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    srv_conn *c = ci ? ci->socket_context : NULL;
+    if (!c)
+        return false;
+    pthread_mutex_lock(&srv->conn_mu);
+    if (c->phase != phase) {
+        c->phase = phase;
+        c->t_phase = srv_now();
+        c->body_bytes = 0;
+    }
+    c->body_bytes += body_bytes;
+    bool busy = c->busy;
+    c->busy = false;
+    pthread_mutex_unlock(&srv->conn_mu);
+    return busy;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -701,6 +839,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             else if (sa->sa_family == AF_INET6)
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
                           sizeof(r->client));
+        }
+        if (conn_phase(srv, conn, CONN_BODY, 0)) {
+            r->retry_after_s = 1;
+            return (enum MHD_Result)srv_reply_error(r, 503, "server_busy", NULL,
+                                                    "too many connections are being answered; retry");
         }
         cors_check(r);
         if (!strcmp(method, "OPTIONS"))
@@ -750,6 +893,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        conn_phase(srv, conn, CONN_BODY, n);
         if (r->too_big || r->len + n > srv->cfg.max_body_bytes) {
             r->too_big = true;
             return MHD_YES;
@@ -773,6 +917,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body[r->len] = 0;
         return MHD_YES;
     }
+    conn_phase(srv, conn, CONN_WORK, 0);
     if (r->status) /* already answered (a limit on the first call) */
         return MHD_YES;
     if (r->too_big)
@@ -820,8 +965,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     al_server *srv = cls;
     srv_req *r = *con_cls;
-    (void)conn;
     (void)toe;
+    if (conn) /* back to waiting for the next request's headers (keep-alive) */
+        conn_phase(srv, conn, CONN_HEADERS, 0);
     if (!r)
         return;
     double dur = srv_now() - r->t_start;
@@ -852,6 +998,11 @@ al_status al_server_start(al_server *srv, al_error *err)
     if (st)
         return st;
     srv->created = (int64_t)time(NULL);
+    if (srv->cfg.header_timeout_s) {
+        if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0)
+            return al_err(err, AL_ERR_IO, "cannot start the connection reaper thread");
+        srv->reaper_started = true;
+    }
     /* TLS options: the PEM texts were read before the sandbox and checked
      * by al_server_bind; libmicrohttpd copies nothing, so they stay
      * borrowed until al_server_free. */
@@ -873,9 +1024,10 @@ al_status al_server_start(al_server *srv, al_error *err)
         srv->daemons[i] = MHD_start_daemon(
             flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->fds[i],
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)srv->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (unsigned)(srv->cfg.max_connections + srv->cfg.conn_reserve), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned)srv->cfg.max_conn_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)(srv->cfg.max_header_bytes + 32768), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (!srv->daemons[i])
             return al_err(err, AL_ERR_IO, "cannot start the HTTP daemon on %s", srv->cfg.listen[i]);
         srv->fds[i] = -1; /* the daemon owns it now */
@@ -888,6 +1040,8 @@ void al_server_free(al_server *srv)
     if (!srv)
         return;
     atomic_store(&srv->stopping, true);
+    if (srv->reaper_started)
+        pthread_join(srv->reaper, NULL);
     for (size_t i = 0; i < AL_SERVER_MAX_LISTEN; i++) {
         if (srv->daemons[i])
             MHD_stop_daemon(srv->daemons[i]);
@@ -898,5 +1052,6 @@ void al_server_free(al_server *srv)
     srv_metrics_free(srv->metrics);
     srv_api_free(srv);
     pthread_mutex_destroy(&srv->tmpl_mu);
+    pthread_mutex_destroy(&srv->conn_mu);
     free(srv);
 }

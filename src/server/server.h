@@ -53,6 +53,16 @@ typedef struct al_server_config {
     const char *tls_key_pem, *tls_key_file;     /* its private key */
     const char *tls_client_ca_pem, *tls_client_ca_file; /* NULL: no client certificate asked;
                                                            else one signed by it is required */
+    /* connection admission (server.c): a connection still sending its
+     * request line + headers after header_timeout_s, or its body slower
+     * than body_min_rate bytes/s (after header_timeout_s of grace), is cut;
+     * at most max_conn_per_ip connections per client address; beyond
+     * max_connections, a new connection evicts the oldest one still sending
+     * headers (or is answered 503 when none is), up to conn_reserve more */
+    unsigned header_timeout_s;
+    unsigned body_min_rate;
+    unsigned max_conn_per_ip;
+    unsigned conn_reserve;
 } al_server_config;
 
 /* Defaults documented in `airlock serve --help`. */

@@ -43,6 +43,13 @@ struct al_server {
     atomic_ullong next_id;
     pthread_mutex_t tmpl_mu;
     srv_chat_tmpl **tmpls;    /* (n_models) parsed once, see api.c; guarded by tmpl_mu */
+    /* connection admission (server.c) */
+    pthread_mutex_t conn_mu;  /* guards the list; held by the CLOSED notification */
+    struct srv_conn *conns;   /* open connections */
+    unsigned n_live;          /* of them, not cut */
+    pthread_t reaper;
+    bool reaper_started;
+    atomic_uint_fast64_t n_cut, n_evicted, n_busy; /* counters for /metrics-free logs */
 };
 
 /* One HTTP request, from its first header to the completion callback. */

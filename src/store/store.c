@@ -260,6 +260,9 @@ al_status al_store_open(const char *dir, al_store **out, al_error *err)
     if (al_audit_open(p, &s->audit, &ae)) {
         fprintf(stderr, "airlock: warning: cannot open the audit log: %s\n", ae.msg);
         s->audit = NULL;
+    } else if (al_audit_open_problem(s->audit)) {
+        fprintf(stderr, "airlock: WARNING: the audit log was tampered with: %s (recorded in the "
+                "log; see 'airlock audit verify')\n", al_audit_open_problem(s->audit));
     }
     *out = s;
     return AL_OK;

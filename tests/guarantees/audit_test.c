@@ -169,8 +169,8 @@ static void test_edit(void **state)
     expect_bad(dir, 5, "edited");
 }
 
-/* An attacker who edits a record and recomputes its own hash still breaks
- * the next record's link. */
+/* An attacker who edits a record and recomputes its own hash: the record's
+ * own signature no longer verifies (and the next record's link breaks). */
 static void test_edit_rehashed(void **state)
 {
     char dir[512], lp[600];
@@ -190,7 +190,7 @@ static void test_edit_rehashed(void **state)
     line[plen + 73] = '"';
     write_lines(lp, &L);
     free_lines(&L);
-    expect_bad(dir, 6, "chain broken");
+    expect_bad(dir, 5, "signature");
 }
 
 static void test_delete(void **state)

@@ -11,7 +11,7 @@ LIMIT_KIB=64
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 
-start_server conn --model "$STORIES" --max-connections 256
+start_server conn --model "$STORIES" --max-connections 256 --max-conn-per-ip 256
 PID=$LAST_PID
 req GET /health
 check "server answers" [ "$CODE" = 200 ]
