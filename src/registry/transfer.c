@@ -418,10 +418,11 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
     st = al_store_import(s, fdpath, importer, scan, scan_user, &res->imp, err);
     close(pfd[0]); /* a writer still going gets EPIPE */
     pthread_join(th, NULL);
+    /* The import reads what it needs and may stop early (a bundle already in
+     * the store): the writer's EPIPE then means nothing. When the import
+     * failed, its message says why; the writer's own error is secondary. */
     if (st)
         relabel(err->msg, sizeof(err->msg), fdpath, label);
-    else if (f.st)
-        st = al_err(err, f.st, "%s", f.err.msg);
 done:
     if (fetched && dir[0])
         rm_pull_dir(dir); /* verified and imported (or refused by the import): nothing to resume */
