@@ -362,6 +362,33 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
                     label, m->key_id, m->signer);
         goto done;
     }
+    /* Already here (a sync polls often): nothing to download. Other content
+     * under the same name:tag is refused as import refuses it. */
+    {
+        al_model_row *row = calloc(1, sizeof(*row));
+        char mref[140];
+        snprintf(mref, sizeof(mref), "%s:%s", m->name, m->tag);
+        al_error e2 = {0};
+        const char *model_hex = "";
+        for (size_t i = 0; i < m->n_files; i++)
+            if (!strcmp(m->files[i].role, "model"))
+                model_hex = m->files[i].sha256;
+        if (row && !al_store_show(s, mref, row, NULL, &e2) && strcmp(row->state, "rejected")) {
+            snprintf(res->imp.name, sizeof(res->imp.name), "%s", m->name);
+            snprintf(res->imp.tag, sizeof(res->imp.tag), "%s", m->tag);
+            if (!strcmp(row->model_digest, model_hex)) {
+                res->imp.already = true;
+                snprintf(res->imp.state, sizeof(res->imp.state), "%s", row->state);
+                snprintf(res->imp.digest, sizeof(res->imp.digest), "%s", row->digest);
+            } else {
+                st = al_err(err, AL_ERR_STATE, "%s is already in the store (%s) with other content; airlock rm it "
+                                               "first", mref, row->state);
+            }
+        }
+        free(row);
+        if (st || res->imp.already)
+            goto done;
+    }
     /* every file the signed manifest lists must be a layer, same digest and size */
     for (size_t i = 0; i < m->n_files; i++) {
         bool found = false;
@@ -436,4 +463,73 @@ done:
     free(paths);
     free(m);
     return st;
+}
+
+/* ------------------------------------------------------------ sync */
+
+static int sync_one(al_store *s, const char *ref, const char *policy_actor, const al_reg_opts *o,
+                    const char *importer, al_store_scan_fn scan, void *scan_user, FILE *log)
+{
+    al_pull_result res;
+    al_error err = {0};
+    if (al_pull(s, ref, o, importer, scan, scan_user, &res, &err)) {
+        fprintf(log, "sync: %s: %s%s%s\n", ref, err.msg, res.imp.state[0] ? " -> " : "", res.imp.state);
+        return 1;
+    }
+    if (res.imp.already) {
+        return 0; /* quiet: nothing changed */
+    }
+    fprintf(log, "sync: %s: %s:%s %s (sha256:%s)\n", ref, res.imp.name, res.imp.tag, res.imp.state, res.imp.digest);
+    if (policy_actor && !strcmp(res.imp.state, "quarantined")) {
+        char mref[140];
+        bool pub = false;
+        int n = 0;
+        snprintf(mref, sizeof(mref), "%s:%s", res.imp.name, res.imp.tag);
+        if (al_store_approve(s, mref, policy_actor, &pub, &n, &err)) {
+            fprintf(log, "sync: %s: approval by %s: %s\n", mref, policy_actor, err.msg);
+            return 1;
+        }
+        fprintf(log, "sync: %s approved by %s: %s\n", mref, policy_actor, pub ? "published" : "still quarantined");
+    }
+    return 0;
+}
+
+int al_sync_once(al_store *s, const char *const *refs, size_t n, const al_reg_opts *o, const char *importer,
+                 bool approve_by_policy, al_store_scan_fn scan, void *scan_user, FILE *log)
+{
+    int fails = 0;
+    for (size_t i = 0; i < n; i++) {
+        al_reg_ref ref;
+        al_error err = {0};
+        if (al_reg_ref_parse(refs[i], &ref, &err)) {
+            fprintf(log, "sync: %s\n", err.msg);
+            fails++;
+            continue;
+        }
+        char actor[600];
+        snprintf(actor, sizeof(actor), "policy:%s/%s", ref.host, ref.repo);
+        const char *pa = approve_by_policy ? actor : NULL;
+        if (ref.tag[0] || ref.digest[0]) {
+            fails += sync_one(s, refs[i], pa, o, importer, scan, scan_user, log);
+            continue;
+        }
+        al_reg *r = NULL;
+        char **tags = NULL;
+        size_t nt = 0;
+        if (al_reg_open(&ref, o, &r, &err) || al_reg_tags_list(r, &tags, &nt, &err)) {
+            fprintf(log, "sync: %s: %s\n", refs[i], err.msg);
+            fails++;
+        }
+        al_reg_close(r);
+        for (size_t k = 0; k < nt; k++) {
+            char one[800];
+            al_reg_ref t = ref;
+            snprintf(t.tag, sizeof(t.tag), "%s", tags[k]);
+            al_reg_ref_format(&t, one, sizeof(one));
+            fails += sync_one(s, one, pa, o, importer, scan, scan_user, log);
+        }
+        al_reg_tags_free(tags, nt);
+    }
+    fflush(log);
+    return fails;
 }

@@ -43,4 +43,13 @@ typedef struct al_pull_result {
 al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char *importer, al_store_scan_fn scan,
                   void *scan_user, al_pull_result *res, al_error *err);
 
+/* One sync pass for a replica: for each reference, pulls it (REPO:TAG or
+ * @sha256:...) or, for a bare REPO, every tag the repository lists; a model
+ * already in the store costs three small requests. approve_as (may be NULL)
+ * then records one approval by that actor on each newly quarantined model
+ * (`--approved-by-policy`). One line per model and per failure goes to log.
+ * Returns the number of failures. */
+int al_sync_once(al_store *s, const char *const *refs, size_t n, const al_reg_opts *o, const char *importer,
+                 bool approve_by_policy, al_store_scan_fn scan, void *scan_user, FILE *log);
+
 #endif

@@ -156,6 +156,35 @@ expect_fail "a corrupt partial download is refused" "hash to" A pull http://$R/m
 [ ! -e $S4/pull/$DIGEST/$GGUF_SHA ] && pass "the corrupt partial file is deleted" || fail "corrupt part kept"
 expect_ok "and the next pull starts afresh" A pull http://$R/models/stories:260k --store $S4 --auth-file $T/auth.json
 
+# a replica kept in step: serve --sync on the bare repository picks up a new tag
+S7=$T/s7
+A trust add $T/keys/acme.pub.pem --name acme --store $S7 >/dev/null
+"$AIRLOCK_BIN" serve --store $S7 --listen 127.0.0.1:0 --sync http://$R/models/stories --sync-interval 1 \
+    --sync-auth-file $T/auth.json --approved-by-policy > $T/serve.log 2>&1 &
+SERVE_PID=$!
+PIDS+=($SERVE_PID)
+for _ in $(seq 1 300); do
+    grep -q "listening" $T/serve.log && break
+    kill -0 $SERVE_PID 2>/dev/null || break
+    sleep 0.1
+done
+A show stories:260k --store $S7 2>&1 | grep -q "state: *published" && pass "sync: first pass pulled and published (policy)" \
+    || fail "sync first pass: $(A show stories:260k --store $S7 2>&1 | head -3); log: $(cat $T/serve.log)"
+grep -q "stories:q8.*untrusted key" $T/serve.log && pass "sync: the untrusted tag is refused and logged" \
+    || fail "sync log: $(cat $T/serve.log)"
+kill -0 $SERVE_PID 2>/dev/null && pass "the replica serves" || fail "serve died: $(cat $T/serve.log)"
+A bundle $MODELS/stories260K-q4_0.gguf --name stories --tag q4 --sign $T/keys/acme.pem -o $T/q4.airlock >/dev/null
+A import $T/q4.airlock --by ivan --store $S1 >/dev/null
+A approve stories:q4 --by alice --store $S1 >/dev/null
+expect_ok "push a new tag" A push stories:q4 http://$R/models/stories --store $S1 --auth-file $T/auth.json
+for _ in $(seq 1 600); do
+    A show stories:q4 --store $S7 2>/dev/null | grep -q "state: *published" && break
+    sleep 0.1
+done
+A show stories:q4 --store $S7 2>&1 | grep -q "state: *published" && pass "sync picked up the new tag" \
+    || fail "new tag not synced: $(cat $T/serve.log)"
+kill $SERVE_PID; wait $SERVE_PID 2>/dev/null
+
 # a blob swapped in the registry's storage (same size, other bytes)
 BLOB=$T/reg1/storage/docker/registry/v2/blobs/sha256/${GGUF_SHA:0:2}/$GGUF_SHA/data
 if [ -f "$BLOB" ]; then
