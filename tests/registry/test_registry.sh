@@ -205,6 +205,44 @@ else
     fail "registry storage layout: $BLOB not found"
 fi
 
+# a misbehaving registry (tests/registry/fake_registry.py) serving the same artifact
+F=$T/fake
+mkdir -p $F
+cp $T/oci.json $F/manifest.json
+for d in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join(l["digest"][7:] for l in m["layers"]))' $T/oci.json); do
+    curl -s -u tester:s3cret-pw -L http://$R/v2/models/stories/blobs/sha256:$d -o $F/$d
+done
+cp $MODELS/stories260K.gguf $F/$GGUF_SHA # the registry's copy was swapped above
+python3 $HERE/../registry/fake_registry.py $F > $T/fake.port 2>$T/fake.log &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s $T/fake.port ] && break; sleep 0.1; done
+FR=127.0.0.1:$(cat $T/fake.port)
+OCI_HEX=$(sha256sum < $F/manifest.json | cut -d' ' -f1)
+S8=$T/s8
+A trust add $T/keys/acme.pub.pem --name acme --store $S8 >/dev/null
+expect_fail "a wrong Docker-Content-Digest is refused" "announced sha256:0000.*refused" \
+    A pull http://$FR/baddigest:260k --store $S8
+expect_fail "a 100 MB manifest is refused" "over the 4194304-byte limit" A pull http://$FR/bigmanifest:260k --store $S8
+expect_fail "a layer larger than announced is refused" "larger than the .* announced" \
+    A pull http://$FR/biglayer:260k --store $S8
+[ ! -e $S8/pull/$OCI_HEX/$GGUF_SHA ] && pass "the oversized download is deleted" || fail "oversized part kept"
+expect_fail "a redirect to another host is refused" "another host" A pull http://$FR/redirect:260k --store $S8
+expect_fail "a token realm on another host is refused" "realm .*evil.invalid.* not on the registry" \
+    A pull http://$FR/realm:260k --store $S8 --auth-file $T/auth.json
+AIRLOCK_REGISTRY_STALL_SECONDS=2 expect_fail "a registry that stalls mid-blob times out" "timed out" \
+    A pull http://$FR/stall:260k --store $S8
+[ -z "$(A list --store $S8 | tail -n +2)" ] && pass "store unchanged after every bad registry" || fail "store: $(A list --store $S8)"
+sz=$(stat -c %s $S8/pull/$OCI_HEX/$GGUF_SHA 2>/dev/null || echo 0)
+[ "$sz" -gt 0 ] && pass "the stalled download is kept for a resume ($sz bytes)" || fail "no partial after the stall"
+expect_ok "the stalled pull resumes from a good mirror" A pull http://$FR/ok:260k --store $S8
+grep -q "resumed after $sz bytes" <<<"$out" && pass "resumed at $sz bytes" || fail "resume after stall: $out"
+printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$FR" "$(printf 'tester:s3cret-pw' | base64)" > $T/fakeauth.json
+S9=$T/s9
+A trust add $T/keys/acme.pub.pem --name acme --store $S9 >/dev/null
+expect_fail "bearer flow without credentials" "token service refused" A pull http://$FR/bearer:260k --store $S9
+expect_ok "bearer-token flow (realm/service/scope)" A pull http://$FR/bearer:260k --store $S9 \
+    --auth-file $T/fakeauth.json
+
 # TLS with a test CA
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=airlock test CA" -keyout $T/ca.key -out $T/ca.pem \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
