@@ -288,7 +288,7 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
     layer *layers = NULL;
     al_trust_key *keys = NULL;
     size_t n_keys = 0, n_layers = 0;
-    char dir[PATH_MAX] = "";
+    char dir[PATH_MAX - 128] = "";
     bool fetched = false;
     if (!m || !paths) {
         st = al_err(err, AL_ERR_NOMEM, "out of memory");
