@@ -13,6 +13,9 @@ Serves one artifact (files in DIR: manifest.json and blobs named by hex) under
   biglayer    blobs carry 4096 bytes more than announced
   redirect    blob GETs redirect to another host
   stall       blob GETs send half the bytes, then stall
+  cutpatch    accepts uploads (POST, PATCH, PUT ?digest=) but cuts the
+              second PATCH after keeping half of its bytes; GET on the upload
+              says how far it got (Range: 0-N)
 Prints the port on stdout once listening."""
 import base64
 import http.server
@@ -107,6 +110,83 @@ class H(http.server.BaseHTTPRequestHandler):
         return self.send(404)
 
 
+UPLOADS = {}
+UPLOADED = set()  # blobs pushed to cutpatch in this run (it starts empty)
+PUSHED = {}
+CUTS = [0]
+
+
+def _upload_do(self, method):
+    import hashlib
+    import uuid
+    from urllib.parse import urlparse, parse_qs
+    u = urlparse(self.path)
+    parts = u.path.split("/")
+    n = int(self.headers.get("Content-Length") or 0)
+    if method == "PUT" and parts[3] == "manifests":
+        body = self.rfile.read(n)
+        PUSHED[parts[4]] = body
+        return self.send(201, b"", [("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())])
+    if parts[3:5] != ["blobs", "uploads"]:
+        return self.send(404)
+    if method == "POST":
+        uid = uuid.uuid4().hex
+        UPLOADS[uid] = bytearray()
+        return self.send(202, b"", [("Location", "/v2/%s/blobs/uploads/%s" % (parts[2], uid)), ("Range", "0-0")])
+    uid = parts[5]
+    if uid not in UPLOADS:
+        return self.send(404)
+    buf = UPLOADS[uid]
+    if method == "GET":
+        return self.send(204, b"", [("Range", "0-%d" % (len(buf) - 1))])
+    if method == "PATCH":
+        start = int(self.headers.get("Content-Range", "0-0").split("-")[0])
+        if start != len(buf):
+            return self.send(416)
+        if parts[2] == "cutpatch" and len(buf) > 0 and CUTS[0] == 0:
+            CUTS[0] = 1
+            buf += self.rfile.read(n // 2)
+            print("cut PATCH at %d, kept %d bytes" % (start, n // 2), file=sys.stderr, flush=True)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        buf += self.rfile.read(n)
+        return self.send(202, b"", [("Location", "/v2/%s/blobs/uploads/%s" % (parts[2], uid)),
+                                    ("Range", "0-%d" % (len(buf) - 1))])
+    if method == "PUT":
+        buf += self.rfile.read(n)
+        dg = parse_qs(u.query).get("digest", [""])[0]
+        if "sha256:" + hashlib.sha256(buf).hexdigest() != dg:
+            return self.send(400, b'{"errors":[{"code":"DIGEST_INVALID","message":"digest mismatch"}]}')
+        with open(os.path.join(DIR, dg[7:]), "wb") as f:
+            f.write(buf)
+        UPLOADED.add(dg[7:])
+        del UPLOADS[uid]
+        return self.send(201, b"", [("Docker-Content-Digest", dg)])
+
+
+H.do_POST = lambda self: _upload_do(self, "POST")
+H.do_PATCH = lambda self: _upload_do(self, "PATCH")
+H.do_PUT = lambda self: _upload_do(self, "PUT")
+_get = H.do_GET
+
+
+def _do_get(self):
+    parts = self.path.split("/")
+    if len(parts) > 5 and parts[3:5] == ["blobs", "uploads"]:
+        return _upload_do(self, "GET")
+    if len(parts) > 4 and parts[2] == "cutpatch" and parts[3] == "blobs" and parts[4][7:] not in UPLOADED:
+        return self.send(404)
+    if len(parts) > 4 and parts[3] == "manifests" and parts[4] in PUSHED and self.command == "GET":
+        import hashlib
+        body = PUSHED[parts[4]]
+        return self.send(200, body, [("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                                     ("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())])
+    return _get(self)
+
+
+H.do_GET = _do_get
+H.do_HEAD = lambda self: _do_get(self)
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 srv.daemon_threads = True
 print(srv.server_address[1], flush=True)
