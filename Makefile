@@ -6,7 +6,7 @@ export AIRLOCK_SHARED ?= $(SHARED)
 DEMO_MODEL ?= $(or $(AIRLOCK_DEMO_MODEL),$(SHARED)/models/stories260K.gguf)
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build test asan demo bench bench-serve fuzz clean
+.PHONY: all deps build test asan demo bench bench-serve fuzz clean image image-push
 
 all: build
 
@@ -56,3 +56,14 @@ fuzz: deps $(FUZZ)/build.ninja
 
 clean:
 	rm -rf $(BUILD) $(ASAN)
+
+# The container image (buildah, from scratch: the binary + its shared libs,
+# non-root; docs/deploy.md). make image-push REGISTRY=host:port[/prefix]
+IMAGE_TAG ?= $(shell awk '/^project/{print $$3; exit}' CMakeLists.txt)
+IMAGE     ?= localhost/airlock:$(IMAGE_TAG)
+image: build
+	scripts/image.sh $(BUILD)/airlock $(IMAGE)
+
+image-push: image
+	@test -n "$(REGISTRY)" || { echo "make image-push REGISTRY=host:port[/prefix] [IMAGE_PUSH_FLAGS=--cert-dir DIR]"; exit 2; }
+	buildah --storage-driver $${BUILDAH_STORAGE_DRIVER:-vfs} push $(IMAGE_PUSH_FLAGS) $(IMAGE) docker://$(REGISTRY)/airlock/airlock:$(IMAGE_TAG)

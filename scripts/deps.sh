@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libcmocka-dev libjansson-dev libssl-dev libsqlite3-dev
       libpcre2-dev libutf8proc-dev libmicrohttpd-dev libseccomp-dev libgnutls28-dev
-      python3 curl iproute2 openssl jq)
+      python3 curl iproute2 openssl jq
+      libcurl4-openssl-dev docker-registry apache2-utils buildah skopeo)
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

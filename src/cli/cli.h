@@ -27,6 +27,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_sandbox_selftest(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 /* more subcommands: add the declaration here and a row in main.c */
 
 /* Prints "airlock CMD: message" to stderr (printf-style). */

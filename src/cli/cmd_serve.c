@@ -11,6 +11,7 @@
 #include "airlock.h"
 #include "audit/audit.h"
 #include "cli/cli.h"
+#include "cli/serve_sync.h"
 #include "cli/util.h"
 #include "policy/apikey.h"
 #include "sandbox/sandbox.h"
@@ -67,6 +68,13 @@ static void usage(FILE *f, const al_server_config *d)
             "  --listen ADDR:PORT    numeric address to listen on (repeatable; default %s;\n"
             "                        port 0 picks a free one and prints it)\n"
             "  --unsafe-no-sandbox   do not confine the process (debugging only)\n"
+            "  --sync REF            keep the store in step with a registry: REGISTRY/REPO:TAG, or\n"
+            "                        REGISTRY/REPO for every tag (repeatable; first pass before\n"
+            "                        loading, then a separate unsandboxed process polls; the\n"
+            "                        server itself never gets the network; docs/deploy.md)\n"
+            "  --sync-interval S     seconds between polls (default 60)\n"
+            "  --sync-ca FILE        --sync-auth-file FILE: as airlock pull's --ca/--auth-file\n"
+            "  --approved-by-policy  synced models get one approval by policy:HOST/REPO\n"
             "  --tls-cert FILE       serve HTTPS with this PEM certificate (chain); needs --tls-key\n"
             "  --tls-key FILE        the certificate's PEM private key (unencrypted)\n"
             "  --tls-client-ca FILE  require a client certificate signed by this PEM CA\n"
@@ -475,6 +483,7 @@ int cmd_serve(int argc, char **argv)
     serve_tls tls = {0};
     const char *cors[16];
     size_t n_cors = 0;
+    serve_sync_opts sync = {.interval_s = 60};
     memset(models, 0, sizeof(models));
 
     for (int i = 1; i < argc; i++) {
@@ -495,6 +504,10 @@ int cmd_serve(int argc, char **argv)
         }
         if (!strcmp(a, "--mlock")) {
             use_mlock = true;
+            continue;
+        }
+        if (!strcmp(a, "--approved-by-policy")) {
+            sync.approved_by_policy = true;
             continue;
         }
         if (!v) {
@@ -553,6 +566,20 @@ int cmd_serve(int argc, char **argv)
             tls.file[2] = v;
         } else if (!strcmp(a, "--store")) {
             store_opt = v;
+        } else if (!strcmp(a, "--sync")) {
+            if (sync.n_refs == SERVE_SYNC_MAX) {
+                cli_errorf("serve", "at most %d --sync references", SERVE_SYNC_MAX);
+                return 2;
+            }
+            sync.refs[sync.n_refs++] = v;
+        } else if (!strcmp(a, "--sync-ca")) {
+            sync.ca_file = v;
+        } else if (!strcmp(a, "--sync-auth-file")) {
+            sync.auth_file = v;
+        } else if (!strcmp(a, "--sync-interval")) {
+            if (!cli_parse_i64(v, 1, 86400, &x))
+                goto bad;
+            sync.interval_s = (long)x;
         } else if (!strcmp(a, "--audit-content")) {
             audit_content = v;
         } else if (!strcmp(a, "--default-chat-format")) {
@@ -656,10 +683,20 @@ int cmd_serve(int argc, char **argv)
         serve_tls_free(&tls);
         return trc;
     }
+    pid_t sync_pid = -1;
+    if (sync.n_refs) {
+        sync.store_dir = store_opt ? store_opt : al_store_default_dir();
+        if (serve_sync_start(&sync, &sync_pid)) {
+            serve_tls_free(&tls);
+            return 1;
+        }
+    }
     serve_state st = {0};
     cfg.cors_origins = cors;
     cfg.n_cors_origins = n_cors;
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);
+    if (sync_pid > 0)
+        kill(sync_pid, SIGTERM);
     serve_state_free(&st);
     serve_tls_free(&tls);
     for (size_t m = 0; m < (size_t)n_models; m++)

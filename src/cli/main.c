@@ -31,6 +31,8 @@ static const cli_command k_commands[] = {
     {"gc", cmd_gc, "delete unreferenced blobs"},
     {"verify", cmd_verify, "re-hash the store; report tampered, missing, stray blobs"},
     {"export", cmd_export, "write a published model as a bundle again"},
+    {"push", cmd_push, "publish a model to an OCI registry (REGISTRY/REPO[:TAG])"},
+    {"pull", cmd_pull, "fetch a model from an OCI registry into quarantine"},
     {"doctor", cmd_doctor, "report the security posture: sandbox, servers, store, host"},
     {"apikey", cmd_apikey, "create, list or revoke API keys"},
     {"audit", cmd_audit, "verify, export or tail the tamper-evident audit log"},

@@ -137,6 +137,17 @@ al_status al_store_verify(al_store *s, FILE *out, al_verify_counts *c, const cha
  * and signature. */
 al_status al_store_export(al_store *s, const char *ref, const char *out_path, const char *actor, al_error *err);
 
+/* The parts of a published model as the store holds them, for publishing to
+ * a registry (src/registry): the bundle manifest's exact bytes (*manifest,
+ * malloc'd, caller frees), its signature (sig, *sig_n <= 256 bytes), the
+ * parsed manifest, and in paths[i] (PATH_MAX bytes each, AL_BUNDLE_MAX_FILES
+ * entries, caller-owned) the blob holding manifest file i. The manifest and
+ * signature are re-hashed against the catalogue; the payload blobs are not
+ * (the registry checks each upload's digest). */
+al_status al_store_published_parts(al_store *s, const char *ref, char **manifest, size_t *manifest_n,
+                                   unsigned char *sig, size_t *sig_n, al_manifest *m, char (*paths)[4096],
+                                   al_error *err);
+
 /* ------------------------------------------------------------ queries */
 
 typedef struct al_model_row {
