@@ -1,0 +1,69 @@
+/*
+ * embed.c - what embedding and rank models need around the forward pass:
+ * the (query, document) layout of cross-encoders, L2 normalisation and
+ * cosine similarity.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "airlock.h"
+#include "tokenizer/vocab.h"
+#include "util/error.h"
+
+al_status al_tokenize_pair(const al_vocab *v, const char *a, size_t a_len, const char *b, size_t b_len, int32_t *out,
+                           size_t cap, size_t *n_out, al_error *err)
+{
+    size_t na = 0, nb = 0;
+    al_status st = al_tokenize(v, a, a_len, true, false, NULL, 0, &na, NULL);
+    if (st && st != AL_ERR_LIMIT)
+        return al_tokenize(v, a, a_len, true, false, NULL, 0, &na, err);
+    st = al_tokenize(v, b, b_len, true, false, NULL, 0, &nb, NULL);
+    if (st && st != AL_ERR_LIMIT)
+        return al_tokenize(v, b, b_len, true, false, NULL, 0, &nb, err);
+    /* The document's own BOS is dropped; XLM-R style vocabs (texts end with
+     * EOS, no SEP added) get a separator between the two. */
+    const bool drop_bos = al_vocab_add_bos_default(v) && al_vocab_bos(v) >= 0 && nb > 0;
+    const int32_t sep = al_vocab_sep(v) >= 0 ? al_vocab_sep(v) : al_vocab_eos(v);
+    const bool add_sep = al_vocab_add_eos_default(v) && sep >= 0;
+    const size_t need = na + (add_sep ? 1 : 0) + nb - (drop_bos ? 1 : 0);
+    *n_out = need;
+    if (need > cap || !out)
+        return al_err(err, AL_ERR_LIMIT, "the pair needs %zu tokens (room for %zu)", need, cap);
+    size_t n = 0;
+    if ((st = al_tokenize(v, a, a_len, true, false, out, cap, &n, err)))
+        return st;
+    if (add_sep)
+        out[n++] = sep;
+    size_t m = 0;
+    if ((st = al_tokenize(v, b, b_len, true, false, out + n, cap - n, &m, err)))
+        return st;
+    if (drop_bos) {
+        memmove(out + n, out + n + 1, (m - 1) * sizeof(int32_t));
+        m--;
+    }
+    *n_out = n + m;
+    return AL_OK;
+}
+
+void al_l2_normalize(float *v, size_t n)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)v[i] * v[i];
+    if (ss <= 0.0)
+        return;
+    const double inv = 1.0 / sqrt(ss);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(v[i] * inv);
+}
+
+float al_cosine(const float *a, const float *b, size_t n)
+{
+    double dot = 0.0, na = 0.0, nb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return na > 0.0 && nb > 0.0 ? (float)(dot / (sqrt(na) * sqrt(nb))) : 0.0f;
+}
