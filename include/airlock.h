@@ -122,6 +122,11 @@ al_pooling al_model_pooling(const al_model *model);
 
 void al_model_get_info(const al_model *model, al_model_info *out);
 
+/* What a GGUF model file can do, from its metadata alone (no weights are
+ * read): fills arch, pooling, causal, can_generate and n_cls_out of out
+ * (the rest zero). For listings that must not load every model. */
+al_status al_model_peek(const char *path, al_model_info *out, al_error *err);
+
 /* The architectures (general.architecture values) the engine runs, as
  * "llama, qwen2, ...". Static storage. */
 const char *al_model_architectures(void);

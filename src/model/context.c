@@ -145,15 +145,8 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     const al_hparams *hp = &m->hp;
     if (c->p.n_ctx == 0)
         c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (hp->n_pos_embd && c->p.n_ctx > hp->n_pos_embd) {
-        if (params && params->n_ctx) {
-            uint32_t n = c->p.n_ctx;
-            free(c);
-            return al_err(err, AL_ERR_ARG, "context size %u is larger than the model's %u learned positions", n,
-                          hp->n_pos_embd);
-        }
+    if (hp->n_pos_embd && c->p.n_ctx > hp->n_pos_embd) /* learned positions: no more exist */
         c->p.n_ctx = hp->n_pos_embd;
-    }
     c->enc = !hp->causal;
     c->pooling = c->p.pooling == AL_POOLING_UNSPECIFIED ? al_model_pooling(m) : c->p.pooling;
     if ((int)c->pooling < AL_POOLING_NONE || c->pooling > AL_POOLING_RANK) {
@@ -839,8 +832,8 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
                 x[i] += m->type_embd0[i];
         if (m->pos_embd.rows) {
             float *pe = c->xo + (size_t)t * d;
-            al_dequantize_row(m->pos_embd.type, (const uint8_t *)m->pos_embd.data + (size_t)pos[t] * m->pos_embd.row_bytes,
-                              pe, (int64_t)d);
+            const uint8_t *prow = (const uint8_t *)m->pos_embd.data + (size_t)pos[t] * m->pos_embd.row_bytes;
+            al_dequantize_row(m->pos_embd.type, prow, pe, (int64_t)d);
             for (size_t i = 0; i < d; i++)
                 x[i] += pe[i];
         }

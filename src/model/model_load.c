@@ -1124,6 +1124,40 @@ void al_model_get_info(const al_model *m, al_model_info *o)
     o->n_cls_out = m->hp.n_cls_out;
 }
 
+al_status al_model_peek(const char *path, al_model_info *o, al_error *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->pooling = AL_POOLING_UNSPECIFIED;
+    al_gguf *g = NULL;
+    al_status st = al_gguf_open(path, NULL, &g, err);
+    if (st)
+        return st;
+    al_str a;
+    const al_arch_desc *D = NULL;
+    if (al_gguf_get_str(g, "general.architecture", &a) && a.len < sizeof(o->arch)) {
+        memcpy(o->arch, a.ptr, a.len);
+        o->arch[a.len] = 0;
+        D = find_arch(o->arch);
+    }
+    if (!D) {
+        al_gguf_close(g);
+        return al_err(err, AL_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported", path, o->arch);
+    }
+    char key[96];
+    uint32_t pt;
+    snprintf(key, sizeof(key), "%s.pooling_type", o->arch);
+    if (al_gguf_get_u32(g, key, &pt) && pt <= AL_POOLING_RANK)
+        o->pooling = (al_pooling)pt;
+    o->causal = D->causal;
+    snprintf(key, sizeof(key), "%s.attention.causal", o->arch);
+    (void)al_gguf_get_bool(g, key, &o->causal);
+    o->can_generate = !D->embed_only && o->causal;
+    const al_gguf_tensor *t = al_gguf_find_tensor(g, "cls.output.weight");
+    o->n_cls_out = t && t->n_dims == 2 ? (uint32_t)t->ne[1] : 0;
+    al_gguf_close(g);
+    return AL_OK;
+}
+
 al_pooling al_model_pooling(const al_model *m)
 {
     return m->hp.pooling == AL_POOLING_UNSPECIFIED ? AL_POOLING_MEAN : (al_pooling)m->hp.pooling;
