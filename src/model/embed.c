@@ -4,6 +4,7 @@
  * cosine similarity.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "airlock.h"
@@ -29,19 +30,22 @@ al_status al_tokenize_pair(const al_vocab *v, const char *a, size_t a_len, const
     *n_out = need;
     if (need > cap || !out)
         return al_err(err, AL_ERR_LIMIT, "the pair needs %zu tokens (room for %zu)", need, cap);
-    size_t n = 0;
+    size_t n = 0, m = 0;
     if ((st = al_tokenize(v, a, a_len, true, false, out, cap, &n, err)))
         return st;
     if (add_sep)
         out[n++] = sep;
-    size_t m = 0;
-    if ((st = al_tokenize(v, b, b_len, true, false, out + n, cap - n, &m, err)))
+    int32_t *tb = malloc((nb ? nb : 1) * sizeof(int32_t)); /* with its BOS, one more than it keeps */
+    if (!tb)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    if ((st = al_tokenize(v, b, b_len, true, false, tb, nb, &m, err))) {
+        free(tb);
         return st;
-    if (drop_bos) {
-        memmove(out + n, out + n + 1, (m - 1) * sizeof(int32_t));
-        m--;
     }
-    *n_out = n + m;
+    const size_t skip = drop_bos ? 1 : 0;
+    memcpy(out + n, tb + skip, (m - skip) * sizeof(int32_t));
+    free(tb);
+    *n_out = n + m - skip;
     return AL_OK;
 }
 
