@@ -28,7 +28,7 @@ static void seqs_free(seqs *s)
 
 /* Pools every sequence (the context's pooling) into out[i * dim ..]. */
 static int run_pooled(const char *cmd, al_model *m, const seqs *s, bool exact, int threads, al_pooling pooling,
-                      float *out, int32_t dim)
+                      float *out, int32_t dim, uint32_t max_batch)
 {
     size_t max_len = 0, total = 0;
     for (size_t i = 0; i < s->count; i++) {
@@ -37,7 +37,7 @@ static int run_pooled(const char *cmd, al_model *m, const seqs *s, bool exact, i
     }
     al_context_params cp = al_context_default_params();
     cp.n_ctx = (uint32_t)max_len;
-    cp.n_batch = (uint32_t)(total < 4096 ? total : (max_len > 4096 ? max_len : 4096));
+    cp.n_batch = (uint32_t)(total < max_batch ? total : (max_len > max_batch ? max_len : max_batch));
     cp.n_seq = (uint32_t)(s->count < 64 ? s->count : 64);
     cp.exact = exact;
     cp.n_threads = threads;
@@ -118,7 +118,79 @@ static void embed_help(FILE *f)
             "  --pooling P      mean, cls or last instead of the model's pooling_type (a model\n"
             "                   without one: mean)\n"
             "  --no-normalize   write the pooled vector as it is\n"
-            "  --threads N      worker threads (default: physical cores)\n");
+            "  --threads N      worker threads (default: physical cores)\n\n"
+            "airlock embed MODEL.gguf --bench N [--bench-tokens T] [--batch B]: embeds N\n"
+            "distinct inputs of T tokens (default 134) in passes of at most B tokens\n"
+            "(default 8192), whole inputs per pass, and prints inputs/s and tokens/s.\n");
+}
+
+static int32_t *tokenize_all(const char *cmd, const al_vocab *v, const char *text, size_t n_text, size_t *n);
+
+/* Text for the benchmark's inputs: plain English, cut differently each time. */
+static const char k_bench_text[] =
+    "The committee met on a grey morning to review the quarterly figures, and the discussion soon turned to the "
+    "warehouse in the north, where deliveries had slowed after the new scheduling system was introduced. Several "
+    "members argued that the software was not at fault; the real problem, they said, was the shortage of drivers "
+    "and the long winter. Others pointed to the reports from the floor, which described lost pallets, duplicate "
+    "orders and a queue of trucks that stretched around the block every Tuesday. In the end the chair asked for a "
+    "detailed study of the routes, the staffing and the timetable, to be delivered before the spring meeting, "
+    "and for a small pilot in which two depots would return to the old paper lists for a month.";
+
+static int embed_bench(al_model *m, int64_t n_inputs, int64_t n_tokens, int64_t batch, int threads, bool exact,
+                       double t_load)
+{
+    const al_vocab *v = al_model_vocab(m);
+    al_model_info info;
+    al_model_get_info(m, &info);
+    seqs s = {calloc((size_t)n_inputs, sizeof(int32_t *)), calloc((size_t)n_inputs, sizeof(size_t)), 0};
+    float *out = malloc((size_t)n_inputs * info.n_embd * sizeof(float));
+    int rc = 1;
+    if (!s.tok || !s.n || !out) {
+        cli_errorf("embed", "out of memory");
+        goto done;
+    }
+    const size_t len = sizeof(k_bench_text) - 1;
+    char *text = malloc(2 * len + 32);
+    if (!text)
+        goto done;
+    for (int64_t i = 0; i < n_inputs; i++, s.count++) {
+        /* input i: its number, then the text from a word that moves with i, twice round */
+        size_t start = (size_t)(i * 37) % (len / 2);
+        while (start > 0 && k_bench_text[start - 1] != ' ')
+            start--;
+        int k = snprintf(text, 32, "%lld. ", (long long)i);
+        memcpy(text + k, k_bench_text + start, len - start);
+        memcpy(text + k + len - start, k_bench_text, start);
+        size_t n = 0;
+        s.tok[i] = tokenize_all("embed", v, text, (size_t)k + len, &n);
+        if (!s.tok[i] || n < 2) {
+            free(text);
+            goto done;
+        }
+        if (n > (size_t)n_tokens) { /* cut, keeping the closing special */
+            s.tok[i][n_tokens - 1] = s.tok[i][n - 1];
+            n = (size_t)n_tokens;
+        }
+        s.n[i] = n;
+    }
+    free(text);
+    size_t total = 0;
+    for (size_t i = 0; i < s.count; i++)
+        total += s.n[i];
+    const double t0 = cli_now();
+    if (run_pooled("embed", m, &s, exact, threads, AL_POOLING_UNSPECIFIED, out, (int32_t)info.n_embd,
+                   (uint32_t)batch))
+        goto done;
+    const double dt = cli_now() - t0;
+    printf("embed bench: %lld inputs, %.1f tokens each, passes of <= %lld tokens, %d threads: %.2f s "
+           "(+ %.2f s load): %.2f inputs/s, %.0f tokens/s\n",
+           (long long)n_inputs, (double)total / (double)n_inputs, (long long)batch,
+           threads ? threads : al_physical_cores_count(), dt, t_load, (double)n_inputs / dt, (double)total / dt);
+    rc = 0;
+done:
+    seqs_free(&s);
+    free(out);
+    return rc;
 }
 
 static int load_model(const char *cmd, const char *path, al_model **m)
@@ -152,16 +224,29 @@ int cmd_embed(int argc, char **argv)
         {"prompt-file", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
         {"exact", no_argument, 0, 'x'},            {"threads", required_argument, 0, 't'},
         {"pooling", required_argument, 0, 'p'},    {"no-normalize", no_argument, 0, 'N'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
+        {"bench", required_argument, 0, 'B'},      {"bench-tokens", required_argument, 0, 'T'},
+        {"batch", required_argument, 0, 'b'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
+    int64_t bench = 0, bench_tokens = 134, batch = 8192;
     const char *prompt_file = NULL, *out_path = NULL;
     bool exact = false, normalize = true;
     al_pooling pooling = AL_POOLING_UNSPECIFIED;
     int64_t threads = 0;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "f:o:xt:p:Nh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:o:xt:p:NB:T:b:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'B':
+        case 'T':
+        case 'b':
+            if (!cli_parse_i64(optarg, c == 'T' ? 3 : 1, c == 'B' ? 1000000 : 1 << 20,
+                               c == 'B' ? &bench : c == 'T' ? &bench_tokens : &batch)) {
+                cli_errorf("embed", "--%s wants a positive number, not '%s'",
+                           c == 'B' ? "bench" : c == 'T' ? "bench-tokens" : "batch", optarg);
+                return 2;
+            }
+            break;
         case 'f': prompt_file = optarg; break;
         case 'o': out_path = optarg; break;
         case 'x': exact = true; break;
@@ -181,6 +266,15 @@ int cmd_embed(int argc, char **argv)
         case 'h': embed_help(stdout); return 0;
         default: embed_help(stderr); return 2;
         }
+    }
+    if (optind == argc - 1 && bench > 0) {
+        al_model *bm = NULL;
+        const double t0 = cli_now();
+        if (load_model("embed", argv[optind], &bm))
+            return 1;
+        const int brc = embed_bench(bm, bench, bench_tokens, batch, (int)threads, exact, cli_now() - t0);
+        al_model_free(bm);
+        return brc;
     }
     if (optind != argc - 1 || !prompt_file || !out_path) {
         embed_help(stderr);
@@ -223,7 +317,7 @@ int cmd_embed(int argc, char **argv)
     if (!vec)
         goto done;
     seqs s = {&toks, &n_tok, 1};
-    if (run_pooled("embed", m, &s, exact, (int)threads, pooling, vec, (int32_t)info.n_embd))
+    if (run_pooled("embed", m, &s, exact, (int)threads, pooling, vec, (int32_t)info.n_embd, 4096))
         goto done;
     if (normalize)
         al_l2_normalize(vec, info.n_embd);
@@ -398,7 +492,7 @@ int cmd_rerank(int argc, char **argv)
             goto done;
         }
     }
-    if (run_pooled("rerank", m, &s, exact, (int)threads, AL_POOLING_UNSPECIFIED, vecs, dim))
+    if (run_pooled("rerank", m, &s, exact, (int)threads, AL_POOLING_UNSPECIFIED, vecs, dim, 4096))
         goto done;
     for (size_t i = 0; i < n_docs; i++) {
         r[i].index = i;
