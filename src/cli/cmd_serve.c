@@ -27,7 +27,7 @@ static void usage(FILE *f, const al_server_config *d)
             "usage: airlock serve [--store DIR] [--model PATH.gguf [--model-name NAME] [--chat-format FMT]] [options]\n"
             "\n"
             "Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings,\n"
-            "/v1/models) and the Ollama API (/api/chat, /api/generate, /api/embed, /api/tags,\n"
+            "/v1/models), /v1/rerank (Jina/Cohere shape) and the Ollama API (/api/chat, /api/generate, /api/embed, /api/tags,\n"
             "/api/show, /api/ps, /api/version), plus /health, /ready and /metrics.\n"
             "\n"
             "the store (docs/airlock.md):\n"
