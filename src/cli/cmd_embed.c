@@ -313,6 +313,11 @@ int cmd_embed(int argc, char **argv)
         cli_errorf("embed", "%s: the text has no tokens", prompt_file);
         goto done;
     }
+    if (!info.causal && n_tok > info.n_ctx_train) {
+        cli_errorf("embed", "%s: the text has %zu tokens; this encoder takes at most %u", prompt_file, n_tok,
+                   info.n_ctx_train);
+        goto done;
+    }
     vec = malloc(info.n_embd * sizeof(float));
     if (!vec)
         goto done;

@@ -63,7 +63,13 @@ int cmd_info(int argc, char **argv)
     }
     printf("rope base:      %g\n", (double)in.rope_base);
     printf("norm eps:       %g\n", (double)in.norm_eps);
-    printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");
+    if (in.can_generate)
+        printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");
+    else
+        printf("output:         none (%s: embeds%s, cannot generate)\n", in.causal ? "causal" : "bidirectional encoder",
+               in.n_cls_out ? " and ranks" : "");
+    printf("pooling:        %s%s\n", al_pooling_name(al_model_pooling(m)),
+           in.pooling == AL_POOLING_UNSPECIFIED ? " (the file names none: mean)" : "");
     printf("tensor types:   %s\n", in.type_mix);
     printf("vocab:          %s, %d tokens (embedding rows %u)\n", in.vocab_type,
            al_vocab_n_tokens(al_model_vocab(m)), in.n_vocab);
