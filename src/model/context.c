@@ -495,7 +495,7 @@ static const float *kv_row(const al_context *c, const void *cache, size_t off, f
  * exact path (F32 cache), the Q8_0 cache, and what the F16 kernels do not
  * do (a logit softcap, attention sinks). */
 static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh, size_t base, size_t stride,
-                      int32_t p0, int32_t n_pos, float *scores, float *row)
+                      int32_t p0, int32_t n_pos, int32_t qpos, float *scores, float *row)
 {
     const al_hparams *hp = &c->model->hp;
     const uint32_t hd = hp->head_dim, group = hp->n_head / ly->n_head_kv, h0 = kvh * group;
@@ -512,6 +512,8 @@ static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh
             s *= scale;
             if (cap > 0.0f)
                 s = cap * tanhf(s / cap);
+            if (hp->alibi_slope) /* ALiBi: the farther the key, the lower */
+                s -= hp->alibi_slope[h0 + g] * fabsf((float)(qpos - (p0 + p)));
             scores[(size_t)g * n_pos + p] = s;
         }
     }
@@ -570,19 +572,20 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
         const size_t base = (size_t)(t0 - j->pos[t0]) * stride + (size_t)kvh * hd;
         for (int64_t t = t0; t < t0 + tile->n; t++) {
             const int32_t n_pos = c->enc_len[t];
-            if (c->kv_elem_bytes == 2 && !c->kv_q8 && hp->attn_softcap == 0.0f && !ly->attn_sinks) {
+            if (c->kv_elem_bytes == 2 && !c->kv_q8 && hp->attn_softcap == 0.0f && !ly->attn_sinks &&
+                !hp->alibi_slope) {
                 const size_t qo = (size_t)t * nq + (size_t)kvh * group * hd;
                 c->ak->attend_f16(c->q + qo, group, (const uint16_t *)c->k_cache + base,
                                   (const uint16_t *)c->v_cache + base, stride, n_pos, hd, scale, scratch, c->attn + qo);
             } else {
-                attn_rows(c, ly, t, kvh, base, stride, 0, n_pos, scratch, c->att_row + (size_t)ith * hd);
+                attn_rows(c, ly, t, kvh, base, stride, 0, n_pos, j->pos[t], scratch, c->att_row + (size_t)ith * hd);
             }
         }
         return;
     }
     const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
 
-    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks) {
+    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks && !hp->alibi_slope) {
         const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
         const int32_t last = j->pos[t0] + tile->n - 1;
         if (tile->n > 1 && attn_first(ly, last) == 0) {
@@ -602,7 +605,8 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     }
     for (int64_t t = t0; t < t0 + tile->n; t++) {
         const int32_t p0 = attn_first(ly, j->pos[t]);
-        attn_rows(c, ly, t, kvh, base, stride, p0, j->pos[t] + 1 - p0, scratch, c->att_row + (size_t)ith * hd);
+        attn_rows(c, ly, t, kvh, base, stride, p0, j->pos[t] + 1 - p0, j->pos[t], scratch,
+                  c->att_row + (size_t)ith * hd);
     }
 }
 
@@ -802,7 +806,9 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
     const al_layer *ly = &m->layers[l];
     const size_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = ly->n_head_kv * hd;
     const uint32_t half = hp->n_rot / 2;
-    const bool full_norm = hp->desc->qk_norm == AL_QK_NORM_FULL, neox = hp->desc->rope_neox;
+    const bool full_norm = hp->desc->qk_norm == AL_QK_NORM_FULL || hp->desc->qk_norm == AL_QK_NORM_FULL_LN;
+    const bool neox = hp->desc->rope_neox;
+    const uint8_t qk_kind = hp->desc->qk_norm == AL_QK_NORM_FULL_LN ? AL_NORM_LAYER : AL_NORM_RMS;
     const al_weight *w3[3] = {&ly->wq, &ly->wk, &ly->wv};
     float *y3[3] = {c->q, c->k, c->v};
     matmul_multi(c, w3, y3, 3, in, n_tok);
@@ -822,8 +828,8 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
             }
         }
         if (ly->q_norm && full_norm) {
-            norm_row(q, q, ly->q_norm, NULL, (int64_t)nq, hp->norm_eps, AL_NORM_RMS);
-            norm_row(k, k, ly->k_norm, NULL, (int64_t)nkv, hp->norm_eps, AL_NORM_RMS);
+            norm_row(q, q, ly->q_norm, ly->q_norm_b, (int64_t)nq, hp->norm_eps, qk_kind);
+            norm_row(k, k, ly->k_norm, ly->k_norm_b, (int64_t)nkv, hp->norm_eps, qk_kind);
         }
         const float *cs = cos0 ? cos0 + t * half : NULL, *sn = sin0 ? sin0 + t * half : NULL;
         for (uint32_t h = 0; h < hp->n_head; h++) {
@@ -898,7 +904,14 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         al_threadpool_for(c->tp, n_tiles * ly->n_head_kv, attn_chunk, &job);
         matmul(c, &ly->wo, c->attn, n_tok, c->xo);
         add_bias(c->xo, ly->bo, n_tok, d);
+        if (ly->attn_norm2) /* the layer's input, added again after the first norm */
+            memcpy(c->xn, c->x, (size_t)n_tok * d * sizeof(float));
         residual_add(c, c->x, c->xo, ly->post_attn_norm, ly->post_attn_norm_b, n_tok);
+        if (ly->attn_norm2) {
+            for (size_t i = 0; i < (size_t)n_tok * d; i++)
+                c->x[i] += c->xn[i];
+            norm_rows(hp, c->x, c->x, ly->attn_norm2, ly->attn_norm2_b, n_tok);
+        }
 
         /* FFN: in parallel blocks it reads the attention's input (still in
          * c->xn), else the stream after attention */

@@ -38,6 +38,7 @@ typedef enum al_qk_norm {
     AL_QK_NORM_NONE,
     AL_QK_NORM_HEAD, /* RMSNorm of each head's q and k (head_dim weights) */
     AL_QK_NORM_FULL, /* RMSNorm over the whole projection (olmo2) */
+    AL_QK_NORM_FULL_LN, /* LayerNorm (bias optional) over the whole projection (jina-bert-v2) */
 } al_qk_norm;
 
 typedef enum al_need { AL_NEED_NO, AL_NEED_OPTIONAL, AL_NEED_REQUIRED } al_need;
@@ -96,6 +97,10 @@ typedef struct al_arch_desc {
                                output_norm: the last layer's output is the hidden state */
     bool embed_only;        /* no output head: the model embeds (or ranks), it cannot generate */
     bool no_rope;           /* no layer uses RoPE */
+    bool alibi;             /* ALiBi: head h adds -slope_h |p_q - p_k| to its scores (slopes from
+                               attention.max_alibi_bias, default 8); no RoPE */
+    bool attn_norm_2;       /* post_add_norm: attn_norm_2(.bias), when present, norms again after
+                               attn_output_norm with the layer's input added once more */
     const char *ffn_norm_name; /* the FFN's input norm tensor, NULL: "ffn_norm" (gpt-oss:
                                "post_attention_norm") */
     bool attn_sinks;        /* attn_sinks.weight: one logit per head joins each softmax (gpt-oss) */
@@ -145,6 +150,8 @@ typedef struct al_layer {
     float *bq, *bk, *bv, *bo; /* biases or NULL */
     float *q_norm;      /* (head_dim) or (n_head*head_dim), else NULL */
     float *k_norm;      /* (head_dim) or (n_head_kv*head_dim), else NULL */
+    float *q_norm_b, *k_norm_b; /* AL_QK_NORM_FULL_LN biases, or NULL */
+    float *attn_norm2, *attn_norm2_b; /* (n_embd) jina-bert-v2's second attention norm, or NULL */
     float *post_attn_norm, *post_attn_norm_b; /* (n_embd) or NULL; post_add_norm: attn_output_norm */
     float *ffn_norm, *ffn_norm_b;     /* (n_embd) or NULL */
     al_weight w_gate;   /* (n_ff, n_embd); rows 0 when the FFN has no gate */
@@ -186,6 +193,7 @@ typedef struct al_hparams {
     int32_t pooling;       /* {arch}.pooling_type (al_pooling), AL_POOLING_UNSPECIFIED when absent */
     uint32_t n_pos_embd;   /* rows of position_embd (abs_pos), else 0 */
     uint32_t n_cls_out;    /* rank outputs (rows of cls.output.weight), 0: no rank head */
+    float *alibi_slope;    /* (n_head) ALiBi families, else NULL */
 } al_hparams;
 
 struct al_model {

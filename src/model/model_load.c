@@ -223,6 +223,10 @@ static const al_arch_desc k_archs[] = {
      .no_rope = true},
     {.name = "nomic-bert", .norm = AL_NORM_LAYER, .norm_bias = REQ, .rope_neox = true, .fused_qkv = true,
      .embd_norm = true, .post_add_norm = true, .embed_only = true},
+    {.name = "jina-bert-v2", .norm = AL_NORM_LAYER, .norm_bias = REQ, .qk_norm = AL_QK_NORM_FULL_LN,
+     .qk_norm_need = OPT, .qkv_bias = OPT, .o_bias = OPT, .ffn = AL_FFN_GATED_GELU, .ffn_bias = OPT,
+     .fused_up = true, .embd_norm = true, .post_add_norm = true, .embed_only = true, .no_rope = true,
+     .alibi = true, .attn_norm_2 = true},
 };
 
 #undef OPT
@@ -486,6 +490,19 @@ static al_status load_hparams(loader *L)
         if (!al_gguf_get_bool(m->gguf, key, &hp->causal))
             return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s' must be a boolean", L->path, key);
     }
+    if (D->alibi) { /* head h's slope: m0^(h+1) for the first 2^floor(log2 n) heads, then odd powers of m1 */
+        float max_bias = 8.0f;
+        if ((st = opt_pos_f32(L, "attention.max_alibi_bias", &max_bias)))
+            return st;
+        if (!(hp->alibi_slope = malloc(hp->n_head * sizeof(float))))
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        uint32_t n_log2 = 1;
+        while (n_log2 * 2 <= hp->n_head)
+            n_log2 *= 2;
+        const float m0 = powf(2.0f, -max_bias / (float)n_log2), m1 = powf(2.0f, -(max_bias / 2.0f) / (float)n_log2);
+        for (uint32_t h = 0; h < hp->n_head; h++)
+            hp->alibi_slope[h] = h < n_log2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n_log2) + 1));
+    }
     hp->pooling = AL_POOLING_UNSPECIFIED;
     if (arch_kv(L, "pooling_type")) {
         uint32_t pt;
@@ -604,6 +621,10 @@ static al_status load_layer(loader *L, uint32_t i)
         VEC(post_attn_norm_b, "attn_output_norm.bias", d, nb);
         VEC(post_ffn_norm, "layer_output_norm.weight", d, AL_NEED_REQUIRED);
         VEC(post_ffn_norm_b, "layer_output_norm.bias", d, nb);
+        if (D->attn_norm_2) {
+            VEC(attn_norm2, "attn_norm_2.weight", d, AL_NEED_OPTIONAL);
+            VEC(attn_norm2_b, "attn_norm_2.bias", d, ly->attn_norm2 ? nb : AL_NEED_NO);
+        }
     }
 
     /* Attention: separate Q/K/V, or one fused attn_qkv bound as three views. */
@@ -632,9 +653,13 @@ static al_status load_layer(loader *L, uint32_t i)
     VEC(bo, "attn_output.bias", d, D->o_bias);
     VEC(attn_sinks, "attn_sinks.weight", hp->n_head, D->attn_sinks ? AL_NEED_REQUIRED : AL_NEED_NO);
     if (D->qk_norm != AL_QK_NORM_NONE) {
-        const bool full = D->qk_norm == AL_QK_NORM_FULL;
+        const bool full = D->qk_norm != AL_QK_NORM_HEAD;
         VEC(q_norm, "attn_q_norm.weight", full ? nq : hd, D->qk_norm_need);
         VEC(k_norm, "attn_k_norm.weight", full ? nkv : hd, D->qk_norm_need);
+        if (D->qk_norm == AL_QK_NORM_FULL_LN) {
+            VEC(q_norm_b, "attn_q_norm.bias", nq, ly->q_norm ? AL_NEED_OPTIONAL : AL_NEED_NO);
+            VEC(k_norm_b, "attn_k_norm.bias", nkv, ly->k_norm ? AL_NEED_OPTIONAL : AL_NEED_NO);
+        }
         if ((ly->q_norm != NULL) != (ly->k_norm != NULL))
             return al_err(L->err, AL_ERR_FORMAT, "%s: layer %u has only one of attn_q_norm and attn_k_norm",
                           L->path, i);
@@ -655,6 +680,20 @@ static al_status load_layer(loader *L, uint32_t i)
             return st;
         ly->w_gate = weight_rows(&gu, 0, ff);
         ly->w_up = weight_rows(&gu, ff, ff);
+        if (D->ffn_bias != AL_NEED_NO) { /* one bias of 2 n_ff: gate's, then up's */
+            float *b2 = NULL;
+            if ((st = bind_vec(L, NAME("ffn_up.bias"), 2 * ff, D->ffn_bias == AL_NEED_REQUIRED, &b2)))
+                return st;
+            if (b2) {
+                ly->b_gate = b2;
+                if (!(ly->b_up = malloc((size_t)ff * sizeof(float))))
+                    return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+                memcpy(ly->b_up, b2 + ff, (size_t)ff * sizeof(float));
+            }
+        }
+        MAT(w_down, "ffn_down.weight", d, ff);
+        VEC(b_down, "ffn_down.bias", d, D->ffn_bias);
+        return AL_OK;
     } else {
         MAT(w_gate, "ffn_gate.weight", ff, d);
         MAT(w_up, "ffn_up.weight", ff, d);
@@ -1041,7 +1080,7 @@ void al_model_free(al_model *m)
             float *vs[] = {ly->attn_norm, ly->attn_norm_b, ly->bq, ly->bk, ly->bv, ly->bo, ly->q_norm,
                            ly->k_norm, ly->post_attn_norm, ly->ffn_norm, ly->ffn_norm_b, ly->b_gate, ly->b_up,
                            ly->b_down, ly->post_ffn_norm, ly->attn_sinks, ly->post_attn_norm_b,
-                           ly->post_ffn_norm_b};
+                           ly->post_ffn_norm_b, ly->q_norm_b, ly->k_norm_b, ly->attn_norm2, ly->attn_norm2_b};
             for (size_t v = 0; v < sizeof(vs) / sizeof(vs[0]); v++)
                 free(vs[v]);
             al_moe_layer_free(ly->moe);
@@ -1057,6 +1096,7 @@ void al_model_free(al_model *m)
     free(m->embd_norm_b);
     free(m->cls_b);
     free(m->cls_out_b);
+    free(m->hp.alibi_slope);
     free(m->rope_freqs);
     free(m->rope_long);
     free(m->rope_short);
