@@ -79,8 +79,9 @@ typedef enum al_pooling {
     AL_POOLING_MEAN = 1,         /* the mean of the sequence's tokens */
     AL_POOLING_CLS = 2,          /* the first token (BERT's [CLS]) */
     AL_POOLING_LAST = 3,         /* the last token (Qwen3-Embedding: EOS appended) */
-    AL_POOLING_RANK = 4,         /* the first token through the classifier head (cls,
-                                    cls.output): n_cls_out relevance scores */
+    AL_POOLING_RANK = 4,         /* the first token (an encoder's; a decoder's last) through
+                                    the classifier head (cls, cls.output): n_cls_out scores;
+                                    a decoder's (Qwen3-Reranker's yes/no rows) softmaxed */
 } al_pooling;
 
 /* The short name of a pooling ("none", "mean", "cls", "last", "rank",
@@ -137,6 +138,11 @@ const al_vocab *al_model_vocab(const al_model *model);
 /* The chat template from tokenizer.chat_template (NUL-terminated), or NULL.
  * Owned by the model. */
 const char *al_model_chat_template(const al_model *model);
+
+/* The rank prompt of a decoder reranker (tokenizer.chat_template.rerank,
+ * Qwen3-Reranker: plain text with {query}, {document} and optionally
+ * {instruction} to replace), or NULL. Owned by the model. */
+const char *al_model_rerank_template(const al_model *model);
 
 /* NULL when the model's chat template parses (or it has none); otherwise
  * the parse error, naming the template line. The model still loads: a
@@ -252,6 +258,14 @@ const float *al_get_embedding_seq(const al_context *ctx, int32_t seq, int32_t *n
  * Special tokens in the texts are not parsed. Same contract as al_tokenize. */
 al_status al_tokenize_pair(const al_vocab *vocab, const char *a, size_t a_len, const char *b, size_t b_len,
                            int32_t *out, size_t cap, size_t *n_out, al_error *err);
+
+/* The tokens a rank model scores for (query, document): with a rerank
+ * template (al_model_rerank_template) the template with {query},
+ * {document} and {instruction} (a default retrieval instruction) replaced,
+ * tokenized with the vocab's specials and special tokens parsed; else
+ * al_tokenize_pair. *out is malloc'd (caller frees), *n_out its length. */
+al_status al_rank_tokens(const al_model *model, const char *query, size_t q_len, const char *doc, size_t d_len,
+                         int32_t **out, size_t *n_out, al_error *err);
 
 /* Divides v by its L2 norm (a zero vector stays zero). */
 void al_l2_normalize(float *v, size_t n);

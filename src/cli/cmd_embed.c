@@ -359,9 +359,10 @@ static void rerank_help(FILE *f)
             "line each: rank, index (order given), score, the document.\n\n"
             "A rank model (pooling_type rank, a classifier head cls.output) reads each pair\n"
             "as [CLS] query [SEP] document [SEP] (XLM-R: <s> q </s></s> d </s>) and its first\n"
-            "output is the score (a logit: higher is more relevant). Any other model that\n"
-            "embeds ranks by the cosine similarity of the query's and each document's\n"
-            "embeddings (its own pooling).\n\n"
+            "output is the score (a logit: higher is more relevant). A decoder reranker\n"
+            "(Qwen3-Reranker) reads its rerank template filled in, and its score is the\n"
+            "probability of 'yes' (softmax of its yes/no rows). Any other model ranks by the\n"
+            "cosine similarity of the query's and each document's embeddings.\n\n"
             "  --doc D          a document (repeat; at least one)\n"
             "  --docs-file F    documents, one per line (empty lines skipped)\n"
             "  --top-n N        print only the best N\n"
@@ -478,10 +479,8 @@ int cmd_rerank(int argc, char **argv)
         const char *d = rank ? docs[i] : i == 0 ? query : docs[i - 1];
         size_t n = 0;
         if (rank) {
-            al_tokenize_pair(v, query, strlen(query), d, strlen(d), NULL, 0, &n, NULL);
-            s.tok[i] = malloc((n ? n : 1) * sizeof(int32_t));
-            if (!s.tok[i] || al_tokenize_pair(v, query, strlen(query), d, strlen(d), s.tok[i], n, &n, &err)) {
-                cli_errorf("rerank", "document %zu: %s", i, s.tok[i] ? err.msg : "out of memory");
+            if (al_rank_tokens(m, query, strlen(query), d, strlen(d), &s.tok[i], &n, &err)) {
+                cli_errorf("rerank", "document %zu: %s", i, err.msg);
                 s.count = i + 1;
                 goto done;
             }

@@ -1050,6 +1050,16 @@ static void pool_batch(al_context *c, const al_batch *b)
     const uint32_t no = m->hp.n_cls_out;
     matmul(c, &m->cls_out, in, n_rank, c->cls_res);
     add_bias(c->cls_res, m->cls_out_b, n_rank, no);
+    if (m->hp.causal && no >= 2) /* a decoder reranker's yes/no rows (Qwen3-Reranker): probabilities */
+        for (int32_t r = 0; r < n_rank; r++) {
+            float *z = c->cls_res + (size_t)r * no, mx = z[0], sum = 0.0f;
+            for (uint32_t i = 1; i < no; i++)
+                mx = z[i] > mx ? z[i] : mx;
+            for (uint32_t i = 0; i < no; i++)
+                sum += (z[i] = expf(z[i] - mx));
+            for (uint32_t i = 0; i < no; i++)
+                z[i] /= sum;
+        }
     for (int32_t r = 0; r < n_rank; r++)
         memcpy(c->pooled + (size_t)c->cls_seq[r] * c->pool_dim, c->cls_res + (size_t)r * no, no * sizeof(float));
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "airlock.h"
+#include "model/model.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
 
@@ -70,4 +71,86 @@ float al_cosine(const float *a, const float *b, size_t n)
         nb += (double)b[i] * b[i];
     }
     return na > 0.0 && nb > 0.0 ? (float)(dot / (sqrt(na) * sqrt(nb))) : 0.0f;
+}
+
+/* Qwen3-Reranker's default instruction (its model card's). */
+static const char k_rank_instruction[] = "Given a web search query, retrieve relevant passages that answer the query";
+
+/* Appends src[0..n) to the growing buffer; false when it would pass max. */
+static bool buf_add(char **b, size_t *len, size_t *cap, const char *src, size_t n, size_t max)
+{
+    if (*len + n + 1 > max)
+        return false;
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*len + n + 1) * 2;
+        char *nb = realloc(*b, nc);
+        if (!nb)
+            return false;
+        *b = nb;
+        *cap = nc;
+    }
+    memcpy(*b + *len, src, n);
+    *len += n;
+    (*b)[*len] = 0;
+    return true;
+}
+
+al_status al_rank_tokens(const al_model *m, const char *q, size_t q_len, const char *d, size_t d_len, int32_t **out,
+                         size_t *n_out, al_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    const al_vocab *v = al_model_vocab(m);
+    const char *t = al_model_rerank_template(m);
+    size_t n = 0;
+    al_status st;
+    if (!t) {
+        al_tokenize_pair(v, q, q_len, d, d_len, NULL, 0, &n, NULL);
+        if (!(*out = malloc((n ? n : 1) * sizeof(int32_t))))
+            return al_err(err, AL_ERR_NOMEM, "out of memory");
+        if ((st = al_tokenize_pair(v, q, q_len, d, d_len, *out, n, n_out, err))) {
+            free(*out);
+            *out = NULL;
+        }
+        return st;
+    }
+    static const struct {
+        const char *key;
+    } keys[] = {{"{query}"}, {"{document}"}, {"{instruction}"}};
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    const size_t max = strlen(t) + 2 * (q_len + d_len) + 4096;
+    bool ok = buf_add(&text, &len, &cap, "", 0, max);
+    for (const char *p = t; ok && *p;) {
+        size_t k = 0;
+        for (; k < 3; k++)
+            if (!strncmp(p, keys[k].key, strlen(keys[k].key)))
+                break;
+        if (k == 0)
+            ok = buf_add(&text, &len, &cap, q, q_len, max);
+        else if (k == 1)
+            ok = buf_add(&text, &len, &cap, d, d_len, max);
+        else if (k == 2)
+            ok = buf_add(&text, &len, &cap, k_rank_instruction, sizeof(k_rank_instruction) - 1, max);
+        else
+            ok = buf_add(&text, &len, &cap, p, 1, max);
+        p += k < 3 ? strlen(keys[k].key) : 1;
+    }
+    if (!ok) {
+        free(text);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for the rank prompt");
+    }
+    al_tokenize(v, text, len, true, true, NULL, 0, &n, NULL);
+    if (!(*out = malloc((n ? n : 1) * sizeof(int32_t)))) {
+        free(text);
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    }
+    st = al_tokenize(v, text, len, true, true, *out, n, n_out, err);
+    explicit_bzero(text, len);
+    free(text);
+    if (st) {
+        free(*out);
+        *out = NULL;
+    }
+    return st;
 }

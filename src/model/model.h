@@ -220,6 +220,7 @@ struct al_model {
     size_t packed_map_bytes;
     al_vocab *vocab;
     char *chat_template;   /* NUL-terminated copy, or NULL */
+    char *rerank_template; /* tokenizer.chat_template.rerank ({query}, {document}), or NULL */
     char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
     uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */

@@ -1044,6 +1044,11 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
                     path, al_vocab_n_tokens(m->vocab), m->hp.n_vocab);
     if (!st) {
         al_str tmpl;
+        if (al_gguf_get_str(m->gguf, "tokenizer.chat_template.rerank", &tmpl) && tmpl.len < (1u << 20) &&
+            (m->rerank_template = malloc(tmpl.len + 1))) {
+            memcpy(m->rerank_template, tmpl.ptr, tmpl.len);
+            m->rerank_template[tmpl.len] = 0;
+        }
         if (al_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl)) {
             m->chat_template = malloc(tmpl.len + 1);
             if (!m->chat_template)
@@ -1104,6 +1109,7 @@ void al_model_free(al_model *m)
         free(m->rope[r].inv_freq);
     al_vocab_free(m->vocab);
     free(m->chat_template);
+    free(m->rerank_template);
     free(m->template_error);
     al_gguf_close(m->gguf);
     free(m);
@@ -1218,6 +1224,11 @@ const char *al_pooling_name(al_pooling p)
 const al_vocab *al_model_vocab(const al_model *m)
 {
     return m->vocab;
+}
+
+const char *al_model_rerank_template(const al_model *m)
+{
+    return m->rerank_template;
 }
 
 const char *al_model_chat_template(const al_model *m)

@@ -484,19 +484,15 @@ int srv_api_rerank(srv_req *r)
         }
         size_t np = 0;
         al_error err = {0};
-        al_tokenize_pair(vocab, json_string_value(q), json_string_length(q), d, len, NULL, 0, &np, NULL);
+        if (al_rank_tokens(model, json_string_value(q), json_string_length(q), d, len, &t, &np, &err)) {
+            ok = efail(&e, err.status == AL_ERR_NOMEM ? 500 : 400, "invalid_value", "documents",
+                       "cannot tokenize %s: %s", what, err.msg);
+            break;
+        }
         if (np > limit) {
+            free(t);
             ok = efail(&e, 400, "context_length_exceeded", "documents",
                        "the query with %s has %zu tokens; this model takes at most %u", what, np, limit);
-            break;
-        }
-        if (!(t = malloc((np ? np : 1) * sizeof(int32_t)))) {
-            ok = efail(&e, 500, NULL, NULL, "out of memory");
-            break;
-        }
-        if (al_tokenize_pair(vocab, json_string_value(q), json_string_length(q), d, len, t, np, &np, &err)) {
-            free(t);
-            ok = efail(&e, 400, "invalid_value", "documents", "cannot tokenize %s: %s", what, err.msg);
             break;
         }
         ok = jobs_add(&js, m, t, (int32_t)np, deadline, &e);

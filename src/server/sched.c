@@ -522,9 +522,10 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
      * decoder's input may span passes, so the scheduler pools its per-token
      * states itself (mean, cls or last; no rank head on decoders). */
     m->pooling = al_model_pooling(m->model);
-    if (m->pooling == AL_POOLING_NONE || (!m->enc && m->pooling == AL_POOLING_RANK))
-        m->pooling = m->pooling == AL_POOLING_RANK ? AL_POOLING_LAST : AL_POOLING_MEAN;
-    cp.pooling = m->enc ? m->pooling : AL_POOLING_NONE;
+    if (m->pooling == AL_POOLING_NONE)
+        m->pooling = AL_POOLING_MEAN;
+    /* a decoder reranker's score comes from the engine on its input's last pass */
+    cp.pooling = m->enc || m->pooling == AL_POOLING_RANK ? m->pooling : AL_POOLING_NONE;
     al_status st = al_context_new(m->model, &cp, &m->ctx, err);
     if (st)
         return st;
@@ -1123,6 +1124,21 @@ static bool model_step(srv_sched *s, srv_model *m)
              * goes; cls / last keep their token's state */
             uint32_t d = m->info.n_embd;
             const int32_t idx0 = sl->n_done - sl->chunk_len;
+            if (m->pooling == AL_POOLING_RANK) {
+                if (sl->n_done < sl->job->n_prompt)
+                    continue;
+                int32_t nv = 0;
+                const float *v = al_get_embedding_seq(m->ctx, (int32_t)i, &nv);
+                if (!v || nv <= 0 || (uint32_t)nv > d) {
+                    al_err(&sl->job->err, AL_ERR_STATE, "the engine gave no rank score");
+                    slot_finish(s, sl, SRV_FINISH_ERROR);
+                    continue;
+                }
+                for (int32_t q = 0; q < nv; q++)
+                    sl->emb_sum[q] = v[q];
+                embed_finish(s, m, sl, (uint32_t)nv);
+                continue;
+            }
             for (int32_t t = 0; t < sl->chunk_len; t++) {
                 const int32_t idx = idx0 + t;
                 if ((m->pooling == AL_POOLING_CLS && idx != 0) ||

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""mkrank.py IN.gguf OUT.gguf [--no-dense]: a rank (reranker) model from an
-encoder: the same file with {arch}.pooling_type = 4 (rank) and a classifier
-head of deterministic pseudo-random F32 weights: cls.weight [n_embd, n_embd]
-and cls.bias (the dense layer, then tanh; left out with --no-dense),
-cls.output.weight [n_embd, 1] and cls.output.bias. Standard library only."""
+"""mkrank.py IN.gguf OUT.gguf [--no-dense | --decoder]: a rank (reranker)
+model from an embedding model: the same file with {arch}.pooling_type = 4
+(rank) and a classifier head of deterministic pseudo-random F32 weights:
+cls.weight [n_embd, n_embd] and cls.bias (the dense layer, then tanh; left
+out with --no-dense), cls.output.weight [n_embd, 1] and cls.output.bias.
+--decoder (Qwen3-Reranker's layout): only cls.output.weight [n_embd, 2] (the
+"yes" and "no" rows), no bias, and tokenizer.chat_template.rerank =
+RERANK_TEMPLATE. Standard library only."""
+
+RERANK_TEMPLATE = "<q>{query}</q> <d>{document}</d> ({instruction})"
 import struct, sys
 
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -36,7 +41,8 @@ def rand_f32(seed, n, scale):
 
 def main():
     src, dst = sys.argv[1], sys.argv[2]
-    dense = "--no-dense" not in sys.argv
+    decoder = "--decoder" in sys.argv
+    dense = "--no-dense" not in sys.argv and not decoder
     b = open(src, "rb").read()
     ver, n_t, n_kv = struct.unpack_from("<IQQ", b, 4)
     o, kvs, arch, align, d = 24, [], None, 32, None
@@ -67,10 +73,16 @@ def main():
     kvs = [(k, raw) for k, raw in kvs if k != key]
     kb = key.encode()
     kvs.append((key, struct.pack("<Q", len(kb)) + kb + struct.pack("<II", 4, 4)))
+    if decoder:
+        tk, tv = b"tokenizer.chat_template.rerank", RERANK_TEMPLATE.encode()
+        kvs.append((tk.decode(), struct.pack("<Q", len(tk)) + tk + struct.pack("<IQ", 8, len(tv)) + tv))
     new = []
     if dense:
         new += [("cls.weight", (d, d), rand_f32(11, d * d, 0.2)), ("cls.bias", (d,), rand_f32(12, d, 0.1))]
-    new += [("cls.output.weight", (d, 1), rand_f32(13, d, 0.5)), ("cls.output.bias", (1,), struct.pack("<f", 0.25))]
+    if decoder:
+        new += [("cls.output.weight", (d, 2), rand_f32(13, 2 * d, 0.005))]  # logits of O(1) on states of norm ~100
+    else:
+        new += [("cls.output.weight", (d, 1), rand_f32(13, d, 0.5)), ("cls.output.bias", (1,), struct.pack("<f", 0.25))]
     pad = lambda n: (-n) % align
     end = len(data) + pad(len(data))
     blob = data + b"\0" * pad(len(data))

@@ -9,7 +9,10 @@
  *     w2 . that + b2; and without the dense layer, w2 . h + b2;
  *   - the fast path orders documents as the exact path does, scores
  *     within 0.01; a batch of all pairs scores as each pair alone;
- *   - bad batches and a model without a head asked to rank fail clearly.
+ *   - bad batches and a model without a head asked to rank fail clearly;
+ *   - a decoder reranker (tiny-qwen3-embed with Qwen3-Reranker's layout:
+ *     yes/no rows, a rerank template): its prompt is the template filled
+ *     in, its score the softmax of the rows on the last token's state.
  * usage: rank_test MKRANK_PY
  */
 #include <math.h>
@@ -193,6 +196,55 @@ static void check_model(const char *path, bool dense)
     al_model_free(m);
 }
 
+static void check_decoder(const char *path)
+{
+    al_model *m;
+    al_error err;
+    if (al_model_load(path, NULL, &m, &err)) {
+        CHECK(false, "load %s: %s", path, err.msg);
+        return;
+    }
+    al_model_info info;
+    al_model_get_info(m, &info);
+    CHECK(info.pooling == AL_POOLING_RANK && info.n_cls_out == 2 && info.causal, "decoder reranker: pooling %d, "
+          "n_cls_out %u", (int)info.pooling, info.n_cls_out);
+    CHECK(al_model_rerank_template(m) != NULL, "no rerank template");
+    const uint32_t d = info.n_embd;
+    int32_t *toks[N_DOCS] = {0};
+    size_t n[N_DOCS];
+    for (int i = 0; i < N_DOCS; i++) {
+        CHECK(al_rank_tokens(m, k_query, strlen(k_query), k_docs[i], strlen(k_docs[i]), &toks[i], &n[i], &err) ==
+              AL_OK, "rank tokens: %s", err.msg);
+        char text[512];
+        snprintf(text, sizeof(text), "<q>%s</q> <d>%s</d> (Given a web search query, retrieve relevant passages "
+                 "that answer the query)", k_query, k_docs[i]);
+        int32_t want[512];
+        size_t nw = 0;
+        al_tokenize(al_model_vocab(m), text, strlen(text), true, true, want, 512, &nw, &err);
+        CHECK(toks[i] && nw == n[i] && !memcmp(want, toks[i], nw * sizeof(int32_t)),
+              "doc %d: the rank prompt is not the template filled in", i);
+    }
+    float *h = malloc((size_t)N_DOCS * d * 4), *W = malloc((size_t)2 * d * 4), p[N_DOCS * 2];
+    rand_f32(13, (size_t)2 * d, 0.005f, W);
+    CHECK(run(m, toks, n, N_DOCS, true, AL_POOLING_LAST, h, (int32_t)d), "last pooling failed");
+    CHECK(run(m, toks, n, N_DOCS, true, AL_POOLING_RANK, p, 2), "decoder rank failed");
+    for (int i = 0; i < N_DOCS; i++) {
+        double z[2] = {0, 0};
+        for (int r = 0; r < 2; r++)
+            for (uint32_t k = 0; k < d; k++)
+                z[r] += (double)W[(size_t)r * d + k] * h[(size_t)i * d + k];
+        const double yes = 1.0 / (1.0 + exp(z[1] - z[0]));
+        printf("decoder doc %d: p(yes) %.6f, by hand %.6f\n", i, (double)p[2 * i], yes);
+        CHECK(fabs(p[2 * i] - yes) <= 1e-5 && fabs(p[2 * i] + p[2 * i + 1] - 1.0) <= 1e-5,
+              "doc %d: p(yes) %.6f, by hand %.6f", i, (double)p[2 * i], yes);
+    }
+    for (int i = 0; i < N_DOCS; i++)
+        free(toks[i]);
+    free(h);
+    free(W);
+    al_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -222,6 +274,15 @@ int main(int argc, char **argv)
     }
     check_model(out[0], true);
     check_model(out[1], false);
+    char qsrc[1024], qout[1200];
+    snprintf(qsrc, sizeof(qsrc), "%s/models/tiny-qwen3-embed-q8_0.gguf", shared);
+    snprintf(qout, sizeof(qout), "%s/qrank.gguf", dir);
+    snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' '%s' --decoder", argv[1], qsrc, qout);
+    if (access(qsrc, R_OK) == 0) {
+        CHECK(system(cmd) == 0, "%s", cmd);
+        check_decoder(qout);
+        unlink(qout);
+    }
     /* a model without a head asked to rank */
     al_model *m;
     al_error err;

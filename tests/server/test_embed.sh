@@ -8,8 +8,9 @@
 source "$(dirname "$0")/lib.sh"
 M="$SHARED/models"
 python3 "$(dirname "$0")/../engine/mkrank.py" "$M/tiny-bert-f16.gguf" "$WORK/tiny-rank.gguf"
+python3 "$(dirname "$0")/../engine/mkrank.py" "$M/tiny-qwen3-embed-q8_0.gguf" "$WORK/tiny-qrank.gguf" --decoder
 start_server embed --model "$M/tiny-bert-f16.gguf" --model "$M/tiny-qwen3-embed-q8_0.gguf" \
-    --model "$WORK/tiny-rank.gguf" --model "$STORIES"
+    --model "$WORK/tiny-rank.gguf" --model "$WORK/tiny-qrank.gguf" --model "$STORIES"
 
 # cosine of the first returned vector with a reference file
 cos_ref() { python3 -c '
@@ -93,6 +94,14 @@ b={x["index"]:x["relevance_score"] for x in json.loads(sys.argv[2])["results"]}
 ok=all(abs(a[i]-b[i])<=0.01 for i in b)
 ok=ok and all((a[i]>a[j]) for i in b for j in b if b[i]-b[j]>0.02)
 sys.exit(0 if ok else 1)' "$BODY" "$exact"
+# a decoder reranker (Qwen3-Reranker's layout): p(yes) of its filled-in template
+exact=$("$BIN" rerank "$WORK/tiny-qrank.gguf" --exact --json --query "a little robot" "${args[@]}")
+req POST /v1/rerank "$(python3 -c 'import json,sys; print(json.dumps({"model":"tiny-qrank","query":"a little robot","documents":sys.argv[1:]}))' "${docs[@]}")"
+check "decoder rerank: probabilities within 0.01 of the exact path" python3 -c '
+import json,sys
+a={x["index"]:x["relevance_score"] for x in json.loads(sys.argv[1])["results"]}
+b={x["index"]:x["relevance_score"] for x in json.loads(sys.argv[2])["results"]}
+sys.exit(0 if len(a)==4 and all(0<a[i]<1 and abs(a[i]-b[i])<=0.01 for i in b) else 1)' "$BODY" "$exact"
 req POST /rerank '{"model":"tiny-bert-f16","query":"a little robot","documents":["a little robot","the sea"],"top_n":1,"return_documents":false}'
 check "/rerank on an embedding model (cosine): top_n 1, no document ($CODE)" python3 -c '
 import json,sys; r=json.loads(sys.argv[1])["results"]; sys.exit(0 if len(r)==1 and r[0]["index"]==0 and "document" not in r[0] and abs(r[0]["relevance_score"]-1)<1e-4 else 1)' "$BODY"
@@ -106,7 +115,8 @@ check "rerank with 10,000 documents: 400 ($CODE)" [ "$CODE" = 400 ]
 req GET /v1/models
 check "/v1/models: bert embeds, tiny-rank reranks, stories generates" python3 -c '
 import json,sys; c={m["id"]:m["capabilities"] for m in json.loads(sys.argv[1])["data"]}
-sys.exit(0 if c["tiny-bert-f16"]==["embedding"] and c["tiny-rank"]==["rerank"] and "completion" in c["stories260K"] else 1)' "$BODY"
+sys.exit(0 if c["tiny-bert-f16"]==["embedding"] and c["tiny-rank"]==["rerank"] and "completion" in c["stories260K"]
+         and c["tiny-qrank"]==["completion","rerank"] else 1)' "$BODY"
 req POST /api/show '{"model":"tiny-rank"}'
 check "/api/show tiny-rank: rerank" sh -c 'echo "$1" | grep -q "\"capabilities\":\[\"rerank\"\]"' _ "$BODY"
 
