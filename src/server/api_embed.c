@@ -253,8 +253,9 @@ int srv_api_embeddings(srv_req *r, srv_route_id id)
     int64_t dims = 0;
     if (!parse_truncate(b, &truncate, &e))
         return srv_api_reply_perr(r, &e);
+    json_t *dj = id != SRV_R_OLLAMA_EMBEDDINGS ? json_object_get(b, "dimensions") : NULL;
     if (id == SRV_R_EMBEDDINGS) {
-        json_t *ef = json_object_get(b, "encoding_format"), *dj = json_object_get(b, "dimensions");
+        json_t *ef = json_object_get(b, "encoding_format");
         if (ef && !json_is_null(ef)) {
             const char *s = json_string_value(ef);
             if (!s || (strcmp(s, "float") && strcmp(s, "base64")))
@@ -262,6 +263,8 @@ int srv_api_embeddings(srv_req *r, srv_route_id id)
                                        "'encoding_format' must be \"float\" or \"base64\"");
             b64 = !strcmp(s, "base64");
         }
+    }
+    {
         if (dj && !json_is_null(dj)) {
             if (!json_is_integer(dj) || json_integer_value(dj) < 1)
                 return srv_reply_error(r, 400, "invalid_value", "dimensions",
@@ -352,15 +355,18 @@ int srv_api_embeddings(srv_req *r, srv_route_id id)
         const int32_t tp = jobs_tokens(&js);
         r->prompt_tokens = tp;
         json_t *o;
+        for (size_t i = 0; dims > 0 && i < js.n; i++) { /* Matryoshka: the first dims values, renormalised */
+            srv_job *j = js.j[i];
+            if (dims < j->n_embd) {
+                j->n_embd = (int32_t)dims;
+                al_l2_normalize(j->embedding, (size_t)dims);
+            }
+        }
         if (id == SRV_R_EMBEDDINGS) {
             json_t *data = json_array();
             for (size_t i = 0; i < js.n; i++) {
                 srv_job *j = js.j[i];
-                int32_t n = j->n_embd;
-                if (dims > 0 && dims < n) { /* Matryoshka: the first dims values, renormalised */
-                    n = (int32_t)dims;
-                    al_l2_normalize(j->embedding, (size_t)n);
-                }
+                const int32_t n = j->n_embd;
                 json_array_append_new(data,
                                       json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", (int)i, "embedding",
                                                 b64 ? b64_floats(j->embedding, n) : float_array(j->embedding, n)));

@@ -51,6 +51,8 @@ check "input 37 of 256 equals it alone (max diff $same)" python3 -c "import sys;
 req POST /v1/embeddings '{"model":"tiny-bert-f16","input":"hello world","dimensions":32}'
 check "dimensions 32: 32 values of norm 1" python3 -c '
 import json,sys,math; v=json.loads(sys.argv[1])["data"][0]["embedding"]; sys.exit(0 if len(v)==32 and abs(math.sqrt(sum(x*x for x in v))-1)<1e-5 else 1)' "$BODY"
+req POST /api/embed '{"model":"tiny-bert-f16","input":["hello world"],"dimensions":16}'
+check "/api/embed dimensions 16" python3 -c 'import json,sys; sys.exit(0 if len(json.loads(sys.argv[1])["embeddings"][0])==16 else 1)' "$BODY"
 req POST /v1/embeddings '{"model":"tiny-bert-f16","input":"hello world","dimensions":4096}'
 check "dimensions past n_embd: 400 ($CODE)" [ "$CODE" = 400 ]
 req POST /v1/embeddings '{"model":"tiny-bert-f16","input":"hello world","encoding_format":"base64"}'
