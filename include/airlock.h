@@ -150,7 +150,8 @@ const char *al_model_rerank_template(const al_model *model);
 const char *al_model_template_error(const al_model *model);
 
 /* Bytes a context of n_ctx positions and n_seq sequences needs for its KV
- * cache (F16 by default). */
+ * cache (F16 by default, the default n_batch). Sliding-window layers keep
+ * about 2 x window + n_batch positions per sequence, not n_ctx. */
 uint64_t al_model_kv_bytes(const al_model *model, uint32_t n_ctx, uint32_t n_seq);
 
 /* -------------------------------------------------------------- tokenizer */
@@ -273,9 +274,14 @@ void al_l2_normalize(float *v, size_t n);
 /* Cosine similarity of two vectors (0 when either is zero). */
 float al_cosine(const float *a, const float *b, size_t n);
 
-/* Forgets positions >= p0 of a sequence (p0 = 0: the whole sequence). */
+/* Forgets positions >= p0 of a sequence (p0 = 0: the whole sequence).
+ * With sliding-window layers, whose cache keeps only the last window and
+ * n_batch positions, going back more than n_batch positions from the
+ * highest one written forgets the whole sequence: check al_kv_seq_len. */
 void al_kv_seq_truncate(al_context *ctx, int32_t seq, int32_t p0);
-/* Copies positions [0, n) of sequence src into sequence dst (prefix reuse). */
+/* Copies positions [0, n) of sequence src into sequence dst (prefix reuse;
+ * with sliding-window layers, nothing when src went more than n_batch
+ * positions past n: dst is then empty). */
 void al_kv_seq_copy(al_context *ctx, int32_t src, int32_t dst, int32_t n);
 /* Number of positions a sequence holds. */
 int32_t al_kv_seq_len(const al_context *ctx, int32_t seq);

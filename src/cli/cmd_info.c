@@ -1,5 +1,6 @@
 /* cmd_info.c - `airlock info MODEL.gguf`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "airlock.h"
@@ -7,11 +8,13 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: airlock info MODEL.gguf [--check-tensors]\n\n"
+    fprintf(f, "usage: airlock info MODEL.gguf [--check-tensors] [--ctx N]\n\n"
                "Validates a GGUF model and prints its architecture, parameter count,\n"
                "context length, layers/heads/dims, tensor type mix, tokenizer, whether\n"
                "it carries a chat template, and the file's sha256.\n"
-               "  --check-tensors  also dequantize every tensor and refuse NaN/infinity (slow)\n\n"
+               "  --check-tensors  also dequantize every tensor and refuse NaN/infinity (slow)\n"
+               "  --ctx N          print the F16 KV cache bytes of one sequence of N positions\n"
+               "                   (default: the training context)\n\n"
                "Supported architectures: %s.\n", al_model_architectures());
 }
 
@@ -21,8 +24,21 @@ int cmd_info(int argc, char **argv)
         help(stdout);
         return 0;
     }
-    bool check = argc == 3 && !strcmp(argv[2], "--check-tensors");
-    if (argc != 2 && !check) {
+    bool check = false;
+    long ctx = 0;
+    for (int i = 2; i < argc; i++) {
+        char *end = NULL;
+        if (!strcmp(argv[i], "--check-tensors"))
+            check = true;
+        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc && (ctx = strtol(argv[i + 1], &end, 10)) > 0 &&
+                 ctx <= (1l << 20) && *end == 0)
+            i++;
+        else {
+            help(stderr);
+            return 2;
+        }
+    }
+    if (argc < 2 || argv[1][0] == '-') {
         help(stderr);
         return 2;
     }
@@ -70,6 +86,10 @@ int cmd_info(int argc, char **argv)
                in.n_cls_out ? " and ranks" : "");
     printf("pooling:        %s%s\n", al_pooling_name(al_model_pooling(m)),
            in.pooling == AL_POOLING_UNSPECIFIED ? " (the file names none: mean)" : "");
+    const uint32_t n_ctx = ctx > 0 ? (uint32_t)ctx : in.n_ctx_train;
+    const uint64_t kv = al_model_kv_bytes(m, n_ctx, 1);
+    printf("kv cache:       %llu bytes (%.1f MiB) for %u positions, F16, one sequence\n", (unsigned long long)kv,
+           (double)kv / (1024.0 * 1024.0), n_ctx);
     printf("tensor types:   %s\n", in.type_mix);
     printf("vocab:          %s, %d tokens (embedding rows %u)\n", in.vocab_type,
            al_vocab_n_tokens(al_model_vocab(m)), in.n_vocab);

@@ -38,9 +38,17 @@ struct al_context {
     al_threadpool *tp;
     const al_attn_kernels *ak;
 
-    /* KV cache: per layer [seq][pos][n_head_kv*head_dim] from element
-     * kv_loff[layer], F16 or F32. */
+    /* KV cache: per layer [seq][slot][n_head_kv*head_dim] from element
+     * kv_loff[layer], F16 or F32. A global layer has a slot per position;
+     * a sliding-window layer keeps a ring of kv_ring[layer] slots (position
+     * p in slot p % ring) plus a mirror of its first window - 1 slots after
+     * them, so that every window is contiguous. The ring holds the window
+     * and a chunk of n_batch tokens written before their attention. */
     size_t *kv_loff;      /* (n_layer + 1) */
+    uint32_t *kv_slots;   /* (n_layer) slots per sequence */
+    uint32_t *kv_ring;    /* (n_layer) ring length, 0: one slot per position */
+    bool kv_has_ring;
+    int32_t *seq_hw;      /* (n_seq) 1 + the highest position written since the sequence was emptied */
     uint32_t group_max;   /* query heads per KV head, the most of any layer */
     void *k_cache;
     void *v_cache;
@@ -188,14 +196,24 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     const size_t B = c->p.n_batch, d = hp->n_embd, hd = hp->head_dim;
     const size_t nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
     c->kv_loff = calloc(hp->n_layer + 1, sizeof(size_t));
-    if (!c->kv_loff) {
+    c->kv_slots = calloc(hp->n_layer, sizeof(uint32_t));
+    c->kv_ring = calloc(hp->n_layer, sizeof(uint32_t));
+    c->seq_hw = calloc(c->p.n_seq, sizeof(int32_t));
+    if (!c->kv_loff || !c->kv_slots || !c->kv_ring || !c->seq_hw) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context");
     }
     c->group_max = 1;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const uint32_t kvh = m->layers[l].n_head_kv, g = hp->n_head / kvh;
-        c->kv_loff[l + 1] = c->kv_loff[l] + (size_t)c->p.n_seq * c->p.n_ctx * kvh * hd;
+        const uint64_t w = m->layers[l].window, ring = w + c->p.n_batch - 1;
+        c->kv_slots[l] = c->p.n_ctx;
+        if (w && ring + w - 1 < c->p.n_ctx) {
+            c->kv_ring[l] = (uint32_t)ring;
+            c->kv_slots[l] = (uint32_t)(ring + w - 1);
+            c->kv_has_ring = true;
+        }
+        c->kv_loff[l + 1] = c->kv_loff[l] + (size_t)c->p.n_seq * c->kv_slots[l] * kvh * hd;
         c->group_max = g > c->group_max ? g : c->group_max;
     }
     if (c->enc) { /* one chunk's rows, every layer in the same place */
@@ -302,6 +320,9 @@ void al_context_free(al_context *c)
         return;
     al_threadpool_free(c->tp);
     free(c->kv_loff);
+    free(c->kv_slots);
+    free(c->kv_ring);
+    free(c->seq_hw);
     free(c->k_cache);
     free(c->v_cache);
     free(c->att_row);
@@ -409,11 +430,17 @@ static void rope_tables(al_context *c, const int32_t *pos, int64_t n_tok)
     }
 }
 
-/* Element offset of (layer, seq, pos) in the K or V cache. */
-static inline size_t kv_offset(const al_context *c, uint32_t layer, int32_t seq, int32_t pos)
+/* Element offset of (layer, seq, slot) in the K or V cache. */
+static inline size_t kv_offset(const al_context *c, uint32_t layer, int32_t seq, uint32_t slot)
 {
     const size_t nkv = (size_t)c->model->layers[layer].n_head_kv * c->model->hp.head_dim;
-    return c->kv_loff[layer] + ((size_t)seq * c->p.n_ctx + (size_t)pos) * nkv;
+    return c->kv_loff[layer] + ((size_t)seq * c->kv_slots[layer] + slot) * nkv;
+}
+
+/* The slot of position pos in a layer. */
+static inline uint32_t kv_slot(const al_context *c, uint32_t layer, int32_t pos)
+{
+    return c->kv_ring[layer] ? (uint32_t)pos % c->kv_ring[layer] : (uint32_t)pos;
 }
 
 static void kv_store(al_context *c, void *cache, size_t off, const float *src, size_t n)
@@ -490,7 +517,7 @@ static const float *kv_row(const al_context *c, const void *cache, size_t off, f
     return (const float *)cache + off;
 }
 
-/* Attention of token t over positions p0..p0+n_pos-1 for the query heads
+/* Attention of token t over slots p0..p0+n_pos-1 for the query heads
  * that share KV head kvh, each K/V row read once for all of them: the
  * exact path (F32 cache), the Q8_0 cache, and what the F16 kernels do not
  * do (a logit softcap, attention sinks). */
@@ -598,14 +625,16 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
         for (int64_t t = t0; t < t0 + tile->n; t++) {
             const size_t qo = (size_t)t * nq + (size_t)kvh * group * hd;
             const int32_t p0 = attn_first(ly, j->pos[t]);
-            c->ak->attend_f16(c->q + qo, group, k + (size_t)p0 * stride, v + (size_t)p0 * stride, stride,
-                              j->pos[t] + 1 - p0, hd, scale, scratch, c->attn + qo);
+            const size_t s0 = kv_slot(c, j->layer, p0);
+            c->ak->attend_f16(c->q + qo, group, k + s0 * stride, v + s0 * stride, stride, j->pos[t] + 1 - p0, hd,
+                              scale, scratch, c->attn + qo);
         }
         return;
     }
     for (int64_t t = t0; t < t0 + tile->n; t++) {
         const int32_t p0 = attn_first(ly, j->pos[t]);
-        attn_rows(c, ly, t, kvh, base, stride, p0, j->pos[t] + 1 - p0, j->pos[t], scratch,
+        const int32_t s0 = (int32_t)kv_slot(c, j->layer, p0); /* the slot of p0; qpos in slot terms */
+        attn_rows(c, ly, t, kvh, base, stride, s0, j->pos[t] + 1 - p0, j->pos[t] - p0 + s0, scratch,
                   c->att_row + (size_t)ith * hd);
     }
 }
@@ -747,7 +776,7 @@ static al_status ffn_forward(al_context *c, uint32_t l, const float *in, int64_t
     const al_hparams *hp = &c->model->hp;
     const al_layer *ly = &c->model->layers[l];
     const size_t ff = ly->n_ff;
-    switch (hp->desc->ffn) {
+    switch ((al_ffn_kind)ly->ffn) {
     case AL_FFN_MOE:
         return al_moe_forward(c->moe, c->tp, c->p.exact, c->model->moe, ly->moe, l, hp->n_embd, in, n_tok, out,
                               err);
@@ -758,7 +787,7 @@ static al_status ffn_forward(al_context *c, uint32_t l, const float *in, int64_t
         matmul_multi(c, w2, y2, 2, in, n_tok);
         add_bias(c->gate, ly->b_gate, n_tok, ff);
         add_bias(c->up, ly->b_up, n_tok, ff);
-        activate(c, hp->desc->ffn, c->gate, c->up, (size_t)n_tok * ff);
+        activate(c, ly->ffn, c->gate, c->up, (size_t)n_tok * ff);
         matmul(c, &ly->w_down, c->gate, n_tok, out);
         break;
     }
@@ -851,9 +880,15 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
             for (size_t i = 0; i < nq; i++)
                 q[i] *= f;
         }
-        size_t off = c->enc ? (size_t)t * nkv : kv_offset(c, l, seq[t], pos[t]);
+        const uint32_t slot = c->enc ? 0 : kv_slot(c, l, pos[t]);
+        size_t off = c->enc ? (size_t)t * nkv : kv_offset(c, l, seq[t], slot);
         kv_store(c, c->k_cache, off, k, nkv);
         kv_store(c, c->v_cache, off, v, nkv);
+        if (!c->enc && c->kv_ring[l] && slot + 1 < ly->window) { /* the mirror */
+            off = kv_offset(c, l, seq[t], slot + c->kv_ring[l]);
+            kv_store(c, c->k_cache, off, k, nkv);
+            kv_store(c, c->v_cache, off, v, nkv);
+        }
     }
 }
 
@@ -1117,18 +1152,34 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
         return AL_OK;
     }
     /* Each sequence's positions must continue what its cache holds. */
+    /* With sliding-window rings, a sequence's positions in a batch are
+     * consecutive and may start below what it holds only as far back as
+     * al_kv_seq_truncate could go. */
     int32_t *next = c->seq_len; /* updated as we check: restore on failure */
-    int32_t saved[256];
+    int32_t saved[256], last[256];
     memcpy(saved, next, c->p.n_seq * sizeof(int32_t));
+    for (uint32_t s = 0; s < c->p.n_seq; s++)
+        last[s] = -1;
     for (int32_t i = 0; i < b->n_tokens; i++) {
         int32_t s = b->seq ? b->seq[i] : 0;
-        if (b->pos[i] > next[s]) {
+        const int32_t p = b->pos[i];
+        const char *why = NULL;
+        if (p > next[s])
+            why = "skips ahead of the positions it holds";
+        else if (c->kv_has_ring && last[s] >= 0 && p != last[s] + 1)
+            why = "does not follow the sequence's previous token in the batch (sliding-window layers)";
+        else if (c->kv_has_ring && last[s] < 0 && c->seq_hw[s] - p > (int32_t)c->p.n_batch)
+            why = "goes back further than the sliding-window layers keep";
+        if (why) {
             memcpy(next, saved, c->p.n_seq * sizeof(int32_t));
-            return al_err(err, AL_ERR_ARG, "sequence %d: position %d skips ahead of the %d positions it holds", s,
-                          b->pos[i], next[s]);
+            return al_err(err, AL_ERR_ARG, "sequence %d: position %d %s (it holds %d)", s, p, why, saved[s]);
         }
-        next[s] = b->pos[i] + 1;
+        last[s] = p;
+        next[s] = p + 1;
     }
+    for (uint32_t s = 0; s < c->p.n_seq; s++)
+        if (last[s] + 1 > c->seq_hw[s])
+            c->seq_hw[s] = last[s] + 1;
 
     for (int32_t start = 0; start < b->n_tokens; start += (int32_t)c->p.n_batch) {
         int32_t n = b->n_tokens - start;
@@ -1184,6 +1235,12 @@ void al_kv_seq_truncate(al_context *c, int32_t seq, int32_t p0)
         return;
     if (p0 < c->seq_len[seq])
         c->seq_len[seq] = p0;
+    /* A window layer's ring still holds the window before p0 only if at
+     * most n_batch positions were written past it. */
+    if (p0 == 0 || (c->kv_has_ring && c->seq_hw[seq] - p0 > (int32_t)c->p.n_batch)) {
+        c->seq_len[seq] = 0;
+        c->seq_hw[seq] = 0;
+    }
 }
 
 void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
@@ -1197,13 +1254,19 @@ void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
     if (n <= 0)
         return;
     const al_hparams *hp = &c->model->hp;
+    if (c->kv_has_ring && c->seq_hw[src] - n > (int32_t)c->p.n_batch) {
+        al_kv_seq_truncate(c, dst, 0); /* the windows before n are gone */
+        return;
+    }
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const size_t bytes = kv_bytes(c, (size_t)n * c->model->layers[l].n_head_kv * hp->head_dim);
+        const uint32_t rows = c->kv_ring[l] ? c->kv_slots[l] : (uint32_t)n; /* a ring: all of it */
+        const size_t bytes = kv_bytes(c, (size_t)rows * c->model->layers[l].n_head_kv * hp->head_dim);
         size_t so = kv_bytes(c, kv_offset(c, l, src, 0)), dof = kv_bytes(c, kv_offset(c, l, dst, 0));
         memcpy((uint8_t *)c->k_cache + dof, (uint8_t *)c->k_cache + so, bytes);
         memcpy((uint8_t *)c->v_cache + dof, (uint8_t *)c->v_cache + so, bytes);
     }
     c->seq_len[dst] = n;
+    c->seq_hw[dst] = c->seq_hw[src];
 }
 
 int32_t al_kv_seq_len(const al_context *c, int32_t seq)
@@ -1220,6 +1283,7 @@ void al_kv_clear(al_context *c)
     memset(c->k_cache, 0, n);
     memset(c->v_cache, 0, n);
     memset(c->seq_len, 0, c->p.n_seq * sizeof(int32_t));
+    memset(c->seq_hw, 0, c->p.n_seq * sizeof(int32_t));
 }
 
 int al_physical_cores_count(void)
@@ -1241,10 +1305,11 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
     }
     const al_hparams *hp = &c->model->hp;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const size_t bytes = kv_bytes(c, (size_t)c->p.n_ctx * c->model->layers[l].n_head_kv * hp->head_dim);
+        const size_t bytes = kv_bytes(c, (size_t)c->kv_slots[l] * c->model->layers[l].n_head_kv * hp->head_dim);
         size_t off = kv_bytes(c, kv_offset(c, l, seq, 0));
         memset((uint8_t *)c->k_cache + off, 0, bytes);
         memset((uint8_t *)c->v_cache + off, 0, bytes);
     }
     c->seq_len[seq] = 0;
+    c->seq_hw[seq] = 0;
 }

@@ -142,6 +142,8 @@ typedef struct al_layer {
     uint32_t n_ff;       /* this layer's FFN width */
     uint32_t window;     /* sliding window (keys p0 with p1 - p0 < window), 0: global */
     uint8_t rope;        /* index in al_model.rope, or AL_ROPE_NONE */
+    uint8_t ffn;         /* al_ffn_kind of this layer (the family's; a model mixing dense and
+                            expert layers would set it per layer) */
     float *attn_norm, *attn_norm_b;   /* (n_embd) or NULL */
     al_weight wq;       /* (n_head*head_dim, n_embd) */
     al_weight wk;       /* (n_head_kv*head_dim, n_embd) */
@@ -225,6 +227,7 @@ struct al_model {
     uint64_t n_params;
     uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */
     struct al_moe_hparams *moe; /* AL_FFN_MOE families, else NULL */
+    struct al_moe_packing *moe_packing; /* experts' panels packed on first use, or NULL */
     char type_mix[256];
 };
 

@@ -25,7 +25,15 @@ typedef struct loader {
     const char *path;
     char arch[32];
     al_error *err;
+    uint8_t *used;   /* (n_tensors) bound by the description */
 } loader;
+
+/* Marks a tensor as read by the model. */
+static void mark_used(loader *L, const al_gguf_tensor *t)
+{
+    if (L->used)
+        L->used[t - L->m->gguf->tensors] = 1;
+}
 
 al_model_params al_model_default_params(void)
 {
@@ -50,6 +58,7 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
                       "%s: tensor '%s' has shape [%llu, %llu] but %s needs [%lld, %lld] (cols, rows)", L->path,
                       name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], L->arch, (long long)cols,
                       (long long)rows);
+    mark_used(L, t);
     w->type = t->type;
     w->data = t->data;
     w->rows = rows;
@@ -177,7 +186,12 @@ static al_status pack_weights(loader *L)
 
 /* One entry per supported general.architecture. Fields left out are 0:
  * RMSNorm, no biases, no Q/K norm, adjacent-pair RoPE, gated SiLU FFN,
- * every layer global, no scales. */
+ * every layer global, no scales. Adding a llama-like family is one entry;
+ * a behaviour no field covers is one new field of al_arch_desc, read at
+ * load (load_hparams, load_layer, rope_setup) or in one place of the
+ * forward pass (context.c). attention.scale and the two softcap keys are
+ * honoured for any family that carries them; the other scales only where an
+ * entry asks. Every tensor of the file must be one the entry binds. */
 static const al_arch_desc k_archs[] = {
     {.name = "llama", .pre_norm = true, .qkv_bias = OPT, .o_bias = OPT, .ffn_bias = OPT, .causal = true},
     {.name = "qwen2", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .causal = true},
@@ -547,6 +561,26 @@ static al_status load_hparams(loader *L)
     return AL_OK;
 }
 
+/* Experts are not packed at load (a model larger than RAM must load, and
+ * packing every expert would read the whole file first): their panels are
+ * packed the first time a pass uses them, into memory reserved here, and
+ * the file's rows are given back as each matrix completes, so resident
+ * memory stays about the model's size. At most 3/4 of physical memory,
+ * less the dense panels, is packed; beyond that, experts are packed on
+ * the stack at each use (same results, slower). */
+static void moe_packing(al_model *m)
+{
+    const int64_t phys = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
+    const int64_t budget = phys / 4 * 3 - (int64_t)m->packed_map_bytes;
+    al_moe_layer **ls = calloc(m->hp.n_layer, sizeof(*ls));
+    if (!ls)
+        return; /* unpacked: slower, not wrong */
+    for (uint32_t i = 0; i < m->hp.n_layer; i++)
+        ls[i] = m->layers[i].moe;
+    m->moe_packing = al_moe_packing_new(ls, m->hp.n_layer, m->moe->n_expert, budget);
+    free(ls);
+}
+
 /* Binds a 1-D vector of n values and dequantizes it into an owned F32 array. */
 static al_status bind_vec(loader *L, const char *name, int64_t n, bool required, float **out)
 {
@@ -563,6 +597,7 @@ static al_status bind_vec(loader *L, const char *name, int64_t n, bool required,
     *out = malloc((size_t)n * sizeof(float));
     if (!*out)
         return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    mark_used(L, t);
     al_dequantize_row(t->type, t->data, *out, n);
     return AL_OK;
 }
@@ -666,13 +701,28 @@ static al_status load_layer(loader *L, uint32_t i)
     }
 
     /* FFN. */
-    if (D->ffn == AL_FFN_MOE) {
+    ly->ffn = D->ffn;
+    if (ly->ffn == AL_FFN_MOE) {
         ly->moe = calloc(1, sizeof(*ly->moe));
         if (!ly->moe)
             return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
         ly->n_ff = m->moe->n_ff_exp;
-        return al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err);
-    } else if (D->ffn == AL_FFN_GELU) {
+        if (al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err))
+            return L->err->status;
+        /* The tensors moe.c binds (it finds them itself). */
+        static const char *const moe_tensors[] = {
+            "ffn_gate_inp.weight", "ffn_gate_inp.bias", "ffn_gate_exps.weight", "ffn_gate_exps.bias",
+            "ffn_up_exps.weight", "ffn_up_exps.bias", "ffn_down_exps.weight", "ffn_down_exps.bias",
+            "ffn_gate_inp_shexp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"};
+        for (size_t k = 0; k < sizeof(moe_tensors) / sizeof(moe_tensors[0]); k++) {
+            char tname[96];
+            snprintf(tname, sizeof(tname), "blk.%u.%s", i, moe_tensors[k]);
+            const al_gguf_tensor *t = al_gguf_find_tensor(m->gguf, tname);
+            if (t)
+                mark_used(L, t);
+        }
+        return AL_OK;
+    } else if (ly->ffn == AL_FFN_GELU) {
         MAT(w_up, "ffn_up.weight", ff, d);
     } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
         al_weight gu;
@@ -699,7 +749,7 @@ static al_status load_layer(loader *L, uint32_t i)
         MAT(w_up, "ffn_up.weight", ff, d);
     }
     MAT(w_down, "ffn_down.weight", d, ff);
-    if (D->ffn != AL_FFN_GELU)
+    if (ly->ffn != AL_FFN_GELU)
         VEC(b_gate, "ffn_gate.bias", ff, D->ffn_bias == AL_NEED_REQUIRED ? AL_NEED_OPTIONAL : D->ffn_bias);
     VEC(b_up, "ffn_up.bias", ff, D->ffn_bias);
     VEC(b_down, "ffn_down.bias", d, D->ffn_bias);
@@ -823,6 +873,15 @@ static al_status load_tensors(loader *L)
     for (uint32_t i = 0; i < hp->n_layer; i++)
         if ((st = load_layer(L, i)))
             return st;
+    /* A tensor the description does not read belongs to a variant it does
+     * not describe (e.g. Q/K norms of a family without them): refused, as
+     * the reference does, rather than run without it. */
+    for (uint64_t i = 0; L->used && i < m->gguf->n_tensors; i++)
+        if (!L->used[i]) {
+            const al_str n = m->gguf->tensors[i].name;
+            return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: tensor '%.*s' is not part of a %s model as supported",
+                          L->path, (int)(n.len > 96 ? 96 : n.len), n.ptr, L->arch);
+        }
 
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
         const al_gguf_tensor *t = &m->gguf->tensors[i];
@@ -1022,18 +1081,26 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         return al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
     loader L = {.m = m, .path = path, .err = err};
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
-    if (!st)
-        st = load_hparams(&L);
-    if (!st)
-        st = load_tensors(&L);
-    if (!st)
-        st = rope_setup(&L);
+    /* Scales first: a corrupt block is the problem to report, whatever
+     * else the file holds. */
     if (!st)
         st = check_scales(&L);
+    if (!st)
+        st = load_hparams(&L);
+    if (!st) {
+        L.used = calloc(m->gguf->n_tensors ? m->gguf->n_tensors : 1, 1);
+        st = L.used ? load_tensors(&L) : al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+        free(L.used);
+        L.used = NULL;
+    }
+    if (!st)
+        st = rope_setup(&L);
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
         st = pack_weights(&L);
+    if (!st && m->moe && (!params || params->pack_weights))
+        moe_packing(m);
     if (!st) {
         st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
         if (st)
@@ -1093,6 +1160,7 @@ void al_model_free(al_model *m)
         }
         free(m->layers);
     }
+    al_moe_packing_free(m->moe_packing);
     free(m->moe);
     free(m->output_norm);
     free(m->output_norm_b);
@@ -1243,8 +1311,15 @@ const char *al_model_template_error(const al_model *m)
 
 uint64_t al_model_kv_bytes(const al_model *m, uint32_t n_ctx, uint32_t n_seq)
 {
-    uint64_t per_pos = 0; /* K and V elements of one position, all layers */
-    for (uint32_t l = 0; l < m->hp.n_layer; l++)
-        per_pos += 2ull * m->layers[l].n_head_kv * m->hp.head_dim;
-    return per_pos * n_ctx * n_seq * sizeof(uint16_t);
+    /* as al_context_new lays it out with the default n_batch: a window
+     * layer keeps a ring of window + n_batch - 1 slots and a mirror of
+     * window - 1 when that is less than n_ctx */
+    const uint64_t n_batch = al_context_default_params().n_batch;
+    uint64_t total = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const uint64_t w = m->layers[l].window, ring = w + n_batch - 1;
+        const uint64_t slots = w && ring + w - 1 < n_ctx ? ring + w - 1 : n_ctx;
+        total += 2ull * m->layers[l].n_head_kv * m->hp.head_dim * slots;
+    }
+    return total * n_seq * sizeof(uint16_t);
 }

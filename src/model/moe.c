@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model/moe.h"
 #include "tensor/matmul_grouped.h"
@@ -243,6 +244,100 @@ uint64_t al_moe_inactive_params(const al_moe_hparams *hp, const al_moe_layer *ly
     if (ly->gate_b)
         per += (uint64_t)(2 * hp->n_ff_exp + ly->down.rows);
     return per * (hp->n_expert - hp->n_expert_used);
+}
+
+/* ------------------------------------------------------------ lazy packing */
+
+struct al_moe_packing {
+    _Atomic int64_t budget;  /* bytes that may still be packed */
+    int64_t budget0;
+    uint8_t *map;            /* reserved panels of every expert matrix */
+    size_t map_bytes;
+    al_lazy_panels *lz;      /* (n_lz) */
+    size_t n_lz;
+    _Atomic uint8_t *state;  /* every panel's state */
+};
+
+/* Bytes of one panel of x on this CPU, or 0 when its type has none. */
+static size_t expert_panel_bytes(const al_experts *x)
+{
+    if (x->rows < 8)
+        return 0;
+    return al_matmul_pack_bytes(x->type, 8, x->cols);
+}
+
+al_moe_packing *al_moe_packing_new(al_moe_layer *const *layers, uint32_t n_layer, uint32_t n_expert,
+                                   int64_t budget_bytes)
+{
+    size_t bytes = 0, n_lz = 0, n_state = 0;
+    for (uint32_t l = 0; l < n_layer; l++) {
+        al_experts *xs[3] = {&layers[l]->gate, &layers[l]->up, &layers[l]->down};
+        for (int i = 0; i < 3; i++) {
+            const size_t pb = expert_panel_bytes(xs[i]);
+            if (pb == 0)
+                continue;
+            const size_t np = (size_t)(xs[i]->rows / 8);
+            bytes += ((pb * np + 63) & ~(size_t)63) * n_expert;
+            n_lz += n_expert;
+            n_state += np * n_expert;
+        }
+    }
+    if (bytes == 0 || budget_bytes <= 0)
+        return NULL;
+    al_moe_packing *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->lz = calloc(n_lz, sizeof(*p->lz));
+    p->state = calloc(n_state, sizeof(*p->state));
+    p->map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!p->lz || !p->state || p->map == MAP_FAILED) {
+        if (p->map == MAP_FAILED)
+            p->map = NULL;
+        al_moe_packing_free(p);
+        return NULL;
+    }
+    p->map_bytes = bytes;
+    p->n_lz = n_lz;
+    p->budget0 = budget_bytes;
+    atomic_init(&p->budget, budget_bytes);
+    size_t off = 0, li = 0, si = 0;
+    for (uint32_t l = 0; l < n_layer; l++) {
+        al_experts *xs[3] = {&layers[l]->gate, &layers[l]->up, &layers[l]->down};
+        for (int i = 0; i < 3; i++) {
+            const size_t pb = expert_panel_bytes(xs[i]);
+            if (pb == 0)
+                continue;
+            const size_t np = (size_t)(xs[i]->rows / 8);
+            xs[i]->lazy = p->lz + li;
+            for (uint32_t e = 0; e < n_expert; e++) {
+                al_lazy_panels *z = &p->lz[li++];
+                z->panels = p->map + off;
+                z->panel_bytes = pb;
+                z->state = p->state + si;
+                z->budget = &p->budget;
+                atomic_init(&z->n_packed, 0);
+                off += (pb * np + 63) & ~(size_t)63;
+                si += np;
+            }
+        }
+    }
+    return p;
+}
+
+void al_moe_packing_free(al_moe_packing *p)
+{
+    if (!p)
+        return;
+    if (p->map)
+        munmap(p->map, p->map_bytes);
+    free(p->lz);
+    free((void *)p->state);
+    free(p);
+}
+
+int64_t al_moe_packing_bytes(const al_moe_packing *p)
+{
+    return p ? p->budget0 - atomic_load_explicit(&p->budget, memory_order_relaxed) : 0;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -501,7 +596,17 @@ static void combine_chunk(void *arg, int64_t c, int ith)
 static al_mm_group group_of(const al_weight *w, const float *X, int64_t ldx, const int32_t *rows, int64_t n_tok,
                             float *Y, int64_t ldy)
 {
-    return (al_mm_group){w->type, w->data, w->rows, w->cols, w->row_bytes, X, ldx, rows, n_tok, Y, ldy};
+    return (al_mm_group){w->type, w->data, w->rows, w->cols, w->row_bytes, X, ldx, rows, n_tok, Y, ldy, NULL};
+}
+
+/* Expert e of x over the given rows, with its lazy panels. */
+static al_mm_group expert_group(const al_experts *x, uint32_t e, const float *X, int64_t ldx, const int32_t *rows,
+                                int64_t n_tok, float *Y, int64_t ldy)
+{
+    const al_weight w = al_expert(x, e);
+    al_mm_group g = group_of(&w, X, ldx, rows, n_tok, Y, ldy);
+    g.lazy = x->lazy ? &x->lazy[e] : NULL;
+    return g;
 }
 
 al_status al_moe_forward(al_moe_scratch *s, al_threadpool *tp, bool exact, const al_moe_hparams *hp,
@@ -553,9 +658,8 @@ al_status al_moe_forward(al_moe_scratch *s, al_threadpool *tp, bool exact, const
         if (c == 0)
             continue;
         const int32_t *rows = s->tok + s->first[e];
-        const al_weight wg = al_expert(&ly->gate, e), wu = al_expert(&ly->up, e);
-        G[n++] = group_of(&wg, x, n_embd, rows, c, s->g + (int64_t)s->first[e] * nf, nf);
-        G[n++] = group_of(&wu, x, n_embd, rows, c, s->u + (int64_t)s->first[e] * nf, nf);
+        G[n++] = expert_group(&ly->gate, e, x, n_embd, rows, c, s->g + (int64_t)s->first[e] * nf, nf);
+        G[n++] = expert_group(&ly->up, e, x, n_embd, rows, c, s->u + (int64_t)s->first[e] * nf, nf);
     }
     if (ns) {
         G[n++] = group_of(&ly->shexp_gate, x, n_embd, NULL, n_tok, s->sg, ns);
@@ -575,9 +679,8 @@ al_status al_moe_forward(al_moe_scratch *s, al_threadpool *tp, bool exact, const
         const int64_t c = s->first[e + 1] - s->first[e];
         if (c == 0)
             continue;
-        const al_weight wd = al_expert(&ly->down, e);
-        G[n++] = group_of(&wd, s->g + (int64_t)s->first[e] * nf, nf, NULL, c, s->d + (int64_t)s->first[e] * n_embd,
-                          n_embd);
+        G[n++] = expert_group(&ly->down, e, s->g + (int64_t)s->first[e] * nf, nf, NULL, c,
+                              s->d + (int64_t)s->first[e] * n_embd, n_embd);
     }
     if (ns)
         G[n++] = group_of(&ly->shexp_down, s->sg, ns, NULL, n_tok, s->sd, n_embd);

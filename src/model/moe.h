@@ -24,6 +24,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "tensor/matmul.h"
+#include "tensor/matmul_grouped.h"
 
 #define AL_MOE_MAX_EXPERTS 512
 
@@ -59,6 +60,7 @@ typedef struct al_experts {
     int64_t cols;
     size_t row_bytes;
     size_t expert_bytes;
+    al_lazy_panels *lazy;   /* (n_expert) panels packed on first use, or NULL */
 } al_experts;
 
 typedef struct al_moe_layer {
@@ -97,6 +99,19 @@ void al_moe_layer_free(al_moe_layer *ly);
 /* Elements of the n_expert - k experts a token does not use in one layer:
  * total parameters minus this over the layers = active parameters. */
 uint64_t al_moe_inactive_params(const al_moe_hparams *hp, const al_moe_layer *ly);
+
+/* Lazy packing of every layer's experts (al_lazy_panels): address space
+ * for their panels is reserved here and filled as passes first use them,
+ * at most budget_bytes in all (the rest is packed on the stack at each
+ * use, with the same results). Fills the layers' al_experts.lazy. Returns
+ * NULL when no expert type has panels on this CPU or the reservation
+ * fails: the experts then stay as they are. */
+typedef struct al_moe_packing al_moe_packing;
+al_moe_packing *al_moe_packing_new(al_moe_layer *const *layers, uint32_t n_layer, uint32_t n_expert,
+                                   int64_t budget_bytes);
+void al_moe_packing_free(al_moe_packing *p);
+/* Bytes packed so far (for tests and info). */
+int64_t al_moe_packing_bytes(const al_moe_packing *p);
 
 /* Expert e of x as a 2-D weight (no panels). */
 static inline al_weight al_expert(const al_experts *x, uint32_t e)

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "server/api_int.h"
+#include "server/responses.h"
 #include "server/server_int.h"
 #include "server/toolcall.h"
 #include "util/error.h"
@@ -469,8 +470,8 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
 /* ------------------------------------------------------------- prompts */
 
 /* An assistant's earlier tool calls as templates expect them: arguments
- * as an object (OpenAI sends a JSON string, Ollama an object), also at the
- * top of each call (some templates read tool_call.arguments). */
+ * as an object (OpenAI sends a JSON string, Ollama an object; a string
+ * that is not JSON stays a string), and a "type". */
 static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
 {
     if (!json_is_array(tcs)) {
@@ -820,7 +821,16 @@ typedef struct gen_ctx {
     bool parse;               /* reasoning and/or tool calls parsed out of the reply */
     srv_parse_opts po;        /* po.tool_defs: a reference the gen_ctx's owner drops */
     bool parallel;            /* parallel_tool_calls */
+    srv_resp_state *resp;     /* POST /v1/responses: its output state (owned by the gen_ctx's owner) */
 } gen_ctx;
+
+static void resp_free(srv_resp_state *st)
+{
+    if (st) {
+        srv_resp_free(st);
+        free(st);
+    }
+}
 
 /* The reply parsed as g asks; calls cut to one without parallel_tool_calls. */
 static bool parse_reply(const gen_ctx *g, const char *text, size_t n, bool final, srv_parsed *p)
@@ -1013,6 +1023,22 @@ static void emit(stream *s, json_t *o)
     free(j);
 }
 
+/* One Responses API event: "event: TYPE\ndata: {...}\n\n". */
+static void emit_event(void *user, const char *type, json_t *o)
+{
+    stream *s = user;
+    char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!j)
+        return;
+    sbuf_add(s, "event: ", 7);
+    sbuf_add(s, type, strlen(type));
+    sbuf_add(s, "\ndata: ", 7);
+    sbuf_add(s, j, strlen(j));
+    sbuf_add(s, "\n\n", 2);
+    free(j);
+}
+
 static json_t *oai_chunk(stream *s, json_t *choice)
 {
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:[o]}", "id", s->g.id, "object",
@@ -1049,6 +1075,17 @@ static bool stream_parsed(stream *s, const srv_job_view *v)
     if (!parse_reply(&s->g, s->all, s->n_all, v->finish != SRV_FINISH_NONE, &p))
         return false;
     size_t nc = p.n_calls < MAX_CALLS ? p.n_calls : MAX_CALLS;
+    if (s->g.resp) {
+        for (size_t i = s->sent_calls; i < nc; i++)
+            srv_call_id(&p.calls[i], s->g.po.fmt.tools, s->ids[i]);
+        srv_resp_update(s->g.resp, &p, nc, s->ids);
+        s->sent_calls = nc;
+        if (v->finish == SRV_FINISH_STOP || v->finish == SRV_FINISH_LENGTH)
+            json_decref(srv_resp_finish(s->g.resp, &p, v->finish == SRV_FINISH_LENGTH, s->job->n_prompt, v->n_gen,
+                                        v->n_cached));
+        srv_parsed_free(&p);
+        return true;
+    }
     bool new_r = p.n_reasoning > s->sent_reasoning, new_c = p.n_content > s->sent_content, new_t = nc > s->sent_calls;
     json_t *r = new_r ? jstr(p.reasoning + s->sent_reasoning, p.n_reasoning - s->sent_reasoning) : NULL;
     json_t *c = new_c ? jstr(p.content + s->sent_content, p.n_content - s->sent_content) : NULL;
@@ -1114,7 +1151,10 @@ static bool stream_produce(stream *s)
     if (!srv_job_view_take(s->sched, s->job, s->text_pos, s->tok_pos, &v))
         return false;
     bool produced = false;
-    if (s->phase == 0 && s->g.d == D_OAI_CHAT) {
+    if (s->phase == 0 && s->g.resp) {
+        srv_resp_begin(s->g.resp);
+        produced = true;
+    } else if (s->phase == 0 && s->g.d == D_OAI_CHAT) {
         emit(s, oai_chunk(s, json_pack("{s:i,s:{s:s,s:s},s:n,s:n}", "index", 0, "delta", "role", "assistant",
                                        "content", "", "logprobs", "finish_reason")));
         produced = true;
@@ -1158,7 +1198,12 @@ static bool stream_produce(stream *s)
         perr e = {0};
         int bad = job_error(s->job, &e);
         bool sse = s->g.d == D_OAI_CHAT || s->g.d == D_OAI_COMPL;
-        if (bad) {
+        if (bad && s->g.resp) {
+            emit_event(s, "error", json_pack("{s:s,s:s,s:s,s:n}", "type", "error", "code", e.code ? e.code : "error",
+                                             "message", e.msg, "param"));
+        } else if (s->g.resp) {
+            /* response.completed went out with the last parse */
+        } else if (bad) {
             if (sse)
                 emit(s, json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", e.msg, "type",
                                   bad >= 500 ? "server_error" : "invalid_request_error", "param", "code",
@@ -1192,7 +1237,7 @@ static bool stream_produce(stream *s)
                 ollama_stats(o, s->job, s->g.t_start);
             emit(s, o);
         }
-        if (sse)
+        if (sse && !s->g.resp)
             sbuf_add(s, "data: [DONE]\n\n", 14);
         s->phase = 2;
         s->req->completion_tokens = v.n_gen;
@@ -1255,6 +1300,7 @@ static void stream_free(void *cls)
     free(s->all);
     free(s->ids);
     json_decref(s->g.po.tool_defs);
+    resp_free(s->g.resp);
     free(s);
 }
 
@@ -1264,6 +1310,7 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
     stream *s = calloc(1, sizeof(*s));
     if (!s) {
         json_decref(g->po.tool_defs);
+        resp_free(g->resp);
         srv_job_cancel_wait(r->srv->sched, job);
         srv_job_free(job);
         srv_model_release(r->srv->sched, m);
@@ -1274,6 +1321,10 @@ static int start_stream(srv_req *r, gen_ctx *g, srv_job *job, srv_model *m)
     s->job = job;
     s->model = m;
     s->req = r;
+    if (s->g.resp) {
+        s->g.resp->emit = emit_event;
+        s->g.resp->user = s;
+    }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
                                                                   stream_free);
     if (!resp) {
@@ -1360,7 +1411,7 @@ static void extend_timeout(srv_req *r)
 
 /* Fills a job from params (moves the stop strings) and submits it. */
 static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt, int32_t n_prompt, int32_t choice,
-                       srv_job **out, perr *e)
+                       srv_job *prompt_from, srv_job **out, perr *e)
 {
     const al_server_config *cfg = &r->srv->cfg;
     srv_job *j = srv_job_new();
@@ -1393,6 +1444,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     }
     j->json_mode = gp->json_mode;
     j->render_special = gp->render_special;
+    j->prompt_from = prompt_from;
     if (gp->n_bias) {
         j->bias_tok = malloc(gp->n_bias * sizeof(int32_t));
         j->bias_val = malloc(gp->n_bias * sizeof(float));
@@ -1405,8 +1457,8 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         j->n_bias = gp->n_bias;
     }
     /* Choice k of n: another seed, so that the choices differ. */
-    if (j->sp.seed != AL_SEED_RANDOM)
-        j->sp.seed += (uint64_t)choice;
+    if (j->sp.seed != AL_SEED_RANDOM && (j->sp.seed += (uint64_t)choice) == AL_SEED_RANDOM)
+        j->sp.seed = 0;
     j->want_logprobs = gp->logprobs;
     j->top_logprobs = gp->top_logprobs;
     if (cfg->request_timeout_s)
@@ -1448,7 +1500,9 @@ static json_t *chat_choice(const gen_ctx *g, srv_job *j, size_t index)
     return json_pack("{s:i,s:o,s:o,s:s}", "index", (int)index, "message", msg, "logprobs", lp, "finish_reason", fr);
 }
 
-static int handle_generate(srv_req *r, dialect d)
+/* resp_body: the original body of a POST /v1/responses (r->json then holds
+ * its chat translation), else NULL. */
+static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
 {
     al_server *srv = r->srv;
     json_t *b = r->json;
@@ -1617,7 +1671,14 @@ static int handle_generate(srv_req *r, dialect d)
         g.po.in_think = fmt.think == SRV_THINK_TAGS && text && srv_prompt_opens_think(text, strlen(text));
         g.po.tool_defs = tools_on ? json_incref(ag.tools) : NULL;
         g.parallel = ag.parallel;
-        gp.render_special = g.parse && fmt.special_markers;
+        if (resp_body && (g.resp = calloc(1, sizeof(*g.resp))))
+            srv_resp_init(g.resp, g.model_name, resp_body, NULL, NULL);
+        if (resp_body && !g.resp)
+            ok = fail(&e, 500, NULL, NULL, "out of memory");
+        g.parse = g.parse || g.resp; /* the Responses API always shapes the parse */
+        /* Markers that are control tokens are rendered for the parser, and
+         * gpt-oss's always: without them its channels would run together. */
+        gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
         /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
          * call (of ag.choice_name) whose arguments match the tool's parameters schema,
          * once grammar-constrained decoding lands; until then they are only hints (the
@@ -1642,7 +1703,9 @@ static int handle_generate(srv_req *r, dialect d)
             } else {
                 ptok[i] = NULL; /* the job owns it (or freed it) */
             }
-            ok = submit_job(r, m, &gp, pt, pn[i], k, &jobs[n_jobs], &e);
+            /* Choices after the first copy its prompt's KV (sched.c). */
+            srv_job *from = k > 0 ? jobs[n_jobs - (size_t)k] : NULL;
+            ok = submit_job(r, m, &gp, pt, pn[i], k, from, &jobs[n_jobs], &e);
             n_jobs += ok;
         }
     }
@@ -1650,11 +1713,13 @@ static int handle_generate(srv_req *r, dialect d)
         free(ptok[i]);
     gen_params_free(&gp);
     if (!ok) {
-        for (size_t i = 0; i < n_jobs; i++) {
+        /* All let go before any is freed: a later choice may point at an earlier one. */
+        for (size_t i = 0; i < n_jobs; i++)
             srv_job_cancel_wait(srv->sched, jobs[i]);
+        for (size_t i = 0; i < n_jobs; i++)
             srv_job_free(jobs[i]);
-        }
         json_decref(g.po.tool_defs);
+        resp_free(g.resp);
         srv_model_release(srv->sched, m);
         return reply_perr(r, &e);
     }
@@ -1688,7 +1753,20 @@ static int handle_generate(srv_req *r, dialect d)
         srv_parsed pr = {0};
         if (g.parse && d != D_OAI_CHAT && d != D_OAI_COMPL && !parse_reply(&g, j->text, j->text_len, true, &pr))
             g.parse = false;
-        switch (d) {
+        if (g.resp) { /* POST /v1/responses */
+            json_decref(t);
+            srv_parsed rp;
+            if (parse_reply(&g, j->text, j->text_len, true, &rp)) {
+                char(*ids)[48] = calloc(rp.n_calls ? rp.n_calls : 1, sizeof(*ids));
+                for (size_t i = 0; ids && i < rp.n_calls; i++)
+                    srv_call_id(&rp.calls[i], g.po.fmt.tools, ids[i]);
+                if (ids)
+                    srv_resp_update(g.resp, &rp, rp.n_calls, ids);
+                o = srv_resp_finish(g.resp, &rp, j->finish == SRV_FINISH_LENGTH, tp, tg, tc);
+                free(ids);
+                srv_parsed_free(&rp);
+            }
+        } else switch (d) {
         case D_OAI_CHAT: {
             json_decref(t);
             json_t *choices = json_array();
@@ -1752,7 +1830,23 @@ static int handle_generate(srv_req *r, dialect d)
         srv_job_free(jobs[i]);
     }
     json_decref(g.po.tool_defs);
+    resp_free(g.resp);
     srv_model_release(srv->sched, m);
+    return ret;
+}
+
+/* POST /v1/responses: translated into a chat request (responses.c). */
+static int handle_responses(srv_req *r)
+{
+    char where[128], msg[512];
+    json_t *chat = srv_responses_to_chat(r->json, where, sizeof(where), msg, sizeof(msg));
+    if (!chat)
+        return srv_reply_error(r, 400, "invalid_value", where, "%s: %s", where, msg);
+    json_t *orig = r->json;
+    r->json = chat;
+    int ret = handle_generate(r, D_OAI_CHAT, orig);
+    r->json = orig;
+    json_decref(chat);
     return ret;
 }
 
@@ -1931,13 +2025,15 @@ int srv_api_dispatch(srv_req *r)
         return srv_reply_json(r, 200, oai_model(srv, m));
     }
     case SRV_R_CHAT:
-        return handle_generate(r, D_OAI_CHAT);
+        return handle_generate(r, D_OAI_CHAT, NULL);
+    case SRV_R_RESPONSES:
+        return handle_responses(r);
     case SRV_R_COMPLETIONS:
-        return handle_generate(r, D_OAI_COMPL);
+        return handle_generate(r, D_OAI_COMPL, NULL);
     case SRV_R_OLLAMA_CHAT:
-        return handle_generate(r, D_OL_CHAT);
+        return handle_generate(r, D_OL_CHAT, NULL);
     case SRV_R_OLLAMA_GENERATE:
-        return handle_generate(r, D_OL_GEN);
+        return handle_generate(r, D_OL_GEN, NULL);
     case SRV_R_EMBEDDINGS:
     case SRV_R_OLLAMA_EMBED:
     case SRV_R_OLLAMA_EMBEDDINGS:

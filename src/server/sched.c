@@ -625,6 +625,28 @@ static int32_t lcp(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
     return i;
 }
 
+/* The slot of a model that runs job j, or -1. */
+static int slot_of(const srv_model *m, uint32_t n_slots, const srv_job *j)
+{
+    for (uint32_t i = 0; m->slots && i < n_slots; i++)
+        if (m->slots[i].job == j)
+            return (int)i;
+    return -1;
+}
+
+/* True while j should wait for its prompt_from's prompt: that job is
+ * queued, or in a slot still computing the prompt. */
+static bool prompt_pending(const srv_sched *s, const srv_job *j)
+{
+    const srv_job *src = j->prompt_from;
+    if (!src || src->finish != SRV_FINISH_NONE)
+        return false;
+    int i = slot_of(j->model, s->p.n_parallel, src);
+    if (i < 0)
+        return true; /* still queued */
+    return j->model->slots[i].n_done < j->n_prompt - 1;
+}
+
 /* Puts a queued job into a free slot of its model; false if none is free. */
 static bool admit(srv_sched *s, srv_job *j)
 {
@@ -667,6 +689,17 @@ static bool admit(srv_sched *s, srv_job *j)
     if (keep < 0)
         keep = 0;
     al_kv_seq_truncate(m->ctx, best, keep);
+    /* Another choice of the same request has computed the prompt: copy it. */
+    int src = j->prompt_from && j->prompt_from->finish == SRV_FINISH_NONE ? slot_of(m, s->p.n_parallel, j->prompt_from)
+                                                                           : -1;
+    if (src >= 0 && keep < j->n_prompt - 1 && m->slots[src].n_done >= j->n_prompt - 1) {
+        keep = j->n_prompt - 1;
+        al_kv_seq_copy(m->ctx, src, best, keep);
+        memcpy(sl->hist, j->prompt, (size_t)keep * sizeof(int32_t));
+    }
+    /* a model with sliding-window layers may have had to forget more */
+    if (al_kv_seq_len(m->ctx, best) < keep)
+        keep = al_kv_seq_len(m->ctx, best);
     sl->n_hist = keep;
     sl->n_done = keep;
     sl->decoding = false;
@@ -1206,7 +1239,7 @@ static void *sched_main(void *arg)
         uint32_t cap = s->p.queue_cap, w = 0, len = s->q_len;
         for (uint32_t r = 0; r < len; r++) {
             srv_job *j = s->queue[(s->q_head + r) % cap];
-            if (!admit(s, j))
+            if (prompt_pending(s, j) || !admit(s, j))
                 s->queue[(s->q_head + w++) % cap] = j;
         }
         s->q_len = w;

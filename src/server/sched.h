@@ -92,6 +92,10 @@ typedef struct srv_job {
     bool json_mode;          /* constrain output to a JSON object */
     bool render_special;     /* control tokens go into text as written (tool-call and
                                 harmony markers that the API side parses) */
+    struct srv_job *prompt_from; /* borrowed, may be NULL: a job of the same request with the
+                                same prompt (choice 0 of n); this one waits until that one's
+                                prompt is computed and copies its KV instead of computing it.
+                                The caller keeps it alive until this job has finished. */
     int32_t *bias_tok;       /* owned: logit_bias token ids (n_bias) */
     float *bias_val;         /* owned: added to those tokens' logits (-INFINITY: banned) */
     size_t n_bias;

@@ -472,6 +472,7 @@ static const char *route_scope(srv_route_id id)
         return "admin";
     case SRV_R_CHAT:
     case SRV_R_OLLAMA_CHAT:
+    case SRV_R_RESPONSES:
         return "chat";
     case SRV_R_COMPLETIONS:
     case SRV_R_OLLAMA_GENERATE:
@@ -641,6 +642,7 @@ static const srv_route k_routes[] = {
     {"GET", "/v1/models/", SRV_R_MODEL, false, true},
     {"POST", "/v1/chat/completions", SRV_R_CHAT, false, false},
     {"POST", "/v1/completions", SRV_R_COMPLETIONS, false, false},
+    {"POST", "/v1/responses", SRV_R_RESPONSES, false, false},
     {"POST", "/v1/embeddings", SRV_R_EMBEDDINGS, false, false},
     {"POST", "/api/chat", SRV_R_OLLAMA_CHAT, true, false},
     {"POST", "/api/generate", SRV_R_OLLAMA_GENERATE, true, false},

@@ -247,10 +247,15 @@ static void badd(buf *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->n + n + 1)
             cap *= 2;
-        char *q = realloc(b->p, cap);
+        char *q = malloc(cap); /* not realloc: the old copy of the reply is zeroed */
         if (!q) {
             b->oom = true;
             return;
+        }
+        if (b->p) {
+            memcpy(q, b->p, b->n);
+            explicit_bzero(b->p, b->cap);
+            free(b->p);
         }
         b->p = q;
         b->cap = cap;
@@ -433,6 +438,50 @@ fail:
         free(t->args);
     }
     return false;
+}
+
+/* Llama 3.1's built-in tools: NAME.call(key="value", n=1) after
+ * <|python_tag|>; values are JSON literals. */
+static bool call_from_pycall(pctx *c, const char *s, size_t n)
+{
+    size_t i = skip_ws(s, n, 0), a = i;
+    while (i < n && (s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                     (s[i] >= '0' && s[i] <= '9')))
+        i++;
+    if (i == a || !starts(s + i, n - i, ".call("))
+        return false;
+    size_t name_end = i;
+    i += 6;
+    json_t *args = json_object();
+    bool ok = args != NULL;
+    while (ok && (i = skip_ws(s, n, i)) < n && s[i] != ')') {
+        size_t k = i;
+        while (i < n && s[i] != '=' && s[i] != ')' && !is_ws(s[i]))
+            i++;
+        if (i >= n || s[i] != '=' || i == k) {
+            ok = false;
+            break;
+        }
+        char *key = dupn(s + k, i - k);
+        i++;
+        size_t used = 0;
+        json_t *v = json_prefix(s + i, n - i, &used);
+        if (!key || !v || json_object_set_new(args, key, v)) {
+            free(key);
+            ok = false;
+            break;
+        }
+        free(key);
+        i = skip_ws(s, n, i + used);
+        if (i < n && s[i] == ',')
+            i++;
+    }
+    ok = ok && i < n && s[i] == ')' && skip_ws(s, n, i + 1) == n;
+    char *at = ok ? json_dumps(args, JSON_COMPACT) : NULL;
+    ok = at && add_call(c, NULL, s + a, name_end - a, at);
+    free(at);
+    json_decref(args);
+    return ok;
 }
 
 /* The declared type of parameter key of function name, or NULL. */
@@ -737,7 +786,7 @@ static void parse_content(pctx *c, const char *s, size_t n)
         bool ok;
         switch (o->fmt.tools) {
         case SRV_TOOLS_LLAMA3:
-            ok = calls_from_json_seq(c, s + body, end - body);
+            ok = calls_from_json_seq(c, s + body, end - body) || call_from_pycall(c, s + body, end - body);
             break;
         case SRV_TOOLS_MISTRAL:
             ok = calls_from_mistral(c, s + body, end - body);
@@ -768,8 +817,8 @@ static size_t parse_think(pctx *c, const char *s, size_t n)
     size_t i = 0;
     if (!c->o->in_think) {
         i = skip_ws(s, n, 0);
-        if (!c->final && i < n && n - i < 7 && !memcmp(s + i, "<think>", n - i))
-            return SIZE_MAX; /* maybe the opening tag: wait */
+        if (!c->final && n - i < 7 && !memcmp(s + i, "<think>", n - i))
+            return SIZE_MAX; /* maybe the opening tag (or only whitespace so far): wait */
         if (!starts(s + i, n - i, "<think>"))
             return 0;
         i += 7;
@@ -877,6 +926,29 @@ static void parse_harmony(pctx *c, const char *s, size_t n)
     }
 }
 
+/* Granite 3.3 with thinking on writes <think>..</think><response>..</response>:
+ * the content is what the response tags hold. */
+static void granite_response(pctx *c)
+{
+    buf *b = &c->content;
+    if (b->oom || !b->p)
+        return;
+    size_t i = skip_ws(b->p, b->n, 0);
+    if (!c->final && b->n - i < 10 && !memcmp(b->p + i, "<response>", b->n - i)) {
+        b->n = 0; /* maybe the opening tag: wait */
+        b->p[0] = 0;
+        return;
+    }
+    if (!starts(b->p + i, b->n - i, "<response>"))
+        return;
+    i += 10;
+    size_t e = find(b->p + i, b->n - i, "</response>");
+    size_t end = e != SIZE_MAX ? i + e : b->n - (c->final ? 0 : partial_tail(b->p + i, b->n - i, "</response>"));
+    memmove(b->p, b->p + i, end - i);
+    b->n = end - i;
+    b->p[b->n] = 0;
+}
+
 bool srv_reply_parse(const srv_parse_opts *o, const char *text, size_t n, bool final, srv_parsed *out)
 {
     memset(out, 0, sizeof(*out));
@@ -891,6 +963,8 @@ bool srv_reply_parse(const srv_parse_opts *o, const char *text, size_t n, bool f
             pos = parse_think(&c, text, n);
         if (pos != SIZE_MAX)
             parse_content(&c, text + pos, n - pos);
+        if (o->fmt.tools == SRV_TOOLS_GRANITE && o->split_reasoning)
+            granite_response(&c);
     }
     out->content = c.content.p;
     out->n_content = c.content.n;
@@ -905,16 +979,25 @@ bool srv_reply_parse(const srv_parse_opts *o, const char *text, size_t n, bool f
     return true;
 }
 
+/* Reply text goes back to the allocator zeroed (data hygiene, docs/guarantees.md). */
+static void zfree(char *s, size_t n)
+{
+    if (s) {
+        explicit_bzero(s, n);
+        free(s);
+    }
+}
+
 void srv_parsed_free(srv_parsed *p)
 {
     if (!p)
         return;
-    free(p->content);
-    free(p->reasoning);
+    zfree(p->content, p->n_content);
+    zfree(p->reasoning, p->n_reasoning);
     for (size_t i = 0; i < p->n_calls; i++) {
         free(p->calls[i].id);
-        free(p->calls[i].name);
-        free(p->calls[i].args);
+        zfree(p->calls[i].name, strlen(p->calls[i].name));
+        zfree(p->calls[i].args, strlen(p->calls[i].args));
     }
     free(p->calls);
     memset(p, 0, sizeof(*p));

@@ -2,6 +2,8 @@
  * activation rows, then one pool dispatch over (group x row block x token
  * tile) chunks, with the kernels of al_matmul (kernels.h). */
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tensor/kernels.h"
 #include "tensor/matmul_grouped.h"
@@ -12,7 +14,6 @@
 #define PANEL_TILE_BYTES (2 << 20)  /* the same with panels (each tile packs them again) */
 #define CHUNK_BYTES (256 << 10)     /* weight bytes per chunk at most (unless 16 rows are more) */
 #define SUB_ROWS 8                  /* rows kept in L1 across a token group */
-#define PANEL_MIN_NT 8              /* fewer tokens: dot kernels (packing would not pay) */
 #define CONV_SERIAL_ELEMS 32768     /* fewer input elements: convert on the caller */
 
 typedef struct grp_state {
@@ -204,6 +205,45 @@ static void exact_rows(const grp_job *j, int gi, int ith, int64_t r0, int64_t r1
     }
 }
 
+/* Gives back the pages wholly inside W's rows [0, n_rows / 8 * 8): the
+ * map is shared and read-only, so they leave this process's resident set
+ * and stay in the page cache. */
+static void release_rows(const al_mm_group *g)
+{
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)g->W + pg - 1) & ~(pg - 1);
+    const uintptr_t hi = ((uintptr_t)g->W + (size_t)(g->n_rows / AL_PANEL_ROWS * AL_PANEL_ROWS) * g->row_bytes) &
+                         ~(pg - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Panel p of a lazily packed weight: the packed one, or packed now by this
+ * thread when nobody has and the budget allows; NULL: pack it on the stack
+ * (another thread is packing it, or the budget is spent). */
+static const uint8_t *lazy_panel(const al_mm_group *g, const al_panel_kernel *pk, int64_t p)
+{
+    al_lazy_panels *lz = g->lazy;
+    uint8_t *dst = lz->panels + (size_t)p * lz->panel_bytes;
+    uint8_t st = atomic_load_explicit(&lz->state[p], memory_order_acquire);
+    if (st == 2)
+        return dst;
+    if (st != 0 || !atomic_compare_exchange_strong_explicit(&lz->state[p], &st, 1, memory_order_acq_rel,
+                                                            memory_order_acquire))
+        return NULL;
+    if (lz->budget && atomic_fetch_sub_explicit(lz->budget, (int64_t)lz->panel_bytes, memory_order_relaxed) <
+                          (int64_t)lz->panel_bytes) {
+        atomic_fetch_add_explicit(lz->budget, (int64_t)lz->panel_bytes, memory_order_relaxed);
+        atomic_store_explicit(&lz->state[p], 3, memory_order_release);
+        return NULL;
+    }
+    pk->pack(g->k, (const uint8_t *)g->W + (size_t)(p * AL_PANEL_ROWS) * g->row_bytes, g->row_bytes, dst);
+    atomic_store_explicit(&lz->state[p], 2, memory_order_release);
+    if (atomic_fetch_add_explicit(&lz->n_packed, 1, memory_order_acq_rel) + 1 == g->n_rows / AL_PANEL_ROWS)
+        release_rows(g);
+    return dst;
+}
+
 static void native_rows(const grp_job *j, int gi, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 {
     const al_mm_group *g = &j->g[gi];
@@ -215,10 +255,14 @@ static void native_rows(const grp_job *j, int gi, int64_t r0, int64_t r1, int64_
         const size_t ss = (size_t)(k / AL_QK);
         const int step = s->pk->max_nt ? s->pk->max_nt : AL_PANEL_NT;
         for (; r0 + AL_PANEL_ROWS <= r1; r0 += AL_PANEL_ROWS) {
-            s->pk->pack(k, W + (size_t)r0 * g->row_bytes, g->row_bytes, buf);
+            const uint8_t *panel = g->lazy ? lazy_panel(g, s->pk, r0 / AL_PANEL_ROWS) : NULL;
+            if (!panel) {
+                s->pk->pack(k, W + (size_t)r0 * g->row_bytes, g->row_bytes, buf);
+                panel = buf;
+            }
             for (int64_t t = t0; t < t1; t += step) {
                 const int nt = (int)(t1 - t < step ? t1 - t : step);
-                s->pk->gemm(k, buf, s->A + (size_t)t * s->a_row_bytes, s->a_row_bytes,
+                s->pk->gemm(k, panel, s->A + (size_t)t * s->a_row_bytes, s->a_row_bytes,
                             s->asum ? s->asum + (size_t)t * ss : NULL, ss, nt, g->Y + t * g->ldy + r0, g->ldy);
             }
         }
@@ -301,8 +345,15 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         s->atype = al_act_type(gi->wtype);
         s->a_row_bytes = al_type_row_bytes(s->atype, k);
         const al_panel_kernel *pk = &j.ks->panel[gi->wtype];
-        if (pk->gemm && gi->n_rows >= AL_PANEL_ROWS && gi->n_tok >= PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
+        /* panels whatever the number of tokens: a token's result must not
+         * depend on how many others share its expert (the panel and dot
+         * kernels round differently, and a router near-tie downstream
+         * would turn that into a different expert) */
+        if (pk->gemm && gi->n_rows >= AL_PANEL_ROWS && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
             s->pk = pk;
+        /* a lazy weight's panels: the same layout as this CPU's kernels */
+        if (gi->lazy && (!s->pk || gi->lazy->panel_bytes != pk->bytes(k)))
+            s->pk = NULL;
         const int q = shared_with(g, j.s, i);
         if (q >= 0) {
             s->A = j.s[q].A;
@@ -323,8 +374,7 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         for (int q2 = i + 1; q2 < n && !sums; q2++)
             if (g[q2].X == gi->X && g[q2].rows == gi->rows && g[q2].n_tok == gi->n_tok && g[q2].k == k &&
                 g[q2].ldx == gi->ldx &&
-                al_act_type(g[q2].wtype) == s->atype && g[q2].n_tok >= PANEL_MIN_NT &&
-                j.ks->panel[g[q2].wtype].needs_asum)
+                al_act_type(g[q2].wtype) == s->atype && j.ks->panel[g[q2].wtype].needs_asum)
                 sums = true;
         if (s->atype != AL_TYPE_Q8_0 && s->atype != AL_TYPE_Q8_K)
             sums = false;

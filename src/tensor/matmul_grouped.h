@@ -6,17 +6,35 @@
  * are gathered and converted once, so the weight is read once per pass and
  * multiplied as a panel over all of them (panel kernels from 8 tokens, dot
  * kernels below); a group with one token (decode) reads only its weight's
- * rows. The same kernels and activation rounding as al_matmul: a token's
- * result does not depend on which other tokens share its group beyond the
- * kernel choice (panel vs dot, which differ only in summation order). */
+ * rows. The same kernels and activation rounding as al_matmul; the panel
+ * kernels are used whatever the number of tokens (for the types that have
+ * them), so a token's result does not depend on which other tokens share
+ * its group. */
 #ifndef AL_TENSOR_MATMUL_GROUPED_H
 #define AL_TENSOR_MATMUL_GROUPED_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "tensor/matmul.h"
+
+/* Panels of one weight matrix packed on first use (al_matmul_pack layout,
+ * 8 rows per panel), for weights that are not packed at load: the first
+ * pass that needs a panel packs it into `panels` and publishes it; later
+ * passes read it. Until then (or when the budget is spent) a pass packs
+ * the panel on its stack, so a result never depends on whether a panel
+ * was packed yet. When every panel of the matrix is packed, the pages of
+ * its rows are given back (they stay in the page cache). Shared by every
+ * thread and context that runs the model. */
+typedef struct al_lazy_panels {
+    uint8_t *panels;            /* n_rows / 8 panels, panel_bytes apart (reserved, untouched) */
+    size_t panel_bytes;
+    _Atomic uint8_t *state;     /* (n_rows / 8) 0 unpacked, 1 being packed, 2 packed, 3 never */
+    _Atomic int32_t n_packed;   /* panels in state 2 */
+    _Atomic int64_t *budget;    /* bytes that may still be packed (shared by many), or NULL */
+} al_lazy_panels;
 
 typedef struct al_mm_group {
     uint32_t wtype;
@@ -30,6 +48,7 @@ typedef struct al_mm_group {
     int64_t n_tok;       /* 0: the group is skipped */
     float *Y;            /* Y[i*ldy + r] for i < n_tok, r < n_rows */
     int64_t ldy;
+    al_lazy_panels *lazy; /* W's panels packed on first use, or NULL */
 } al_mm_group;
 
 /* At most this many groups per call. */

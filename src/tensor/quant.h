@@ -71,7 +71,8 @@ void al_fp32_to_bf16_row(const float *src, al_bf16 *dst, int64_t n);
 
 /* Dequantizes n elements (n a multiple of the type's block size) of a row
  * of type `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_K, Q2_K,
- * Q3_K, Q4_K, Q5_K, Q6_K) into dst, exactly as ggml does. An unsupported
+ * Q3_K, Q4_K, Q5_K, Q6_K, and those of quant_iq4.h: IQ4_NL, IQ4_XS, MXFP4,
+ * TQ1_0, TQ2_0) into dst, exactly as ggml does. An unsupported
  * type or a bad n writes zeros (callers validate types when loading). */
 void al_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 

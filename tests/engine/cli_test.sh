@@ -24,6 +24,26 @@ echo "$out" | grep -q "architecture: *qwen3" && ok "info architecture" || bad "i
 "$BIN" info "$SHARED/models/stories260K.gguf" | grep -q "chat template: *absent" && ok "info: no chat template" || bad "info chat template absent"
 "$BIN" info "$SHARED/models/tiny-qwen2-q4_k_m.gguf" | grep -q "chat template: *present" && ok "info: chat template present" || bad "info chat template present"
 echo "$out" | grep -q "Q8_0:" && ok "info type mix" || bad "info type mix"
+# the KV cache of a sliding-window model: layers 0 and 2 of tiny-gemma3 keep a
+# ring of 32 + 512 - 1 positions and a mirror of 31, layers 1 and 3 all of them
+G3=$SHARED/models/tiny-gemma3-q8_0.gguf
+"$BIN" info "$G3" --ctx 32768 | grep -q "kv cache: *34142208 bytes .* 32768 positions" && ok "info --ctx: window layers keep their window" || bad "info --ctx kv bytes: $("$BIN" info "$G3" --ctx 32768 | grep kv)"
+"$BIN" info "$M" --ctx 1024 | grep -q "kv cache: *1048576 bytes" && ok "info --ctx: every position of a global model" || bad "info --ctx qwen3"
+"$BIN" info "$M" --ctx 0 >/dev/null 2>&1; [ $? = 2 ] && ok "info --ctx 0 is a usage error" || bad "info --ctx 0"
+"$BIN" info --help | grep -q "Supported architectures: llama, qwen2, qwen3, gemma, .*cohere2" && ok "info --help lists the architectures" || bad "info --help architectures"
+python3 - "$M" "$T/gptj.gguf" <<'PY'
+import sys
+# the same file with general.architecture renamed to an architecture of the same length we do not run
+d = open(sys.argv[1], "rb").read()
+key = b"general.architecture"
+i = d.index(key) + len(key) + 4 + 8  # key, value type u32, string length u64
+n = int.from_bytes(d[i - 8:i], "little")
+
+new = (b"gptj" + b"x" * n)[:n] if n >= 4 else None
+open(sys.argv[2], "wb").write(d[:i] + new + d[i + n:])
+PY
+"$BIN" info "$T/gptj.gguf" 2>"$T/err"; rc=$?
+[ $rc = 1 ] && grep -q "architecture '.*' is not supported (supported: llama" "$T/err" && ok "an unknown architecture is refused by name" || bad "unknown architecture: rc $rc $(cat "$T/err")"
 
 # logits: ids line and the file
 got_ids=$("$BIN" logits "$M" --prompt-file "$T/p1.txt" --out "$T/o.f32")

@@ -3,7 +3,8 @@
  * (for IQ1_M, spread over its scale words as the format stores it) must be
  * refused by a checking load (al_model_params.check_tensors, `airlock info
  * --check-tensors`) with the tensor's name and the reason; the untouched
- * files pass the same check. Skips (77) without ../shared. */
+ * files pass the same check, and the import scanner accepts them with their
+ * i-quant types in the type mix. Skips (77) without ../shared. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include "airlock.h"
 #include "gguf/gguf.h"
+#include "scan/scan.h"
 #include "tensor/types.h"
 
 static const char *g_shared;
@@ -119,6 +121,30 @@ static void test_nan_scales(void **state)
     }
 }
 
+static void test_scanner_accepts(void **state)
+{
+    (void)state;
+    static const struct { const char *file, *type; } cases[] = {
+        {"tiny-llama-iq3_s", "IQ3_S"},   {"tiny-llama-iq3_xxs", "IQ3_XXS"}, {"tiny-llama-iq2_m", "IQ2_S"},
+        {"tiny-llama-iq2_s", "IQ2_XS"},  {"tiny-llama-iq2_xxs", "IQ2_XXS"}, {"tiny-llama-iq1_s", "IQ1_S"},
+        {"tiny-llama-iq1_m", "IQ1_M"},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/models/%s.gguf", g_shared, cases[c].file);
+        al_manifest_file mf;
+        memset(&mf, 0, sizeof(mf));
+        snprintf(mf.name, sizeof(mf.name), "%s.gguf", cases[c].file);
+        snprintf(mf.role, sizeof(mf.role), "model");
+        al_scan_report rep;
+        memset(&rep, 0, sizeof(rep));
+        al_scan_file(NULL, path, &mf, &rep);
+        if (rep.n_fail != 0 || !rep.text || !strstr(rep.text, "runnable") || !strstr(rep.text, cases[c].type))
+            fail_msg("%s: scanner: %d failures:\n%s", path, rep.n_fail, rep.text ? rep.text : "");
+        al_scan_report_free(&rep);
+    }
+}
+
 int main(void)
 {
     g_shared = getenv("AIRLOCK_SHARED");
@@ -131,7 +157,7 @@ int main(void)
     snprintf(g_dir, sizeof(g_dir), "/tmp/airlock-iq-bad-XXXXXX");
     if (!mkdtemp(g_dir))
         return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_nan_scales)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_nan_scales), cmocka_unit_test(test_scanner_accepts)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     rmdir(g_dir);
     return rc;

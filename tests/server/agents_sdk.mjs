@@ -40,6 +40,27 @@ for (const [m, reasoning] of Object.entries(models)) {
   check(`openai ${m}: a follow-up turn with the call and its result is accepted`, next.choices.length === 1);
 }
 
+// ---- openai Responses API (POST /v1/responses)
+const rtools = [{ type: 'function', name: 'get_weather', description: 'Weather of a city', parameters: tools[0].function.parameters, strict: false }];
+for (const [m, reasoning] of Object.entries(models)) {
+  const r = await client.responses.create({ model: m, input: 'Weather in Paris?', tools: rtools, temperature: 0 });
+  const calls = r.output.filter((o) => o.type === 'function_call');
+  const rs = r.output.filter((o) => o.type === 'reasoning').map((o) => o.content?.[0]?.text ?? '').join('');
+  check(`responses ${m}: a function_call item`, r.status === 'completed' && calls.length === 1 && calls[0].name === 'get_weather' && isParis(calls[0].arguments) && !!calls[0].call_id, r.output);
+  check(`responses ${m}: a reasoning item`, rs === reasoning, r.output);
+  const st = client.responses.stream({ model: m, input: 'Weather in Paris?', tools: rtools, temperature: 0 });
+  let argsDone = 0;
+  st.on('response.function_call_arguments.done', () => argsDone++);
+  const f = await st.finalResponse();
+  const fcalls = f.output.filter((o) => o.type === 'function_call');
+  check(`responses ${m}: streamed events end in the same call`, argsDone === 1 && fcalls.length === 1 && isParis(fcalls[0].arguments), f.output);
+  const next = await client.responses.create({ model: m, tools: rtools, max_output_tokens: 4, input: [
+    { role: 'user', content: 'Weather in Paris?' }, calls[0], { type: 'function_call_output', call_id: calls[0].call_id, output: 'sunny' }] });
+  check(`responses ${m}: the call's output goes back in as input`, ['completed', 'incomplete'].includes(next.status));
+}
+const plain = await client.responses.create({ model: 'qwen3', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }], instructions: 'Be brief.' });
+check('responses: output_text of a reply without tools', typeof plain.output_text === 'string' && plain.output_text.startsWith('<tool_call>'), plain.output_text);
+
 // ---- ollama
 const ollama = new Ollama({ host: base });
 for (const [m, reasoning] of Object.entries(models)) {

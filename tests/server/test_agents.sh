@@ -112,6 +112,40 @@ check "reasoning_effort none: prompt tokens as with thinking off ($want_false)" 
 req POST /v1/chat/completions "{\"model\":\"qwen3\",\"messages\":$ASK,\"chat_template_kwargs\":{\"enable_thinking\":false},\"max_tokens\":1}"
 check "chat_template_kwargs enable_thinking false: same prompt" [ "$(jget "$BODY" 'd["usage"]["prompt_tokens"]')" = "$want_false" ]
 
+# ---- POST /v1/responses
+RT='[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]'
+req POST /v1/responses "{\"model\":\"qwen3\",\"input\":\"Weather in Paris?\",\"tools\":$RT}"
+check "responses: reasoning item then function_call item" [ "$(jget "$BODY" '(d["object"], d["status"], [o["type"] for o in d["output"]], d["output"][0]["content"][0]["text"], d["output"][1]["name"], d["output"][1]["arguments"], d["usage"]["output_tokens"] > 0)')" = "('response', 'completed', ['reasoning', 'function_call'], 'I should call the tool.', 'get_weather', '{\"city\":\"Paris\"}', True)" ]
+curl -sN "$URL/v1/responses" -d '{"model":"r1","input":"2+2?","stream":true}' >"$WORK/r.txt"
+check "responses stream: typed events in order, texts add up" python3 - "$WORK/r.txt" <<'PY'
+import json, sys
+evs = []
+for block in open(sys.argv[1]).read().split("\n\n"):
+    if not block.strip():
+        continue
+    lines = block.split("\n")
+    assert lines[0].startswith("event: ") and lines[1].startswith("data: "), block
+    d = json.loads(lines[1][6:])
+    assert d["type"] == lines[0][7:], block
+    evs.append(d)
+assert [e["sequence_number"] for e in evs] == list(range(len(evs)))
+types = [e["type"] for e in evs]
+assert types[:2] == ["response.created", "response.in_progress"] and types[-1] == "response.completed", types
+r = "".join(e["delta"] for e in evs if e["type"] == "response.reasoning_text.delta")
+t = "".join(e["delta"] for e in evs if e["type"] == "response.output_text.delta")
+assert (r, t) == ("I weigh it.", "It is 4."), (r, t)
+out = evs[-1]["response"]["output"]
+assert [o["type"] for o in out] == ["reasoning", "message"] and out[1]["content"][0]["text"] == "It is 4.", out
+PY
+req POST /v1/responses '{"model":"stories","input":"Hi","previous_response_id":"resp_x"}'
+check "responses: previous_response_id -> 400 naming it" [ "$CODE $(jget "$BODY" 'd["error"]["param"]')" = "400 previous_response_id" ]
+req POST /v1/responses '{"model":"stories","input":[{"type":"web_search_call"}]}'
+check "responses: an unknown input item -> 400 naming it" [ "$CODE $(jget "$BODY" 'd["error"]["param"]')" = "400 input[0].type" ]
+req POST /v1/responses '{"model":"stories","input":"Hi","tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{"a":3}}}]}'
+check "responses: bad tool parameters -> 400 tools[0].parameters.properties.a" [ "$CODE $(jget "$BODY" 'd["error"]["param"]')" = "400 tools[0].parameters.properties.a" ]
+req POST /v1/responses '{"model":"stories","input":"Hi","max_output_tokens":3}'
+check "responses: max_output_tokens -> incomplete" [ "$(jget "$BODY" '(d["status"], d["incomplete_details"]["reason"], d["usage"]["output_tokens"])')" = "('incomplete', 'max_output_tokens', 3)" ]
+
 # ---- /api/show capabilities from the template
 req POST /api/show '{"model":"qwen3"}'
 check "show qwen3: completion, tools, thinking" [ "$(jget "$BODY" 'sorted(d["capabilities"])')" = "['completion', 'embedding', 'thinking', 'tools']" ]
@@ -137,6 +171,15 @@ for i in 1 2 3 4 5 6; do
     echo "@@" >>"$WORK/seeds.txt"
 done
 check "6 unseeded requests at temperature 1 all differ" python3 -c 'import sys; t=open(sys.argv[1]).read().split("@@\n")[:6]; sys.exit(len(set(t)) != 6)' "$WORK/seeds.txt"
+cached() { curl -s "$URL/metrics" | awk '$1 == "airlock_prompt_cache_tokens_total" {print $2}'; }
+C0=$(cached)
+req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"n":2,"max_tokens":16,"temperature":1}'
+C1=$(cached)
+check "n=2: choice 2 copies the prompt's KV of choice 1 ($C0 -> $C1 cached tokens)" [ "$((C1 - C0))" = "$(($(jget "$BODY" 'd["usage"]["prompt_tokens"]') - 1))" ]
+req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"max_tokens":24,"temperature":0}'
+G1="$(jget "$BODY" 'd["choices"][0]["message"]["content"]')"
+req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Once upon"}],"n":2,"max_tokens":24,"temperature":0}'
+check "n=2 greedy: the choice on the copied KV equals the one computed (and n=1)" [ "$(jget "$BODY" '"|".join(c["message"]["content"] for c in d["choices"])')" = "$G1|$G1" ]
 req POST /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"n":3,"max_tokens":16,"temperature":1,"seed":5}'
 check "n=3: three choices, indexed, not all equal" [ "$(jget "$BODY" '[c["index"] for c in d["choices"]], len(set(c["message"]["content"] for c in d["choices"])) > 1')" = "[0, 1, 2] True" ]
 B2="$BODY"

@@ -158,6 +158,8 @@ static void llama3(void **state)
     check(SRV_TOOLS_LLAMA3, SRV_THINK_NONE, false,
           "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"q\": 1}}; {\"name\": \"g\", \"parameters\": {}}",
           &(want){"", "", 2, {"f", "g"}, {"{\"q\":1}", "{}"}});
+    check(SRV_TOOLS_LLAMA3, SRV_THINK_NONE, false, "<|python_tag|>brave_search.call(query=\"weather in Paris\", n=3)",
+          &(want){"", "", 1, {"brave_search"}, {"{\"query\":\"weather in Paris\",\"n\":3}"}});
     check(SRV_TOOLS_LLAMA3, SRV_THINK_NONE, false, "{not json at all}",
           &(want){"", "{not json at all}", 0, {0}, {0}});
     check(SRV_TOOLS_LLAMA3, SRV_THINK_NONE, false, "The answer is {x}.",
@@ -191,6 +193,9 @@ static void harmony(void **state)
 static void granite_and_deepseek(void **state)
 {
     (void)state;
+    check(SRV_TOOLS_GRANITE, SRV_THINK_TAGS, false, "<think>Easy.</think><response>It is 4.</response>",
+          &(want){"Easy.", "It is 4.", 0, {0}, {0}});
+    check(SRV_TOOLS_GRANITE, SRV_THINK_TAGS, false, "Plain <response> words", &(want){"", "Plain <response> words", 0, {0}, {0}});
     check(SRV_TOOLS_GRANITE, SRV_THINK_TAGS, false,
           "<|tool_call|>[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]",
           &(want){"", "", 1, {"get_weather"}, {"{\"city\":\"Paris\"}"}});
@@ -259,13 +264,71 @@ static void bad_tools(void **state)
     json_decref(ok);
 }
 
+/* Replies made of random pieces of every format's markers, JSON and
+ * words: no crash, and the stream property (prefixes only grow, calls
+ * never taken back) holds for each format. Deterministic (a fixed LCG). */
+static void random_replies_keep_the_stream_property(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "<think>", "</think>", "<tool_call>", "</tool_call>", "{\"name\": \"f\", \"arguments\": {\"a\": 1}}",
+        "{\"name\": \"g\", \"parameters\": {}}", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "<|python_tag|>",
+        "<|tool_call|>", "[{\"name\": \"h\", \"arguments\": {}}]", "<|channel|>", "analysis", "final",
+        "commentary to=functions.f ", "<|message|>", "<|end|>", "<|start|>assistant", "<|constrain|>json",
+        "<function=f>", "<parameter=a>", "</parameter>", "</function>", "\n", " ", "hello", "{", "}", "<", "<t",
+        "<response>", "</response>", "\xef\xbd\x9c", "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>", "```json\n",
+        "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>", "\"", ";"};
+    const srv_tool_fmt fmts[] = {SRV_TOOLS_NONE, SRV_TOOLS_HERMES, SRV_TOOLS_QWEN3_CODER, SRV_TOOLS_LLAMA3,
+                                 SRV_TOOLS_MISTRAL, SRV_TOOLS_HARMONY, SRV_TOOLS_GRANITE, SRV_TOOLS_DEEPSEEK};
+    uint64_t x = 12345;
+    char text[512];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = 0;
+        int np = 1 + (int)((x >> 33) % 12);
+        for (int k = 0; k < np; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            const char *pc = pieces[(x >> 33) % (sizeof(pieces) / sizeof(*pieces))];
+            size_t l = strlen(pc);
+            if (n + l >= sizeof(text))
+                break;
+            memcpy(text + n, pc, l);
+            n += l;
+        }
+        text[n] = 0;
+        for (size_t f = 0; f < sizeof(fmts) / sizeof(*fmts); f++) {
+            for (int in_think = 0; in_think < 2; in_think++) {
+                srv_parse_opts o = {.tools = true, .split_reasoning = true, .in_think = in_think};
+                o.fmt.tools = fmts[f];
+                o.fmt.think = fmts[f] == SRV_TOOLS_HARMONY ? SRV_THINK_HARMONY : SRV_THINK_TAGS;
+                srv_parsed p;
+                assert_true(srv_reply_parse(&o, text, n, true, &p));
+                size_t last_calls = 0;
+                for (size_t k = 0; k <= n; k++) {
+                    srv_parsed q;
+                    assert_true(srv_reply_parse(&o, text, k, false, &q));
+                    if (q.n_content > p.n_content || memcmp(q.content, p.content, q.n_content) ||
+                        q.n_reasoning > p.n_reasoning || memcmp(q.reasoning, p.reasoning, q.n_reasoning) ||
+                        q.n_calls < last_calls || q.n_calls > p.n_calls)
+                        fail_msg("format %s, prefix %zu of [%s]: content [%s] / [%s], reasoning [%s] / [%s], calls "
+                                 "%zu / %zu",
+                                 srv_tool_fmt_name(fmts[f]), k, text, q.content, p.content, q.reasoning, p.reasoning,
+                                 q.n_calls, p.n_calls);
+                    last_calls = q.n_calls;
+                    srv_parsed_free(&q);
+                }
+                srv_parsed_free(&p);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(formats_from_templates), cmocka_unit_test(hermes),  cmocka_unit_test(qwen3_coder),
         cmocka_unit_test(llama3),                 cmocka_unit_test(mistral), cmocka_unit_test(harmony),
         cmocka_unit_test(granite_and_deepseek),   cmocka_unit_test(tools_off_leaves_text),
-        cmocka_unit_test(bad_tools),
+        cmocka_unit_test(bad_tools),              cmocka_unit_test(random_replies_keep_the_stream_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,14 +296,14 @@ static void test_kernels(void **state)
 }
 
 /* al_matmul (native kernels, threads) against the exact path: they differ
- * by the rounding of the activations to 8 bits only. */
-static void test_matmul(void **state)
+ * by the rounding of the activations to 8 bits only. 6 tokens go through
+ * the dot kernels, 13 through the AVX2 panels (4 panels of 8 rows, 5 rows
+ * left to the dot kernels). */
+static void check_matmul(al_threadpool *tp, int64_t n_tok)
 {
-    (void)state;
-    al_threadpool *tp = al_threadpool_new(2);
     for (size_t ti = 0; ti < N_IQ; ti++) {
         const uint32_t t = k_iq_types[ti];
-        const int64_t n_rows = 37, k = 512, n_tok = 6;
+        const int64_t n_rows = 37, k = 512;
         const size_t rb = al_type_row_bytes(t, k);
         uint8_t *W = xalloc(rb * n_rows);
         float *X = xalloc((size_t)(k * n_tok) * 4), *Y = xalloc((size_t)(n_rows * n_tok) * 4);
@@ -336,7 +336,66 @@ static void test_matmul(void **state)
         }
         free(W), free(X), free(Y), free(Ye), free(wf), free(s1), free(s2);
     }
+}
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    al_threadpool *tp = al_threadpool_new(2);
+    check_matmul(tp, 6);
+    check_matmul(tp, 13);
+    check_matmul(NULL, 29);
     al_threadpool_free(tp);
+}
+
+/* The panel kernels against the plain-C dot kernels on the same Q8_K
+ * activations: exact integer sums, float rounding only. */
+static void test_panels(void **state)
+{
+    (void)state;
+    const al_kernels *avx2 = al_cpu_has_avx2() ? al_kernels_avx2() : NULL;
+    if (!avx2) {
+        printf("  no AVX2: panel kernels not tested\n");
+        return;
+    }
+    for (size_t ti = 0; ti < N_IQ; ti++) {
+        const uint32_t t = k_iq_types[ti];
+        const al_panel_kernel *pk = &avx2->panel[t];
+        assert_non_null(pk->gemm);
+        for (int mode = 0; mode < 4; mode++) {
+            const int64_t k = mode == 1 ? 2048 : 768;
+            const size_t rb = al_type_row_bytes(t, k), ab = al_type_row_bytes(AL_TYPE_Q8_K, k);
+            uint8_t *W = xalloc(rb * AL_PANEL_ROWS), *A = xalloc(ab * AL_PANEL_NT);
+            void *panel = xalloc(pk->bytes(k));
+            float *x = xalloc((size_t)k * 4), *wf = xalloc((size_t)k * 4), *af = xalloc((size_t)k * 4);
+            for (int r = 0; r < AL_PANEL_ROWS; r++)
+                fill_row(t, W + r * rb, k, mode);
+            for (int tok = 0; tok < AL_PANEL_NT; tok++) {
+                fill_x(x, k, mode == 3 ? 2 : 0);
+                al_quantize_row_q8_K(x, (al_block_q8_K *)(A + tok * ab), k);
+            }
+            pk->pack(k, W, rb, panel);
+            for (int nt = 1; nt <= AL_PANEL_NT; nt++) {
+                float out[AL_PANEL_NT][AL_PANEL_ROWS], ref[AL_PANEL_NT];
+                pk->gemm(k, panel, A, ab, NULL, 0, nt, &out[0][0], AL_PANEL_ROWS);
+                for (int r = 0; r < AL_PANEL_ROWS; r++) {
+                    al_kernels_ref()->dot[t](k, W + r * rb, A, ab, nt, ref);
+                    al_dequantize_row(t, W + r * rb, wf, k);
+                    for (int tok = 0; tok < nt; tok++) {
+                        al_dequantize_row(AL_TYPE_Q8_K, A + tok * ab, af, k);
+                        double sabs = 0;
+                        for (int64_t i = 0; i < k; i++)
+                            sabs += fabs((double)wf[i] * af[i]);
+                        const double tol = (4e-7 * (double)(k / AL_QK_K) + 2e-6) * sabs + 1e-30;
+                        if (!(fabs(out[tok][r] - ref[tok]) <= tol))
+                            fail_msg("%s mode %d nt %d row %d tok %d: panel %.9g dot %.9g tol %.3g", al_type_name(t),
+                                     mode, nt, r, tok, out[tok][r], ref[tok], tol);
+                    }
+                }
+            }
+            free(W), free(A), free(panel), free(x), free(wf), free(af);
+        }
+    }
 }
 
 /* ------------------------------------------------------------ real files */
@@ -394,7 +453,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grids),     cmocka_unit_test(test_dequant_known), cmocka_unit_test(test_bad_scale),
-        cmocka_unit_test(test_kernels),   cmocka_unit_test(test_matmul),        cmocka_unit_test(test_real),
+        cmocka_unit_test(test_kernels),   cmocka_unit_test(test_matmul),        cmocka_unit_test(test_panels),
+        cmocka_unit_test(test_real),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

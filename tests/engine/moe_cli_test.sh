@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# moe_cli_test.sh - mixtures of experts on the real binary: info prints the
+# experts and the active parameters, run and logits work on the three MoE
+# families, and files with bad expert keys are refused naming the key.
+set -u
+BIN="${AIRLOCK_BIN:?}"
+SHARED="${AIRLOCK_SHARED:-../shared}"
+[ -f "$SHARED/models/tiny-qwen3moe-q8_0.gguf" ] || { echo "SKIP: $SHARED/models/tiny-qwen3moe-q8_0.gguf not found"; exit 0; }
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()  { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; }
+
+M=$SHARED/models/tiny-qwen3moe-q8_0.gguf
+out=$("$BIN" info "$M") && ok "info exits 0" || bad "info exit code"
+echo "$out" | grep -q "architecture: *qwen3moe" && ok "info architecture" || bad "info architecture: $out"
+echo "$out" | grep -q "experts: *8 per layer, 2 used per token" && ok "info experts" || bad "info experts: $out"
+# total 3,806,720; each layer skips 6 experts of 3 x 256 x 256
+echo "$out" | grep -q "active params: *1447424 " && ok "info active parameters" || bad "info active params: $out"
+"$BIN" info "$SHARED/models/tiny-qwen3-q8_0.gguf" | grep -q "experts:" && bad "a dense model shows experts" || ok "dense: no experts line"
+
+for m in tiny-qwen3moe-q4_k_m tiny-qwen2moe-q8_0 tiny-gpt-oss-mxfp4; do
+  f=$SHARED/models/$m.gguf
+  [ -f "$f" ] || { echo "skip $m: not found"; continue; }
+  ids=$("$BIN" run "$f" -p "Once upon a time" -n 8 --temp 0 --print-ids 2>/dev/null | tail -1)
+  [ "$(echo "$ids" | wc -w)" -ge 1 ] && ok "$m: run generates ($ids)" || bad "$m: run: '$ids'"
+done
+
+# broken copies: one u32 key patched in place
+patch_u32() { # FILE KEY VALUE OUT
+  python3 - "$@" <<'PY'
+import struct, sys
+src, key, val, out = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4]
+b = bytearray(open(src, 'rb').read())
+i = b.find(struct.pack('<Q', len(key)) + key)
+assert i >= 0, key
+j = i + 8 + len(key)
+assert struct.unpack_from('<I', b, j)[0] == 4  # u32
+struct.pack_into('<I', b, j + 4, val)
+open(out, 'wb').write(b)
+PY
+}
+check_refused() { # NAME KEY VALUE EXPECT
+  patch_u32 "$M" "$2" "$3" "$T/$1.gguf"
+  msg=$("$BIN" info "$T/$1.gguf" 2>&1); rc=$?
+  if [ $rc -ne 0 ] && echo "$msg" | grep -q "$T/$1.gguf" && echo "$msg" | grep -qF "$4"; then
+    ok "$1 refused: $msg"
+  else
+    bad "$1: rc $rc, '$msg'"
+  fi
+}
+check_refused count0 qwen3moe.expert_count 0 "'qwen3moe.expert_count' = 0"
+check_refused count600 qwen3moe.expert_count 600 "'qwen3moe.expert_count' = 600"
+check_refused count4 qwen3moe.expert_count 4 "'blk.0.ffn_gate_inp.weight' has shape [256, 8] but needs [256, 4]"
+check_refused used9 qwen3moe.expert_used_count 9 "'qwen3moe.expert_used_count' = 9"
+check_refused ff0 qwen3moe.expert_feed_forward_length 0 "'qwen3moe.expert_feed_forward_length' = 0"
+
+echo "moe_cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
