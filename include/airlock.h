@@ -71,6 +71,23 @@ al_status al_model_load(const char *path, const al_model_params *params,
                         al_model **out, al_error *err);
 void al_model_free(al_model *model);
 
+/* How a sequence's hidden states become one vector (the values of GGUF's
+ * {arch}.pooling_type). */
+typedef enum al_pooling {
+    AL_POOLING_UNSPECIFIED = -1, /* context: the model's; model: the file names none */
+    AL_POOLING_NONE = 0,         /* per-token states only (al_get_embedding) */
+    AL_POOLING_MEAN = 1,         /* the mean of the sequence's tokens */
+    AL_POOLING_CLS = 2,          /* the first token (BERT's [CLS]) */
+    AL_POOLING_LAST = 3,         /* the last token (Qwen3-Embedding: EOS appended) */
+    AL_POOLING_RANK = 4,         /* the first token (an encoder's; a decoder's last) through
+                                    the classifier head (cls, cls.output): n_cls_out scores;
+                                    a decoder's (Qwen3-Reranker's yes/no rows) softmaxed */
+} al_pooling;
+
+/* The short name of a pooling ("none", "mean", "cls", "last", "rank",
+ * "unspecified"). Static storage. */
+const char *al_pooling_name(al_pooling p);
+
 typedef struct al_model_info {
     char arch[32];          /* general.architecture: one of al_model_architectures() */
     char name[128];         /* general.name, or "" */
@@ -93,9 +110,23 @@ typedef struct al_model_info {
     bool has_chat_template;
     char vocab_type[16];    /* "spm", "bpe", "wpm", "ugm", "bpe (gemma4)" */
     char type_mix[256];     /* e.g. "Q4_K:113 Q6_K:29 F32:57" */
+    al_pooling pooling;     /* the file's pooling_type, AL_POOLING_UNSPECIFIED when absent */
+    bool causal;            /* false: bidirectional attention (an encoder) */
+    bool can_generate;      /* has an output head (decoders); false: embeds / ranks only */
+    uint32_t n_cls_out;     /* outputs of the rank head (cls.output), 0: none */
 } al_model_info;
 
+/* The pooling a context of this model uses by default: the file's, or for a
+ * model that names none, MEAN (decoder chat models: the mean of the final
+ * hidden states). */
+al_pooling al_model_pooling(const al_model *model);
+
 void al_model_get_info(const al_model *model, al_model_info *out);
+
+/* What a GGUF model file can do, from its metadata alone (no weights are
+ * read): fills arch, pooling, causal, can_generate and n_cls_out of out
+ * (the rest zero). For listings that must not load every model. */
+al_status al_model_peek(const char *path, al_model_info *out, al_error *err);
 
 /* The architectures (general.architecture values) the engine runs, as
  * "llama, qwen2, ...". Static storage. */
@@ -107,6 +138,11 @@ const al_vocab *al_model_vocab(const al_model *model);
 /* The chat template from tokenizer.chat_template (NUL-terminated), or NULL.
  * Owned by the model. */
 const char *al_model_chat_template(const al_model *model);
+
+/* The rank prompt of a decoder reranker (tokenizer.chat_template.rerank,
+ * Qwen3-Reranker: plain text with {query}, {document} and optionally
+ * {instruction} to replace), or NULL. Owned by the model. */
+const char *al_model_rerank_template(const al_model *model);
 
 /* NULL when the model's chat template parses (or it has none); otherwise
  * the parse error, naming the template line. The model still loads: a
@@ -170,7 +206,9 @@ typedef struct al_context_params {
     int n_threads;       /* 0: number of physical cores */
     bool exact;          /* plain-C reference path: F32 activations and KV */
     al_kv_type kv_type;  /* ignored (F32) when exact */
-    bool embeddings;     /* keep final hidden states for al_get_embedding */
+    bool embeddings;     /* keep final hidden states for al_get_embedding and pool
+                            them for al_get_embedding_seq */
+    al_pooling pooling;  /* AL_POOLING_UNSPECIFIED (default): al_model_pooling() */
 } al_context_params;
 
 al_context_params al_context_default_params(void);
@@ -199,6 +237,42 @@ const float *al_get_logits(const al_context *ctx, int32_t i);
 /* Final hidden state (after the output norm) of token i, n_embd floats;
  * needs params.embeddings. NULL otherwise. */
 const float *al_get_embedding(const al_context *ctx, int32_t i);
+
+/* The pooled vector of sequence seq over its tokens in the last batch (the
+ * context's pooling; not normalised): n_embd floats, or n_cls_out scores
+ * for AL_POOLING_RANK; *n (may be NULL) receives the count. NULL when the
+ * context has no embeddings, the pooling is NONE, or seq had no token in
+ * the last batch. Owned by the context, valid until the next al_decode.
+ *
+ * A model whose attention is not causal (an encoder) sees each sequence
+ * whole: every sequence of a batch must start at position 0, its tokens
+ * must be contiguous and in order, and the batch must fit n_batch; its KV
+ * holds nothing between batches. A causal model's pooled vector covers only
+ * the tokens of the sequence in this batch. */
+const float *al_get_embedding_seq(const al_context *ctx, int32_t seq, int32_t *n);
+
+/* Tokenizes a (query, document) pair for a rank model, in the layout
+ * cross-encoders are trained on: query with the vocab's specials
+ * ([CLS] q [SEP], or <s> q </s>), a separator when the vocab ends texts
+ * with EOS and has one (XLM-R: </s>), then the document with its closing
+ * special but no second BOS ([CLS] q [SEP] d [SEP]; <s> q </s></s> d </s>).
+ * Special tokens in the texts are not parsed. Same contract as al_tokenize. */
+al_status al_tokenize_pair(const al_vocab *vocab, const char *a, size_t a_len, const char *b, size_t b_len,
+                           int32_t *out, size_t cap, size_t *n_out, al_error *err);
+
+/* The tokens a rank model scores for (query, document): with a rerank
+ * template (al_model_rerank_template) the template with {query},
+ * {document} and {instruction} (a default retrieval instruction) replaced,
+ * tokenized with the vocab's specials and special tokens parsed; else
+ * al_tokenize_pair. *out is malloc'd (caller frees), *n_out its length. */
+al_status al_rank_tokens(const al_model *model, const char *query, size_t q_len, const char *doc, size_t d_len,
+                         int32_t **out, size_t *n_out, al_error *err);
+
+/* Divides v by its L2 norm (a zero vector stays zero). */
+void al_l2_normalize(float *v, size_t n);
+
+/* Cosine similarity of two vectors (0 when either is zero). */
+float al_cosine(const float *a, const float *b, size_t n);
 
 /* Forgets positions >= p0 of a sequence (p0 = 0: the whole sequence).
  * With sliding-window layers, whose cache keeps only the last window and

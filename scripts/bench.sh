@@ -88,4 +88,30 @@ while read -r preset quant ref_pp ref_tg; do
     BEGIN { printf "| %s | %s | %.1f | %s | %s | %.1f | %s | %s |\n",
             p, q, pp, rp == "-" ? "—" : rp, ratio(pp, rp), tg, rt == "-" ? "—" : rt, ratio(tg, rt) }' >> "$OUT"
 done <<<"$rows"
+
+# Embeddings: 1,000 inputs of ~134 tokens on bge-small (F16, CLS pooling),
+# whole inputs in passes of 8,192 tokens, against the reference's figure.
+emb_ref=$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1])).get("embeddings") or {}
+print(e.get("preset","bge-small"), e.get("quant","f16"), e.get("inputs",1000), e.get("tokens_per_input",134), e.get("inputs_per_s","-"))' "$REF")
+read -r e_preset e_quant e_inputs e_tokens e_ref <<<"$emb_ref"
+f="$CACHE/$e_preset-$e_quant.gguf"
+if [ ! -s "$f" ]; then
+  echo "bench: generating $f" >&2
+  python3 "$SHARED/tools/mkmodel.py" --preset "$e_preset" --quant "$e_quant" \
+    --vocab "$SHARED/vocab/ggml-vocab-bert-bge.gguf" -o "$f.tmp" >/dev/null
+  mv "$f.tmp" "$f"
+fi
+{
+  echo
+  printf '| embeddings | inputs x tokens | inputs/s | reference | ratio |\n|---|---|---|---|---|\n'
+  if out=$("$BIN" embed "$f" --bench "$e_inputs" --bench-tokens "$e_tokens" --batch 8192 2>&1); then
+    echo "$out" >&2
+    ips=$(echo "$out" | sed -n 's/.*: \([0-9.]*\) inputs\/s.*/\1/p')
+    awk -v p="$e_preset $e_quant" -v n="$e_inputs x $e_tokens" -v r="$ips" -v ref="$e_ref" 'BEGIN {
+      printf "| %s | %s | %.2f | %s | %s |\n", p, n, r, ref, ref == "-" ? "—" : sprintf("%.2f", r / ref) }'
+  else
+    echo "$out" >&2
+    printf '| %s %s | %s x %s | failed | %s | — |\n' "$e_preset" "$e_quant" "$e_inputs" "$e_tokens" "$e_ref"
+  fi
+} >> "$OUT"
 cat "$OUT"

@@ -79,7 +79,13 @@ int cmd_info(int argc, char **argv)
     }
     printf("rope base:      %g\n", (double)in.rope_base);
     printf("norm eps:       %g\n", (double)in.norm_eps);
-    printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");
+    if (in.can_generate)
+        printf("output:         %s\n", in.tied_output ? "tied to token embedding" : "separate");
+    else
+        printf("output:         none (%s: embeds%s, cannot generate)\n", in.causal ? "causal" : "bidirectional encoder",
+               in.n_cls_out ? " and ranks" : "");
+    printf("pooling:        %s%s\n", al_pooling_name(al_model_pooling(m)),
+           in.pooling == AL_POOLING_UNSPECIFIED ? " (the file names none: mean)" : "");
     const uint32_t n_ctx = ctx > 0 ? (uint32_t)ctx : in.n_ctx_train;
     const uint64_t kv = al_model_kv_bytes(m, n_ctx, 1);
     printf("kv cache:       %llu bytes (%.1f MiB) for %u positions, F16, one sequence\n", (unsigned long long)kv,

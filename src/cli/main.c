@@ -16,6 +16,8 @@ static const cli_command k_commands[] = {
     {"info", cmd_info, "print a GGUF model's architecture, shapes, types and sha256"},
     {"tokenize", cmd_tokenize, "tokenize stdin with a model's (or vocab file's) tokenizer"},
     {"logits", cmd_logits, "evaluate a prompt and write the last position's logits"},
+    {"embed", cmd_embed, "write a text's pooled, L2-normalised embedding (float32)"},
+    {"rerank", cmd_rerank, "order documents by relevance to a query"},
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
     {"bench", cmd_bench, "measure prompt and generation speed (like llama-bench)"},
     {"keygen", cmd_keygen, "make an Ed25519 signing key pair for bundles"},

@@ -10,6 +10,7 @@
  * runs per token over its own sequence.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,19 @@ struct al_context {
     float *embd;          /* (n_batch, n_embd) when params.embeddings */
     int32_t *out_index;   /* (total batch) row of logits per token, or -1 */
     int32_t *zero_seq;    /* (n_batch) zeros: the sequence ids of a batch without them */
+    /* Encoders (attention not causal): K and V live only for the chunk, one
+     * row per token of the chunk, shared by the layers in turn. */
+    bool enc;
+    int32_t *enc_len;     /* (n_batch) tokens of the sequence token t belongs to */
+    al_pooling pooling;   /* resolved: never UNSPECIFIED */
+    uint32_t pool_dim;    /* floats of a pooled vector: n_embd, or n_cls_out (rank) */
+    float *pooled;        /* (n_seq, pool_dim) when params.embeddings */
+    bool *pooled_ok;      /* (n_seq) a vector for this sequence in the last batch */
+    int32_t *pool_first, *pool_last, *pool_count; /* (n_seq) scratch */
+    float *cls_in;        /* (n_seq, n_embd) rank: the pooled token of each sequence */
+    float *cls_mid;       /* (n_seq, n_embd) rank: after cls + tanh */
+    float *cls_res;       /* (n_seq, n_cls_out) */
+    int32_t *cls_seq;     /* (n_seq) the sequence of each rank row */
     int32_t n_last;       /* tokens of the last successful batch (0 after a failure) */
     int32_t out_cap;      /* n_out_max */
     int32_t out_index_cap;
@@ -89,7 +103,7 @@ al_context_params al_context_default_params(void)
 {
     al_context_params p = {
         .n_ctx = 0, .n_batch = 512, .n_seq = 1, .n_threads = 0, .exact = false,
-        .kv_type = AL_KV_F16, .embeddings = false,
+        .kv_type = AL_KV_F16, .embeddings = false, .pooling = AL_POOLING_UNSPECIFIED,
     };
     return p;
 }
@@ -140,6 +154,21 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     const al_hparams *hp = &m->hp;
     if (c->p.n_ctx == 0)
         c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (hp->n_pos_embd && c->p.n_ctx > hp->n_pos_embd) /* learned positions: no more exist */
+        c->p.n_ctx = hp->n_pos_embd;
+    c->enc = !hp->causal;
+    c->pooling = c->p.pooling == AL_POOLING_UNSPECIFIED ? al_model_pooling(m) : c->p.pooling;
+    if ((int)c->pooling < AL_POOLING_NONE || c->pooling > AL_POOLING_RANK) {
+        const int pt = (int)c->pooling;
+        free(c);
+        return al_err(err, AL_ERR_ARG, "unknown pooling type %d", pt);
+    }
+    if (c->pooling == AL_POOLING_RANK && hp->n_cls_out == 0) {
+        free(c);
+        return al_err(err, AL_ERR_UNSUPPORTED, "rank pooling needs a classifier head (cls.output.weight): this '%s' "
+                      "model has none", hp->desc->name);
+    }
+    c->pool_dim = c->pooling == AL_POOLING_RANK ? hp->n_cls_out : hp->n_embd;
     if (c->p.n_ctx > (1u << 20)) {
         uint32_t n = c->p.n_ctx;
         free(c);
@@ -187,6 +216,11 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         c->kv_loff[l + 1] = c->kv_loff[l] + (size_t)c->p.n_seq * c->kv_slots[l] * kvh * hd;
         c->group_max = g > c->group_max ? g : c->group_max;
     }
+    if (c->enc) { /* one chunk's rows, every layer in the same place */
+        for (uint32_t l = 0; l < hp->n_layer; l++)
+            c->kv_loff[l] = 0;
+        c->kv_loff[hp->n_layer] = B * nkv;
+    }
     c->kv_elem_bytes = (c->p.exact || c->p.kv_type == AL_KV_F32) ? 4 : 2;
     /* Q8_0 needs whole blocks per head; otherwise F16 */
     if (!c->p.exact && c->p.kv_type == AL_KV_Q8_0 && hd % AL_QK == 0) {
@@ -223,8 +257,22 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->out_index_cap = (int32_t)B;
     c->out_index = calloc(B, sizeof(int32_t));
     c->zero_seq = calloc(B, sizeof(int32_t));
-    if (c->p.embeddings)
+    c->enc_len = calloc(B, sizeof(int32_t));
+    const size_t ns = c->p.n_seq;
+    if (c->p.embeddings) {
         c->embd = alloc_aligned(B * d * 4);
+        c->pooled = alloc_aligned(ns * c->pool_dim * 4);
+        c->pooled_ok = calloc(ns, sizeof(bool));
+        c->pool_first = calloc(ns * 3, sizeof(int32_t));
+        c->pool_last = c->pool_first ? c->pool_first + ns : NULL;
+        c->pool_count = c->pool_first ? c->pool_first + 2 * ns : NULL;
+        if (c->pooling == AL_POOLING_RANK) {
+            c->cls_in = alloc_aligned(ns * d * 4);
+            c->cls_mid = alloc_aligned(ns * d * 4);
+            c->cls_res = alloc_aligned(ns * hp->n_cls_out * 4);
+            c->cls_seq = calloc(ns, sizeof(int32_t));
+        }
+    }
 
     size_t mm = 0;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -240,7 +288,12 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         }
         mm = max_sz(mm, fused);
     }
-    mm = max_sz(mm, mm_scratch_for(c, &m->output, c->out_cap));
+    if (m->output.rows)
+        mm = max_sz(mm, mm_scratch_for(c, &m->output, c->out_cap));
+    if (m->cls.rows)
+        mm = max_sz(mm, mm_scratch_for(c, &m->cls, (int64_t)c->p.n_seq));
+    if (m->cls_out.rows)
+        mm = max_sz(mm, mm_scratch_for(c, &m->cls_out, (int64_t)c->p.n_seq));
     c->mm_scratch = alloc_aligned(mm);
     if (m->moe && !(c->moe = al_moe_scratch_new(m->moe, (int64_t)d, c->p.n_batch, nth, c->p.exact))) {
         al_context_free(c);
@@ -249,7 +302,10 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->xo || !c->q || !c->k || !c->v || !c->attn ||
         !c->gate || !c->up || !c->rope_cos || !c->rope_sin || !c->att_scores || !c->attn_tiles || !c->out_x ||
-        !c->logits || !c->att_row || !c->out_index || !c->zero_seq || !c->mm_scratch || (c->p.embeddings && !c->embd)) {
+        !c->logits || !c->att_row || !c->out_index || !c->zero_seq || !c->mm_scratch || !c->enc_len ||
+        (c->p.embeddings && (!c->embd || !c->pooled || !c->pooled_ok || !c->pool_first)) ||
+        (c->p.embeddings && c->pooling == AL_POOLING_RANK && (!c->cls_in || !c->cls_mid || !c->cls_res ||
+                                                              !c->cls_seq))) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
                       c->p.n_seq);
@@ -289,6 +345,14 @@ void al_context_free(al_context *c)
     free(c->out_x);
     free(c->logits);
     free(c->embd);
+    free(c->enc_len);
+    free(c->pooled);
+    free(c->pooled_ok);
+    free(c->pool_first);
+    free(c->cls_in);
+    free(c->cls_mid);
+    free(c->cls_res);
+    free(c->cls_seq);
     free(c->out_index);
     free(c->zero_seq);
     free(c);
@@ -429,7 +493,8 @@ static int64_t attn_plan(al_context *c, const int32_t *pos, const int32_t *seq, 
         while (e < n_tok && e - t < most && seq[e] == seq[t] && pos[e] == pos[e - 1] + 1)
             e++;
         const int64_t n = e - t;
-        c->attn_tiles[n_tiles++] = (attn_tile){(int32_t)t, (int32_t)n, n * (pos[t] + 1) + n * (n - 1) / 2};
+        const int64_t cost = c->enc ? n * c->enc_len[t] : n * (pos[t] + 1) + n * (n - 1) / 2;
+        c->attn_tiles[n_tiles++] = (attn_tile){(int32_t)t, (int32_t)n, cost};
         t = e;
     }
     qsort(c->attn_tiles, (size_t)n_tiles, sizeof(attn_tile), tile_cost_desc);
@@ -457,7 +522,7 @@ static const float *kv_row(const al_context *c, const void *cache, size_t off, f
  * exact path (F32 cache), the Q8_0 cache, and what the F16 kernels do not
  * do (a logit softcap, attention sinks). */
 static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh, size_t base, size_t stride,
-                      int32_t p0, int32_t n_pos, float *scores, float *row)
+                      int32_t p0, int32_t n_pos, int32_t qpos, float *scores, float *row)
 {
     const al_hparams *hp = &c->model->hp;
     const uint32_t hd = hp->head_dim, group = hp->n_head / ly->n_head_kv, h0 = kvh * group;
@@ -474,6 +539,8 @@ static void attn_rows(al_context *c, const al_layer *ly, int64_t t, uint32_t kvh
             s *= scale;
             if (cap > 0.0f)
                 s = cap * tanhf(s / cap);
+            if (hp->alibi_slope) /* ALiBi: the farther the key, the lower */
+                s -= hp->alibi_slope[h0 + g] * fabsf((float)(qpos - (p0 + p)));
             scores[(size_t)g * n_pos + p] = s;
         }
     }
@@ -527,10 +594,25 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const attn_tile *tile = &c->attn_tiles[chunk / nkvh];
     const int64_t t0 = tile->t0;
     const uint32_t kvh = (uint32_t)(chunk % nkvh);
-    const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
     const size_t stride = (size_t)nkvh * hd;
+    if (c->enc) { /* every token sees its whole sequence: rows t0 - pos[t0] .. of the chunk */
+        const size_t base = (size_t)(t0 - j->pos[t0]) * stride + (size_t)kvh * hd;
+        for (int64_t t = t0; t < t0 + tile->n; t++) {
+            const int32_t n_pos = c->enc_len[t];
+            if (c->kv_elem_bytes == 2 && !c->kv_q8 && hp->attn_softcap == 0.0f && !ly->attn_sinks &&
+                !hp->alibi_slope) {
+                const size_t qo = (size_t)t * nq + (size_t)kvh * group * hd;
+                c->ak->attend_f16(c->q + qo, group, (const uint16_t *)c->k_cache + base,
+                                  (const uint16_t *)c->v_cache + base, stride, n_pos, hd, scale, scratch, c->attn + qo);
+            } else {
+                attn_rows(c, ly, t, kvh, base, stride, 0, n_pos, j->pos[t], scratch, c->att_row + (size_t)ith * hd);
+            }
+        }
+        return;
+    }
+    const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
 
-    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks) {
+    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks && !hp->alibi_slope) {
         const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
         const int32_t last = j->pos[t0] + tile->n - 1;
         if (tile->n > 1 && attn_first(ly, last) == 0) {
@@ -551,7 +633,8 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     }
     for (int64_t t = t0; t < t0 + tile->n; t++) {
         const int32_t p0 = attn_first(ly, j->pos[t]);
-        attn_rows(c, ly, t, kvh, base, stride, (int32_t)kv_slot(c, j->layer, p0), j->pos[t] + 1 - p0, scratch,
+        const int32_t s0 = (int32_t)kv_slot(c, j->layer, p0); /* the slot of p0; qpos in slot terms */
+        attn_rows(c, ly, t, kvh, base, stride, s0, j->pos[t] + 1 - p0, j->pos[t] - p0 + s0, scratch,
                   c->att_row + (size_t)ith * hd);
     }
 }
@@ -608,11 +691,40 @@ static inline float gelu(float x)
     return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
 }
 
+/* The fast path's GELU, as the reference computes it: the tanh form of
+ * the input rounded to F16, looked up in a table of every F16 value (the
+ * result rounded to F16 too); 0 below -10, x above 10. tanhf per element
+ * was an eighth of a BERT's time. Built once. */
+static float g_gelu_tab[65536];
+static pthread_once_t g_gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_tab_init(void)
+{
+    for (uint32_t i = 0; i < 65536; i++)
+        g_gelu_tab[i] = al_fp16_to_fp32(al_fp32_to_fp16(gelu(al_fp16_to_fp32((al_half)i))));
+}
+
+/* g[i] = gelu(g[i]) (* u[i]) through the table, n values. */
+static void gelu_fast(const al_attn_kernels *ak, float *g, const float *u, size_t n)
+{
+    uint16_t h[256];
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        const size_t m = n - i0 < 256 ? n - i0 : 256;
+        ak->to_f16(g + i0, h, (uint32_t)m);
+        for (size_t i = 0; i < m; i++) {
+            const float x = g[i0 + i];
+            float y = x <= -10.0f ? 0.0f : x >= 10.0f ? x : g_gelu_tab[h[i]];
+            g[i0 + i] = u ? y * u[i0 + i] : y;
+        }
+    }
+}
+
 typedef struct act_job {
     float *g;        /* activated in place */
     const float *u;  /* multiplied in, or NULL (no gate) */
     size_t n;
     uint8_t kind;    /* al_ffn_kind */
+    const al_attn_kernels *table; /* GELU through the F16 table (fast path), or NULL */
 } act_job;
 
 #define ACT_CHUNK 4096 /* elements per chunk (whole cache lines) */
@@ -628,10 +740,18 @@ static void act_chunk(void *arg, int64_t chunk, int ith)
             j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
         break;
     case AL_FFN_GATED_GELU:
+        if (j->table) {
+            gelu_fast(j->table, j->g + lo, j->u + lo, hi - lo);
+            break;
+        }
         for (size_t i = lo; i < hi; i++)
             j->g[i] = gelu(j->g[i]) * j->u[i];
         break;
     default:
+        if (j->table) {
+            gelu_fast(j->table, j->g + lo, NULL, hi - lo);
+            break;
+        }
         for (size_t i = lo; i < hi; i++)
             j->g[i] = gelu(j->g[i]);
         break;
@@ -641,7 +761,11 @@ static void act_chunk(void *arg, int64_t chunk, int ith)
 /* g = act(g) (* u), split over the pool. */
 static void activate(al_context *c, uint8_t kind, float *g, const float *u, size_t n)
 {
-    act_job j = {g, u, n, kind};
+    act_job j = {g, u, n, kind, NULL};
+    if (!c->p.exact && kind != AL_FFN_GATED_SILU) {
+        pthread_once(&g_gelu_once, gelu_tab_init);
+        j.table = c->ak;
+    }
     al_threadpool_for(c->tp, (int64_t)((n + ACT_CHUNK - 1) / ACT_CHUNK), act_chunk, &j);
 }
 
@@ -680,9 +804,17 @@ static al_status ffn_forward(al_context *c, uint32_t l, const float *in, int64_t
 
 /* A sublayer's output out (n_tok rows) joins the residual stream x: after
  * its post-norm and the residual scale, where the family has them. */
-static void residual_add(al_context *c, float *x, float *out, const float *post_norm, int64_t n_tok)
+static void residual_add(al_context *c, float *x, float *out, const float *post_norm, const float *post_norm_b,
+                         int64_t n_tok)
 {
     const al_hparams *hp = &c->model->hp;
+    if (hp->desc->post_add_norm) { /* BERT's post-LN: the sum is normed */
+        const size_t n = (size_t)n_tok * hp->n_embd;
+        for (size_t i = 0; i < n; i++)
+            x[i] += out[i];
+        norm_rows(hp, x, x, post_norm, post_norm_b, n_tok);
+        return;
+    }
     if (post_norm)
         norm_rows(hp, out, out, post_norm, NULL, n_tok);
     const size_t n = (size_t)n_tok * hp->n_embd;
@@ -703,7 +835,9 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
     const al_layer *ly = &m->layers[l];
     const size_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = ly->n_head_kv * hd;
     const uint32_t half = hp->n_rot / 2;
-    const bool full_norm = hp->desc->qk_norm == AL_QK_NORM_FULL, neox = hp->desc->rope_neox;
+    const bool full_norm = hp->desc->qk_norm == AL_QK_NORM_FULL || hp->desc->qk_norm == AL_QK_NORM_FULL_LN;
+    const bool neox = hp->desc->rope_neox;
+    const uint8_t qk_kind = hp->desc->qk_norm == AL_QK_NORM_FULL_LN ? AL_NORM_LAYER : AL_NORM_RMS;
     const al_weight *w3[3] = {&ly->wq, &ly->wk, &ly->wv};
     float *y3[3] = {c->q, c->k, c->v};
     matmul_multi(c, w3, y3, 3, in, n_tok);
@@ -723,8 +857,8 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
             }
         }
         if (ly->q_norm && full_norm) {
-            norm_row(q, q, ly->q_norm, NULL, (int64_t)nq, hp->norm_eps, AL_NORM_RMS);
-            norm_row(k, k, ly->k_norm, NULL, (int64_t)nkv, hp->norm_eps, AL_NORM_RMS);
+            norm_row(q, q, ly->q_norm, ly->q_norm_b, (int64_t)nq, hp->norm_eps, qk_kind);
+            norm_row(k, k, ly->k_norm, ly->k_norm_b, (int64_t)nkv, hp->norm_eps, qk_kind);
         }
         const float *cs = cos0 ? cos0 + t * half : NULL, *sn = sin0 ? sin0 + t * half : NULL;
         for (uint32_t h = 0; h < hp->n_head; h++) {
@@ -746,11 +880,11 @@ static void qkv_forward(al_context *c, uint32_t l, const float *in, const int32_
             for (size_t i = 0; i < nq; i++)
                 q[i] *= f;
         }
-        const uint32_t slot = kv_slot(c, l, pos[t]);
-        size_t off = kv_offset(c, l, seq[t], slot);
+        const uint32_t slot = c->enc ? 0 : kv_slot(c, l, pos[t]);
+        size_t off = c->enc ? (size_t)t * nkv : kv_offset(c, l, seq[t], slot);
         kv_store(c, c->k_cache, off, k, nkv);
         kv_store(c, c->v_cache, off, v, nkv);
-        if (c->kv_ring[l] && slot + 1 < ly->window) { /* the mirror */
+        if (!c->enc && c->kv_ring[l] && slot + 1 < ly->window) { /* the mirror */
             off = kv_offset(c, l, seq[t], slot + c->kv_ring[l]);
             kv_store(c, c->k_cache, off, k, nkv);
             kv_store(c, c->v_cache, off, v, nkv);
@@ -776,6 +910,18 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         if (hp->embd_scale != 1.0f)
             for (size_t i = 0; i < d; i++)
                 x[i] *= hp->embd_scale;
+        if (m->type_embd0)
+            for (size_t i = 0; i < d; i++)
+                x[i] += m->type_embd0[i];
+        if (m->pos_embd.rows) {
+            float *pe = c->xo + (size_t)t * d;
+            const uint8_t *prow = (const uint8_t *)m->pos_embd.data + (size_t)pos[t] * m->pos_embd.row_bytes;
+            al_dequantize_row(m->pos_embd.type, prow, pe, (int64_t)d);
+            for (size_t i = 0; i < d; i++)
+                x[i] += pe[i];
+        }
+        if (m->embd_norm)
+            norm_row(x, x, m->embd_norm, m->embd_norm_b, (int64_t)d, hp->norm_eps, AL_NORM_LAYER);
     }
     rope_tables(c, pos, n_tok);
     const int64_t n_tiles = attn_plan(c, pos, seq, n_tok);
@@ -793,7 +939,14 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         al_threadpool_for(c->tp, n_tiles * ly->n_head_kv, attn_chunk, &job);
         matmul(c, &ly->wo, c->attn, n_tok, c->xo);
         add_bias(c->xo, ly->bo, n_tok, d);
-        residual_add(c, c->x, c->xo, ly->post_attn_norm, n_tok);
+        if (ly->attn_norm2) /* the layer's input, added again after the first norm */
+            memcpy(c->xn, c->x, (size_t)n_tok * d * sizeof(float));
+        residual_add(c, c->x, c->xo, ly->post_attn_norm, ly->post_attn_norm_b, n_tok);
+        if (ly->attn_norm2) {
+            for (size_t i = 0; i < (size_t)n_tok * d; i++)
+                c->x[i] += c->xn[i];
+            norm_rows(hp, c->x, c->x, ly->attn_norm2, ly->attn_norm2_b, n_tok);
+        }
 
         /* FFN: in parallel blocks it reads the attention's input (still in
          * c->xn), else the stream after attention */
@@ -807,13 +960,17 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         al_status st = ffn_forward(c, l, in, n_tok, c->xo, err);
         if (st)
             return st;
-        residual_add(c, c->x, c->xo, ly->post_ffn_norm, n_tok);
+        residual_add(c, c->x, c->xo, ly->post_ffn_norm, ly->post_ffn_norm_b, n_tok);
     }
 
     if (c->embd) {
-        for (int64_t t = 0; t < n_tok; t++)
-            norm_row(c->embd + (size_t)(embd_base + t) * d, c->x + t * d, m->output_norm, m->output_norm_b,
-                     (int64_t)d, hp->norm_eps, D->norm);
+        for (int64_t t = 0; t < n_tok; t++) {
+            float *e = c->embd + (size_t)(embd_base + t) * d;
+            if (m->output_norm)
+                norm_row(e, c->x + t * d, m->output_norm, m->output_norm_b, (int64_t)d, hp->norm_eps, D->norm);
+            else
+                memcpy(e, c->x + t * d, d * sizeof(float));
+        }
     }
     if (n_out == 0)
         return AL_OK;
@@ -835,6 +992,111 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
         for (size_t i = 0; i < n; i++)
             logits[i] = hp->final_softcap * tanhf(logits[i] / hp->final_softcap);
     return AL_OK;
+}
+
+/* An encoder's batch: every sequence whole, in one chunk: positions 0, 1,
+ * ... in order and contiguous. Fills enc_len. */
+static al_status enc_check(al_context *c, const al_batch *b, al_error *err)
+{
+    if ((uint32_t)b->n_tokens > c->p.n_batch)
+        return al_err(err, AL_ERR_LIMIT,
+                      "a batch of %d tokens does not fit this encoder's pass of %u tokens (it sees each sequence "
+                      "whole, in one pass)", b->n_tokens, c->p.n_batch);
+    bool seen[256] = {false};
+    for (int32_t i = 0, start = 0; i < b->n_tokens; i++) {
+        const int32_t s = b->seq ? b->seq[i] : 0;
+        const bool first = i == 0 || (b->seq ? b->seq[i - 1] : 0) != s;
+        if (first) {
+            if (seen[s])
+                return al_err(err, AL_ERR_ARG, "sequence %d: its tokens are not contiguous in the batch (an encoder "
+                              "sees each sequence whole)", s);
+            seen[s] = true;
+            start = i;
+        }
+        if (b->pos[i] != i - start)
+            return al_err(err, AL_ERR_ARG, "sequence %d: position %d where %d was expected (an encoder takes each "
+                          "sequence whole, from position 0)", s, b->pos[i], i - start);
+        if (i + 1 == b->n_tokens || (b->seq ? b->seq[i + 1] : 0) != s)
+            for (int32_t k = start; k <= i; k++)
+                c->enc_len[k] = i - start + 1;
+    }
+    return AL_OK;
+}
+
+/* The pooled vector of every sequence of the batch (embeddings on). */
+static void pool_batch(al_context *c, const al_batch *b)
+{
+    const al_model *m = c->model;
+    const uint32_t ns = c->p.n_seq, d = m->hp.n_embd;
+    memset(c->pooled_ok, 0, ns * sizeof(bool));
+    if (c->pooling == AL_POOLING_NONE)
+        return;
+    for (uint32_t s = 0; s < ns; s++) {
+        c->pool_first[s] = -1;
+        c->pool_count[s] = 0;
+    }
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        const int32_t s = b->seq ? b->seq[i] : 0;
+        if (c->pool_first[s] < 0)
+            c->pool_first[s] = i;
+        c->pool_last[s] = i;
+        c->pool_count[s]++;
+    }
+    int32_t n_rank = 0;
+    for (uint32_t s = 0; s < ns; s++) {
+        if (c->pool_count[s] == 0)
+            continue;
+        float *o = c->pooled + (size_t)s * c->pool_dim;
+        const float *first = c->embd + (size_t)c->pool_first[s] * d, *last = c->embd + (size_t)c->pool_last[s] * d;
+        switch (c->pooling) {
+        case AL_POOLING_MEAN:
+            for (uint32_t k = 0; k < d; k++) {
+                double sum = 0.0;
+                for (int32_t i = c->pool_first[s]; i <= c->pool_last[s]; i++)
+                    if ((b->seq ? b->seq[i] : 0) == (int32_t)s)
+                        sum += c->embd[(size_t)i * d + k];
+                o[k] = (float)(sum / c->pool_count[s]);
+            }
+            break;
+        case AL_POOLING_CLS:
+            memcpy(o, first, d * sizeof(float));
+            break;
+        case AL_POOLING_LAST:
+            memcpy(o, last, d * sizeof(float));
+            break;
+        default: /* rank: the first token of an encoder, the last of a causal model (the only one that has
+                    seen the whole input) */
+            memcpy(c->cls_in + (size_t)n_rank * d, m->hp.causal ? last : first, d * sizeof(float));
+            c->cls_seq[n_rank++] = (int32_t)s;
+            break;
+        }
+        c->pooled_ok[s] = true;
+    }
+    if (n_rank == 0)
+        return;
+    const float *in = c->cls_in;
+    if (m->cls.rows) {
+        matmul(c, &m->cls, c->cls_in, n_rank, c->cls_mid);
+        add_bias(c->cls_mid, m->cls_b, n_rank, d);
+        for (size_t i = 0; i < (size_t)n_rank * d; i++)
+            c->cls_mid[i] = tanhf(c->cls_mid[i]);
+        in = c->cls_mid;
+    }
+    const uint32_t no = m->hp.n_cls_out;
+    matmul(c, &m->cls_out, in, n_rank, c->cls_res);
+    add_bias(c->cls_res, m->cls_out_b, n_rank, no);
+    if (m->hp.causal && no >= 2) /* a decoder reranker's yes/no rows (Qwen3-Reranker): probabilities */
+        for (int32_t r = 0; r < n_rank; r++) {
+            float *z = c->cls_res + (size_t)r * no, mx = z[0], sum = 0.0f;
+            for (uint32_t i = 1; i < no; i++)
+                mx = z[i] > mx ? z[i] : mx;
+            for (uint32_t i = 0; i < no; i++)
+                sum += (z[i] = expf(z[i] - mx));
+            for (uint32_t i = 0; i < no; i++)
+                z[i] /= sum;
+        }
+    for (int32_t r = 0; r < n_rank; r++)
+        memcpy(c->pooled + (size_t)c->cls_seq[r] * c->pool_dim, c->cls_res + (size_t)r * no, no * sizeof(float));
 }
 
 al_status al_decode(al_context *c, const al_batch *b, al_error *err)
@@ -869,6 +1131,26 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
     }
     if (n_out > c->out_cap)
         return al_err(err, AL_ERR_LIMIT, "a batch may ask for at most %d logits rows (asked %d)", c->out_cap, n_out);
+    if (n_out > 0 && c->model->output.rows == 0)
+        return al_err(err, AL_ERR_UNSUPPORTED, "this '%s' model has no output head: it embeds, it gives no logits",
+                      hp->desc->name);
+    if (c->enc) {
+        al_status st = enc_check(c, b, err);
+        if (st == AL_OK)
+            st = forward_chunk(c, b->tokens, b->pos, b->seq ? b->seq : c->zero_seq, b->n_tokens, c->out_index,
+                               0, 0, err);
+        if (st)
+            return st;
+        c->n_last = b->n_tokens;
+        c->n_embd_rows = c->embd ? b->n_tokens : 0;
+        if (c->embd)
+            pool_batch(c, b);
+        /* hygiene: the chunk's keys and values go with it */
+        const size_t used = kv_bytes(c, (size_t)b->n_tokens * hp->n_head_kv * hp->head_dim);
+        memset(c->k_cache, 0, used);
+        memset(c->v_cache, 0, used);
+        return AL_OK;
+    }
     /* Each sequence's positions must continue what its cache holds. */
     /* With sliding-window rings, a sequence's positions in a batch are
      * consecutive and may start below what it holds only as far back as
@@ -916,7 +1198,21 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
     }
     c->n_last = b->n_tokens;
     c->n_embd_rows = c->embd ? b->n_tokens : 0;
+    if (c->embd)
+        pool_batch(c, b);
     return AL_OK;
+}
+
+const float *al_get_embedding_seq(const al_context *c, int32_t seq, int32_t *n)
+{
+    if (n)
+        *n = 0;
+    if (!c->pooled || c->pooling == AL_POOLING_NONE || seq < 0 || (uint32_t)seq >= c->p.n_seq ||
+        !c->pooled_ok[seq] || c->n_embd_rows == 0)
+        return NULL;
+    if (n)
+        *n = (int32_t)c->pool_dim;
+    return c->pooled + (size_t)seq * c->pool_dim;
 }
 
 const float *al_get_logits(const al_context *c, int32_t i)
@@ -949,6 +1245,8 @@ void al_kv_seq_truncate(al_context *c, int32_t seq, int32_t p0)
 
 void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
 {
+    if (c->enc) /* an encoder keeps nothing between batches */
+        return;
     if (src < 0 || dst < 0 || (uint32_t)src >= c->p.n_seq || (uint32_t)dst >= c->p.n_seq || src == dst)
         return;
     if (n > c->seq_len[src])
@@ -1001,6 +1299,10 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
 {
     if (!c || seq < 0 || (uint32_t)seq >= c->p.n_seq)
         return;
+    if (c->enc) {
+        c->seq_len[seq] = 0;
+        return;
+    }
     const al_hparams *hp = &c->model->hp;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const size_t bytes = kv_bytes(c, (size_t)c->kv_slots[l] * c->model->layers[l].n_head_kv * hp->head_dim);

@@ -38,6 +38,7 @@ typedef enum al_qk_norm {
     AL_QK_NORM_NONE,
     AL_QK_NORM_HEAD, /* RMSNorm of each head's q and k (head_dim weights) */
     AL_QK_NORM_FULL, /* RMSNorm over the whole projection (olmo2) */
+    AL_QK_NORM_FULL_LN, /* LayerNorm (bias optional) over the whole projection (jina-bert-v2) */
 } al_qk_norm;
 
 typedef enum al_need { AL_NEED_NO, AL_NEED_OPTIONAL, AL_NEED_REQUIRED } al_need;
@@ -84,7 +85,22 @@ typedef struct al_arch_desc {
                                original context)) (mistral3) */
     uint16_t big_layers;    /* gemma2/3: with this many layers (the 27B) the query scale is
                                1/sqrt(n_embd/n_head), else 1/sqrt(head_dim) */
-    bool causal;            /* decoders; encoders (bidirectional) would clear it */
+    bool causal;            /* decoders; encoders (bidirectional) clear it. The file's
+                               {arch}.attention.causal overrides it */
+    /* Encoders (BERT and its descendants) */
+    bool abs_pos;           /* position_embd.weight: a learned row per position is added to
+                               the token embeddings (bert); such layers have no RoPE */
+    bool embd_norm;         /* token_embd_norm(.bias): LayerNorm of the input embeddings;
+                               token_types.weight row 0 ("sentence A") joins them when present */
+    bool post_add_norm;     /* post-LN blocks: x = norm(x + attn) by attn_output_norm, then
+                               x = norm(x + ffn) by layer_output_norm (both with biases); no
+                               output_norm: the last layer's output is the hidden state */
+    bool embed_only;        /* no output head: the model embeds (or ranks), it cannot generate */
+    bool no_rope;           /* no layer uses RoPE */
+    bool alibi;             /* ALiBi: head h adds -slope_h |p_q - p_k| to its scores (slopes from
+                               attention.max_alibi_bias, default 8); no RoPE */
+    bool attn_norm_2;       /* post_add_norm: attn_norm_2(.bias), when present, norms again after
+                               attn_output_norm with the layer's input added once more */
     const char *ffn_norm_name; /* the FFN's input norm tensor, NULL: "ffn_norm" (gpt-oss:
                                "post_attention_norm") */
     bool attn_sinks;        /* attn_sinks.weight: one logit per head joins each softmax (gpt-oss) */
@@ -136,13 +152,15 @@ typedef struct al_layer {
     float *bq, *bk, *bv, *bo; /* biases or NULL */
     float *q_norm;      /* (head_dim) or (n_head*head_dim), else NULL */
     float *k_norm;      /* (head_dim) or (n_head_kv*head_dim), else NULL */
-    float *post_attn_norm; /* (n_embd) or NULL */
+    float *q_norm_b, *k_norm_b; /* AL_QK_NORM_FULL_LN biases, or NULL */
+    float *attn_norm2, *attn_norm2_b; /* (n_embd) jina-bert-v2's second attention norm, or NULL */
+    float *post_attn_norm, *post_attn_norm_b; /* (n_embd) or NULL; post_add_norm: attn_output_norm */
     float *ffn_norm, *ffn_norm_b;     /* (n_embd) or NULL */
     al_weight w_gate;   /* (n_ff, n_embd); rows 0 when the FFN has no gate */
     al_weight w_up;     /* (n_ff, n_embd) */
     al_weight w_down;   /* (n_embd, n_ff) */
     float *b_gate, *b_up, *b_down;    /* or NULL */
-    float *post_ffn_norm; /* (n_embd) or NULL */
+    float *post_ffn_norm, *post_ffn_norm_b; /* (n_embd) or NULL; post_add_norm: layer_output_norm */
     float *attn_sinks;  /* (n_head) or NULL */
     struct al_moe_layer *moe; /* AL_FFN_MOE: router, experts (then w_gate/up/down have rows 0) */
 } al_layer;
@@ -172,6 +190,12 @@ typedef struct al_hparams {
     uint32_t n_rope;       /* al_model.rope entries the layers index (1 or 2) */
     uint32_t rope_long_ctx; /* with LongRoPE factors: a context of more positions
                                per sequence uses rope[2] in place of rope[0] */
+    bool causal;           /* attention sees earlier positions only; false: the whole
+                              sequence (which must then be in one forward pass) */
+    int32_t pooling;       /* {arch}.pooling_type (al_pooling), AL_POOLING_UNSPECIFIED when absent */
+    uint32_t n_pos_embd;   /* rows of position_embd (abs_pos), else 0 */
+    uint32_t n_cls_out;    /* rank outputs (rows of cls.output.weight), 0: no rank head */
+    float *alibi_slope;    /* (n_head) ALiBi families, else NULL */
 } al_hparams;
 
 struct al_model {
@@ -180,10 +204,17 @@ struct al_model {
     al_weight tok_embd;    /* (n_vocab, n_embd) */
     al_weight output;      /* (n_vocab, n_embd): tok_embd when tied */
     bool tied_output;
-    float *output_norm;    /* (n_embd) */
+    float *output_norm;    /* (n_embd); NULL for post_add_norm families */
     float *output_norm_b;  /* (n_embd) or NULL */
     float *rope_freqs;     /* (n_rot/2) Llama 3 frequency factors, or NULL */
     float *rope_long, *rope_short; /* (n_rot/2) LongRoPE factors (phi3), or NULL */
+    al_weight pos_embd;    /* (n_pos_embd, n_embd) abs_pos families, else rows 0 */
+    float *type_embd0;     /* (n_embd) token_types.weight row 0, or NULL */
+    float *embd_norm, *embd_norm_b; /* (n_embd) token_embd_norm, or NULL */
+    al_weight cls;         /* (n_embd, n_embd) rank head's dense layer (then tanh), or rows 0 */
+    float *cls_b;          /* (n_embd) or NULL */
+    al_weight cls_out;     /* (n_cls_out, n_embd) rank head's output, or rows 0 */
+    float *cls_out_b;      /* (n_cls_out) or NULL */
     al_rope rope[3];       /* [0] global layers, [1] local layers when they differ,
                               [2] global layers of long contexts (LongRoPE) */
     al_layer *layers;      /* (n_layer) */
@@ -191,6 +222,7 @@ struct al_model {
     size_t packed_map_bytes;
     al_vocab *vocab;
     char *chat_template;   /* NUL-terminated copy, or NULL */
+    char *rerank_template; /* tokenizer.chat_template.rerank ({query}, {document}), or NULL */
     char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
     uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */

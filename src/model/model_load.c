@@ -139,7 +139,7 @@ static al_status pack_weights(loader *L)
     /* The output alone is not worth it (a Q4_0 file with a Q6_K output):
      * its panels cost a decode step more than its rows (the dot kernels
      * read the rows of one token faster) and only batches gain. */
-    if (layers_packed)
+    if (layers_packed && m->output.rows)
         all[n_all++] = &m->output;
     size_t total = 0;
     for (int i = 0; i < n_all; i++) {
@@ -231,6 +231,16 @@ static const al_arch_desc k_archs[] = {
     {.name = "gpt-oss", .pre_norm = true, .rope_neox = true, .qkv_bias = REQ, .o_bias = REQ, .ffn = AL_FFN_MOE,
      .ffn_norm_name = "post_attention_norm", .attn_sinks = true, .swa = AL_SWA_REQUIRED, .swa_period = 2,
      .moe_gating = AL_MOE_GATING_SOFTMAX_TOPK, .moe_act = AL_MOE_ACT_SWIGLU_OAI, .causal = true},
+    /* encoders: bidirectional, post-LN blocks, no output head */
+    {.name = "bert", .norm = AL_NORM_LAYER, .norm_bias = REQ, .qkv_bias = OPT, .o_bias = OPT, .ffn = AL_FFN_GELU,
+     .ffn_bias = OPT, .abs_pos = true, .embd_norm = true, .post_add_norm = true, .embed_only = true,
+     .no_rope = true},
+    {.name = "nomic-bert", .norm = AL_NORM_LAYER, .norm_bias = REQ, .rope_neox = true, .fused_qkv = true,
+     .embd_norm = true, .post_add_norm = true, .embed_only = true},
+    {.name = "jina-bert-v2", .norm = AL_NORM_LAYER, .norm_bias = REQ, .qk_norm = AL_QK_NORM_FULL_LN,
+     .qk_norm_need = OPT, .qkv_bias = OPT, .o_bias = OPT, .ffn = AL_FFN_GATED_GELU, .ffn_bias = OPT,
+     .fused_up = true, .embd_norm = true, .post_add_norm = true, .embed_only = true, .no_rope = true,
+     .alibi = true, .attn_norm_2 = true},
 };
 
 #undef OPT
@@ -487,8 +497,33 @@ static al_status load_hparams(loader *L)
         (st = opt_pos_f32(L, "attn_logit_softcapping", &hp->attn_softcap)) ||
         (st = opt_pos_f32(L, "final_logit_softcapping", &hp->final_softcap)))
         return st;
-    if (!D->causal)
-        return al_err(L->err, AL_ERR_UNSUPPORTED, "%s: '%s' is not a causal decoder", L->path, L->arch);
+    hp->causal = D->causal;
+    if (arch_kv(L, "attention.causal")) {
+        char key[128];
+        snprintf(key, sizeof(key), "%s.attention.causal", L->arch);
+        if (!al_gguf_get_bool(m->gguf, key, &hp->causal))
+            return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s' must be a boolean", L->path, key);
+    }
+    if (D->alibi) { /* head h's slope: m0^(h+1) for the first 2^floor(log2 n) heads, then odd powers of m1 */
+        float max_bias = 8.0f;
+        if ((st = opt_pos_f32(L, "attention.max_alibi_bias", &max_bias)))
+            return st;
+        if (!(hp->alibi_slope = malloc(hp->n_head * sizeof(float))))
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        uint32_t n_log2 = 1;
+        while (n_log2 * 2 <= hp->n_head)
+            n_log2 *= 2;
+        const float m0 = powf(2.0f, -max_bias / (float)n_log2), m1 = powf(2.0f, -(max_bias / 2.0f) / (float)n_log2);
+        for (uint32_t h = 0; h < hp->n_head; h++)
+            hp->alibi_slope[h] = h < n_log2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n_log2) + 1));
+    }
+    hp->pooling = AL_POOLING_UNSPECIFIED;
+    if (arch_kv(L, "pooling_type")) {
+        uint32_t pt;
+        if ((st = need_u32(L, "pooling_type", &pt, AL_POOLING_NONE, AL_POOLING_RANK)))
+            return st;
+        hp->pooling = (int32_t)pt;
+    }
     if (D->ffn == AL_FFN_MOE) {
         m->moe = calloc(1, sizeof(*m->moe));
         if (!m->moe)
@@ -519,7 +554,8 @@ static al_status load_hparams(loader *L)
     for (uint32_t i = 0; i < hp->n_layer; i++) {
         al_layer *ly = &m->layers[i];
         ly->rope = ly->window && hp->n_rope == 2 ? 1 : 0;
-        if ((D->global_nope && window && !ly->window) || (D->nope_step && (i + 1) % D->nope_step == 0))
+        if (D->no_rope || (D->global_nope && window && !ly->window) ||
+            (D->nope_step && (i + 1) % D->nope_step == 0))
             ly->rope = AL_ROPE_NONE;
     }
     return AL_OK;
@@ -615,6 +651,16 @@ static al_status load_layer(loader *L, uint32_t i)
         VEC(post_attn_norm, "post_attention_norm.weight", d, AL_NEED_REQUIRED);
         VEC(post_ffn_norm, "post_ffw_norm.weight", d, AL_NEED_REQUIRED);
     }
+    if (D->post_add_norm) {
+        VEC(post_attn_norm, "attn_output_norm.weight", d, AL_NEED_REQUIRED);
+        VEC(post_attn_norm_b, "attn_output_norm.bias", d, nb);
+        VEC(post_ffn_norm, "layer_output_norm.weight", d, AL_NEED_REQUIRED);
+        VEC(post_ffn_norm_b, "layer_output_norm.bias", d, nb);
+        if (D->attn_norm_2) {
+            VEC(attn_norm2, "attn_norm_2.weight", d, AL_NEED_OPTIONAL);
+            VEC(attn_norm2_b, "attn_norm_2.bias", d, ly->attn_norm2 ? nb : AL_NEED_NO);
+        }
+    }
 
     /* Attention: separate Q/K/V, or one fused attn_qkv bound as three views. */
     if (D->fused_qkv && al_gguf_find_tensor(m->gguf, NAME("attn_qkv.weight"))) {
@@ -642,9 +688,13 @@ static al_status load_layer(loader *L, uint32_t i)
     VEC(bo, "attn_output.bias", d, D->o_bias);
     VEC(attn_sinks, "attn_sinks.weight", hp->n_head, D->attn_sinks ? AL_NEED_REQUIRED : AL_NEED_NO);
     if (D->qk_norm != AL_QK_NORM_NONE) {
-        const bool full = D->qk_norm == AL_QK_NORM_FULL;
+        const bool full = D->qk_norm != AL_QK_NORM_HEAD;
         VEC(q_norm, "attn_q_norm.weight", full ? nq : hd, D->qk_norm_need);
         VEC(k_norm, "attn_k_norm.weight", full ? nkv : hd, D->qk_norm_need);
+        if (D->qk_norm == AL_QK_NORM_FULL_LN) {
+            VEC(q_norm_b, "attn_q_norm.bias", nq, ly->q_norm ? AL_NEED_OPTIONAL : AL_NEED_NO);
+            VEC(k_norm_b, "attn_k_norm.bias", nkv, ly->k_norm ? AL_NEED_OPTIONAL : AL_NEED_NO);
+        }
         if ((ly->q_norm != NULL) != (ly->k_norm != NULL))
             return al_err(L->err, AL_ERR_FORMAT, "%s: layer %u has only one of attn_q_norm and attn_k_norm",
                           L->path, i);
@@ -680,6 +730,20 @@ static al_status load_layer(loader *L, uint32_t i)
             return st;
         ly->w_gate = weight_rows(&gu, 0, ff);
         ly->w_up = weight_rows(&gu, ff, ff);
+        if (D->ffn_bias != AL_NEED_NO) { /* one bias of 2 n_ff: gate's, then up's */
+            float *b2 = NULL;
+            if ((st = bind_vec(L, NAME("ffn_up.bias"), 2 * ff, D->ffn_bias == AL_NEED_REQUIRED, &b2)))
+                return st;
+            if (b2) {
+                ly->b_gate = b2;
+                if (!(ly->b_up = malloc((size_t)ff * sizeof(float))))
+                    return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+                memcpy(ly->b_up, b2 + ff, (size_t)ff * sizeof(float));
+            }
+        }
+        MAT(w_down, "ffn_down.weight", d, ff);
+        VEC(b_down, "ffn_down.bias", d, D->ffn_bias);
+        return AL_OK;
     } else {
         MAT(w_gate, "ffn_gate.weight", ff, d);
         MAT(w_up, "ffn_up.weight", ff, d);
@@ -692,6 +756,69 @@ static al_status load_layer(loader *L, uint32_t i)
 #undef NAME
 #undef VEC
 #undef MAT
+    return AL_OK;
+}
+
+/* A rows x d tensor whose row count is the file's: *rows receives it. */
+static al_status bind_rows(loader *L, const char *name, int64_t d, bool required, al_weight *w, uint32_t *rows,
+                           uint32_t max_rows)
+{
+    const al_gguf_tensor *t = al_gguf_find_tensor(L->m->gguf, name);
+    *rows = 0;
+    if (!t && !required)
+        return AL_OK;
+    if (t && (t->n_dims != 2 || t->ne[1] == 0 || t->ne[1] > max_rows))
+        return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%s' must be 2-D with 1 to %u rows of %lld", L->path, name,
+                      max_rows, (long long)d);
+    const int64_t r = t ? (int64_t)t->ne[1] : 1;
+    al_status st = bind_weight(L, name, r, d, required, w, NULL);
+    if (!st)
+        *rows = (uint32_t)r;
+    return st;
+}
+
+/* What encoders add around the layers: position and token-type
+ * embeddings, the embedding norm; and the rank (classifier) head that
+ * any pooling model may carry. */
+static al_status load_encoder_tensors(loader *L)
+{
+    al_model *m = L->m;
+    al_hparams *hp = &m->hp;
+    const al_arch_desc *D = hp->desc;
+    const int64_t d = hp->n_embd;
+    al_status st;
+    if (D->abs_pos) {
+        if ((st = bind_rows(L, "position_embd.weight", d, true, &m->pos_embd, &hp->n_pos_embd, 1u << 20)))
+            return st;
+    }
+    if (D->embd_norm) {
+        if ((st = bind_vec(L, "token_embd_norm.weight", d, true, &m->embd_norm)) ||
+            (st = bind_vec(L, "token_embd_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->embd_norm_b)))
+            return st;
+        al_weight tt;
+        uint32_t n_types = 0;
+        if ((st = bind_rows(L, "token_types.weight", d, false, &tt, &n_types, 1u << 16)))
+            return st;
+        if (n_types) {
+            if (!(m->type_embd0 = malloc((size_t)d * sizeof(float))))
+                return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+            al_dequantize_row(tt.type, tt.data, m->type_embd0, d);
+        }
+    }
+    /* The rank head: cls (dense + tanh, optional) then cls.output. */
+    uint32_t n = 0;
+    if ((st = bind_rows(L, "cls.output.weight", d, false, &m->cls_out, &n, 4096)))
+        return st;
+    hp->n_cls_out = n;
+    if (n) {
+        if ((st = bind_vec(L, "cls.output.bias", n, false, &m->cls_out_b)))
+            return st;
+        bool has_cls = false;
+        if ((st = bind_weight(L, "cls.weight", d, d, false, &m->cls, &has_cls)))
+            return st;
+        if (has_cls && (st = bind_vec(L, "cls.bias", d, false, &m->cls_b)))
+            return st;
+    }
     return AL_OK;
 }
 
@@ -710,16 +837,24 @@ static al_status load_tensors(loader *L)
                       L->path);
     hp->n_vocab = (uint32_t)te->ne[1];
     al_status st = bind_weight(L, "token_embd.weight", hp->n_vocab, d, true, &m->tok_embd, NULL);
-    bool has_out = false;
-    if (st || (st = bind_weight(L, "output.weight", hp->n_vocab, d, false, &m->output, &has_out)))
+    if (st)
         return st;
-    m->tied_output = !has_out;
-    if (m->tied_output)
-        m->output = m->tok_embd;
-    if ((st = bind_vec(L, "output_norm.weight", d, true, &m->output_norm)))
-        return st;
-    if (D->norm == AL_NORM_LAYER && D->norm_bias != AL_NEED_NO &&
-        (st = bind_vec(L, "output_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->output_norm_b)))
+    if (!D->embed_only) {
+        bool has_out = false;
+        if ((st = bind_weight(L, "output.weight", hp->n_vocab, d, false, &m->output, &has_out)))
+            return st;
+        m->tied_output = !has_out;
+        if (m->tied_output)
+            m->output = m->tok_embd;
+    }
+    if (!D->post_add_norm) {
+        if ((st = bind_vec(L, "output_norm.weight", d, true, &m->output_norm)))
+            return st;
+        if (D->norm == AL_NORM_LAYER && D->norm_bias != AL_NEED_NO &&
+            (st = bind_vec(L, "output_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->output_norm_b)))
+            return st;
+    }
+    if ((st = load_encoder_tensors(L)))
         return st;
     if ((st = bind_vec(L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
         (st = bind_vec(L, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
@@ -976,6 +1111,11 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
                     path, al_vocab_n_tokens(m->vocab), m->hp.n_vocab);
     if (!st) {
         al_str tmpl;
+        if (al_gguf_get_str(m->gguf, "tokenizer.chat_template.rerank", &tmpl) && tmpl.len < (1u << 20) &&
+            (m->rerank_template = malloc(tmpl.len + 1))) {
+            memcpy(m->rerank_template, tmpl.ptr, tmpl.len);
+            m->rerank_template[tmpl.len] = 0;
+        }
         if (al_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl)) {
             m->chat_template = malloc(tmpl.len + 1);
             if (!m->chat_template)
@@ -1011,7 +1151,8 @@ void al_model_free(al_model *m)
             al_layer *ly = &m->layers[i];
             float *vs[] = {ly->attn_norm, ly->attn_norm_b, ly->bq, ly->bk, ly->bv, ly->bo, ly->q_norm,
                            ly->k_norm, ly->post_attn_norm, ly->ffn_norm, ly->ffn_norm_b, ly->b_gate, ly->b_up,
-                           ly->b_down, ly->post_ffn_norm, ly->attn_sinks};
+                           ly->b_down, ly->post_ffn_norm, ly->attn_sinks, ly->post_attn_norm_b,
+                           ly->post_ffn_norm_b, ly->q_norm_b, ly->k_norm_b, ly->attn_norm2, ly->attn_norm2_b};
             for (size_t v = 0; v < sizeof(vs) / sizeof(vs[0]); v++)
                 free(vs[v]);
             al_moe_layer_free(ly->moe);
@@ -1023,6 +1164,12 @@ void al_model_free(al_model *m)
     free(m->moe);
     free(m->output_norm);
     free(m->output_norm_b);
+    free(m->type_embd0);
+    free(m->embd_norm);
+    free(m->embd_norm_b);
+    free(m->cls_b);
+    free(m->cls_out_b);
+    free(m->hp.alibi_slope);
     free(m->rope_freqs);
     free(m->rope_long);
     free(m->rope_short);
@@ -1030,6 +1177,7 @@ void al_model_free(al_model *m)
         free(m->rope[r].inv_freq);
     al_vocab_free(m->vocab);
     free(m->chat_template);
+    free(m->rerank_template);
     free(m->template_error);
     al_gguf_close(m->gguf);
     free(m);
@@ -1084,11 +1232,71 @@ void al_model_get_info(const al_model *m, al_model_info *o)
     }
     snprintf(o->vocab_type, sizeof(o->vocab_type), "%s", vtype);
     snprintf(o->type_mix, sizeof(o->type_mix), "%s", m->type_mix);
+    o->pooling = (al_pooling)m->hp.pooling;
+    o->causal = m->hp.causal;
+    o->can_generate = !m->hp.desc->embed_only && m->hp.causal;
+    o->n_cls_out = m->hp.n_cls_out;
+}
+
+al_status al_model_peek(const char *path, al_model_info *o, al_error *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->pooling = AL_POOLING_UNSPECIFIED;
+    al_gguf *g = NULL;
+    al_status st = al_gguf_open(path, NULL, &g, err);
+    if (st)
+        return st;
+    al_str a;
+    const al_arch_desc *D = NULL;
+    if (al_gguf_get_str(g, "general.architecture", &a) && a.len < sizeof(o->arch)) {
+        memcpy(o->arch, a.ptr, a.len);
+        o->arch[a.len] = 0;
+        D = find_arch(o->arch);
+    }
+    if (!D) {
+        al_gguf_close(g);
+        return al_err(err, AL_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported", path, o->arch);
+    }
+    char key[96];
+    uint32_t pt;
+    snprintf(key, sizeof(key), "%s.pooling_type", o->arch);
+    if (al_gguf_get_u32(g, key, &pt) && pt <= AL_POOLING_RANK)
+        o->pooling = (al_pooling)pt;
+    o->causal = D->causal;
+    snprintf(key, sizeof(key), "%s.attention.causal", o->arch);
+    (void)al_gguf_get_bool(g, key, &o->causal);
+    o->can_generate = !D->embed_only && o->causal;
+    const al_gguf_tensor *t = al_gguf_find_tensor(g, "cls.output.weight");
+    o->n_cls_out = t && t->n_dims == 2 ? (uint32_t)t->ne[1] : 0;
+    al_gguf_close(g);
+    return AL_OK;
+}
+
+al_pooling al_model_pooling(const al_model *m)
+{
+    return m->hp.pooling == AL_POOLING_UNSPECIFIED ? AL_POOLING_MEAN : (al_pooling)m->hp.pooling;
+}
+
+const char *al_pooling_name(al_pooling p)
+{
+    switch (p) {
+    case AL_POOLING_NONE: return "none";
+    case AL_POOLING_MEAN: return "mean";
+    case AL_POOLING_CLS: return "cls";
+    case AL_POOLING_LAST: return "last";
+    case AL_POOLING_RANK: return "rank";
+    default: return "unspecified";
+    }
 }
 
 const al_vocab *al_model_vocab(const al_model *m)
 {
     return m->vocab;
+}
+
+const char *al_model_rerank_template(const al_model *m)
+{
+    return m->rerank_template;
 }
 
 const char *al_model_chat_template(const al_model *m)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "server/api_int.h"
 #include "server/responses.h"
 #include "server/server_int.h"
 #include "server/toolcall.h"
@@ -19,13 +20,6 @@
 
 typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;
 
-/* A request error: HTTP status, OpenAI code and param, message. */
-typedef struct perr {
-    int status;
-    const char *code;
-    char param[64];
-    char msg[768];
-} perr;
 
 __attribute__((format(printf, 5, 6))) static bool fail(perr *e, int status, const char *code, const char *param,
                                                        const char *fmt, ...)
@@ -961,7 +955,8 @@ static int job_error(const srv_job *j, perr *e)
 {
     switch (j->finish) {
     case SRV_FINISH_ERROR:
-        fail(e, j->err.status == AL_ERR_LIMIT ? 400 : 500, "generation_failed", NULL, "generation failed: %s",
+        fail(e, j->err.status == AL_ERR_LIMIT || j->err.status == AL_ERR_UNSUPPORTED ? 400 : 500, "generation_failed",
+             NULL, "generation failed: %s",
              j->err.msg);
         return e->status;
     case SRV_FINISH_TIMEOUT:
@@ -1930,188 +1925,6 @@ static int handle_responses(srv_req *r)
     return ret;
 }
 
-/* ------------------------------------------------------------ embeddings */
-
-static const char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static json_t *b64_floats(const float *v, int32_t n)
-{
-    size_t nb = (size_t)n * 4, o = 0;
-    unsigned char *raw = malloc(nb);
-    char *out = malloc((nb + 2) / 3 * 4 + 1);
-    json_t *j = NULL;
-    if (raw && out) {
-        for (int32_t i = 0; i < n; i++) {
-            uint32_t u;
-            memcpy(&u, &v[i], 4);
-            raw[i * 4] = (unsigned char)u;
-            raw[i * 4 + 1] = (unsigned char)(u >> 8);
-            raw[i * 4 + 2] = (unsigned char)(u >> 16);
-            raw[i * 4 + 3] = (unsigned char)(u >> 24);
-        }
-        for (size_t i = 0; i < nb; i += 3) {
-            uint32_t w = (uint32_t)raw[i] << 16 | (i + 1 < nb ? (uint32_t)raw[i + 1] << 8 : 0) |
-                         (i + 2 < nb ? raw[i + 2] : 0);
-            out[o++] = k_b64[(w >> 18) & 63];
-            out[o++] = k_b64[(w >> 12) & 63];
-            out[o++] = i + 1 < nb ? k_b64[(w >> 6) & 63] : '=';
-            out[o++] = i + 2 < nb ? k_b64[w & 63] : '=';
-        }
-        out[o] = 0;
-        j = json_string(out);
-    }
-    free(raw);
-    free(out);
-    return j;
-}
-
-static json_t *float_array(const float *v, int32_t n)
-{
-    json_t *a = json_array();
-    for (int32_t i = 0; i < n; i++)
-        json_array_append_new(a, json_real(v[i]));
-    return a;
-}
-
-static int handle_embeddings(srv_req *r, srv_route_id id)
-{
-    al_server *srv = r->srv;
-    json_t *b = r->json;
-    perr e = {0};
-    srv_model *m = find_model(r, b, "model", &e);
-    if (!m)
-        return reply_perr(r, &e);
-    const char *key = id == SRV_R_OLLAMA_EMBEDDINGS ? "prompt" : "input";
-    json_t *in = json_object_get(b, key);
-    bool b64 = false;
-    if (id == SRV_R_EMBEDDINGS) {
-        json_t *ef = json_object_get(b, "encoding_format");
-        if (ef && !json_is_null(ef)) {
-            const char *s = json_string_value(ef);
-            if (!s || (strcmp(s, "float") && strcmp(s, "base64")))
-                return srv_reply_error(r, 400, "invalid_value", "encoding_format",
-                                       "'encoding_format' must be \"float\" or \"base64\"");
-            b64 = !strcmp(s, "base64");
-        }
-    }
-    enum { MAX_INPUTS = 64 };
-    size_t n_in;
-    bool token_list = json_is_array(in) && json_array_size(in) && json_is_integer(json_array_get(in, 0));
-    if (json_is_string(in) || token_list)
-        n_in = 1;
-    else if (json_is_array(in) && json_array_size(in) > 0 && id != SRV_R_OLLAMA_EMBEDDINGS)
-        n_in = json_array_size(in);
-    else
-        return srv_reply_error(r, 400, "invalid_type", key, "'%s' must be a string or a non-empty list of strings",
-                               key);
-    if (n_in > MAX_INPUTS)
-        return srv_reply_error(r, 400, "invalid_value", key, "at most %d inputs per request", MAX_INPUTS);
-    keep_prompt_json(r, in);
-    const al_model *model = NULL;
-    al_error err = {0};
-    if (srv_model_acquire(srv->sched, m, &model, &err))
-        return reply_load_error(r, &err);
-    const al_vocab *vocab = al_model_vocab(model);
-    uint32_t n_ctx = srv->cfg.sched.n_ctx;
-    srv_job *jobs[MAX_INPUTS] = {0};
-    size_t n_jobs = 0;
-    bool ok = true;
-    for (size_t i = 0; ok && i < n_in; i++) {
-        json_t *s = (json_is_string(in) || token_list) ? in : json_array_get(in, i);
-        int32_t *toks = NULL, nt = 0;
-        if (json_is_string(s)) {
-            if (json_string_length(s) == 0) {
-                ok = fail(&e, 400, "invalid_value", key, "%s[%zu] is empty", key, i);
-                break;
-            }
-            ok = tokenize(vocab, json_string_value(s), json_string_length(s), true, false, n_ctx, &toks, &nt, &e);
-        } else if (json_is_array(s) && json_array_size(s) > 0 && json_array_size(s) < n_ctx) {
-            size_t k;
-            json_t *t;
-            toks = malloc(json_array_size(s) * sizeof(int32_t));
-            ok = toks || fail(&e, 500, NULL, NULL, "out of memory");
-            json_array_foreach(s, k, t)
-            {
-                if (!ok)
-                    break;
-                json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
-                if (v < 0 || v >= al_vocab_n_tokens(vocab))
-                    ok = fail(&e, 400, "invalid_value", key, "a token id in '%s' is not of this model", key);
-                else
-                    toks[nt++] = (int32_t)v;
-            }
-        } else {
-            ok = fail(&e, 400, "invalid_type", key, "%s[%zu] must be a string", key, i);
-        }
-        if (!ok) {
-            free(toks);
-            break;
-        }
-        srv_job *j = srv_job_new();
-        if (!j) {
-            free(toks);
-            ok = fail(&e, 500, NULL, NULL, "out of memory");
-            break;
-        }
-        j->model = m;
-        j->kind = SRV_JOB_EMBED;
-        j->prompt = toks;
-        j->n_prompt = nt;
-        if (srv->cfg.request_timeout_s)
-            j->deadline = srv_now() + srv->cfg.request_timeout_s;
-        if (srv_sched_submit(srv->sched, j, &err)) {
-            srv_job_free(j);
-            ok = fail(&e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
-            break;
-        }
-        jobs[n_jobs++] = j;
-        extend_timeout(r);
-    }
-    for (size_t i = 0; ok && i < n_jobs; i++) {
-        srv_job_wait_done(srv->sched, jobs[i], srv_client_alive, r);
-        if (job_error(jobs[i], &e))
-            ok = false;
-    }
-    int ret;
-    if (!ok) {
-        for (size_t i = 0; i < n_jobs; i++)
-            srv_job_cancel_wait(srv->sched, jobs[i]);
-        ret = e.status == 499 ? MHD_NO : reply_perr(r, &e);
-    } else {
-        int32_t tp = 0;
-        for (size_t i = 0; i < n_jobs; i++)
-            tp += jobs[i]->n_prompt;
-        r->prompt_tokens = tp;
-        json_t *o;
-        if (id == SRV_R_EMBEDDINGS) {
-            json_t *data = json_array();
-            for (size_t i = 0; i < n_jobs; i++)
-                json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", (int)i,
-                                                      "embedding",
-                                                      b64 ? b64_floats(jobs[i]->embedding, jobs[i]->n_embd)
-                                                          : float_array(jobs[i]->embedding, jobs[i]->n_embd)));
-            o = json_pack("{s:s,s:o,s:s,s:{s:i,s:i}}", "object", "list", "data", data, "model", r->model, "usage",
-                          "prompt_tokens", tp, "total_tokens", tp);
-        } else if (id == SRV_R_OLLAMA_EMBED) {
-            json_t *data = json_array();
-            for (size_t i = 0; i < n_jobs; i++)
-                json_array_append_new(data, float_array(jobs[i]->embedding, jobs[i]->n_embd));
-            o = json_pack("{s:s,s:o,s:I,s:I,s:i}", "model", r->model, "embeddings", data, "total_duration",
-                          (json_int_t)((srv_now() - r->t_start) * 1e9), "load_duration", (json_int_t)0,
-                          "prompt_eval_count", tp);
-        } else {
-            o = json_pack("{s:o}", "embedding", float_array(jobs[0]->embedding, jobs[0]->n_embd));
-        }
-        ret = srv_reply_json(r, 200, o);
-    }
-    for (size_t i = 0; i < n_jobs; i++) {
-        srv_metrics_observe(srv->metrics, SRV_H_DURATION, srv_now() - r->t_start);
-        srv_job_free(jobs[i]);
-    }
-    srv_model_release(srv->sched, m);
-    return ret;
-}
-
 /* ---------------------------------------------------------------- models */
 
 /* Listed: not refused by its integrity check, and visible to the key. */
@@ -2135,6 +1948,13 @@ static json_t *oai_model(al_server *srv, srv_model *m)
         snprintf(d, sizeof(d), "sha256:%s", st.digest ? st.digest : "");
         json_object_set_new(o, "blob_digest", json_string(d));
     }
+    json_t *caps = json_array();
+    bool gen = true;
+    srv_api_model_caps(srv->sched, m, caps, &gen);
+    if (o)
+        json_object_set_new(o, "capabilities", caps);
+    else
+        json_decref(caps);
     return o;
 }
 
@@ -2201,10 +2021,12 @@ static int handle_show(srv_req *r)
     /* What the template shows the model can do (every decoder also embeds: mean pooling). */
     srv_chat_fmt f;
     srv_chat_fmt_detect(tmpl, &f);
-    json_t *caps = json_pack("[s,s]", "completion", "embedding");
-    if (caps && f.tools != SRV_TOOLS_NONE)
+    json_t *caps = json_array();
+    bool gen = true;
+    srv_api_model_caps(r->srv->sched, m, caps, &gen); /* completion, embedding or rerank */
+    if (caps && gen && f.tools != SRV_TOOLS_NONE)
         json_array_append_new(caps, json_string("tools"));
-    if (caps && f.think != SRV_THINK_NONE)
+    if (caps && gen && f.think != SRV_THINK_NONE)
         json_array_append_new(caps, json_string("thinking"));
     json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "modelfile", "", "parameters", "", "template",
                           tmpl ? jstr(tmpl, strlen(tmpl)) : json_string(""), "details", ollama_details(&st),
@@ -2290,7 +2112,9 @@ int srv_api_dispatch(srv_req *r)
     case SRV_R_EMBEDDINGS:
     case SRV_R_OLLAMA_EMBED:
     case SRV_R_OLLAMA_EMBEDDINGS:
-        return handle_embeddings(r, r->route->id);
+        return srv_api_embeddings(r, r->route->id);
+    case SRV_R_RERANK:
+        return srv_api_rerank(r);
     case SRV_R_OLLAMA_TAGS:
     case SRV_R_OLLAMA_PS: {
         bool ps = r->route->id == SRV_R_OLLAMA_PS;
@@ -2310,4 +2134,31 @@ int srv_api_dispatch(srv_req *r)
         return srv_reply_json(r, 200, json_pack("{s:s,s:s}", "version", "0.6.0", "airlock", al_version()));
     }
     return srv_reply_error(r, 404, "unknown_url", NULL, "unknown URL");
+}
+
+/* ------------------------------------------- for the endpoint files (api_int.h) */
+
+srv_model *srv_api_find_model(srv_req *r, json_t *b, const char *key, perr *e)
+{
+    return find_model(r, b, key, e);
+}
+
+int srv_api_reply_perr(srv_req *r, const perr *e)
+{
+    return reply_perr(r, e);
+}
+
+int srv_api_reply_load_error(srv_req *r, const al_error *err)
+{
+    return reply_load_error(r, err);
+}
+
+void srv_api_keep_prompt_json(srv_req *r, json_t *v)
+{
+    keep_prompt_json(r, v);
+}
+
+void srv_api_extend_timeout(srv_req *r)
+{
+    extend_timeout(r);
 }

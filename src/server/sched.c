@@ -76,7 +76,17 @@ struct srv_model {
     bool *b_logits;
     json_mask_entry *jmc;    /* (JSON_MASK_CACHE) made on the first JSON-mode step, or NULL */
     uint64_t jmc_tick;
+    /* set with ctx: */
+    uint32_t n_slots;        /* n_parallel; an encoder (no KV kept per sequence): ENC_SLOTS */
+    uint32_t n_batch;        /* tokens per pass: an encoder's holds at least one whole input */
+    bool enc;                /* attention not causal: each input whole in one pass */
+    al_pooling pooling;      /* the context's */
 };
+
+/* Sequences of an encoder's pass: they cost no KV cache, so a request of
+ * many inputs is computed in few large passes. */
+#define ENC_SLOTS 64
+#define ENC_BATCH 4096
 
 struct srv_sched {
     srv_sched_params p;
@@ -377,7 +387,7 @@ static void slot_release_job_state(slot *sl)
 static void model_unload(srv_sched *s, srv_model *m)
 {
     if (m->slots) {
-        for (uint32_t i = 0; i < s->p.n_parallel; i++) {
+        for (uint32_t i = 0; i < m->n_slots; i++) {
             slot_release_job_state(&m->slots[i]);
             free(m->slots[i].hist);
         }
@@ -495,23 +505,39 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
     if (m->ctx)
         return AL_OK;
     al_context_params cp = al_context_default_params();
+    m->enc = !m->info.causal;
+    m->n_slots = m->enc ? ENC_SLOTS : s->p.n_parallel;
+    m->n_batch = s->p.n_batch;
+    if (m->enc) {
+        const uint32_t ctx = s->p.n_ctx < m->info.n_ctx_train ? s->p.n_ctx : m->info.n_ctx_train;
+        m->n_batch = m->n_batch > ENC_BATCH ? m->n_batch : ENC_BATCH;
+        m->n_batch = m->n_batch > ctx ? m->n_batch : ctx;
+    }
     cp.n_ctx = s->p.n_ctx;
-    cp.n_seq = s->p.n_parallel;
-    cp.n_batch = s->p.n_batch;
+    cp.n_seq = m->n_slots;
+    cp.n_batch = m->n_batch;
     cp.n_threads = s->p.n_threads;
     cp.embeddings = true;
+    /* An encoder pools in the engine (its inputs are whole in one pass); a
+     * decoder's input may span passes, so the scheduler pools its per-token
+     * states itself (mean, cls or last; no rank head on decoders). */
+    m->pooling = al_model_pooling(m->model);
+    if (m->pooling == AL_POOLING_NONE)
+        m->pooling = AL_POOLING_MEAN;
+    /* a decoder reranker's score comes from the engine on its input's last pass */
+    cp.pooling = m->enc || m->pooling == AL_POOLING_RANK ? m->pooling : AL_POOLING_NONE;
     al_status st = al_context_new(m->model, &cp, &m->ctx, err);
     if (st)
         return st;
-    size_t nb = (size_t)s->p.n_batch + s->p.n_parallel;
-    m->slots = calloc(s->p.n_parallel, sizeof(slot));
+    size_t nb = (size_t)m->n_batch + m->n_slots;
+    m->slots = calloc(m->n_slots, sizeof(slot));
     m->lbuf = malloc((size_t)m->info.n_vocab * sizeof(float));
     m->b_tok = malloc(nb * sizeof(int32_t));
     m->b_pos = malloc(nb * sizeof(int32_t));
     m->b_seq = malloc(nb * sizeof(int32_t));
     m->b_logits = malloc(nb * sizeof(bool));
     bool ok = m->slots && m->lbuf && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
-    for (uint32_t i = 0; ok && i < s->p.n_parallel; i++) {
+    for (uint32_t i = 0; ok && i < m->n_slots; i++) {
         m->slots[i].hist = malloc((size_t)s->p.n_ctx * sizeof(int32_t));
         m->slots[i].ctx = m->ctx;
         m->slots[i].seq = (int32_t)i;
@@ -520,7 +546,7 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
     if (!ok) {
         /* model_unload frees what was allocated; keep the weights. */
         if (m->slots)
-            for (uint32_t i = 0; i < s->p.n_parallel; i++)
+            for (uint32_t i = 0; i < m->n_slots; i++)
                 free(m->slots[i].hist);
         free(m->slots);
         free(m->lbuf);
@@ -631,9 +657,20 @@ static bool admit(srv_sched *s, srv_job *j)
         job_finish(s, j, SRV_FINISH_ERROR);
         return true;
     }
+    if (m->enc && j->kind == SRV_JOB_GENERATE) {
+        al_err(&j->err, AL_ERR_UNSUPPORTED, "model '%s' is an embedding model: it cannot generate text", m->name);
+        job_finish(s, j, SRV_FINISH_ERROR);
+        return true;
+    }
+    if (m->enc && j->n_prompt > (int32_t)m->n_batch) {
+        al_err(&j->err, AL_ERR_LIMIT, "the input has %d tokens; model '%s' takes at most %u", j->n_prompt, m->name,
+               m->n_batch);
+        job_finish(s, j, SRV_FINISH_ERROR);
+        return true;
+    }
     int best = -1;
     int32_t best_l = -1;
-    for (uint32_t i = 0; i < s->p.n_parallel; i++) {
+    for (uint32_t i = 0; i < m->n_slots; i++) {
         slot *sl = &m->slots[i];
         if (sl->job)
             continue;
@@ -907,27 +944,93 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     sl->next_tok = tok;
 }
 
-static void embed_finish(srv_sched *s, srv_model *m, slot *sl)
+/* The job's vector from the slot's emb_sum (d values: a sum over the
+ * prompt for mean pooling, else the pooled vector itself): L2-normalised,
+ * or as it is for rank scores. */
+static void embed_finish(srv_sched *s, srv_model *m, slot *sl, uint32_t d)
 {
     srv_job *j = sl->job;
-    uint32_t d = m->info.n_embd;
     j->embedding = malloc((size_t)d * sizeof(float));
     if (!j->embedding) {
         al_err(&j->err, AL_ERR_NOMEM, "out of memory for an embedding");
         slot_finish(s, sl, SRV_FINISH_ERROR);
         return;
     }
+    const bool mean = m->pooling == AL_POOLING_MEAN && !m->enc, rank = m->pooling == AL_POOLING_RANK;
     double norm = 0;
     for (uint32_t i = 0; i < d; i++) {
-        double v = sl->emb_sum[i] / (double)j->n_prompt;
+        double v = mean ? sl->emb_sum[i] / (double)j->n_prompt : sl->emb_sum[i];
         sl->emb_sum[i] = v;
         norm += v * v;
     }
-    norm = sqrt(norm);
+    norm = rank ? 1.0 : sqrt(norm);
     for (uint32_t i = 0; i < d; i++)
         j->embedding[i] = (float)(norm > 0 ? sl->emb_sum[i] / norm : 0.0);
     j->n_embd = (int32_t)d;
     slot_finish(s, sl, SRV_FINISH_STOP);
+}
+
+/* An encoder's pass: whole inputs of the waiting slots, oldest first, as
+ * many as n_batch holds; each gives its pooled vector at once. */
+static bool model_step_enc(srv_sched *s, srv_model *m)
+{
+    int32_t n = 0;
+    for (uint32_t i = 0; i < m->n_slots; i++)
+        m->slots[i].chunk_len = 0;
+    for (;;) {
+        slot *pick = NULL;
+        int32_t pi = -1;
+        for (uint32_t i = 0; i < m->n_slots; i++) {
+            slot *sl = &m->slots[i];
+            if (sl->job && sl->chunk_len == 0 && sl->n_done == 0 &&
+                n + sl->job->n_prompt <= (int32_t)m->n_batch && (!pick || sl->admit_tick < pick->admit_tick)) {
+                pick = sl;
+                pi = (int32_t)i;
+            }
+        }
+        if (!pick)
+            break;
+        pick->chunk_start = n;
+        pick->chunk_len = pick->job->n_prompt;
+        for (int32_t t = 0; t < pick->job->n_prompt; t++) {
+            m->b_tok[n] = pick->job->prompt[t];
+            m->b_pos[n] = t;
+            m->b_seq[n] = pi;
+            m->b_logits[n] = false;
+            n++;
+        }
+    }
+    if (n == 0)
+        return false;
+    s->st_passes[SRV_PASS_PREFILL]++;
+    s->st_pass_tokens += (uint64_t)n;
+    al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
+    al_error err = {0};
+    pthread_mutex_unlock(&s->mu);
+    al_status st = al_decode(m->ctx, &b, &err);
+    pthread_mutex_lock(&s->mu);
+    for (uint32_t i = 0; i < m->n_slots; i++) {
+        slot *sl = &m->slots[i];
+        if (!sl->job || sl->chunk_len == 0)
+            continue;
+        if (st) {
+            sl->job->err = err;
+            slot_finish(s, sl, SRV_FINISH_ERROR);
+            continue;
+        }
+        int32_t nv = 0;
+        const float *v = al_get_embedding_seq(m->ctx, (int32_t)i, &nv);
+        if (!v || nv <= 0 || (uint32_t)nv > m->info.n_embd) {
+            al_err(&sl->job->err, AL_ERR_STATE, "the engine gave no pooled vector");
+            slot_finish(s, sl, SRV_FINISH_ERROR);
+            continue;
+        }
+        for (int32_t q = 0; q < nv; q++)
+            sl->emb_sum[q] = v[q];
+        sl->n_done = sl->job->n_prompt;
+        embed_finish(s, m, sl, (uint32_t)nv);
+    }
+    return true;
 }
 
 /* True when sl holds a job whose prompt is not all computed yet. */
@@ -965,7 +1068,9 @@ static bool model_step(srv_sched *s, srv_model *m)
 {
     if (!m->ctx)
         return false;
-    const uint32_t np = s->p.n_parallel;
+    if (m->enc)
+        return model_step_enc(s, m);
+    const uint32_t np = m->n_slots;
     int32_t n = 0;
     for (uint32_t i = 0; i < np; i++) {
         slot *sl = &m->slots[i];
@@ -1048,8 +1153,30 @@ static bool model_step(srv_sched *s, srv_model *m)
         }
         sl->n_done += sl->chunk_len;
         if (sl->job->kind == SRV_JOB_EMBED) {
+            /* a decoder's input may span passes: the mean is summed as it
+             * goes; cls / last keep their token's state */
             uint32_t d = m->info.n_embd;
+            const int32_t idx0 = sl->n_done - sl->chunk_len;
+            if (m->pooling == AL_POOLING_RANK) {
+                if (sl->n_done < sl->job->n_prompt)
+                    continue;
+                int32_t nv = 0;
+                const float *v = al_get_embedding_seq(m->ctx, (int32_t)i, &nv);
+                if (!v || nv <= 0 || (uint32_t)nv > d) {
+                    al_err(&sl->job->err, AL_ERR_STATE, "the engine gave no rank score");
+                    slot_finish(s, sl, SRV_FINISH_ERROR);
+                    continue;
+                }
+                for (int32_t q = 0; q < nv; q++)
+                    sl->emb_sum[q] = v[q];
+                embed_finish(s, m, sl, (uint32_t)nv);
+                continue;
+            }
             for (int32_t t = 0; t < sl->chunk_len; t++) {
+                const int32_t idx = idx0 + t;
+                if ((m->pooling == AL_POOLING_CLS && idx != 0) ||
+                    (m->pooling == AL_POOLING_LAST && idx != sl->job->n_prompt - 1))
+                    continue;
                 const float *e = al_get_embedding(m->ctx, sl->chunk_start + t);
                 if (!e) {
                     al_err(&sl->job->err, AL_ERR_UNSUPPORTED, "the engine gave no hidden states");
@@ -1060,7 +1187,7 @@ static bool model_step(srv_sched *s, srv_model *m)
                     sl->emb_sum[q] += e[q];
             }
             if (sl->job && sl->n_done >= sl->job->n_prompt)
-                embed_finish(s, m, sl);
+                embed_finish(s, m, sl, d);
             continue;
         }
         if (sl->n_done >= sl->job->n_prompt)
@@ -1077,7 +1204,7 @@ static void reap(srv_sched *s)
         srv_model *m = &s->models[mi];
         if (!m->slots)
             continue;
-        for (uint32_t i = 0; i < s->p.n_parallel; i++) {
+        for (uint32_t i = 0; i < m->n_slots; i++) {
             slot *sl = &m->slots[i];
             if (!sl->job)
                 continue;
@@ -1271,7 +1398,7 @@ void srv_sched_free(srv_sched *s)
     for (size_t i = 0; i < s->n_models; i++) {
         srv_model *m = &s->models[i];
         if (m->slots)
-            for (uint32_t k = 0; k < s->p.n_parallel; k++)
+            for (uint32_t k = 0; k < m->n_slots; k++)
                 if (m->slots[k].job) {
                     al_err(&m->slots[k].job->err, AL_ERR_STATE, "the server is shutting down");
                     slot_finish(s, &m->slots[k], SRV_FINISH_ERROR);

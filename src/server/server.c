@@ -485,6 +485,7 @@ static const char *route_scope(srv_route_id id)
     case SRV_R_EMBEDDINGS:
     case SRV_R_OLLAMA_EMBED:
     case SRV_R_OLLAMA_EMBEDDINGS:
+    case SRV_R_RERANK:
         return "embeddings";
     default:
         return "models"; /* lists, show, ps, version, ready, / */
@@ -656,6 +657,8 @@ static const srv_route k_routes[] = {
     {"GET", "/api/version", SRV_R_OLLAMA_VERSION, true, false},
     {"POST", "/api/embed", SRV_R_OLLAMA_EMBED, true, false},
     {"POST", "/api/embeddings", SRV_R_OLLAMA_EMBEDDINGS, true, false},
+    {"POST", "/v1/rerank", SRV_R_RERANK, false, false},
+    {"POST", "/rerank", SRV_R_RERANK, false, false},
 };
 
 static const srv_route *find_route(const char *method, const char *url, bool *path_known)
