@@ -1431,6 +1431,11 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     int32_t room = (int32_t)cfg->sched.n_ctx - n_prompt;
     int32_t mt = gp->max_tokens > 0 ? gp->max_tokens : cfg->default_max_tokens;
     j->max_tokens = mt < room ? mt : room;
+    char qmsg[300]; /* the key's token quota, reserved before the work (server.c) */
+    if (!srv_quota_reserve(r, n_prompt, &j->max_tokens, qmsg, sizeof(qmsg))) {
+        srv_job_free(j);
+        return fail(e, 429, "rate_limit_exceeded", NULL, "%s", qmsg);
+    }
     j->sp = gp->sp;
     j->stops = calloc(gp->n_stops ? gp->n_stops : 1, sizeof(char *));
     if (!j->stops) {
