@@ -340,6 +340,32 @@ int cmd_reject(int argc, char **argv)
     return rc;
 }
 
+int cmd_reopen(int argc, char **argv)
+{
+    static const char h[] = "usage: airlock reopen NAME:TAG --by PERSON [--reason TEXT]\n\n"
+                            "A rejection sticks: importing the same bundle again is refused. reopen\n"
+                            "lifts it (recorded in the audit log and the model's history): the rejected\n"
+                            "entry is dropped and the bundle may be imported, scanned and approved afresh.\n";
+    args a;
+    if (!parse_args("reopen", argc, argv, &a))
+        return 2;
+    if (a.help || a.n_pos != 1 || !a.by)
+        return usage("reopen", a.help, h);
+    al_store *s = open_store("reopen", &a);
+    if (!s)
+        return 1;
+    al_error err = {0};
+    int rc = 0;
+    if (al_store_reopen(s, a.pos[0], a.by, a.reason, &err)) {
+        cli_errorf("reopen", "%s", err.msg);
+        rc = 1;
+    } else {
+        printf("%s: rejection lifted by %s; the bundle may be imported again\n", a.pos[0], a.by);
+    }
+    al_store_close(s);
+    return rc;
+}
+
 /* ------------------------------------------------------------ policy */
 
 int cmd_policy(int argc, char **argv)
@@ -468,6 +494,17 @@ int cmd_show(int argc, char **argv)
             printf("path:         %s\n", path);
         if (!strcmp(r->state, "rejected"))
             printf("rejected by:  %s\nreasons:      %s\n", r->rejected_by, r->reasons);
+        char *hist = NULL;
+        if (!al_store_history(s, a.pos[0], &hist, &err) && hist && hist[0]) {
+            printf("history:\n");
+            for (const char *ln = hist; *ln;) {
+                const char *nl = strchr(ln, '\n');
+                int L = nl ? (int)(nl - ln) : (int)strlen(ln);
+                printf("  %.*s\n", L, ln);
+                ln += L + (nl ? 1 : 0);
+            }
+        }
+        free(hist);
         printf("scan report:\n");
         const char *t = scan && scan[0] ? scan : "(none)\n";
         for (const char *ln = t; *ln;) {

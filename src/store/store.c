@@ -210,7 +210,9 @@ static const char *k_schema =
     "CREATE TABLE IF NOT EXISTS trust(name TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE, pubkey TEXT NOT NULL,"
     " models TEXT NOT NULL, added_at TEXT NOT NULL, added_by TEXT);"
     "CREATE TABLE IF NOT EXISTS policy(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS journal(digest TEXT PRIMARY KEY, op TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS journal(digest TEXT PRIMARY KEY, op TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS history(seq INTEGER PRIMARY KEY, name TEXT NOT NULL, tag TEXT NOT NULL,"
+    " digest TEXT, at TEXT NOT NULL, event TEXT NOT NULL, person TEXT, detail TEXT);";
 
 al_status al_store_open(const char *dir, al_store **out, al_error *err)
 {
@@ -793,6 +795,29 @@ static al_status build_oci(const al_manifest *m, const extra_blob *bman, const e
     return AL_OK;
 }
 
+/* Appends one line to name:tag's history (kept across re-imports and
+ * removals; airlock show prints it). Best effort: the audit log is the
+ * record of authority. */
+static void history_add(al_store *s, const char *name, const char *tag, const char *digest,
+                        const char *event, const char *person, const char *detail)
+{
+    sqlite3_stmt *q = NULL;
+    char at[40];
+    now_rfc3339(at);
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO history(name, tag, digest, at, event, person, detail) "
+                                  "VALUES(?, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, tag, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, digest, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, at, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 5, event, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 6, person, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 7, detail, -1, SQLITE_TRANSIENT);
+    sqlite3_step(q);
+    sqlite3_finalize(q);
+}
+
 /* Inside a transaction: drops a rejected name:tag row, journalling its blobs
  * for deletion (recover() unlinks the ones nothing else references). */
 static bool drop_rejected(al_store *s, const char *name, const char *tag)
@@ -818,7 +843,7 @@ static bool drop_rejected(al_store *s, const char *name, const char *tag)
 
 /* Records a rejected import (unless a good model holds name:tag). */
 static void record_rejected(al_store *s, const al_manifest *m, const char *signer, const char *importer,
-                            const char *reasons, const char *scan_report)
+                            const char *reasons, const char *scan_report, const char *bundle_manifest)
 {
     char at[40];
     now_rfc3339(at);
@@ -828,8 +853,9 @@ static void record_rejected(al_store *s, const al_manifest *m, const char *signe
     bool ok = drop_rejected(s, m->name, m->tag);
     if (ok && sqlite3_prepare_v2(s->db,
                                  "INSERT OR IGNORE INTO models(name, tag, state, signer, key_id, source, created, "
-                                 "importer, imported_at, rejected_by, rejected_at, reasons, scan_report) "
-                                 "VALUES(?, ?, 'rejected', ?, ?, ?, ?, ?, ?, 'scanner', ?, ?, ?)",
+                                 "importer, imported_at, rejected_by, rejected_at, reasons, scan_report, "
+                                 "bundle_manifest) "
+                                 "VALUES(?, ?, 'rejected', ?, ?, ?, ?, ?, ?, 'scanner', ?, ?, ?, ?)",
                                  -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, m->tag, -1, SQLITE_TRANSIENT);
@@ -842,6 +868,7 @@ static void record_rejected(al_store *s, const al_manifest *m, const char *signe
         sqlite3_bind_text(q, 9, at, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 10, reasons, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 11, scan_report ? scan_report : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 12, bundle_manifest, -1, SQLITE_TRANSIENT);
         ok = sqlite3_step(q) == SQLITE_DONE;
     } else {
         ok = false;
@@ -1149,7 +1176,17 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
             if (sqlite3_step(q) == SQLITE_ROW)
                 col_text(q, 0, bm, sizeof(bm));
             sqlite3_finalize(q);
-            if (strcmp(row->state, "rejected")) {
+            if (!strcmp(row->state, "rejected") && !strcmp(bm, man_hex) &&
+                strcmp(row->rejected_by, "scanner") != 0) {
+                /* a person's decision sticks: the same content stays
+                 * rejected (a scanner rejection is of the bundle's bytes,
+                 * which a re-import scans again) */
+                st = al_err(err, AL_ERR_STATE,
+                            "%s:%s with this content (bundle sha256:%.16s...) was rejected by %s: %s; "
+                            "it stays rejected until 'airlock reopen %s:%s --by PERSON'",
+                            m->name, m->tag, man_hex, row->rejected_by, row->reasons, m->name, m->tag);
+                snprintf(res->state, sizeof(res->state), "rejected");
+            } else if (strcmp(row->state, "rejected")) {
                 if (!strcmp(bm, man_hex)) {
                     res->already = true;
                     snprintf(res->state, sizeof(res->state), "%s", row->state);
@@ -1310,7 +1347,7 @@ done:
         (st == AL_ERR_FORMAT || st == AL_ERR_CRYPTO || st == AL_ERR_LIMIT || st == AL_ERR_UNSUPPORTED)) {
         if (!locked && !lock_store(s, NULL))
             locked = true;
-        record_rejected(s, m, key.name, importer, err ? err->msg : "import failed", rep.text);
+        record_rejected(s, m, key.name, importer, err ? err->msg : "import failed", rep.text, man_hex);
         if (locked)
             recover(s, NULL, NULL);
         snprintf(res->state, sizeof(res->state), "rejected");
@@ -1330,6 +1367,9 @@ done:
                  res->signer[0] ? res->signer : "-", res->state[0] ? res->state : "refused", st ? ": " : "",
                  st && err ? err->msg : "");
         audit(s, importer, "import", res->name[0] ? ref : NULL, res->digest[0] ? res->digest : NULL, st, detail);
+        if (res->name[0])
+            history_add(s, res->name, res->tag, res->digest[0] ? res->digest : NULL, "import", importer,
+                        detail);
     }
     al_scan_report_free(&rep);
     free(man);
@@ -1414,6 +1454,9 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
     char r2[140];
     snprintf(r2, sizeof(r2), "%s:%s", row ? row->name : "", row ? row->tag : "");
     audit(s, person, "approve", id ? r2 : ref, id ? row->digest : NULL, st, st ? err->msg : "approved");
+    if (!st && id)
+        history_add(s, row->name, row->tag, row->digest, "approve", person,
+                    published && *published ? "approved; published" : "approved");
     free(row);
     return st;
 }
@@ -1453,8 +1496,96 @@ al_status al_store_reject(al_store *s, const char *ref, const char *person, cons
     char detail[1200];
     snprintf(detail, sizeof(detail), "reason: %s", reason ? reason : "");
     audit(s, person, "reject", ref, id ? row->digest : NULL, st, st ? err->msg : detail);
+    if (!st && id)
+        history_add(s, row->name, row->tag, row->digest, "reject", person, detail);
     free(row);
     return st;
+}
+
+al_status al_store_reopen(al_store *s, const char *ref, const char *person, const char *reason, al_error *err)
+{
+    model_ref mr;
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    al_status st = row ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
+    bool in_tx = false;
+    if (!st && (!person || !person[0]))
+        st = al_err(err, AL_ERR_ARG, "the person lifting the rejection must be named (--by)");
+    if (!st && (st = exec(s, "BEGIN IMMEDIATE", err)) == AL_OK)
+        in_tx = true;
+    if (!st)
+        st = need_model(s, ref, &mr, &id, row, err);
+    if (!st && strcmp(row->state, "rejected"))
+        st = al_err(err, AL_ERR_STATE, "%s is %s, not rejected: nothing to reopen", ref, row->state);
+    if (!st && !drop_rejected(s, row->name, row->tag))
+        st = db_err(s, err, "reopen");
+    if (in_tx)
+        st = end_tx(s, st, err);
+    if (!st)
+        recover(s, NULL, NULL); /* deletes the rejected row's blobs nothing else uses */
+    char detail[1400];
+    snprintf(detail, sizeof(detail), "rejection by %s lifted (%.600s)%s%.500s: the bundle may be "
+             "imported again", row ? row->rejected_by : "", row ? row->reasons : "",
+             reason ? "; reason: " : "", reason ? reason : "");
+    audit(s, person, "reopen", ref, id ? row->digest : NULL, st, st ? err->msg : detail);
+    if (!st && id)
+        history_add(s, row->name, row->tag, row->digest, "reopen", person, detail);
+    free(row);
+    return st;
+}
+
+al_status al_store_history(al_store *s, const char *ref, char **text, al_error *err)
+{
+    *text = NULL;
+    model_ref mr;
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    if (!row)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    al_status st = need_model(s, ref, &mr, &id, row, err);
+    sqlite3_stmt *q = NULL;
+    size_t len = 0, cap = 1024;
+    char *t = st ? NULL : malloc(cap);
+    if (!st && !t)
+        st = al_err(err, AL_ERR_NOMEM, "out of memory");
+    if (!st && sqlite3_prepare_v2(s->db, "SELECT at, event, person, detail, digest FROM history WHERE "
+                                         "name = ? AND tag = ? ORDER BY seq", -1, &q, NULL) != SQLITE_OK)
+        st = db_err(s, err, "history");
+    if (!st) {
+        t[0] = 0;
+        sqlite3_bind_text(q, 1, row->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, row->tag, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *c[5];
+            for (int i = 0; i < 5; i++) {
+                c[i] = (const char *)sqlite3_column_text(q, i);
+                if (!c[i])
+                    c[i] = "-";
+            }
+            size_t need = strlen(c[0]) + strlen(c[1]) + strlen(c[2]) + strlen(c[3]) + 40;
+            if (len + need >= cap) {
+                while (len + need >= cap)
+                    cap *= 2;
+                char *nt = realloc(t, cap);
+                if (!nt) {
+                    st = al_err(err, AL_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                t = nt;
+            }
+            bool dg = strcmp(c[4], "-") != 0;
+            len += (size_t)snprintf(t + len, cap - len, "%s %-8s %s: %s%s%.12s%s\n", c[0], c[1], c[2],
+                                    c[3], dg ? " (sha256:" : "", dg ? c[4] : "", dg ? ")" : "");
+        }
+        sqlite3_finalize(q);
+    }
+    free(row);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *text = t;
+    return AL_OK;
 }
 
 al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error *err)

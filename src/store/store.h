@@ -120,6 +120,13 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
 al_status al_store_approve(al_store *s, const char *ref, const char *person, bool *published, int *n_approvals,
                            al_error *err);
 al_status al_store_reject(al_store *s, const char *ref, const char *person, const char *reason, al_error *err);
+/* A rejection sticks: importing the same bundle again is refused. reopen
+ * lifts it (audited, kept in the history): the rejected entry and its blobs
+ * are dropped, so the bundle can be imported (and approved) afresh. */
+al_status al_store_reopen(al_store *s, const char *ref, const char *person, const char *reason, al_error *err);
+/* name:tag's whole history (imports, approvals, rejections, reopenings),
+ * one line each; *text malloc'd. */
+al_status al_store_history(al_store *s, const char *ref, char **text, al_error *err);
 /* Removes name:tag from the catalogue and deletes the blobs nothing else
  * references. */
 al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error *err);
