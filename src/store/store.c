@@ -211,6 +211,11 @@ static const char *k_schema =
     " models TEXT NOT NULL, added_at TEXT NOT NULL, added_by TEXT);"
     "CREATE TABLE IF NOT EXISTS policy(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS journal(digest TEXT PRIMARY KEY, op TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS approvers(name TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE,"
+    " pubkey TEXT NOT NULL, added_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS signed_approvals(model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+    " person TEXT NOT NULL, key_id TEXT NOT NULL, msg TEXT NOT NULL, sig TEXT NOT NULL,"
+    " PRIMARY KEY(model_id, key_id));"
     "CREATE TABLE IF NOT EXISTS history(seq INTEGER PRIMARY KEY, name TEXT NOT NULL, tag TEXT NOT NULL,"
     " digest TEXT, at TEXT NOT NULL, event TEXT NOT NULL, person TEXT, detail TEXT);";
 
@@ -529,7 +534,101 @@ al_status al_store_policy_get(al_store *s, al_policy *p, al_error *err)
             p->separate_importer = !strcmp(v, "true");
     }
     sqlite3_finalize(q);
+    p->n_approvers = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM approvers", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            p->n_approvers = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
     return AL_OK;
+}
+
+/* policy set approvers=FILE: FILE has one "NAME PUBLIC-KEY.pem" per line
+ * (paths relative to FILE's directory; '#' comments). The keys are pinned
+ * (copied into the catalogue) at once; "none" unpins them all. */
+static al_status set_approvers(al_store *s, const char *file, char *summary, size_t cap, al_error *err)
+{
+    summary[0] = 0;
+    if (exec(s, "BEGIN IMMEDIATE", err))
+        return AL_ERR_IO;
+    al_status st = exec(s, "DELETE FROM approvers", err);
+    FILE *f = NULL;
+    if (!st && strcmp(file, "none") != 0) {
+        f = fopen(file, "re");
+        if (!f)
+            st = al_err(err, AL_ERR_IO, "approvers=%s: cannot open: %s", file, strerror(errno));
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = 0;
+    else
+        dir[0] = 0;
+    char line[1200];
+    int lineno = 0, n = 0;
+    size_t used = 0;
+    while (!st && f && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char name[65], kp[1024];
+        char *h = strchr(line, '#');
+        if (h)
+            *h = 0;
+        int got = sscanf(line, "%64s %1023s", name, kp);
+        if (got <= 0)
+            continue;
+        if (got != 2) {
+            st = al_err(err, AL_ERR_FORMAT, "%s line %d: expected NAME PUBLIC-KEY.pem", file, lineno);
+            break;
+        }
+        char path[PATH_MAX + 1100];
+        snprintf(path, sizeof(path), "%s%s", kp[0] == '/' ? "" : dir, kp);
+        char pem[8192];
+        FILE *pf = fopen(path, "re");
+        size_t pn = pf ? fread(pem, 1, sizeof(pem) - 1, pf) : 0;
+        if (pf)
+            fclose(pf);
+        pem[pn] = 0;
+        char kid[65];
+        if (!pn) {
+            st = al_err(err, AL_ERR_IO, "%s line %d: cannot read %s", file, lineno, path);
+            break;
+        }
+        if (strstr(pem, "PRIVATE KEY")) {
+            st = al_err(err, AL_ERR_ARG, "%s line %d: %s is a private key; pin the public key", file,
+                        lineno, path);
+            break;
+        }
+        if ((st = al_sign_pubkey_id(pem, kid, err)))
+            break;
+        sqlite3_stmt *q = NULL;
+        char at[40];
+        now_rfc3339(at);
+        if (sqlite3_prepare_v2(s->db, "INSERT INTO approvers(name, key_id, pubkey, added_at) VALUES(?, ?, ?, ?)",
+                               -1, &q, NULL) != SQLITE_OK) {
+            st = db_err(s, err, "prepare");
+            break;
+        }
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, kid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, pem, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, at, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(q);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE) {
+            st = al_err(err, AL_ERR_ARG, "%s line %d: approver '%s' or its key (%.16s...) is listed twice",
+                        file, lineno, name, kid);
+            break;
+        }
+        n++;
+        if (used + 100 < cap)
+            used += (size_t)snprintf(summary + used, cap - used, "%s%s=%.16s", n > 1 ? ", " : "", name, kid);
+    }
+    if (f)
+        fclose(f);
+    if (!st && f && n == 0)
+        st = al_err(err, AL_ERR_ARG, "%s: no approver listed (use approvers=none to unpin)", file);
+    return end_tx(s, st, err);
 }
 
 al_status al_store_policy_set(al_store *s, const char *key, const char *value, const char *actor, al_error *err)
@@ -546,8 +645,16 @@ al_status al_store_policy_set(al_store *s, const char *key, const char *value, c
         if (strcmp(value, "true") && strcmp(value, "false"))
             st = al_err(err, AL_ERR_ARG, "separate-importer must be true or false, not '%s'", value);
         snprintf(v, sizeof(v), "%s", value);
+    } else if (!strcmp(key, "approvers")) {
+        char summary[1024];
+        st = set_approvers(s, value, summary, sizeof(summary), err);
+        char detail[1400];
+        snprintf(detail, sizeof(detail), "approvers=%.200s: %s", value,
+                 st ? err->msg : summary[0] ? summary : "none pinned (name-only approvals)");
+        audit(s, actor, "policy set", NULL, NULL, st, detail);
+        return st;
     } else {
-        st = al_err(err, AL_ERR_ARG, "unknown policy key '%s' (approvals, separate-importer)", key);
+        st = al_err(err, AL_ERR_ARG, "unknown policy key '%s' (approvals, separate-importer, approvers)", key);
     }
     if (!st) {
         sqlite3_stmt *q = NULL;
@@ -1384,8 +1491,86 @@ done:
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* A signed approval: who (pinned name), with which key, what was signed. */
+typedef struct signed_approval {
+    char person[65];
+    char key_id[65];
+    char msg[400];
+    char sig_hex[2 * AL_SIG_BYTES + 1];
+} signed_approval;
+
+static al_status approve_impl(al_store *s, const char *ref, const char *person, const signed_approval *sa,
+                              bool *published, int *n_approvals, al_error *err);
+
 al_status al_store_approve(al_store *s, const char *ref, const char *person, bool *published, int *n_approvals,
                            al_error *err)
+{
+    return approve_impl(s, ref, person, NULL, published, n_approvals, err);
+}
+
+al_status al_store_approve_key(al_store *s, const char *ref, const char *priv_pem_path, char person_out[65],
+                               bool *published, int *n_approvals, al_error *err)
+{
+    person_out[0] = 0;
+    model_ref mr;
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    if (!row)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    al_status st = need_model(s, ref, &mr, &id, row, err);
+    signed_approval sa;
+    memset(&sa, 0, sizeof(sa));
+    char at[40];
+    now_rfc3339(at);
+    if (!st) {
+        /* what the approver signs: the model's content digest, the
+         * decision and the time */
+        snprintf(sa.msg, sizeof(sa.msg), "airlock-approval:v1:%s:%s:sha256:%s:approve:%s", row->name, row->tag,
+                 row->digest, at);
+        unsigned char sig[AL_SIG_BYTES];
+        st = al_sign(priv_pem_path, sa.msg, strlen(sa.msg), sig, sa.key_id, err);
+        if (!st)
+            al_hex(sig, AL_SIG_BYTES, sa.sig_hex);
+    }
+    char pem[8192] = "";
+    if (!st) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, "SELECT name, pubkey FROM approvers WHERE key_id = ?", -1, &q, NULL) !=
+            SQLITE_OK)
+            st = db_err(s, err, "prepare");
+        else {
+            sqlite3_bind_text(q, 1, sa.key_id, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                col_text(q, 0, sa.person, sizeof(sa.person));
+                col_text(q, 1, pem, sizeof(pem));
+            }
+            sqlite3_finalize(q);
+            if (!sa.person[0])
+                st = al_err(err, AL_ERR_PERMISSION,
+                            "%s: key %.16s... is not a pinned approver of this store (policy approvers=FILE)",
+                            priv_pem_path, sa.key_id);
+        }
+    }
+    if (!st) {
+        unsigned char sig[AL_SIG_BYTES];
+        for (int i = 0; i < AL_SIG_BYTES; i++) {
+            unsigned v = 0;
+            sscanf(sa.sig_hex + 2 * i, "%2x", &v);
+            sig[i] = (unsigned char)v;
+        }
+        st = al_sign_verify(pem, sa.msg, strlen(sa.msg), sig, AL_SIG_BYTES, err);
+    }
+    free(row);
+    if (st) {
+        audit(s, sa.person[0] ? sa.person : "?", "approve", ref, NULL, st, err->msg);
+        return st;
+    }
+    snprintf(person_out, 65, "%s", sa.person);
+    return approve_impl(s, ref, sa.person, &sa, published, n_approvals, err);
+}
+
+static al_status approve_impl(al_store *s, const char *ref, const char *person, const signed_approval *sa,
+                              bool *published, int *n_approvals, al_error *err)
 {
     model_ref mr;
     int64_t id = 0;
@@ -1401,6 +1586,10 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
         st = al_store_policy_get(s, &pol, err);
     if (!st && !person[0])
         st = al_err(err, AL_ERR_ARG, "an approver must be named (--by)");
+    if (!st && pol.n_approvers > 0 && !sa)
+        st = al_err(err, AL_ERR_PERMISSION,
+                    "approvals on this store are bound to keys (%d pinned approvers): approve with --key "
+                    "YOUR-KEY.pem, not a name", pol.n_approvers);
     if (!st && !strcmp(row->state, "rejected"))
         st = al_err(err, AL_ERR_STATE, "%s is rejected and cannot be approved (re-import a fixed bundle)", ref);
     if (!st && pol.separate_importer && !strcmp(row->importer, person))
@@ -1422,9 +1611,29 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
                 st = db_err(s, err, "approve");
             sqlite3_finalize(q);
         }
+        if (!st && sa) {
+            if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO signed_approvals(model_id, person, key_id, msg, sig) "
+                                          "VALUES(?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK)
+                st = db_err(s, err, "prepare");
+            else {
+                sqlite3_bind_int64(q, 1, id);
+                sqlite3_bind_text(q, 2, sa->person, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 3, sa->key_id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 4, sa->msg, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 5, sa->sig_hex, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(q) != SQLITE_DONE)
+                    st = db_err(s, err, "approve");
+                sqlite3_finalize(q);
+            }
+        }
         int n = 0;
-        if (!st && sqlite3_prepare_v2(s->db, "SELECT count(*) FROM approvals WHERE model_id = ?", -1, &q, NULL) ==
-                       SQLITE_OK) {
+        /* with pinned approvers only approvals signed by a pinned key count
+         * (one per key); otherwise one per distinct name */
+        const char *count_sql = pol.n_approvers > 0
+                                    ? "SELECT count(DISTINCT a.key_id) FROM signed_approvals a JOIN approvers p ON "
+                                      "p.key_id = a.key_id WHERE a.model_id = ?"
+                                    : "SELECT count(*) FROM approvals WHERE model_id = ?";
+        if (!st && sqlite3_prepare_v2(s->db, count_sql, -1, &q, NULL) == SQLITE_OK) {
             sqlite3_bind_int64(q, 1, id);
             if (sqlite3_step(q) == SQLITE_ROW)
                 n = sqlite3_column_int(q, 0);
@@ -1453,7 +1662,12 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
         st = end_tx(s, st, err);
     char r2[140];
     snprintf(r2, sizeof(r2), "%s:%s", row ? row->name : "", row ? row->tag : "");
-    audit(s, person, "approve", id ? r2 : ref, id ? row->digest : NULL, st, st ? err->msg : "approved");
+    char adetail[600];
+    if (sa)
+        snprintf(adetail, sizeof(adetail), "approved; signed with pinned key %.16s...: %s", sa->key_id, sa->msg);
+    else
+        snprintf(adetail, sizeof(adetail), "approved (name only)");
+    audit(s, person, "approve", id ? r2 : ref, id ? row->digest : NULL, st, st ? err->msg : adetail);
     if (!st && id)
         history_add(s, row->name, row->tag, row->digest, "approve", person,
                     published && *published ? "approved; published" : "approved");
