@@ -41,6 +41,7 @@ struct al_store {
     sqlite3 *db;
     al_audit *audit; /* may be NULL when the log cannot be opened */
     int lock_fd;     /* the store's lock file */
+    bool readonly;   /* the store cannot be written here: list, show, verify only */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -233,6 +234,30 @@ al_status al_store_open(const char *dir, al_store **out, al_error *err)
         goto fail;
     }
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    snprintf(p, sizeof(p), "%s/catalogue.db", dir);
+    /* a store this process cannot write (read-only mount, another owner):
+     * open it for reading only, so that list, show and verify work */
+    s->readonly = access(p, F_OK) == 0 && (access(dir, W_OK) != 0 || access(p, W_OK) != 0);
+    if (s->readonly) {
+        snprintf(p, sizeof(p), "%s/lock", dir);
+        s->lock_fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (s->lock_fd < 0) {
+            st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", p, strerror(errno));
+            goto fail;
+        }
+        /* immutable=1: no -wal/-shm files can be made in a read-only
+         * directory; a writer elsewhere is not expected at the same time */
+        char uri[PATH_MAX + 64];
+        snprintf(uri, sizeof(uri), "file:%s/catalogue.db?mode=ro&immutable=1", dir);
+        if (sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX, NULL) !=
+            SQLITE_OK) {
+            st = al_err(err, AL_ERR_DB, "%s/catalogue.db: cannot open the catalogue read-only: %s", dir,
+                        s->db ? sqlite3_errmsg(s->db) : "?");
+            goto fail;
+        }
+        *out = s;
+        return AL_OK;
+    }
     snprintf(p, sizeof(p), "%s/blobs/sha256", dir);
     if ((st = al_fs_mkdirs(p, 0755, err)))
         goto fail;
@@ -721,6 +746,8 @@ static void clean_tmp(al_store *s)
  * store lock. *n (may be NULL) counts entries handled. */
 static al_status recover(al_store *s, uint64_t *n, al_error *err)
 {
+    if (s->readonly) /* nothing can be repaired here; reads see committed state */
+        return AL_OK;
     sqlite3_stmt *q = NULL;
     uint64_t k = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT digest FROM journal", -1, &q, NULL) != SQLITE_OK)
