@@ -692,6 +692,7 @@ int32_t al_vocab_n_tokens(const al_vocab *v) { return v->n_tokens; }
 int32_t al_vocab_bos(const al_vocab *v) { return v->bos; }
 int32_t al_vocab_eos(const al_vocab *v) { return v->eos; }
 int32_t al_vocab_eot(const al_vocab *v) { return v->eot; }
+size_t al_vocab_max_token_bytes(const al_vocab *v) { return v->max_token_len; }
 int32_t al_vocab_unk(const al_vocab *v) { return v->unk; }
 int32_t al_vocab_pad(const al_vocab *v) { return v->pad; }
 int32_t al_vocab_sep(const al_vocab *v) { return v->sep; }
