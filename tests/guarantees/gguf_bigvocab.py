@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""gguf_bigvocab.py IN.gguf OUT.gguf N: copies a GGUF with its
+"""gguf_bigvocab.py IN.gguf OUT.gguf N [noscores]: copies a GGUF with its
 tokenizer.ggml.tokens array replaced by N one-byte strings (a hostile file
-whose token count does not match its embedding; ~9 bytes per token)."""
+whose token count does not match its embedding; ~9 bytes per token); with
+noscores, tokenizer.ggml.scores and token_type are dropped too (so only the
+embedding's row count can refuse it)."""
 import struct
 import sys
 
@@ -11,6 +13,7 @@ SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 def main():
     src = open(sys.argv[1], "rb").read()
     n_new = int(sys.argv[3])
+    drop = ("tokenizer.ggml.scores", "tokenizer.ggml.token_type") if len(sys.argv) > 4 else ()
     pos = 8
     n_t, n_kv = struct.unpack_from("<QQ", src, pos); pos += 16
     out = bytearray(src[:pos])
@@ -39,7 +42,9 @@ def main():
         if k == "general.alignment":
             align, = struct.unpack_from("<I", src, pos)
         end = skip(t, pos)
-        if k == "tokenizer.ggml.tokens":
+        if k in drop:
+            struct.pack_into("<Q", out, 16, struct.unpack_from("<Q", out, 16)[0] - 1)
+        elif k == "tokenizer.ggml.tokens":
             out += src[start:pos] + struct.pack("<IQ", 8, n_new)
             one = struct.pack("<Q", 1) + b"a"
             out += one * n_new

@@ -31,6 +31,14 @@ echo "info:   peak ${KB} KiB for a $((SIZE / 1024)) KiB file (limit ${LIMIT_KB} 
 [ "$KB" -le "$LIMIT_KB" ] || fail "info peak RSS ${KB} KiB over ${LIMIT_KB} KiB"
 echo "$MSG" | grep -q "tokenizer.ggml" || fail "info: the error does not name the tokenizer array: $MSG"
 
+python3 "$HERE/gguf_bigvocab.py" "$SHARED/models/stories260K.gguf" "$W/big2.gguf" 20000000 noscores || fail "cannot write the second file"
+read -r KB RC MSG < <(peak "$BIN" info "$W/big2.gguf")
+echo "info (no scores): peak ${KB} KiB, exit $RC: $MSG"
+[ "$RC" != 0 ] || fail "info accepted the file without scores"
+[ "$KB" -le "$LIMIT_KB" ] || fail "info (no scores) peak RSS ${KB} KiB over ${LIMIT_KB} KiB"
+echo "$MSG" | grep -q "token_embd.weight has only 512 rows" || fail "info: the error does not compare with the embedding: $MSG"
+rm -f "$W/big2.gguf"
+
 "$BIN" keygen --name k --out "$W/keys" >/dev/null || fail keygen
 "$BIN" bundle "$W/big.gguf" --name big --tag t --sign "$W/keys/k.pem" -o "$W/big.airlock" >/dev/null || fail bundle
 "$BIN" trust add "$W/keys/k.pub.pem" --name k --store "$W/store" >/dev/null || fail trust
