@@ -166,6 +166,9 @@ int32_t al_vocab_eos(const al_vocab *vocab); /* -1 when none */
 int32_t al_vocab_eot(const al_vocab *vocab); /* -1 when none */
 bool al_vocab_is_eog(const al_vocab *vocab, int32_t token); /* end of generation */
 bool al_vocab_is_control(const al_vocab *vocab, int32_t token);
+/* The longest token's text in bytes: a text of len bytes needs at least
+ * about len / this many tokens (a cheap bound before tokenizing). */
+size_t al_vocab_max_token_bytes(const al_vocab *vocab);
 
 /* Tokenizes text[0..len). add_special: add BOS/EOS as the vocab asks.
  * parse_special: recognise special tokens (<|im_start|>, ...) in the text.

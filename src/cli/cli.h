@@ -16,6 +16,7 @@ int cmd_trust(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_reject(int argc, char **argv);
+int cmd_reopen(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);

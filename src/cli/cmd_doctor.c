@@ -356,6 +356,17 @@ int cmd_doctor(int argc, char **argv)
         if (!res || strcmp(res, "ok"))
             failed++;
         sqlite3_finalize(s);
+        s = NULL;
+        int n_appr = 0;
+        if (db && sqlite3_prepare_v2(db, "SELECT count(*) FROM approvers", -1, &s, NULL) == SQLITE_OK &&
+            sqlite3_step(s) == SQLITE_ROW)
+            n_appr = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        if (n_appr)
+            printf("  approvals: bound to %d pinned approver keys (airlock approve --key)\n", n_appr);
+        else
+            printf("  approvals: name-only: whoever runs airlock approve can type any --by name "
+                   "(pin keys: airlock policy set approvers=FILE)\n");
         sqlite3_close(db);
     } else {
         printf("  catalogue: none yet\n");

@@ -17,7 +17,7 @@
 
 /* Options every store command understands, plus the command's own. */
 typedef struct args {
-    const char *store, *by, *name, *tag, *license, *source, *sign, *out, *models, *reason, *state;
+    const char *store, *by, *name, *tag, *license, *source, *sign, *out, *models, *reason, *state, *key;
     const char *pos[MAX_POS];
     int n_pos;
     bool help;
@@ -37,6 +37,7 @@ static bool parse_args(const char *cmd, int argc, char **argv, args *a)
         {"--store", &a->store},   {"--by", &a->by},         {"--name", &a->name},     {"--tag", &a->tag},
         {"--license", &a->license}, {"--source", &a->source}, {"--sign", &a->sign},   {"-o", &a->out},
         {"--out", &a->out},       {"--models", &a->models}, {"--reason", &a->reason}, {"--state", &a->state},
+        {"--key", &a->key},
     };
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -288,14 +289,19 @@ int cmd_import(int argc, char **argv)
 
 int cmd_approve(int argc, char **argv)
 {
-    static const char h[] = "usage: airlock approve NAME:TAG --by PERSON\n\n"
-                            "Records PERSON's approval of a quarantined model. It is published once the\n"
+    static const char h[] = "usage: airlock approve NAME:TAG --key YOUR-KEY.pem\n"
+                            "       airlock approve NAME:TAG --by PERSON   (name-only stores)\n\n"
+                            "Records an approval of a quarantined model. It is published once the\n"
                             "policy's number of distinct approvers is met (see airlock policy); with\n"
-                            "separate-importer=true the importer may not approve.\n";
+                            "separate-importer=true the importer may not approve.\n"
+                            "--key: signs the model's digest, the decision and the time with your Ed25519\n"
+                            "private key (airlock keygen); its public key must be pinned with\n"
+                            "'airlock policy set approvers=FILE'. Once approvers are pinned, only such\n"
+                            "signed approvals count (one per key) and --by alone is refused.\n";
     args a;
     if (!parse_args("approve", argc, argv, &a))
         return 2;
-    if (a.help || a.n_pos != 1 || !a.by)
+    if (a.help || a.n_pos != 1 || (!a.by && !a.key) || (a.by && a.key))
         return usage("approve", a.help, h);
     al_store *s = open_store("approve", &a);
     if (!s)
@@ -303,13 +309,18 @@ int cmd_approve(int argc, char **argv)
     al_error err = {0};
     bool pub = false;
     int n = 0, rc = 0;
-    if (al_store_approve(s, a.pos[0], a.by, &pub, &n, &err)) {
+    char who[65];
+    snprintf(who, sizeof(who), "%s", a.by ? a.by : "");
+    al_status st = a.key ? al_store_approve_key(s, a.pos[0], a.key, who, &pub, &n, &err)
+                         : al_store_approve(s, a.pos[0], a.by, &pub, &n, &err);
+    if (st) {
         cli_errorf("approve", "%s", err.msg);
         rc = 1;
     } else {
         al_policy p;
         al_store_policy_get(s, &p, &err);
-        printf("%s approved by %s (%d of %d approvals): %s\n", a.pos[0], a.by, n, p.approvals,
+        printf("%s approved by %s%s (%d of %d approvals): %s\n", a.pos[0], who,
+               a.key ? " (signed with a pinned key)" : "", n, p.approvals,
                pub ? "published" : "still quarantined");
     }
     al_store_close(s);
@@ -340,6 +351,32 @@ int cmd_reject(int argc, char **argv)
     return rc;
 }
 
+int cmd_reopen(int argc, char **argv)
+{
+    static const char h[] = "usage: airlock reopen NAME:TAG --by PERSON [--reason TEXT]\n\n"
+                            "A rejection sticks: importing the same bundle again is refused. reopen\n"
+                            "lifts it (recorded in the audit log and the model's history): the rejected\n"
+                            "entry is dropped and the bundle may be imported, scanned and approved afresh.\n";
+    args a;
+    if (!parse_args("reopen", argc, argv, &a))
+        return 2;
+    if (a.help || a.n_pos != 1 || !a.by)
+        return usage("reopen", a.help, h);
+    al_store *s = open_store("reopen", &a);
+    if (!s)
+        return 1;
+    al_error err = {0};
+    int rc = 0;
+    if (al_store_reopen(s, a.pos[0], a.by, a.reason, &err)) {
+        cli_errorf("reopen", "%s", err.msg);
+        rc = 1;
+    } else {
+        printf("%s: rejection lifted by %s; the bundle may be imported again\n", a.pos[0], a.by);
+    }
+    al_store_close(s);
+    return rc;
+}
+
 /* ------------------------------------------------------------ policy */
 
 int cmd_policy(int argc, char **argv)
@@ -347,7 +384,9 @@ int cmd_policy(int argc, char **argv)
     static const char h[] = "usage: airlock policy set KEY=VALUE [KEY=VALUE...]\n"
                             "       airlock policy show\n\n"
                             "Keys: approvals=N (distinct approvers needed to publish, 1..16, default 1)\n"
-                            "      separate-importer=true|false (the importer may not approve; default false)\n";
+                            "      separate-importer=true|false (the importer may not approve; default false)\n"
+                            "      approvers=FILE (pins approvers' public keys: one 'NAME KEY.pub.pem' per\n"
+                            "      line; approvals then need 'airlock approve --key'; none: name-only)\n";
     args a;
     if (!parse_args("policy", argc, argv, &a))
         return 2;
@@ -385,6 +424,10 @@ int cmd_policy(int argc, char **argv)
             rc = 1;
         } else {
             printf("approvals=%d\nseparate-importer=%s\n", p.approvals, p.separate_importer ? "true" : "false");
+            if (p.n_approvers)
+                printf("approvers=%d pinned keys (approvals are signed)\n", p.n_approvers);
+            else
+                printf("approvers=none (name-only: approvals are names typed with --by)\n");
         }
     }
     al_store_close(s);
@@ -468,6 +511,17 @@ int cmd_show(int argc, char **argv)
             printf("path:         %s\n", path);
         if (!strcmp(r->state, "rejected"))
             printf("rejected by:  %s\nreasons:      %s\n", r->rejected_by, r->reasons);
+        char *hist = NULL;
+        if (!al_store_history(s, a.pos[0], &hist, &err) && hist && hist[0]) {
+            printf("history:\n");
+            for (const char *ln = hist; *ln;) {
+                const char *nl = strchr(ln, '\n');
+                int L = nl ? (int)(nl - ln) : (int)strlen(ln);
+                printf("  %.*s\n", L, ln);
+                ln += L + (nl ? 1 : 0);
+            }
+        }
+        free(hist);
         printf("scan report:\n");
         const char *t = scan && scan[0] ? scan : "(none)\n";
         for (const char *ln = t; *ln;) {

@@ -80,9 +80,14 @@ static int read_model(const char *path, char **tmpl, char **bos, char **eos)
     char **outs[2] = {bos, eos};
     for (int k = 0; k < 2; k++) {
         uint32_t id;
-        if (toks && toks->type == AL_GGUF_ARR && toks->arr_type == AL_GGUF_STR && toks->arr_str &&
-            al_gguf_get_u32(g, keys[k], &id) && id < toks->arr_n)
-            *outs[k] = al_strndup0(toks->arr_str[id].ptr, (size_t)toks->arr_str[id].len);
+        if (toks && toks->type == AL_GGUF_ARR && toks->arr_type == AL_GGUF_STR &&
+            al_gguf_get_u32(g, keys[k], &id) && id < toks->arr_n) {
+            const uint8_t *it = toks->data;
+            al_str t = al_gguf_str_next(&it);
+            for (uint32_t i = 0; i < id; i++)
+                t = al_gguf_str_next(&it);
+            *outs[k] = al_strndup0(t.ptr, (size_t)t.len);
+        }
     }
     al_gguf_close(g);
     return 0;

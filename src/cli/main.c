@@ -26,6 +26,7 @@ static const cli_command k_commands[] = {
     {"import", cmd_import, "verify, copy and scan a bundle into quarantine"},
     {"approve", cmd_approve, "approve a quarantined model (publishes per policy)"},
     {"reject", cmd_reject, "reject a model with a reason"},
+    {"reopen", cmd_reopen, "lift a rejection so that the bundle may be imported again"},
     {"policy", cmd_policy, "show or set the approval policy"},
     {"list", cmd_list, "list the models in the store"},
     {"show", cmd_show, "show a model's state, digest, signer, approvals, scan report"},

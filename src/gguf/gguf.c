@@ -157,13 +157,14 @@ static al_status parse_value(parser *p, al_gguf_kv *kv, const char *key)
     if (n > remaining(&p->c) / 8)
         return al_err(p->err, AL_ERR_FORMAT, "%s: key '%s': array of %llu strings cannot fit in the %llu bytes left",
                       p->path, key, (unsigned long long)n, (unsigned long long)remaining(&p->c));
-    kv->arr_str = malloc((n ? n : 1) * sizeof(al_str));
-    if (!kv->arr_str)
-        return al_err(p->err, AL_ERR_NOMEM, "%s: key '%s': out of memory for %llu strings", p->path, key,
-                      (unsigned long long)n);
-    for (uint64_t i = 0; i < n; i++)
-        if ((st = read_str(p, &kv->arr_str[i], key)))
+    /* checked here, walked by the users (al_gguf_str_next): no per-string
+     * allocation */
+    kv->data = p->c.base + p->c.pos;
+    for (uint64_t i = 0; i < n; i++) {
+        al_str tmp;
+        if ((st = read_str(p, &tmp, key)))
             return st;
+    }
     return AL_OK;
 }
 
@@ -439,9 +440,6 @@ void al_gguf_close(al_gguf *g)
 {
     if (!g)
         return;
-    if (g->kv)
-        for (uint64_t i = 0; i < g->n_kv; i++)
-            free(g->kv[i].arr_str);
     free(g->kv);
     free(g->kv_by_key);
     free(g->tensors);

@@ -45,14 +45,29 @@ typedef struct al_gguf_kv {
     al_str key;
     al_gguf_vtype type;
     /* Scalars: the raw little-endian bytes at `data`. Strings: `str`.
-     * Arrays: element type arr_type, arr_n elements at `data` (scalars),
-     * or, for string arrays, arr_str[arr_n]. */
+     * Arrays: element type arr_type, arr_n elements at `data`; for string
+     * arrays `data` is the first element's 8-byte length, each element
+     * checked against the file's end at open: walk them with
+     * al_gguf_str_next (nothing is allocated per element, so a hostile
+     * count costs no memory before its users check it). */
     const uint8_t *data;
     al_str str;
     al_gguf_vtype arr_type;
     uint64_t arr_n;
-    al_str *arr_str; /* owned by the al_gguf */
 } al_gguf_kv;
+
+/* The string at *it (inside a string array's data), advancing *it past it. */
+static inline al_str al_gguf_str_next(const uint8_t **it)
+{
+    al_str s;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | (*it)[i];
+    s.ptr = (const char *)*it + 8;
+    s.len = n;
+    *it += 8 + n;
+    return s;
+}
 
 typedef struct al_gguf_tensor {
     al_str name;

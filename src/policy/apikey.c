@@ -26,6 +26,8 @@ typedef struct rate_window {
     int64_t sec[WINDOW_S];     /* the second each bucket holds */
     uint32_t req[WINDOW_S];
     int64_t tok[WINDOW_S];
+    int64_t tpm;               /* the key's quota, as last read by authorize */
+    int64_t reserved;          /* tokens reserved by requests in progress */
 } rate_window;
 
 struct al_keyring {
@@ -421,6 +423,70 @@ void al_keyring_charge(al_keyring *kr, const char *key_id, int64_t tokens)
     pthread_mutex_unlock(&kr->mu);
 }
 
+static int retry_after(int64_t oldest_tok, int64_t ntok, int64_t now)
+{
+    /* charged tokens leave the window 60 s after they were charged; with
+     * none charged yet, the blockers are reservations that will be charged
+     * when their requests end */
+    int r = ntok > 0 ? (int)(oldest_tok + WINDOW_S - now) : WINDOW_S;
+    return r < 1 ? 1 : r;
+}
+
+al_auth_decision al_keyring_reserve(al_keyring *kr, const char *key_id, int64_t min_tokens,
+                                    int64_t want, int64_t *granted, int *retry_after_s,
+                                    char *why, size_t cap)
+{
+    *granted = 0;
+    if (!kr || !key_id || !*key_id) {
+        *granted = want;
+        return AL_AUTH_OK;
+    }
+    pthread_mutex_lock(&kr->mu);
+    rate_window *w = window_for(kr, key_id);
+    al_auth_decision d = AL_AUTH_OK;
+    if (!w) {
+        d = AL_AUTH_ERROR;
+        snprintf(why, cap, "out of memory");
+    } else if (w->tpm <= 0) {
+        *granted = want;
+    } else {
+        int64_t now = now_mono_s();
+        uint64_t nreq;
+        int64_t ntok, old_req, old_tok;
+        window_sum(w, now, &nreq, &ntok, &old_req, &old_tok);
+        int64_t left = w->tpm - ntok - w->reserved;
+        if (left < min_tokens) {
+            *retry_after_s = retry_after(old_tok, ntok, now);
+            snprintf(why, cap, "token quota of this API key reached: %lld tokens per minute, %lld "
+                     "used and %lld reserved by requests in progress; this request needs at least "
+                     "%lld; retry after %d s", (long long)w->tpm, (long long)ntok,
+                     (long long)w->reserved, (long long)min_tokens, *retry_after_s);
+            d = AL_AUTH_RATE_LIMITED;
+        } else {
+            *granted = want < left ? want : left;
+            w->reserved += *granted;
+        }
+    }
+    pthread_mutex_unlock(&kr->mu);
+    return d;
+}
+
+void al_keyring_settle(al_keyring *kr, const char *key_id, int64_t reserved, int64_t used)
+{
+    if (!kr || !key_id || !*key_id)
+        return;
+    pthread_mutex_lock(&kr->mu);
+    rate_window *w = window_for(kr, key_id);
+    if (w) {
+        w->reserved -= reserved;
+        if (w->reserved < 0)
+            w->reserved = 0;
+        if (used > 0)
+            w->tok[window_slot(w, now_mono_s())] += used;
+    }
+    pthread_mutex_unlock(&kr->mu);
+}
+
 /* ----------------------------------------------------------- authorisation */
 
 static al_auth_decision decide(al_auth_result *res, al_auth_decision d, const char *reason)
@@ -548,11 +614,14 @@ al_auth_decision al_keyring_authorize(al_keyring *kr, const char *authorization,
         d = decide(res, AL_AUTH_RATE_LIMITED, "request rate limit reached for this API key");
         goto out;
     }
-    if (tpm > 0 && ntok >= tpm) {
-        res->retry_after_s = (int)(old_tok + WINDOW_S - now);
-        if (res->retry_after_s < 1)
-            res->retry_after_s = 1;
-        d = decide(res, AL_AUTH_RATE_LIMITED, "token quota reached for this API key");
+    w->tpm = tpm;
+    if (tpm > 0 && ntok + w->reserved >= tpm) {
+        res->retry_after_s = retry_after(old_tok, ntok, now);
+        char why[160];
+        snprintf(why, sizeof(why), "token quota reached for this API key (%lld tokens per minute, "
+                 "%lld used, %lld reserved)", (long long)tpm, (long long)ntok,
+                 (long long)w->reserved);
+        d = decide(res, AL_AUTH_RATE_LIMITED, why);
         goto out;
     }
     w->req[window_slot(w, now)]++;

@@ -97,6 +97,19 @@ al_auth_decision al_keyring_authorize(al_keyring *kr, const char *authorization,
 /* Adds tokens used by a finished request to the key's tpm window. */
 void al_keyring_charge(al_keyring *kr, const char *key_id, int64_t tokens);
 
+/* Token quotas enforced before the work: reserves up to want tokens (at
+ * least min_tokens) against what the key has left of its tokens per minute
+ * (used in the last 60 s + reserved by requests in progress). *granted:
+ * tokens reserved (want when the key has no tpm). AL_AUTH_RATE_LIMITED when
+ * fewer than min_tokens are left (retry_after_s and why set). Serialised by
+ * the keyring's lock, so concurrent requests cannot overrun the quota. A
+ * key's tpm is known once al_keyring_authorize has seen the key. */
+al_auth_decision al_keyring_reserve(al_keyring *kr, const char *key_id, int64_t min_tokens,
+                                    int64_t want, int64_t *granted, int *retry_after_s,
+                                    char *why, size_t cap);
+/* Ends a reservation: gives back reserved, charges used (now). */
+void al_keyring_settle(al_keyring *kr, const char *key_id, int64_t reserved, int64_t used);
+
 /* true if model matches one of the comma-separated globs (empty = all). */
 bool al_apikey_model_match(const char *globs, const char *model);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "gguf/gguf.h"
+#include "tensor/quant.h"
+#include "tensor/types.h"
 
 #define TEXT_LICENSE_MAX (1u << 20)
 #define TEXT_FILE_MAX (16u << 20)
@@ -202,6 +205,54 @@ static void check_metadata(const al_gguf *g, const al_manifest_file *f, al_scan_
                            (unsigned long long)g->n_kv);
 }
 
+/* True when every value of t is NaN or infinite. Stops at the first finite
+ * value, so a sound tensor costs one block. Types the dequantizer does not
+ * know are not judged (false). */
+static bool tensor_all_nonfinite(const al_gguf_tensor *t)
+{
+    int64_t ne0 = (int64_t)t->ne[0];
+    if (ne0 <= 0 || !t->n_elems || !t->data)
+        return false;
+    bool plain = t->type == AL_TYPE_F32 || t->type == AL_TYPE_F16 || t->type == AL_TYPE_BF16;
+    int64_t blk = ne0 % 256 == 0 ? 256 : ne0 % 32 == 0 ? 32 : plain ? 1 : 0;
+    if (!blk)
+        return false;
+    size_t bb = al_type_row_bytes(t->type, blk);
+    if (!bb)
+        return false;
+    uint64_t nblocks = t->n_elems / (uint64_t)blk;
+    if (nblocks * bb > t->n_bytes)
+        return false;
+    const unsigned char *p = t->data;
+    float buf[256];
+    for (uint64_t i = 0; i < nblocks; i++) {
+        al_dequantize_row(t->type, p + i * bb, buf, blk);
+        for (int64_t j = 0; j < blk; j++)
+            if (isfinite(buf[j]))
+                return false;
+    }
+    return true;
+}
+
+static void check_values(const al_gguf *g, const al_manifest_file *f, al_scan_report *rep)
+{
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const al_gguf_tensor *t = &g->tensors[i];
+        if (tensor_all_nonfinite(t)) {
+            if (bad++ < 8)
+                al_scan_report_add(rep, false, "%s: tensor '%.*s': all %llu values are NaN or infinite",
+                                   f->name, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr,
+                                   (unsigned long long)t->n_elems);
+        }
+    }
+    if (bad > 8)
+        al_scan_report_add(rep, false, "%s: %llu more tensors are all NaN or infinite", f->name,
+                           (unsigned long long)(bad - 8));
+    if (!bad)
+        al_scan_report_add(rep, true, "%s: no tensor is all NaN/infinite", f->name);
+}
+
 static void check_gguf(const char *path, const al_manifest_file *f, bool is_model, al_scan_report *rep)
 {
     al_error err = {0};
@@ -214,6 +265,7 @@ static void check_gguf(const char *path, const al_manifest_file *f, bool is_mode
     al_scan_report_add(rep, true, "%s: GGUF v%u structure valid: %llu tensors, %llu metadata keys, types supported",
                        f->name, g->version, (unsigned long long)g->n_tensors, (unsigned long long)g->n_kv);
     check_metadata(g, f, rep);
+    check_values(g, f, rep);
     al_str tmpl = {0};
     bool has_tmpl = al_gguf_get_str(g, "tokenizer.chat_template", &tmpl);
     bool has_tokenizer = al_gguf_find(g, "tokenizer.ggml.model") != NULL;

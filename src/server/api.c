@@ -770,6 +770,14 @@ static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, js
 static bool tokenize(const al_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
                      uint32_t n_ctx, int32_t **out, int32_t *n_out, perr *e)
 {
+    /* A huge prompt is refused before it is tokenized: a token covers at
+     * most max_token_bytes of text (x4 for normalisation), so a text longer
+     * than that many contexts cannot fit (issue 20: 8 MB cost 6 s of CPU). */
+    size_t per_tok = al_vocab_max_token_bytes(v) * 4;
+    if (per_tok && len / per_tok > n_ctx)
+        return fail(e, 400, "context_length_exceeded", "messages",
+                    "the prompt has at least %zu tokens (%zu bytes); this server's context holds %u (prompt "
+                    "and output together)", len / per_tok, len, n_ctx);
     size_t cap = (size_t)n_ctx + 2, n = 0;
     int32_t *toks = malloc(cap * sizeof(int32_t));
     if (!toks)
@@ -1500,6 +1508,11 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     int32_t room = (int32_t)cfg->sched.n_ctx - n_prompt;
     int32_t mt = gp->max_tokens > 0 ? gp->max_tokens : cfg->default_max_tokens;
     j->max_tokens = mt < room ? mt : room;
+    char qmsg[300]; /* the key's token quota, reserved before the work (server.c) */
+    if (!srv_quota_reserve(r, n_prompt, &j->max_tokens, qmsg, sizeof(qmsg))) {
+        srv_job_free(j);
+        return fail(e, 429, "rate_limit_exceeded", NULL, "%s", qmsg);
+    }
     j->sp = gp->sp;
     j->stops = calloc(gp->n_stops ? gp->n_stops : 1, sizeof(char *));
     if (!j->stops) {

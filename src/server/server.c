@@ -677,6 +677,25 @@ static const srv_route *find_route(const char *method, const char *url, bool *pa
     return NULL;
 }
 
+bool srv_quota_reserve(srv_req *r, int32_t n_prompt, int32_t *max_tokens, char *msg, size_t cap)
+{
+    al_server *srv = r->srv;
+    if (!srv->cfg.keys || !r->actor[0] || !strcmp(r->actor, "anonymous"))
+        return true;
+    int64_t granted = 0;
+    int ra = 1;
+    al_auth_decision d = al_keyring_reserve(srv->cfg.keys, r->actor, (int64_t)n_prompt + 1,
+                                            (int64_t)n_prompt + *max_tokens, &granted, &ra, msg, cap);
+    if (d != AL_AUTH_OK) {
+        r->retry_after_s = ra > 0 ? ra : 1;
+        return false;
+    }
+    r->quota_reserved += granted;
+    if (granted - n_prompt < *max_tokens)
+        *max_tokens = (int32_t)(granted - n_prompt);
+    return true;
+}
+
 /* ---------------------------------------------------- connection admission
  *
  * libmicrohttpd (thread per connection) only has an idle timeout, which a
@@ -975,9 +994,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double dur = srv_now() - r->t_start;
     srv_metrics_request(srv->metrics, r->endpoint, r->status ? r->status : 500);
-    if (srv->cfg.keys && r->actor[0] && strcmp(r->actor, "anonymous") && r->status == 200 &&
-        r->prompt_tokens + r->completion_tokens > 0)
-        al_keyring_charge(srv->cfg.keys, r->actor, r->prompt_tokens + r->completion_tokens);
+    if (srv->cfg.keys && r->actor[0] && strcmp(r->actor, "anonymous") &&
+        (r->quota_reserved > 0 || (r->status == 200 && r->prompt_tokens + r->completion_tokens > 0)))
+        al_keyring_settle(srv->cfg.keys, r->actor, r->quota_reserved,
+                          r->prompt_tokens + r->completion_tokens);
     if (r->route && r->route->id != SRV_R_METRICS && r->route->id != SRV_R_HEALTH && r->route->id != SRV_R_READY)
         audit_request(srv, r, dur);
     json_decref(r->json);

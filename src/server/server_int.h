@@ -81,7 +81,15 @@ typedef struct srv_req {
     char *completion_text;    /* idem */
     size_t completion_len;
     char cors_origin[256];    /* Access-Control-Allow-Origin to send ("" none; see cors_check) */
+    int64_t quota_reserved;   /* tokens reserved against the key's tpm (srv_quota_reserve) */
 } srv_req;
+
+/* server.c: before a generation job is submitted, reserves n_prompt + up to
+ * *max_tokens tokens against the request's API key's tokens per minute;
+ * lowers *max_tokens to what is left. false: not even n_prompt + 1 left
+ * (r->retry_after_s and msg set: answer 429). The reservation is settled
+ * (unused tokens given back) when the request completes. */
+bool srv_quota_reserve(srv_req *r, int32_t n_prompt, int32_t *max_tokens, char *msg, size_t cap);
 
 /* Adds the request's CORS headers (if its origin is allowed) to resp. */
 void srv_add_cors(const srv_req *r, struct MHD_Response *resp);

@@ -41,6 +41,7 @@ struct al_store {
     sqlite3 *db;
     al_audit *audit; /* may be NULL when the log cannot be opened */
     int lock_fd;     /* the store's lock file */
+    bool readonly;   /* the store cannot be written here: list, show, verify only */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -210,7 +211,14 @@ static const char *k_schema =
     "CREATE TABLE IF NOT EXISTS trust(name TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE, pubkey TEXT NOT NULL,"
     " models TEXT NOT NULL, added_at TEXT NOT NULL, added_by TEXT);"
     "CREATE TABLE IF NOT EXISTS policy(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS journal(digest TEXT PRIMARY KEY, op TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS journal(digest TEXT PRIMARY KEY, op TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS approvers(name TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE,"
+    " pubkey TEXT NOT NULL, added_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS signed_approvals(model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+    " person TEXT NOT NULL, key_id TEXT NOT NULL, msg TEXT NOT NULL, sig TEXT NOT NULL,"
+    " PRIMARY KEY(model_id, key_id));"
+    "CREATE TABLE IF NOT EXISTS history(seq INTEGER PRIMARY KEY, name TEXT NOT NULL, tag TEXT NOT NULL,"
+    " digest TEXT, at TEXT NOT NULL, event TEXT NOT NULL, person TEXT, detail TEXT);";
 
 al_status al_store_open(const char *dir, al_store **out, al_error *err)
 {
@@ -226,6 +234,30 @@ al_status al_store_open(const char *dir, al_store **out, al_error *err)
         goto fail;
     }
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    snprintf(p, sizeof(p), "%s/catalogue.db", dir);
+    /* a store this process cannot write (read-only mount, another owner):
+     * open it for reading only, so that list, show and verify work */
+    s->readonly = access(p, F_OK) == 0 && (access(dir, W_OK) != 0 || access(p, W_OK) != 0);
+    if (s->readonly) {
+        snprintf(p, sizeof(p), "%s/lock", dir);
+        s->lock_fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (s->lock_fd < 0) {
+            st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", p, strerror(errno));
+            goto fail;
+        }
+        /* immutable=1: no -wal/-shm files can be made in a read-only
+         * directory; a writer elsewhere is not expected at the same time */
+        char uri[PATH_MAX + 64];
+        snprintf(uri, sizeof(uri), "file:%s/catalogue.db?mode=ro&immutable=1", dir);
+        if (sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX, NULL) !=
+            SQLITE_OK) {
+            st = al_err(err, AL_ERR_DB, "%s/catalogue.db: cannot open the catalogue read-only: %s", dir,
+                        s->db ? sqlite3_errmsg(s->db) : "?");
+            goto fail;
+        }
+        *out = s;
+        return AL_OK;
+    }
     snprintf(p, sizeof(p), "%s/blobs/sha256", dir);
     if ((st = al_fs_mkdirs(p, 0755, err)))
         goto fail;
@@ -527,7 +559,101 @@ al_status al_store_policy_get(al_store *s, al_policy *p, al_error *err)
             p->separate_importer = !strcmp(v, "true");
     }
     sqlite3_finalize(q);
+    p->n_approvers = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM approvers", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            p->n_approvers = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
     return AL_OK;
+}
+
+/* policy set approvers=FILE: FILE has one "NAME PUBLIC-KEY.pem" per line
+ * (paths relative to FILE's directory; '#' comments). The keys are pinned
+ * (copied into the catalogue) at once; "none" unpins them all. */
+static al_status set_approvers(al_store *s, const char *file, char *summary, size_t cap, al_error *err)
+{
+    summary[0] = 0;
+    if (exec(s, "BEGIN IMMEDIATE", err))
+        return AL_ERR_IO;
+    al_status st = exec(s, "DELETE FROM approvers", err);
+    FILE *f = NULL;
+    if (!st && strcmp(file, "none") != 0) {
+        f = fopen(file, "re");
+        if (!f)
+            st = al_err(err, AL_ERR_IO, "approvers=%s: cannot open: %s", file, strerror(errno));
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = 0;
+    else
+        dir[0] = 0;
+    char line[1200];
+    int lineno = 0, n = 0;
+    size_t used = 0;
+    while (!st && f && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char name[65], kp[1024];
+        char *h = strchr(line, '#');
+        if (h)
+            *h = 0;
+        int got = sscanf(line, "%64s %1023s", name, kp);
+        if (got <= 0)
+            continue;
+        if (got != 2) {
+            st = al_err(err, AL_ERR_FORMAT, "%s line %d: expected NAME PUBLIC-KEY.pem", file, lineno);
+            break;
+        }
+        char path[PATH_MAX + 1100];
+        snprintf(path, sizeof(path), "%s%s", kp[0] == '/' ? "" : dir, kp);
+        char pem[8192];
+        FILE *pf = fopen(path, "re");
+        size_t pn = pf ? fread(pem, 1, sizeof(pem) - 1, pf) : 0;
+        if (pf)
+            fclose(pf);
+        pem[pn] = 0;
+        char kid[65];
+        if (!pn) {
+            st = al_err(err, AL_ERR_IO, "%s line %d: cannot read %s", file, lineno, path);
+            break;
+        }
+        if (strstr(pem, "PRIVATE KEY")) {
+            st = al_err(err, AL_ERR_ARG, "%s line %d: %s is a private key; pin the public key", file,
+                        lineno, path);
+            break;
+        }
+        if ((st = al_sign_pubkey_id(pem, kid, err)))
+            break;
+        sqlite3_stmt *q = NULL;
+        char at[40];
+        now_rfc3339(at);
+        if (sqlite3_prepare_v2(s->db, "INSERT INTO approvers(name, key_id, pubkey, added_at) VALUES(?, ?, ?, ?)",
+                               -1, &q, NULL) != SQLITE_OK) {
+            st = db_err(s, err, "prepare");
+            break;
+        }
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, kid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, pem, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, at, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(q);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE) {
+            st = al_err(err, AL_ERR_ARG, "%s line %d: approver '%s' or its key (%.16s...) is listed twice",
+                        file, lineno, name, kid);
+            break;
+        }
+        n++;
+        if (used + 100 < cap)
+            used += (size_t)snprintf(summary + used, cap - used, "%s%s=%.16s", n > 1 ? ", " : "", name, kid);
+    }
+    if (f)
+        fclose(f);
+    if (!st && f && n == 0)
+        st = al_err(err, AL_ERR_ARG, "%s: no approver listed (use approvers=none to unpin)", file);
+    return end_tx(s, st, err);
 }
 
 al_status al_store_policy_set(al_store *s, const char *key, const char *value, const char *actor, al_error *err)
@@ -544,8 +670,16 @@ al_status al_store_policy_set(al_store *s, const char *key, const char *value, c
         if (strcmp(value, "true") && strcmp(value, "false"))
             st = al_err(err, AL_ERR_ARG, "separate-importer must be true or false, not '%s'", value);
         snprintf(v, sizeof(v), "%s", value);
+    } else if (!strcmp(key, "approvers")) {
+        char summary[1024];
+        st = set_approvers(s, value, summary, sizeof(summary), err);
+        char detail[1400];
+        snprintf(detail, sizeof(detail), "approvers=%.200s: %s", value,
+                 st ? err->msg : summary[0] ? summary : "none pinned (name-only approvals)");
+        audit(s, actor, "policy set", NULL, NULL, st, detail);
+        return st;
     } else {
-        st = al_err(err, AL_ERR_ARG, "unknown policy key '%s' (approvals, separate-importer)", key);
+        st = al_err(err, AL_ERR_ARG, "unknown policy key '%s' (approvals, separate-importer, approvers)", key);
     }
     if (!st) {
         sqlite3_stmt *q = NULL;
@@ -612,6 +746,8 @@ static void clean_tmp(al_store *s)
  * store lock. *n (may be NULL) counts entries handled. */
 static al_status recover(al_store *s, uint64_t *n, al_error *err)
 {
+    if (s->readonly) /* nothing can be repaired here; reads see committed state */
+        return AL_OK;
     sqlite3_stmt *q = NULL;
     uint64_t k = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT digest FROM journal", -1, &q, NULL) != SQLITE_OK)
@@ -793,6 +929,29 @@ static al_status build_oci(const al_manifest *m, const extra_blob *bman, const e
     return AL_OK;
 }
 
+/* Appends one line to name:tag's history (kept across re-imports and
+ * removals; airlock show prints it). Best effort: the audit log is the
+ * record of authority. */
+static void history_add(al_store *s, const char *name, const char *tag, const char *digest,
+                        const char *event, const char *person, const char *detail)
+{
+    sqlite3_stmt *q = NULL;
+    char at[40];
+    now_rfc3339(at);
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO history(name, tag, digest, at, event, person, detail) "
+                                  "VALUES(?, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, tag, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, digest, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, at, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 5, event, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 6, person, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 7, detail, -1, SQLITE_TRANSIENT);
+    sqlite3_step(q);
+    sqlite3_finalize(q);
+}
+
 /* Inside a transaction: drops a rejected name:tag row, journalling its blobs
  * for deletion (recover() unlinks the ones nothing else references). */
 static bool drop_rejected(al_store *s, const char *name, const char *tag)
@@ -818,7 +977,7 @@ static bool drop_rejected(al_store *s, const char *name, const char *tag)
 
 /* Records a rejected import (unless a good model holds name:tag). */
 static void record_rejected(al_store *s, const al_manifest *m, const char *signer, const char *importer,
-                            const char *reasons, const char *scan_report)
+                            const char *reasons, const char *scan_report, const char *bundle_manifest)
 {
     char at[40];
     now_rfc3339(at);
@@ -828,8 +987,9 @@ static void record_rejected(al_store *s, const al_manifest *m, const char *signe
     bool ok = drop_rejected(s, m->name, m->tag);
     if (ok && sqlite3_prepare_v2(s->db,
                                  "INSERT OR IGNORE INTO models(name, tag, state, signer, key_id, source, created, "
-                                 "importer, imported_at, rejected_by, rejected_at, reasons, scan_report) "
-                                 "VALUES(?, ?, 'rejected', ?, ?, ?, ?, ?, ?, 'scanner', ?, ?, ?)",
+                                 "importer, imported_at, rejected_by, rejected_at, reasons, scan_report, "
+                                 "bundle_manifest) "
+                                 "VALUES(?, ?, 'rejected', ?, ?, ?, ?, ?, ?, 'scanner', ?, ?, ?, ?)",
                                  -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_text(q, 1, m->name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 2, m->tag, -1, SQLITE_TRANSIENT);
@@ -842,6 +1002,7 @@ static void record_rejected(al_store *s, const al_manifest *m, const char *signe
         sqlite3_bind_text(q, 9, at, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 10, reasons, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 11, scan_report ? scan_report : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 12, bundle_manifest, -1, SQLITE_TRANSIENT);
         ok = sqlite3_step(q) == SQLITE_DONE;
     } else {
         ok = false;
@@ -1149,7 +1310,17 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
             if (sqlite3_step(q) == SQLITE_ROW)
                 col_text(q, 0, bm, sizeof(bm));
             sqlite3_finalize(q);
-            if (strcmp(row->state, "rejected")) {
+            if (!strcmp(row->state, "rejected") && !strcmp(bm, man_hex) &&
+                strcmp(row->rejected_by, "scanner") != 0) {
+                /* a person's decision sticks: the same content stays
+                 * rejected (a scanner rejection is of the bundle's bytes,
+                 * which a re-import scans again) */
+                st = al_err(err, AL_ERR_STATE,
+                            "%s:%s with this content (bundle sha256:%.16s...) was rejected by %s: %s; "
+                            "it stays rejected until 'airlock reopen %s:%s --by PERSON'",
+                            m->name, m->tag, man_hex, row->rejected_by, row->reasons, m->name, m->tag);
+                snprintf(res->state, sizeof(res->state), "rejected");
+            } else if (strcmp(row->state, "rejected")) {
                 if (!strcmp(bm, man_hex)) {
                     res->already = true;
                     snprintf(res->state, sizeof(res->state), "%s", row->state);
@@ -1310,7 +1481,7 @@ done:
         (st == AL_ERR_FORMAT || st == AL_ERR_CRYPTO || st == AL_ERR_LIMIT || st == AL_ERR_UNSUPPORTED)) {
         if (!locked && !lock_store(s, NULL))
             locked = true;
-        record_rejected(s, m, key.name, importer, err ? err->msg : "import failed", rep.text);
+        record_rejected(s, m, key.name, importer, err ? err->msg : "import failed", rep.text, man_hex);
         if (locked)
             recover(s, NULL, NULL);
         snprintf(res->state, sizeof(res->state), "rejected");
@@ -1330,6 +1501,9 @@ done:
                  res->signer[0] ? res->signer : "-", res->state[0] ? res->state : "refused", st ? ": " : "",
                  st && err ? err->msg : "");
         audit(s, importer, "import", res->name[0] ? ref : NULL, res->digest[0] ? res->digest : NULL, st, detail);
+        if (res->name[0])
+            history_add(s, res->name, res->tag, res->digest[0] ? res->digest : NULL, "import", importer,
+                        detail);
     }
     al_scan_report_free(&rep);
     free(man);
@@ -1344,8 +1518,86 @@ done:
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* A signed approval: who (pinned name), with which key, what was signed. */
+typedef struct signed_approval {
+    char person[65];
+    char key_id[65];
+    char msg[400];
+    char sig_hex[2 * AL_SIG_BYTES + 1];
+} signed_approval;
+
+static al_status approve_impl(al_store *s, const char *ref, const char *person, const signed_approval *sa,
+                              bool *published, int *n_approvals, al_error *err);
+
 al_status al_store_approve(al_store *s, const char *ref, const char *person, bool *published, int *n_approvals,
                            al_error *err)
+{
+    return approve_impl(s, ref, person, NULL, published, n_approvals, err);
+}
+
+al_status al_store_approve_key(al_store *s, const char *ref, const char *priv_pem_path, char person_out[65],
+                               bool *published, int *n_approvals, al_error *err)
+{
+    person_out[0] = 0;
+    model_ref mr;
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    if (!row)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    al_status st = need_model(s, ref, &mr, &id, row, err);
+    signed_approval sa;
+    memset(&sa, 0, sizeof(sa));
+    char at[40];
+    now_rfc3339(at);
+    if (!st) {
+        /* what the approver signs: the model's content digest, the
+         * decision and the time */
+        snprintf(sa.msg, sizeof(sa.msg), "airlock-approval:v1:%s:%s:sha256:%s:approve:%s", row->name, row->tag,
+                 row->digest, at);
+        unsigned char sig[AL_SIG_BYTES];
+        st = al_sign(priv_pem_path, sa.msg, strlen(sa.msg), sig, sa.key_id, err);
+        if (!st)
+            al_hex(sig, AL_SIG_BYTES, sa.sig_hex);
+    }
+    char pem[8192] = "";
+    if (!st) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(s->db, "SELECT name, pubkey FROM approvers WHERE key_id = ?", -1, &q, NULL) !=
+            SQLITE_OK)
+            st = db_err(s, err, "prepare");
+        else {
+            sqlite3_bind_text(q, 1, sa.key_id, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                col_text(q, 0, sa.person, sizeof(sa.person));
+                col_text(q, 1, pem, sizeof(pem));
+            }
+            sqlite3_finalize(q);
+            if (!sa.person[0])
+                st = al_err(err, AL_ERR_PERMISSION,
+                            "%s: key %.16s... is not a pinned approver of this store (policy approvers=FILE)",
+                            priv_pem_path, sa.key_id);
+        }
+    }
+    if (!st) {
+        unsigned char sig[AL_SIG_BYTES];
+        for (int i = 0; i < AL_SIG_BYTES; i++) {
+            unsigned v = 0;
+            sscanf(sa.sig_hex + 2 * i, "%2x", &v);
+            sig[i] = (unsigned char)v;
+        }
+        st = al_sign_verify(pem, sa.msg, strlen(sa.msg), sig, AL_SIG_BYTES, err);
+    }
+    free(row);
+    if (st) {
+        audit(s, sa.person[0] ? sa.person : "?", "approve", ref, NULL, st, err->msg);
+        return st;
+    }
+    snprintf(person_out, 65, "%s", sa.person);
+    return approve_impl(s, ref, sa.person, &sa, published, n_approvals, err);
+}
+
+static al_status approve_impl(al_store *s, const char *ref, const char *person, const signed_approval *sa,
+                              bool *published, int *n_approvals, al_error *err)
 {
     model_ref mr;
     int64_t id = 0;
@@ -1361,6 +1613,10 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
         st = al_store_policy_get(s, &pol, err);
     if (!st && !person[0])
         st = al_err(err, AL_ERR_ARG, "an approver must be named (--by)");
+    if (!st && pol.n_approvers > 0 && !sa)
+        st = al_err(err, AL_ERR_PERMISSION,
+                    "approvals on this store are bound to keys (%d pinned approvers): approve with --key "
+                    "YOUR-KEY.pem, not a name", pol.n_approvers);
     if (!st && !strcmp(row->state, "rejected"))
         st = al_err(err, AL_ERR_STATE, "%s is rejected and cannot be approved (re-import a fixed bundle)", ref);
     if (!st && pol.separate_importer && !strcmp(row->importer, person))
@@ -1382,9 +1638,29 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
                 st = db_err(s, err, "approve");
             sqlite3_finalize(q);
         }
+        if (!st && sa) {
+            if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO signed_approvals(model_id, person, key_id, msg, sig) "
+                                          "VALUES(?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK)
+                st = db_err(s, err, "prepare");
+            else {
+                sqlite3_bind_int64(q, 1, id);
+                sqlite3_bind_text(q, 2, sa->person, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 3, sa->key_id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 4, sa->msg, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(q, 5, sa->sig_hex, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(q) != SQLITE_DONE)
+                    st = db_err(s, err, "approve");
+                sqlite3_finalize(q);
+            }
+        }
         int n = 0;
-        if (!st && sqlite3_prepare_v2(s->db, "SELECT count(*) FROM approvals WHERE model_id = ?", -1, &q, NULL) ==
-                       SQLITE_OK) {
+        /* with pinned approvers only approvals signed by a pinned key count
+         * (one per key); otherwise one per distinct name */
+        const char *count_sql = pol.n_approvers > 0
+                                    ? "SELECT count(DISTINCT a.key_id) FROM signed_approvals a JOIN approvers p ON "
+                                      "p.key_id = a.key_id WHERE a.model_id = ?"
+                                    : "SELECT count(*) FROM approvals WHERE model_id = ?";
+        if (!st && sqlite3_prepare_v2(s->db, count_sql, -1, &q, NULL) == SQLITE_OK) {
             sqlite3_bind_int64(q, 1, id);
             if (sqlite3_step(q) == SQLITE_ROW)
                 n = sqlite3_column_int(q, 0);
@@ -1413,7 +1689,15 @@ al_status al_store_approve(al_store *s, const char *ref, const char *person, boo
         st = end_tx(s, st, err);
     char r2[140];
     snprintf(r2, sizeof(r2), "%s:%s", row ? row->name : "", row ? row->tag : "");
-    audit(s, person, "approve", id ? r2 : ref, id ? row->digest : NULL, st, st ? err->msg : "approved");
+    char adetail[600];
+    if (sa)
+        snprintf(adetail, sizeof(adetail), "approved; signed with pinned key %.16s...: %s", sa->key_id, sa->msg);
+    else
+        snprintf(adetail, sizeof(adetail), "approved (name only)");
+    audit(s, person, "approve", id ? r2 : ref, id ? row->digest : NULL, st, st ? err->msg : adetail);
+    if (!st && id)
+        history_add(s, row->name, row->tag, row->digest, "approve", person,
+                    published && *published ? "approved; published" : "approved");
     free(row);
     return st;
 }
@@ -1453,8 +1737,96 @@ al_status al_store_reject(al_store *s, const char *ref, const char *person, cons
     char detail[1200];
     snprintf(detail, sizeof(detail), "reason: %s", reason ? reason : "");
     audit(s, person, "reject", ref, id ? row->digest : NULL, st, st ? err->msg : detail);
+    if (!st && id)
+        history_add(s, row->name, row->tag, row->digest, "reject", person, detail);
     free(row);
     return st;
+}
+
+al_status al_store_reopen(al_store *s, const char *ref, const char *person, const char *reason, al_error *err)
+{
+    model_ref mr;
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    al_status st = row ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
+    bool in_tx = false;
+    if (!st && (!person || !person[0]))
+        st = al_err(err, AL_ERR_ARG, "the person lifting the rejection must be named (--by)");
+    if (!st && (st = exec(s, "BEGIN IMMEDIATE", err)) == AL_OK)
+        in_tx = true;
+    if (!st)
+        st = need_model(s, ref, &mr, &id, row, err);
+    if (!st && strcmp(row->state, "rejected"))
+        st = al_err(err, AL_ERR_STATE, "%s is %s, not rejected: nothing to reopen", ref, row->state);
+    if (!st && !drop_rejected(s, row->name, row->tag))
+        st = db_err(s, err, "reopen");
+    if (in_tx)
+        st = end_tx(s, st, err);
+    if (!st)
+        recover(s, NULL, NULL); /* deletes the rejected row's blobs nothing else uses */
+    char detail[1400];
+    snprintf(detail, sizeof(detail), "rejection by %s lifted (%.600s)%s%.500s: the bundle may be "
+             "imported again", row ? row->rejected_by : "", row ? row->reasons : "",
+             reason ? "; reason: " : "", reason ? reason : "");
+    audit(s, person, "reopen", ref, id ? row->digest : NULL, st, st ? err->msg : detail);
+    if (!st && id)
+        history_add(s, row->name, row->tag, row->digest, "reopen", person, detail);
+    free(row);
+    return st;
+}
+
+al_status al_store_history(al_store *s, const char *ref, char **text, al_error *err)
+{
+    *text = NULL;
+    model_ref mr;
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    if (!row)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    al_status st = need_model(s, ref, &mr, &id, row, err);
+    sqlite3_stmt *q = NULL;
+    size_t len = 0, cap = 1024;
+    char *t = st ? NULL : malloc(cap);
+    if (!st && !t)
+        st = al_err(err, AL_ERR_NOMEM, "out of memory");
+    if (!st && sqlite3_prepare_v2(s->db, "SELECT at, event, person, detail, digest FROM history WHERE "
+                                         "name = ? AND tag = ? ORDER BY seq", -1, &q, NULL) != SQLITE_OK)
+        st = db_err(s, err, "history");
+    if (!st) {
+        t[0] = 0;
+        sqlite3_bind_text(q, 1, row->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, row->tag, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *c[5];
+            for (int i = 0; i < 5; i++) {
+                c[i] = (const char *)sqlite3_column_text(q, i);
+                if (!c[i])
+                    c[i] = "-";
+            }
+            size_t need = strlen(c[0]) + strlen(c[1]) + strlen(c[2]) + strlen(c[3]) + 40;
+            if (len + need >= cap) {
+                while (len + need >= cap)
+                    cap *= 2;
+                char *nt = realloc(t, cap);
+                if (!nt) {
+                    st = al_err(err, AL_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                t = nt;
+            }
+            bool dg = strcmp(c[4], "-") != 0;
+            len += (size_t)snprintf(t + len, cap - len, "%s %-8s %s: %s%s%.12s%s\n", c[0], c[1], c[2],
+                                    c[3], dg ? " (sha256:" : "", dg ? c[4] : "", dg ? ")" : "");
+        }
+        sqlite3_finalize(q);
+    }
+    free(row);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *text = t;
+    return AL_OK;
 }
 
 al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error *err)

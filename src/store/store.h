@@ -70,10 +70,13 @@ al_status al_store_trust_list(al_store *s, al_trust_key **out, size_t *n, al_err
 typedef struct al_policy {
     int approvals;          /* distinct approvers needed to publish (>= 1) */
     bool separate_importer; /* the importer may not approve */
+    int n_approvers;        /* approvers' public keys pinned (policy approvers=FILE); 0: name-only */
 } al_policy;
 
 al_status al_store_policy_get(al_store *s, al_policy *out, al_error *err);
-/* key "approvals" (1..16) or "separate-importer" (true/false). */
+/* key "approvals" (1..16), "separate-importer" (true/false) or "approvers"
+ * (a file of "NAME PUBLIC-KEY.pem" lines whose keys are pinned; "none"
+ * unpins: name-only approvals). */
 al_status al_store_policy_set(al_store *s, const char *key, const char *value, const char *actor, al_error *err);
 
 /* ------------------------------------------------------------ scanning */
@@ -119,7 +122,20 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
  * many distinct approvals it has. */
 al_status al_store_approve(al_store *s, const char *ref, const char *person, bool *published, int *n_approvals,
                            al_error *err);
+/* Approval bound to a person: signs (model digest, "approve", time) with the
+ * private key at priv_pem_path, which must be a pinned approver's; the
+ * approver is the pinned name (person_out). With approvers pinned, only such
+ * approvals count, one per key, and al_store_approve (a name) is refused. */
+al_status al_store_approve_key(al_store *s, const char *ref, const char *priv_pem_path, char person_out[65],
+                               bool *published, int *n_approvals, al_error *err);
 al_status al_store_reject(al_store *s, const char *ref, const char *person, const char *reason, al_error *err);
+/* A rejection sticks: importing the same bundle again is refused. reopen
+ * lifts it (audited, kept in the history): the rejected entry and its blobs
+ * are dropped, so the bundle can be imported (and approved) afresh. */
+al_status al_store_reopen(al_store *s, const char *ref, const char *person, const char *reason, al_error *err);
+/* name:tag's whole history (imports, approvals, rejections, reopenings),
+ * one line each; *text malloc'd. */
+al_status al_store_history(al_store *s, const char *ref, char **text, al_error *err);
 /* Removes name:tag from the catalogue and deletes the blobs nothing else
  * references. */
 al_status al_store_rm(al_store *s, const char *ref, const char *actor, al_error *err);

@@ -278,10 +278,12 @@ static al_status copy_strings(const al_gguf_kv *kv, const char *what, char **blo
                               uint32_t **len, al_error *err)
 {
     uint64_t n = kv->arr_n, total = 0;
+    const uint8_t *it = kv->data;
     for (uint64_t i = 0; i < n; i++) {
-        if (kv->arr_str[i].len > UINT32_MAX || total > UINT64_MAX - kv->arr_str[i].len)
+        al_str e = al_gguf_str_next(&it);
+        if (e.len > UINT32_MAX || total > UINT64_MAX - e.len)
             return al_err(err, AL_ERR_FORMAT, "%s[%llu] is too long", what, (unsigned long long)i);
-        total += kv->arr_str[i].len;
+        total += e.len;
     }
     if (total > SIZE_MAX - 1 || n > SIZE_MAX / sizeof(size_t))
         return al_err(err, AL_ERR_LIMIT, "%s is too large", what);
@@ -291,11 +293,13 @@ static al_status copy_strings(const al_gguf_kv *kv, const char *what, char **blo
     if (!*blob || !*off || !*len)
         return al_err(err, AL_ERR_NOMEM, "out of memory copying %s", what);
     size_t p = 0;
+    it = kv->data;
     for (uint64_t i = 0; i < n; i++) {
-        memcpy(*blob + p, kv->arr_str[i].ptr, kv->arr_str[i].len);
+        al_str e = al_gguf_str_next(&it);
+        memcpy(*blob + p, e.ptr, e.len);
         (*off)[i] = p;
-        (*len)[i] = (uint32_t)kv->arr_str[i].len;
-        p += kv->arr_str[i].len;
+        (*len)[i] = (uint32_t)e.len;
+        p += e.len;
     }
     (*blob)[p] = 0;
     return AL_OK;
@@ -332,6 +336,20 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
                       (unsigned long long)kv->arr_n);
     v->n_tokens = (int32_t)kv->arr_n;
     size_t n = (size_t)v->n_tokens;
+    /* counts that drive memory are checked before anything is allocated:
+     * the parallel arrays must match, and a model's embedding must have a
+     * row for every token */
+    const al_gguf_kv *sk0 = al_gguf_find(g, "tokenizer.ggml.scores");
+    if (sk0 && (sk0->type != AL_GGUF_ARR || sk0->arr_n != kv->arr_n))
+        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of %zu numbers", n);
+    const al_gguf_kv *tk0 = al_gguf_find(g, "tokenizer.ggml.token_type");
+    if (tk0 && (tk0->type != AL_GGUF_ARR || tk0->arr_n != kv->arr_n))
+        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.token_type must be an array of %zu integers", n);
+    const al_gguf_tensor *emb = al_gguf_find_tensor(g, "token_embd.weight");
+    if (emb && emb->n_dims >= 2 && kv->arr_n > emb->ne[1])
+        return al_err(err, AL_ERR_FORMAT,
+                      "tokenizer.ggml.tokens has %llu entries but token_embd.weight has only %llu rows",
+                      (unsigned long long)kv->arr_n, (unsigned long long)emb->ne[1]);
     al_status st = copy_strings(kv, "tokenizer.ggml.tokens", &v->blob, &v->off, &v->len, err);
     if (st)
         return st;
@@ -674,6 +692,7 @@ int32_t al_vocab_n_tokens(const al_vocab *v) { return v->n_tokens; }
 int32_t al_vocab_bos(const al_vocab *v) { return v->bos; }
 int32_t al_vocab_eos(const al_vocab *v) { return v->eos; }
 int32_t al_vocab_eot(const al_vocab *v) { return v->eot; }
+size_t al_vocab_max_token_bytes(const al_vocab *v) { return v->max_token_len; }
 int32_t al_vocab_unk(const al_vocab *v) { return v->unk; }
 int32_t al_vocab_pad(const al_vocab *v) { return v->pad; }
 int32_t al_vocab_sep(const al_vocab *v) { return v->sep; }
