@@ -1238,7 +1238,7 @@ uint32_t al_grammar_n_rules(const al_grammar *g) { return g ? g->n_rules : 0; }
 uint32_t al_grammar_n_elements(const al_grammar *g) { return g ? g->n_elems : 0; }
 
 /* The JSON grammar of json_object mode. Whitespace is bounded (one space,
- * or a newline and up to 20 blanks), so a weak model cannot fill its
+ * or a newline and up to 20 spaces), so a weak model cannot fill its
  * budget with blank lines. */
 static const char k_json_object_gbnf[] =
     "root ::= object\n"
@@ -1247,9 +1247,12 @@ static const char k_json_object_gbnf[] =
     "member ::= string ws \":\" ws value ws\n"
     "array ::= \"[\" ws ( value ws ( \",\" ws value ws )* )? \"]\"\n"
     "string ::= \"\\\"\" char* \"\\\"\"\n"
-    "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )\n"
+    "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" uesc )\n"
+    /* \\u escapes: no lone surrogates (a high one needs its low one) */
+    "uesc ::= ( [0-9a-cA-Ce-fE-F] [0-9a-fA-F] | [dD] [0-7] ) [0-9a-fA-F]{2}"
+    " | [dD] [89abAB] [0-9a-fA-F]{2} \"\\\\u\" [dD] [c-fC-F] [0-9a-fA-F]{2}\n"
     "number ::= \"-\"? ( \"0\" | [1-9] [0-9]{0,15} ) ( \".\" [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?\n"
-    "ws ::= ( \" \" | \"\\n\" [ \\t]{0,20} )?\n";
+    "ws ::= ( \" \" | \"\\n\" \" \"{0,20} )?\n";
 
 al_status al_grammar_json_object(al_grammar **out, al_error *err)
 {

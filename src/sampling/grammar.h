@@ -137,7 +137,9 @@ bool al_grammar_matcher_can_end(const al_grammar_matcher *m);
 /* True when nothing more can follow (complete, and no byte accepted). */
 bool al_grammar_matcher_done(const al_grammar_matcher *m);
 
-/* Convenience for tests: true when the whole of s[0..n) is a sentence. */
+/* Convenience for tests: true when the whole of s[0..n) is a sentence
+ * (al_grammar_accepts), or a prefix of one (al_grammar_accepts_prefix). */
 bool al_grammar_accepts(const al_grammar *g, const char *s, size_t n);
+bool al_grammar_accepts_prefix(const al_grammar *g, const char *s, size_t n);
 
 #endif

@@ -834,16 +834,30 @@ al_status al_grammar_matcher_accept_token(al_grammar_matcher *m, int32_t t)
     return al_grammar_matcher_accept_bytes(m, m->trie->pieces + m->trie->poff[t], n) ? AL_OK : AL_ERR_ARG;
 }
 
-bool al_grammar_accepts(const al_grammar *g, const char *s, size_t n)
+/* Feeds s[0..n) to a matcher without a vocabulary (a one-token stand-in
+ * trie); *complete: the text is a sentence. */
+static bool feed_text(const al_grammar *g, const char *s, size_t n, bool *complete)
 {
-    /* a matcher without a vocabulary: a one-token trie stand-in */
     al_token_trie t;
     memset(&t, 0, sizeof t);
     t.n_vocab = 1;
     al_grammar_matcher *m = al_grammar_matcher_new(g, &t, NULL);
     if (!m)
         return false;
-    bool ok = al_grammar_matcher_accept_bytes(m, s, n) && al_grammar_matcher_can_end(m);
+    bool ok = al_grammar_matcher_accept_bytes(m, s, n);
+    *complete = ok && al_grammar_matcher_can_end(m);
     al_grammar_matcher_free(m);
     return ok;
+}
+
+bool al_grammar_accepts(const al_grammar *g, const char *s, size_t n)
+{
+    bool complete = false;
+    return feed_text(g, s, n, &complete) && complete;
+}
+
+bool al_grammar_accepts_prefix(const al_grammar *g, const char *s, size_t n)
+{
+    bool complete = false;
+    return feed_text(g, s, n, &complete);
 }

@@ -1572,8 +1572,11 @@ static bool gen(sc *c, const json_t *node, const char *path, sbuf *e)
     return ok;
 }
 
-static const char k_prims_ws[] = "ws ::= (\" \" | \"\\n\" [ \\t]{0,20})?\n";
-static const char k_prims_char[] = "jchar ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n";
+static const char k_prims_ws[] = "ws ::= (\" \" | \"\\n\" \" \"{0,20})?\n";
+static const char k_prims_char[] =
+    "jchar ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" juesc)\n"
+    "juesc ::= ([0-9a-cA-Ce-fE-F] [0-9a-fA-F] | [dD] [0-7]) [0-9a-fA-F]{2}"
+    " | [dD] [89abAB] [0-9a-fA-F]{2} \"\\\\u\" [dD] [c-fC-F] [0-9a-fA-F]{2}\n";
 static const char k_prims_string[] = "jstring ::= \"\\\"\" jchar* \"\\\"\"\n";
 static const char k_prims_integer[] = "jinteger ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n";
 static const char k_prims_number[] =

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "airlock.h"
+#include "sampling/grammar.h"
 
 typedef struct srv_sched srv_sched;
 typedef struct srv_model srv_model;
@@ -89,7 +90,7 @@ typedef struct srv_job {
     al_sampler_params sp;
     char **stops;            /* owned by the job */
     size_t n_stops;
-    bool json_mode;          /* constrain output to a JSON object */
+    al_grammar *grammar;     /* owned; constrains the output, or NULL */
     bool want_logprobs;
     int32_t top_logprobs;    /* 0..SRV_MAX_TOP_LOGPROBS */
     double deadline;         /* monotonic seconds; 0: none */

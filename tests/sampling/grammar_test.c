@@ -165,6 +165,51 @@ static void test_json_object_grammar(void **st)
             "{\"a\":\"\\x\"}", "{\"a\":1}}", "{\"a\":     1}"));
 }
 
+/* The cases of the JSON-object guard this grammar replaced. */
+static void test_json_object_cases(void **st)
+{
+    (void)st;
+    al_grammar *g = NULL;
+    al_error err = {0};
+    assert_int_equal(al_grammar_json_object(&g, &err), AL_OK);
+    static const char *const good[] = {"{}", "{ }", "{\"a\":1}", "{\"a\":[1,2,{\"b\":null}],\"c\":false}",
+                                       "{\"n\":-0.5E-7}", "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", "{\"\":0}",
+                                       "{\"x\":\"\xc3\xa9\xe2\x82\xac\"}", "{\"p\":\"\\ud83d\\ude00\"}"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (!al_grammar_accepts(g, good[i], strlen(good[i])))
+            fail_msg("'%s' should be a complete object", good[i]);
+    static const char *const prefix[] = {"", "{", "{\"a", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":-",
+                                         "{\"a\":1.", "{\"a\":1e", "{\"a\":1e-", "{\"a\":t", "{\"a\":\"\\u12",
+                                         "{\"a\":\"\\ud800", "{\"a\":\"\xe2\x82", "{\"a\":[", "{\"a\":[[["};
+    for (size_t i = 0; i < sizeof prefix / sizeof *prefix; i++) {
+        if (!al_grammar_accepts_prefix(g, prefix[i], strlen(prefix[i])))
+            fail_msg("prefix '%s' refused", prefix[i]);
+        if (al_grammar_accepts(g, prefix[i], strlen(prefix[i])))
+            fail_msg("prefix '%s' called complete", prefix[i]);
+    }
+    static const char *const bad[] = {
+        "[", "1", "\"a\"", "x", "{a", "{\"a\" 1", "{\"a\":}", "{\"a\":1,}", "{\"a\":01", "{\"a\":1.e",
+        "{\"a\":-x", "{\"a\":+1", "{\"a\":tru}", "{\"a\":True", "{\"a\":\"\\x\"", "{\"a\":\"\\u12g",
+        "{\"a\":\"\x01\"", "{\"a\":\"\xff\"", "{\"a\":\"\xc0\xaf\"", "{\"a\":\"\xed\xa0\x80\"",
+        "{\"a\":\"\\udc00\"", "{\"a\":\"\\ud800x\"", "{\"a\":\"\\ud800\\u0041\"", "{\"a\":[1 2]",
+        "{\"a\":[1,]", "{\"a\":[}", "{\"a\":{]", "{}}", "{},", "{}{}", "{\"a\":1}x", "{\"a\":NaN",
+        "{\"a\":'s'"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (al_grammar_accepts_prefix(g, bad[i], strlen(bad[i])))
+            fail_msg("'%s' accepted", bad[i]);
+    /* nesting: 1000 arrays deep still parse */
+    char deep[2100];
+    size_t n = 0;
+    n += (size_t)snprintf(deep, sizeof deep, "{\"a\":");
+    for (int i = 0; i < 1000; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 1000; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    assert_true(al_grammar_accepts(g, deep, n));
+    al_grammar_free(g);
+}
+
 /* ---------------------------------------------------------------- schemas */
 
 static void test_schema_object(void **st)
@@ -483,7 +528,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gbnf_basics),        cmocka_unit_test(test_gbnf_errors),
         cmocka_unit_test(test_gbnf_errors2),       cmocka_unit_test(test_gbnf_star_space),
-        cmocka_unit_test(test_json_object_grammar), cmocka_unit_test(test_schema_object),
+        cmocka_unit_test(test_json_object_grammar), cmocka_unit_test(test_json_object_cases),
+        cmocka_unit_test(test_schema_object),
         cmocka_unit_test(test_schema_values),      cmocka_unit_test(test_schema_strings),
         cmocka_unit_test(test_schema_arrays_refs), cmocka_unit_test(test_schema_errors),
         cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_matcher_qwen),
