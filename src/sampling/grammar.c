@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/utf8.h"
 
 al_grammar_limits al_grammar_default_limits(void)
@@ -1181,6 +1182,29 @@ static al_grammar *flatten(parser *ps, uint32_t root)
     g->n_sets = b->n_sets;
     g->root = root;
     g->digest = mix64(h, root);
+    /* the mask cache is shared by requests: its key must not collide, even
+     * for a grammar written to collide with another */
+    al_sha256 *sh = al_sha256_begin();
+    char hex[65];
+    if (!sh) {
+        al_grammar_free(g);
+        return NULL;
+    }
+    uint32_t counts[5] = {g->n_elems, g->n_alts, g->n_rules, g->n_sets, g->root};
+    al_sha256_update(sh, counts, sizeof counts);
+    al_sha256_update(sh, g->elems, (size_t)g->n_elems * sizeof *g->elems);
+    al_sha256_update(sh, g->alt_start, (size_t)g->n_alts * sizeof *g->alt_start);
+    al_sha256_update(sh, g->rule_alt, ((size_t)g->n_rules + 1) * sizeof *g->rule_alt);
+    al_sha256_update(sh, g->sets, (size_t)g->n_sets * sizeof *g->sets);
+    if (!al_sha256_end(sh, hex)) {
+        al_grammar_free(g);
+        return NULL;
+    }
+    for (int i = 0; i < 32; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        g->sha[i] = (unsigned char)v;
+    }
     return g;
 }
 

@@ -39,6 +39,7 @@ struct al_grammar {
     uint32_t n_sets;
     uint32_t root;
     uint64_t digest;
+    unsigned char sha[32]; /* SHA-256 of the compiled grammar: the mask cache's key */
 };
 
 /* The vocabulary's byte trie (grammar_trie.c), read by the matcher. */

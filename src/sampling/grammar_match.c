@@ -31,7 +31,8 @@
 /* ---------------------------------------------------------------- cache */
 
 typedef struct centry {
-    uint64_t digest, khash;
+    unsigned char sha[32]; /* the grammar's */
+    uint64_t khash;
     uint32_t *key;
     uint32_t klen;
     uint64_t used; /* 0: empty */
@@ -82,11 +83,12 @@ void al_grammar_cache_stats(const al_grammar_cache *c, uint64_t *hits, uint64_t 
     *misses = c ? c->misses : 0;
 }
 
-static centry *cache_find(al_grammar_cache *c, uint64_t digest, uint64_t khash, const uint32_t *key, uint32_t klen)
+static centry *cache_find(al_grammar_cache *c, const unsigned char *sha, uint64_t khash, const uint32_t *key,
+                          uint32_t klen)
 {
     for (uint32_t i = 0; i < c->cap; i++) {
         centry *e = &c->e[i];
-        if (e->used && e->digest == digest && e->khash == khash && e->klen == klen &&
+        if (e->used && e->khash == khash && e->klen == klen && !memcmp(e->sha, sha, sizeof e->sha) &&
             !memcmp(e->key, key, (size_t)klen * sizeof *key)) {
             e->used = ++c->tick;
             c->hits++;
@@ -97,7 +99,8 @@ static centry *cache_find(al_grammar_cache *c, uint64_t digest, uint64_t khash, 
 }
 
 /* The least recently used entry, emptied and re-keyed; NULL when out of memory. */
-static centry *cache_claim(al_grammar_cache *c, uint64_t digest, uint64_t khash, const uint32_t *key, uint32_t klen)
+static centry *cache_claim(al_grammar_cache *c, const unsigned char *sha, uint64_t khash, const uint32_t *key,
+                           uint32_t klen)
 {
     centry *v = &c->e[0];
     for (uint32_t i = 1; i < c->cap && v->used; i++)
@@ -111,7 +114,7 @@ static centry *cache_claim(al_grammar_cache *c, uint64_t digest, uint64_t khash,
     memcpy(k, key, (size_t)klen * sizeof *k);
     v->key = k;
     v->klen = klen;
-    v->digest = digest;
+    memcpy(v->sha, sha, sizeof v->sha);
     v->khash = khash;
     v->used = ++c->tick;
     c->misses++;
@@ -626,10 +629,10 @@ const uint64_t *al_grammar_matcher_mask(al_grammar_matcher *m)
         return NULL;
     const dstate *s = &m->states[m->cur];
     const uint32_t *key = m->keys + s->key_off;
-    centry *e = cache_find(m->cache, m->g->digest, s->khash, key, s->key_len);
+    centry *e = cache_find(m->cache, m->g->sha, s->khash, key, s->key_len);
     if (e)
         return e->mask;
-    e = cache_claim(m->cache, m->g->digest, s->khash, key, s->key_len);
+    e = cache_claim(m->cache, m->g->sha, s->khash, key, s->key_len);
     if (!e)
         return NULL;
     walk(m, e->mask, m->cache->words);

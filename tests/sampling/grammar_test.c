@@ -490,6 +490,48 @@ static void test_matcher_spm(void **st)
     al_vocab_free(v);
 }
 
+/* One cache shared by matchers: equal grammars (compiled apart) share
+ * masks, different grammars never see each other's. */
+static void test_cache_sharing(void **st)
+{
+    (void)st;
+    al_vocab *v = load_vocab("models/stories260K.gguf");
+    if (!v)
+        skip();
+    al_token_trie *trie = al_token_trie_new(v);
+    int32_t nv = al_vocab_n_tokens(v);
+    al_grammar_cache *c = al_grammar_cache_new(nv, 4);
+    al_grammar *a1 = gbnf("root ::= \"ab\"\n"), *a2 = gbnf("root ::= \"ab\"\n"), *b = gbnf("root ::= \"cd\"\n");
+    assert_int_equal(al_grammar_digest(a1), al_grammar_digest(a2));
+    assert_true(al_grammar_digest(a1) != al_grammar_digest(b));
+    al_grammar_matcher *m1 = al_grammar_matcher_new(a1, trie, c), *m2 = al_grammar_matcher_new(a2, trie, c),
+                       *m3 = al_grammar_matcher_new(b, trie, c);
+    size_t words = ((size_t)nv + 63) / 64;
+    uint64_t *k1 = malloc(words * 8), *k3 = malloc(words * 8);
+    memcpy(k1, al_grammar_matcher_mask(m1), words * 8);
+    uint64_t hits, misses;
+    al_grammar_cache_stats(c, &hits, &misses);
+    assert_int_equal(misses, 1);
+    assert_memory_equal(al_grammar_matcher_mask(m2), k1, words * 8);
+    al_grammar_cache_stats(c, &hits, &misses);
+    assert_int_equal(hits, 1);
+    memcpy(k3, al_grammar_matcher_mask(m3), words * 8);
+    al_grammar_cache_stats(c, &hits, &misses);
+    assert_int_equal(misses, 2);
+    assert_true(memcmp(k1, k3, words * 8) != 0);
+    free(k1);
+    free(k3);
+    al_grammar_matcher_free(m1);
+    al_grammar_matcher_free(m2);
+    al_grammar_matcher_free(m3);
+    al_grammar_free(a1);
+    al_grammar_free(a2);
+    al_grammar_free(b);
+    al_grammar_cache_free(c);
+    al_token_trie_free(trie);
+    al_vocab_free(v);
+}
+
 /* Qwen2's 151,936-token byte-level BPE vocabulary: masks sampled. */
 static void test_matcher_qwen(void **st)
 {
@@ -532,7 +574,8 @@ int main(void)
         cmocka_unit_test(test_schema_object),
         cmocka_unit_test(test_schema_values),      cmocka_unit_test(test_schema_strings),
         cmocka_unit_test(test_schema_arrays_refs), cmocka_unit_test(test_schema_errors),
-        cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_matcher_qwen),
+        cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_cache_sharing),
+        cmocka_unit_test(test_matcher_qwen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
