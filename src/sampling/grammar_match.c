@@ -25,6 +25,7 @@
 #define MAX_STACK_DEPTH 4096  /* deeper stacks are dropped */
 #define MAX_STACKS 2048       /* stacks per state; more are dropped */
 #define MAX_STATES 16384      /* interned states before the DFA is rebuilt */
+#define WALK_WORK_MAX (1u << 20) /* work units one mask may spend (some 20-60 ms) */
 #define T_UNKNOWN 0u
 #define T_DEAD 1u
 
@@ -164,6 +165,11 @@ struct al_grammar_matcher {
     size_t n_kbuf, cap_kbuf;
     uint32_t *lvl;   /* (trie max_depth + 1) state per trie depth */
     bool oom;
+    /* a mask's work is bounded: an ambiguous grammar with thousands of
+     * stacks per state cannot stall the caller (the scheduler) */
+    uint64_t work_done;  /* transitions computed: stacks stepped, made, and key length */
+    uint64_t work_limit; /* UINT64_MAX: none */
+    bool over_budget;    /* the last walk stopped early: its mask is a subset */
 };
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -448,6 +454,10 @@ static uint32_t step(al_grammar_matcher *m, uint32_t s, unsigned char c)
         m->oom = true;
         return NONE;
     }
+    if (m->work_done >= m->work_limit) {
+        m->over_budget = true;
+        return NONE; /* not cached: computed when needed outside a walk */
+    }
     uint32_t mark = m->n_nodes;
     m->n_tmp = 0;
     const al_grammar *g = m->g;
@@ -460,6 +470,7 @@ static uint32_t step(al_grammar_matcher *m, uint32_t s, unsigned char c)
             expand(m, pos + 1, m->nodes[t].parent);
     }
     uint32_t r = NONE;
+    m->work_done += m->states[s].n_tops;
     if (m->n_tmp == 0) {
         m->n_nodes = mark;
         m->states[s].trans[c] = T_DEAD;
@@ -467,6 +478,7 @@ static uint32_t step(al_grammar_matcher *m, uint32_t s, unsigned char c)
     }
     if (!m->oom)
         r = intern(m, mark);
+    m->work_done += m->n_tmp + m->n_kbuf; /* sorting and keying the new stacks */
     if (r != NONE)
         m->states[s].trans[c] = r + 2;
     else
@@ -554,6 +566,7 @@ al_grammar_matcher *al_grammar_matcher_new(const al_grammar *g, const al_token_t
         m->own_cache = true;
     }
     m->lvl = malloc(((size_t)trie->max_depth + 1) * sizeof *m->lvl);
+    m->work_limit = UINT64_MAX;
     if (!m->cache || !m->lvl) {
         al_grammar_matcher_free(m);
         return NULL;
@@ -595,13 +608,30 @@ bool al_grammar_matcher_can_end(const al_grammar_matcher *m) { return m && m->st
 
 bool al_grammar_matcher_done(const al_grammar_matcher *m) { return m && m->states[m->cur].done; }
 
-/* Computes the mask of state m->cur into mask (words of bits). */
+static void allow_node(const al_token_trie *t, const tnode *nd, uint64_t *mask)
+{
+    for (uint32_t k = 0; k < nd->tok_count; k++) {
+        int32_t id = t->sorted[nd->tok_begin + k];
+        mask[id >> 6] |= 1ull << (id & 63);
+    }
+}
+
+/* Computes the mask of state m->cur into mask (words of bits). The
+ * single-byte tokens come first and without a budget, so that a walk cut
+ * short by the budget still allows every next byte the grammar accepts
+ * (no dead end); then the whole trie, within WALK_WORK_MAX. */
 static void walk(al_grammar_matcher *m, uint64_t *mask, size_t words)
 {
     const al_token_trie *t = m->trie;
     memset(mask, 0, words * sizeof *mask);
-    m->lvl[0] = m->cur;
     const tnode *nd = t->nodes;
+    m->over_budget = false;
+    for (uint32_t i = 0; i < t->n_nodes; i = nd[i].skip)
+        if (step(m, m->cur, nd[i].byte) != NONE)
+            allow_node(t, &nd[i], mask);
+    m->work_done = 0;
+    m->work_limit = WALK_WORK_MAX;
+    m->lvl[0] = m->cur;
     for (uint32_t i = 0; i < t->n_nodes;) {
         uint32_t d = nd[i].depth;
         uint32_t s = step(m, m->lvl[d - 1], nd[i].byte);
@@ -610,12 +640,10 @@ static void walk(al_grammar_matcher *m, uint64_t *mask, size_t words)
             continue;
         }
         m->lvl[d] = s;
-        for (uint32_t k = 0; k < nd[i].tok_count; k++) {
-            int32_t id = t->sorted[nd[i].tok_begin + k];
-            mask[id >> 6] |= 1ull << (id & 63);
-        }
+        allow_node(t, &nd[i], mask);
         i++;
     }
+    m->work_limit = UINT64_MAX;
     if (m->states[m->cur].accept)
         for (uint32_t k = 0; k < t->n_eog; k++)
             mask[t->eog[k] >> 6] |= 1ull << (t->eog[k] & 63);
@@ -636,7 +664,7 @@ const uint64_t *al_grammar_matcher_mask(al_grammar_matcher *m)
     if (!e)
         return NULL;
     walk(m, e->mask, m->cache->words);
-    if (m->oom) { /* the mask may miss tokens: do not keep it */
+    if (m->oom || m->over_budget) { /* the mask may miss tokens: do not keep it */
         e->used = 0;
         e->klen = 0;
     }

@@ -396,7 +396,8 @@ static uint64_t rng_next(uint64_t *s)
  * the end (no dead end), every allowed token is accepted, the mask agrees
  * with a fresh matcher on every token (n_check: all, or a sample), and
  * end-of-generation is allowed exactly when the output is complete. */
-static void walk_grammar(const al_vocab *v, const al_grammar *g, int walks, int steps, int n_check, uint64_t seed)
+static void walk_grammar_opt(const al_vocab *v, const al_grammar *g, int walks, int steps, int n_check, uint64_t seed,
+                             bool subset_ok)
 {
     al_token_trie *trie = al_token_trie_new(v);
     assert_non_null(trie);
@@ -434,7 +435,7 @@ static void walk_grammar(const al_vocab *v, const al_grammar *g, int walks, int 
                 bool want = pn > 0 && pn <= (int32_t)sizeof piece && t.n + (size_t)pn < sizeof t.s &&
                             fresh_accepts(g, trie, &t, piece, (size_t)pn);
                 bool got = (mask[id / 64] >> (id % 64)) & 1;
-                if (want != got && t.n + 512 < sizeof t.s)
+                if (want != got && t.n + 512 < sizeof t.s && !(subset_ok && want && !got))
                     fail_msg("token %d '%.*s' after '%.*s': mask %d, fresh matcher %d", id, pn > 0 ? pn : 0, piece,
                              (int)t.n, t.s, got, want);
             }
@@ -465,6 +466,11 @@ static void walk_grammar(const al_vocab *v, const al_grammar *g, int walks, int 
     free(allowed);
     al_grammar_cache_free(cache);
     al_token_trie_free(trie);
+}
+
+static void walk_grammar(const al_vocab *v, const al_grammar *g, int walks, int steps, int n_check, uint64_t seed)
+{
+    walk_grammar_opt(v, g, walks, steps, n_check, seed, false);
 }
 
 static const char k_walk_schema[] =
@@ -544,6 +550,12 @@ static void test_matcher_qwen(void **st)
     al_grammar_free(g);
     g = gbnf("root ::= \"Answer: \" (\"yes\" | \"no\") \".\"\n");
     walk_grammar(v, g, 3, 20, 2000, 5);
+    al_grammar_free(g);
+    /* an ambiguous grammar (2^depth stacks, capped): the mask's work is
+     * bounded; it may then allow fewer tokens than exist, but never one
+     * that is wrong, and never none */
+    g = gbnf("root ::= a\na ::= \"(\" a \")\" | \"(\" a a \")\" | [a-z]+\n");
+    walk_grammar_opt(v, g, 2, 30, 300, 9, true);
     al_grammar_free(g);
     /* a token the mask refuses is refused by accept_token, state unchanged */
     al_token_trie *trie = al_token_trie_new(v);
