@@ -64,6 +64,13 @@ al_status al_grammar_from_gbnf(const char *src, size_t len, const al_grammar_lim
 al_status al_json_schema_to_gbnf(const char *schema, size_t len, const al_grammar_limits *limits,
                                  char **gbnf, al_error *err);
 
+/* Like al_json_schema_to_gbnf, but for embedding in a larger grammar (a
+ * tool call's arguments, say): the schema's start rule is called name and
+ * every other rule name-..., so several schemas can share one GBNF text.
+ * name: 1-64 characters of [a-zA-Z0-9-]. */
+al_status al_json_schema_to_gbnf_rule(const char *schema, size_t len, const char *name,
+                                      const al_grammar_limits *limits, char **gbnf, al_error *err);
+
 /* al_json_schema_to_gbnf then al_grammar_from_gbnf. */
 al_status al_grammar_from_json_schema(const char *schema, size_t len, const al_grammar_limits *limits,
                                       al_grammar **out, al_error *err);

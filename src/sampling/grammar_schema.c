@@ -1640,6 +1640,73 @@ al_status al_json_schema_to_gbnf(const char *schema, size_t len, const al_gramma
     return *gbnf ? AL_OK : (c.st != AL_OK ? c.st : AL_ERR_NOMEM);
 }
 
+/* Renames every rule of GBNF text g: root becomes name, any other rule R
+ * becomes name-R. Skips literals, classes, repetition counts, comments. */
+static char *rename_rules(const char *g, const char *name)
+{
+    sbuf o = {0};
+    size_t nl = strlen(name);
+    for (const char *p = g; *p;) {
+        char c = *p;
+        if (c == '"' || c == '[') {
+            char close = c == '"' ? '"' : ']';
+            const char *q = p + 1;
+            while (*q && *q != close)
+                q += (*q == '\\' && q[1]) ? 2 : 1;
+            if (*q)
+                q++;
+            sb_putn(&o, p, (size_t)(q - p));
+            p = q;
+        } else if (c == '{' || c == '#') {
+            const char *q = p;
+            while (*q && *q != (c == '{' ? '}' : '\n'))
+                q++;
+            sb_putn(&o, p, (size_t)(q - p));
+            p = q;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                   c == '_') {
+            const char *q = p;
+            while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
+                   *q == '_')
+                q++;
+            if (q - p == 4 && !memcmp(p, "root", 4))
+                sb_putn(&o, name, nl);
+            else {
+                sb_putn(&o, name, nl);
+                sb_putn(&o, "-", 1);
+                sb_putn(&o, p, (size_t)(q - p));
+            }
+            p = q;
+        } else {
+            sb_putn(&o, p, 1);
+            p++;
+        }
+    }
+    if (o.oom) {
+        free(o.s);
+        return NULL;
+    }
+    return o.s ? o.s : strdup("");
+}
+
+al_status al_json_schema_to_gbnf_rule(const char *schema, size_t len, const char *name,
+                                      const al_grammar_limits *limits, char **gbnf, al_error *err)
+{
+    if (!gbnf)
+        return al_err(err, AL_ERR_ARG, "al_json_schema_to_gbnf_rule: no output pointer");
+    *gbnf = NULL;
+    size_t nl = name ? strlen(name) : 0;
+    if (nl == 0 || nl > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != nl)
+        return al_err(err, AL_ERR_ARG, "grammar rule name '%.64s': use 1-64 letters, digits or '-'", name ? name : "");
+    char *g = NULL;
+    al_status st = al_json_schema_to_gbnf(schema, len, limits, &g, err);
+    if (st != AL_OK)
+        return st;
+    *gbnf = rename_rules(g, name);
+    free(g);
+    return *gbnf ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
+}
+
 /* A rule name rN in a GBNF error becomes the schema location it was made
  * for (from the "# rN LOCATION" comment before its definition). */
 static void name_locations(al_error *err, const char *gbnf)

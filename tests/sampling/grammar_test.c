@@ -309,6 +309,38 @@ static void test_schema_arrays_refs(void **st)
           L("{\"a\":1,\"b\":true}"), L("{\"a\":1}", "{\"b\":true}"));
 }
 
+/* Two schemas as named rules of one grammar (what a tool-call grammar
+ * needs): their rule names do not clash. */
+static void test_schema_rules(void **st)
+{
+    (void)st;
+    const char *sa = "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":8}},"
+                     "\"required\":[\"city\"]}";
+    const char *sb = "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9},"
+                     "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":2}},\"required\":[\"n\"]}";
+    char *a = NULL, *b = NULL;
+    al_error err = {0};
+    assert_int_equal(al_json_schema_to_gbnf_rule(sa, strlen(sa), "args-weather", NULL, &a, &err), AL_OK);
+    assert_int_equal(al_json_schema_to_gbnf_rule(sb, strlen(sb), "args-count", NULL, &b, &err), AL_OK);
+    assert_int_equal(al_json_schema_to_gbnf_rule(sb, strlen(sb), "bad name", NULL, &b, &err), AL_ERR_ARG);
+    assert_null(b);
+    assert_int_equal(al_json_schema_to_gbnf_rule(sb, strlen(sb), "args-count", NULL, &b, &err), AL_OK);
+    size_t n = strlen(a) + strlen(b) + 256;
+    char *src = malloc(n);
+    snprintf(src, n,
+             "root ::= \"<tool_call>{\\\"name\\\": \\\"weather\\\", \\\"arguments\\\": \" args-weather \"}</tool_call>\""
+             " | \"<tool_call>{\\\"name\\\": \\\"count\\\", \\\"arguments\\\": \" args-count \"}</tool_call>\"\n%s%s",
+             a, b);
+    check(gbnf(src),
+          L("<tool_call>{\"name\": \"weather\", \"arguments\": {\"city\":\"Oslo\"}}</tool_call>",
+            "<tool_call>{\"name\": \"count\", \"arguments\": {\"n\": 3, \"tags\": [\"x\"]}}</tool_call>"),
+          L("<tool_call>{\"name\": \"weather\", \"arguments\": {\"n\": 3}}</tool_call>",
+            "<tool_call>{\"name\": \"count\", \"arguments\": {\"n\": 10}}</tool_call>"));
+    free(src);
+    free(a);
+    free(b);
+}
+
 static void test_schema_errors(void **st)
 {
     (void)st;
@@ -585,7 +617,8 @@ int main(void)
         cmocka_unit_test(test_json_object_grammar), cmocka_unit_test(test_json_object_cases),
         cmocka_unit_test(test_schema_object),
         cmocka_unit_test(test_schema_values),      cmocka_unit_test(test_schema_strings),
-        cmocka_unit_test(test_schema_arrays_refs), cmocka_unit_test(test_schema_errors),
+        cmocka_unit_test(test_schema_arrays_refs), cmocka_unit_test(test_schema_rules),
+        cmocka_unit_test(test_schema_errors),
         cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_cache_sharing),
         cmocka_unit_test(test_matcher_qwen),
     };
