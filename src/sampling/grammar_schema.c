@@ -831,9 +831,15 @@ static bool get_bounds(sc *c, const json_t *node, const char *path, bound *lo, b
         else if (json_is_true(v) && hi->set)
             hi->excl = true;
     }
-    const double lim = 1e15;
-    if ((lo->set && fabs(lo->v) > lim) || (hi->set && fabs(hi->v) > lim))
-        return fail(c, path, AL_ERR_UNSUPPORTED, "numeric bounds beyond 1e15 are not supported");
+    /* beyond 2^53 JSON numbers are not exact anyway; zod writes 2^53 - 1 as
+     * the maximum of every integer */
+    const double lim = 9007199254740992.0;
+    if (lo->set && lo->v < -lim)
+        lo->set = false;
+    if (hi->set && hi->v > lim)
+        hi->set = false;
+    if ((lo->set && lo->v > lim) || (hi->set && hi->v < -lim))
+        return fail(c, path, AL_ERR_UNSUPPORTED, "numeric bounds beyond 2^53 are not supported");
     return true;
 }
 
@@ -1160,6 +1166,18 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
             sb_puts(e, "(\"{\" ws \"}\")");
             return true;
         }
+        /* keys: strings, or what propertyNames says (a string schema) */
+        sbuf k = {0};
+        const json_t *pn = json_object_get(node, "propertyNames");
+        if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0)) {
+            if (!gen_sub(c, pn, path, "propertyNames", &k)) {
+                free(k.s);
+                return false;
+            }
+        } else {
+            c->use_string = c->use_char = true;
+            sb_puts(&k, "jstring");
+        }
         sbuf v = {0};
         if (json_is_object(addl)) {
             if (!gen_sub(c, addl, path, "additionalProperties", &v)) {
@@ -1170,12 +1188,17 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
             c->use_value = true;
             sb_puts(&v, "jvalue");
         }
-        c->use_string = c->use_char = true;
-        sb_printf(e, "(\"{\" ws (jstring ws \":\" ws %s ws (\",\" ws jstring ws \":\" ws %s ws)*)? \"}\")", v.s, v.s);
-        bool ok = !v.oom;
+        sb_printf(e, "(\"{\" ws (%s ws \":\" ws %s ws (\",\" ws %s ws \":\" ws %s ws)*)? \"}\")", k.s, v.s, k.s, v.s);
+        bool ok = !v.oom && !k.oom;
         free(v.s);
+        free(k.s);
         return ok || oom(c);
     }
+    const json_t *pn = json_object_get(node, "propertyNames");
+    if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0) &&
+        !(json_is_object(pn) && json_object_size(pn) == 1 && json_is_string(json_object_get(pn, "type")) &&
+          !strcmp(json_string_value(json_object_get(pn, "type")), "string")))
+        return fail(c, path, AL_ERR_UNSUPPORTED, "'propertyNames' is supported only for objects without 'properties'");
     prop *pr = calloc(n, sizeof *pr);
     if (!pr)
         return oom(c);
@@ -1366,7 +1389,7 @@ static bool gen_body(sc *c, const json_t *node, const char *path, sbuf *e)
     if (!json_is_object(node))
         return fail(c, path, AL_ERR_FORMAT, "a schema must be an object or a boolean");
     static const char *const unsupported[] = {"not", "if", "then", "else", "dependentSchemas", "dependentRequired",
-                                              "patternProperties", "propertyNames", "contains", "unevaluatedProperties",
+                                              "patternProperties", "contains", "unevaluatedProperties",
                                               "unevaluatedItems", "$dynamicRef", "$recursiveRef"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (json_object_get(node, unsupported[i]))

@@ -341,6 +341,17 @@ static void test_schema_rules(void **st)
     free(b);
 }
 
+/* What zod 4's z.toJSONSchema writes for common fields (email, uuid and
+ * date-time patterns with leap years, positive numbers, 2^53 - 1 maxima,
+ * records with propertyNames): it compiles and means what it says. */
+static const char k_zod4[] = "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\",\"properties\":{\"email\":{\"type\":\"string\",\"format\":\"email\",\"pattern\":\"^(?:[A-Za-z0-9_'+\\\\-]+\\\\.)*[A-Za-z0-9_'+\\\\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9][A-Za-z0-9\\\\-]*\\\\.)+[A-Za-z]{2,}$\"},\"url\":{\"type\":\"string\",\"format\":\"uri\"},\"id\":{\"type\":\"string\",\"format\":\"uuid\",\"pattern\":\"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$\"},\"when\":{\"type\":\"string\",\"format\":\"date-time\",\"pattern\":\"^(?:(?:\\\\d\\\\d[2468][048]|\\\\d\\\\d[13579][26]|\\\\d\\\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\\\d|30)|(?:02)-(?:0[1-9]|1\\\\d|2[0-8])))T(?:(?:[01]\\\\d|2[0-3]):[0-5]\\\\d:[0-5]\\\\d(?:\\\\.\\\\d+)?(?:Z))$\"},\"d\":{\"type\":\"string\",\"format\":\"date\",\"pattern\":\"^(?:(?:\\\\d\\\\d[2468][048]|\\\\d\\\\d[13579][26]|\\\\d\\\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\\\d|30)|(?:02)-(?:0[1-9]|1\\\\d|2[0-8])))$\"},\"n\":{\"type\":\"number\",\"exclusiveMinimum\":0},\"i\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9007199254740991},\"opt\":{\"type\":\"string\"},\"nul\":{\"type\":[\"string\",\"null\"]},\"e\":{\"type\":\"string\",\"enum\":[\"a\",\"b\"]},\"lit\":{\"type\":\"string\",\"const\":\"x\"},\"arr\":{\"minItems\":1,\"type\":\"array\",\"items\":{\"type\":\"number\"}},\"rec\":{\"type\":\"object\",\"propertyNames\":{\"type\":\"string\",\"maxLength\":3},\"additionalProperties\":{\"type\":\"number\"}},\"u\":{\"type\":[\"string\",\"number\"]}},\"required\":[\"email\",\"url\",\"id\",\"when\",\"d\",\"n\",\"i\",\"nul\",\"e\",\"lit\",\"arr\",\"rec\",\"u\"],\"additionalProperties\":false}";
+
+static void test_schema_zod(void **st)
+{
+    (void)st;
+    check(schema(k_zod4), L("{\"email\":\"a.b@c.de\",\"url\":\"x\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"when\":\"2024-02-29T10:00:00Z\",\"d\":\"2023-02-28\",\"n\":0.5,\"i\":9007199254740991,\"nul\":null,\"e\":\"a\",\"lit\":\"x\",\"arr\":[1],\"rec\":{\"abc\":1},\"u\":2}"), L("{\"email\":\"a.b@c.de\",\"url\":\"x\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"when\":\"2023-02-29T10:00:00Z\",\"d\":\"2023-02-28\",\"n\":0.5,\"i\":1,\"nul\":null,\"e\":\"a\",\"lit\":\"x\",\"arr\":[1],\"rec\":{},\"u\":2}", "{\"email\":\"a.b@c.de\",\"url\":\"x\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"when\":\"2024-02-29T10:00:00Z\",\"d\":\"2023-02-28\",\"n\":0.5,\"i\":1,\"nul\":null,\"e\":\"a\",\"lit\":\"x\",\"arr\":[1],\"rec\":{\"abcd\":1},\"u\":2}", "{\"email\":\"a@b\",\"url\":\"x\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"when\":\"2024-02-29T10:00:00Z\",\"d\":\"2023-02-28\",\"n\":0.5,\"i\":1,\"nul\":null,\"e\":\"a\",\"lit\":\"x\",\"arr\":[1],\"rec\":{},\"u\":2}", "{\"email\":\"a.b@c.de\",\"url\":\"x\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\",\"when\":\"2024-02-29T10:00:00Z\",\"d\":\"2023-02-28\",\"n\":0,\"i\":1,\"nul\":null,\"e\":\"a\",\"lit\":\"x\",\"arr\":[1],\"rec\":{},\"u\":2}"));
+}
+
 static void test_schema_errors(void **st)
 {
     (void)st;
@@ -618,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_schema_object),
         cmocka_unit_test(test_schema_values),      cmocka_unit_test(test_schema_strings),
         cmocka_unit_test(test_schema_arrays_refs), cmocka_unit_test(test_schema_rules),
+        cmocka_unit_test(test_schema_zod),
         cmocka_unit_test(test_schema_errors),
         cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_cache_sharing),
         cmocka_unit_test(test_matcher_qwen),
