@@ -322,6 +322,7 @@ static void test_schema_rules(void **st)
     al_error err = {0};
     assert_int_equal(al_json_schema_to_gbnf_rule(sa, strlen(sa), "args-weather", NULL, &a, &err), AL_OK);
     assert_int_equal(al_json_schema_to_gbnf_rule(sb, strlen(sb), "args-count", NULL, &b, &err), AL_OK);
+    free(b);
     assert_int_equal(al_json_schema_to_gbnf_rule(sb, strlen(sb), "bad name", NULL, &b, &err), AL_ERR_ARG);
     assert_null(b);
     assert_int_equal(al_json_schema_to_gbnf_rule(sb, strlen(sb), "args-count", NULL, &b, &err), AL_OK);
