@@ -1182,6 +1182,7 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
         if (json_is_object(addl)) {
             if (!gen_sub(c, addl, path, "additionalProperties", &v)) {
                 free(v.s);
+                free(k.s);
                 return false;
             }
         } else {
