@@ -193,7 +193,7 @@ typedef struct gen_params {
     al_sampler_params sp;
     char **stops;             /* owned until moved into a job */
     size_t n_stops;
-    bool json_mode;
+    al_grammar *grammar;      /* owned until moved into a job: response_format, format, grammar */
     bool logprobs;
     int32_t top_logprobs;
     bool stream;
@@ -212,6 +212,8 @@ static void gen_params_free(gen_params *g)
     g->bias_tok = NULL;
     g->bias_val = NULL;
     g->n_bias = 0;
+    al_grammar_free(g->grammar);
+    g->grammar = NULL;
     for (size_t i = 0; i < g->n_stops; i++)
         free(g->stops[i]);
     free(g->stops);
@@ -278,6 +280,106 @@ static bool parse_logit_bias(json_t *v, gen_params *g, perr *e)
         g->n_bias++;
     }
     return true;
+}
+
+/* ------------------------------------------------------ structured output */
+
+/* The grammar that constrains a request's output, from one of
+ * response_format (json_object, json_schema), Ollama's format ("json" or a
+ * schema) and a GBNF `grammar`. Compilation happens here, on the HTTP
+ * thread, within the grammar module's limits (time, size, properties), so
+ * a bad schema is a 400 naming the problem and its location. */
+static bool set_grammar(gen_params *g, al_status st, const al_error *err, const char *param, perr *e)
+{
+    if (st == AL_ERR_NOMEM)
+        return fail(e, 500, NULL, NULL, "out of memory compiling '%s'", param);
+    if (st != AL_OK)
+        return fail(e, 400, st == AL_ERR_UNSUPPORTED ? "unsupported_value" : "invalid_value", param, "'%s': %s",
+                    param, err->msg);
+    return true;
+}
+
+/* True (and e filled) when an earlier field already set the grammar. */
+static bool grammar_taken(const gen_params *g, const char *param, perr *e)
+{
+    if (!g->grammar)
+        return false;
+    fail(e, 400, "invalid_value", param,
+         "'%s' cannot be combined with another output constraint (response_format, format, grammar)", param);
+    return true;
+}
+
+static bool grammar_json_object(gen_params *g, const char *param, perr *e)
+{
+    if (grammar_taken(g, param, e))
+        return false;
+    al_error err = {0};
+    return set_grammar(g, al_grammar_json_object(&g->grammar, &err), &err, param, e);
+}
+
+static bool grammar_schema(gen_params *g, json_t *schema, const char *param, perr *e)
+{
+    if (grammar_taken(g, param, e))
+        return false;
+    if (!json_is_object(schema) && !json_is_boolean(schema))
+        return fail(e, 400, "invalid_type", param, "'%s' must be a JSON schema (an object)", param);
+    char *txt = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!txt)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    al_error err = {0};
+    al_status st = al_grammar_from_json_schema(txt, strlen(txt), NULL, &g->grammar, &err);
+    free(txt);
+    return set_grammar(g, st, &err, param, e);
+}
+
+/* The `grammar` field (GBNF, as llama.cpp's server takes it). */
+static bool parse_grammar_field(json_t *b, gen_params *g, perr *e)
+{
+    json_t *v = json_object_get(b, "grammar");
+    if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+        return true;
+    if (!json_is_string(v))
+        return fail(e, 400, "invalid_type", "grammar", "'grammar' must be a string (GBNF)");
+    if (grammar_taken(g, "grammar", e))
+        return false;
+    al_error err = {0};
+    al_status st = al_grammar_from_gbnf(json_string_value(v), json_string_length(v), NULL, &g->grammar, &err);
+    return set_grammar(g, st, &err, "grammar", e);
+}
+
+/* response_format: {type: text | json_object | json_schema, json_schema: {name, schema, strict}} */
+static bool parse_response_format(json_t *rf, gen_params *g, perr *e)
+{
+    if (!rf || json_is_null(rf))
+        return true;
+    json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
+    if (!json_is_string(t))
+        return fail(e, 400, "invalid_type", "response_format",
+                    "'response_format' must be an object with a string 'type'");
+    const char *ts = json_string_value(t);
+    if (!strcmp(ts, "text"))
+        return true;
+    if (!strcmp(ts, "json_object"))
+        return grammar_json_object(g, "response_format", e);
+    if (strcmp(ts, "json_schema"))
+        return fail(e, 400, "unsupported_value", "response_format.type",
+                    "response_format type '%s' is not supported (use 'text', 'json_object' or 'json_schema')", ts);
+    json_t *js = json_object_get(rf, "json_schema");
+    if (!json_is_object(js))
+        return fail(e, 400, "invalid_type", "response_format.json_schema",
+                    "'response_format.json_schema' must be an object with 'name' and 'schema'");
+    json_t *name = json_object_get(js, "name");
+    if (name && !json_is_string(name))
+        return fail(e, 400, "invalid_type", "response_format.json_schema.name", "'name' must be a string");
+    json_t *strict = json_object_get(js, "strict");
+    if (strict && !json_is_null(strict) && !json_is_boolean(strict))
+        return fail(e, 400, "invalid_type", "response_format.json_schema.strict", "'strict' must be true or false");
+    json_t *schema = json_object_get(js, "schema");
+    if (!schema || json_is_null(schema)) /* no schema: any JSON object */
+        return grammar_json_object(g, "response_format.json_schema", e);
+    /* strict or not, the output follows the schema: what cannot be
+     * guaranteed is refused rather than ignored */
+    return grammar_schema(g, schema, "response_format.json_schema.schema", e);
 }
 
 /* OpenAI request fields common to chat and completions. */
@@ -379,19 +481,11 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
         g->logprobs = true;
         g->top_logprobs = (int32_t)i;
     }
-    json_t *rf = json_object_get(b, "response_format");
-    if (rf && !json_is_null(rf)) {
-        json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
-        if (!json_is_string(t))
-            return fail(e, 400, "invalid_type", "response_format",
-                        "'response_format' must be an object with a string 'type'");
-        const char *ts = json_string_value(t);
-        if (!strcmp(ts, "json_object"))
-            g->json_mode = true;
-        else if (strcmp(ts, "text"))
-            return fail(e, 400, "unsupported_value", "response_format.type",
-                        "response_format type '%s' is not supported (use 'text' or 'json_object')", ts);
-    }
+    if (!parse_response_format(json_object_get(b, "response_format"), g, e) || !parse_grammar_field(b, g, e))
+        return false;
+    json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools) && !json_is_array(tools))
+        return fail(e, 400, "invalid_type", "tools", "'tools' must be a list");
     return true;
 }
 
@@ -412,15 +506,17 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
         return false;
     json_t *fmt = json_object_get(b, "format");
     if (fmt && !json_is_null(fmt)) {
-        if (json_is_string(fmt) && !strcmp(json_string_value(fmt), "json"))
-            g->json_mode = true;
-        else if (json_is_string(fmt) && json_string_length(fmt) == 0)
-            g->json_mode = false;
-        else if (json_is_object(fmt))
-            g->json_mode = true; /* a schema: we guarantee JSON, not the schema */
-        else
+        if (json_is_string(fmt) && !strcmp(json_string_value(fmt), "json")) {
+            if (!grammar_json_object(g, "format", e))
+                return false;
+        } else if (json_is_object(fmt)) {
+            if (!grammar_schema(g, fmt, "format", e))
+                return false;
+        } else if (!(json_is_string(fmt) && json_string_length(fmt) == 0))
             return fail(e, 400, "invalid_value", "format", "'format' must be \"json\" or a JSON schema object");
     }
+    if (!parse_grammar_field(b, g, e))
+        return false;
     json_t *o = json_object_get(b, "options");
     if (!o || json_is_null(o))
         return true;
@@ -1447,7 +1543,6 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         memcpy(j->stops[i], gp->stops[i], l + 1);
         j->n_stops++;
     }
-    j->json_mode = gp->json_mode;
     j->render_special = gp->render_special;
     j->prompt_from = prompt_from;
     if (gp->n_bias) {
@@ -1464,6 +1559,9 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     /* Choice k of n: another seed, so that the choices differ. */
     if (j->sp.seed != AL_SEED_RANDOM && (j->sp.seed += (uint64_t)choice) == AL_SEED_RANDOM)
         j->sp.seed = 0;
+    /* every choice matches the grammar on its own: the compiled grammar is
+     * shared, each job holding a reference */
+    j->grammar = al_grammar_ref(gp->grammar);
     j->want_logprobs = gp->logprobs;
     j->top_logprobs = gp->top_logprobs;
     if (cfg->request_timeout_s)
