@@ -100,6 +100,11 @@ typedef struct al_token_trie al_token_trie;
  * never allows them); end-of-generation tokens are recorded apart.
  * Returns NULL when out of memory. Immutable: may be shared by threads. */
 al_token_trie *al_token_trie_new(const al_vocab *vocab);
+/* The same, but the control tokens listed in special[0..n_special) are in
+ * the trie with their text (al_token_to_piece with special rendering): for
+ * a grammar that writes markers such as [TOOL_CALLS] or <|python_tag|>,
+ * when the output renders them too. End-of-generation tokens stay apart. */
+al_token_trie *al_token_trie_new_with(const al_vocab *vocab, const int32_t *special, size_t n_special);
 void al_token_trie_free(al_token_trie *t);
 int32_t al_token_trie_n_vocab(const al_token_trie *t);
 

@@ -31,7 +31,17 @@ static int cmp_piece(const void *a, const void *b, void *arg)
     return x < y ? -1 : x > y;
 }
 
-al_token_trie *al_token_trie_new(const al_vocab *vocab)
+static bool listed(const int32_t *toks, size_t n, int32_t t)
+{
+    for (size_t i = 0; i < n; i++)
+        if (toks[i] == t)
+            return true;
+    return false;
+}
+
+al_token_trie *al_token_trie_new(const al_vocab *vocab) { return al_token_trie_new_with(vocab, NULL, 0); }
+
+al_token_trie *al_token_trie_new_with(const al_vocab *vocab, const int32_t *special, size_t n_special)
 {
     int32_t nv = al_vocab_n_tokens(vocab);
     if (nv <= 0)
@@ -55,7 +65,7 @@ al_token_trie *al_token_trie_new(const al_vocab *vocab)
             t->eog[t->n_eog++] = i;
             continue;
         }
-        int32_t n = al_token_to_piece(vocab, i, piece, sizeof piece, false);
+        int32_t n = al_token_to_piece(vocab, i, piece, sizeof piece, listed(special, n_special, i));
         if (n <= 0 || n > TRIE_PIECE_MAX)
             continue; /* empty (control) or too long: never allowed */
         if (used + (size_t)n > cap) {

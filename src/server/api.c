@@ -15,6 +15,8 @@
 #include "server/responses.h"
 #include "server/server_int.h"
 #include "server/toolcall.h"
+#include "server/toolgrammar.h"
+#include "tokenizer/vocab.h"
 #include "util/error.h"
 
 typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;
@@ -203,6 +205,8 @@ typedef struct gen_params {
     int32_t *bias_tok;        /* logit_bias (owned) */
     float *bias_val;
     size_t n_bias;
+    int32_t *grammar_special; /* owned: marker control tokens the grammar may match (see sched.h) */
+    size_t n_grammar_special;
 } gen_params;
 
 static void gen_params_free(gen_params *g)
@@ -214,6 +218,9 @@ static void gen_params_free(gen_params *g)
     g->n_bias = 0;
     al_grammar_free(g->grammar);
     g->grammar = NULL;
+    free(g->grammar_special);
+    g->grammar_special = NULL;
+    g->n_grammar_special = 0;
     for (size_t i = 0; i < g->n_stops; i++)
         free(g->stops[i]);
     free(g->stops);
@@ -380,6 +387,44 @@ static bool parse_response_format(json_t *rf, gen_params *g, perr *e)
     /* strict or not, the output follows the schema: what cannot be
      * guaranteed is refused rather than ignored */
     return grammar_schema(g, schema, "response_format.json_schema.schema", e);
+}
+
+/* tool_choice "required" or a named function: the grammar of a reply that
+ * is a call in the template's format (toolgrammar.h). Markers that are
+ * control tokens of the vocabulary join the grammar's trie and are
+ * rendered into the text (the grammar admits no other control token). */
+static bool tool_choice_grammar(gen_params *g, const srv_agent_req *ag, const srv_chat_fmt *fmt, bool in_think,
+                                const al_vocab *vocab, perr *e)
+{
+    if (grammar_taken(g, "tool_choice", e))
+        return false;
+    srv_tg_think th = fmt->think == SRV_THINK_TAGS && in_think ? SRV_TG_THINK_OPEN : SRV_TG_THINK_NONE;
+    char *gbnf = NULL, where[128] = "", msg[400] = "";
+    const char *const *markers = NULL;
+    int rc = srv_tool_grammar(ag, fmt, th, &gbnf, &markers, where, sizeof(where), msg, sizeof(msg));
+    if (rc == 500)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    if (rc)
+        return fail(e, 400, "invalid_value", where, "'%s': %s", where, msg);
+    al_error err = {0};
+    al_status st = al_grammar_from_gbnf(gbnf, strlen(gbnf), NULL, &g->grammar, &err);
+    free(gbnf);
+    if (st != AL_OK)
+        return set_grammar(g, st, &err, "tools", e);
+    size_t nm = 0;
+    while (markers[nm])
+        nm++;
+    g->grammar_special = malloc((nm ? nm : 1) * sizeof(int32_t));
+    if (!g->grammar_special)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    for (size_t i = 0; i < nm; i++) {
+        int32_t id = al_vocab_find(vocab, markers[i], strlen(markers[i]));
+        if (id >= 0 && al_vocab_is_control(vocab, id) && !al_vocab_is_eog(vocab, id))
+            g->grammar_special[g->n_grammar_special++] = id;
+    }
+    if (g->n_grammar_special)
+        g->render_special = true;
+    return true;
 }
 
 /* OpenAI request fields common to chat and completions. */
@@ -1562,6 +1607,15 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     /* every choice matches the grammar on its own: the compiled grammar is
      * shared, each job holding a reference */
     j->grammar = al_grammar_ref(gp->grammar);
+    if (gp->n_grammar_special) {
+        j->grammar_special = malloc(gp->n_grammar_special * sizeof(int32_t));
+        if (!j->grammar_special) {
+            srv_job_free(j);
+            return fail(e, 500, NULL, NULL, "out of memory");
+        }
+        memcpy(j->grammar_special, gp->grammar_special, gp->n_grammar_special * sizeof(int32_t));
+        j->n_grammar_special = gp->n_grammar_special;
+    }
     j->want_logprobs = gp->logprobs;
     j->top_logprobs = gp->top_logprobs;
     if (cfg->request_timeout_s)
@@ -1782,10 +1836,11 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         /* Markers that are control tokens are rendered for the parser, and
          * gpt-oss's always: without them its channels would run together. */
         gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
-        /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
-         * call (of ag.choice_name) whose arguments match the tool's parameters schema,
-         * once grammar-constrained decoding lands; until then they are only hints (the
-         * named tool is the only one the template shows). */
+        /* tool_choice "required" / named: the reply is constrained to a call (of
+         * ag.choice_name) in the template's format whose arguments follow the
+         * tool's parameters schema. */
+        if (ok && tools_on && (ag.choice == SRV_TC_REQUIRED || ag.choice == SRV_TC_NAMED))
+            ok = tool_choice_grammar(&gp, &ag, &fmt, g.po.in_think, vocab, &e);
     }
     free(text);
     json_decref(msgs);

@@ -40,6 +40,7 @@ typedef struct slot {
     al_detok *dt;            /* owned, per job */
     al_stop *st;             /* owned, per job */
     al_grammar_matcher *gm;  /* owned, per job with a grammar */
+    al_token_trie *own_trie; /* owned: a job's trie with other markers than the model's (rare) */
     double *emb_sum;         /* (n_embd) for embedding jobs */
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
     al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
@@ -66,6 +67,13 @@ struct srv_model {
     bool *b_logits;
     al_token_trie *trie;     /* the vocabulary's byte trie, made for the first grammar job */
     al_grammar_cache *gcache; /* token masks per grammar state, shared by the model's jobs */
+    /* The same for grammars that write control-token markers (tool calls):
+     * the trie also holds the listed tokens' text (a mask depends on the
+     * trie, so the cache is another one too). */
+    al_token_trie *trie_sp;
+    al_grammar_cache *gcache_sp;
+    int32_t *sp_toks;        /* (n_sp_toks) the markers trie_sp was made with */
+    size_t n_sp_toks;
 };
 
 struct srv_sched {
@@ -137,6 +145,7 @@ void srv_job_free(srv_job *j)
         free(j->stops[i]);
     free(j->stops);
     al_grammar_free(j->grammar);
+    free(j->grammar_special);
     free(j->text);
     free(j->toks);
     free(j->embedding);
@@ -356,6 +365,8 @@ static void slot_release_job_state(slot *sl)
     al_detok_free(sl->dt);
     al_stop_free(sl->st);
     al_grammar_matcher_free(sl->gm);
+    al_token_trie_free(sl->own_trie);
+    sl->own_trie = NULL;
     free(sl->emb_sum);
     sl->smp = NULL;
     sl->dt = NULL;
@@ -390,6 +401,13 @@ static void model_unload(srv_sched *s, srv_model *m)
     al_token_trie_free(m->trie);
     m->gcache = NULL;
     m->trie = NULL;
+    al_grammar_cache_free(m->gcache_sp);
+    al_token_trie_free(m->trie_sp);
+    free(m->sp_toks);
+    m->gcache_sp = NULL;
+    m->trie_sp = NULL;
+    m->sp_toks = NULL;
+    m->n_sp_toks = 0;
     m->lbuf = NULL;
     m->b_tok = m->b_pos = m->b_seq = NULL;
     m->b_logits = NULL;
@@ -613,6 +631,39 @@ static bool prompt_pending(const srv_sched *s, const srv_job *j)
 }
 
 /* Puts a queued job into a free slot of its model; false if none is free. */
+/* The matcher of a grammar that writes control-token markers: over the
+ * model's marker trie (made for the first such job), or, when a job lists
+ * other markers than that trie's, over a trie of its own with the
+ * matcher's own small cache. */
+static bool admit_marker_grammar(srv_model *m, slot *sl, const srv_job *j)
+{
+    const al_vocab *voc = al_model_vocab(m->model);
+    size_t bytes = j->n_grammar_special * sizeof(int32_t);
+    if (!m->trie_sp) {
+        m->sp_toks = malloc(bytes);
+        if (!m->sp_toks)
+            return false;
+        memcpy(m->sp_toks, j->grammar_special, bytes);
+        m->n_sp_toks = j->n_grammar_special;
+        m->trie_sp = al_token_trie_new_with(voc, m->sp_toks, m->n_sp_toks);
+        if (!m->trie_sp) {
+            free(m->sp_toks);
+            m->sp_toks = NULL;
+            m->n_sp_toks = 0;
+            return false;
+        }
+    }
+    if (m->n_sp_toks == j->n_grammar_special && !memcmp(m->sp_toks, j->grammar_special, bytes)) {
+        if (!m->gcache_sp)
+            m->gcache_sp = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
+        sl->gm = m->gcache_sp ? al_grammar_matcher_new(j->grammar, m->trie_sp, m->gcache_sp) : NULL;
+        return sl->gm != NULL;
+    }
+    sl->own_trie = al_token_trie_new_with(voc, j->grammar_special, j->n_grammar_special);
+    sl->gm = sl->own_trie ? al_grammar_matcher_new(j->grammar, sl->own_trie, NULL) : NULL;
+    return sl->gm != NULL;
+}
+
 static bool admit(srv_sched *s, srv_job *j)
 {
     srv_model *m = j->model;
@@ -669,7 +720,7 @@ static bool admit(srv_sched *s, srv_job *j)
         sl->dt = al_detok_new(al_model_vocab(m->model), j->render_special);
         sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
         ok = sl->smp && sl->dt && sl->st;
-        if (ok && j->grammar) {
+        if (ok && j->grammar && !j->n_grammar_special) {
             /* the vocabulary trie and the mask cache: once per model */
             if (!m->trie)
                 m->trie = al_token_trie_new(al_model_vocab(m->model));
@@ -677,6 +728,8 @@ static bool admit(srv_sched *s, srv_job *j)
                 m->gcache = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
             sl->gm = m->trie && m->gcache ? al_grammar_matcher_new(j->grammar, m->trie, m->gcache) : NULL;
             ok = sl->gm != NULL;
+        } else if (ok && j->grammar) {
+            ok = admit_marker_grammar(m, sl, j);
         }
     } else {
         sl->emb_sum = calloc(m->info.n_embd, sizeof(double));

@@ -100,6 +100,9 @@ typedef struct srv_job {
     float *bias_val;         /* owned: added to those tokens' logits (-INFINITY: banned) */
     size_t n_bias;
     al_grammar *grammar;     /* owned reference (al_grammar_ref); constrains the output, or NULL */
+    int32_t *grammar_special; /* owned: control tokens whose text the grammar may match (markers
+                                such as [TOOL_CALLS]; only with render_special), or NULL */
+    size_t n_grammar_special;
     bool want_logprobs;
     int32_t top_logprobs;    /* 0..SRV_MAX_TOP_LOGPROBS */
     double deadline;         /* monotonic seconds; 0: none */

@@ -636,6 +636,51 @@ static void test_matcher_qwen(void **st)
     al_vocab_free(v);
 }
 
+/* A trie made with control tokens listed (tool-call markers): the grammar
+ * may then pick the marker's token for its text; without the list only
+ * the text spelled by ordinary tokens matches. End-of-generation tokens
+ * stay out of the text even when listed. */
+static void test_trie_special(void **st)
+{
+    (void)st;
+    al_vocab *v = load_vocab("vocab/ggml-vocab-qwen2.gguf");
+    if (!v)
+        skip();
+    int32_t ids[8], eot[8];
+    size_t n = 0, ne = 0;
+    al_error err = {0};
+    assert_int_equal(al_tokenize(v, "<|im_start|>", 12, false, true, ids, 8, &n, &err), AL_OK);
+    assert_int_equal(n, 1);
+    assert_true(al_vocab_is_control(v, ids[0]) && !al_vocab_is_eog(v, ids[0]));
+    assert_int_equal(al_tokenize(v, "<|im_end|>", 10, false, true, eot, 8, &ne, &err), AL_OK);
+    assert_int_equal(ne, 1);
+    assert_true(al_vocab_is_eog(v, eot[0]));
+    int32_t listed[2] = {ids[0], eot[0]};
+    al_token_trie *plain = al_token_trie_new(v), *sp = al_token_trie_new_with(v, listed, 2);
+    assert_non_null(plain);
+    assert_non_null(sp);
+    al_grammar *g = gbnf("root ::= \"<|im_start|>x\" | \"<|im_end|>y\"\n");
+    al_grammar_matcher *mp = al_grammar_matcher_new(g, plain, NULL), *ms = al_grammar_matcher_new(g, sp, NULL);
+    const uint64_t *mask = al_grammar_matcher_mask(mp);
+    assert_false((mask[ids[0] >> 6] >> (ids[0] & 63)) & 1);
+    mask = al_grammar_matcher_mask(ms);
+    assert_true((mask[ids[0] >> 6] >> (ids[0] & 63)) & 1);
+    assert_false((mask[eot[0] >> 6] >> (eot[0] & 63)) & 1);
+    assert_int_equal(al_grammar_matcher_accept_token(mp, ids[0]), AL_ERR_ARG);
+    assert_int_equal(al_grammar_matcher_accept_token(ms, eot[0]), AL_ERR_ARG);
+    assert_int_equal(al_grammar_matcher_accept_token(ms, ids[0]), AL_OK);
+    assert_true(al_grammar_matcher_accept_bytes(ms, "x", 1));
+    assert_true(al_grammar_matcher_done(ms));
+    /* the plain trie still reaches the text through ordinary tokens */
+    assert_true(al_grammar_matcher_accept_bytes(mp, "<|im_start|>x", 13));
+    al_grammar_matcher_free(mp);
+    al_grammar_matcher_free(ms);
+    al_grammar_free(g);
+    al_token_trie_free(plain);
+    al_token_trie_free(sp);
+    al_vocab_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,7 +694,7 @@ int main(void)
         cmocka_unit_test(test_schema_zod),
         cmocka_unit_test(test_schema_errors),
         cmocka_unit_test(test_matcher_spm),        cmocka_unit_test(test_cache_sharing),
-        cmocka_unit_test(test_matcher_qwen),
+        cmocka_unit_test(test_matcher_qwen),       cmocka_unit_test(test_trie_special),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
