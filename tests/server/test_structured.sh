@@ -61,6 +61,11 @@ check "streamed json_schema output validates" valid "$T"
 req POST /v1/completions "{\"model\":\"qwen3\",\"prompt\":\"JSON:\",\"max_tokens\":700,\"seed\":7,$RF}"
 check "/v1/completions json_schema output validates" valid "$(jget "$BODY" 'd["choices"][0]["text"]')"
 
+# /v1/responses: text.format json_schema goes the same way
+req POST /v1/responses "{\"model\":\"qwen3\",\"input\":\"Give me JSON\",\"max_output_tokens\":700,\"temperature\":1,\"seed\":10,\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"thing\",\"strict\":true,\"schema\":$SCHEMA}}}"
+check "/v1/responses text.format json_schema output validates" \
+    valid "$(jget "$BODY" '"".join(c["text"] for o in d["output"] if o["type"] == "message" for c in o["content"])')"
+
 # ---- Ollama: format {schema}, format "json", streamed or not
 req POST /api/chat "{\"model\":\"qwen3\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":false,\"format\":$SCHEMA,\"options\":{\"seed\":8,\"num_predict\":700}}"
 check "/api/chat format {schema} output validates" valid "$(jget "$BODY" 'd["message"]["content"]')"
