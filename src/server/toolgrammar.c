@@ -101,17 +101,106 @@ static int put_args(sbuf *b, json_t *f, size_t k, size_t index, bool flat, char 
     return 0;
 }
 
+/* Qwen3-Coder: the parameters of tool f as <parameter=K>\nV\n</parameter>
+ * lines (rule xpK), in the declared order, the required ones mandatory.
+ * The parser keeps a string parameter's text as it is and reads others as
+ * JSON, so a string value is raw text (no '<', within min/maxLength, or
+ * one of its enum) and any other value follows its schema as JSON. */
+static int put_xml_params(sbuf *b, json_t *f, size_t k, size_t index, bool flat, char *where, size_t wcap,
+                          char *msg, size_t mcap)
+{
+    json_t *p = json_object_get(f, "parameters");
+    json_t *props = json_object_get(p, "properties");
+    json_t *req = json_object_get(p, "required");
+    char w[160];
+    snprintf(w, sizeof(w), "tools[%zu]%s.parameters", index, flat ? "" : ".function");
+    if (!json_is_object(props) || json_object_size(props) == 0) {
+        put(b, "xp%zu ::= (\"<parameter=\" [a-zA-Z0-9_]+ \">\\n\" [^<]* \"\\n</parameter>\\n\")*\n", k);
+        return 0;
+    }
+    put(b, "xp%zu ::=", k);
+    size_t j = 0;
+    const char *key;
+    json_t *ps;
+    json_object_foreach(props, key, ps)
+    {
+        bool required = false;
+        size_t r;
+        json_t *rv;
+        json_array_foreach(req, r, rv) required |= json_is_string(rv) && !strcmp(json_string_value(rv), key);
+        put(b, " x%zu-%zu%s", k, j, required ? "" : "?");
+        j++;
+    }
+    put(b, "\n");
+    j = 0;
+    json_object_foreach(props, key, ps)
+    {
+        for (const char *c = key; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+                  *c == '-'))
+                return fail(where, wcap, msg, mcap, 400, w,
+                            "parameter name '%.64s' cannot be written in the qwen3-coder call format", key);
+        put(b, "x%zu-%zu ::= \"<parameter=%s>\\n\" v%zu-%zu \"\\n</parameter>\\n\"\n", k, j, key, k, j);
+        const char *ty = json_string_value(json_object_get(ps, "type"));
+        json_t *en = json_object_get(ps, "enum");
+        if (!ty || !strcmp(ty, "string")) {
+            if (json_object_get(ps, "pattern") || json_object_get(ps, "format") || json_object_get(ps, "const"))
+                return fail(where, wcap, msg, mcap, 400, w,
+                            "string parameter '%.64s': pattern, format and const cannot be followed in the "
+                            "qwen3-coder call format",
+                            key);
+            if (json_is_array(en)) {
+                put(b, "v%zu-%zu ::= ", k, j);
+                size_t e;
+                json_t *ev;
+                json_array_foreach(en, e, ev)
+                {
+                    const char *sv = json_string_value(ev);
+                    if (!sv || strpbrk(sv, "<\"\\\n"))
+                        return fail(where, wcap, msg, mcap, 400, w,
+                                    "enum of parameter '%.64s': only strings without <, \", \\ or newlines",
+                                    key);
+                    put(b, "%s\"%s\"", e ? " | " : "", sv);
+                }
+                put(b, "\n");
+            } else {
+                json_int_t lo = json_integer_value(json_object_get(ps, "minLength"));
+                json_t *mx = json_object_get(ps, "maxLength");
+                if (lo < 0 || lo > 256 || (json_is_integer(mx) && (json_integer_value(mx) < lo || json_integer_value(mx) > 4096)))
+                    return fail(where, wcap, msg, mcap, 400, w,
+                                "string parameter '%.64s': minLength up to 256 and maxLength up to 4096 here", key);
+                if (json_is_integer(mx))
+                    put(b, "v%zu-%zu ::= [^<]{%lld,%lld}\n", k, j, (long long)lo, (long long)json_integer_value(mx));
+                else
+                    put(b, "v%zu-%zu ::= [^<]{%lld,}\n", k, j, (long long)lo);
+            }
+        } else {
+            char *txt = json_dumps(ps, JSON_COMPACT), *rule = NULL, name[48];
+            if (!txt)
+                return fail(where, wcap, msg, mcap, 500, "", "out of memory");
+            snprintf(name, sizeof(name), "v%zu-%zu", k, j);
+            al_error err = {0};
+            al_status st = al_json_schema_to_gbnf_rule(txt, strlen(txt), name, NULL, &rule, &err);
+            free(txt);
+            if (st == AL_ERR_NOMEM)
+                return fail(where, wcap, msg, mcap, 500, "", "out of memory");
+            if (st != AL_OK)
+                return fail(where, wcap, msg, mcap, 400, w, "parameter '%.64s' cannot constrain a call: %s", key,
+                            err.msg);
+            put(b, "%s\n", rule);
+            free(rule);
+        }
+        j++;
+    }
+    return 0;
+}
+
 int srv_tool_grammar(const srv_agent_req *a, const srv_chat_fmt *f, srv_tg_think think, char **gbnf,
                      const char *const **markers, char *where, size_t wcap, char *msg, size_t mcap)
 {
     *gbnf = NULL;
     *markers = NULL;
     srv_tool_fmt tf = f->tools;
-    if (tf == SRV_TOOLS_QWEN3_CODER)
-        return fail(where, wcap, msg, mcap, 400, "tool_choice",
-                    "tool_choice \"required\" or a named function is not supported for the %s tool-call format "
-                    "(use \"auto\")",
-                    srv_tool_fmt_name(tf));
     /* the tools the reply may call: the named one, or all */
     size_t idx[128], n = 0, i;
     json_t *t;
@@ -131,8 +220,15 @@ int srv_tool_grammar(const srv_agent_req *a, const srv_chat_fmt *f, srv_tg_think
     if (think == SRV_TG_THINK_OPEN && tf != SRV_TOOLS_HARMONY)
         pre = "tb \"</think>\" [\\n]{0,2} ";
     bool par = a->parallel;
-    bool use_fn = true, use_nfn = false, use_hfn = false, use_dfn = false;
+    bool use_fn = true, use_nfn = false, use_hfn = false, use_dfn = false, use_xfn = false;
     switch (tf) {
+    case SRV_TOOLS_QWEN3_CODER: /* XML-ish: <function=NAME> and one <parameter=K> per argument */
+        *markers = k_hermes_markers;
+        use_fn = false;
+        use_xfn = true;
+        put(&b, "root ::= %scall %s\n", pre, par ? "(\"\\n\" call){0,7}" : "");
+        put(&b, "call ::= \"<tool_call>\\n<function=\" xfn \"</function>\\n</tool_call>\"\n");
+        break;
     case SRV_TOOLS_DEEPSEEK: /* R1: function<sep>NAME, the arguments in a json code block */
         *markers = k_deepseek_markers;
         use_fn = false;
@@ -174,9 +270,9 @@ int srv_tool_grammar(const srv_agent_req *a, const srv_chat_fmt *f, srv_tg_think
         put(&b, "tb ::= ([^<] | \"<\" [^/])*\n");
     /* one alternative per tool: "NAME", "arguments": ARGS (and the other spellings) */
     const char *akey = tf == SRV_TOOLS_LLAMA3 ? "parameters" : "arguments";
-    const char *alts[4] = {use_fn ? "fn" : NULL, use_nfn ? "nfn" : NULL, use_hfn ? "hfn" : NULL,
-                           use_dfn ? "dfn" : NULL};
-    for (int r = 0; r < 4; r++) {
+    const char *alts[5] = {use_fn ? "fn" : NULL, use_nfn ? "nfn" : NULL, use_hfn ? "hfn" : NULL,
+                           use_dfn ? "dfn" : NULL, use_xfn ? "xfn" : NULL};
+    for (int r = 0; r < 5; r++) {
         if (!alts[r])
             continue;
         put(&b, "%s ::= ", alts[r]);
@@ -196,6 +292,11 @@ int srv_tool_grammar(const srv_agent_req *a, const srv_chat_fmt *f, srv_tg_think
             put(&b, "hfn%zu ::= \"%s <|constrain|>json<|message|>\" args%zu\n", k, nm, k);
         if (use_dfn)
             put(&b, "dfn%zu ::= \"%s\\n```json\\n\" args%zu \"\\n```" DS_CALL_END "\"\n", k, nm, k);
+        if (use_xfn) {
+            put(&b, "xfn%zu ::= \"%s>\\n\" xp%zu\n", k, nm, k);
+            rc = put_xml_params(&b, fn, k, idx[k], a->flat, where, wcap, msg, mcap);
+            continue;
+        }
         rc = put_args(&b, fn, k, idx[k], a->flat, where, wcap, msg, mcap);
     }
     if (!rc && b.oom)

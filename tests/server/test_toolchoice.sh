@@ -4,7 +4,7 @@
 # template's format whose arguments follow the tool's parameters schema.
 # The models are scripted (../shared/tools/mkscripted.py) to answer with
 # plain TEXT, in the Hermes/Qwen3, Llama 3, Mistral, Granite, gpt-oss
-# harmony and DeepSeek R1 formats, plus random-weight tiny-qwen3: the call
+# harmony, DeepSeek R1 and Qwen3-Coder formats, plus random-weight tiny-qwen3: the call
 # must come out anyway, stream and non-stream, and validate. Then the
 # official openai package (and LangChain's withStructuredOutput, which names
 # a tool) when the npm cache of test_agents_node.sh is there.
@@ -28,12 +28,35 @@ mkmodel llama3 ggml-vocab-llama-bpe.gguf meta-llama-Llama-3.2-3B-Instruct.jinja 
 mkmodel mistral ggml-vocab-llama-spm.gguf mistralai-Mistral-Nemo-Instruct-2407.jinja "$TEXT" --after ']' --arch llama
 mkmodel granite ggml-vocab-qwen2.gguf ibm-granite-granite-3.3-2B-Instruct.jinja "$TEXT"
 mkmodel harmony ggml-vocab-qwen2.gguf openai-gpt-oss-120b.jinja "$TEXT" --after 'assistant'
+# Qwen3-Coder's XML-ish call format: a small template that shows it (the
+# format is read from the template's <function=/<parameter= markers)
+cat >"$WORK/coder.jinja" <<'EOF'
+{%- if tools %}<|im_start|>system
+You may call these tools: {% for t in tools %}{{ t.function.name }} {% endfor %}
+Call one as:
+<tool_call>
+<function=NAME>
+<parameter=KEY>
+VALUE
+</parameter>
+</function>
+</tool_call><|im_end|>
+{% endif %}
+{%- for m in messages %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}
+EOF
+printf '%s' "$TEXT" >"$WORK/coder.txt"
+python3 "$MK" --vocab "$V/ggml-vocab-qwen2.gguf" --template "$WORK/coder.jinja" --script-file "$WORK/coder.txt" \
+    -o "$WORK/coder.gguf" >"$WORK/coder.mk.log" 2>&1 || { echo "mkscripted coder failed:"; cat "$WORK/coder.mk.log"; exit 1; }
 mkmodel r1 ggml-vocab-qwen2.gguf deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja $'I weigh it.\n</think>\n\nIt is 4.'
 
 start_server toolchoice --model "$WORK/qwen3.gguf" --model-name qwen3 --model "$WORK/llama3.gguf" --model-name llama3 \
     --model "$WORK/mistral.gguf" --model-name mistral --model "$WORK/granite.gguf" --model-name granite \
     --model "$WORK/harmony.gguf" --model-name harmony --model "$WORK/r1.gguf" --model-name r1 \
-    --model "$QWEN3" --model-name tq3 --ctx 2048 --parallel 2 --threads 2
+    --model "$WORK/coder.gguf" --model-name coder --model "$QWEN3" --model-name tq3 --ctx 2048 --parallel 2 --threads 2
 
 TOOLS='[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string","maxLength":12},"unit":{"enum":["c","f"]},"days":{"type":"integer","minimum":1,"maximum":7}},"required":["city","unit"],"additionalProperties":false}}},{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{"tz":{"type":"string","maxLength":8}},"required":["tz"],"additionalProperties":false}}}]'
 ASK='[{"role":"user","content":"Weather in Paris?"}]'
@@ -92,7 +115,7 @@ PY
 )" || FR="bad stream: $(head -c 300 "$WORK/s.txt")"
 }
 NAMED='{"type":"function","function":{"name":"get_time"}}'
-for m in qwen3 llama3 mistral granite harmony r1 tq3; do
+for m in qwen3 llama3 mistral granite harmony r1 coder tq3; do
     for seed in 1 2; do
         nonstream $m '"required"' false $seed
         check "$m seed $seed: required -> one call that validates ($FR $(head -c 120 "$WORK/calls.json"))" \
@@ -118,6 +141,10 @@ for k in 0 1 2; do
     jget "$BODY" "json.dumps(d['choices'][$k]['message'].get('tool_calls') or [])" >"$WORK/calls.json" || echo '[]' >"$WORK/calls.json"
     check "tq3 n=3: choice $k is a valid call" valid_calls "$WORK/calls.json" "" 1 8
 done
+# Qwen3-Coder: a string parameter with a pattern cannot be followed in raw text
+req POST /v1/chat/completions "{\"model\":\"coder\",\"messages\":$ASK,\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"^a+$\"}}}}}],\"tool_choice\":\"required\"}"
+check "coder: a string parameter with a pattern is a 400 naming the tool" \
+    bash -c '[ "$0" = 400 ] && grep -qF "tools[0].function.parameters" <<<"$1" && grep -qF "qwen3-coder" <<<"$1"' "$CODE" "$BODY"
 # the Responses API takes the same tool_choice
 req POST /v1/responses "{\"model\":\"qwen3\",\"input\":\"Weather?\",\"tools\":[{\"type\":\"function\",\"name\":\"get_time\",\"parameters\":{\"type\":\"object\",\"properties\":{\"tz\":{\"type\":\"string\",\"maxLength\":8}},\"required\":[\"tz\"]}}],\"tool_choice\":\"required\",\"temperature\":1,\"seed\":8}"
 check "/v1/responses required: a function_call item with valid arguments" python3 -c '
