@@ -6,7 +6,7 @@ export AIRLOCK_SHARED ?= $(SHARED)
 DEMO_MODEL ?= $(or $(AIRLOCK_DEMO_MODEL),$(SHARED)/models/stories260K.gguf)
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build test asan demo bench bench-serve fuzz clean image image-push
+.PHONY: all deps build test asan demo bench bench-serve fuzz fuzz-schema clean image image-push
 
 all: build
 
@@ -53,6 +53,13 @@ fuzz: deps $(FUZZ)/build.ninja
 	mkdir -p $(FUZZ)/corpus-template
 	$(FUZZ)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 		-dict=fuzz/template.dict $(FUZZ)/corpus-template fuzz/corpus/template
+
+# libFuzzer on the JSON Schema and GBNF compilers (and the matcher).
+fuzz-schema: deps $(FUZZ)/build.ninja
+	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_schema
+	mkdir -p $(FUZZ)/corpus-schema
+	$(FUZZ)/fuzz/fuzz_schema -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+		-dict=fuzz/schema.dict $(FUZZ)/corpus-schema fuzz/corpus/schema
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

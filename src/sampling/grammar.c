@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/utf8.h"
 
 al_grammar_limits al_grammar_default_limits(void)
@@ -1141,6 +1142,7 @@ static al_grammar *flatten(parser *ps, uint32_t root)
     al_grammar *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
+    atomic_init(&g->refs, 1);
     size_t ne = 0, na = 0;
     for (uint32_t r = 0; r < b->n_rules; r++) {
         ne += b->rules[r].body.n;
@@ -1181,6 +1183,29 @@ static al_grammar *flatten(parser *ps, uint32_t root)
     g->n_sets = b->n_sets;
     g->root = root;
     g->digest = mix64(h, root);
+    /* the mask cache is shared by requests: its key must not collide, even
+     * for a grammar written to collide with another */
+    al_sha256 *sh = al_sha256_begin();
+    char hex[65];
+    if (!sh) {
+        al_grammar_free(g);
+        return NULL;
+    }
+    uint32_t counts[5] = {g->n_elems, g->n_alts, g->n_rules, g->n_sets, g->root};
+    al_sha256_update(sh, counts, sizeof counts);
+    al_sha256_update(sh, g->elems, (size_t)g->n_elems * sizeof *g->elems);
+    al_sha256_update(sh, g->alt_start, (size_t)g->n_alts * sizeof *g->alt_start);
+    al_sha256_update(sh, g->rule_alt, ((size_t)g->n_rules + 1) * sizeof *g->rule_alt);
+    al_sha256_update(sh, g->sets, (size_t)g->n_sets * sizeof *g->sets);
+    if (!al_sha256_end(sh, hex)) {
+        al_grammar_free(g);
+        return NULL;
+    }
+    for (int i = 0; i < 32; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        g->sha[i] = (unsigned char)v;
+    }
     return g;
 }
 
@@ -1222,9 +1247,16 @@ al_status al_grammar_from_gbnf(const char *src, size_t len, const al_grammar_lim
     return *out ? AL_OK : ps.st;
 }
 
+al_grammar *al_grammar_ref(al_grammar *g)
+{
+    if (g)
+        atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
 void al_grammar_free(al_grammar *g)
 {
-    if (!g)
+    if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
         return;
     free(g->elems);
     free(g->alt_start);
@@ -1238,7 +1270,7 @@ uint32_t al_grammar_n_rules(const al_grammar *g) { return g ? g->n_rules : 0; }
 uint32_t al_grammar_n_elements(const al_grammar *g) { return g ? g->n_elems : 0; }
 
 /* The JSON grammar of json_object mode. Whitespace is bounded (one space,
- * or a newline and up to 20 blanks), so a weak model cannot fill its
+ * or a newline and up to 20 spaces), so a weak model cannot fill its
  * budget with blank lines. */
 static const char k_json_object_gbnf[] =
     "root ::= object\n"
@@ -1247,9 +1279,12 @@ static const char k_json_object_gbnf[] =
     "member ::= string ws \":\" ws value ws\n"
     "array ::= \"[\" ws ( value ws ( \",\" ws value ws )* )? \"]\"\n"
     "string ::= \"\\\"\" char* \"\\\"\"\n"
-    "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )\n"
+    "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" uesc )\n"
+    /* \\u escapes: no lone surrogates (a high one needs its low one) */
+    "uesc ::= ( [0-9a-cA-Ce-fE-F] [0-9a-fA-F] | [dD] [0-7] ) [0-9a-fA-F]{2}"
+    " | [dD] [89abAB] [0-9a-fA-F]{2} \"\\\\u\" [dD] [c-fC-F] [0-9a-fA-F]{2}\n"
     "number ::= \"-\"? ( \"0\" | [1-9] [0-9]{0,15} ) ( \".\" [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?\n"
-    "ws ::= ( \" \" | \"\\n\" [ \\t]{0,20} )?\n";
+    "ws ::= ( \" \" | \"\\n\" \" \"{0,20} )?\n";
 
 al_status al_grammar_json_object(al_grammar **out, al_error *err)
 {

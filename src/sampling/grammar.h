@@ -10,10 +10,11 @@
  * code points are expanded into their UTF-8 byte sequences, so the matcher
  * never has to decode a character that a token splits.
  *
- * A compiled grammar is immutable and may be shared by threads. Compilation
- * checks it: every rule defined and reachable from `root`, no rule that can
- * never complete, no left recursion, and limits on its size, so a matcher
- * can always finish (no dead ends) and never loops.
+ * A compiled grammar is immutable (but for its reference count) and may be
+ * shared by threads. Compilation checks it: every rule defined and
+ * reachable from `root`, no rule that can never complete, no left
+ * recursion, and limits on its size, so a matcher can always finish (no
+ * dead ends) and never loops.
  *
  * The matcher (al_grammar_matcher) follows the text generated so far as a
  * set of parse stacks (a nondeterministic pushdown automaton). Each decode
@@ -64,6 +65,13 @@ al_status al_grammar_from_gbnf(const char *src, size_t len, const al_grammar_lim
 al_status al_json_schema_to_gbnf(const char *schema, size_t len, const al_grammar_limits *limits,
                                  char **gbnf, al_error *err);
 
+/* Like al_json_schema_to_gbnf, but for embedding in a larger grammar (a
+ * tool call's arguments, say): the schema's start rule is called name and
+ * every other rule name-..., so several schemas can share one GBNF text.
+ * name: 1-64 characters of [a-zA-Z0-9-]. */
+al_status al_json_schema_to_gbnf_rule(const char *schema, size_t len, const char *name,
+                                      const al_grammar_limits *limits, char **gbnf, al_error *err);
+
 /* al_json_schema_to_gbnf then al_grammar_from_gbnf. */
 al_status al_grammar_from_json_schema(const char *schema, size_t len, const al_grammar_limits *limits,
                                       al_grammar **out, al_error *err);
@@ -72,6 +80,10 @@ al_status al_grammar_from_json_schema(const char *schema, size_t len, const al_g
  * format "json"): any keys and values, bounded whitespace. */
 al_status al_grammar_json_object(al_grammar **out, al_error *err);
 
+/* Another owner of g (returned): the grammar is freed by the last
+ * al_grammar_free. Owners may be on different threads (n choices of one
+ * request share one compiled grammar, each job freeing its reference). */
+al_grammar *al_grammar_ref(al_grammar *g);
 void al_grammar_free(al_grammar *g);
 /* A 64-bit digest of the compiled grammar: equal grammars, equal digests. */
 uint64_t al_grammar_digest(const al_grammar *g);
@@ -88,6 +100,11 @@ typedef struct al_token_trie al_token_trie;
  * never allows them); end-of-generation tokens are recorded apart.
  * Returns NULL when out of memory. Immutable: may be shared by threads. */
 al_token_trie *al_token_trie_new(const al_vocab *vocab);
+/* The same, but the control tokens listed in special[0..n_special) are in
+ * the trie with their text (al_token_to_piece with special rendering): for
+ * a grammar that writes markers such as [TOOL_CALLS] or <|python_tag|>,
+ * when the output renders them too. End-of-generation tokens stay apart. */
+al_token_trie *al_token_trie_new_with(const al_vocab *vocab, const int32_t *special, size_t n_special);
 void al_token_trie_free(al_token_trie *t);
 int32_t al_token_trie_n_vocab(const al_token_trie *t);
 
@@ -137,7 +154,9 @@ bool al_grammar_matcher_can_end(const al_grammar_matcher *m);
 /* True when nothing more can follow (complete, and no byte accepted). */
 bool al_grammar_matcher_done(const al_grammar_matcher *m);
 
-/* Convenience for tests: true when the whole of s[0..n) is a sentence. */
+/* Convenience for tests: true when the whole of s[0..n) is a sentence
+ * (al_grammar_accepts), or a prefix of one (al_grammar_accepts_prefix). */
 bool al_grammar_accepts(const al_grammar *g, const char *s, size_t n);
+bool al_grammar_accepts_prefix(const al_grammar *g, const char *s, size_t n);
 
 #endif

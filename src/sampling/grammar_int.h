@@ -10,6 +10,7 @@
 #ifndef AL_SAMPLING_GRAMMAR_INT_H
 #define AL_SAMPLING_GRAMMAR_INT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "sampling/grammar.h"
@@ -39,6 +40,32 @@ struct al_grammar {
     uint32_t n_sets;
     uint32_t root;
     uint64_t digest;
+    unsigned char sha[32]; /* SHA-256 of the compiled grammar: the mask cache's key */
+    atomic_uint refs;    /* owners (al_grammar_ref, al_grammar_free) */
 };
+
+/* The vocabulary's byte trie (grammar_trie.c), read by the matcher. */
+typedef struct tnode {
+    uint32_t skip;      /* index of the first node after this subtree */
+    uint32_t tok_begin; /* tokens ending here: sorted[tok_begin .. +tok_count) */
+    uint16_t depth;     /* 1 for a first byte */
+    uint16_t tok_count;
+    uint8_t byte;
+} tnode;
+
+struct al_token_trie {
+    int32_t n_vocab;
+    tnode *nodes; /* (n_nodes) in preorder */
+    uint32_t n_nodes;
+    uint32_t max_depth;
+    int32_t *sorted; /* token ids by piece */
+    int32_t *eog;    /* end-of-generation tokens */
+    uint32_t n_eog;
+    char *pieces;    /* every token's piece (empty if left out) */
+    uint32_t *poff;  /* (n_vocab + 1) offsets into pieces */
+};
+
+
+#define TRIE_PIECE_MAX 1024 /* longer pieces are left out of the trie */
 
 #endif

@@ -25,160 +25,15 @@
 #define MAX_STACK_DEPTH 4096  /* deeper stacks are dropped */
 #define MAX_STACKS 2048       /* stacks per state; more are dropped */
 #define MAX_STATES 16384      /* interned states before the DFA is rebuilt */
+#define WALK_WORK_MAX (1u << 20) /* work units one mask may spend (some 20-60 ms) */
 #define T_UNKNOWN 0u
 #define T_DEAD 1u
-
-/* ---------------------------------------------------------------- trie */
-
-typedef struct tnode {
-    uint32_t skip;      /* index of the first node after this subtree */
-    uint32_t tok_begin; /* tokens ending here: sorted[tok_begin .. +tok_count) */
-    uint16_t depth;     /* 1 for a first byte */
-    uint16_t tok_count;
-    uint8_t byte;
-} tnode;
-
-struct al_token_trie {
-    int32_t n_vocab;
-    tnode *nodes; /* (n_nodes) in preorder */
-    uint32_t n_nodes;
-    uint32_t max_depth;
-    int32_t *sorted; /* token ids by piece */
-    int32_t *eog;    /* end-of-generation tokens */
-    uint32_t n_eog;
-    char *pieces;    /* every token's piece (empty if left out) */
-    uint32_t *poff;  /* (n_vocab + 1) offsets into pieces */
-};
-
-#define TRIE_PIECE_MAX 1024
-
-typedef struct piece_ctx {
-    const char *buf;
-    const uint32_t *off; /* (n_vocab + 1) */
-} piece_ctx;
-
-static int cmp_piece(const void *a, const void *b, void *arg)
-{
-    const piece_ctx *c = arg;
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = c->off[x + 1] - c->off[x], ly = c->off[y + 1] - c->off[y];
-    int r = memcmp(c->buf + c->off[x], c->buf + c->off[y], lx < ly ? lx : ly);
-    if (r)
-        return r;
-    if (lx != ly)
-        return lx < ly ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
-
-al_token_trie *al_token_trie_new(const al_vocab *vocab)
-{
-    int32_t nv = al_vocab_n_tokens(vocab);
-    if (nv <= 0)
-        return NULL;
-    al_token_trie *t = calloc(1, sizeof *t);
-    uint32_t *off = malloc(((size_t)nv + 1) * sizeof *off);
-    size_t cap = 1 << 20, used = 0;
-    char *buf = malloc(cap);
-    if (!t || !off || !buf)
-        goto fail;
-    t->n_vocab = nv;
-    t->sorted = malloc((size_t)nv * sizeof *t->sorted);
-    t->eog = malloc((size_t)nv * sizeof *t->eog);
-    if (!t->sorted || !t->eog)
-        goto fail;
-    int32_t n_sorted = 0;
-    char piece[TRIE_PIECE_MAX];
-    for (int32_t i = 0; i < nv; i++) {
-        off[i] = (uint32_t)used;
-        if (al_vocab_is_eog(vocab, i)) {
-            t->eog[t->n_eog++] = i;
-            continue;
-        }
-        int32_t n = al_token_to_piece(vocab, i, piece, sizeof piece, false);
-        if (n <= 0 || n > TRIE_PIECE_MAX)
-            continue; /* empty (control) or too long: never allowed */
-        if (used + (size_t)n > cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb)
-                goto fail;
-            buf = nb;
-            cap *= 2;
-        }
-        memcpy(buf + used, piece, (size_t)n);
-        used += (size_t)n;
-        if (n <= UINT16_MAX)
-            t->sorted[n_sorted++] = i;
-    }
-    off[nv] = (uint32_t)used;
-    piece_ctx pc = {buf, off};
-    qsort_r(t->sorted, (size_t)n_sorted, sizeof *t->sorted, cmp_piece, &pc);
-    t->nodes = malloc((used ? used : 1) * sizeof *t->nodes); /* at most one node per byte */
-    if (!t->nodes)
-        goto fail;
-    uint32_t open[TRIE_PIECE_MAX + 1]; /* node at each depth of the previous piece */
-    uint32_t prev_len = 0;
-    const char *prev = NULL;
-    uint32_t n = 0;
-    for (int32_t k = 0; k < n_sorted; k++) {
-        int32_t id = t->sorted[k];
-        const char *p = buf + off[id];
-        uint32_t len = off[id + 1] - off[id], l = 0;
-        while (prev && l < len && l < prev_len && p[l] == prev[l])
-            l++;
-        if (prev && l == len && l == prev_len) { /* same piece as the previous token */
-            t->nodes[open[len]].tok_count++;
-            continue;
-        }
-        for (uint32_t d = prev_len; d > l; d--)
-            t->nodes[open[d]].skip = n;
-        for (uint32_t d = l + 1; d <= len; d++) {
-            tnode *nd = &t->nodes[n];
-            memset(nd, 0, sizeof *nd);
-            nd->byte = (uint8_t)p[d - 1];
-            nd->depth = (uint16_t)d;
-            open[d] = n++;
-        }
-        t->nodes[open[len]].tok_begin = (uint32_t)k;
-        t->nodes[open[len]].tok_count = 1;
-        if (len > t->max_depth)
-            t->max_depth = len;
-        prev = p;
-        prev_len = len;
-    }
-    for (uint32_t d = prev_len; d > 0; d--)
-        t->nodes[open[d]].skip = n;
-    t->n_nodes = n;
-    tnode *shrunk = realloc(t->nodes, (n ? n : 1) * sizeof *t->nodes);
-    if (shrunk)
-        t->nodes = shrunk;
-    t->pieces = buf;
-    t->poff = off;
-    return t;
-fail:
-    free(off);
-    free(buf);
-    al_token_trie_free(t);
-    return NULL;
-}
-
-void al_token_trie_free(al_token_trie *t)
-{
-    if (!t)
-        return;
-    free(t->nodes);
-    free(t->sorted);
-    free(t->eog);
-    free(t->pieces);
-    free(t->poff);
-    free(t);
-}
-
-int32_t al_token_trie_n_vocab(const al_token_trie *t) { return t ? t->n_vocab : 0; }
 
 /* ---------------------------------------------------------------- cache */
 
 typedef struct centry {
-    uint64_t digest, khash;
+    unsigned char sha[32]; /* the grammar's */
+    uint64_t khash;
     uint32_t *key;
     uint32_t klen;
     uint64_t used; /* 0: empty */
@@ -229,11 +84,12 @@ void al_grammar_cache_stats(const al_grammar_cache *c, uint64_t *hits, uint64_t 
     *misses = c ? c->misses : 0;
 }
 
-static centry *cache_find(al_grammar_cache *c, uint64_t digest, uint64_t khash, const uint32_t *key, uint32_t klen)
+static centry *cache_find(al_grammar_cache *c, const unsigned char *sha, uint64_t khash, const uint32_t *key,
+                          uint32_t klen)
 {
     for (uint32_t i = 0; i < c->cap; i++) {
         centry *e = &c->e[i];
-        if (e->used && e->digest == digest && e->khash == khash && e->klen == klen &&
+        if (e->used && e->khash == khash && e->klen == klen && !memcmp(e->sha, sha, sizeof e->sha) &&
             !memcmp(e->key, key, (size_t)klen * sizeof *key)) {
             e->used = ++c->tick;
             c->hits++;
@@ -244,7 +100,8 @@ static centry *cache_find(al_grammar_cache *c, uint64_t digest, uint64_t khash, 
 }
 
 /* The least recently used entry, emptied and re-keyed; NULL when out of memory. */
-static centry *cache_claim(al_grammar_cache *c, uint64_t digest, uint64_t khash, const uint32_t *key, uint32_t klen)
+static centry *cache_claim(al_grammar_cache *c, const unsigned char *sha, uint64_t khash, const uint32_t *key,
+                           uint32_t klen)
 {
     centry *v = &c->e[0];
     for (uint32_t i = 1; i < c->cap && v->used; i++)
@@ -258,7 +115,7 @@ static centry *cache_claim(al_grammar_cache *c, uint64_t digest, uint64_t khash,
     memcpy(k, key, (size_t)klen * sizeof *k);
     v->key = k;
     v->klen = klen;
-    v->digest = digest;
+    memcpy(v->sha, sha, sizeof v->sha);
     v->khash = khash;
     v->used = ++c->tick;
     c->misses++;
@@ -308,6 +165,11 @@ struct al_grammar_matcher {
     size_t n_kbuf, cap_kbuf;
     uint32_t *lvl;   /* (trie max_depth + 1) state per trie depth */
     bool oom;
+    /* a mask's work is bounded: an ambiguous grammar with thousands of
+     * stacks per state cannot stall the caller (the scheduler) */
+    uint64_t work_done;  /* transitions computed: stacks stepped, made, and key length */
+    uint64_t work_limit; /* UINT64_MAX: none */
+    bool over_budget;    /* the last walk stopped early: its mask is a subset */
 };
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -592,6 +454,10 @@ static uint32_t step(al_grammar_matcher *m, uint32_t s, unsigned char c)
         m->oom = true;
         return NONE;
     }
+    if (m->work_done >= m->work_limit) {
+        m->over_budget = true;
+        return NONE; /* not cached: computed when needed outside a walk */
+    }
     uint32_t mark = m->n_nodes;
     m->n_tmp = 0;
     const al_grammar *g = m->g;
@@ -604,6 +470,7 @@ static uint32_t step(al_grammar_matcher *m, uint32_t s, unsigned char c)
             expand(m, pos + 1, m->nodes[t].parent);
     }
     uint32_t r = NONE;
+    m->work_done += m->states[s].n_tops;
     if (m->n_tmp == 0) {
         m->n_nodes = mark;
         m->states[s].trans[c] = T_DEAD;
@@ -611,6 +478,7 @@ static uint32_t step(al_grammar_matcher *m, uint32_t s, unsigned char c)
     }
     if (!m->oom)
         r = intern(m, mark);
+    m->work_done += m->n_tmp + m->n_kbuf; /* sorting and keying the new stacks */
     if (r != NONE)
         m->states[s].trans[c] = r + 2;
     else
@@ -698,6 +566,7 @@ al_grammar_matcher *al_grammar_matcher_new(const al_grammar *g, const al_token_t
         m->own_cache = true;
     }
     m->lvl = malloc(((size_t)trie->max_depth + 1) * sizeof *m->lvl);
+    m->work_limit = UINT64_MAX;
     if (!m->cache || !m->lvl) {
         al_grammar_matcher_free(m);
         return NULL;
@@ -739,13 +608,30 @@ bool al_grammar_matcher_can_end(const al_grammar_matcher *m) { return m && m->st
 
 bool al_grammar_matcher_done(const al_grammar_matcher *m) { return m && m->states[m->cur].done; }
 
-/* Computes the mask of state m->cur into mask (words of bits). */
+static void allow_node(const al_token_trie *t, const tnode *nd, uint64_t *mask)
+{
+    for (uint32_t k = 0; k < nd->tok_count; k++) {
+        int32_t id = t->sorted[nd->tok_begin + k];
+        mask[id >> 6] |= 1ull << (id & 63);
+    }
+}
+
+/* Computes the mask of state m->cur into mask (words of bits). The
+ * single-byte tokens come first and without a budget, so that a walk cut
+ * short by the budget still allows every next byte the grammar accepts
+ * (no dead end); then the whole trie, within WALK_WORK_MAX. */
 static void walk(al_grammar_matcher *m, uint64_t *mask, size_t words)
 {
     const al_token_trie *t = m->trie;
     memset(mask, 0, words * sizeof *mask);
-    m->lvl[0] = m->cur;
     const tnode *nd = t->nodes;
+    m->over_budget = false;
+    for (uint32_t i = 0; i < t->n_nodes; i = nd[i].skip)
+        if (step(m, m->cur, nd[i].byte) != NONE)
+            allow_node(t, &nd[i], mask);
+    m->work_done = 0;
+    m->work_limit = WALK_WORK_MAX;
+    m->lvl[0] = m->cur;
     for (uint32_t i = 0; i < t->n_nodes;) {
         uint32_t d = nd[i].depth;
         uint32_t s = step(m, m->lvl[d - 1], nd[i].byte);
@@ -754,12 +640,10 @@ static void walk(al_grammar_matcher *m, uint64_t *mask, size_t words)
             continue;
         }
         m->lvl[d] = s;
-        for (uint32_t k = 0; k < nd[i].tok_count; k++) {
-            int32_t id = t->sorted[nd[i].tok_begin + k];
-            mask[id >> 6] |= 1ull << (id & 63);
-        }
+        allow_node(t, &nd[i], mask);
         i++;
     }
+    m->work_limit = UINT64_MAX;
     if (m->states[m->cur].accept)
         for (uint32_t k = 0; k < t->n_eog; k++)
             mask[t->eog[k] >> 6] |= 1ull << (t->eog[k] & 63);
@@ -773,14 +657,14 @@ const uint64_t *al_grammar_matcher_mask(al_grammar_matcher *m)
         return NULL;
     const dstate *s = &m->states[m->cur];
     const uint32_t *key = m->keys + s->key_off;
-    centry *e = cache_find(m->cache, m->g->digest, s->khash, key, s->key_len);
+    centry *e = cache_find(m->cache, m->g->sha, s->khash, key, s->key_len);
     if (e)
         return e->mask;
-    e = cache_claim(m->cache, m->g->digest, s->khash, key, s->key_len);
+    e = cache_claim(m->cache, m->g->sha, s->khash, key, s->key_len);
     if (!e)
         return NULL;
     walk(m, e->mask, m->cache->words);
-    if (m->oom) { /* the mask may miss tokens: do not keep it */
+    if (m->oom || m->over_budget) { /* the mask may miss tokens: do not keep it */
         e->used = 0;
         e->klen = 0;
     }
@@ -834,16 +718,30 @@ al_status al_grammar_matcher_accept_token(al_grammar_matcher *m, int32_t t)
     return al_grammar_matcher_accept_bytes(m, m->trie->pieces + m->trie->poff[t], n) ? AL_OK : AL_ERR_ARG;
 }
 
-bool al_grammar_accepts(const al_grammar *g, const char *s, size_t n)
+/* Feeds s[0..n) to a matcher without a vocabulary (a one-token stand-in
+ * trie); *complete: the text is a sentence. */
+static bool feed_text(const al_grammar *g, const char *s, size_t n, bool *complete)
 {
-    /* a matcher without a vocabulary: a one-token trie stand-in */
     al_token_trie t;
     memset(&t, 0, sizeof t);
     t.n_vocab = 1;
     al_grammar_matcher *m = al_grammar_matcher_new(g, &t, NULL);
     if (!m)
         return false;
-    bool ok = al_grammar_matcher_accept_bytes(m, s, n) && al_grammar_matcher_can_end(m);
+    bool ok = al_grammar_matcher_accept_bytes(m, s, n);
+    *complete = ok && al_grammar_matcher_can_end(m);
     al_grammar_matcher_free(m);
     return ok;
+}
+
+bool al_grammar_accepts(const al_grammar *g, const char *s, size_t n)
+{
+    bool complete = false;
+    return feed_text(g, s, n, &complete) && complete;
+}
+
+bool al_grammar_accepts_prefix(const al_grammar *g, const char *s, size_t n)
+{
+    bool complete = false;
+    return feed_text(g, s, n, &complete);
 }

@@ -831,9 +831,15 @@ static bool get_bounds(sc *c, const json_t *node, const char *path, bound *lo, b
         else if (json_is_true(v) && hi->set)
             hi->excl = true;
     }
-    const double lim = 1e15;
-    if ((lo->set && fabs(lo->v) > lim) || (hi->set && fabs(hi->v) > lim))
-        return fail(c, path, AL_ERR_UNSUPPORTED, "numeric bounds beyond 1e15 are not supported");
+    /* beyond 2^53 JSON numbers are not exact anyway; zod writes 2^53 - 1 as
+     * the maximum of every integer */
+    const double lim = 9007199254740992.0;
+    if (lo->set && lo->v < -lim)
+        lo->set = false;
+    if (hi->set && hi->v > lim)
+        hi->set = false;
+    if ((lo->set && lo->v > lim) || (hi->set && hi->v < -lim))
+        return fail(c, path, AL_ERR_UNSUPPORTED, "numeric bounds beyond 2^53 are not supported");
     return true;
 }
 
@@ -1160,22 +1166,40 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
             sb_puts(e, "(\"{\" ws \"}\")");
             return true;
         }
+        /* keys: strings, or what propertyNames says (a string schema) */
+        sbuf k = {0};
+        const json_t *pn = json_object_get(node, "propertyNames");
+        if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0)) {
+            if (!gen_sub(c, pn, path, "propertyNames", &k)) {
+                free(k.s);
+                return false;
+            }
+        } else {
+            c->use_string = c->use_char = true;
+            sb_puts(&k, "jstring");
+        }
         sbuf v = {0};
         if (json_is_object(addl)) {
             if (!gen_sub(c, addl, path, "additionalProperties", &v)) {
                 free(v.s);
+                free(k.s);
                 return false;
             }
         } else {
             c->use_value = true;
             sb_puts(&v, "jvalue");
         }
-        c->use_string = c->use_char = true;
-        sb_printf(e, "(\"{\" ws (jstring ws \":\" ws %s ws (\",\" ws jstring ws \":\" ws %s ws)*)? \"}\")", v.s, v.s);
-        bool ok = !v.oom;
+        sb_printf(e, "(\"{\" ws (%s ws \":\" ws %s ws (\",\" ws %s ws \":\" ws %s ws)*)? \"}\")", k.s, v.s, k.s, v.s);
+        bool ok = !v.oom && !k.oom;
         free(v.s);
+        free(k.s);
         return ok || oom(c);
     }
+    const json_t *pn = json_object_get(node, "propertyNames");
+    if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0) &&
+        !(json_is_object(pn) && json_object_size(pn) == 1 && json_is_string(json_object_get(pn, "type")) &&
+          !strcmp(json_string_value(json_object_get(pn, "type")), "string")))
+        return fail(c, path, AL_ERR_UNSUPPORTED, "'propertyNames' is supported only for objects without 'properties'");
     prop *pr = calloc(n, sizeof *pr);
     if (!pr)
         return oom(c);
@@ -1366,7 +1390,7 @@ static bool gen_body(sc *c, const json_t *node, const char *path, sbuf *e)
     if (!json_is_object(node))
         return fail(c, path, AL_ERR_FORMAT, "a schema must be an object or a boolean");
     static const char *const unsupported[] = {"not", "if", "then", "else", "dependentSchemas", "dependentRequired",
-                                              "patternProperties", "propertyNames", "contains", "unevaluatedProperties",
+                                              "patternProperties", "contains", "unevaluatedProperties",
                                               "unevaluatedItems", "$dynamicRef", "$recursiveRef"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (json_object_get(node, unsupported[i]))
@@ -1572,8 +1596,11 @@ static bool gen(sc *c, const json_t *node, const char *path, sbuf *e)
     return ok;
 }
 
-static const char k_prims_ws[] = "ws ::= (\" \" | \"\\n\" [ \\t]{0,20})?\n";
-static const char k_prims_char[] = "jchar ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n";
+static const char k_prims_ws[] = "ws ::= (\" \" | \"\\n\" \" \"{0,20})?\n";
+static const char k_prims_char[] =
+    "jchar ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" juesc)\n"
+    "juesc ::= ([0-9a-cA-Ce-fE-F] [0-9a-fA-F] | [dD] [0-7]) [0-9a-fA-F]{2}"
+    " | [dD] [89abAB] [0-9a-fA-F]{2} \"\\\\u\" [dD] [c-fC-F] [0-9a-fA-F]{2}\n";
 static const char k_prims_string[] = "jstring ::= \"\\\"\" jchar* \"\\\"\"\n";
 static const char k_prims_integer[] = "jinteger ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n";
 static const char k_prims_number[] =
@@ -1635,6 +1662,73 @@ al_status al_json_schema_to_gbnf(const char *schema, size_t len, const al_gramma
     free(c.memo);
     json_decref(root);
     return *gbnf ? AL_OK : (c.st != AL_OK ? c.st : AL_ERR_NOMEM);
+}
+
+/* Renames every rule of GBNF text g: root becomes name, any other rule R
+ * becomes name-R. Skips literals, classes, repetition counts, comments. */
+static char *rename_rules(const char *g, const char *name)
+{
+    sbuf o = {0};
+    size_t nl = strlen(name);
+    for (const char *p = g; *p;) {
+        char c = *p;
+        if (c == '"' || c == '[') {
+            char close = c == '"' ? '"' : ']';
+            const char *q = p + 1;
+            while (*q && *q != close)
+                q += (*q == '\\' && q[1]) ? 2 : 1;
+            if (*q)
+                q++;
+            sb_putn(&o, p, (size_t)(q - p));
+            p = q;
+        } else if (c == '{' || c == '#') {
+            const char *q = p;
+            while (*q && *q != (c == '{' ? '}' : '\n'))
+                q++;
+            sb_putn(&o, p, (size_t)(q - p));
+            p = q;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                   c == '_') {
+            const char *q = p;
+            while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
+                   *q == '_')
+                q++;
+            if (q - p == 4 && !memcmp(p, "root", 4))
+                sb_putn(&o, name, nl);
+            else {
+                sb_putn(&o, name, nl);
+                sb_putn(&o, "-", 1);
+                sb_putn(&o, p, (size_t)(q - p));
+            }
+            p = q;
+        } else {
+            sb_putn(&o, p, 1);
+            p++;
+        }
+    }
+    if (o.oom) {
+        free(o.s);
+        return NULL;
+    }
+    return o.s ? o.s : strdup("");
+}
+
+al_status al_json_schema_to_gbnf_rule(const char *schema, size_t len, const char *name,
+                                      const al_grammar_limits *limits, char **gbnf, al_error *err)
+{
+    if (!gbnf)
+        return al_err(err, AL_ERR_ARG, "al_json_schema_to_gbnf_rule: no output pointer");
+    *gbnf = NULL;
+    size_t nl = name ? strlen(name) : 0;
+    if (nl == 0 || nl > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != nl)
+        return al_err(err, AL_ERR_ARG, "grammar rule name '%.64s': use 1-64 letters, digits or '-'", name ? name : "");
+    char *g = NULL;
+    al_status st = al_json_schema_to_gbnf(schema, len, limits, &g, err);
+    if (st != AL_OK)
+        return st;
+    *gbnf = rename_rules(g, name);
+    free(g);
+    return *gbnf ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
 }
 
 /* A rule name rN in a GBNF error becomes the schema location it was made

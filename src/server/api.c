@@ -16,6 +16,8 @@
 #include "server/responses.h"
 #include "server/server_int.h"
 #include "server/toolcall.h"
+#include "server/toolgrammar.h"
+#include "tokenizer/vocab.h"
 #include "util/error.h"
 
 typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;
@@ -187,7 +189,7 @@ typedef struct gen_params {
     al_sampler_params sp;
     char **stops;             /* owned until moved into a job */
     size_t n_stops;
-    bool json_mode;
+    al_grammar *grammar;      /* owned until moved into a job: response_format, format, grammar */
     bool logprobs;
     int32_t top_logprobs;
     bool stream;
@@ -197,6 +199,8 @@ typedef struct gen_params {
     int32_t *bias_tok;        /* logit_bias (owned) */
     float *bias_val;
     size_t n_bias;
+    int32_t *grammar_special; /* owned: marker control tokens the grammar may match (see sched.h) */
+    size_t n_grammar_special;
 } gen_params;
 
 static void gen_params_free(gen_params *g)
@@ -206,6 +210,11 @@ static void gen_params_free(gen_params *g)
     g->bias_tok = NULL;
     g->bias_val = NULL;
     g->n_bias = 0;
+    al_grammar_free(g->grammar);
+    g->grammar = NULL;
+    free(g->grammar_special);
+    g->grammar_special = NULL;
+    g->n_grammar_special = 0;
     for (size_t i = 0; i < g->n_stops; i++)
         free(g->stops[i]);
     free(g->stops);
@@ -271,6 +280,144 @@ static bool parse_logit_bias(json_t *v, gen_params *g, perr *e)
         g->bias_val[g->n_bias] = b <= -100 ? -INFINITY : (float)b;
         g->n_bias++;
     }
+    return true;
+}
+
+/* ------------------------------------------------------ structured output */
+
+/* The grammar that constrains a request's output, from one of
+ * response_format (json_object, json_schema), Ollama's format ("json" or a
+ * schema) and a GBNF `grammar`. Compilation happens here, on the HTTP
+ * thread, within the grammar module's limits (time, size, properties), so
+ * a bad schema is a 400 naming the problem and its location. */
+static bool set_grammar(gen_params *g, al_status st, const al_error *err, const char *param, perr *e)
+{
+    if (st == AL_ERR_NOMEM)
+        return fail(e, 500, NULL, NULL, "out of memory compiling '%s'", param);
+    if (st != AL_OK)
+        return fail(e, 400, st == AL_ERR_UNSUPPORTED ? "unsupported_value" : "invalid_value", param, "'%s': %s",
+                    param, err->msg);
+    return true;
+}
+
+/* True (and e filled) when an earlier field already set the grammar. */
+static bool grammar_taken(const gen_params *g, const char *param, perr *e)
+{
+    if (!g->grammar)
+        return false;
+    fail(e, 400, "invalid_value", param,
+         "'%s' cannot be combined with another output constraint (response_format, format, grammar)", param);
+    return true;
+}
+
+static bool grammar_json_object(gen_params *g, const char *param, perr *e)
+{
+    if (grammar_taken(g, param, e))
+        return false;
+    al_error err = {0};
+    return set_grammar(g, al_grammar_json_object(&g->grammar, &err), &err, param, e);
+}
+
+static bool grammar_schema(gen_params *g, json_t *schema, const char *param, perr *e)
+{
+    if (grammar_taken(g, param, e))
+        return false;
+    if (!json_is_object(schema) && !json_is_boolean(schema))
+        return fail(e, 400, "invalid_type", param, "'%s' must be a JSON schema (an object)", param);
+    char *txt = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!txt)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    al_error err = {0};
+    al_status st = al_grammar_from_json_schema(txt, strlen(txt), NULL, &g->grammar, &err);
+    free(txt);
+    return set_grammar(g, st, &err, param, e);
+}
+
+/* The `grammar` field (GBNF, as llama.cpp's server takes it). */
+static bool parse_grammar_field(json_t *b, gen_params *g, perr *e)
+{
+    json_t *v = json_object_get(b, "grammar");
+    if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+        return true;
+    if (!json_is_string(v))
+        return fail(e, 400, "invalid_type", "grammar", "'grammar' must be a string (GBNF)");
+    if (grammar_taken(g, "grammar", e))
+        return false;
+    al_error err = {0};
+    al_status st = al_grammar_from_gbnf(json_string_value(v), json_string_length(v), NULL, &g->grammar, &err);
+    return set_grammar(g, st, &err, "grammar", e);
+}
+
+/* response_format: {type: text | json_object | json_schema, json_schema: {name, schema, strict}} */
+static bool parse_response_format(json_t *rf, gen_params *g, perr *e)
+{
+    if (!rf || json_is_null(rf))
+        return true;
+    json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
+    if (!json_is_string(t))
+        return fail(e, 400, "invalid_type", "response_format",
+                    "'response_format' must be an object with a string 'type'");
+    const char *ts = json_string_value(t);
+    if (!strcmp(ts, "text"))
+        return true;
+    if (!strcmp(ts, "json_object"))
+        return grammar_json_object(g, "response_format", e);
+    if (strcmp(ts, "json_schema"))
+        return fail(e, 400, "unsupported_value", "response_format.type",
+                    "response_format type '%s' is not supported (use 'text', 'json_object' or 'json_schema')", ts);
+    json_t *js = json_object_get(rf, "json_schema");
+    if (!json_is_object(js))
+        return fail(e, 400, "invalid_type", "response_format.json_schema",
+                    "'response_format.json_schema' must be an object with 'name' and 'schema'");
+    json_t *name = json_object_get(js, "name");
+    if (name && !json_is_string(name))
+        return fail(e, 400, "invalid_type", "response_format.json_schema.name", "'name' must be a string");
+    json_t *strict = json_object_get(js, "strict");
+    if (strict && !json_is_null(strict) && !json_is_boolean(strict))
+        return fail(e, 400, "invalid_type", "response_format.json_schema.strict", "'strict' must be true or false");
+    json_t *schema = json_object_get(js, "schema");
+    if (!schema || json_is_null(schema)) /* no schema: any JSON object */
+        return grammar_json_object(g, "response_format.json_schema", e);
+    /* strict or not, the output follows the schema: what cannot be
+     * guaranteed is refused rather than ignored */
+    return grammar_schema(g, schema, "response_format.json_schema.schema", e);
+}
+
+/* tool_choice "required" or a named function: the grammar of a reply that
+ * is a call in the template's format (toolgrammar.h). Markers that are
+ * control tokens of the vocabulary join the grammar's trie and are
+ * rendered into the text (the grammar admits no other control token). */
+static bool tool_choice_grammar(gen_params *g, const srv_agent_req *ag, const srv_chat_fmt *fmt, bool in_think,
+                                const al_vocab *vocab, perr *e)
+{
+    if (grammar_taken(g, "tool_choice", e))
+        return false;
+    srv_tg_think th = fmt->think == SRV_THINK_TAGS && in_think ? SRV_TG_THINK_OPEN : SRV_TG_THINK_NONE;
+    char *gbnf = NULL, where[128] = "", msg[400] = "";
+    const char *const *markers = NULL;
+    int rc = srv_tool_grammar(ag, fmt, th, &gbnf, &markers, where, sizeof(where), msg, sizeof(msg));
+    if (rc == 500)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    if (rc)
+        return fail(e, 400, "invalid_value", where, "'%s': %s", where, msg);
+    al_error err = {0};
+    al_status st = al_grammar_from_gbnf(gbnf, strlen(gbnf), NULL, &g->grammar, &err);
+    free(gbnf);
+    if (st != AL_OK)
+        return set_grammar(g, st, &err, "tools", e);
+    size_t nm = 0;
+    while (markers[nm])
+        nm++;
+    g->grammar_special = malloc((nm ? nm : 1) * sizeof(int32_t));
+    if (!g->grammar_special)
+        return fail(e, 500, NULL, NULL, "out of memory");
+    for (size_t i = 0; i < nm; i++) {
+        int32_t id = al_vocab_find(vocab, markers[i], strlen(markers[i]));
+        if (id >= 0 && al_vocab_is_control(vocab, id) && !al_vocab_is_eog(vocab, id))
+            g->grammar_special[g->n_grammar_special++] = id;
+    }
+    if (g->n_grammar_special)
+        g->render_special = true;
     return true;
 }
 
@@ -371,19 +518,11 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
         g->logprobs = true;
         g->top_logprobs = (int32_t)i;
     }
-    json_t *rf = json_object_get(b, "response_format");
-    if (rf && !json_is_null(rf)) {
-        json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
-        if (!json_is_string(t))
-            return fail(e, 400, "invalid_type", "response_format",
-                        "'response_format' must be an object with a string 'type'");
-        const char *ts = json_string_value(t);
-        if (!strcmp(ts, "json_object"))
-            g->json_mode = true;
-        else if (strcmp(ts, "text"))
-            return fail(e, 400, "unsupported_value", "response_format.type",
-                        "response_format type '%s' is not supported (use 'text' or 'json_object')", ts);
-    }
+    if (!parse_response_format(json_object_get(b, "response_format"), g, e) || !parse_grammar_field(b, g, e))
+        return false;
+    json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools) && !json_is_array(tools))
+        return fail(e, 400, "invalid_type", "tools", "'tools' must be a list");
     return true;
 }
 
@@ -404,15 +543,17 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
         return false;
     json_t *fmt = json_object_get(b, "format");
     if (fmt && !json_is_null(fmt)) {
-        if (json_is_string(fmt) && !strcmp(json_string_value(fmt), "json"))
-            g->json_mode = true;
-        else if (json_is_string(fmt) && json_string_length(fmt) == 0)
-            g->json_mode = false;
-        else if (json_is_object(fmt))
-            g->json_mode = true; /* a schema: we guarantee JSON, not the schema */
-        else
+        if (json_is_string(fmt) && !strcmp(json_string_value(fmt), "json")) {
+            if (!grammar_json_object(g, "format", e))
+                return false;
+        } else if (json_is_object(fmt)) {
+            if (!grammar_schema(g, fmt, "format", e))
+                return false;
+        } else if (!(json_is_string(fmt) && json_string_length(fmt) == 0))
             return fail(e, 400, "invalid_value", "format", "'format' must be \"json\" or a JSON schema object");
     }
+    if (!parse_grammar_field(b, g, e))
+        return false;
     json_t *o = json_object_get(b, "options");
     if (!o || json_is_null(o))
         return true;
@@ -1529,7 +1670,6 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         memcpy(j->stops[i], gp->stops[i], l + 1);
         j->n_stops++;
     }
-    j->json_mode = gp->json_mode;
     j->render_special = gp->render_special;
     j->prompt_from = prompt_from;
     if (gp->n_bias) {
@@ -1546,6 +1686,18 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     /* Choice k of n: another seed, so that the choices differ. */
     if (j->sp.seed != AL_SEED_RANDOM && (j->sp.seed += (uint64_t)choice) == AL_SEED_RANDOM)
         j->sp.seed = 0;
+    /* every choice matches the grammar on its own: the compiled grammar is
+     * shared, each job holding a reference */
+    j->grammar = al_grammar_ref(gp->grammar);
+    if (gp->n_grammar_special) {
+        j->grammar_special = malloc(gp->n_grammar_special * sizeof(int32_t));
+        if (!j->grammar_special) {
+            srv_job_free(j);
+            return fail(e, 500, NULL, NULL, "out of memory");
+        }
+        memcpy(j->grammar_special, gp->grammar_special, gp->n_grammar_special * sizeof(int32_t));
+        j->n_grammar_special = gp->n_grammar_special;
+    }
     j->want_logprobs = gp->logprobs;
     j->top_logprobs = gp->top_logprobs;
     if (cfg->request_timeout_s)
@@ -1766,11 +1918,11 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         /* Markers that are control tokens are rendered for the parser, and
          * gpt-oss's always: without them its channels would run together. */
         gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
-        /* TODO(grammar): tool_choice "required" / named should constrain the reply to a
-         * call (of ag.choice_name) whose arguments match the tool's parameters schema,
-         * once grammar-constrained decoding lands: srv_tool_call_prefix(fmt.tools), then
-         * a value of srv_agent_call_schema(&ag, fmt.tools) (toolcall.h). Until then they
-         * are only hints (the named tool is the only one the template shows). */
+        /* tool_choice "required" / named: the reply is constrained to a call (of
+         * ag.choice_name) in the template's format whose arguments follow the
+         * tool's parameters schema. */
+        if (ok && tools_on && (ag.choice == SRV_TC_REQUIRED || ag.choice == SRV_TC_NAMED))
+            ok = tool_choice_grammar(&gp, &ag, &fmt, g.po.in_think, vocab, &e);
     }
     free(text);
     json_decref(msgs);

@@ -20,9 +20,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "sampling/json_guard.h"
+#include "sampling/grammar.h"
 #include "store/store.h"
 #include "util/error.h"
+
+/* Token masks kept per model (n_vocab bits each: 19 KB for 152k tokens). */
+#define GRAMMAR_CACHE_MASKS 128
 
 typedef struct slot {
     srv_job *job;            /* NULL: free (borrowed; the HTTP side owns it) */
@@ -36,25 +39,13 @@ typedef struct slot {
     al_sampler *smp;         /* owned, per job */
     al_detok *dt;            /* owned, per job */
     al_stop *st;             /* owned, per job */
-    al_json_guard *jg;       /* owned, per job when json_mode */
-    int json_ws;             /* whitespace bytes between JSON tokens so far */
+    al_grammar_matcher *gm;  /* owned, per job with a grammar */
+    al_token_trie *own_trie; /* owned: a job's trie with other markers than the model's (rare) */
     double *emb_sum;         /* (n_embd) for embedding jobs */
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
     al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
     int32_t seq;             /* this slot's sequence in ctx */
 } slot;
-
-/* Which tokens one JSON guard state accepts (a bit per token), kept per
- * model: running a 152k vocabulary through the guard costs several ms a
- * step, and a JSON output stays in few states (inside a string, after a
- * value, ...). */
-#define JSON_MASK_CACHE 16
-typedef struct json_mask_entry {
-    unsigned char key[AL_JSON_GUARD_KEY_BYTES];
-    int ws;          /* the whitespace run before the token: part of the key */
-    uint64_t used;   /* last use (tick); 0: empty */
-    uint64_t *allow; /* ((n_vocab + 63) / 64) words */
-} json_mask_entry;
 
 struct srv_model {
     char *name, *path, *chat_format; /* owned */
@@ -74,8 +65,15 @@ struct srv_model {
     double last_used_wall;
     int32_t *b_tok, *b_pos, *b_seq; /* (n_batch + n_parallel) batch arrays */
     bool *b_logits;
-    json_mask_entry *jmc;    /* (JSON_MASK_CACHE) made on the first JSON-mode step, or NULL */
-    uint64_t jmc_tick;
+    al_token_trie *trie;     /* the vocabulary's byte trie, made for the first grammar job */
+    al_grammar_cache *gcache; /* token masks per grammar state, shared by the model's jobs */
+    /* The same for grammars that write control-token markers (tool calls):
+     * the trie also holds the listed tokens' text (a mask depends on the
+     * trie, so the cache is another one too). */
+    al_token_trie *trie_sp;
+    al_grammar_cache *gcache_sp;
+    int32_t *sp_toks;        /* (n_sp_toks) the markers trie_sp was made with */
+    size_t n_sp_toks;
     /* set with ctx: */
     uint32_t n_slots;        /* n_parallel; an encoder (no KV kept per sequence): ENC_SLOTS */
     uint32_t n_batch;        /* tokens per pass: an encoder's holds at least one whole input */
@@ -156,6 +154,8 @@ void srv_job_free(srv_job *j)
     for (size_t i = 0; i < j->n_stops; i++)
         free(j->stops[i]);
     free(j->stops);
+    al_grammar_free(j->grammar);
+    free(j->grammar_special);
     free(j->text);
     free(j->toks);
     free(j->embedding);
@@ -374,12 +374,14 @@ static void slot_release_job_state(slot *sl)
     al_sampler_free(sl->smp);
     al_detok_free(sl->dt);
     al_stop_free(sl->st);
-    al_json_guard_free(sl->jg);
+    al_grammar_matcher_free(sl->gm);
+    al_token_trie_free(sl->own_trie);
+    sl->own_trie = NULL;
     free(sl->emb_sum);
     sl->smp = NULL;
     sl->dt = NULL;
     sl->st = NULL;
-    sl->jg = NULL;
+    sl->gm = NULL;
     sl->emb_sum = NULL;
 }
 
@@ -405,10 +407,17 @@ static void model_unload(srv_sched *s, srv_model *m)
     free(m->b_pos);
     free(m->b_seq);
     free(m->b_logits);
-    for (int i = 0; m->jmc && i < JSON_MASK_CACHE; i++)
-        free(m->jmc[i].allow);
-    free(m->jmc);
-    m->jmc = NULL;
+    al_grammar_cache_free(m->gcache);
+    al_token_trie_free(m->trie);
+    m->gcache = NULL;
+    m->trie = NULL;
+    al_grammar_cache_free(m->gcache_sp);
+    al_token_trie_free(m->trie_sp);
+    free(m->sp_toks);
+    m->gcache_sp = NULL;
+    m->trie_sp = NULL;
+    m->sp_toks = NULL;
+    m->n_sp_toks = 0;
     m->lbuf = NULL;
     m->b_tok = m->b_pos = m->b_seq = NULL;
     m->b_logits = NULL;
@@ -648,6 +657,39 @@ static bool prompt_pending(const srv_sched *s, const srv_job *j)
 }
 
 /* Puts a queued job into a free slot of its model; false if none is free. */
+/* The matcher of a grammar that writes control-token markers: over the
+ * model's marker trie (made for the first such job), or, when a job lists
+ * other markers than that trie's, over a trie of its own with the
+ * matcher's own small cache. */
+static bool admit_marker_grammar(srv_model *m, slot *sl, const srv_job *j)
+{
+    const al_vocab *voc = al_model_vocab(m->model);
+    size_t bytes = j->n_grammar_special * sizeof(int32_t);
+    if (!m->trie_sp) {
+        m->sp_toks = malloc(bytes);
+        if (!m->sp_toks)
+            return false;
+        memcpy(m->sp_toks, j->grammar_special, bytes);
+        m->n_sp_toks = j->n_grammar_special;
+        m->trie_sp = al_token_trie_new_with(voc, m->sp_toks, m->n_sp_toks);
+        if (!m->trie_sp) {
+            free(m->sp_toks);
+            m->sp_toks = NULL;
+            m->n_sp_toks = 0;
+            return false;
+        }
+    }
+    if (m->n_sp_toks == j->n_grammar_special && !memcmp(m->sp_toks, j->grammar_special, bytes)) {
+        if (!m->gcache_sp)
+            m->gcache_sp = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
+        sl->gm = m->gcache_sp ? al_grammar_matcher_new(j->grammar, m->trie_sp, m->gcache_sp) : NULL;
+        return sl->gm != NULL;
+    }
+    sl->own_trie = al_token_trie_new_with(voc, j->grammar_special, j->n_grammar_special);
+    sl->gm = sl->own_trie ? al_grammar_matcher_new(j->grammar, sl->own_trie, NULL) : NULL;
+    return sl->gm != NULL;
+}
+
 static bool admit(srv_sched *s, srv_job *j)
 {
     srv_model *m = j->model;
@@ -715,10 +757,16 @@ static bool admit(srv_sched *s, srv_job *j)
         sl->dt = al_detok_new(al_model_vocab(m->model), j->render_special);
         sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
         ok = sl->smp && sl->dt && sl->st;
-        if (ok && j->json_mode) {
-            sl->jg = al_json_guard_new();
-            sl->json_ws = 0;
-            ok = sl->jg != NULL;
+        if (ok && j->grammar && !j->n_grammar_special) {
+            /* the vocabulary trie and the mask cache: once per model */
+            if (!m->trie)
+                m->trie = al_token_trie_new(al_model_vocab(m->model));
+            if (!m->gcache)
+                m->gcache = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
+            sl->gm = m->trie && m->gcache ? al_grammar_matcher_new(j->grammar, m->trie, m->gcache) : NULL;
+            ok = sl->gm != NULL;
+        } else if (ok && j->grammar) {
+            ok = admit_marker_grammar(m, sl, j);
         }
     } else {
         sl->emb_sum = calloc(m->info.n_embd, sizeof(double));
@@ -766,123 +814,6 @@ static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int
     ti->n_top = n;
 }
 
-/* JSON mode (response_format json_object, Ollama format "json"): the
- * sampling module's guard says which token pieces keep the output a valid
- * prefix of one JSON object. On top of it the server allows at most
- * JSON_MAX_WS whitespace bytes in a row between JSON tokens (outside
- * strings), so a small model cannot spend its budget on blank lines. */
-#define JSON_MAX_WS 4
-#define JSON_PIECE_MAX 256 /* longer pieces are refused in JSON mode */
-
-static bool json_is_ws(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* The whitespace run after appending piece[0..n) (n <= JSON_PIECE_MAX) to
- * the output the guard has seen, given the run before it; -1 when the guard
- * refuses the piece or the run would pass JSON_MAX_WS. */
-static int json_piece_ws(const al_json_guard *g, int run, const char *piece, size_t n)
-{
-    if (!al_json_guard_accepts(g, piece, n))
-        return -1;
-    char probe[JSON_PIECE_MAX + 1];
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)piece[i];
-        if (!json_is_ws(c)) {
-            run = 0;
-            continue;
-        }
-        /* A raw tab/newline/CR cannot stand inside a string; a space is
-         * between tokens exactly when a newline would be accepted there. */
-        bool between = c != ' ';
-        if (!between) {
-            memcpy(probe, piece, i);
-            probe[i] = '\n';
-            between = al_json_guard_accepts(g, probe, i + 1);
-        }
-        if (!between)
-            run = 0;
-        else if (++run > JSON_MAX_WS)
-            return -1;
-    }
-    return run;
-}
-
-/* True when token t keeps the slot's output a valid JSON prefix (before
- * the object is complete; end-of-generation is not). */
-static bool json_token_ok(const slot *sl, const al_vocab *voc, int32_t t)
-{
-    char piece[JSON_PIECE_MAX];
-    if (al_vocab_is_eog(voc, t))
-        return false;
-    int32_t n = al_token_to_piece(voc, t, piece, sizeof(piece), false);
-    return n > 0 && (size_t)n <= sizeof(piece) && json_piece_ws(sl->jg, sl->json_ws, piece, (size_t)n) >= 0;
-}
-
-/* The tokens the slot's guard state accepts, from the model's cache or
- * made into it (the least recently used entry goes); NULL when out of
- * memory. */
-static const uint64_t *json_allowed(srv_model *m, const slot *sl, const al_vocab *voc, int32_t n_vocab)
-{
-    if (!m->jmc && !(m->jmc = calloc(JSON_MASK_CACHE, sizeof(*m->jmc))))
-        return NULL;
-    unsigned char key[AL_JSON_GUARD_KEY_BYTES];
-    al_json_guard_key(sl->jg, key);
-    json_mask_entry *e = NULL, *victim = &m->jmc[0];
-    for (int i = 0; i < JSON_MASK_CACHE && !e; i++) {
-        json_mask_entry *c = &m->jmc[i];
-        if (c->used && c->ws == sl->json_ws && !memcmp(c->key, key, sizeof(key)))
-            e = c;
-        else if (c->used < victim->used)
-            victim = c;
-    }
-    if (!e) {
-        e = victim;
-        const size_t words = ((size_t)n_vocab + 63) / 64;
-        if (!e->allow && !(e->allow = malloc(words * sizeof(uint64_t))))
-            return NULL;
-        memset(e->allow, 0, words * sizeof(uint64_t));
-        for (int32_t t = 0; t < n_vocab; t++)
-            if (json_token_ok(sl, voc, t))
-                e->allow[t / 64] |= 1ull << (t % 64);
-        memcpy(e->key, key, sizeof(key));
-        e->ws = sl->json_ws;
-    }
-    e->used = ++m->jmc_tick;
-    return e->allow;
-}
-
-/* Sets to -INFINITY the logits of tokens that would make the output invalid
- * JSON (end-of-generation too until the object is complete; every other
- * token once it is). */
-static void json_mask(srv_model *m, const slot *sl, const al_vocab *voc, float *logits, int32_t n_vocab)
-{
-    if (al_json_guard_complete(sl->jg)) {
-        for (int32_t t = 0; t < n_vocab; t++)
-            if (!al_vocab_is_eog(voc, t))
-                logits[t] = -INFINITY;
-        return;
-    }
-    const uint64_t *allow = json_allowed(m, sl, voc, n_vocab);
-    for (int32_t t = 0; t < n_vocab; t++)
-        if (allow ? !((allow[t / 64] >> (t % 64)) & 1u) : !json_token_ok(sl, voc, t))
-            logits[t] = -INFINITY;
-}
-
-/* Records the chosen token; true once the top-level object is complete. */
-static bool json_accept(slot *sl, const al_vocab *voc, int32_t tok)
-{
-    char piece[JSON_PIECE_MAX];
-    int32_t n = al_token_to_piece(voc, tok, piece, sizeof(piece), false);
-    if (n < 0 || (size_t)n > sizeof(piece))
-        n = 0;
-    int run = json_piece_ws(sl->jg, sl->json_ws, piece, (size_t)n);
-    sl->json_ws = run < 0 ? 0 : run;
-    al_json_guard_advance(sl->jg, piece, (size_t)n);
-    return al_json_guard_complete(sl->jg);
-}
-
 /* Samples the next token of a slot from its logits and emits text (lock held). */
 static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const float *logits)
 {
@@ -890,13 +821,20 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     const al_vocab *voc = al_model_vocab(m->model);
     int32_t n_vocab = (int32_t)m->info.n_vocab;
     const float *lg = logits;
-    if (sl->jg || j->n_bias) {
+    if (sl->gm || j->n_bias) {
         memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
+        /* logit_bias first, then the grammar (response_format, format,
+         * grammar, tool_choice): the tokens that keep the output a prefix of
+         * the grammar's language; end-of-generation only once it is
+         * complete. A bias cannot bring back a token the grammar masks. */
         for (size_t i = 0; i < j->n_bias; i++)
             if (j->bias_tok[i] >= 0 && j->bias_tok[i] < n_vocab)
                 m->lbuf[j->bias_tok[i]] += j->bias_val[i];
-        if (sl->jg)
-            json_mask(m, sl, voc, m->lbuf, n_vocab);
+        if (sl->gm && al_grammar_matcher_apply(sl->gm, m->lbuf) != AL_OK) {
+            al_err(&j->err, AL_ERR_NOMEM, "out of memory for the grammar's token mask");
+            slot_finish(s, sl, SRV_FINISH_ERROR);
+            return;
+        }
         lg = m->lbuf;
     }
     int32_t tok = al_sampler_sample(sl->smp, lg);
@@ -910,9 +848,16 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
         fill_logprobs(logits, n_vocab, tok, j->top_logprobs, &ti);
         job_add_tok(j, &ti);
     }
-    bool json_done = false;
-    if (sl->jg && !al_vocab_is_eog(voc, tok))
-        json_done = json_accept(sl, voc, tok);
+    bool grammar_done = false;
+    if (sl->gm && !al_vocab_is_eog(voc, tok)) {
+        /* refused only when every token was masked (-inf everywhere) */
+        if (al_grammar_matcher_accept_token(sl->gm, tok) != AL_OK) {
+            al_err(&j->err, AL_ERR_STATE, "the grammar allows no token here");
+            slot_finish(s, sl, SRV_FINISH_ERROR);
+            return;
+        }
+        grammar_done = al_grammar_matcher_done(sl->gm);
+    }
     if (al_vocab_is_eog(voc, tok)) {
         slot_flush_text(sl);
         slot_finish(s, sl, SRV_FINISH_STOP);
@@ -929,7 +874,7 @@ static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const
     }
     job_append(j, emit, n_emit);
     pthread_cond_broadcast(&j->cv);
-    if (json_done) {
+    if (grammar_done) {
         slot_flush_text(sl);
         slot_finish(s, sl, SRV_FINISH_STOP);
         return;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "airlock.h"
+#include "sampling/grammar.h"
 
 typedef struct srv_sched srv_sched;
 typedef struct srv_model srv_model;
@@ -89,7 +90,6 @@ typedef struct srv_job {
     al_sampler_params sp;
     char **stops;            /* owned by the job */
     size_t n_stops;
-    bool json_mode;          /* constrain output to a JSON object */
     bool render_special;     /* control tokens go into text as written (tool-call and
                                 harmony markers that the API side parses) */
     struct srv_job *prompt_from; /* borrowed, may be NULL: a job of the same request with the
@@ -99,6 +99,10 @@ typedef struct srv_job {
     int32_t *bias_tok;       /* owned: logit_bias token ids (n_bias) */
     float *bias_val;         /* owned: added to those tokens' logits (-INFINITY: banned) */
     size_t n_bias;
+    al_grammar *grammar;     /* owned reference (al_grammar_ref); constrains the output, or NULL */
+    int32_t *grammar_special; /* owned: control tokens whose text the grammar may match (markers
+                                such as [TOOL_CALLS]; only with render_special), or NULL */
+    size_t n_grammar_special;
     bool want_logprobs;
     int32_t top_logprobs;    /* 0..SRV_MAX_TOP_LOGPROBS */
     double deadline;         /* monotonic seconds; 0: none */

@@ -99,8 +99,8 @@ bool srv_prompt_opens_think(const char *prompt, size_t n);
 typedef enum srv_tool_choice {
     SRV_TC_AUTO = 0,
     SRV_TC_NONE,           /* tools not shown to the model, replies not parsed for calls */
-    SRV_TC_REQUIRED,       /* TODO(grammar): constrain the reply to a call of one of the tools */
-    SRV_TC_NAMED,          /* TODO(grammar): constrain the reply to a call of choice_name */
+    SRV_TC_REQUIRED,       /* the reply is constrained to a call of one of the tools (toolgrammar.h) */
+    SRV_TC_NAMED,          /* the reply is constrained to a call of choice_name (toolgrammar.h) */
 } srv_tool_choice;
 
 typedef struct srv_agent_req {

@@ -1,7 +1,8 @@
 /*
  * sampling_test.c - the sampler chain, al_logprob, stop strings and the
  * JSON-object guard. Distribution checks draw many samples from a small
- * vocabulary and use generous bounds (no timing assertions).
+ * vocabulary and use generous bounds (no timing assertions). The JSON
+ * constraint is a grammar now: tests/sampling/grammar_test.c.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,7 +17,6 @@
 #include <cmocka.h>
 
 #include "airlock.h"
-#include "sampling/json_guard.h"
 
 static al_sampler_params plain_params(float temp, uint64_t seed)
 {
@@ -57,7 +57,6 @@ static void test_defaults(void **st)
     assert_null(al_sampler_new(&p, 0));
     al_sampler_free(NULL);
     al_stop_free(NULL);
-    al_json_guard_free(NULL);
 }
 
 static void test_greedy(void **st)
@@ -557,168 +556,6 @@ static void test_stop_multiple(void **st)
     al_stop_free(m);
 }
 
-/* ---------------------------------------------------------------- JSON */
-
-/* Advances a guard piece by piece; every piece must be accepted. */
-static void feed_all(al_json_guard *g, const char *const *pieces, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(pieces[i]);
-        if (!al_json_guard_accepts(g, pieces[i], l))
-            fail_msg("piece %zu '%s' refused", i, pieces[i]);
-        assert_false(al_json_guard_complete(g));
-        al_json_guard_advance(g, pieces[i], l);
-        assert_false(al_json_guard_failed(g));
-    }
-}
-
-static bool accepts_whole(const char *text)
-{
-    al_json_guard *g = al_json_guard_new();
-    bool ok = al_json_guard_accepts(g, text, strlen(text));
-    al_json_guard_free(g);
-    return ok;
-}
-
-static bool complete_whole(const char *text)
-{
-    al_json_guard *g = al_json_guard_new();
-    al_json_guard_advance(g, text, strlen(text));
-    bool ok = al_json_guard_complete(g);
-    al_json_guard_free(g);
-    return ok;
-}
-
-/* The key of a guard after text. */
-static void key_after(const char *text, unsigned char *key)
-{
-    al_json_guard *g = al_json_guard_new();
-    assert_non_null(g);
-    al_json_guard_advance(g, text, strlen(text));
-    assert_false(al_json_guard_failed(g));
-    al_json_guard_key(g, key);
-    al_json_guard_free(g);
-}
-
-/* Equal keys for the same state reached by different text (an array
- * opened and closed leaves no trace above the depth); different keys for
- * states that accept different pieces. */
-static void test_json_key(void **st)
-{
-    (void)st;
-    unsigned char a[AL_JSON_GUARD_KEY_BYTES], b[AL_JSON_GUARD_KEY_BYTES];
-    key_after("{\"a\": {\"b\": \"xy", a);
-    key_after("{\"long key\": [1, [2]], \"c\": {\"\": \"z", b);
-    assert_memory_equal(a, b, sizeof(a));
-    key_after("{\"a\": [[{}], 3], \"b\": ", a);
-    key_after("{\"q\": ", b);
-    assert_memory_equal(a, b, sizeof(a));
-    static const char *const differ[][2] = {
-        {"{\"a\": [\"x", "{\"a\": {\"b\": \"x"}, /* inside an array vs an object */
-        {"{\"a\": \"x", "{\"a"},          /* a value string vs a key */
-        {"{\"a\": 1", "{\"a\": 1.5"},   /* '.' allowed or not */
-        {"{\"a\": tr", "{\"a\": fa"},   /* the literal's next letter */
-        {"{", "{\"a\": {"},             /* depth */
-        {"{\"a\": \"\\u00", "{\"a\": \"\\u0"}, /* hex digits left */
-    };
-    for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
-        key_after(differ[i][0], a);
-        key_after(differ[i][1], b);
-        if (!memcmp(a, b, sizeof(a)))
-            fail_msg("'%s' and '%s' have the same key", differ[i][0], differ[i][1]);
-    }
-}
-
-static void test_json_tokens(void **st)
-{
-    (void)st;
-    al_json_guard *g = al_json_guard_new();
-    assert_non_null(g);
-    const char *pieces[] = {" ", "{\"", "name", "\":", " \"Al", "ice", "\", ", "\"age\"", ": 4",
-                            "2", ", \"tags\": [", "\"a\", ", "\"\\u00e9\\n\"", ", true", ", nul",
-                            "l, -1.5e", "+3, 0.25, {}, []]", ", \"nested\": {\"x\": {\"y\": [1, [2]]}}",
-                            ", \"emoji\": \"\xf0\x9f\x98\x80\"", ", \"pair\": \"\\ud83d", "\\ude00\""};
-    feed_all(g, pieces, sizeof pieces / sizeof *pieces);
-    /* at this point: not complete; these continuations are wrong */
-    const char *bad[] = {"]", ":", "\"x\"", "}}", ",}", "tru", "{", "1"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        if (al_json_guard_accepts(g, bad[i], strlen(bad[i])))
-            fail_msg("continuation '%s' accepted", bad[i]);
-    assert_true(al_json_guard_accepts(g, "", 0));
-    assert_true(al_json_guard_accepts(g, "}", 1));
-    al_json_guard_advance(g, "}", 1);
-    assert_true(al_json_guard_complete(g));
-    assert_true(al_json_guard_accepts(g, " \n", 2));
-    assert_false(al_json_guard_accepts(g, " {", 2));
-    assert_false(al_json_guard_accepts(g, "x", 1));
-    al_json_guard_advance(g, "\n", 1);
-    assert_true(al_json_guard_complete(g));
-    /* a refused piece fails the guard for good; reset recovers */
-    al_json_guard_advance(g, "x", 1);
-    assert_true(al_json_guard_failed(g));
-    assert_false(al_json_guard_complete(g));
-    assert_false(al_json_guard_accepts(g, " ", 1));
-    al_json_guard_reset(g);
-    assert_false(al_json_guard_failed(g));
-    assert_true(al_json_guard_accepts(g, "{", 1));
-    al_json_guard_free(g);
-}
-
-static void test_json_grammar(void **st)
-{
-    (void)st;
-    /* complete objects */
-    const char *good[] = {"{}", " { } ", "{\"a\":1}", "{\"a\":[1,2,{\"b\":null}],\"c\":false}",
-                          "{\"n\":-0.5E-7}", "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
-                          "{\"\":0}", "{\"x\":\"\xc3\xa9\xe2\x82\xac\"}"};
-    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
-        if (!complete_whole(good[i]))
-            fail_msg("'%s' should be a complete object", good[i]);
-    /* valid prefixes that are not complete */
-    const char *prefix[] = {"", " ", "{", "{\"a", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":-",
-                            "{\"a\":1.", "{\"a\":1e", "{\"a\":1e-", "{\"a\":t", "{\"a\":\"\\u12",
-                            "{\"a\":\"\\ud800", "{\"a\":\"\xe2\x82", "{\"a\":[", "{\"a\":[[["};
-    for (size_t i = 0; i < sizeof prefix / sizeof *prefix; i++) {
-        if (!accepts_whole(prefix[i]))
-            fail_msg("prefix '%s' refused", prefix[i]);
-        if (complete_whole(prefix[i]))
-            fail_msg("prefix '%s' called complete", prefix[i]);
-    }
-    /* invalid */
-    const char *bad[] = {"[", "1", "\"a\"", "x", "{a", "{\"a\" 1", "{\"a\":}", "{\"a\":1,}",
-                         "{\"a\":01", "{\"a\":1.e", "{\"a\":-x", "{\"a\":+1", "{\"a\":tru}",
-                         "{\"a\":True", "{\"a\":\"\\x\"", "{\"a\":\"\\u12g", "{\"a\":\"\x01\"",
-                         "{\"a\":\"\xff\"", "{\"a\":\"\xc0\xaf\"", "{\"a\":\"\xed\xa0\x80\"",
-                         "{\"a\":\"\\udc00\"", "{\"a\":\"\\ud800x\"", "{\"a\":\"\\ud800\\u0041\"",
-                         "{\"a\":[1 2]", "{\"a\":[1,]", "{\"a\":[}", "{\"a\":{]", "{}}",
-                         "{},", "{}{}", "{\"a\":1}x", "{\"a\":NaN", "{\"a\":'s'"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        if (accepts_whole(bad[i]))
-            fail_msg("'%s' accepted", bad[i]);
-
-    /* the nesting limit holds: 255 nested arrays inside the object fit,
-     * one more is refused */
-    char deep[600];
-    size_t n = 0;
-    deep[n++] = '{';
-    memcpy(deep + n, "\"a\":", 4);
-    n += 4;
-    for (int i = 0; i < AL_JSON_GUARD_MAX_DEPTH - 1; i++)
-        deep[n++] = '[';
-    assert_false(al_json_guard_accepts(NULL, "", 0));
-    al_json_guard *g = al_json_guard_new();
-    assert_true(al_json_guard_accepts(g, deep, n));
-    al_json_guard_advance(g, deep, n);
-    assert_false(al_json_guard_accepts(g, "[", 1));
-    assert_true(al_json_guard_accepts(g, "1", 1));
-    for (int i = 0; i < AL_JSON_GUARD_MAX_DEPTH - 1; i++)
-        al_json_guard_advance(g, "]", 1);
-    assert_false(al_json_guard_complete(g));
-    al_json_guard_advance(g, "}", 1);
-    assert_true(al_json_guard_complete(g));
-    al_json_guard_free(g);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,9 +567,7 @@ int main(void)
         cmocka_unit_test(test_large_vocab_speed), cmocka_unit_test(test_logprob),
         cmocka_unit_test(test_edge_logits),
         cmocka_unit_test(test_stop_basic),       cmocka_unit_test(test_stop_holdback),
-        cmocka_unit_test(test_stop_multiple),    cmocka_unit_test(test_json_tokens),
-        cmocka_unit_test(test_json_key),
-        cmocka_unit_test(test_json_grammar),
+        cmocka_unit_test(test_stop_multiple),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
