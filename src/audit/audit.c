@@ -64,6 +64,7 @@ struct al_audit {
     double last_sync;        /* monotonic seconds */
     al_audit_content content;
     int anchor_fd;           /* second copy of the head, or -1 */
+    FILE *mirror;            /* every record written here too, or NULL */
     char open_problem[512];  /* what open found wrong ("" if nothing) */
 };
 
@@ -435,6 +436,10 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     memcpy(line + hlen + 73, "\"}\n", 3);
     free(s);
     bool ok = write_all(a->fd, line, total);
+    if (ok && a->mirror) {
+        fwrite(line, 1, total, a->mirror);
+        fflush(a->mirror);
+    }
     free(line);
     if (!ok)
         return al_err(err, AL_ERR_IO, "%s: write failed: %s", a->log_path, strerror(errno));
@@ -781,6 +786,15 @@ const char *al_audit_open_problem(const al_audit *a)
     return a && a->open_problem[0] ? a->open_problem : NULL;
 }
 
+void al_audit_set_mirror(al_audit *a, FILE *f)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->mirror = f;
+    pthread_mutex_unlock(&a->mu);
+}
+
 void al_audit_set_content(al_audit *a, al_audit_content mode)
 {
     if (a)
@@ -959,7 +973,8 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
     if (!dir || !res)
         return al_err(err, AL_ERR_ARG, "al_audit_verify: NULL argument");
     memset(res, 0, sizeof(*res));
-    char *lpath = path_join(dir, "audit.log");
+    const bool from = opt && opt->from_path;
+    char *lpath = from ? strdup(opt->from_path) : path_join(dir, "audit.log");
     char *ppath = path_join(dir, "audit.pub");
     char *hpath = path_join(dir, "audit.head");
     al_status st = AL_OK;
@@ -984,6 +999,10 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         st = al_err(err, AL_ERR_IO, "%s: missing, and no public key given (--pub FILE)", ppath);
         goto out;
     }
+    if (from && opt->anchor_path) {
+        st = al_err(err, AL_ERR_ARG, "--anchor checks a store's log, not a copy (--from)");
+        goto out;
+    }
     r.f = fopen(lpath, "re");
     if (!r.f) {
         st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", lpath, strerror(errno));
@@ -995,7 +1014,8 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
     char head_buf[400] = "";
     unsigned long long head_seq = 0;
     char head_hash[80] = "", head_sig[160] = "";
-    bool head_file = read_small(hpath, head_buf, sizeof(head_buf));
+    bool head_file = !from && read_small(hpath, head_buf, sizeof(head_buf));
+    uint64_t seq0 = 0; /* from: the first record's number - 1 */
     bool have_head = head_file && parse_head(head_buf, &head_seq, head_hash, head_sig);
     char anchor_buf[400] = "";
     unsigned long long anchor_seq = 0;
@@ -1023,12 +1043,16 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         if (n == -1)
             break;
         line_no++;
+        if (from && n == -2 && strncmp(r.buf, "{\"seq\":", 7))
+            break; /* other output cut off at the end of the copy */
         if (n == -2) {
             st = bad(res, line_no, "line %llu: torn record (no end of line): the log was cut "
                      "mid-write; opening it for writing repairs it",
                      (unsigned long long)line_no);
             goto out;
         }
+        if (from && (n < 7 || memcmp(r.buf, "{\"seq\":", 7))) /* not a record: other output */
+            continue;
         char hash[65];
         const char *rs;
         size_t sl;
@@ -1039,7 +1063,19 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         }
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
         const char *p = json_string_value(json_object_get(o, "prev"));
-        if (seq != line_no) {
+        if (from && res->n_records == 0 && seq > 0) {
+            /* a copy starts where its writer started: take its first link */
+            seq0 = seq - 1;
+            snprintf(prev, sizeof(prev), "%s", p);
+        }
+        if (from && seq != seq0 + res->n_records + 1) {
+            st = bad(res, line_no, "line %llu: record number %llu where %llu was expected "
+                     "(records deleted, inserted or reordered)",
+                     (unsigned long long)line_no, (unsigned long long)seq,
+                     (unsigned long long)(seq0 + res->n_records + 1));
+            goto out;
+        }
+        if (!from && seq != line_no) {
             st = bad(res, line_no, "line %llu: record number %llu where %llu was expected "
                      "(records deleted, inserted or reordered)",
                      (unsigned long long)line_no, (unsigned long long)seq,
@@ -1105,7 +1141,8 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         res->n_records++;
     }
     uint64_t n = res->n_records;
-    if (n > 0 || head_file) {
+    res->first_seq = n ? seq0 + 1 : 0;
+    if (!from && (n > 0 || head_file)) {
         if (!head_file) {
             st = bad(res, n + 1, "audit.head is missing (deleted?): it names the last synced "
                      "record and is required");
@@ -1152,7 +1189,7 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         }
         res->anchor_checked = true;
     }
-    if (opt && opt->pub_path && (!have_store_pub || strcmp(store_pub, pub) != 0)) {
+    if (!from && opt && opt->pub_path && (!have_store_pub || strcmp(store_pub, pub) != 0)) {
         st = bad(res, 0, "%s/audit.pub is not the key given with --pub (replaced or missing); "
                  "the records verify with --pub", dir);
         goto out;

@@ -97,11 +97,17 @@ typedef struct al_audit_verify_result {
     uint64_t n_after_head;   /* signed records after the last synced head */
     bool pub_from_store;     /* verified against the store's own audit.pub */
     bool anchor_checked;
+    uint64_t first_seq;      /* number of the first record read (1 unless a copy, from_path) */
 } al_audit_verify_result;
 
 typedef struct al_audit_verify_options {
     const char *pub_path;    /* public key kept outside the store; NULL: DIR/audit.pub */
     const char *anchor_path; /* a copy of audit.head kept elsewhere; NULL: none */
+    const char *from_path;   /* verify the records in this file instead of DIR/audit.log:
+                                a mirror (serve --audit-stdout) captured by a log pipeline.
+                                Lines that are not records are skipped; the chain may start
+                                at any record (the earlier ones are not in the file); there
+                                is no head to check. */
 } al_audit_verify_options;
 
 /* Verifies the chain and the checkpoints' signatures of DIR/audit.log.
@@ -110,6 +116,10 @@ typedef struct al_audit_verify_options {
 al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error *err);
 al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *opt,
                                al_audit_verify_result *res, al_error *err);
+
+/* Also writes every record, exactly as it goes into the log, to f (NULL:
+ * no more): a copy for a log pipeline, verifiable with from_path. */
+void al_audit_set_mirror(al_audit *a, FILE *f);
 
 /* What al_audit_open found wrong with the log (and recorded as a signed
  * "audit.tamper-found" record), or NULL. */

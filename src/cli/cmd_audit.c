@@ -18,6 +18,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: airlock audit verify [--pub FILE] [--anchor FILE] [--store DIR | --dir D]\n"
+            "       airlock audit verify --from FILE --pub KEY\n"
             "       airlock audit anchor [-o FILE] [--store DIR | --dir D]\n"
             "       airlock audit export [--since T] [--until T] [-o FILE] [--store DIR | --dir D]\n"
             "       airlock audit tail [-n N] [-f] [--json] [--store DIR | --dir D]\n\n"
@@ -28,6 +29,9 @@ static void usage(FILE *f)
             "without it verify trusts the store's own audit.pub and says so.\n"
             "--anchor FILE: a copy of audit.head kept elsewhere (audit anchor, or\n"
             "$AIRLOCK_AUDIT_ANCHOR for writers): a rollback of the whole store is found.\n"
+            "--from FILE: verify a copy of the records instead of a store's log, e.g. what\n"
+            "`serve --audit-stdout` wrote to a cluster's log pipeline (other lines are\n"
+            "skipped; the chain is checked from the first record the copy holds).\n"
             "T: unix seconds, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[Z] (UTC), or an age like 2h, 7d.\n"
             "Store: --store DIR, else $AIRLOCK_STORE, else ./var/airlock.\n");
 }
@@ -163,7 +167,7 @@ int cmd_audit(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    const char *store = NULL, *dir = NULL, *out_path = NULL, *pub = NULL, *anchor = NULL;
+    const char *store = NULL, *dir = NULL, *out_path = NULL, *pub = NULL, *anchor = NULL, *from = NULL;
     int64_t since = 0, until = 0, n = 10;
     bool follow = false, as_json = false;
     for (int i = 2; i < argc; i++) {
@@ -187,6 +191,8 @@ int cmd_audit(int argc, char **argv)
             pub = v;
         else if (!strcmp(a, "--anchor"))
             anchor = v;
+        else if (!strcmp(a, "--from"))
+            from = v;
         else if (!strcmp(a, "--dir"))
             dir = v;
         else if (!strcmp(a, "-o"))
@@ -217,8 +223,23 @@ int cmd_audit(int argc, char **argv)
     al_error err = {0};
     if (!strcmp(sub, "verify")) {
         al_audit_verify_result res;
-        al_audit_verify_options opt = {pub, anchor};
+        al_audit_verify_options opt = {pub, anchor, from};
+        if (from && !pub) {
+            cli_errorf("audit", "verify --from FILE needs the log's public key: --pub KEY");
+            return 2;
+        }
         al_status st = al_audit_verify_opts(dir, &opt, &res, &err);
+        if (st == AL_OK && from) {
+            printf("audit copy intact: %llu records (%llu to %llu), %llu signed checkpoints "
+                   "verified (%s)\n",
+                   (unsigned long long)res.n_records, (unsigned long long)res.first_seq,
+                   (unsigned long long)(res.first_seq + res.n_records - (res.n_records > 0)),
+                   (unsigned long long)res.n_checkpoints, from);
+            if (res.first_seq > 1)
+                printf("note: the copy starts at record %llu; the records before it are in the "
+                       "store's own log\n", (unsigned long long)res.first_seq);
+            return 0;
+        }
         if (st == AL_OK) {
             printf("audit log intact: %llu records (%llu signed, %llu older unsigned), %llu signed "
                    "checkpoints verified (%s/audit.log)\n",

@@ -50,6 +50,9 @@ static void usage(FILE *f, const al_server_config *d)
             "guarantees (docs/guarantees.md):\n"
             "  --audit-content MODE  none (default: no prompt or completion text reaches disk),\n"
             "                        digest (their sha256) or full\n"
+            "  --audit-stdout        also write every audit record to stdout as a JSON line\n"
+            "                        (for a cluster's log pipeline; airlock audit verify\n"
+            "                        --from FILE --pub KEY checks the copy)\n"
             "  --prefix-cache        keep a finished request's KV cache for prefix reuse (faster\n"
             "                        shared prompts); by default a slot's KV cache is zeroed when\n"
             "                        its request ends\n"
@@ -133,6 +136,7 @@ typedef struct serve_state {
     char *names[MAX_STORE_MODELS], *paths[MAX_STORE_MODELS];
     char *digests[MAX_STORE_MODELS], *mdigests[MAX_STORE_MODELS];
     size_t n_store;
+    bool audit_stdout;    /* --audit-stdout: every audit record to stdout too */
 } serve_state;
 
 static void serve_state_free(serve_state *st)
@@ -343,6 +347,8 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
                     "(recorded in the log; see 'airlock audit verify')\n",
                     al_audit_open_problem(st->audit));
         al_audit_set_content(st->audit, content);
+        if (st->audit_stdout)
+            al_audit_set_mirror(st->audit, stdout);
         cfg->keys = st->keys;
         cfg->audit = st->audit;
         cfg->audit_content = content;
@@ -479,7 +485,7 @@ int cmd_serve(int argc, char **argv)
     size_t n_models = 0;
     const char *listen[AL_SERVER_MAX_LISTEN];
     size_t n_listen = 0;
-    bool no_sandbox = false, use_mlock = false;
+    bool no_sandbox = false, use_mlock = false, audit_stdout = false;
     const char *store_opt = NULL, *audit_content = NULL;
     serve_tls tls = {0};
     const char *cors[16];
@@ -497,6 +503,10 @@ int cmd_serve(int argc, char **argv)
         }
         if (!strcmp(a, "--unsafe-no-sandbox")) {
             no_sandbox = true;
+            continue;
+        }
+        if (!strcmp(a, "--audit-stdout")) {
+            audit_stdout = true;
             continue;
         }
         if (!strcmp(a, "--prefix-cache")) {
@@ -692,7 +702,7 @@ int cmd_serve(int argc, char **argv)
             return 1;
         }
     }
-    serve_state st = {0};
+    serve_state st = {.audit_stdout = audit_stdout};
     cfg.cors_origins = cors;
     cfg.n_cors_origins = n_cors;
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);

@@ -139,6 +139,38 @@ check "full mode (streamed): the prompt text is recorded" grep -q "\"prompt\":\"
 check "full mode (streamed): the completion and its token count" [ "$(rec action="POST /v1/completions" prompt="$SECRET_WORD" completion_tokens=4)" = 1 ]
 check "audit verify is clean at the end" "$BIN" audit verify --store "$ST"
 
+# ---- --audit-stdout: the records also go to stdout (a cluster's log
+# pipeline), mixed with serve's own lines; the copy verifies on its own
+cp "$ST/audit/audit.pub" "$WORK/audit.pub"
+start_server mirror "${ARGS[@]}" --audit-stdout
+reqk "$K_COMPL" POST /v1/completions '{"model":"demo:s1","prompt":"Once","max_tokens":3}'
+reqk "$K_COMPL" POST /v1/completions '{"model":"demo:s1","prompt":"Upon","max_tokens":3}'
+stop_server
+COPY="$WORK/mirror.out"
+check "--audit-stdout: the request records are on stdout" [ "$(grep -c '"action":"POST /v1/completions"' "$COPY")" = 2 ]
+check "--audit-stdout: serve's own lines are there too" grep -q '^airlock serve: listening' "$COPY"
+check "--audit-stdout: each copied line is the line in the log" \
+    bash -c 'grep "^{\"seq\":" "$1" | while IFS= read -r l; do grep -qxF -- "$l" "$2" || exit 1; done' _ "$COPY" "$LOG"
+OUT=$("$BIN" audit verify --from "$COPY" --pub "$WORK/audit.pub"); RC=$?
+check "audit verify --from: the copy is intact from its first record" \
+    [ "$RC" = 0 -a -n "$(grep -F 'audit copy intact' <<<"$OUT")" -a -n "$(grep -F 'the copy starts at record' <<<"$OUT")" ]
+python3 - "$COPY" "$WORK/edited.out" "$WORK/dropped.out" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines(True)
+recs = [i for i, l in enumerate(lines) if l.startswith('{"seq":')]
+edited = list(lines)
+edited[recs[1]] = edited[recs[1]].replace('"status":200', '"status":201', 1)
+open(sys.argv[2], "w").write("".join(edited))
+dropped = [l for i, l in enumerate(lines) if i != recs[1]]
+open(sys.argv[3], "w").write("".join(dropped))
+PY
+RC=0; OUT=$("$BIN" audit verify --from "$WORK/edited.out" --pub "$WORK/audit.pub") || RC=$?
+check "audit verify --from: an edited record in the copy is found (exit 1)" [ "$RC" = 1 -a -n "$(grep -F TAMPERED <<<"$OUT")" ]
+RC=0; OUT=$("$BIN" audit verify --from "$WORK/dropped.out" --pub "$WORK/audit.pub") || RC=$?
+check "audit verify --from: a record dropped from the copy is found (exit 1)" [ "$RC" = 1 -a -n "$(grep -F TAMPERED <<<"$OUT")" ]
+RC=0; "$BIN" audit verify --from "$COPY" >/dev/null 2>&1 || RC=$?
+check "audit verify --from without --pub is a usage error" [ "$RC" = 2 ]
+
 # ---- --unsafe-no-sandbox is loud; --mlock locks memory or says why not
 start_server unsafe "${ARGS[@]}" --unsafe-no-sandbox
 reqk - GET /health
