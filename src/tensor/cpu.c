@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "airlock.h"
 #include "tensor/kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -103,4 +104,9 @@ const al_kernels *al_kernels_get(void)
 {
     pthread_once(&g_once, choose);
     return g_kernels;
+}
+
+const char *al_kernel_isa(void)
+{
+    return al_kernels_get()->name;
 }
