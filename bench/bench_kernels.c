@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     static const uint32_t types[] = {AL_TYPE_F32, AL_TYPE_F16, AL_TYPE_BF16, AL_TYPE_Q8_0, AL_TYPE_Q4_0,
                                      AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q2_K, AL_TYPE_Q3_K,
                                      AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K,
-                                     AL_TYPE_IQ3_S, AL_TYPE_IQ3_XXS, AL_TYPE_IQ2_XXS, AL_TYPE_IQ2_XS, AL_TYPE_IQ2_S, AL_TYPE_IQ1_S, AL_TYPE_IQ1_M};
+                                     AL_TYPE_IQ3_S, AL_TYPE_IQ3_XXS, AL_TYPE_IQ2_XXS, AL_TYPE_IQ2_XS, AL_TYPE_IQ2_S, AL_TYPE_IQ1_S, AL_TYPE_IQ1_M, AL_TYPE_IQ4_NL, AL_TYPE_IQ4_XS};
     static const int64_t shapes[][2] = {{1024, 1024}, {3072, 1024}};
     static const int64_t toks[] = {1, 4, 16, 64};
     printf("threads %d, AVX2 %s, AVX-512-VNNI %s, al_matmul uses %s\n", nth, sets[1] ? "yes" : "no",

@@ -68,8 +68,8 @@ const al_kernels *al_kernels_get(void);
 
 /* Fills ks->panel with the AVX2 panel kernels (gemm_avx2.c). */
 void al_panel_kernels_avx2(al_kernels *ks);
-/* Replaces the gemm of the Q4_0, Q8_0, Q4_K, Q5_K and Q6_K panels in ks
- * (AVX2's, whose packing it keeps) with AVX-512-VNNI ones (gemm_avx512.c);
+/* Replaces the gemm of the Q4_0, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS panels
+ * in ks (AVX2's, whose packing it keeps) with AVX-512-VNNI ones (gemm_avx512.c);
  * no-op in a build without that code. */
 void al_panel_kernels_avx512(al_kernels *ks);
 /* Sets the AVX2 dot and panel kernels of IQ4_NL, IQ4_XS, MXFP4, TQ1_0 and

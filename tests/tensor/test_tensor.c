@@ -789,7 +789,7 @@ static void test_panel_avx512(void **state)
     }
     const al_kernels *z = al_kernels_avx512(), *y = al_kernels_avx2();
     assert_non_null(y);
-    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0, AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K};
+    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0, AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
     int n_checked = 0;
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const uint32_t t = types[ti];
@@ -820,7 +820,7 @@ static void test_panel_avx512(void **state)
         }
         free(W);
     }
-    assert_int_equal(n_checked, 25);
+    assert_int_equal(n_checked, 30);
 }
 
 /* ------------------------------------------------------------ thread pool */
