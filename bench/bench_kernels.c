@@ -1,7 +1,9 @@
 /* bench_kernels.c - al_matmul throughput per weight type: GB/s of weights
  * streamed and GFLOP/s, for 1024x1024 and 3072x1024 matrices at n_tok = 1
  * (generation, memory-bound) and 64 (prompt, compute-bound), generic vs
- * AVX2 kernels. Checks each result against al_matmul_exact first.
+ * AVX2 vs AVX-512-VNNI kernels (where the CPU has them), and the weights
+ * packed as at model load with the kernels al_matmul picks (env
+ * AIRLOCK_NO_AVX512=1 / AIRLOCK_NO_AVX2=1 change that pick). Checks each result against al_matmul_exact first.
  *
  * usage: bench_kernels [n_threads] [type-name-filter]   */
 #include <math.h>
@@ -101,14 +103,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot start %d threads\n", nth);
         return 1;
     }
-    const al_kernels *sets[2] = {al_kernels_ref(), al_cpu_has_avx2() ? al_kernels_avx2() : NULL};
+    const al_kernels *sets[3] = {al_kernels_ref(), al_cpu_has_avx2() ? al_kernels_avx2() : NULL,
+                                 al_cpu_has_avx512_vnni() ? al_kernels_avx512() : NULL};
+    char packed_name[64];
+    snprintf(packed_name, sizeof(packed_name), "%s-packed", al_kernels_get()->name);
     static const uint32_t types[] = {AL_TYPE_F32, AL_TYPE_F16, AL_TYPE_BF16, AL_TYPE_Q8_0, AL_TYPE_Q4_0,
                                      AL_TYPE_Q4_1, AL_TYPE_Q5_0, AL_TYPE_Q5_1, AL_TYPE_Q2_K, AL_TYPE_Q3_K,
                                      AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K,
-                                     AL_TYPE_IQ3_S, AL_TYPE_IQ3_XXS, AL_TYPE_IQ2_XXS, AL_TYPE_IQ2_XS, AL_TYPE_IQ2_S, AL_TYPE_IQ1_S, AL_TYPE_IQ1_M};
+                                     AL_TYPE_IQ3_S, AL_TYPE_IQ3_XXS, AL_TYPE_IQ2_XXS, AL_TYPE_IQ2_XS, AL_TYPE_IQ2_S, AL_TYPE_IQ1_S, AL_TYPE_IQ1_M, AL_TYPE_IQ4_NL, AL_TYPE_IQ4_XS};
     static const int64_t shapes[][2] = {{1024, 1024}, {3072, 1024}};
     static const int64_t toks[] = {1, 4, 16, 64};
-    printf("threads %d, AVX2 %s\n", nth, sets[1] ? "yes" : "no");
+    printf("threads %d, AVX2 %s, AVX-512-VNNI %s, al_matmul uses %s\n", nth, sets[1] ? "yes" : "no",
+           sets[2] ? "yes" : "no", al_kernels_get()->name);
     printf("| type | rows x k | n_tok | kernels | ms/call | GB/s (weights) | GFLOP/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
     int bad = 0;
@@ -133,19 +139,19 @@ int main(int argc, char **argv)
                 double ynorm = 0;
                 for (int64_t i = 0; i < nt * rows; i++)
                     ynorm = fmax(ynorm, fabs(Ye[i]));
-                /* ki 2: the weights packed as at model load (avx2 only) */
+                /* ki 3: the weights packed as at model load (al_kernels_get()) */
                 const size_t pb = al_matmul_pack_bytes(t, rows, k);
                 void *P = pb ? xalloc(pb) : NULL;
                 if (P)
                     al_matmul_pack(t, W, rows, k, rb, P);
                 const al_mm_desc pd = {t, W, rows, rb, Y, rows, P};
-                for (int ki = 0; ki < 3; ki++) {
+                for (int ki = 0; ki < 4; ki++) {
                     const char *only = getenv("BENCH_ONLY");
-                    const al_kernels *ks = sets[ki < 2 ? ki : 1];
-                    const char *name = ki < 2 ? (ks ? ks->name : "") : "avx2-packed";
-                    if (!ks || (ki == 2 && !P) || (only && only[0] && strncmp(only, name, strlen(only)) != 0))
+                    const al_kernels *ks = ki < 3 ? sets[ki] : al_kernels_get();
+                    const char *name = ki < 3 ? (ks ? ks->name : "") : packed_name;
+                    if (!ks || (ki == 3 && !P) || (only && only[0] && strncmp(only, name, strlen(only)) != 0))
                         continue;
-                    if (ki == 2)
+                    if (ki == 3)
                         al_matmul_multi(tp, &pd, 1, k, X, nt, s);
                     else
                         al_matmul_with(ks, tp, t, W, rows, k, rb, X, nt, Y, rows, s);
@@ -160,7 +166,7 @@ int main(int argc, char **argv)
                     int iters = 0;
                     double t0 = now_s(), el;
                     do {
-                        if (ki == 2)
+                        if (ki == 3)
                             al_matmul_multi(tp, &pd, 1, k, X, nt, s);
                         else
                             al_matmul_with(ks, tp, t, W, rows, k, rb, X, nt, Y, rows, s);

@@ -374,6 +374,11 @@ al_status al_sha256_file(const char *path, char hex[65], al_error *err);
 /* Number of physical CPU cores (the default thread count). */
 int al_physical_cores_count(void);
 
+/* The kernels the matmuls of this process use: "avx512vnni", "avx2" or
+ * "generic" (chosen once from CPUID/XGETBV and env AIRLOCK_NO_AVX512 /
+ * AIRLOCK_NO_AVX2). A static string; thread-safe. */
+const char *al_kernel_isa(void);
+
 /* Engine version string. */
 const char *al_version(void);
 

@@ -60,8 +60,8 @@ vocab_of() {
     echo "**This host's ISA differs from the reference host's: the ratios are indicative only.**"
   fi
   echo
-  printf '| model | quant | pp512 t/s (median) | reference | ratio | tg128 t/s (median) | reference | ratio |\n'
-  printf '|---|---|---|---|---|---|---|---|\n'
+  printf '| model | quant | kernels | pp512 t/s (median) | reference | ratio | tg128 t/s (median) | reference | ratio |\n'
+  printf '|---|---|---|---|---|---|---|---|---|\n'
 } > "$OUT"
 
 # The reference rows, then rows with no reference figure (ratio "—").
@@ -76,17 +76,18 @@ while read -r preset quant ref_pp ref_tg; do
   fi
   if ! out=$("$BIN" bench "$f" -p 512 -n 128 -r "$REPS" 2>&1); then
     echo "$out" >&2
-    printf '| %s | %s | failed | %s | — | failed | %s | — |\n' "$preset" "$quant" "$ref_pp" "$ref_tg" >> "$OUT"
+    printf '| %s | %s | — | failed | %s | — | failed | %s | — |\n' "$preset" "$quant" "$ref_pp" "$ref_tg" >> "$OUT"
     continue
   fi
   echo "$out"; echo
   # the ratios use the median of the repetitions (the machine is noisy)
   pp=$(echo "$out" | awk -F'|' '/ pp512 /{gsub(/ /, "", $6); print $6}')
   tg=$(echo "$out" | awk -F'|' '/ tg128 /{gsub(/ /, "", $6); print $6}')
-  awk -v p="$preset" -v q="$quant" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" '
+  isa=$(echo "$out" | awk '/^kernels: /{print $2}')
+  awk -v p="$preset" -v q="$quant" -v isa="$isa" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" '
     function ratio(a, b) { return b == "-" ? "—" : sprintf("%.2f", a / b) }
-    BEGIN { printf "| %s | %s | %.1f | %s | %s | %.1f | %s | %s |\n",
-            p, q, pp, rp == "-" ? "—" : rp, ratio(pp, rp), tg, rt == "-" ? "—" : rt, ratio(tg, rt) }' >> "$OUT"
+    BEGIN { printf "| %s | %s | %s | %.1f | %s | %s | %.1f | %s | %s |\n",
+            p, q, isa, pp, rp == "-" ? "—" : rp, ratio(pp, rp), tg, rt == "-" ? "—" : rt, ratio(tg, rt) }' >> "$OUT"
 done <<<"$rows"
 
 # Embeddings: 1,000 inputs of ~134 tokens on bge-small (F16, CLS pooling),

@@ -156,9 +156,10 @@ int cmd_bench(int argc, char **argv)
         }
     }
     if (!rc) {
-        printf("model: %s (%s, %.2f M params, %.1f MiB, %s), load %.0f ms, %d threads\n\n", path, info.arch,
+        printf("model: %s (%s, %.2f M params, %.1f MiB, %s), load %.0f ms, %d threads\n", path, info.arch,
                (double)info.n_params / 1e6, (double)info.file_bytes / 1048576.0, info.type_mix, t_load * 1e3,
                cp.n_threads > 0 ? cp.n_threads : al_physical_cores_count());
+        printf("kernels: %s\n\n", al_kernel_isa());
         printf("| model | size | test | t/s (mean ± sd) | median |\n|---|---|---|---|---|\n");
         double mean, sd, median;
         if (n_prompt > 0) {

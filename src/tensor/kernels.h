@@ -42,7 +42,7 @@ typedef struct al_panel_kernel {
 } al_panel_kernel;
 
 typedef struct al_kernels {
-    const char *name;               /* "generic", "avx2" */
+    const char *name;               /* "generic", "avx2", "avx512vnni" */
     al_dot_fn dot[AL_TYPE_COUNT];   /* NULL: type not supported */
     al_panel_kernel panel[AL_TYPE_COUNT]; /* gemm NULL: use dot */
     /* activation quantizers, bit-identical to al_quantize_row_q8_0/_K for
@@ -55,19 +55,32 @@ const al_kernels *al_kernels_ref(void);
 /* NULL when the library was built without AVX2 code. Call only when
  * al_cpu_has_avx2() is true. */
 const al_kernels *al_kernels_avx2(void);
-/* The kernels al_matmul uses: AVX2 when the CPU and OS support it and env
- * AIRLOCK_NO_AVX2 is not set to a non-empty value other than "0". Decided
- * once per process, thread-safe. */
+/* The AVX2 table with the AVX-512-VNNI panel kernels (gemm_avx512.c) in
+ * place of AVX2's, same panel layout; NULL when the library was built
+ * without that code. Call only when al_cpu_has_avx512_vnni() is true. */
+const al_kernels *al_kernels_avx512(void);
+/* The kernels al_matmul uses: AVX-512-VNNI when the CPU and OS support it,
+ * else AVX2 when they support that, else the plain-C reference. Env
+ * AIRLOCK_NO_AVX512 (set to a non-empty value other than "0") stops at
+ * AVX2, AIRLOCK_NO_AVX2 at the reference. Decided once per process,
+ * thread-safe. */
 const al_kernels *al_kernels_get(void);
 
 /* Fills ks->panel with the AVX2 panel kernels (gemm_avx2.c). */
 void al_panel_kernels_avx2(al_kernels *ks);
+/* Replaces the gemm of the Q4_0, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS panels
+ * in ks (AVX2's, whose packing it keeps) with AVX-512-VNNI ones (gemm_avx512.c);
+ * no-op in a build without that code. */
+void al_panel_kernels_avx512(al_kernels *ks);
 /* Sets the AVX2 dot and panel kernels of IQ4_NL, IQ4_XS, MXFP4, TQ1_0 and
  * TQ2_0 (kernels_iq4_avx2.c). */
 void al_kernels_iq4_avx2(al_kernels *ks);
 
 /* CPUID: AVX2 + FMA + F16C and the OS saves YMM state (XGETBV). */
 bool al_cpu_has_avx2(void);
+/* CPUID: the above and AVX-512 F, BW, VL and VNNI, and the OS saves the
+ * opmask and ZMM state (XGETBV). */
+bool al_cpu_has_avx512_vnni(void);
 
 /* The type activations are converted to for a weight type (ggml's
  * vec_dot_type): F32, F16, BF16, Q8_0, Q8_1 or Q8_K; AL_TYPE_COUNT if none. */

@@ -1,0 +1,463 @@
+/* gemm_avx512.c - the panel kernels of gemm_avx2.c (Q4_0, Q8_0, Q4_K,
+ * Q5_K, Q6_K) and IQ4_XS's of kernels_iq4_avx2.c with AVX-512-VNNI's
+ * vpdpbusd on 256-bit vectors (EVEX, VL).
+ *
+ * The panels are the ones the AVX2 files pack (same bytes, same pack
+ * functions): 8 weight rows interleaved so that each 32-bit lane of a
+ * vector belongs to one row. vpdpbusd multiplies 4 unsigned weight bytes
+ * with 4 signed activation bytes and adds the 4 products to the lane's
+ * int32 in one instruction, where AVX2 needs vpmaddubsw, an int16 add and
+ * vpmaddwd; there is no int16 stage, so nothing has to be kept below
+ * 32767. The per-row scales of the K-quants, applied to an int32 sum, take
+ * a vpmulld per sub-block (or group of 16) and token.
+ *
+ * The EVEX encoding gives 32 vector registers: every kernel takes up to 8
+ * tokens a call, each token's sum split over two chains (vpdpbusd has a
+ * latency of about 5 cycles), so that a weight vector, once unpacked,
+ * serves 8 tokens.
+ *
+ * Sums are exact integers as in gemm_avx2.c and the float steps are the
+ * same, so the results equal the AVX2 kernels'. Compiled with -mavx512f
+ * -mavx512bw -mavx512vl -mavx512vnni (and the AVX2 flags); used only after
+ * al_cpu_has_avx512_vnni(). */
+#include "tensor/kernels.h"
+#include "tensor/quant_iq4.h"
+
+#if defined(__x86_64__) && defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__F16C__)
+#include <stddef.h>
+
+#include "tensor/avx2_util.h"
+
+#define PR AL_PANEL_ROWS
+#define NT AL_PANEL_NT_MAX /* tokens per call at most */
+
+/* Panel blocks as gemm_avx2.c lays them out (see there). */
+typedef struct {
+    al_half d[PR];
+    uint8_t q[4][32];
+} panel_q4_0;
+typedef struct {
+    al_half d[PR];
+    int8_t q[8][32];
+} panel_q8_0;
+typedef struct {
+    al_half d[PR], dmin[PR];
+    int8_t sc[8][PR];
+    int8_t mn[8][PR];
+    uint8_t q[4][8][32];
+} panel_q4_K;
+typedef struct {
+    panel_q4_K k4;
+    uint8_t qh[8][32];
+} panel_q5_K;
+typedef struct {
+    float d[PR];
+    int8_t sc[16][PR];
+    uint8_t ql[2][2][8][32];
+    uint8_t qh[2][8][32];
+} panel_q6_K;
+typedef struct {
+    uint8_t q[8][4][32];
+    al_half d[PR];
+    int8_t sc[8][PR];
+    uint8_t pad[16];
+} panel_iq4_xs;
+_Static_assert(sizeof(panel_iq4_xs) % 32 == 0, "IQ4_XS panel alignment");
+_Static_assert(sizeof(panel_q4_0) == PR * sizeof(al_block_q4_0), "Q4_0 panel size");
+_Static_assert(sizeof(panel_q8_0) == PR * sizeof(al_block_q8_0), "Q8_0 panel size");
+_Static_assert(sizeof(panel_q4_K) % 32 == 0 && offsetof(panel_q4_K, q) % 32 == 0, "Q4_K panel alignment");
+
+/* acc + the 4-byte products of u (unsigned) and s (signed) per lane. */
+AI __m256i dp(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_dpbusd_epi32(acc, u, s);
+}
+
+/* The 8 int8 at p sign-extended to the 8 lanes. */
+AI __m256i sc8(const int8_t *p)
+{
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/* ------------------------------------------------------------ Q4_0 / Q8_0 */
+
+/* Q4_0: sum over the 32 elements of nibble x q, minus 8 * sum(q). */
+AI void gemm_q4_0_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
+                     float *out, int64_t ldo, const int nt)
+{
+    const panel_q4_0 *p = panel;
+    const int64_t nb = k / AL_QK;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s0[NT], s1[NT];
+        const al_block_q8_0 *x[NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_0 *)((const char *)a + (size_t)t * as) + b;
+            s0[t] = _mm256_set1_epi32(-8 * asum[(size_t)t * ss + b]);
+            s1[t] = _mm256_setzero_si256();
+        }
+        prefetch_ahead(&p[b], sizeof(panel_q4_0));
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < 4; v++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)p[b].q[v]);
+            const __m256i lo = _mm256_and_si256(raw, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++) {
+                s0[t] = dp(s0[t], lo, bcast4(x[t]->qs + 4 * v));
+                s1[t] = dp(s1[t], hi, bcast4(x[t]->qs + 16 + 4 * v));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            const __m256i s = _mm256_add_epi32(s0[t], s1[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(h2f(x[t]->d))), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+/* Q8_0: |w| x sign(q, w), as in gemm_avx2.c. */
+AI void gemm_q8_0_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
+{
+    const panel_q8_0 *p = panel;
+    const int64_t nb = k / AL_QK;
+    __m256 acc[NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s0[NT], s1[NT];
+        const al_block_q8_0 *x[NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_0 *)((const char *)a + (size_t)t * as) + b;
+            s0[t] = s1[t] = _mm256_setzero_si256();
+        }
+        prefetch_ahead(&p[b], sizeof(panel_q8_0));
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 8; c += 2) {
+            const __m256i g0 = _mm256_loadu_si256((const __m256i *)p[b].q[c]);
+            const __m256i g1 = _mm256_loadu_si256((const __m256i *)p[b].q[c + 1]);
+            const __m256i w0 = _mm256_abs_epi8(g0), w1 = _mm256_abs_epi8(g1); /* -128 -> 128 as unsigned */
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++) {
+                s0[t] = dp(s0[t], w0, _mm256_sign_epi8(bcast4(x[t]->qs + 4 * c), g0));
+                s1[t] = dp(s1[t], w1, _mm256_sign_epi8(bcast4(x[t]->qs + 4 * c + 4), g1));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(h2f(x[t]->d))),
+                                     _mm256_cvtepi32_ps(_mm256_add_epi32(s0[t], s1[t])), acc[t]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+/* ------------------------------------------------------------ Q4_K / Q5_K */
+
+/* Per sub-block: the 8 chunks' products in int32 (two chains), times the
+ * rows' scales (vpmulld); the mins against the activation sums of 32 in 4
+ * vpmaddwd, as in gemm_avx2.c. */
+AI void gemm_k45_nt(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,
+                    float *out, int64_t ldo, const int nt, const bool q5)
+{
+    const size_t psz = q5 ? sizeof(panel_q5_K) : sizeof(panel_q4_K);
+    const int64_t nb = k / AL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s32[NT];
+        const al_block_q8_K *x[NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            s32[t] = _mm256_setzero_si256();
+        }
+        const panel_q4_K *p = (const panel_q4_K *)((const uint8_t *)panel + (size_t)b * psz);
+        prefetch_ahead(p, psz);
+        for (int s = 0; s < 8; s++) {
+            const int j = s / 2, shift = 4 * (s % 2);
+            const __m128i sh = _mm_cvtsi32_si128(s);
+            __m256i d0[NT], d1[NT];
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++)
+                d0[t] = d1[t] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 8")
+            for (int c = 0; c < 8; c++) {
+                const __m256i v = _mm256_load_si256((const __m256i *)p->q[j][c]);
+                __m256i w = _mm256_and_si256(_mm256_srli_epi16(v, shift), m4);
+                if (q5) {
+                    const __m256i h = _mm256_load_si256((const __m256i *)((const panel_q5_K *)p)->qh[c]);
+                    const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(h, sh), _mm256_set1_epi8(1));
+                    w = _mm256_or_si256(w, _mm256_slli_epi16(bit, 4));
+                }
+                _Pragma("GCC unroll 8")
+                for (int t = 0; t < nt; t++) {
+                    if (c % 2)
+                        d1[t] = dp(d1[t], w, bcast4(x[t]->qs + 32 * s + 4 * c));
+                    else
+                        d0[t] = dp(d0[t], w, bcast4(x[t]->qs + 32 * s + 4 * c));
+                }
+            }
+            const __m256i sc = sc8(p->sc[s]);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++)
+                s32[t] = _mm256_add_epi32(s32[t], _mm256_mullo_epi32(_mm256_add_epi32(d0[t], d1[t]), sc));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->d));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin));
+        __m256i mp[4]; /* mins of sub-blocks 2j, 2j+1 as int16 pairs per row */
+        _Pragma("GCC unroll 4")
+        for (int j = 0; j < 4; j++)
+            mp[j] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p->mn[2 * j]),
+                                                           _mm_loadl_epi64((const __m128i *)p->mn[2 * j + 1])));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            const int16_t *sm = asum + (size_t)t * ss + 8 * b;
+            __m256i m = _mm256_madd_epi16(mp[0], bcast2x16(sm));
+            _Pragma("GCC unroll 4")
+            for (int j = 1; j < 4; j++)
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(mp[j], bcast2x16(sm + 2 * j)));
+            const __m256 yd = _mm256_set1_ps(x[t]->d);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(m), acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+/* ------------------------------------------------------------ Q6_K */
+
+/* Chunk c of sub-block s = 4n + part as unsigned 6-bit values (see
+ * gemm_avx2.c). */
+AI __m256i q6_chunk(const panel_q6_K *p, int n, int part, int c)
+{
+    const __m256i ql = _mm256_load_si256((const __m256i *)p->ql[n][part & 1][c]);
+    const __m256i qh = _mm256_load_si256((const __m256i *)p->qh[n][c]);
+    const __m256i lo = _mm256_and_si256(part < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
+    __m256i hi;
+    switch (part) {
+    case 0: hi = _mm256_slli_epi16(qh, 4); break;
+    case 1: hi = _mm256_slli_epi16(qh, 2); break;
+    case 2: hi = qh; break;
+    default: hi = _mm256_srli_epi16(qh, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
+}
+
+/* Sub-block s (two groups of 16) of the Q6_K panel block pb into s32. */
+AI void q6_sub(const panel_q6_K *pb, int s, const al_block_q8_K *const *x, __m256i *s32, const int nt)
+{
+    const int n = s / 4, part = s % 4;
+    _Pragma("GCC unroll 2")
+    for (int gh = 0; gh < 2; gh++) {
+        __m256i d0[NT], d1[NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            d0[t] = d1[t] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4")
+        for (int c = 4 * gh; c < 4 * gh + 4; c++) {
+            const __m256i w = q6_chunk(pb, n, part, c);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++) {
+                if (c % 2)
+                    d1[t] = dp(d1[t], w, bcast4(x[t]->qs + 32 * s + 4 * c));
+                else
+                    d0[t] = dp(d0[t], w, bcast4(x[t]->qs + 32 * s + 4 * c));
+            }
+        }
+        const __m256i sc = sc8(pb->sc[2 * s + gh]);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            s32[t] = _mm256_add_epi32(s32[t], _mm256_mullo_epi32(_mm256_add_epi32(d0[t], d1[t]), sc));
+    }
+}
+
+/* Per group of 16: 4 chunk products in int32 (two chains) times the
+ * group's scales; the -32 offset from the bsums as in gemm_avx2.c. */
+AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
+{
+    const panel_q6_K *p = panel;
+    const int64_t nb = k / AL_QK_K;
+    __m256 acc[NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s32[NT];
+        const al_block_q8_K *x[NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            s32[t] = _mm256_setzero_si256();
+        }
+        prefetch_ahead(&p[b], sizeof(panel_q6_K));
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) {
+            const __m128i g0 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j]);
+            const __m128i g1 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j + 1]);
+            const __m256i pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g0, g1));
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++)
+                s32[t] = _mm256_sub_epi32(
+                    s32[t], _mm256_slli_epi32(_mm256_madd_epi16(pair, bcast2x16(x[t]->bsums + 2 * j)), 5));
+        }
+        /* with few tokens the sub-blocks unrolled, each through an opaque
+         * copy of the block's address as in gemm_avx2.c (else gcc keeps
+         * the qh vectors of 4 sub-blocks: one token took 0.124 ms for
+         * 3072x1024 against 0.088); with more the loop stays rolled (16
+         * tokens: 187 GFLOP/s against 161 unrolled) */
+        if (nt <= 4) {
+            _Pragma("GCC unroll 8")
+            for (int s = 0; s < 8; s++)
+                q6_sub(pin_ptr(&p[b]), s, x, s32, nt);
+        } else {
+            for (int s = 0; s < 8; s++)
+                q6_sub(&p[b], s, x, s32, nt);
+        }
+        const __m256 d = _mm256_load_ps(p[b].d);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+/* ------------------------------------------------------------ IQ4_XS */
+
+/* IQ4_XS: the codebook (-127..113) looked up shifted by +128, so that the
+ * weights are unsigned bytes for vpdpbusd, and 128 x the activations' sum
+ * over the sub-block (two Q8_K bsums) taken back out before the rows'
+ * scales multiply: the same exact int32 as AVX2's |w| x sign(y, w). */
+AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt)
+{
+    const panel_iq4_xs *p = panel;
+    const int64_t nb = k / AL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    int8_t kv[16];
+    for (int i = 0; i < 16; i++)
+        kv[i] = (int8_t)(uint8_t)(al_kv_iq4nl[i] + 128);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kv));
+    __m256 acc[NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const al_block_q8_K *x[NT];
+        __m256i s32[NT];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++) {
+            x[t] = (const al_block_q8_K *)((const char *)a + (size_t)t * as) + b;
+            s32[t] = _mm256_setzero_si256();
+        }
+        prefetch_ahead(&p[b], sizeof(panel_iq4_xs));
+        for (int j = 0; j < 8; j++) {
+            __m256i d0[NT], d1[NT];
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++) {
+                d0[t] = _mm256_set1_epi32(-128 * (x[t]->bsums[2 * j] + x[t]->bsums[2 * j + 1]));
+                d1[t] = _mm256_setzero_si256();
+            }
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < 4; v++) {
+                const __m256i raw = _mm256_load_si256((const __m256i *)p[b].q[j][v]);
+                const __m256i wl = _mm256_shuffle_epi8(lut, _mm256_and_si256(raw, m4));
+                const __m256i wh = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
+                _Pragma("GCC unroll 8")
+                for (int t = 0; t < nt; t++) {
+                    d0[t] = dp(d0[t], wl, bcast4(x[t]->qs + 32 * j + 4 * v));
+                    d1[t] = dp(d1[t], wh, bcast4(x[t]->qs + 32 * j + 16 + 4 * v));
+                }
+            }
+            const __m256i sc = sc8(p[b].sc[j]);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++)
+                s32[t] = _mm256_add_epi32(s32[t], _mm256_mullo_epi32(_mm256_add_epi32(d0[t], d1[t]), sc));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t]->d)), _mm256_cvtepi32_ps(s32[t]), acc[t]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + t * ldo, acc[t]);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+#define PDISPATCH8(name, call)                                                                                 \
+    static void name(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss,  \
+                     int nt, float *out, int64_t ldo)                                                          \
+    {                                                                                                          \
+        (void)asum, (void)ss;                                                                                  \
+        switch (nt) {                                                                                          \
+        case 1: call(1); break;                                                                                \
+        case 2: call(2); break;                                                                                \
+        case 3: call(3); break;                                                                                \
+        case 4: call(4); break;                                                                                \
+        case 5: call(5); break;                                                                                \
+        case 6: call(6); break;                                                                                \
+        case 7: call(7); break;                                                                                \
+        default: call(8); break;                                                                               \
+        }                                                                                                      \
+    }
+
+#define C_Q4_0(n) gemm_q4_0_nt(k, panel, a, as, asum, ss, out, ldo, n)
+#define C_Q8_0(n) gemm_q8_0_nt(k, panel, a, as, out, ldo, n)
+#define C_Q4_K(n) gemm_k45_nt(k, panel, a, as, asum, ss, out, ldo, n, false)
+#define C_Q5_K(n) gemm_k45_nt(k, panel, a, as, asum, ss, out, ldo, n, true)
+#define C_Q6_K(n) gemm_q6_K_nt(k, panel, a, as, out, ldo, n)
+#define C_IQ4_XS(n) gemm_iq4_xs_nt(k, panel, a, as, out, ldo, n)
+
+PDISPATCH8(gemm_q4_0, C_Q4_0)
+PDISPATCH8(gemm_q8_0, C_Q8_0)
+PDISPATCH8(gemm_q4_K, C_Q4_K)
+PDISPATCH8(gemm_q5_K, C_Q5_K)
+PDISPATCH8(gemm_q6_K, C_Q6_K)
+PDISPATCH8(gemm_iq4_xs, C_IQ4_XS)
+
+void al_panel_kernels_avx512(al_kernels *ks)
+{
+    static const struct {
+        uint32_t type;
+        void (*gemm)(int64_t, const void *, const void *, size_t, const int16_t *, size_t, int, float *, int64_t);
+    } g[] = {{AL_TYPE_Q4_0, gemm_q4_0},
+             {AL_TYPE_Q8_0, gemm_q8_0},
+             {AL_TYPE_Q4_K, gemm_q4_K},
+             {AL_TYPE_Q5_K, gemm_q5_K},
+             {AL_TYPE_Q6_K, gemm_q6_K},
+             {AL_TYPE_IQ4_XS, gemm_iq4_xs}};
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+        al_panel_kernel *pk = &ks->panel[g[i].type];
+        if (!pk->gemm) /* the AVX2 panels' packing is the layout used here */
+            continue;
+        pk->gemm = g[i].gemm;
+        pk->max_nt = NT;
+    }
+}
+#else
+void al_panel_kernels_avx512(al_kernels *ks)
+{
+    (void)ks;
+}
+#endif
