@@ -326,19 +326,9 @@ int cmd_embed(int argc, char **argv)
         goto done;
     if (normalize)
         al_l2_normalize(vec, info.n_embd);
-    FILE *f = fopen(out_path, "wb");
-    if (!f) {
-        cli_errorf("embed", "%s: cannot create: %s", out_path, strerror(errno));
+    if (!cli_write_f32("embed", out_path, vec, info.n_embd))
         goto done;
-    }
-    size_t wrote = fwrite(vec, sizeof(float), info.n_embd, f); /* x86-64: little-endian as it is */
-    if (fclose(f) != 0 || wrote != info.n_embd) {
-        cli_errorf("embed", "%s: write failed", out_path);
-        goto done;
-    }
-    for (size_t i = 0; i < n_tok; i++)
-        printf(i ? " %d" : "%d", toks[i]);
-    printf("\n");
+    cli_print_ids(toks, n_tok);
     rc = 0;
 done:
     free(toks);

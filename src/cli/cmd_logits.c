@@ -109,20 +109,9 @@ int cmd_logits(int argc, char **argv)
     const float *logits = al_get_logits(ctx, (int32_t)n_tok - 1);
     al_model_info info;
     al_model_get_info(m, &info);
-    FILE *f = fopen(out_path, "wb");
-    if (!f) {
-        cli_errorf("logits", "%s: cannot create: %s", out_path, strerror(errno));
+    if (!cli_write_f32("logits", out_path, logits, info.n_vocab))
         goto done;
-    }
-    /* x86-64 is little-endian: the floats are written as they are. */
-    size_t wrote = fwrite(logits, sizeof(float), info.n_vocab, f);
-    if (fclose(f) != 0 || wrote != info.n_vocab) {
-        cli_errorf("logits", "%s: write failed", out_path);
-        goto done;
-    }
-    for (size_t i = 0; i < n_tok; i++)
-        printf(i ? " %d" : "%d", toks[i]);
-    printf("\n");
+    cli_print_ids(toks, n_tok);
     rc = 0;
 done:
     free(toks);

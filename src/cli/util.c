@@ -4,8 +4,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "store/store.h"
 
 char *cli_read_file(const char *path, size_t *n)
@@ -82,4 +84,26 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+bool cli_write_f32(const char *cmd, const char *path, const float *v, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        cli_errorf(cmd, "%s: cannot create: %s", path, strerror(errno));
+        return false;
+    }
+    size_t wrote = fwrite(v, sizeof(float), n, f);
+    if (fclose(f) != 0 || wrote != n) {
+        cli_errorf(cmd, "%s: write failed", path);
+        return false;
+    }
+    return true;
+}
+
+void cli_print_ids(const int32_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
 }

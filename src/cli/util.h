@@ -18,6 +18,12 @@ bool cli_parse_f32(const char *s, float *out);
  * (al_store_default_dir: $AIRLOCK_STORE, else ./var/airlock). */
 const char *cli_store_dir(const char *opt);
 
+/* Writes n float32 values to path as they are in memory (x86-64:
+ * little-endian). false after an error message naming cmd and the file. */
+bool cli_write_f32(const char *cmd, const char *path, const float *v, size_t n);
+/* Prints token ids on one line, separated by single spaces. */
+void cli_print_ids(const int32_t *ids, size_t n);
+
 /* Monotonic seconds. */
 double cli_now(void);
 

@@ -709,12 +709,15 @@ static al_status load_layer(loader *L, uint32_t i)
         ly->n_ff = m->moe->n_ff_exp;
         if (al_moe_bind_layer(m->gguf, L->path, i, m->moe, d, ly->moe, L->err))
             return L->err->status;
-        /* The tensors moe.c binds (it finds them itself). */
+        /* The tensors moe.c binds (it finds them itself): the shared
+         * expert's only when the family has one, so that a stray shexp
+         * tensor in, say, a qwen3moe file is refused, not ignored. */
         static const char *const moe_tensors[] = {
             "ffn_gate_inp.weight", "ffn_gate_inp.bias", "ffn_gate_exps.weight", "ffn_gate_exps.bias",
             "ffn_up_exps.weight", "ffn_up_exps.bias", "ffn_down_exps.weight", "ffn_down_exps.bias",
             "ffn_gate_inp_shexp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"};
-        for (size_t k = 0; k < sizeof(moe_tensors) / sizeof(moe_tensors[0]); k++) {
+        const size_t n_bound = m->moe->n_ff_shexp ? sizeof(moe_tensors) / sizeof(moe_tensors[0]) : 8;
+        for (size_t k = 0; k < n_bound; k++) {
             char tname[96];
             snprintf(tname, sizeof(tname), "blk.%u.%s", i, moe_tensors[k]);
             const al_gguf_tensor *t = al_gguf_find_tensor(m->gguf, tname);

@@ -22,9 +22,7 @@
 
 typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;
 
-
-__attribute__((format(printf, 5, 6))) static bool fail(perr *e, int status, const char *code, const char *param,
-                                                       const char *fmt, ...)
+bool srv_fail(perr *e, int status, const char *code, const char *param, const char *fmt, ...)
 {
     e->status = status;
     e->code = code;
@@ -142,10 +140,10 @@ static bool get_num(json_t *o, const char *key, double lo, double hi, double *ou
     if (!v || json_is_null(v))
         return true;
     if (!json_is_number(v))
-        return fail(e, 400, "invalid_type", key, "'%s' must be a number", key);
+        return srv_fail(e, 400, "invalid_type", key, "'%s' must be a number", key);
     double d = json_number_value(v);
     if (!(d >= lo && d <= hi))
-        return fail(e, 400, "invalid_value", key, "'%s' must be between %g and %g (got %g)", key, lo, hi, d);
+        return srv_fail(e, 400, "invalid_value", key, "'%s' must be between %g and %g (got %g)", key, lo, hi, d);
     *out = d;
     *present = true;
     return true;
@@ -163,9 +161,9 @@ static bool get_int(json_t *o, const char *key, long long lo, long long hi, long
     else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 9e15)
         x = (long long)json_real_value(v);
     else
-        return fail(e, 400, "invalid_type", key, "'%s' must be an integer", key);
+        return srv_fail(e, 400, "invalid_type", key, "'%s' must be an integer", key);
     if (x < lo || x > hi)
-        return fail(e, 400, "invalid_value", key, "'%s' must be between %lld and %lld (got %lld)", key, lo, hi, x);
+        return srv_fail(e, 400, "invalid_value", key, "'%s' must be between %lld and %lld (got %lld)", key, lo, hi, x);
     *out = x;
     *present = true;
     return true;
@@ -177,7 +175,7 @@ static bool get_bool(json_t *o, const char *key, bool *out, perr *e)
     if (!v || json_is_null(v))
         return true;
     if (!json_is_boolean(v))
-        return fail(e, 400, "invalid_type", key, "'%s' must be true or false", key);
+        return srv_fail(e, 400, "invalid_type", key, "'%s' must be true or false", key);
     *out = json_is_true(v);
     return true;
 }
@@ -228,22 +226,22 @@ static bool parse_stops(json_t *v, gen_params *g, perr *e)
         return true;
     size_t n = json_is_string(v) ? 1 : json_is_array(v) ? json_array_size(v) : (size_t)-1;
     if (n == (size_t)-1)
-        return fail(e, 400, "invalid_type", "stop", "'stop' must be a string or a list of strings");
+        return srv_fail(e, 400, "invalid_type", "stop", "'stop' must be a string or a list of strings");
     if (n > 16)
-        return fail(e, 400, "invalid_value", "stop", "at most 16 stop strings (got %zu)", n);
+        return srv_fail(e, 400, "invalid_value", "stop", "at most 16 stop strings (got %zu)", n);
     g->stops = calloc(n ? n : 1, sizeof(char *));
     if (!g->stops)
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_is_string(v) ? v : json_array_get(v, i);
         if (!json_is_string(s))
-            return fail(e, 400, "invalid_type", "stop", "'stop' must be a string or a list of strings");
+            return srv_fail(e, 400, "invalid_type", "stop", "'stop' must be a string or a list of strings");
         size_t l = json_string_length(s);
         if (l == 0 || l > 512)
-            return fail(e, 400, "invalid_value", "stop", "stop strings must have 1 to 512 bytes");
+            return srv_fail(e, 400, "invalid_value", "stop", "stop strings must have 1 to 512 bytes");
         g->stops[g->n_stops] = malloc(l + 1);
         if (!g->stops[g->n_stops])
-            return fail(e, 500, NULL, NULL, "out of memory");
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
         memcpy(g->stops[g->n_stops], json_string_value(s), l + 1);
         g->n_stops++;
     }
@@ -257,14 +255,14 @@ static bool parse_logit_bias(json_t *v, gen_params *g, perr *e)
     if (!v || json_is_null(v))
         return true;
     if (!json_is_object(v))
-        return fail(e, 400, "invalid_type", "logit_bias", "'logit_bias' must be an object of token id -> bias");
+        return srv_fail(e, 400, "invalid_type", "logit_bias", "'logit_bias' must be an object of token id -> bias");
     size_t n = json_object_size(v);
     if (n > 1024)
-        return fail(e, 400, "invalid_value", "logit_bias", "at most 1024 logit_bias entries (got %zu)", n);
+        return srv_fail(e, 400, "invalid_value", "logit_bias", "at most 1024 logit_bias entries (got %zu)", n);
     g->bias_tok = malloc((n ? n : 1) * sizeof(int32_t));
     g->bias_val = malloc((n ? n : 1) * sizeof(float));
     if (!g->bias_tok || !g->bias_val)
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x)
@@ -272,9 +270,10 @@ static bool parse_logit_bias(json_t *v, gen_params *g, perr *e)
         char *end = NULL;
         long id = strtol(k, &end, 10);
         if (!*k || *end || id < 0 || id > INT32_MAX)
-            return fail(e, 400, "invalid_value", "logit_bias", "logit_bias key '%.40s' is not a token id", k);
+            return srv_fail(e, 400, "invalid_value", "logit_bias", "logit_bias key '%.40s' is not a token id", k);
         if (!json_is_number(x) || !(json_number_value(x) >= -100 && json_number_value(x) <= 100))
-            return fail(e, 400, "invalid_value", "logit_bias", "logit_bias[\"%s\"] must be a number in [-100, 100]", k);
+            return srv_fail(e, 400, "invalid_value", "logit_bias",
+                            "logit_bias[\"%s\"] must be a number in [-100, 100]", k);
         double b = json_number_value(x);
         g->bias_tok[g->n_bias] = (int32_t)id;
         g->bias_val[g->n_bias] = b <= -100 ? -INFINITY : (float)b;
@@ -293,10 +292,10 @@ static bool parse_logit_bias(json_t *v, gen_params *g, perr *e)
 static bool set_grammar(gen_params *g, al_status st, const al_error *err, const char *param, perr *e)
 {
     if (st == AL_ERR_NOMEM)
-        return fail(e, 500, NULL, NULL, "out of memory compiling '%s'", param);
+        return srv_fail(e, 500, NULL, NULL, "out of memory compiling '%s'", param);
     if (st != AL_OK)
-        return fail(e, 400, st == AL_ERR_UNSUPPORTED ? "unsupported_value" : "invalid_value", param, "'%s': %s",
-                    param, err->msg);
+        return srv_fail(e, 400, st == AL_ERR_UNSUPPORTED ? "unsupported_value" : "invalid_value", param, "'%s': %s",
+                        param, err->msg);
     return true;
 }
 
@@ -305,8 +304,8 @@ static bool grammar_taken(const gen_params *g, const char *param, perr *e)
 {
     if (!g->grammar)
         return false;
-    fail(e, 400, "invalid_value", param,
-         "'%s' cannot be combined with another output constraint (response_format, format, grammar)", param);
+    srv_fail(e, 400, "invalid_value", param,
+             "'%s' cannot be combined with another output constraint (response_format, format, grammar)", param);
     return true;
 }
 
@@ -323,10 +322,10 @@ static bool grammar_schema(gen_params *g, json_t *schema, const char *param, per
     if (grammar_taken(g, param, e))
         return false;
     if (!json_is_object(schema) && !json_is_boolean(schema))
-        return fail(e, 400, "invalid_type", param, "'%s' must be a JSON schema (an object)", param);
+        return srv_fail(e, 400, "invalid_type", param, "'%s' must be a JSON schema (an object)", param);
     char *txt = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!txt)
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     al_error err = {0};
     al_status st = al_grammar_from_json_schema(txt, strlen(txt), NULL, &g->grammar, &err);
     free(txt);
@@ -340,7 +339,7 @@ static bool parse_grammar_field(json_t *b, gen_params *g, perr *e)
     if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
         return true;
     if (!json_is_string(v))
-        return fail(e, 400, "invalid_type", "grammar", "'grammar' must be a string (GBNF)");
+        return srv_fail(e, 400, "invalid_type", "grammar", "'grammar' must be a string (GBNF)");
     if (grammar_taken(g, "grammar", e))
         return false;
     al_error err = {0};
@@ -355,26 +354,26 @@ static bool parse_response_format(json_t *rf, gen_params *g, perr *e)
         return true;
     json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
     if (!json_is_string(t))
-        return fail(e, 400, "invalid_type", "response_format",
-                    "'response_format' must be an object with a string 'type'");
+        return srv_fail(e, 400, "invalid_type", "response_format",
+                        "'response_format' must be an object with a string 'type'");
     const char *ts = json_string_value(t);
     if (!strcmp(ts, "text"))
         return true;
     if (!strcmp(ts, "json_object"))
         return grammar_json_object(g, "response_format", e);
     if (strcmp(ts, "json_schema"))
-        return fail(e, 400, "unsupported_value", "response_format.type",
-                    "response_format type '%s' is not supported (use 'text', 'json_object' or 'json_schema')", ts);
+        return srv_fail(e, 400, "unsupported_value", "response_format.type",
+                        "response_format type '%s' is not supported (use 'text', 'json_object' or 'json_schema')", ts);
     json_t *js = json_object_get(rf, "json_schema");
     if (!json_is_object(js))
-        return fail(e, 400, "invalid_type", "response_format.json_schema",
-                    "'response_format.json_schema' must be an object with 'name' and 'schema'");
+        return srv_fail(e, 400, "invalid_type", "response_format.json_schema",
+                        "'response_format.json_schema' must be an object with 'name' and 'schema'");
     json_t *name = json_object_get(js, "name");
     if (name && !json_is_string(name))
-        return fail(e, 400, "invalid_type", "response_format.json_schema.name", "'name' must be a string");
+        return srv_fail(e, 400, "invalid_type", "response_format.json_schema.name", "'name' must be a string");
     json_t *strict = json_object_get(js, "strict");
     if (strict && !json_is_null(strict) && !json_is_boolean(strict))
-        return fail(e, 400, "invalid_type", "response_format.json_schema.strict", "'strict' must be true or false");
+        return srv_fail(e, 400, "invalid_type", "response_format.json_schema.strict", "'strict' must be true or false");
     json_t *schema = json_object_get(js, "schema");
     if (!schema || json_is_null(schema)) /* no schema: any JSON object */
         return grammar_json_object(g, "response_format.json_schema", e);
@@ -397,9 +396,9 @@ static bool tool_choice_grammar(gen_params *g, const srv_agent_req *ag, const sr
     const char *const *markers = NULL;
     int rc = srv_tool_grammar(ag, fmt, th, &gbnf, &markers, where, sizeof(where), msg, sizeof(msg));
     if (rc == 500)
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     if (rc)
-        return fail(e, 400, "invalid_value", where, "'%s': %s", where, msg);
+        return srv_fail(e, 400, "invalid_value", where, "'%s': %s", where, msg);
     al_error err = {0};
     al_status st = al_grammar_from_gbnf(gbnf, strlen(gbnf), NULL, &g->grammar, &err);
     free(gbnf);
@@ -410,7 +409,7 @@ static bool tool_choice_grammar(gen_params *g, const srv_agent_req *ag, const sr
         nm++;
     g->grammar_special = malloc((nm ? nm : 1) * sizeof(int32_t));
     if (!g->grammar_special)
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     for (size_t i = 0; i < nm; i++) {
         int32_t id = al_vocab_find(vocab, markers[i], strlen(markers[i]));
         if (id >= 0 && al_vocab_is_control(vocab, id) && !al_vocab_is_eog(vocab, id))
@@ -491,13 +490,13 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
         return false;
     json_t *u = json_object_get(b, "user");
     if (u && !json_is_null(u) && !json_is_string(u))
-        return fail(e, 400, "invalid_type", "user", "'user' must be a string");
+        return srv_fail(e, 400, "invalid_type", "user", "'user' must be a string");
     if (!parse_stops(json_object_get(b, "stop"), g, e))
         return false;
     json_t *so = json_object_get(b, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so))
-            return fail(e, 400, "invalid_type", "stream_options", "'stream_options' must be an object");
+            return srv_fail(e, 400, "invalid_type", "stream_options", "'stream_options' must be an object");
         if (!get_bool(so, "include_usage", &g->include_usage, e))
             return false;
     }
@@ -509,7 +508,7 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
             return false;
         if (pr) {
             if (!g->logprobs)
-                return fail(e, 400, "invalid_value", "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+                return srv_fail(e, 400, "invalid_value", "top_logprobs", "'top_logprobs' needs 'logprobs': true");
             g->top_logprobs = (int32_t)i;
         }
     } else if (lp && !json_is_null(lp)) {
@@ -522,7 +521,7 @@ static bool parse_oai_params(json_t *b, dialect d, const al_server_config *cfg, 
         return false;
     json_t *tools = json_object_get(b, "tools");
     if (tools && !json_is_null(tools) && !json_is_array(tools))
-        return fail(e, 400, "invalid_type", "tools", "'tools' must be a list");
+        return srv_fail(e, 400, "invalid_type", "tools", "'tools' must be a list");
     return true;
 }
 
@@ -550,7 +549,7 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
             if (!grammar_schema(g, fmt, "format", e))
                 return false;
         } else if (!(json_is_string(fmt) && json_string_length(fmt) == 0))
-            return fail(e, 400, "invalid_value", "format", "'format' must be \"json\" or a JSON schema object");
+            return srv_fail(e, 400, "invalid_value", "format", "'format' must be \"json\" or a JSON schema object");
     }
     if (!parse_grammar_field(b, g, e))
         return false;
@@ -558,7 +557,7 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
     if (!o || json_is_null(o))
         return true;
     if (!json_is_object(o))
-        return fail(e, 400, "invalid_type", "options", "'options' must be an object");
+        return srv_fail(e, 400, "invalid_type", "options", "'options' must be an object");
     if (!get_num(o, "temperature", 0, 100, &x, &pr, e))
         return false;
     if (pr)
@@ -614,7 +613,7 @@ static bool parse_ollama_params(json_t *b, const al_server_config *cfg, gen_para
 static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
 {
     if (!json_is_array(tcs)) {
-        fail(e, 400, "invalid_type", where, "%s must be a list", where);
+        srv_fail(e, 400, "invalid_type", where, "%s must be a list", where);
         return NULL;
     }
     json_t *out = json_array();
@@ -625,8 +624,8 @@ static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
         json_t *f = json_object_get(c, "function");
         json_t *nm = json_object_get(f, "name");
         if (!json_is_object(c) || !json_is_string(nm)) {
-            fail(e, 400, "invalid_value", where, "%s[%zu] must be {\"type\":\"function\",\"function\":{\"name\",..."
-                 "}}", where, i);
+            srv_fail(e, 400, "invalid_value", where, "%s[%zu] must be {\"type\":\"function\",\"function\":{\"name\",..."
+                     "}}", where, i);
             json_decref(out);
             return NULL;
         }
@@ -654,11 +653,11 @@ static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
 static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
 {
     if (!json_is_array(msgs)) {
-        fail(e, 400, "invalid_type", "messages", "'messages' must be a list");
+        srv_fail(e, 400, "invalid_type", "messages", "'messages' must be a list");
         return NULL;
     }
     if (json_array_size(msgs) == 0) {
-        fail(e, 400, "invalid_value", "messages", "'messages' must not be empty");
+        srv_fail(e, 400, "invalid_value", "messages", "'messages' must not be empty");
         return NULL;
     }
     json_t *out = json_array();
@@ -669,7 +668,7 @@ static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
     {
         snprintf(pname, sizeof(pname), "messages[%zu]", i);
         if (!json_is_object(m)) {
-            fail(e, 400, "invalid_type", pname, "%s must be an object", pname);
+            srv_fail(e, 400, "invalid_type", pname, "%s must be an object", pname);
             goto bad;
         }
         json_t *role = json_object_get(m, "role");
@@ -677,8 +676,8 @@ static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
         if (!rs || (strcmp(rs, "system") && strcmp(rs, "user") && strcmp(rs, "assistant") && strcmp(rs, "tool") &&
                     strcmp(rs, "developer") && strcmp(rs, "function"))) {
             snprintf(pname, sizeof(pname), "messages[%zu].role", i);
-            fail(e, 400, "invalid_value", pname,
-                 "%s must be one of system, developer, user, assistant, tool", pname);
+            srv_fail(e, 400, "invalid_value", pname,
+                     "%s must be one of system, developer, user, assistant, tool", pname);
             goto bad;
         }
         if (!strcmp(rs, "developer"))
@@ -688,7 +687,7 @@ static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
         if (!content || json_is_null(content)) {
             if (!json_object_get(m, "tool_calls") && strcmp(rs, "assistant")) {
                 snprintf(pname, sizeof(pname), "messages[%zu].content", i);
-                fail(e, 400, "invalid_value", pname, "%s is missing", pname);
+                srv_fail(e, 400, "invalid_value", pname, "%s is missing", pname);
                 goto bad;
             }
             text = json_string("");
@@ -704,15 +703,15 @@ static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
                 if (!json_is_object(part) || !json_is_string(pt) || strcmp(json_string_value(pt), "text") ||
                     !json_is_string(tx)) {
                     snprintf(pname, sizeof(pname), "messages[%zu].content[%zu]", i, k);
-                    fail(e, 400, "unsupported_value", pname,
-                         "%s: only parts {\"type\":\"text\",\"text\":...} are supported", pname);
+                    srv_fail(e, 400, "unsupported_value", pname,
+                             "%s: only parts {\"type\":\"text\",\"text\":...} are supported", pname);
                     goto bad;
                 }
                 total += json_string_length(tx);
             }
             char *buf = malloc(total + 1);
             if (!buf) {
-                fail(e, 500, NULL, NULL, "out of memory");
+                srv_fail(e, 500, NULL, NULL, "out of memory");
                 goto bad;
             }
             size_t o = 0;
@@ -726,8 +725,8 @@ static json_t *normalize_messages(json_t *msgs, bool ollama, perr *e)
             free(buf);
         } else {
             snprintf(pname, sizeof(pname), "messages[%zu].content", i);
-            fail(e, 400, "invalid_type", pname, "%s must be a string%s", pname,
-                 ollama ? "" : " or a list of text parts");
+            srv_fail(e, 400, "invalid_type", pname, "%s must be a string%s", pname,
+                     ollama ? "" : " or a list of text parts");
             goto bad;
         }
         json_t *nm = json_pack("{s:s,s:o}", "role", rs, "content", text);
@@ -869,15 +868,15 @@ static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, js
     srv_model_get_status(srv->sched, sm, &st);
     const char *src = chat_template_of(srv, &st, model);
     if (!src)
-        return fail(e, 400, "no_chat_template", "model",
-                    "model '%s' has no chat template; start the server with --chat-format NAME (e.g. chatml) "
-                    "or use the completions endpoint",
-                    st.name);
+        return srv_fail(e, 400, "no_chat_template", "model",
+                        "model '%s' has no chat template; start the server with --chat-format NAME (e.g. chatml) "
+                        "or use the completions endpoint",
+                        st.name);
     al_error err = {0};
     srv_chat_tmpl *ct = chat_tmpl_get(srv, sm, src, &err);
     if (!ct)
-        return fail(e, 500, "template_error", NULL, "the chat template of '%s' does not parse: %s", st.name,
-                    err.msg);
+        return srv_fail(e, 500, "template_error", NULL, "the chat template of '%s' does not parse: %s", st.name,
+                        err.msg);
     srv_chat_fmt f;
     srv_chat_fmt_detect(src, &f);
     if (fmt)
@@ -902,8 +901,8 @@ static bool render_chat(al_server *srv, srv_model *sm, const al_model *model, js
     free(xj);
     chat_tmpl_put(srv, ct);
     if (s)
-        return fail(e, s == AL_ERR_NOMEM ? 500 : 400, "template_error", "messages",
-                    "the chat template failed to render these messages: %s", err.msg);
+        return srv_fail(e, s == AL_ERR_NOMEM ? 500 : 400, "template_error", "messages",
+                        "the chat template failed to render these messages: %s", err.msg);
     return true;
 }
 
@@ -916,24 +915,24 @@ static bool tokenize(const al_vocab *v, const char *text, size_t len, bool add_s
      * than that many contexts cannot fit (issue 20: 8 MB cost 6 s of CPU). */
     size_t per_tok = al_vocab_max_token_bytes(v) * 4;
     if (per_tok && len / per_tok > n_ctx)
-        return fail(e, 400, "context_length_exceeded", "messages",
-                    "the prompt has at least %zu tokens (%zu bytes); this server's context holds %u (prompt "
-                    "and output together)", len / per_tok, len, n_ctx);
+        return srv_fail(e, 400, "context_length_exceeded", "messages",
+                        "the prompt has at least %zu tokens (%zu bytes); this server's context holds %u (prompt "
+                        "and output together)", len / per_tok, len, n_ctx);
     size_t cap = (size_t)n_ctx + 2, n = 0;
     int32_t *toks = malloc(cap * sizeof(int32_t));
     if (!toks)
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     al_error err = {0};
     al_status s = al_tokenize(v, text, len, add_special, parse_special, toks, cap, &n, &err);
     if (s == AL_ERR_LIMIT || (s == AL_OK && n >= n_ctx)) {
         free(toks);
-        return fail(e, 400, "context_length_exceeded", "messages",
-                    "the prompt has %zu tokens; this server's context holds %u (prompt and output together)", n,
-                    n_ctx);
+        return srv_fail(e, 400, "context_length_exceeded", "messages",
+                        "the prompt has %zu tokens; this server's context holds %u (prompt and output together)", n,
+                        n_ctx);
     }
     if (s) {
         free(toks);
-        return fail(e, 400, "invalid_value", NULL, "cannot tokenize the prompt: %s", err.msg);
+        return srv_fail(e, 400, "invalid_value", NULL, "cannot tokenize the prompt: %s", err.msg);
     }
     /* A template that writes the BOS text and a vocab that adds BOS give two. */
     int32_t bos = al_vocab_bos(v);
@@ -943,7 +942,7 @@ static bool tokenize(const al_vocab *v, const char *text, size_t len, bool add_s
     }
     if (n == 0) {
         free(toks);
-        return fail(e, 400, "invalid_value", "prompt", "the prompt is empty");
+        return srv_fail(e, 400, "invalid_value", "prompt", "the prompt is empty");
     }
     *out = toks;
     *n_out = (int32_t)n;
@@ -1104,15 +1103,14 @@ static int job_error(const srv_job *j, perr *e)
 {
     switch (j->finish) {
     case SRV_FINISH_ERROR:
-        fail(e, j->err.status == AL_ERR_LIMIT || j->err.status == AL_ERR_UNSUPPORTED ? 400 : 500, "generation_failed",
-             NULL, "generation failed: %s",
-             j->err.msg);
+        srv_fail(e, j->err.status == AL_ERR_LIMIT || j->err.status == AL_ERR_UNSUPPORTED ? 400 : 500,
+                 "generation_failed", NULL, "generation failed: %s", j->err.msg);
         return e->status;
     case SRV_FINISH_TIMEOUT:
-        fail(e, 408, "request_timeout", NULL, "the request ran longer than the server's limit");
+        srv_fail(e, 408, "request_timeout", NULL, "the request ran longer than the server's limit");
         return 408;
     case SRV_FINISH_CANCELLED:
-        fail(e, 499, "cancelled", NULL, "cancelled");
+        srv_fail(e, 499, "cancelled", NULL, "cancelled");
         return 499;
     default:
         return 0;
@@ -1574,14 +1572,14 @@ static srv_model *find_model(srv_req *r, json_t *b, const char *key, perr *e)
         if (r->ollama && key[0] == 'm')
             mv = json_object_get(b, "name");
         if (!json_is_string(mv) || json_string_length(mv) == 0) {
-            fail(e, 400, "missing_model", "model", "'model' must name one of the served models (GET /v1/models)");
+            srv_fail(e, 400, "missing_model", "model", "'model' must name one of the served models (GET /v1/models)");
             return NULL;
         }
     }
     srv_model *m = srv_sched_find(r->srv->sched, json_string_value(mv));
     if (!m) {
-        fail(e, 404, "model_not_found", "model", "the model '%s' does not exist (GET /v1/models lists them)",
-             json_string_value(mv));
+        srv_fail(e, 404, "model_not_found", "model", "the model '%s' does not exist (GET /v1/models lists them)",
+                 json_string_value(mv));
         return NULL;
     }
     snprintf(r->model, sizeof(r->model), "%s", json_string_value(mv));
@@ -1640,7 +1638,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     srv_job *j = srv_job_new();
     if (!j) {
         free(prompt);
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     }
     j->model = m;
     j->kind = SRV_JOB_GENERATE;
@@ -1652,20 +1650,20 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     char qmsg[300]; /* the key's token quota, reserved before the work (server.c) */
     if (!srv_quota_reserve(r, n_prompt, &j->max_tokens, qmsg, sizeof(qmsg))) {
         srv_job_free(j);
-        return fail(e, 429, "rate_limit_exceeded", NULL, "%s", qmsg);
+        return srv_fail(e, 429, "rate_limit_exceeded", NULL, "%s", qmsg);
     }
     j->sp = gp->sp;
     j->stops = calloc(gp->n_stops ? gp->n_stops : 1, sizeof(char *));
     if (!j->stops) {
         srv_job_free(j);
-        return fail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     }
     for (size_t i = 0; i < gp->n_stops; i++) {
         size_t l = strlen(gp->stops[i]);
         j->stops[i] = malloc(l + 1);
         if (!j->stops[i]) {
             srv_job_free(j);
-            return fail(e, 500, NULL, NULL, "out of memory");
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
         }
         memcpy(j->stops[i], gp->stops[i], l + 1);
         j->n_stops++;
@@ -1677,7 +1675,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         j->bias_val = malloc(gp->n_bias * sizeof(float));
         if (!j->bias_tok || !j->bias_val) {
             srv_job_free(j);
-            return fail(e, 500, NULL, NULL, "out of memory");
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
         }
         memcpy(j->bias_tok, gp->bias_tok, gp->n_bias * sizeof(int32_t));
         memcpy(j->bias_val, gp->bias_val, gp->n_bias * sizeof(float));
@@ -1693,7 +1691,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
         j->grammar_special = malloc(gp->n_grammar_special * sizeof(int32_t));
         if (!j->grammar_special) {
             srv_job_free(j);
-            return fail(e, 500, NULL, NULL, "out of memory");
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
         }
         memcpy(j->grammar_special, gp->grammar_special, gp->n_grammar_special * sizeof(int32_t));
         j->n_grammar_special = gp->n_grammar_special;
@@ -1705,7 +1703,7 @@ static bool submit_job(srv_req *r, srv_model *m, gen_params *gp, int32_t *prompt
     al_error err = {0};
     if (srv_sched_submit(r->srv->sched, j, &err)) {
         srv_job_free(j);
-        return fail(e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
+        return srv_fail(e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
     }
     r->prompt_tokens += n_prompt;
     extend_timeout(r);
@@ -1756,7 +1754,7 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
     if (ok && d != D_OAI_COMPL) {
         char where[256], msg[512];
         if (!srv_agent_parse(b, d == D_OL_CHAT || d == D_OL_GEN, false, &ag, where, sizeof(where), msg, sizeof(msg)))
-            ok = fail(&e, 400, "invalid_value", where, "%s: %s", where, msg);
+            ok = srv_fail(&e, 400, "invalid_value", where, "%s: %s", where, msg);
     }
     if (!ok) {
         gen_params_free(&gp);
@@ -1861,18 +1859,18 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         if (json_is_integer(first)) {
             size_t n = json_array_size(prompt), i;
             json_t *t;
-            ok = n < n_ctx || fail(&e, 400, "context_length_exceeded", "prompt",
-                                   "the prompt has %zu tokens; the context holds %u", n, n_ctx);
+            ok = n < n_ctx || srv_fail(&e, 400, "context_length_exceeded", "prompt",
+                                       "the prompt has %zu tokens; the context holds %u", n, n_ctx);
             ptok[0] = ok ? malloc(n * sizeof(int32_t)) : NULL;
-            ok = ok && (ptok[0] || fail(&e, 500, NULL, NULL, "out of memory"));
+            ok = ok && (ptok[0] || srv_fail(&e, 500, NULL, NULL, "out of memory"));
             json_array_foreach(prompt, i, t)
             {
                 if (!ok)
                     break;
                 json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
                 if (v < 0 || v >= al_vocab_n_tokens(vocab))
-                    ok = fail(&e, 400, "invalid_value", "prompt", "prompt[%zu] is not a token id of this model",
-                              i);
+                    ok = srv_fail(&e, 400, "invalid_value", "prompt", "prompt[%zu] is not a token id of this model",
+                                  i);
                 else
                     ptok[0][i] = (int32_t)v;
             }
@@ -1882,15 +1880,15 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
             size_t n = json_array_size(prompt), i;
             json_t *t;
             if (n > MAX_PROMPTS)
-                ok = fail(&e, 400, "invalid_value", "prompt", "at most %d prompts per request", MAX_PROMPTS);
+                ok = srv_fail(&e, 400, "invalid_value", "prompt", "at most %d prompts per request", MAX_PROMPTS);
             else if (n > 1 && gp.stream)
-                ok = fail(&e, 400, "unsupported_value", "prompt", "streaming takes a single prompt");
+                ok = srv_fail(&e, 400, "unsupported_value", "prompt", "streaming takes a single prompt");
             json_array_foreach(prompt, i, t)
             {
                 if (!ok)
                     break;
                 if (!json_is_string(t)) {
-                    ok = fail(&e, 400, "invalid_type", "prompt", "prompt[%zu] must be a string", i);
+                    ok = srv_fail(&e, 400, "invalid_type", "prompt", "prompt[%zu] must be a string", i);
                     break;
                 }
                 ok = tokenize(vocab, json_string_value(t), json_string_length(t), true, false, n_ctx, &ptok[i],
@@ -1913,7 +1911,7 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         if (resp_body && (g.resp = calloc(1, sizeof(*g.resp))))
             srv_resp_init(g.resp, g.model_name, resp_body, NULL, NULL);
         if (resp_body && !g.resp)
-            ok = fail(&e, 500, NULL, NULL, "out of memory");
+            ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
         g.parse = g.parse || g.resp; /* the Responses API always shapes the parse */
         /* Markers that are control tokens are rendered for the parser, and
          * gpt-oss's always: without them its channels would run together. */
@@ -1936,7 +1934,7 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
             if (k + 1 < n_choices) { /* the last choice takes the prompt itself */
                 pt = malloc((size_t)pn[i] * sizeof(int32_t));
                 if (!pt) {
-                    ok = fail(&e, 500, NULL, NULL, "out of memory");
+                    ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
                     break;
                 }
                 memcpy(pt, ptok[i], (size_t)pn[i] * sizeof(int32_t));

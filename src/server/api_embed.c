@@ -9,7 +9,6 @@
  * holds feeds it as its own earlier inputs finish.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +18,6 @@
 
 #define MAX_EMBED_INPUTS 2048  /* as OpenAI's embeddings API */
 #define MAX_RERANK_DOCS 1000
-
-__attribute__((format(printf, 5, 6))) static bool efail(perr *e, int status, const char *code, const char *param,
-                                                        const char *fmt, ...)
-{
-    e->status = status;
-    e->code = code;
-    snprintf(e->param, sizeof(e->param), "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* Tokens an input may have: the server's context, and for an encoder the
  * positions it was trained on (BERT has no more learned rows). */
@@ -53,19 +39,19 @@ static bool tokenize_input(const al_vocab *v, const char *text, size_t len, uint
     al_error err = {0};
     al_status st = al_tokenize(v, text, len, true, false, NULL, 0, &n, &err);
     if (st && st != AL_ERR_LIMIT)
-        return efail(e, 400, "invalid_value", param, "cannot tokenize %s: %s", what, err.msg);
+        return srv_fail(e, 400, "invalid_value", param, "cannot tokenize %s: %s", what, err.msg);
     if (n == 0)
-        return efail(e, 400, "invalid_value", param, "%s has no tokens", what);
+        return srv_fail(e, 400, "invalid_value", param, "%s has no tokens", what);
     if (n > limit && !truncate)
-        return efail(e, 400, "context_length_exceeded", param,
-                     "%s has %zu tokens; this model takes at most %u per input (send \"truncate\": true to cut it)",
-                     what, n, limit);
+        return srv_fail(e, 400, "context_length_exceeded", param,
+                        "%s has %zu tokens; this model takes at most %u per input (send \"truncate\": true to cut it)",
+                        what, n, limit);
     int32_t *t = malloc(n * sizeof(int32_t));
     if (!t)
-        return efail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     if (al_tokenize(v, text, len, true, false, t, n, &n, &err)) {
         free(t);
-        return efail(e, 400, "invalid_value", param, "cannot tokenize %s: %s", what, err.msg);
+        return srv_fail(e, 400, "invalid_value", param, "cannot tokenize %s: %s", what, err.msg);
     }
     if (n > limit) {
         const bool closing = al_vocab_is_control(v, t[n - 1]); /* the EOS / SEP the vocab added */
@@ -92,7 +78,7 @@ static bool jobs_add(job_set *s, srv_model *m, int32_t *toks, int32_t n, double 
         srv_job **nj = realloc(s->j, cap * sizeof(*nj));
         if (!nj) {
             free(toks);
-            return efail(e, 500, NULL, NULL, "out of memory");
+            return srv_fail(e, 500, NULL, NULL, "out of memory");
         }
         s->j = nj;
         s->cap = cap;
@@ -100,7 +86,7 @@ static bool jobs_add(job_set *s, srv_model *m, int32_t *toks, int32_t n, double 
     srv_job *j = srv_job_new();
     if (!j) {
         free(toks);
-        return efail(e, 500, NULL, NULL, "out of memory");
+        return srv_fail(e, 500, NULL, NULL, "out of memory");
     }
     j->model = m;
     j->kind = SRV_JOB_EMBED;
@@ -118,13 +104,13 @@ static bool job_ok(const srv_job *j, perr *e)
         return true;
     case SRV_FINISH_ERROR: {
         const al_status st = j->err.status;
-        return efail(e, st == AL_ERR_LIMIT || st == AL_ERR_ARG || st == AL_ERR_UNSUPPORTED ? 400 : 500,
-                     "embedding_failed", NULL, "%s", j->err.msg);
+        return srv_fail(e, st == AL_ERR_LIMIT || st == AL_ERR_ARG || st == AL_ERR_UNSUPPORTED ? 400 : 500,
+                        "embedding_failed", NULL, "%s", j->err.msg);
     }
     case SRV_FINISH_TIMEOUT:
-        return efail(e, 408, "request_timeout", NULL, "the request ran longer than the server's limit");
+        return srv_fail(e, 408, "request_timeout", NULL, "the request ran longer than the server's limit");
     default:
-        return efail(e, 499, "cancelled", NULL, "cancelled");
+        return srv_fail(e, 499, "cancelled", NULL, "cancelled");
     }
 }
 
@@ -138,7 +124,7 @@ static bool jobs_run(srv_req *r, job_set *s, perr *e)
             if (srv_sched_submit(sched, s->j[i], &err) == AL_OK)
                 break;
             if (err.status != AL_ERR_LIMIT || s->n_waited >= s->n_submitted)
-                return efail(e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
+                return srv_fail(e, 429, "rate_limit_exceeded", NULL, "%s; retry shortly", err.msg);
             srv_job *w = s->j[s->n_waited++];
             srv_job_wait_done(sched, w, srv_client_alive, r);
             if (!job_ok(w, e))
@@ -235,7 +221,7 @@ static bool parse_truncate(json_t *b, bool *truncate, perr *e)
     if (!t || json_is_null(t))
         return true;
     if (!json_is_boolean(t))
-        return efail(e, 400, "invalid_type", "truncate", "'truncate' must be true or false");
+        return srv_fail(e, 400, "invalid_type", "truncate", "'truncate' must be true or false");
     *truncate = json_is_true(t);
     return true;
 }
@@ -295,12 +281,12 @@ int srv_api_embeddings(srv_req *r, srv_route_id id)
     job_set js = {0};
     bool ok = true;
     if (info.pooling == AL_POOLING_RANK)
-        ok = efail(&e, 400, "model_cannot_embed", "model",
-                   "model '%s' is a reranker (pooling_type rank): it scores (query, document) pairs at /v1/rerank "
-                   "and gives no embeddings", r->model);
+        ok = srv_fail(&e, 400, "model_cannot_embed", "model",
+                      "model '%s' is a reranker (pooling_type rank): it scores (query, document) pairs at /v1/rerank "
+                      "and gives no embeddings", r->model);
     if (ok && dims > (int64_t)info.n_embd)
-        ok = efail(&e, 400, "invalid_value", "dimensions", "'dimensions' is %lld but model '%s' gives %u",
-                   (long long)dims, r->model, info.n_embd);
+        ok = srv_fail(&e, 400, "invalid_value", "dimensions", "'dimensions' is %lld but model '%s' gives %u",
+                      (long long)dims, r->model, info.n_embd);
     const al_vocab *vocab = al_model_vocab(model);
     const uint32_t limit = input_limit(r, &info);
     const double deadline = r->srv->cfg.request_timeout_s ? srv_now() + r->srv->cfg.request_timeout_s : 0;
@@ -314,7 +300,7 @@ int srv_api_embeddings(srv_req *r, srv_route_id id)
             snprintf(what, sizeof(what), "%s[%zu]", key, i);
         if (json_is_string(s)) {
             if (json_string_length(s) == 0) {
-                ok = efail(&e, 400, "invalid_value", key, "%s is an empty string", what);
+                ok = srv_fail(&e, 400, "invalid_value", key, "%s is an empty string", what);
                 break;
             }
             ok = tokenize_input(vocab, json_string_value(s), json_string_length(s), limit, truncate, key, what, &toks,
@@ -322,24 +308,24 @@ int srv_api_embeddings(srv_req *r, srv_route_id id)
         } else if (json_is_array(s) && json_array_size(s) > 0) {
             size_t n = json_array_size(s), k;
             if (n > limit && !truncate) {
-                ok = efail(&e, 400, "context_length_exceeded", key, "%s has %zu tokens; this model takes at most %u",
-                           what, n, limit);
+                ok = srv_fail(&e, 400, "context_length_exceeded", key, "%s has %zu tokens; this model takes at most %u",
+                              what, n, limit);
                 break;
             }
             n = n > limit ? limit : n;
             toks = malloc(n * sizeof(int32_t));
-            ok = toks || efail(&e, 500, NULL, NULL, "out of memory");
+            ok = toks || srv_fail(&e, 500, NULL, NULL, "out of memory");
             for (k = 0; ok && k < n; k++) {
                 json_t *t = json_array_get(s, k);
                 json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
                 if (v < 0 || v >= (json_int_t)info.n_vocab)
-                    ok = efail(&e, 400, "invalid_value", key, "%s[%zu] is not a token id of this model (0..%u)", what,
-                               k, info.n_vocab - 1);
+                    ok = srv_fail(&e, 400, "invalid_value", key,
+                                  "%s[%zu] is not a token id of this model (0..%u)", what, k, info.n_vocab - 1);
                 else
                     toks[nt++] = (int32_t)v;
             }
         } else {
-            ok = efail(&e, 400, "invalid_type", key, "%s must be a string (or a list of token ids)", what);
+            ok = srv_fail(&e, 400, "invalid_type", key, "%s must be a string (or a list of token ids)", what);
         }
         if (!ok) {
             free(toks);
@@ -470,7 +456,7 @@ int srv_api_rerank(srv_req *r)
     const double deadline = r->srv->cfg.request_timeout_s ? srv_now() + r->srv->cfg.request_timeout_s : 0;
     job_set js = {0};
     scored *sc = calloc(n_docs, sizeof(scored));
-    bool ok = sc || efail(&e, 500, NULL, NULL, "out of memory");
+    bool ok = sc || srv_fail(&e, 500, NULL, NULL, "out of memory");
     if (ok && !rank) {
         int32_t *t = NULL, n = 0;
         ok = tokenize_input(vocab, json_string_value(q), json_string_length(q), limit, truncate, "query", "'query'", &t,
@@ -491,14 +477,14 @@ int srv_api_rerank(srv_req *r)
         size_t np = 0;
         al_error err = {0};
         if (al_rank_tokens(model, json_string_value(q), json_string_length(q), d, len, &t, &np, &err)) {
-            ok = efail(&e, err.status == AL_ERR_NOMEM ? 500 : 400, "invalid_value", "documents",
-                       "cannot tokenize %s: %s", what, err.msg);
+            ok = srv_fail(&e, err.status == AL_ERR_NOMEM ? 500 : 400, "invalid_value", "documents",
+                          "cannot tokenize %s: %s", what, err.msg);
             break;
         }
         if (np > limit) {
             free(t);
-            ok = efail(&e, 400, "context_length_exceeded", "documents",
-                       "the query with %s has %zu tokens; this model takes at most %u", what, np, limit);
+            ok = srv_fail(&e, 400, "context_length_exceeded", "documents",
+                          "the query with %s has %zu tokens; this model takes at most %u", what, np, limit);
             break;
         }
         ok = jobs_add(&js, m, t, (int32_t)np, deadline, &e);

@@ -17,6 +17,11 @@ typedef struct perr {
     char msg[768];
 } perr;
 
+/* Fills e (param may be NULL: none) and returns false, so that a parser
+ * can `return srv_fail(e, 400, "invalid_value", "model", "...")`. */
+__attribute__((format(printf, 5, 6))) bool srv_fail(perr *e, int status, const char *code, const char *param,
+                                                    const char *fmt, ...);
+
 /* api.c: the served model a body's `key` names (Ollama also "name"); NULL
  * with e filled (400 / 404) otherwise. Records it in r for the audit. */
 srv_model *srv_api_find_model(srv_req *r, json_t *b, const char *key, perr *e);

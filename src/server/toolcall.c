@@ -348,6 +348,19 @@ static bool add_call(pctx *c, const char *id, const char *name, size_t n_name, c
     return true;
 }
 
+/* Takes back the calls added since `before` (a format's parse that failed
+ * half-way leaves none of its calls); returns false. */
+static bool drop_calls(pctx *c, size_t before)
+{
+    while (c->n_calls > before) {
+        srv_tool_call *t = &c->calls[--c->n_calls];
+        free(t->id);
+        free(t->name);
+        free(t->args);
+    }
+    return false;
+}
+
 /* Compact JSON text of a call's arguments: an object, or a string that
  * holds one. NULL when neither. Caller frees. */
 static char *args_text(json_t *a)
@@ -431,13 +444,7 @@ static bool calls_from_json_seq(pctx *c, const char *s, size_t n)
     if (c->n_calls > before)
         return true;
 fail:
-    while (c->n_calls > before) {
-        srv_tool_call *t = &c->calls[--c->n_calls];
-        free(t->id);
-        free(t->name);
-        free(t->args);
-    }
-    return false;
+    return drop_calls(c, before);
 }
 
 /* Llama 3.1's built-in tools: NAME.call(key="value", n=1) after
@@ -613,13 +620,7 @@ static bool calls_from_mistral(pctx *c, const char *s, size_t n)
     if (c->n_calls > before)
         return true;
 fail:
-    while (c->n_calls > before) {
-        srv_tool_call *t = &c->calls[--c->n_calls];
-        free(t->id);
-        free(t->name);
-        free(t->args);
-    }
-    return false;
+    return drop_calls(c, before);
 }
 
 #define DS_CALLS_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>"
@@ -679,13 +680,7 @@ static bool calls_from_deepseek(pctx *c, const char *s, size_t n)
     if (c->n_calls > before)
         return true;
 fail:
-    while (c->n_calls > before) {
-        srv_tool_call *t = &c->calls[--c->n_calls];
-        free(t->id);
-        free(t->name);
-        free(t->args);
-    }
-    return false;
+    return drop_calls(c, before);
 }
 
 /* Appends text to content, holding back (unless final) a tail that could

@@ -127,9 +127,9 @@ json_t *srv_agent_template_tools(const srv_agent_req *a);
  * reasoning_effort where the template reads them and the request said. */
 json_t *srv_agent_template_vars(const srv_agent_req *a, const srv_chat_fmt *f);
 
-/* For tool_choice "required" / named, once grammar-constrained decoding is
- * wired (TODO(grammar) in api.c's handle_generate): the JSON Schema of
- * one valid call in the format's JSON shape, {"name": one of the tools (or
+/* tool_choice "required" / named is enforced by toolgrammar.h's GBNF, not
+ * by these two (the server does not call them; test_toolcall.c does): the
+ * JSON Schema of one valid call in the format's JSON shape, {"name": one of the tools (or
  * a->choice_name), "arguments"|"parameters": that tool's parameters}, as
  * an anyOf over the allowed tools (new reference; NULL: no tools); and
  * the text that opens a call in the format (static; "" when the JSON is

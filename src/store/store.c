@@ -2032,27 +2032,27 @@ out:;
     return st;
 }
 
-al_status al_store_export(al_store *s, const char *ref, const char *out_path, const char *actor, al_error *err)
+/* What export and push share: ref must be a published model (verb says
+ * what is refused otherwise); reads its bundle manifest's exact bytes
+ * (*man) and its signature (*sig, at most 256 bytes), both re-hashed
+ * against the catalogue, and parses the manifest into m. row and *id
+ * receive the model's row. *man and *sig are malloc'd and the caller frees
+ * them, on failure too. */
+static al_status read_published(al_store *s, const char *ref, const char *verb, al_model_row *row, int64_t *id,
+                                char **man, size_t *man_n, char **sig, size_t *sig_n, al_manifest *m, al_error *err)
 {
     model_ref mr;
-    int64_t id = 0;
-    al_model_row *row = calloc(1, sizeof(*row));
-    al_manifest *m = calloc(1, sizeof(*m));
-    char *man = NULL, *sig = NULL;
-    size_t man_n = 0, sig_n = 0;
     char bm[65] = "", bs[65] = "", p[PATH_MAX];
-    char (*paths)[PATH_MAX] = calloc(AL_BUNDLE_MAX_FILES, PATH_MAX);
-    const char *pp[AL_BUNDLE_MAX_FILES];
-    al_status st = row && m && paths ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
-    if (!st)
-        st = need_model(s, ref, &mr, &id, row, err);
+    *man = *sig = NULL;
+    *man_n = *sig_n = 0;
+    al_status st = need_model(s, ref, &mr, id, row, err);
     if (!st && strcmp(row->state, "published"))
-        st = al_err(err, AL_ERR_STATE, "%s is %s: only published models are exported", ref, row->state);
+        st = al_err(err, AL_ERR_STATE, "%s is %s: only published models are %s", ref, row->state, verb);
     if (!st) {
         sqlite3_stmt *q = NULL;
         if (sqlite3_prepare_v2(s->db, "SELECT bundle_manifest, bundle_sig FROM models WHERE id = ?", -1, &q, NULL) ==
             SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, id);
+            sqlite3_bind_int64(q, 1, *id);
             if (sqlite3_step(q) == SQLITE_ROW) {
                 col_text(q, 0, bm, sizeof(bm));
                 col_text(q, 1, bs, sizeof(bs));
@@ -2064,23 +2064,38 @@ al_status al_store_export(al_store *s, const char *ref, const char *out_path, co
     }
     if (!st) {
         blob_path(s, bm, p, sizeof(p));
-        st = al_fs_read_small(p, AL_MANIFEST_MAX_BYTES, &man, &man_n, err);
+        st = al_fs_read_small(p, AL_MANIFEST_MAX_BYTES, man, man_n, err);
     }
     if (!st) {
         blob_path(s, bs, p, sizeof(p));
-        st = al_fs_read_small(p, 256, &sig, &sig_n, err);
+        st = al_fs_read_small(p, 256, sig, sig_n, err);
     }
     if (!st) {
         char h[65];
-        al_sha256_hex(man, man_n, h);
+        al_sha256_hex(*man, *man_n, h);
         if (strcmp(h, bm))
             st = al_err(err, AL_ERR_CRYPTO, "the stored bundle manifest of %s is tampered", ref);
-        al_sha256_hex(sig, sig_n, h);
+        al_sha256_hex(*sig, *sig_n, h);
         if (!st && strcmp(h, bs))
             st = al_err(err, AL_ERR_CRYPTO, "the stored signature of %s is tampered", ref);
     }
     if (!st)
-        st = al_manifest_parse(man, man_n, m, err);
+        st = al_manifest_parse(*man, *man_n, m, err);
+    return st;
+}
+
+al_status al_store_export(al_store *s, const char *ref, const char *out_path, const char *actor, al_error *err)
+{
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    al_manifest *m = calloc(1, sizeof(*m));
+    char *man = NULL, *sig = NULL;
+    size_t man_n = 0, sig_n = 0;
+    char (*paths)[PATH_MAX] = calloc(AL_BUNDLE_MAX_FILES, PATH_MAX);
+    const char *pp[AL_BUNDLE_MAX_FILES];
+    al_status st = row && m && paths ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = read_published(s, ref, "exported", row, &id, &man, &man_n, &sig, &sig_n, m, err);
     for (size_t i = 0; !st && i < m->n_files; i++) {
         blob_path(s, m->files[i].sha256, paths[i], PATH_MAX);
         pp[i] = paths[i];
@@ -2102,52 +2117,15 @@ al_status al_store_published_parts(al_store *s, const char *ref, char **manifest
                                    unsigned char *sig, size_t *sig_n, al_manifest *m, char (*paths)[4096],
                                    al_error *err)
 {
-    model_ref mr;
     int64_t id = 0;
     al_model_row *row = calloc(1, sizeof(*row));
     char *man = NULL, *sg = NULL;
     size_t man_n = 0, sg_n = 0;
-    char bm[65] = "", bs[65] = "", p[PATH_MAX];
     *manifest = NULL;
     *manifest_n = *sig_n = 0;
     al_status st = row ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory");
     if (!st)
-        st = need_model(s, ref, &mr, &id, row, err);
-    if (!st && strcmp(row->state, "published"))
-        st = al_err(err, AL_ERR_STATE, "%s is %s: only published models are pushed", ref, row->state);
-    if (!st) {
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(s->db, "SELECT bundle_manifest, bundle_sig FROM models WHERE id = ?", -1, &q, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, id);
-            if (sqlite3_step(q) == SQLITE_ROW) {
-                col_text(q, 0, bm, sizeof(bm));
-                col_text(q, 1, bs, sizeof(bs));
-            }
-        }
-        sqlite3_finalize(q);
-        if (!al_is_hex64(bm) || !al_is_hex64(bs))
-            st = al_err(err, AL_ERR_DB, "catalogue: %s has no bundle manifest recorded", ref);
-    }
-    if (!st) {
-        blob_path(s, bm, p, sizeof(p));
-        st = al_fs_read_small(p, AL_MANIFEST_MAX_BYTES, &man, &man_n, err);
-    }
-    if (!st) {
-        blob_path(s, bs, p, sizeof(p));
-        st = al_fs_read_small(p, 256, &sg, &sg_n, err);
-    }
-    if (!st) {
-        char h[65];
-        al_sha256_hex(man, man_n, h);
-        if (strcmp(h, bm))
-            st = al_err(err, AL_ERR_CRYPTO, "the stored bundle manifest of %s is tampered", ref);
-        al_sha256_hex(sg, sg_n, h);
-        if (!st && strcmp(h, bs))
-            st = al_err(err, AL_ERR_CRYPTO, "the stored signature of %s is tampered", ref);
-    }
-    if (!st)
-        st = al_manifest_parse(man, man_n, m, err);
+        st = read_published(s, ref, "pushed", row, &id, &man, &man_n, &sg, &sg_n, m, err);
     for (size_t i = 0; !st && i < m->n_files; i++)
         blob_path(s, m->files[i].sha256, paths[i], 4096);
     if (!st) {

@@ -15,32 +15,7 @@
 #include <string.h>
 
 #include "airlock.h"
-
-static int g_failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            g_failures++;                                                  \
-        }                                                                  \
-    } while (0)
-
-static float *read_f32(const char *path, size_t n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    float *v = malloc(n * sizeof(float));
-    if (v && fread(v, sizeof(float), n, f) != n) {
-        free(v);
-        v = NULL;
-    }
-    fclose(f);
-    return v;
-}
+#include "ref_common.h"
 
 /* Pools n_seqs sequences in one al_decode; out[i] receives malloc'd raw vectors. */
 static bool eval_pooled(al_model *m, int32_t *const *toks, const size_t *n, int n_seqs, bool exact, uint32_t d,

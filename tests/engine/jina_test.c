@@ -12,18 +12,7 @@
 #include <unistd.h>
 
 #include "airlock.h"
-
-static int g_failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            g_failures++;                                                  \
-        }                                                                  \
-    } while (0)
+#include "ref_common.h"
 
 int main(int argc, char **argv)
 {

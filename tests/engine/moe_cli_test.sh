@@ -55,5 +55,52 @@ check_refused count4 qwen3moe.expert_count 4 "'blk.0.ffn_gate_inp.weight' has sh
 check_refused used9 qwen3moe.expert_used_count 9 "'qwen3moe.expert_used_count' = 9"
 check_refused ff0 qwen3moe.expert_feed_forward_length 0 "'qwen3moe.expert_feed_forward_length' = 0"
 
+# A tensor the family does not read is refused, not ignored: a shared
+# expert's tensor in qwen3moe (which has none) added as an F32 of zeros.
+python3 - "$M" "$T/shexp.gguf" <<'PY' || bad "could not write the copy with a stray tensor"
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def rstr(p):
+    n, = struct.unpack_from('<Q', b, p)
+    return b[p + 8:p + 8 + n], p + 8 + n
+def skip(t, p):
+    if t in SCALAR:
+        return p + SCALAR[t]
+    if t == 8:
+        return rstr(p)[1]
+    et, n = struct.unpack_from('<IQ', b, p); p += 12
+    if et == 8:
+        for _ in range(n):
+            p = rstr(p)[1]
+        return p
+    return p + SCALAR[et] * n
+n_t, n_kv = struct.unpack_from('<QQ', b, 8)
+pos, align = 24, 32
+for _ in range(n_kv):
+    k, pos = rstr(pos)
+    t, = struct.unpack_from('<I', b, pos); pos += 4
+    if k == b'general.alignment':
+        align, = struct.unpack_from('<I', b, pos)
+    pos = skip(t, pos)
+for _ in range(n_t):
+    pos = rstr(pos)[1]
+    nd, = struct.unpack_from('<I', b, pos); pos += 4 + 8 * nd + 12
+base = (pos + align - 1) // align * align
+data = b[base:]
+off = (len(data) + align - 1) // align * align
+name = b'blk.0.ffn_up_shexp.weight'
+info = struct.pack('<Q', len(name)) + name + struct.pack('<IQQIQ', 2, 256, 16, 0, off)
+head = b[:8] + struct.pack('<QQ', n_t + 1, n_kv) + b[24:pos] + info
+head += bytes(-len(head) % align)
+open(sys.argv[2], 'wb').write(head + data + bytes(off - len(data)) + bytes(256 * 16 * 4))
+PY
+msg=$("$BIN" info "$T/shexp.gguf" 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$msg" | grep -qF "tensor 'blk.0.ffn_up_shexp.weight' is not part of a qwen3moe model"; then
+  ok "stray shared-expert tensor refused: $msg"
+else
+  bad "stray shared-expert tensor: rc $rc, '$msg'"
+fi
+
 echo "moe_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

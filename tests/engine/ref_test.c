@@ -17,32 +17,7 @@
 #include <string.h>
 
 #include "airlock.h"
-
-static int g_failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            g_failures++;                                                  \
-        }                                                                  \
-    } while (0)
-
-static float *read_f32(const char *path, size_t n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    float *v = malloc(n * sizeof(float));
-    if (v && fread(v, sizeof(float), n, f) != n) {
-        free(v);
-        v = NULL;
-    }
-    fclose(f);
-    return v;
-}
+#include "ref_common.h"
 
 /* Evaluates tokens in one batch; returns a malloc'd copy of the last logits. */
 static float *eval_last(al_model *m, const int32_t *toks, size_t n, bool exact, uint32_t n_vocab)

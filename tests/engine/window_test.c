@@ -13,18 +13,7 @@
 #include <string.h>
 
 #include "airlock.h"
-
-static int g_failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            g_failures++;                                                  \
-        }                                                                  \
-    } while (0)
+#include "ref_common.h"
 
 enum { N_PROMPT = 150, N_GEN = 60, N_CTX = 256 };
 
