@@ -349,7 +349,7 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
          * depend on how many others share its expert (the panel and dot
          * kernels round differently, and a router near-tie downstream
          * would turn that into a different expert) */
-        if (pk->gemm && gi->n_rows >= AL_PANEL_ROWS && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
+        if (pk->gemm && !al_panel_f32_acts(gi->wtype) && gi->n_rows >= AL_PANEL_ROWS && pk->bytes(k) <= AL_PANEL_MAX_BYTES)
             s->pk = pk;
         /* a lazy weight's panels: the same layout as this CPU's kernels */
         if (gi->lazy && (!s->pk || gi->lazy->panel_bytes != pk->bytes(k)))
