@@ -530,17 +530,19 @@ AI __m256 f16_elem(const uint16_t *p, int64_t i, const bool bf)
     return _mm256_cvtph_ps(h);
 }
 
-/* One FMA per element and token. With few tokens the elements alternate
- * between ch independent accumulators per token (the FMA latency would
- * bound one chain); ch * nt <= 8 keeps them all in registers. */
+/* One FMA per element and token; the elements alternate between 2
+ * accumulators per token (one chain would be bound by the FMA latency
+ * with one token). The same 2 for any nt: a token's sum does not depend on
+ * how many others share the call (MoE experts must give a token the same
+ * result alone or in a batch, moe_test). */
 AI void gemm_f16_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt,
                     const bool bf)
 {
-    enum { CH = 8 };
-    const int ch = nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 ? 2 : 1;
+    enum { CH = 2 };
+    const int ch = CH;
     const uint16_t *p = panel;
-    __m256 acc[CH][AL_PANEL_NT_MAX];
-    const float *x[AL_PANEL_NT_MAX];
+    __m256 acc[CH][AL_PANEL_NT];
+    const float *x[AL_PANEL_NT];
     _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
         x[t] = (const float *)((const char *)a + (size_t)t * as);
@@ -563,7 +565,7 @@ AI void gemm_f16_nt(int64_t k, const void *panel, const void *a, size_t as, floa
         const __m256 w = f16_elem(p, i, bf);
         _Pragma("GCC unroll 8")
         for (int t = 0; t < nt; t++)
-            acc[0][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i), acc[0][t]);
+            acc[i % 2][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i), acc[i % 2][t]);
     }
     _Pragma("GCC unroll 8")
     for (int t = 0; t < nt; t++) {
@@ -615,37 +617,13 @@ static void gemm_q6_K(int64_t k, const void *panel, const void *a, size_t as, co
 #define C_F16(n) gemm_f16_nt(k, panel, a, as, out, ldo, n, false)
 #define C_BF16(n) gemm_f16_nt(k, panel, a, as, out, ldo, n, true)
 
-/* up to 8 tokens a call: n = nt as a constant */
-#define SWITCH_NT8(nt, call)                                                                                   \
-    switch (nt) {                                                                                              \
-    case 1: call(1); break;                                                                                    \
-    case 2: call(2); break;                                                                                    \
-    case 3: call(3); break;                                                                                    \
-    case 4: call(4); break;                                                                                    \
-    case 5: call(5); break;                                                                                    \
-    case 6: call(6); break;                                                                                    \
-    case 7: call(7); break;                                                                                    \
-    default: call(8); break;                                                                                   \
-    }
-
-static void gemm_f16(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
-                     float *out, int64_t ldo)
-{
-    (void)asum, (void)ss;
-    SWITCH_NT8(nt, C_F16)
-}
-
-static void gemm_bf16(int64_t k, const void *panel, const void *a, size_t as, const int16_t *asum, size_t ss, int nt,
-                      float *out, int64_t ldo)
-{
-    (void)asum, (void)ss;
-    SWITCH_NT8(nt, C_BF16)
-}
+PDISPATCH(gemm_f16, C_F16)
+PDISPATCH(gemm_bf16, C_BF16)
 
 void al_panel_kernels_avx2(al_kernels *ks)
 {
-    ks->panel[AL_TYPE_F16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_f16, false, true, 8};
-    ks->panel[AL_TYPE_BF16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_bf16, false, true, 8};
+    ks->panel[AL_TYPE_F16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_f16, false, true, 0};
+    ks->panel[AL_TYPE_BF16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_bf16, false, true, 0};
     ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true, 0};
     ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true, 0};
     ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true, 0};

@@ -48,6 +48,12 @@ static inline bool al_panel_f32_acts(uint32_t wtype)
 {
     return wtype == AL_TYPE_F16 || wtype == AL_TYPE_BF16;
 }
+/* The drivers' activation type ids of those F32 rows. */
+#define AL_ACT_F32_F16 (AL_TYPE_COUNT + 1)
+#define AL_ACT_F32_BF16 (AL_TYPE_COUNT + 2)
+/* One F16 / BF16 weight row of k elements . an F32 row, plain C (the rows
+ * past the last panel of such a matrix). */
+float al_dot_f32_acts(uint32_t wtype, int64_t k, const uint8_t *w, const float *x);
 
 typedef struct al_kernels {
     const char *name;               /* "generic", "avx2" */

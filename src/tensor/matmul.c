@@ -14,10 +14,6 @@
 #define AL_CHUNK_BYTES (256 << 10) /* weight bytes per chunk at most (unless 16 rows are more) */
 #define AL_SUB_ROWS 8            /* rows kept in L1 across a token group */
 #define AL_PANEL_MIN_NT 8        /* fewer tokens: dot kernels (packing would not pay) */
-/* activation types of the panels that take F32 rows (al_panel_f32_acts): the F16 /
- * BF16 values held as F32 */
-#define AT_F32_F16 (AL_TYPE_COUNT + 1)
-#define AT_F32_BF16 (AL_TYPE_COUNT + 2)
 
 static size_t round64(size_t n)
 {
@@ -137,10 +133,10 @@ static void convert(const al_kernels *ks, uint32_t at, const float *X, int64_t k
     case AL_TYPE_BF16:
         al_fp32_to_bf16_row(x, (al_bf16 *)row + e0, n);
         break;
-    case AT_F32_F16:
+    case AL_ACT_F32_F16:
         ks->round_f16(x, (float *)row + e0, n);
         break;
-    case AT_F32_BF16:
+    case AL_ACT_F32_BF16:
         al_round_bf16_row(x, (float *)row + e0, n);
         break;
     default:
@@ -238,23 +234,25 @@ static int64_t panel_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t
     return r0;
 }
 
+float al_dot_f32_acts(uint32_t wtype, int64_t k, const uint8_t *w, const float *x)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * i, 2);
+        s += (wtype == AL_TYPE_BF16 ? al_bf16_to_fp32(h) : al_fp16_to_fp32(h)) * x[i];
+    }
+    return s;
+}
+
 /* Rows [r0, r1) (fewer than 8, past the last panel) of an F16 / BF16
- * matrix whose activations are F32 rows (al_panel_f32_acts): plain C. */
+ * matrix whose activations are F32 rows (al_panel_f32_acts). */
 static void f32_acts_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *w = p->W + (size_t)r * p->row_bytes;
-        for (int64_t t = t0; t < t1; t++) {
-            const float *x = (const float *)(p->A + (size_t)t * p->a_row_bytes);
-            float s = 0.0f;
-            for (int64_t i = 0; i < j->k; i++) {
-                uint16_t h;
-                memcpy(&h, w + 2 * i, 2);
-                s += (p->wtype == AL_TYPE_BF16 ? al_bf16_to_fp32(h) : al_fp16_to_fp32(h)) * x[i];
-            }
-            p->Y[t * p->ldy + r] = s;
-        }
-    }
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = t0; t < t1; t++)
+            p->Y[t * p->ldy + r] = al_dot_f32_acts(p->wtype, j->k, p->W + (size_t)r * p->row_bytes,
+                                                   (const float *)(p->A + (size_t)t * p->a_row_bytes));
 }
 
 /* One chunk: a block of rows of one matrix x one token tile. */
@@ -380,7 +378,7 @@ static void choose_panel(mm_part *p, const al_kernels *ks, int64_t k, int64_t n_
     else if (p->packed || (n_tok >= AL_PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
         p->pk = pk;
     if (p->pk && al_panel_f32_acts(p->wtype)) {
-        p->atype = p->atype == AL_TYPE_BF16 ? AT_F32_BF16 : AT_F32_F16;
+        p->atype = p->atype == AL_TYPE_BF16 ? AL_ACT_F32_BF16 : AL_ACT_F32_F16;
         p->a_row_bytes = (size_t)k * sizeof(float);
     }
 }
