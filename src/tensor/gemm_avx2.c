@@ -22,6 +22,7 @@
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <stddef.h>
+#include <string.h>
 
 #include "tensor/avx2_util.h"
 
@@ -479,6 +480,103 @@ AI void gemm_q6_K_nt(int64_t k, const void *panel, const void *a, size_t as, flo
         _mm256_storeu_ps(out + t * ldo, acc[t % AL_PANEL_NT]);
 }
 
+/* ------------------------------------------------------------ F16 / BF16 */
+
+/* Panel of the 16-bit float types, exactly the size of its 8 rows: element
+ * i of rows 0..7 at halves 8i..8i+7, so one load and one conversion give
+ * element i of the 8 rows in the lanes of their rows. The activations come
+ * as F32 holding their F16 / BF16 values (al_panel_f32_acts: the driver rounds them
+ * once per matmul), so that a token's element is one broadcast load and
+ * each product is the same as the dot kernels' (half x half in F32). */
+static size_t bytes_f16(int64_t k)
+{
+    return (size_t)k * PR * sizeof(al_half);
+}
+
+static void pack_f16(int64_t k, const uint8_t *w, size_t row_bytes, void *panel)
+{
+    uint16_t *p = panel;
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m128i r[8], a[8], b[8];
+        for (int j = 0; j < PR; j++)
+            r[j] = _mm_loadu_si128((const __m128i *)(w + (size_t)j * row_bytes + (size_t)i * 2));
+        for (int j = 0; j < 8; j += 2) { /* rows j, j+1: elements 0..3, 4..7 interleaved */
+            a[j] = _mm_unpacklo_epi16(r[j], r[j + 1]);
+            a[j + 1] = _mm_unpackhi_epi16(r[j], r[j + 1]);
+        }
+        for (int j = 0; j < 8; j += 4) { /* rows j..j+3: element pairs (0,1) (2,3) (4,5) (6,7) */
+            b[j] = _mm_unpacklo_epi32(a[j], a[j + 2]);
+            b[j + 1] = _mm_unpackhi_epi32(a[j], a[j + 2]);
+            b[j + 2] = _mm_unpacklo_epi32(a[j + 1], a[j + 3]);
+            b[j + 3] = _mm_unpackhi_epi32(a[j + 1], a[j + 3]);
+        }
+        for (int e = 0; e < 4; e++) {
+            _mm_storeu_si128((__m128i *)(p + 8 * (i + 2 * e)), _mm_unpacklo_epi64(b[e], b[4 + e]));
+            _mm_storeu_si128((__m128i *)(p + 8 * (i + 2 * e + 1)), _mm_unpackhi_epi64(b[e], b[4 + e]));
+        }
+    }
+    for (; i < k; i++)
+        for (int j = 0; j < PR; j++)
+            memcpy(p + 8 * i + j, w + (size_t)j * row_bytes + (size_t)i * 2, 2);
+}
+
+/* Element i of the panel's 8 rows as floats. */
+AI __m256 f16_elem(const uint16_t *p, int64_t i, const bool bf)
+{
+    const __m128i h = _mm_loadu_si128((const __m128i *)(p + 8 * i));
+    if (bf)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+
+/* One FMA per element and token; the elements alternate between 2
+ * accumulators per token (one chain would be bound by the FMA latency
+ * with one token). The same 2 for any nt: a token's sum does not depend on
+ * how many others share the call (MoE experts must give a token the same
+ * result alone or in a batch, moe_test). */
+AI void gemm_f16_nt(int64_t k, const void *panel, const void *a, size_t as, float *out, int64_t ldo, const int nt,
+                    const bool bf)
+{
+    enum { CH = 2 };
+    const int ch = CH;
+    const uint16_t *p = panel;
+    __m256 acc[CH][AL_PANEL_NT];
+    const float *x[AL_PANEL_NT];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++) {
+        x[t] = (const float *)((const char *)a + (size_t)t * as);
+        _Pragma("GCC unroll 8")
+        for (int c = 0; c < ch; c++)
+            acc[c][t] = _mm256_setzero_ps();
+    }
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        prefetch_ahead(p + 8 * i, 8 * PR * sizeof(uint16_t));
+        _Pragma("GCC unroll 8")
+        for (int e = 0; e < 8; e++) {
+            const __m256 w = f16_elem(p, i + e, bf);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < nt; t++)
+                acc[e % ch][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i + e), acc[e % ch][t]);
+        }
+    }
+    for (; i < k; i++) {
+        const __m256 w = f16_elem(p, i, bf);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < nt; t++)
+            acc[i % 2][t] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + i), acc[i % 2][t]);
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < nt; t++) {
+        __m256 s = acc[0][t];
+        _Pragma("GCC unroll 8")
+        for (int c = 1; c < ch; c++)
+            s = _mm256_add_ps(s, acc[c][t]);
+        _mm256_storeu_ps(out + t * ldo, s);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define PDISPATCH(name, call)                                                                                  \
@@ -516,8 +614,16 @@ static void gemm_q6_K(int64_t k, const void *panel, const void *a, size_t as, co
     }
 }
 
+#define C_F16(n) gemm_f16_nt(k, panel, a, as, out, ldo, n, false)
+#define C_BF16(n) gemm_f16_nt(k, panel, a, as, out, ldo, n, true)
+
+PDISPATCH(gemm_f16, C_F16)
+PDISPATCH(gemm_bf16, C_BF16)
+
 void al_panel_kernels_avx2(al_kernels *ks)
 {
+    ks->panel[AL_TYPE_F16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_f16, false, true, 0};
+    ks->panel[AL_TYPE_BF16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_bf16, false, true, 0};
     ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true, 0};
     ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true, 0};
     ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true, 0};

@@ -41,6 +41,20 @@ typedef struct al_panel_kernel {
     int max_nt;   /* tokens per gemm call at most (<= AL_PANEL_NT_MAX); 0: AL_PANEL_NT */
 } al_panel_kernel;
 
+/* The panels of F16 and BF16 weights take their activations as F32 rows
+ * holding the F16 / BF16 values (rounded once per matmul by the driver),
+ * not as al_act_type rows. */
+static inline bool al_panel_f32_acts(uint32_t wtype)
+{
+    return wtype == AL_TYPE_F16 || wtype == AL_TYPE_BF16;
+}
+/* The drivers' activation type ids of those F32 rows. */
+#define AL_ACT_F32_F16 (AL_TYPE_COUNT + 1)
+#define AL_ACT_F32_BF16 (AL_TYPE_COUNT + 2)
+/* One F16 / BF16 weight row of k elements . an F32 row, plain C (the rows
+ * past the last panel of such a matrix). */
+float al_dot_f32_acts(uint32_t wtype, int64_t k, const uint8_t *w, const float *x);
+
 typedef struct al_kernels {
     const char *name;               /* "generic", "avx2", "avx512vnni" */
     al_dot_fn dot[AL_TYPE_COUNT];   /* NULL: type not supported */
@@ -49,6 +63,10 @@ typedef struct al_kernels {
      * finite inputs */
     void (*quant_q8_0)(const float *x, al_block_q8_0 *y, int64_t n);
     void (*quant_q8_K)(const float *x, al_block_q8_K *y, int64_t n);
+    /* fp32 -> fp16 rows, bit-identical to al_fp32_to_fp16 (RNE, NaN kept
+     * quiet); round_f16: the same values back in F32 (x -> F16 -> F32) */
+    void (*to_f16)(const float *x, al_half *y, int64_t n);
+    void (*round_f16)(const float *x, float *y, int64_t n);
 } al_kernels;
 
 const al_kernels *al_kernels_ref(void);

@@ -422,6 +422,38 @@ static void quant_q8_K(const float *x, al_block_q8_K *y, int64_t n)
     }
 }
 
+/* ------------------------------------------------------------ fp16 rows */
+
+/* F16C's vcvtps2ph with round-to-nearest-even gives al_fp32_to_fp16's bits
+ * for every input (subnormals, overflow to infinity, NaN quieted with its
+ * top payload bits); MXCSR's DAZ/FTZ are not set by this program. */
+static void to_f16(const float *x, al_half *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m128i a = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m128i b = _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(y + i), a);
+        _mm_storeu_si128((__m128i *)(y + i + 8), b);
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        y[i] = al_fp32_to_fp16(x[i]);
+}
+
+static void round_f16(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++)
+        y[i] = al_fp16_to_fp32(al_fp32_to_fp16(x[i]));
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define DISPATCH(name, call)                                                                       \
@@ -474,6 +506,8 @@ static void init(void)
     k_avx2.dot[AL_TYPE_Q6_K] = dot_q6_K;
     k_avx2.quant_q8_0 = quant_q8_0;
     k_avx2.quant_q8_K = quant_q8_K;
+    k_avx2.to_f16 = to_f16;
+    k_avx2.round_f16 = round_f16;
     al_panel_kernels_avx2(&k_avx2);
     al_kernels_iq4_avx2(&k_avx2);
     al_iq_kernels_avx2(&k_avx2);

@@ -322,6 +322,8 @@ static const al_kernels k_ref = {
     },
     .quant_q8_0 = al_quantize_row_q8_0,
     .quant_q8_K = al_quantize_row_q8_K,
+    .to_f16 = al_fp32_to_fp16_row_ref,
+    .round_f16 = al_round_fp16_row_ref,
 };
 
 const al_kernels *al_kernels_ref(void)

@@ -39,10 +39,12 @@ size_t al_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok)
     uint32_t at = al_act_type(wtype);
     if (at == AL_TYPE_F32 || n_tok <= 0 || k <= 0)
         return 64;
-    size_t rb = al_type_row_bytes(at, k) + (size_t)(k / AL_QK) * sizeof(int16_t);
+    /* F16 / BF16: room for F32 rows (panels with f32_acts) */
+    const size_t arb = at == AL_TYPE_F16 || at == AL_TYPE_BF16 ? (size_t)k * sizeof(float) : al_type_row_bytes(at, k);
+    size_t rb = arb + (size_t)(k / AL_QK) * sizeof(int16_t);
     if (rb && (size_t)n_tok > SIZE_MAX / rb - 256)
         return SIZE_MAX;
-    return round64(al_type_row_bytes(at, k) * (size_t)n_tok + 64) + asum_bytes(k, n_tok);
+    return round64(arb * (size_t)n_tok + 64) + asum_bytes(k, n_tok);
 }
 
 size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
@@ -130,6 +132,12 @@ static void convert(const al_kernels *ks, uint32_t at, const float *X, int64_t k
         break;
     case AL_TYPE_BF16:
         al_fp32_to_bf16_row(x, (al_bf16 *)row + e0, n);
+        break;
+    case AL_ACT_F32_F16:
+        ks->round_f16(x, (float *)row + e0, n);
+        break;
+    case AL_ACT_F32_BF16:
+        al_round_bf16_row(x, (float *)row + e0, n);
         break;
     default:
         break;
@@ -226,6 +234,27 @@ static int64_t panel_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t
     return r0;
 }
 
+float al_dot_f32_acts(uint32_t wtype, int64_t k, const uint8_t *w, const float *x)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * i, 2);
+        s += (wtype == AL_TYPE_BF16 ? al_bf16_to_fp32(h) : al_fp16_to_fp32(h)) * x[i];
+    }
+    return s;
+}
+
+/* Rows [r0, r1) (fewer than 8, past the last panel) of an F16 / BF16
+ * matrix whose activations are F32 rows (al_panel_f32_acts). */
+static void f32_acts_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = t0; t < t1; t++)
+            p->Y[t * p->ldy + r] = al_dot_f32_acts(p->wtype, j->k, p->W + (size_t)r * p->row_bytes,
+                                                   (const float *)(p->A + (size_t)t * p->a_row_bytes));
+}
+
 /* One chunk: a block of rows of one matrix x one token tile. */
 static void mm_chunk(void *ctx, int64_t c, int ith)
 {
@@ -251,6 +280,10 @@ static void mm_chunk(void *ctx, int64_t c, int ith)
         r0 = panel_rows(j, p, r0, r1, t0, t1);
         if (r0 == r1)
             return;
+        if (al_panel_f32_acts(p->wtype)) {
+            f32_acts_rows(j, p, r0, r1, t0, t1);
+            return;
+        }
     }
     /* token groups outer, rows inner: a group's activations and a sub-block
      * of rows stay in L1 while they are multiplied */
@@ -344,6 +377,10 @@ static void choose_panel(mm_part *p, const al_kernels *ks, int64_t k, int64_t n_
         p->packed = NULL;
     else if (p->packed || (n_tok >= AL_PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
         p->pk = pk;
+    if (p->pk && al_panel_f32_acts(p->wtype)) {
+        p->atype = p->atype == AL_TYPE_BF16 ? AL_ACT_F32_BF16 : AL_ACT_F32_F16;
+        p->a_row_bytes = (size_t)k * sizeof(float);
+    }
 }
 
 /* Converts the activations once per distinct activation type (regions of

@@ -61,7 +61,9 @@ static size_t group_act_bytes(const al_mm_group *g)
 {
     const int64_t k = g->k;
     const uint32_t at = al_act_type(g->wtype);
-    const size_t rb = at == AL_TYPE_COUNT ? 0 : al_type_row_bytes(at, k);
+    /* F16 / BF16: F32 rows for their panels (al_panel_f32_acts) */
+    const size_t rb = at == AL_TYPE_COUNT ? 0 : al_panel_f32_acts(g->wtype) ? (size_t)k * sizeof(float)
+                                                                              : al_type_row_bytes(at, k);
     if (g->n_tok <= 0 || rb == 0)
         return 0;
     if ((size_t)g->n_tok > (SIZE_MAX / 2) / (rb + 64))
@@ -149,6 +151,12 @@ static void convert_row(const grp_job *j, int gi, int64_t i)
         break;
     case AL_TYPE_Q8_K:
         j->ks->quant_q8_K(x, (al_block_q8_K *)dst, k);
+        break;
+    case AL_ACT_F32_F16:
+        j->ks->round_f16(x, (float *)dst, k);
+        break;
+    case AL_ACT_F32_BF16:
+        al_round_bf16_row(x, (float *)dst, k);
         break;
     default:
         break;
@@ -266,6 +274,13 @@ static void native_rows(const grp_job *j, int gi, int64_t r0, int64_t r1, int64_
                             s->asum ? s->asum + (size_t)t * ss : NULL, ss, nt, g->Y + t * g->ldy + r0, g->ldy);
             }
         }
+        if (al_panel_f32_acts(g->wtype)) { /* the rows past the last panel, against F32 rows */
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t t = t0; t < t1; t++)
+                    g->Y[t * g->ldy + r] = al_dot_f32_acts(g->wtype, k, W + (size_t)r * g->row_bytes,
+                                                           (const float *)(s->A + (size_t)t * s->a_row_bytes));
+            return;
+        }
     }
     for (int64_t rb0 = r0; rb0 < r1; rb0 += SUB_ROWS) {
         const int64_t rb1 = rb0 + SUB_ROWS < r1 ? rb0 + SUB_ROWS : r1;
@@ -354,6 +369,10 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         /* a lazy weight's panels: the same layout as this CPU's kernels */
         if (gi->lazy && (!s->pk || gi->lazy->panel_bytes != pk->bytes(k)))
             s->pk = NULL;
+        if (s->pk && al_panel_f32_acts(gi->wtype)) {
+            s->atype = gi->wtype == AL_TYPE_BF16 ? AL_ACT_F32_BF16 : AL_ACT_F32_F16;
+            s->a_row_bytes = (size_t)k * sizeof(float);
+        }
         const int q = shared_with(g, j.s, i);
         if (q >= 0) {
             s->A = j.s[q].A;

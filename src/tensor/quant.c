@@ -78,10 +78,27 @@ al_bf16 al_fp32_to_bf16(float f)
     return (al_bf16)((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
-void al_fp32_to_fp16_row(const float *src, al_half *dst, int64_t n)
+void al_fp32_to_fp16_row_ref(const float *src, al_half *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         dst[i] = al_fp32_to_fp16(src[i]);
+}
+
+void al_fp32_to_fp16_row(const float *src, al_half *dst, int64_t n)
+{
+    al_kernels_get()->to_f16(src, dst, n);
+}
+
+void al_round_fp16_row_ref(const float *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = al_fp16_to_fp32(al_fp32_to_fp16(src[i]));
+}
+
+void al_round_bf16_row(const float *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = al_bf16_to_fp32(al_fp32_to_bf16(src[i]));
 }
 
 void al_fp32_to_bf16_row(const float *src, al_bf16 *dst, int64_t n)

@@ -66,7 +66,13 @@ float al_fp16_to_fp32(al_half h);
 al_half al_fp32_to_fp16(float f);
 float al_bf16_to_fp32(al_bf16 h);
 al_bf16 al_fp32_to_bf16(float f);
+/* al_fp32_to_fp16_row: the CPU's fastest bit-identical kernel (F16C);
+ * _ref: plain C, the oracle. */
 void al_fp32_to_fp16_row(const float *src, al_half *dst, int64_t n);
+void al_fp32_to_fp16_row_ref(const float *src, al_half *dst, int64_t n);
+/* src rounded to F16 / BF16 and back to F32 (plain C). */
+void al_round_fp16_row_ref(const float *src, float *dst, int64_t n);
+void al_round_bf16_row(const float *src, float *dst, int64_t n);
 void al_fp32_to_bf16_row(const float *src, al_bf16 *dst, int64_t n);
 
 /* Dequantizes n elements (n a multiple of the type's block size) of a row

@@ -12,15 +12,6 @@ const int8_t al_kv_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13,
 /* FP4 E2M1 values times 2: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives. */
 const int8_t al_kv_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
-float al_e8m0_half(uint8_t e)
-{
-    /* 2^(e-128): subnormal for e < 2 */
-    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof(f));
-    return f;
-}
-
 int al_iq4_xs_scale(const al_block_iq4_xs *b, int j)
 {
     return ((b->scales_l[j / 2] >> (4 * (j % 2))) & 0x0f) | (((b->scales_h >> (2 * j)) & 3) << 4);

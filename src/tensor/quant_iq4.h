@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tensor/quant.h"
 
@@ -40,8 +41,16 @@ extern const int8_t al_kv_iq4nl[16];
 extern const int8_t al_kv_mxfp4[16];
 
 /* 2^(e-128) exactly (the E8M0 scale halved, as the doubled codebook
- * wants); e = 255 gives 2^127, which is why loading refuses it. */
-float al_e8m0_half(uint8_t e);
+ * wants); e = 255 gives 2^127, which is why loading refuses it. Inline:
+ * the MXFP4 dot kernels decode one per block. */
+static inline float al_e8m0_half(uint8_t e)
+{
+    /* subnormal for e < 2 */
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
 /* The 6-bit scale (0..63) of sub-block j of an IQ4_XS block. */
 int al_iq4_xs_scale(const al_block_iq4_xs *b, int j);
 

@@ -637,6 +637,78 @@ static void test_kernels(void **state)
     }
 }
 
+/* ------------------------------------------------------------ fp16 rows */
+
+/* The fast fp32 -> fp16 row conversion must give al_fp32_to_fp16's bits:
+ * every half's value, the midpoints between neighbouring halves (ties to
+ * even) and one float either side, overflow, subnormals, signed zeros,
+ * infinities, NaNs (quiet and signalling, with payloads), random bits;
+ * odd lengths for the tails. */
+static void test_fp16_rows(void **state)
+{
+    (void)state;
+    const al_kernels *sets[3] = {al_kernels_get(), al_kernels_ref(), al_cpu_has_avx2() ? al_kernels_avx2() : NULL};
+    enum { N = 65536 * 4 + 40003 };
+    uint32_t *bits = xalloc((size_t)N * 4);
+    int64_t n = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = al_fp16_to_fp32((al_half)h), g = al_fp16_to_fp32((al_half)(h + 1));
+        uint32_t u, v;
+        memcpy(&u, &f, 4);
+        bits[n++] = u;
+        if ((h & 0x7fff) < 0x7c00 && (h & 0x7fff) != 0x7bff) { /* finite, with a finite neighbour above */
+            const float mid = (float)(((double)f + (double)g) / 2);
+            memcpy(&v, &mid, 4);
+            bits[n++] = v;
+            bits[n++] = v + 1;
+            bits[n++] = v - 1;
+        } else {
+            bits[n++] = u ^ 0x00001000u; /* NaN/inf payload bits below the half's */
+            bits[n++] = u | 0x00400001u;
+            bits[n++] = (u & 0xff800000u) | 1u; /* signalling NaN */
+        }
+    }
+    const uint32_t special[] = {0x477fefffu, 0x477ff000u, 0x477fffffu, 0x47800000u, 0x33000000u, 0x33000001u,
+                                0x32ffffffu, 0x00000001u, 0x007fffffu, 0x80000000u, 0x7f800000u, 0xff800000u,
+                                0x7fc00000u, 0xffffffffu, 0x38800000u, 0x387fffffu, 0x33c00000u};
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        bits[n++] = special[i];
+        bits[n++] = special[i] ^ 0x80000000u;
+    }
+    while (n < N)
+        bits[n++] = rnd() ^ (rnd() << 16);
+    const float *x = (const float *)bits;
+    al_half *ref = xalloc((size_t)N * 2), *y = xalloc((size_t)N * 2);
+    float *rr = xalloc((size_t)N * 4), *yr = xalloc((size_t)N * 4);
+    for (int64_t i = 0; i < N; i++) {
+        ref[i] = al_fp32_to_fp16(x[i]);
+        const float back = al_fp16_to_fp32(ref[i]);
+        memcpy(&rr[i], &back, 4);
+    }
+    for (int si = 0; si < 3; si++) {
+        if (!sets[si])
+            continue;
+        const int64_t lens[] = {N, N - 1, 7, 15, 17, 1};
+        for (int li = 0; li < 6; li++) {
+            memset(y, 0x55, (size_t)N * 2);
+            memset(yr, 0x55, (size_t)N * 4);
+            sets[si]->to_f16(x, y, lens[li]);
+            sets[si]->round_f16(x, yr, lens[li]);
+            for (int64_t i = 0; i < lens[li]; i++) {
+                if (y[i] != ref[i])
+                    fail_msg("%s to_f16 of 0x%08x: 0x%04x, want 0x%04x", sets[si]->name, bits[i], y[i], ref[i]);
+                if (memcmp(&yr[i], &rr[i], 4) != 0)
+                    fail_msg("%s round_f16 of 0x%08x differs", sets[si]->name, bits[i]);
+            }
+            assert_true(y[lens[li]] == 0x5555 || lens[li] == N); /* nothing written past n */
+        }
+    }
+    /* the public row function is the chosen table's */
+    al_fp32_to_fp16_row(x, y, N);
+    assert_memory_equal(y, ref, (size_t)N * 2);
+    free(bits), free(ref), free(y), free(rr), free(yr);
+}
+
 /* ------------------------------------------------------------ quantizers */
 
 /* The fast activation quantizers must give the reference's bytes exactly:
@@ -761,6 +833,13 @@ static void test_matmul(void **state)
         }
         check_matmul(tp, AL_TYPE_Q8_0, 1, 32, 1, 0);
         check_matmul(tp, AL_TYPE_F16, 3, 40, 2, 0);
+        /* F16 / BF16 panels: k not a multiple of 8 (the tail elements),
+         * rows past the last panel, 1..8 tokens a call */
+        for (int m = 0; m < 5; m++) {
+            check_matmul(tp, AL_TYPE_F16, 21, 37, 13, m);
+            check_matmul(tp, AL_TYPE_BF16, 21, 37, 13, m);
+            check_matmul(tp, AL_TYPE_BF16, 8, 3, 8, m);
+        }
         al_threadpool_free(tp);
     }
     check_matmul(NULL, AL_TYPE_Q4_K, 21, 256, 5, 0);
@@ -1060,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_dequant_real),
         cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_quantizers),
+        cmocka_unit_test(test_fp16_rows),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_panel_avx512),
         cmocka_unit_test(test_threadpool),
