@@ -1,16 +1,16 @@
 /*
- * bpe.c - byte-level BPE (tokenizer.ggml.model "gpt2").
+ * bpe.c - byte-level BPE (tokenizer.ggml.model "gpt2", and the variants
+ * that merge raw UTF-8).
  *
- * 1. Invalid UTF-8 in the input becomes U+FFFD (as llama.cpp does).
- * 2. The pre-tokenizer splits the text with the regexes of
- *    tokenizer.ggml.pre, applied in sequence: each regex splits every piece
- *    the previous one left, and the text between its matches stays a piece
- *    of its own. PCRE2 in UTF + UCP mode gives \p{L}, \p{N}, \s their
- *    Unicode meaning.
- * 3. Each piece's bytes are mapped to GPT-2's printable characters, split
- *    into characters, and merged pair by pair, lowest merge rank first
- *    (ties: leftmost). Llama 3 first looks the whole piece up in the vocab
- *    (ignore_merges).
+ * 1. The text is decoded into code points as the reference runtime does:
+ *    an invalid byte becomes U+FFFD; sequences are not checked for
+ *    overlong forms (they decode to their value and are re-encoded).
+ * 2. The pre-tokenizer of tokenizer.ggml.pre (pretok.c) cuts it into words.
+ * 3. Each word's UTF-8 bytes are mapped to GPT-2's printable characters
+ *    (or kept as they are: bpe_raw), split into characters, and merged pair
+ *    by pair, lowest merge rank first (ties: leftmost). With ignore_merges a
+ *    word that is a token is taken whole. A symbol left that is not a token
+ *    becomes its single bytes' tokens (<0xXX> tokens for raw vocabularies).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,114 +18,11 @@
 #include "tokenizer/tok_impl.h"
 #include "util/error.h"
 
-#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define RE_LLAMA3_HEAD "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
-#define RE_LLAMA3_TAIL "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-
 al_status tok_bpe_init(al_vocab *v, al_error *err)
 {
-    const char *res[TOK_MAX_REGEX] = {0};
-    int n = 0;
-    switch (v->pre) {
-    case TOK_PRE_GPT2:
-        res[n++] = RE_GPT2;
-        break;
-    case TOK_PRE_LLAMA3:
-        res[n++] = RE_LLAMA3_HEAD "\\p{N}{1,3}" RE_LLAMA3_TAIL;
-        break;
-    case TOK_PRE_QWEN2:
-        res[n++] = RE_LLAMA3_HEAD "\\p{N}" RE_LLAMA3_TAIL;
-        break;
-    case TOK_PRE_DEEPSEEK_CODER:
-        res[n++] = "[\\r\\n]";
-        res[n++] = "\\s?\\p{L}+";
-        res[n++] = "\\s?\\p{P}+";
-        res[n++] = "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
-        res[n++] = "\\p{N}";
-        break;
-    case TOK_PRE_DEEPSEEK_LLM: /* not offered by choose_pre */
-    case TOK_PRE_DEFAULT:
-        res[n++] = "[\\p{P}\\$\\+<=>\\^~\\|]+";
-        res[n++] = RE_GPT2;
-        res[n++] = "\\p{N}+";
-        res[n++] = "[0-9][0-9][0-9]";
-        break;
-    }
-    for (int i = 0; i < n; i++) {
-        int ec;
-        PCRE2_SIZE eo;
-        v->re[i] = pcre2_compile((PCRE2_SPTR)res[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
-        if (!v->re[i]) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(ec, msg, sizeof(msg));
-            return al_err(err, AL_ERR_UNSUPPORTED, "pre-tokenizer regex %d: %s at %zu", i, (const char *)msg,
-                          (size_t)eo);
-        }
-        v->n_re = i + 1;
-        (void)pcre2_jit_compile(v->re[i], PCRE2_JIT_COMPLETE); /* optional speed-up */
-    }
-    return AL_OK;
-}
-
-typedef struct span {
-    size_t off, len;
-} span;
-
-typedef struct spans {
-    span *v;
-    size_t n, cap;
-} spans;
-
-static bool spans_push(spans *s, size_t off, size_t len)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 32;
-        if (cap > SIZE_MAX / sizeof(span))
-            return false;
-        span *nv = realloc(s->v, cap * sizeof(span));
-        if (!nv)
-            return false;
-        s->v = nv;
-        s->cap = cap;
-    }
-    s->v[s->n++] = (span){off, len};
-    return true;
-}
-
-/* Splits every piece of in by re into out (matches and the gaps between). */
-static al_status split(const pcre2_code *re, const char *text, const spans *in, spans *out,
-                       pcre2_match_data *md, al_error *err)
-{
-    out->n = 0;
-    for (size_t p = 0; p < in->n; p++) {
-        const char *s = text + in->v[p].off;
-        size_t n = in->v[p].len, pos = 0, start = 0;
-        while (pos <= n) {
-            int rc = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
-            if (rc == PCRE2_ERROR_NOMATCH)
-                break;
-            if (rc < 0)
-                return al_err(err, AL_ERR_LIMIT, "pre-tokenizer regex failed (%d)", rc);
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            size_t ms = ov[0], me = ov[1];
-            if (me == ms) { /* empty match: step over one character */
-                pos = ms + 1;
-                while (pos < n && ((unsigned char)s[pos] & 0xC0) == 0x80)
-                    pos++;
-                continue;
-            }
-            if (ms > start && !spans_push(out, in->v[p].off + start, ms - start))
-                goto oom;
-            if (!spans_push(out, in->v[p].off + ms, me - ms))
-                goto oom;
-            start = pos = me;
-        }
-        if (start < n && !spans_push(out, in->v[p].off + start, n - start))
-            goto oom;
-    }
-    return AL_OK;
-oom:
-    return al_err(err, AL_ERR_NOMEM, "out of memory");
+    for (int b = 0; b < 256; b++)
+        v->byte_chr_len[b] = (uint8_t)al_utf8_encode(tok_byte_to_cp((uint8_t)b), v->byte_chr[b]);
+    return tok_pretok_new(v->pre, &v->pretok, err);
 }
 
 typedef struct bpe_state {
@@ -150,13 +47,21 @@ static void add_bigram(bpe_state *s, int32_t left, int32_t right)
         s->oom = true;
 }
 
+static bool memspn_newline(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '\n')
+            return false;
+    return true;
+}
+
 /* Merges one byte-encoded word and appends its tokens. */
 static bool bpe_word(bpe_state *s, const char *word, size_t n, tok_ids *ids)
 {
     const al_vocab *v = s->v;
     if (!n)
         return true;
-    if (v->ignore_merges) {
+    if (v->ignore_merges || (v->newline_word && memspn_newline(word, n))) {
         int32_t id = tok_find(v, word, n);
         if (id >= 0)
             return tok_ids_push(ids, id);
@@ -205,12 +110,49 @@ static bool bpe_word(bpe_state *s, const char *word, size_t n, tok_ids *ids)
             continue;
         }
         for (size_t k = 0; k < y->n; k++) { /* as llama.cpp: single bytes, when they are tokens */
-            int32_t bt = tok_find(v, word + y->off + k, 1);
+            int32_t bt;
+            if (v->bpe_raw) {
+                static const char hex[] = "0123456789ABCDEF";
+                uint8_t x = (uint8_t)word[y->off + k];
+                char buf[6] = {'<', '0', 'x', hex[x >> 4], hex[x & 15], '>'};
+                bt = tok_find(v, buf, 6);
+            } else {
+                bt = tok_find(v, word + y->off + k, 1);
+            }
             if (bt >= 0 && !tok_ids_push(ids, bt))
                 return false;
         }
     }
     return true;
+}
+
+/* Decodes UTF-8 as the reference does (see the top of the file). Returns
+ * the number of code points written to cps (room for n). */
+static size_t decode_lenient(const unsigned char *s, size_t n, uint32_t *cps)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : !(c & 0x40) ? 0 : !(c & 0x20) ? 2 : !(c & 0x10) ? 3 : !(c & 0x08) ? 4 : 0;
+        uint32_t cp = c;
+        bool ok = len && i + len <= n;
+        if (ok && len > 1) {
+            cp = c & (0x7Fu >> len);
+            for (size_t j = 1; j < len && ok; j++) {
+                ok = (s[i + j] & 0xC0) == 0x80;
+                cp = (cp << 6) | (s[i + j] & 0x3Fu);
+            }
+            ok = ok && cp <= 0x10FFFF;
+        }
+        if (!ok) {
+            cps[k++] = 0xFFFD;
+            i++;
+            continue;
+        }
+        cps[k++] = cp;
+        i += len;
+    }
+    return k;
 }
 
 al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err)
@@ -219,42 +161,37 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
         return AL_OK;
     if (n > INT32_MAX / 8) /* symbol indices are int32; a byte maps to <= 2 bytes */
         return al_err(err, AL_ERR_LIMIT, "text too long to tokenize (%zu bytes)", n);
-    /* clean UTF-8: each invalid byte becomes U+FFFD (3 bytes) */
-    char *clean = malloc(3 * n + 4);
-    char *word = NULL;
+    char *escaped = NULL, *word = NULL;
+    uint32_t *cps = NULL;
     size_t word_cap = 0;
-    spans a = {0}, b = {0};
+    tok_words words = {0};
     bpe_state s = {.v = v};
-    pcre2_match_data *md = NULL;
     al_status st = AL_OK;
-    if (!clean)
-        goto oom;
-    size_t cn = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        size_t l = tok_utf8_decode((const unsigned char *)text + i, n - i, &cp, NULL);
-        if (cp == 0xFFFD && l == 1) {
-            cn += al_utf8_encode(0xFFFD, clean + cn);
-        } else {
-            memcpy(clean + cn, text + i, l);
-            cn += l;
+    if (v->escape_spaces) { /* ' ' -> U+2581 */
+        size_t nsp = 0;
+        for (size_t i = 0; i < n; i++)
+            nsp += text[i] == ' ';
+        if (!(escaped = malloc(n + 2 * nsp + 1)))
+            goto oom;
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (text[i] == ' ') {
+                memcpy(escaped + o, "\xe2\x96\x81", 3);
+                o += 3;
+            } else {
+                escaped[o++] = text[i];
+            }
         }
-        i += l;
+        text = escaped;
+        n = o;
     }
-    if (!spans_push(&a, 0, cn))
+    if (!(cps = malloc(n * sizeof(uint32_t))))
         goto oom;
-    md = pcre2_match_data_create(4, NULL);
-    if (!md)
-        goto oom;
-    for (int r = 0; r < v->n_re; r++) {
-        if ((st = split(v->re[r], clean, &a, &b, md, err)))
-            goto done;
-        spans t = a;
-        a = b;
-        b = t;
-    }
-    for (size_t p = 0; p < a.n; p++) {
-        size_t need = a.v[p].len * 2; /* each byte maps to a 1- or 2-byte character */
+    size_t n_cp = decode_lenient((const unsigned char *)text, n, cps);
+    if ((st = tok_pretok_split(v->pretok, cps, n_cp, v->drop_space, &words, err)))
+        goto done;
+    for (size_t w = 0; w < words.n; w++) {
+        size_t need = (size_t)words.v[w].len * 8; /* 4 UTF-8 bytes, each up to 2 */
         if (need > word_cap) {
             char *nw = realloc(word, need);
             if (!nw)
@@ -263,8 +200,21 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
             word_cap = need;
         }
         size_t wn = 0;
-        for (size_t k = 0; k < a.v[p].len; k++)
-            wn += al_utf8_encode(tok_byte_to_cp((uint8_t)clean[a.v[p].off + k]), word + wn);
+        const uint32_t *c = cps + words.v[w].off;
+        for (uint32_t k = 0; k < words.v[w].len; k++) {
+            char u[4];
+            size_t ul = al_utf8_encode(c[k], u);
+            if (v->bpe_raw) {
+                memcpy(word + wn, u, ul);
+                wn += ul;
+                continue;
+            }
+            for (size_t b = 0; b < ul; b++) {
+                uint8_t x = (uint8_t)u[b];
+                memcpy(word + wn, v->byte_chr[x], v->byte_chr_len[x]);
+                wn += v->byte_chr_len[x];
+            }
+        }
         if (!bpe_word(&s, word, wn, ids))
             goto oom;
     }
@@ -272,11 +222,10 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
 oom:
     st = al_err(err, AL_ERR_NOMEM, "out of memory while tokenizing");
 done:
-    pcre2_match_data_free(md);
-    free(clean);
+    free(escaped);
+    free(cps);
     free(word);
-    free(a.v);
-    free(b.v);
+    free(words.v);
     free(s.sym);
     free(s.heap.v);
     return st;

@@ -10,9 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+#include "tokenizer/pretok.h"
 #include "tokenizer/vocab.h"
 #include "util/utf8.h" /* al_utf8_encode */
 
@@ -30,18 +28,6 @@ enum {
     TOK_EOG = 1u << 8,    /* ends generation */
 };
 
-/* Byte-level BPE pre-tokenizers (tokenizer.ggml.pre). */
-typedef enum tok_pre {
-    TOK_PRE_DEFAULT = 0,
-    TOK_PRE_GPT2,
-    TOK_PRE_LLAMA3,
-    TOK_PRE_QWEN2,
-    TOK_PRE_DEEPSEEK_CODER,
-    TOK_PRE_DEEPSEEK_LLM,
-} tok_pre;
-
-#define TOK_MAX_REGEX 6
-
 /* An open-addressing hash index over an array of strings: slot = 1 + index
  * of the entry, 0 = empty. The strings live elsewhere (see below). */
 typedef struct tok_index {
@@ -51,7 +37,7 @@ typedef struct tok_index {
 
 struct al_vocab {
     al_vocab_type type;
-    tok_pre pre;
+    const tok_pre_def *pre; /* BPE: the tokenizer.ggml.pre entry (pretok.c) */
     int32_t n_tokens;
 
     /* token texts: text of token i is blob + off[i], len[i] bytes */
@@ -84,13 +70,21 @@ struct al_vocab {
 
     int32_t bos, eos, eot, unk, pad, sep;
     bool add_bos, add_eos, add_sep, add_space_prefix, ignore_merges;
+    bool clean_spaces;       /* whole-text detokenization drops " ." " ," ... */
+    bool remove_extra_ws;    /* tokenizer.ggml.remove_extra_whitespaces (SentencePiece models) */
+    /* BPE variants: merges over raw UTF-8 with ' ' -> U+2581 (Gemma 4 style),
+     * a word of newlines taken whole, whitespace dropped ("whitespace" model) */
+    bool bpe_raw, escape_spaces, newline_word, drop_space;
 
     /* SPM: token of each byte value (<0xXX>), -1 when absent.
      * BPE: token of the single byte-level character of each byte, or -1. */
     int32_t byte_tok[256];
 
-    pcre2_code *re[TOK_MAX_REGEX];
-    int n_re;
+    tok_pretok *pretok; /* BPE: the compiled pre-tokenizer */
+
+    /* BPE: the GPT-2 byte-level character of each byte, UTF-8 (1-2 bytes) */
+    char byte_chr[256][2];
+    uint8_t byte_chr_len[256];
 };
 
 /* A growable list of token ids. */
@@ -134,7 +128,7 @@ al_status tok_spm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
 al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 
-/* Compiles the pre-tokenizer regexes of v->pre into v->re. */
+/* Compiles the pre-tokenizer of v->pre into v->pretok. */
 al_status tok_bpe_init(al_vocab *v, al_error *err);
 
 /* Builds the decoded pieces (v->pblob...). */

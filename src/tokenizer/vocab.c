@@ -341,9 +341,12 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
         return al_err(err, AL_ERR_NOMEM, "out of memory for %zu tokens", n);
 
     const al_gguf_kv *sk = al_gguf_find(g, "tokenizer.ggml.scores");
-    if (sk) {
-        if (sk->type != AL_GGUF_ARR || sk->arr_n != kv->arr_n)
-            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of %zu numbers", n);
+    if (sk) { /* float32, or int32 as Tekken files store them */
+        if (sk->type != AL_GGUF_ARR || (sk->arr_type != AL_GGUF_F32 && sk->arr_type != AL_GGUF_I32))
+            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of float32 or int32");
+        if (sk->arr_n != kv->arr_n)
+            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores has %llu entries for %zu tokens",
+                          (unsigned long long)sk->arr_n, n);
         for (size_t i = 0; i < n; i++) {
             double d;
             if (!al_gguf_arr_f64(sk, i, &d))
@@ -409,27 +412,64 @@ static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
 }
 
 /* End of generation and the EOT token, found by text as llama.cpp does. */
+static void set_control(al_vocab *v, int32_t id, uint16_t extra)
+{
+    v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_NORMAL | TOK_USER)) | TOK_CONTROL | extra);
+}
+
+/* End of generation, EOT and fill-in-the-middle tokens, found by text as
+ * llama.cpp does (a token found so becomes a control token). */
 static void find_eog(const al_gguf *g, al_vocab *v)
 {
-    static const char *const k_eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                        "<|endoftext|>", "<EOT>", "_<EOT>",
-                                        ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"), /* DeepSeek */
+#define DS_END "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>" /* DeepSeek */
+    static const char *const k_eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                        "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", DS_END,
                                         "<end_of_utterance>"};
-    static const char *const k_eog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                        "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-                                        "<|end_of_text|>", "<end_of_utterance>"};
+    static const char *const k_eog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>",
+                                        "<|flush|>", "<|calls|>", "<end_of_turn>", "<|endoftext|>", "</s>",
+                                        "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+                                        "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DS_END,
+                                        "[e~["};
+    /* FIM prefix/suffix/middle (control) and pad/repo/file-separator (also EOG) */
+    static const char *const k_fim[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+                                        "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>",
+                                        "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>",
+                                        "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>",
+                                        "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+                                        "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"};
+    static const char *const k_fim_eog[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]",
+                                            "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
+                                            "<|file_sep|>"};
+#undef DS_END
     v->eot = read_id(g, v, "tokenizer.ggml.eot_token_id", -1);
     for (size_t k = 0; v->eot < 0 && k < sizeof(k_eot) / sizeof(k_eot[0]); k++) {
         int32_t id = tok_find(v, k_eot[k], strlen(k_eot[k]));
         if (id >= 0) {
             v->eot = id;
-            v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_NORMAL | TOK_USER)) | TOK_CONTROL);
+            set_control(v, id, 0);
         }
+    }
+    for (size_t k = 0; k < sizeof(k_fim) / sizeof(k_fim[0]); k++) {
+        int32_t id = tok_find(v, k_fim[k], strlen(k_fim[k]));
+        if (id >= 0)
+            set_control(v, id, 0);
+    }
+    for (size_t k = 0; k < sizeof(k_fim_eog) / sizeof(k_fim_eog[0]); k++) {
+        int32_t id = tok_find(v, k_fim_eog[k], strlen(k_fim_eog[k]));
+        if (id >= 0)
+            set_control(v, id, TOK_EOG);
     }
     for (size_t k = 0; k < sizeof(k_eog) / sizeof(k_eog[0]); k++) {
         int32_t id = tok_find(v, k_eog[k], strlen(k_eog[k]));
         if (id >= 0)
-            v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_NORMAL | TOK_USER)) | TOK_CONTROL | TOK_EOG);
+            set_control(v, id, TOK_EOG);
+    }
+    /* gpt-oss (harmony): these are rendered and matched as user-defined */
+    static const char *const k_user[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+    for (size_t k = 0; k < sizeof(k_user) / sizeof(k_user[0]); k++) {
+        int32_t id = tok_find(v, k_user[k], strlen(k_user[k]));
+        if (id >= 0)
+            v->attr[id] = TOK_USER;
     }
     int32_t eom = read_id(g, v, "tokenizer.ggml.eom_token_id", -1);
     if (v->eos >= 0)
@@ -438,6 +478,17 @@ static void find_eog(const al_gguf *g, al_vocab *v)
         v->attr[v->eot] |= TOK_EOG;
     if (eom >= 0)
         v->attr[eom] |= TOK_EOG;
+    /* harmony / solar-open: <|end|> ends a message, not the generation */
+#define HAS(s) (tok_find(v, s, strlen(s)) >= 0 && (v->attr[tok_find(v, s, strlen(s))] & TOK_EOG))
+    int32_t end = tok_find(v, "<|end|>", 7);
+    if (end >= 0 && (v->attr[end] & TOK_EOG) &&
+        ((HAS("<|return|>") && HAS("<|call|>")) || (HAS("<|calls|>") && HAS("<|flush|>"))))
+        v->attr[end] = TOK_USER;
+    /* Gemma 4: </s> is an ordinary token */
+    int32_t s_end = tok_find(v, "</s>", 4);
+    if (s_end >= 0 && HAS("<|tool_response>") && (v->attr[s_end] & TOK_EOG))
+        v->attr[s_end] = TOK_NORMAL;
+#undef HAS
 }
 
 static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
@@ -482,33 +533,30 @@ static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
     return AL_OK;
 }
 
+/* The pre-tokenizer of a BPE vocab and the defaults its name implies. */
 static al_status choose_pre(const al_gguf *g, al_vocab *v, al_error *err)
 {
-    al_str pre;
-    v->pre = TOK_PRE_DEFAULT;
-    if (!al_gguf_get_str(g, "tokenizer.ggml.pre", &pre) || al_str_eq(pre, "default"))
-        return AL_OK;
-    static const struct {
-        const char *name;
-        tok_pre pre;
-    } k[] = {
-        {"llama-bpe", TOK_PRE_LLAMA3}, {"llama3", TOK_PRE_LLAMA3}, {"llama-v3", TOK_PRE_LLAMA3},
-        {"smaug-bpe", TOK_PRE_LLAMA3}, {"qwen2", TOK_PRE_QWEN2}, {"deepseek-r1-qwen", TOK_PRE_QWEN2},
-        {"deepseek-coder", TOK_PRE_DEEPSEEK_CODER}, {"gpt-2", TOK_PRE_GPT2}, {"phi-2", TOK_PRE_GPT2},
-        {"mpt", TOK_PRE_GPT2}, {"olmo", TOK_PRE_GPT2}, {"jais", TOK_PRE_GPT2},
-    };
-    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
-        if (al_str_eq(pre, k[i].name)) {
-            v->pre = k[i].pre;
-            if (v->pre == TOK_PRE_LLAMA3) {
-                v->ignore_merges = true;
-                v->add_bos = true;
-            }
-            return AL_OK;
-        }
-    }
-    return al_err(err, AL_ERR_UNSUPPORTED, "tokenizer.ggml.pre '%.*s' is not a supported pre-tokenizer",
-                  (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+    const al_gguf_kv *kv = al_gguf_find(g, "tokenizer.ggml.pre");
+    al_str pre = {"default", 7};
+    if (kv && !al_gguf_get_str(g, "tokenizer.ggml.pre", &pre))
+        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.pre is not a string");
+    v->pre = tok_pre_find(pre.ptr, pre.len);
+    if (!v->pre)
+        return al_err(err, AL_ERR_UNSUPPORTED,
+                      "tokenizer.ggml.pre '%.*s' is not a known pre-tokenizer (%zu names are supported: see "
+                      "README.md)",
+                      (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, tok_pre_count());
+    unsigned f = tok_pre_flags(v->pre);
+    v->ignore_merges = f & TOK_PRE_IGNORE_MERGES;
+    v->clean_spaces = !(f & TOK_PRE_NO_CLEAN_SPACES);
+    v->add_bos = f & TOK_PRE_ADD_BOS;
+    v->add_sep = f & TOK_PRE_ADD_SEP;
+    v->bpe_raw = f & TOK_PRE_RAW;
+    v->escape_spaces = f & TOK_PRE_ESCAPE_SPACES;
+    v->newline_word = f & TOK_PRE_NEWLINE_WORD;
+    if (f & TOK_PRE_NO_BOS_ID)
+        v->bos = -1;
+    return AL_OK;
 }
 
 al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
@@ -525,10 +573,12 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
         v->type = AL_VOCAB_SPM;
     else if (al_str_eq(model, "gpt2"))
         v->type = AL_VOCAB_BPE;
+    else if (al_str_eq(model, "whitespace")) /* BPE on the text between whitespace, which is dropped */
+        v->type = AL_VOCAB_BPE, v->drop_space = true;
     else if (al_str_eq(model, "bert"))
         v->type = AL_VOCAB_WPM;
     else
-        st = al_err(err, AL_ERR_UNSUPPORTED, "tokenizer.ggml.model '%.*s' is not supported (llama, gpt2, bert are)",
+        st = al_err(err, AL_ERR_UNSUPPORTED, "tokenizer.ggml.model '%.*s' is not supported (llama, gpt2, whitespace, bert are)",
                     (int)(model.len > 64 ? 64 : model.len), model.ptr);
     if (!st)
         st = load_tokens(g, v, err);
@@ -543,14 +593,14 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
     switch (v->type) {
     case AL_VOCAB_SPM:
         v->bos = 1, v->eos = 2, v->unk = 0, v->pad = -1, v->sep = -1;
-        v->add_bos = true, v->add_space_prefix = true;
+        v->add_bos = true, v->add_space_prefix = true, v->clean_spaces = false;
         break;
     case AL_VOCAB_BPE:
         v->bos = 11, v->eos = 11, v->unk = -1, v->pad = -1, v->sep = -1;
         break;
     case AL_VOCAB_WPM:
         v->bos = 101, v->eos = -1, v->unk = 100, v->pad = 0, v->sep = 102;
-        v->add_bos = true, v->add_sep = true;
+        v->add_bos = true, v->add_sep = true, v->clean_spaces = true;
         break;
     }
     int32_t *const dflt[] = {&v->bos, &v->eos, &v->unk, &v->pad, &v->sep};
@@ -573,8 +623,12 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
         v->add_bos = b;
     if (al_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &b))
         v->add_eos = b;
+    if (al_gguf_get_bool(g, "tokenizer.ggml.add_sep_token", &b))
+        v->add_sep = b;
     if (al_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b))
         v->add_space_prefix = b;
+    if (al_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &b))
+        v->remove_extra_ws = b;
 
     for (int i = 0; i < 256; i++) {
         v->byte_tok[i] = -1;
@@ -636,8 +690,7 @@ void al_vocab_free(al_vocab *v)
     free(v->msplit);
     free(v->merge_ix.slots);
     free(v->special);
-    for (int i = 0; i < v->n_re; i++)
-        pcre2_code_free(v->re[i]);
+    tok_pretok_free(v->pretok);
     free(v);
 }
 
