@@ -18,11 +18,69 @@
 #include "tokenizer/tok_impl.h"
 #include "util/error.h"
 
+static uint64_t pair_hash(uint64_t key)
+{
+    key *= 0x9E3779B97F4A7C15ull;
+    return key ^ (key >> 29);
+}
+
+/* The merge of the tokens (left, right), or NULL. */
+static const tok_pair *pair_find(const al_vocab *v, int32_t left, int32_t right)
+{
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    for (size_t i = pair_hash(key) & v->pair_mask;; i = (i + 1) & v->pair_mask) {
+        const tok_pair *p = &v->pairs[i];
+        if (p->key == key)
+            return p;
+        if (p->key == TOK_PAIR_EMPTY)
+            return NULL;
+    }
+}
+
+/* Indexes every merge whose halves are tokens by their ids; the first
+ * merge of a pair wins, as in the string index. */
+static al_status build_pairs(al_vocab *v, al_error *err)
+{
+    size_t slots = 16;
+    while (slots < 2 * (size_t)v->n_merges)
+        slots *= 2;
+    v->pairs = malloc(slots * sizeof(tok_pair));
+    char *buf = malloc(v->max_merge_len + 1);
+    if (!v->pairs || !buf) {
+        free(buf);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for %u merges", v->n_merges);
+    }
+    v->pair_mask = slots - 1;
+    for (size_t i = 0; i < slots; i++)
+        v->pairs[i].key = TOK_PAIR_EMPTY;
+    for (uint32_t m = 0; m < v->n_merges; m++) {
+        const char *s = v->mblob + v->moff[m];
+        uint32_t nl = v->msplit[m], nr = v->mlen[m] - nl - 1;
+        int32_t l = tok_find(v, s, nl), r = tok_find(v, s + nl + 1, nr);
+        if (l < 0 || r < 0)
+            continue;
+        memcpy(buf, s, nl);
+        memcpy(buf + nl, s + nl + 1, nr);
+        uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+        size_t i = pair_hash(key) & v->pair_mask;
+        while (v->pairs[i].key != TOK_PAIR_EMPTY && v->pairs[i].key != key)
+            i = (i + 1) & v->pair_mask;
+        if (v->pairs[i].key == key)
+            continue;
+        v->pairs[i] = (tok_pair){key, m, tok_find(v, buf, nl + nr)};
+    }
+    free(buf);
+    return AL_OK;
+}
+
 al_status tok_bpe_init(al_vocab *v, al_error *err)
 {
-    for (int b = 0; b < 256; b++)
+    for (int b = 0; b < 256; b++) {
         v->byte_chr_len[b] = (uint8_t)al_utf8_encode(tok_byte_to_cp((uint8_t)b), v->byte_chr[b]);
-    return tok_pretok_new(v->pre, &v->pretok, err);
+        v->byte_tok[b] = tok_find(v, v->byte_chr[b], v->byte_chr_len[b]);
+    }
+    al_status st = build_pairs(v, err);
+    return st ? st : tok_pretok_new(v->pre, &v->pretok, err);
 }
 
 typedef struct bpe_state {
@@ -39,10 +97,20 @@ static void add_bigram(bpe_state *s, int32_t left, int32_t right)
     if (left < 0 || right < 0)
         return;
     const tok_sym *l = &s->sym[left], *r = &s->sym[right];
-    int32_t rank = tok_merge_rank(s->v, s->word + l->off, l->n, s->word + r->off, r->n);
-    if (rank < 0)
-        return;
-    tok_bigram b = {.key = -(float)rank, .left = left, .right = right, .size = (uint32_t)(l->n + r->n)};
+    int32_t rank, id;
+    if (l->id >= 0 && r->id >= 0) { /* both halves are tokens: the id index is exact */
+        const tok_pair *p = pair_find(s->v, l->id, r->id);
+        if (!p)
+            return;
+        rank = (int32_t)p->rank;
+        id = p->result;
+    } else {
+        rank = tok_merge_rank(s->v, s->word + l->off, l->n, s->word + r->off, r->n);
+        if (rank < 0)
+            return;
+        id = tok_find(s->v, s->word + l->off, l->n + r->n);
+    }
+    tok_bigram b = {.key = -(float)rank, .left = left, .right = right, .size = (uint32_t)(l->n + r->n), .id = id};
     if (!tok_heap_push(&s->heap, b))
         s->oom = true;
 }
@@ -80,7 +148,17 @@ static bool bpe_word(bpe_state *s, const char *word, size_t n, tok_ids *ids)
         size_t l = tok_utf8_len((unsigned char)word[off]);
         if (l > n - off)
             l = n - off;
-        s->sym[count] = (tok_sym){.prev = count - 1, .next = off + l == n ? -1 : count + 1, .off = off, .n = l};
+        int32_t id;
+        if (v->bpe_raw) {
+            id = tok_find(v, word + off, l);
+        } else { /* a byte-level character stands for one byte */
+            uint32_t cp;
+            size_t cl = tok_utf8_decode((const unsigned char *)word + off, l, &cp, NULL);
+            int b = cl == l ? tok_cp_to_byte(cp) : -1;
+            id = b >= 0 ? v->byte_tok[b] : tok_find(v, word + off, l);
+        }
+        s->sym[count] =
+            (tok_sym){.prev = count - 1, .next = off + l == n ? -1 : count + 1, .off = off, .n = l, .id = id};
         off += l;
         count++;
     }
@@ -92,6 +170,7 @@ static bool bpe_word(bpe_state *s, const char *word, size_t n, tok_ids *ids)
         if (!l->n || !r->n || l->n + r->n != b.size)
             continue; /* outdated */
         l->n += r->n;
+        l->id = b.id;
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0)
@@ -103,7 +182,7 @@ static bool bpe_word(bpe_state *s, const char *word, size_t n, tok_ids *ids)
         return false;
     for (int32_t i = 0; i != -1; i = s->sym[i].next) {
         const tok_sym *y = &s->sym[i];
-        int32_t id = tok_find(v, word + y->off, y->n);
+        int32_t id = y->id;
         if (id >= 0) {
             if (!tok_ids_push(ids, id))
                 return false;
@@ -124,6 +203,111 @@ static bool bpe_word(bpe_state *s, const char *word, size_t n, tok_ids *ids)
         }
     }
     return true;
+}
+
+/* A per-call cache word -> tokens: prose and code repeat their words, and
+ * merging is most of the work. Words longer than CACHE_MAX_WORD bytes are
+ * not cached; the cache stops growing at CACHE_MAX_ENTRIES. */
+#define CACHE_MAX_WORD 48
+#define CACHE_MAX_ENTRIES (1u << 16)
+
+typedef struct cache_entry {
+    uint64_t hash;
+    uint32_t word_off, word_len; /* in bytes */
+    uint32_t ids_off, ids_len;   /* in ids */
+} cache_entry;
+
+typedef struct word_cache {
+    uint32_t *slots; /* 1 + entry index, 0 = empty; 2 * CACHE_MAX_ENTRIES of them */
+    cache_entry *e;
+    size_t n, cap;
+    char *bytes;
+    size_t n_bytes, cap_bytes;
+    int32_t *ids;
+    size_t n_ids, cap_ids;
+    bool full;
+} word_cache;
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    void *np = realloc(p, c * elem);
+    if (np)
+        *cap = c;
+    return np;
+}
+
+/* The cached tokens of word, or NULL; *n their count. */
+static const int32_t *cache_get(const word_cache *c, uint64_t h, const char *w, size_t n, size_t *n_ids)
+{
+    if (!c->slots)
+        return NULL;
+    const size_t mask = 2 * CACHE_MAX_ENTRIES - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t s = c->slots[i];
+        if (!s)
+            return NULL;
+        const cache_entry *e = &c->e[s - 1];
+        if (e->hash == h && e->word_len == n && !memcmp(c->bytes + e->word_off, w, n)) {
+            *n_ids = e->ids_len;
+            return c->ids + e->ids_off;
+        }
+    }
+}
+
+/* Remembers word -> ids (best effort: a failed allocation only disables the cache). */
+static void cache_put(word_cache *c, uint64_t h, const char *w, size_t n, const int32_t *ids, size_t n_ids)
+{
+    if (c->full)
+        return;
+    if (c->n >= CACHE_MAX_ENTRIES) {
+        c->full = true;
+        return;
+    }
+    if (!c->slots && !(c->slots = calloc(2 * CACHE_MAX_ENTRIES, sizeof(uint32_t)))) {
+        c->full = true;
+        return;
+    }
+    cache_entry *ne = grow(c->e, &c->cap, c->n + 1, sizeof(cache_entry));
+    if (ne)
+        c->e = ne;
+    size_t cb = c->cap_bytes, ci = c->cap_ids;
+    char *nb = ne ? grow(c->bytes, &cb, c->n_bytes + n, 1) : NULL;
+    if (nb) {
+        c->bytes = nb;
+        c->cap_bytes = cb;
+    }
+    int32_t *ni = nb ? grow(c->ids, &ci, c->n_ids + n_ids, sizeof(int32_t)) : NULL;
+    if (ni) {
+        c->ids = ni;
+        c->cap_ids = ci;
+    }
+    if (!ni) {
+        c->full = true;
+        return;
+    }
+    memcpy(c->bytes + c->n_bytes, w, n);
+    memcpy(c->ids + c->n_ids, ids, n_ids * sizeof(int32_t));
+    c->e[c->n] = (cache_entry){h, (uint32_t)c->n_bytes, (uint32_t)n, (uint32_t)c->n_ids, (uint32_t)n_ids};
+    c->n_bytes += n;
+    c->n_ids += n_ids;
+    const size_t mask = 2 * CACHE_MAX_ENTRIES - 1;
+    size_t i = h & mask;
+    while (c->slots[i])
+        i = (i + 1) & mask;
+    c->slots[i] = (uint32_t)++c->n;
+}
+
+static void cache_free(word_cache *c)
+{
+    free(c->slots);
+    free(c->e);
+    free(c->bytes);
+    free(c->ids);
 }
 
 /* Decodes UTF-8 as the reference does (see the top of the file). Returns
@@ -166,6 +350,7 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
     size_t word_cap = 0;
     tok_words words = {0};
     bpe_state s = {.v = v};
+    word_cache cache = {0};
     al_status st = AL_OK;
     if (v->escape_spaces) { /* ' ' -> U+2581 */
         size_t nsp = 0;
@@ -215,8 +400,24 @@ al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
                 wn += v->byte_chr_len[x];
             }
         }
+        if (wn > CACHE_MAX_WORD) {
+            if (!bpe_word(&s, word, wn, ids))
+                goto oom;
+            continue;
+        }
+        uint64_t h = tok_hash(TOK_HASH_INIT, word, wn);
+        size_t nc = 0;
+        const int32_t *hit = cache_get(&cache, h, word, wn, &nc);
+        if (hit) {
+            for (size_t k = 0; k < nc; k++)
+                if (!tok_ids_push(ids, hit[k]))
+                    goto oom;
+            continue;
+        }
+        size_t before = ids->n;
         if (!bpe_word(&s, word, wn, ids))
             goto oom;
+        cache_put(&cache, h, word, wn, ids->v + before, ids->n - before);
     }
     goto done;
 oom:
@@ -228,5 +429,6 @@ done:
     free(words.v);
     free(s.sym);
     free(s.heap.v);
+    cache_free(&cache);
     return st;
 }

@@ -82,10 +82,24 @@ struct al_vocab {
 
     tok_pretok *pretok; /* BPE: the compiled pre-tokenizer */
 
+    /* BPE: merges whose two halves are tokens, keyed by the halves' ids:
+     * one probe instead of hashing and comparing strings. Built at load. */
+    struct tok_pair *pairs;
+    size_t pair_mask; /* n_slots - 1 */
+
     /* BPE: the GPT-2 byte-level character of each byte, UTF-8 (1-2 bytes) */
     char byte_chr[256][2];
     uint8_t byte_chr_len[256];
 };
+
+/* A slot of al_vocab.pairs: key = left id << 32 | right id (TOK_PAIR_EMPTY
+ * when free), the merge's rank and the id of the merged text (-1: none). */
+typedef struct tok_pair {
+    uint64_t key;
+    uint32_t rank;
+    int32_t result;
+} tok_pair;
+#define TOK_PAIR_EMPTY UINT64_MAX
 
 /* A growable list of token ids. */
 typedef struct tok_ids {
@@ -95,7 +109,7 @@ typedef struct tok_ids {
 
 bool tok_ids_push(tok_ids *ids, int32_t id);
 
-/* FNV-1a, usable incrementally: h = tok_hash(tok_hash(TOK_HASH_INIT, a), b). */
+/* A fast 64-bit string hash (8 bytes a step); h chains a previous value. */
 #define TOK_HASH_INIT 0xcbf29ce484222325ull
 uint64_t tok_hash(uint64_t h, const void *p, size_t n);
 
@@ -139,6 +153,7 @@ typedef struct tok_bigram {
     float key;     /* SPM: score; BPE: -rank (exact below 2^24 merges) */
     int32_t left, right;
     uint32_t size; /* bytes of left + right when pushed (inputs are < 2^31) */
+    int32_t id;    /* BPE: token id of the merged text, -1 if unknown */
 } tok_bigram;
 
 typedef struct tok_heap {
@@ -154,6 +169,7 @@ typedef struct tok_sym {
     int32_t prev, next;
     size_t off; /* into the word */
     size_t n;   /* 0 once merged into its left neighbour */
+    int32_t id; /* BPE: token id of the symbol's text, -1 if unknown */
 } tok_sym;
 
 #endif

@@ -19,12 +19,25 @@
 
 uint64_t tok_hash(uint64_t h, const void *p, size_t n)
 {
+    /* 8 bytes at a time, then the tail with the length folded in */
     const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ull;
+    const uint64_t k = 0x9E3779B97F4A7C15ull;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        h = (h ^ x) * k;
+        h ^= h >> 29;
     }
-    return h;
+    uint64_t x = 0;
+    memcpy(&x, s, n);
+    h = (h ^ x ^ ((uint64_t)n << 59)) * k;
+    return h ^ (h >> 32);
+}
+
+/* The index key of merge (l, r): both halves hashed on their own. */
+static uint64_t merge_hash(const char *l, size_t nl, const char *r, size_t nr)
+{
+    return tok_hash(tok_hash(TOK_HASH_INIT, l, nl) * 31, r, nr);
 }
 
 bool tok_ids_push(tok_ids *ids, int32_t id)
@@ -236,9 +249,7 @@ int32_t tok_merge_rank(const al_vocab *v, const char *l, size_t nl, const char *
 {
     if (!v->n_merges || nl + 1 + nr > v->max_merge_len)
         return -1;
-    uint64_t h = tok_hash(TOK_HASH_INIT, l, nl);
-    h = tok_hash(h, " ", 1);
-    h = tok_hash(h, r, nr);
+    uint64_t h = merge_hash(l, nl, r, nr);
     size_t i = h & v->merge_ix.mask;
     for (;;) {
         uint32_t e = v->merge_ix.slots[i];
@@ -257,7 +268,8 @@ static void merge_insert(al_vocab *v, uint32_t m)
 {
     const char *s = v->mblob + v->moff[m];
     size_t n = v->mlen[m];
-    size_t i = tok_hash(TOK_HASH_INIT, s, n) & v->merge_ix.mask;
+    uint32_t nl = v->msplit[m];
+    size_t i = merge_hash(s, nl, s + nl + 1, n - nl - 1) & v->merge_ix.mask;
     for (;;) {
         uint32_t e = v->merge_ix.slots[i];
         if (!e) {
@@ -689,6 +701,7 @@ void al_vocab_free(al_vocab *v)
     free(v->mlen);
     free(v->msplit);
     free(v->merge_ix.slots);
+    free(v->pairs);
     free(v->special);
     tok_pretok_free(v->pretok);
     free(v);
@@ -704,6 +717,17 @@ int32_t al_vocab_unk(const al_vocab *v) { return v->unk; }
 int32_t al_vocab_pad(const al_vocab *v) { return v->pad; }
 int32_t al_vocab_sep(const al_vocab *v) { return v->sep; }
 al_vocab_type al_vocab_type_of(const al_vocab *v) { return v->type; }
+const char *al_vocab_pre_name(const al_vocab *v) { return v->pre ? tok_pre_name(v->pre) : NULL; }
+
+const char *al_vocab_type_name(const al_vocab *v)
+{
+    switch (v->type) {
+    case AL_VOCAB_SPM: return "spm";
+    case AL_VOCAB_BPE: return "bpe";
+    case AL_VOCAB_WPM: return "wpm";
+    }
+    return "?";
+}
 bool al_vocab_add_bos_default(const al_vocab *v) { return v->add_bos; }
 bool al_vocab_add_eos_default(const al_vocab *v) { return v->add_eos; }
 bool al_vocab_add_space_prefix(const al_vocab *v) { return v->type == AL_VOCAB_SPM && v->add_space_prefix; }
@@ -783,6 +807,19 @@ static al_status partition(const al_vocab *v, const char *text, size_t len, bool
     }
     if (!any)
         return AL_OK;
+    /* which byte pairs occur in the text: a token whose first two bytes
+     * never do cannot match (saves a search of the whole text per token) */
+    uint8_t *pairs = len >= 2 ? calloc(8192, 1) : NULL;
+    if (pairs)
+        for (size_t i = 0; i + 1 < len; i++) {
+            unsigned pr = (unsigned)(unsigned char)text[i] << 8 | (unsigned char)text[i + 1];
+            pairs[pr >> 3] |= (uint8_t)(1u << (pr & 7));
+        }
+    struct {
+        char prefix[4];
+        bool present;
+    } memo[64];
+    size_t n_memo = 0;
     frags next = {0};
     for (size_t s = 0; s < v->n_special; s++) {
         int32_t id = v->special[s];
@@ -791,6 +828,23 @@ static al_status partition(const al_vocab *v, const char *text, size_t len, bool
             continue;
         const char *tt = v->blob + v->off[id];
         size_t tl = v->len[id];
+        if (tl >= 2 && pairs) {
+            unsigned pr = (unsigned)(unsigned char)tt[0] << 8 | (unsigned char)tt[1];
+            if (!(pairs[pr >> 3] & (1u << (pr & 7))))
+                continue;
+        }
+        if (tl >= 4) { /* many tokens share a 4-byte prefix ("[PAD...", "<|...") */
+            size_t k = 0;
+            while (k < n_memo && memcmp(memo[k].prefix, tt, 4))
+                k++;
+            if (k == n_memo && n_memo < sizeof(memo) / sizeof(memo[0])) {
+                memcpy(memo[k].prefix, tt, 4);
+                memo[k].present = memmem(text, len, tt, 4) != NULL;
+                n_memo++;
+            }
+            if (k < n_memo && !memo[k].present)
+                continue;
+        }
         bool found = false;
         next.n = 0;
         for (size_t f = 0; f < out->n; f++) {
@@ -829,9 +883,11 @@ static al_status partition(const al_vocab *v, const char *text, size_t len, bool
         }
     }
     free(next.v);
+    free(pairs);
     return AL_OK;
 oom:
     free(next.v);
+    free(pairs);
     return al_err(err, AL_ERR_NOMEM, "out of memory");
 }
 

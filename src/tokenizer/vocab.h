@@ -25,6 +25,11 @@ typedef enum al_vocab_type {
 al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err);
 
 al_vocab_type al_vocab_type_of(const al_vocab *v);
+/* "spm", "bpe", "wpm" (static storage). */
+const char *al_vocab_type_name(const al_vocab *v);
+/* BPE: the tokenizer.ggml.pre name in effect ("default" when absent);
+ * NULL for other models. Static storage. */
+const char *al_vocab_pre_name(const al_vocab *v);
 /* Whether al_tokenize(add_special=true) puts BOS first / EOS last. */
 bool al_vocab_add_bos_default(const al_vocab *v);
 bool al_vocab_add_eos_default(const al_vocab *v);
