@@ -57,17 +57,25 @@ static al_status build_pairs(al_vocab *v, al_error *err)
         const char *s = v->mblob + v->moff[m];
         uint32_t nl = v->msplit[m], nr = v->mlen[m] - nl - 1;
         int32_t l = tok_find(v, s, nl), r = tok_find(v, s + nl + 1, nr);
-        if (l < 0 || r < 0)
-            continue;
         memcpy(buf, s, nl);
         memcpy(buf + nl, s + nl + 1, nr);
+        int32_t res = tok_find(v, buf, nl + nr);
+        if (l < 0 || r < 0 || res < 0) { /* as Hugging Face's tokenizers, refuse it */
+            const char *what = l < 0 ? s : r < 0 ? s + nl + 1 : buf;
+            uint32_t wn = l < 0 ? nl : r < 0 ? nr : nl + nr;
+            al_status st = al_err(err, AL_ERR_FORMAT,
+                                  "tokenizer.ggml.merges[%u] '%.*s' needs '%.*s', which is not a token", m,
+                                  (int)(v->mlen[m] > 64 ? 64 : v->mlen[m]), s, (int)(wn > 64 ? 64 : wn), what);
+            free(buf);
+            return st;
+        }
         uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
         size_t i = pair_hash(key) & v->pair_mask;
         while (v->pairs[i].key != TOK_PAIR_EMPTY && v->pairs[i].key != key)
             i = (i + 1) & v->pair_mask;
         if (v->pairs[i].key == key)
             continue;
-        v->pairs[i] = (tok_pair){key, m, tok_find(v, buf, nl + nr)};
+        v->pairs[i] = (tok_pair){key, m, res};
     }
     free(buf);
     return AL_OK;

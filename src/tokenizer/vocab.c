@@ -393,6 +393,9 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
 static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
 {
     const al_gguf_kv *kv = al_gguf_find(g, "tokenizer.ggml.merges");
+    al_str pre;
+    if (!kv && al_gguf_get_str(g, "tokenizer.ggml.pre", &pre) && al_str_eq(pre, "kimi-k2"))
+        return index_alloc(&v->merge_ix, 0) ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory"); /* no merges */
     if (!kv)
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a gpt2 tokenizer)");
     if (kv->type != AL_GGUF_ARR || kv->arr_type != AL_GGUF_STR)
