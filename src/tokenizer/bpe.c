@@ -226,7 +226,8 @@ typedef struct cache_entry {
 } cache_entry;
 
 typedef struct word_cache {
-    uint32_t *slots; /* 1 + entry index, 0 = empty; 2 * CACHE_MAX_ENTRIES of them */
+    uint32_t *slots; /* 1 + entry index, 0 = empty; mask + 1 of them, at least twice the entries */
+    size_t mask;
     cache_entry *e;
     size_t n, cap;
     char *bytes;
@@ -254,8 +255,7 @@ static const int32_t *cache_get(const word_cache *c, uint64_t h, const char *w, 
 {
     if (!c->slots)
         return NULL;
-    const size_t mask = 2 * CACHE_MAX_ENTRIES - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    for (size_t i = h & c->mask;; i = (i + 1) & c->mask) {
         uint32_t s = c->slots[i];
         if (!s)
             return NULL;
@@ -276,9 +276,22 @@ static void cache_put(word_cache *c, uint64_t h, const char *w, size_t n, const 
         c->full = true;
         return;
     }
-    if (!c->slots && !(c->slots = calloc(2 * CACHE_MAX_ENTRIES, sizeof(uint32_t)))) {
-        c->full = true;
-        return;
+    if (!c->slots || 2 * (c->n + 1) > c->mask + 1) { /* (re)size: small texts stay cheap */
+        size_t slots = c->slots ? 2 * (c->mask + 1) : 256;
+        uint32_t *ns = calloc(slots, sizeof(uint32_t));
+        if (!ns) {
+            c->full = true;
+            return;
+        }
+        for (size_t k = 0; k < c->n; k++) {
+            size_t i = c->e[k].hash & (slots - 1);
+            while (ns[i])
+                i = (i + 1) & (slots - 1);
+            ns[i] = (uint32_t)k + 1;
+        }
+        free(c->slots);
+        c->slots = ns;
+        c->mask = slots - 1;
     }
     cache_entry *ne = grow(c->e, &c->cap, c->n + 1, sizeof(cache_entry));
     if (ne)
@@ -303,10 +316,9 @@ static void cache_put(word_cache *c, uint64_t h, const char *w, size_t n, const 
     c->e[c->n] = (cache_entry){h, (uint32_t)c->n_bytes, (uint32_t)n, (uint32_t)c->n_ids, (uint32_t)n_ids};
     c->n_bytes += n;
     c->n_ids += n_ids;
-    const size_t mask = 2 * CACHE_MAX_ENTRIES - 1;
-    size_t i = h & mask;
+    size_t i = h & c->mask;
     while (c->slots[i])
-        i = (i + 1) & mask;
+        i = (i + 1) & c->mask;
     c->slots[i] = (uint32_t)++c->n;
 }
 
