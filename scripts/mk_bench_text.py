@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """mk_bench_text.py OUT [BYTES]: write the mixed text `airlock bench-tokenize`
 is compared on (default 1,009,073 bytes, the size of the reference's text):
-about 40% English prose (this project's README.md and docs/*.md, then the
-licence texts of /usr/share/common-licenses), 40% C code (src/**/*.c of this
-project, sorted by path) and 20% Chinese (the zh_CN translations of
-/usr/share/locale/zh_CN/LC_MESSAGES/*.mo, msgstr only). Each part is cut at a
+about 40% English prose (the licence texts of /usr/share/common-licenses,
+then /usr/share/doc/*/copyright), 40% C code (/usr/include/*.h) and 20%
+Chinese (the zh_CN translations of /usr/share/locale/zh_CN/LC_MESSAGES/*.mo,
+msgstr only), every list sorted by path. System files of a Debian 12 host, so
+that the text does not change with this repository. Each part is cut at a
 character boundary; the parts are concatenated in that order. Standard
 library only; prints what it used."""
 import gettext, glob, os, sys
@@ -39,9 +40,8 @@ def mo(f):
         cat = gettext.GNUTranslations(fp)
     return "\n".join(v for k, v in sorted(cat._catalog.items(), key=lambda kv: str(kv[0])) if k and isinstance(v, str))
 
-en_files = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
-en_files += sorted(glob.glob("/usr/share/common-licenses/*"))
-c_files = sorted(glob.glob(os.path.join(root, "src", "**", "*.c"), recursive=True))
+en_files = sorted(glob.glob("/usr/share/common-licenses/*")) + sorted(glob.glob("/usr/share/doc/*/copyright"))
+c_files = sorted(glob.glob("/usr/include/*.h"))
 zh_files = sorted(glob.glob("/usr/share/locale/zh_CN/LC_MESSAGES/*.mo"))
 
 en, en_used = take(en_files, total * 4 // 10, text)

@@ -75,6 +75,7 @@ struct al_vocab {
     /* BPE variants: merges over raw UTF-8 with ' ' -> U+2581 (Gemma 4 style),
      * a word of newlines taken whole, whitespace dropped ("whitespace" model) */
     bool bpe_raw, escape_spaces, newline_word, drop_space;
+    bool spm_word_split; /* SPM: merges never cross a word start (see spm.c) */
 
     /* SPM: token of each byte value (<0xXX>), -1 when absent.
      * BPE: token of the single byte-level character of each byte, or -1. */
@@ -141,6 +142,9 @@ int tok_cp_to_byte(uint32_t cp); /* -1 when cp is not a mapped byte */
 al_status tok_spm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
+
+/* SPM: sets spm_word_split from the tokens. */
+void tok_spm_init(al_vocab *v);
 
 /* Compiles the pre-tokenizer of v->pre into v->pretok. */
 al_status tok_bpe_init(al_vocab *v, al_error *err);

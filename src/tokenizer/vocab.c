@@ -661,6 +661,8 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
     st = build_specials(g, v, err);
     if (!st && v->type == AL_VOCAB_BPE)
         st = tok_bpe_init(v, err);
+    if (!st && v->type == AL_VOCAB_SPM)
+        tok_spm_init(v);
     if (!st)
         st = tok_pieces_init(v, err);
     if (st) {

@@ -220,6 +220,23 @@ static void check_case(const char *gguf, const char *outfile, const char *name, 
         if (line)
             line++;
     }
+    if (al_vocab_type_of(v) == AL_VOCAB_SPM) {
+        /* merging word by word (spm_word_split) gives what merging the whole text does */
+        al_vocab *w = (al_vocab *)v;
+        bool was = w->spm_word_split;
+        size_t n1 = 0, n2 = 0;
+        const char *all = rec[0].s;
+        size_t n_all = (size_t)(rec[n_rec - 1].s + rec[n_rec - 1].n - all);
+        int32_t *t1 = tokenize(v, all, n_all, true, false, &n1);
+        w->spm_word_split = false;
+        int32_t *t2 = tokenize(v, all, n_all, true, false, &n2);
+        w->spm_word_split = was;
+        CHECK(t1 && t2 && n1 == n2 && !memcmp(t1, t2, n1 * sizeof(int32_t)),
+              "%s: word-by-word SentencePiece differs from whole-text (%zu vs %zu tokens, split %d)", name, n1, n2,
+              was);
+        free(t1);
+        free(t2);
+    }
     if (bad) {
         g_fail++;
         s->lines_bad += bad;
