@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tokenizer/tok_impl.h"
 #include "util/error.h"
@@ -544,6 +545,22 @@ static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
             if ((id = tok_find(v, k_no[k], strlen(k_no[k]))) >= 0)
                 v->attr[id] &= (uint16_t)~TOK_RSTRIP;
     }
+    /* the mask token of these swallows the whitespace on its left (as the reference) */
+    al_str pre = {"", 0}, arch = {"", 0};
+    al_gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    al_gguf_get_str(g, "general.architecture", &arch);
+    const char *mask = NULL;
+    if (al_str_eq(pre, "jina-v2-de") || al_str_eq(pre, "jina-v2-es") || al_str_eq(pre, "jina-v2-code") ||
+        al_str_eq(arch, "nomic-bert-moe") || al_str_eq(arch, "jina-bert-v3"))
+        mask = "<mask>";
+    else if (al_gguf_get_str(g, "general.name", &name) && name.len >= 11 && !phi3) {
+        for (size_t i = 0; i + 11 <= name.len && !mask; i++)
+            if (!strncasecmp(name.ptr + i, "modern-bert", 11))
+                mask = "[MASK]";
+    }
+    int32_t mid = mask ? tok_find(v, mask, strlen(mask)) : -1;
+    if (mid >= 0)
+        v->attr[mid] |= TOK_LSTRIP;
     qsort_r(v->special, v->n_special, sizeof(int32_t), cmp_special, v);
     return AL_OK;
 }
@@ -723,6 +740,7 @@ int32_t al_vocab_pad(const al_vocab *v) { return v->pad; }
 int32_t al_vocab_sep(const al_vocab *v) { return v->sep; }
 al_vocab_type al_vocab_type_of(const al_vocab *v) { return v->type; }
 const char *al_vocab_pre_name(const al_vocab *v) { return v->pre ? tok_pre_name(v->pre) : NULL; }
+bool al_vocab_clean_spaces(const al_vocab *v) { return v->clean_spaces; }
 
 const char *al_vocab_type_name(const al_vocab *v)
 {

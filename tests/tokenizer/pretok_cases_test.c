@@ -114,7 +114,8 @@ static size_t parse_ids(const char *line, int32_t *out, size_t max)
 
 /* decode(encode(s)) through the pieces and through the streaming
  * detokenizer; for byte-level vocabularies it must give s back. */
-static void check_roundtrip(const al_vocab *v, const char *name, const record *r, const int32_t *t, size_t nt)
+static void check_roundtrip(const al_vocab *v, const char *name, const record *r, const int32_t *t, size_t nt,
+                            bool raw)
 {
     size_t cap = r->n * 4 + 64, o = 0;
     char *b = malloc(cap);
@@ -143,8 +144,9 @@ static void check_roundtrip(const al_vocab *v, const char *name, const record *r
     /* a byte whose byte-level character is not a token is lost (as in the reference) */
     bool all_bytes = true;
     for (size_t i = 0; i < r->n && all_bytes; i++) {
-        char u[4];
-        size_t ul = al_utf8_encode(tok_byte_to_cp((uint8_t)r->s[i]), u);
+        char u[8];
+        size_t ul = raw ? (size_t)snprintf(u, sizeof(u), "<0x%02X>", (unsigned char)r->s[i])
+                        : al_utf8_encode(tok_byte_to_cp((uint8_t)r->s[i]), u);
         all_bytes = al_vocab_find(v, u, ul) >= 0;
     }
     if (all_bytes)
@@ -167,7 +169,7 @@ typedef struct stats {
 
 /* Checks one vocab file against an .out file; returns false when the
  * file could not be loaded because its model is not supported. */
-static void check_case(const char *gguf, const char *outfile, const char *name, bool byte_level, record *rec,
+static void check_case(const char *gguf, const char *outfile, const char *name, bool byte_level, bool raw, record *rec,
                        size_t n_rec, size_t lines, stats *s)
 {
     s->cases++;
@@ -213,7 +215,7 @@ static void check_case(const char *gguf, const char *outfile, const char *name, 
             }
             bad++;
         } else if (byte_level) {
-            check_roundtrip(v, name, &rec[i], t, nt);
+            check_roundtrip(v, name, &rec[i], t, nt, raw);
         }
         free(t);
         line = strchr(line, '\n');
@@ -284,6 +286,20 @@ static void check_specials(const char *gguf, const char *name, const json_t *fla
         CHECK(!found, "%s: control token %d parsed without parse_special", name, ctl);
         free(t);
     }
+    /* whole-text decoding cleans spaces unless the name says not to */
+    static const char k_text[] = "Hi , there ! It 's ok .";
+    size_t nt0;
+    int32_t *t0 = tokenize(v, k_text, sizeof(k_text) - 1, false, false, &nt0);
+    char dec[256];
+    size_t nd = t0 ? al_vocab_detokenize(v, t0, nt0, dec, sizeof(dec), false, false) : 0;
+    bool clean = !json_is_false(json_object_get(flags, "clean_spaces"));
+    const char *want = clean ? "Hi, there! It's ok." : k_text;
+    CHECK(al_vocab_clean_spaces(v) == clean, "%s: clean_spaces %d, the reference's %d", name,
+          al_vocab_clean_spaces(v), clean);
+    if (al_vocab_n_tokens(v) > 1000 && strcmp(name, "whitespace")) /* spells the text back (not: drops spaces) */
+        CHECK(nd == strlen(want) && !memcmp(dec, want, nd), "%s: detokenized '%.*s', want '%s'", name, (int)nd, dec,
+              want);
+    free(t0);
     bool add_bos = json_is_true(json_object_get(flags, "add_bos"));
     size_t nt;
     int32_t *t = tokenize(v, "Hello", 5, true, false, &nt);
@@ -369,8 +385,10 @@ int main(void)
         char gguf[8192], out[8192];
         snprintf(gguf, sizeof(gguf), "%s/%s.gguf", dir, name);
         snprintf(out, sizeof(out), "%s/%s", pre, json_string_value(json_object_get(c, "out")));
-        bool byte_level = json_is_true(json_object_get(c, "byte_encode"));
-        check_case(gguf, out, name, byte_level, rec, n_rec, (size_t)json_integer_value(json_object_get(c, "lines")),
+        /* byte-level vocabularies and the raw ones with U+2581 for spaces decode back exactly */
+        bool raw = json_is_true(json_object_get(json_object_get(c, "flags"), "escape_whitespaces"));
+        bool byte_level = json_is_true(json_object_get(c, "byte_encode")) || raw;
+        check_case(gguf, out, name, byte_level, raw, rec, n_rec, (size_t)json_integer_value(json_object_get(c, "lines")),
                    &s);
         check_specials(gguf, name, json_object_get(c, "flags"));
         unlink(gguf);
@@ -382,7 +400,7 @@ int main(void)
         snprintf(gguf, sizeof(gguf), "%s/vocab/%s", shared, base);
         snprintf(out, sizeof(out), "%s/%s", pre, json_string_value(json_object_get(c, "out")));
         const char *model = json_string_value(json_object_get(c, "tokenizer_model"));
-        check_case(gguf, out, base, model && !strcmp(model, "gpt2"), rec, n_rec,
+        check_case(gguf, out, base, model && !strcmp(model, "gpt2"), false, rec, n_rec,
                    (size_t)json_integer_value(json_object_get(c, "lines")), &s);
     }
     snprintf(path, sizeof(path), "%s/gen.py", dir);
