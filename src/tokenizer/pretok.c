@@ -51,6 +51,11 @@
 #define RE_BLOOM " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{0964}\\x{06D4}\\x{060C})]+"
 #define RE_LINES "[^\\n]+|[\\n]+"
 #define AFMOE_DIGITS "\\p{AFMoE_digits}" /* not a regex: the digit-grouping splitter */
+/* Two regexes that backtrack quadratically on long digit runs, done by hand
+ * with the same result (see split_digit_groups):
+ *   SuperBPE: (?=(\d{3})+(?!\d))      tiny-aya: \d{1,3}(?=(?:\d{3})*\b) */
+#define SUPERBPE_DIGITS "\\p{SuperBPE_digits}"
+#define TINY_AYA_DIGITS "\\p{TinyAya_digits}"
 
 #define MAX_RE 6
 
@@ -119,11 +124,11 @@ static const family k_families[] = {
     {"gpt4o", {RE_CASE_SPLIT("\\p{L}", "\\p{N}{1,3}")}},
     {"granite-embed-multi", {RE_CASE_SPLIT("\\p{L}\\p{M}", "\\p{N}{1,3}")}},
     {"tiny-aya",
-     {"\\d{1,3}(?=(?:\\d{3})*\\b)", RE_UPPER_LOWER "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|"
+     {TINY_AYA_DIGITS, RE_UPPER_LOWER "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|"
                                                    "\\s+(?!\\S)|\\s+"}},
     {"kimi-k2",
      {"\\p{Han}+|[^\\r\\n\\p{L}\\p{N}]?\\p{Lx}+" CONTR "?|\\p{N}{1,3}" RE_TAIL}},
-    {"superbpe", {"\\p{N}+", "(?=(\\d{3})+(?!\\d))"}},
+    {"superbpe", {"\\p{N}+", SUPERBPE_DIGITS}},
     {"bailingmoe",
      {"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
       "\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}},
@@ -350,7 +355,7 @@ static const char *category_class(const char *name, size_t n)
 
 /* ----------------------------------------------------------- compilation */
 
-typedef enum re_mode { RE_COLLAPSED, RE_WIDE, RE_AFMOE_DIGITS } re_mode;
+typedef enum re_mode { RE_COLLAPSED, RE_WIDE, RE_AFMOE_DIGITS, RE_SUPERBPE_DIGITS, RE_TINY_AYA_DIGITS } re_mode;
 
 typedef struct compiled_re {
     re_mode mode;
@@ -449,8 +454,11 @@ al_status tok_pretok_new(const tok_pre_def *d, tok_pretok **out, al_error *err)
         compiled_re *c = &p->re[i];
         p->n_re = i + 1;
         al_status st;
-        if (!strcmp(f->re[i], AFMOE_DIGITS)) {
-            c->mode = RE_AFMOE_DIGITS;
+        if (!strcmp(f->re[i], AFMOE_DIGITS) || !strcmp(f->re[i], SUPERBPE_DIGITS) ||
+            !strcmp(f->re[i], TINY_AYA_DIGITS)) {
+            c->mode = !strcmp(f->re[i], AFMOE_DIGITS)      ? RE_AFMOE_DIGITS
+                      : !strcmp(f->re[i], SUPERBPE_DIGITS) ? RE_SUPERBPE_DIGITS
+                                                           : RE_TINY_AYA_DIGITS;
             continue;
         }
         if (strstr(f->re[i], "\\p{")) {
@@ -606,6 +614,61 @@ oom:
     return al_err(err, AL_ERR_NOMEM, "out of memory while pre-tokenizing");
 }
 
+static bool ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+static bool ascii_word(uint32_t c)
+{
+    return ascii_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+/* The two digit-group regexes, in linear time. In each word, for each
+ * maximal run [a, e) of ASCII digits:
+ *  - SuperBPE's lookahead matches (empty) at every p in it with e - p a
+ *    positive multiple of 3: the word is cut there;
+ *  - tiny-aya's \d{1,3}(?=(?:\d{3})*\b) matches only when the run is
+ *    followed by a non-word character or the end (\b after a digit), first
+ *    (e - a) % 3 digits (3 when 0), then threes; text around stays gaps. */
+static al_status split_digit_groups(const uint32_t *cps, bool tiny_aya, const tok_words *in, tok_words *out,
+                                    al_error *err)
+{
+    out->n = 0;
+    for (size_t w = 0; w < in->n; w++) {
+        size_t a0 = in->v[w].off, b = a0 + in->v[w].len, start = a0, pos = a0;
+        while (pos < b) {
+            if (!ascii_digit(cps[pos])) {
+                pos++;
+                continue;
+            }
+            size_t a = pos, e = pos;
+            while (e < b && ascii_digit(cps[e]))
+                e++;
+            pos = e;
+            if (!tiny_aya) {
+                for (size_t p = e - ((e - a) / 3) * 3; p + 3 <= e; p += 3)
+                    if (p > start) {
+                        if (!words_push(out, start, p - start))
+                            goto oom;
+                        start = p;
+                    }
+                continue;
+            }
+            if (e < b && ascii_word(cps[e]))
+                continue; /* no \b after the run: no match in it */
+            size_t first = (e - a) % 3 ? (e - a) % 3 : 3;
+            if (a > start && !words_push(out, start, a - start))
+                goto oom;
+            for (size_t p = a, len = first; p < e; p += len, len = 3)
+                if (!words_push(out, p, len))
+                    goto oom;
+            start = e;
+        }
+        if (start < b && !words_push(out, start, b - start))
+            goto oom;
+    }
+    return AL_OK;
+oom:
+    return al_err(err, AL_ERR_NOMEM, "out of memory while pre-tokenizing");
+}
+
 al_status tok_pretok_split(const tok_pretok *p, const uint32_t *cps, size_t n, bool drop_space, tok_words *out,
                            al_error *err)
 {
@@ -638,6 +701,8 @@ al_status tok_pretok_split(const tok_pretok *p, const uint32_t *cps, size_t n, b
         const compiled_re *c = &p->re[r];
         if (c->mode == RE_AFMOE_DIGITS)
             st = split_afmoe_digits(cps, out, &tmp, err);
+        else if (c->mode == RE_SUPERBPE_DIGITS || c->mode == RE_TINY_AYA_DIGITS)
+            st = split_digit_groups(cps, c->mode == RE_TINY_AYA_DIGITS, out, &tmp, err);
         else
             st = split_regex(&m, c->code, c->mode == RE_COLLAPSED ? collapsed : wide, out, &tmp, err);
         tok_words t = *out;
