@@ -42,8 +42,8 @@ unsigned tok_pre_flags(const tok_pre_def *d);
 const char *tok_pre_name(const tok_pre_def *d);   /* canonical name */
 const char *tok_pre_family(const tok_pre_def *d); /* e.g. "llama3", "gpt4o" */
 
-/* A comma-separated list of every family and its names (for --help and
- * the README check); static storage. */
+/* The table, entry by entry: tok_pre_at(i) for i < tok_pre_count(), NULL
+ * past the end (static storage). */
 size_t tok_pre_count(void);
 const tok_pre_def *tok_pre_at(size_t i);
 

@@ -335,6 +335,18 @@ int main(void)
         printf("FAIL: cannot read the case lists\n");
         return 1;
     }
+    /* the table holds exactly the names of cases.json */
+    CHECK(tok_pre_count() == json_array_size(cases), "%zu names in the table, %zu in cases.json", tok_pre_count(),
+          json_array_size(cases));
+    for (size_t i = 0; i < tok_pre_count(); i++) {
+        const char *tn = tok_pre_name(tok_pre_at(i));
+        bool found = false;
+        for (size_t k = 0; k < json_array_size(cases) && !found; k++)
+            found = !strcmp(tn, json_string_value(json_object_get(json_array_get(cases, k), "pre")));
+        CHECK(found, "table name '%s' is not in cases.json", tn);
+        CHECK(tok_pre_find(tn, strlen(tn)) == tok_pre_at(i), "'%s' is in the table twice", tn);
+    }
+    CHECK(tok_pre_find("no-such-pre", 11) == NULL && tok_pre_find("gpt-", 4) == NULL, "unknown names are found");
     char tmpl[] = "/tmp/airlock-pretok-XXXXXX";
     char *dir = mkdtemp(tmpl);
     if (!dir) {
