@@ -15,6 +15,7 @@ typedef struct cli_command {
 static const cli_command k_commands[] = {
     {"info", cmd_info, "print a GGUF model's architecture, shapes, types and sha256"},
     {"tokenize", cmd_tokenize, "tokenize stdin with a model's (or vocab file's) tokenizer"},
+    {"bench-tokenize", cmd_bench_tokenize, "measure tokenization speed (MB/s) on a text file"},
     {"logits", cmd_logits, "evaluate a prompt and write the last position's logits"},
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
     {"bench", cmd_bench, "measure prompt and generation speed (like llama-bench)"},
