@@ -497,8 +497,8 @@ static void find_eog(const al_gguf *g, al_vocab *v)
     /* harmony / solar-open: <|end|> ends a message, not the generation */
 #define HAS(s) (tok_find(v, s, strlen(s)) >= 0 && (v->attr[tok_find(v, s, strlen(s))] & TOK_EOG))
     int32_t end = tok_find(v, "<|end|>", 7);
-    if (end >= 0 && (v->attr[end] & TOK_EOG) &&
-        ((HAS("<|return|>") && HAS("<|call|>")) || (HAS("<|calls|>") && HAS("<|flush|>"))))
+    bool call = HAS("<|call|>") || HAS("<|calls|>");
+    if (end >= 0 && (v->attr[end] & TOK_EOG) && call && (HAS("<|return|>") || HAS("<|flush|>")))
         v->attr[end] = TOK_USER;
     /* Gemma 4: </s> is an ordinary token */
     int32_t s_end = tok_find(v, "</s>", 4);
