@@ -15,6 +15,7 @@ typedef struct cli_command {
 static const cli_command k_commands[] = {
     {"info", cmd_info, "print a GGUF model's architecture, shapes, types and sha256"},
     {"tokenize", cmd_tokenize, "tokenize stdin with a model's (or vocab file's) tokenizer"},
+    {"bench-tokenize", cmd_bench_tokenize, "measure tokenization speed (MB/s) on a text file"},
     {"logits", cmd_logits, "evaluate a prompt and write the last position's logits"},
     {"embed", cmd_embed, "write a text's pooled, L2-normalised embedding (float32)"},
     {"rerank", cmd_rerank, "order documents by relevance to a query"},

@@ -4,9 +4,10 @@
  *
  * Pieces are decoded once when the vocab loads (no table is built lazily:
  * a loaded vocab is read-only and shared between threads):
- *   SPM/WPM/UGM and BPE over UTF-8 (gemma4): U+2581 -> ' ', byte tokens
- *   <0xXX> -> that byte;
- *   byte-level BPE: GPT-2's byte-level characters mapped back to bytes;
+ *   SPM/WPM/UGM: U+2581 -> ' ', byte tokens <0xXX> -> that byte;
+ *   BPE: GPT-2's byte-level characters mapped back to bytes (vocabularies
+ *   on raw UTF-8, such as model gemma4: U+2581 -> ' ' and <0xXX> as
+ *   SentencePiece);
  *   control/unknown tokens: their text, given only with render_special;
  *   unused tokens: nothing.
  * No leading space is stripped: with SentencePiece's add_space_prefix a
@@ -43,13 +44,17 @@ static size_t decode_piece(const al_vocab *v, int32_t t, char *out)
     }
     if (a & TOK_UNUSED)
         return 0;
-    bool byte_level = v->type == AL_VOCAB_BPE && !v->bpe_utf8; /* GPT-2's byte-to-character map */
+    bool byte_level = v->type == AL_VOCAB_BPE && !v->bpe_raw; /* GPT-2's byte-to-character map */
     if (!byte_level && (a & TOK_BYTE)) {
         if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' && hexval(s[3]) >= 0 &&
             hexval(s[4]) >= 0) {
             out[0] = (char)(hexval(s[3]) * 16 + hexval(s[4]));
             return 1;
         }
+        memcpy(out, s, n);
+        return n;
+    }
+    if (v->type == AL_VOCAB_BPE && v->bpe_raw && !v->escape_spaces) { /* raw UTF-8 pieces */
         memcpy(out, s, n);
         return n;
     }
@@ -68,7 +73,7 @@ static size_t decode_piece(const al_vocab *v, int32_t t, char *out)
         }
         return o;
     }
-    for (size_t i = 0; i < n;) { /* SPM, WPM, UGM, BPE over UTF-8 */
+    for (size_t i = 0; i < n;) { /* SPM, WPM, UGM, BPE on raw UTF-8 with U+2581 */
         if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) {
             out[o++] = ' ';
             i += 3;
@@ -219,4 +224,83 @@ const char *al_detok_flush(al_detok *d, size_t *n)
         return "";
     const char *r = feed(d, "", 0, true, n);
     return r ? r : "";
+}
+
+/* ----------------------------------------------------- whole-text decoding */
+
+/* The reference's clean_up_tokenization_spaces, in its three passes:
+ * " ?" " !" " ." " ," lose the space; " ' " loses both spaces; " 's" " 'm"
+ * " 're" " 've" lose the space. Returns the new length. */
+static size_t clean_spaces(char *t, size_t n)
+{
+    size_t o = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        char x = t[i];
+        if (t[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ','))
+            o--;
+        t[o++] = x;
+    }
+    n = o;
+    o = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        char x = t[i];
+        if (x == '\'' && i + 1 < n && t[i - 1] == ' ' && t[i + 1] == ' ') {
+            o--;
+            t[++i] = 0; /* the next space is skipped */
+        }
+        t[o++] = x;
+    }
+    n = o;
+    o = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        char x = t[i];
+        if (t[i - 1] == ' ' && x == '\'' && i + 1 < n) {
+            char x1 = t[i + 1];
+            if (x1 == 's' || x1 == 'm')
+                o--;
+            else if (i + 2 < n && ((x1 == 'r' && t[i + 2] == 'e') || (x1 == 'v' && t[i + 2] == 'e')))
+                o--;
+        }
+        t[o++] = x;
+    }
+    return o;
+}
+
+size_t al_vocab_detokenize(const al_vocab *v, const int32_t *t, size_t n, char *buf, size_t cap,
+                           bool remove_special, bool unparse_special)
+{
+    bool remove_space = v->add_space_prefix;
+    if (remove_special && v->add_bos && n > 0 && t[0] == v->bos) {
+        remove_space = false;
+        t++;
+        n--;
+    }
+    if (remove_special && v->add_eos && n > 0 && t[n - 1] == v->eos)
+        n--;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t k = al_token_to_piece(v, t[i], NULL, 0, unparse_special);
+        total += k > 0 ? (size_t)k : 0;
+    }
+    char *tmp = malloc(total + 1);
+    if (!tmp)
+        return 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t k = al_token_to_piece(v, t[i], tmp + o, total - o, unparse_special);
+        if (k <= 0)
+            continue;
+        if (remove_space && tmp[o] == ' ') { /* the space prefix of the first piece */
+            memmove(tmp + o, tmp + o + 1, (size_t)k - 1);
+            k--;
+        }
+        remove_space = false;
+        o += (size_t)k;
+    }
+    if (v->clean_spaces)
+        o = clean_spaces(tmp, o);
+    if (buf && cap)
+        memcpy(buf, tmp, o < cap ? o : cap);
+    free(tmp);
+    return o;
 }

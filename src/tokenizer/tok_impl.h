@@ -10,9 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+#include "tokenizer/pretok.h"
 #include "tokenizer/vocab.h"
 #include "util/utf8.h" /* al_utf8_encode */
 
@@ -30,27 +28,6 @@ enum {
     TOK_EOG = 1u << 8,    /* ends generation */
 };
 
-/* Byte-level BPE pre-tokenizers (tokenizer.ggml.pre). */
-typedef enum tok_pre {
-    TOK_PRE_DEFAULT = 0,
-    TOK_PRE_GPT2,
-    TOK_PRE_LLAMA3,
-    TOK_PRE_QWEN2,
-    TOK_PRE_DEEPSEEK_CODER,
-    TOK_PRE_DEEPSEEK_LLM,
-} tok_pre;
-
-#define TOK_MAX_REGEX 6
-
-/* SentencePiece-style BPE over raw UTF-8 (bpe_utf8.c) instead of GPT-2
- * byte-level BPE: spaces as U+2581, runs of '\n' split off, <0xXX> byte
- * fallback, pieces decoded as SentencePiece ones. */
-enum {
-    TOK_BPE_BYTES = 0,       /* byte-level BPE (bpe.c) */
-    TOK_BPE_UTF8 = 1,        /* e.g. pre sarvam-moe */
-    TOK_BPE_UTF8_GEMMA4 = 2, /* model gemma4: a run of newlines that is a token stays whole */
-};
-
 /* The unigram tokenizer's tries and charsmap (ugm.c). */
 typedef struct tok_unigram tok_unigram;
 
@@ -63,7 +40,7 @@ typedef struct tok_index {
 
 struct al_vocab {
     al_vocab_type type;
-    tok_pre pre;
+    const tok_pre_def *pre; /* BPE: the tokenizer.ggml.pre entry (pretok.c) */
     int32_t n_tokens;
 
     /* token texts: text of token i is blob + off[i], len[i] bytes */
@@ -96,17 +73,39 @@ struct al_vocab {
 
     int32_t bos, eos, eot, unk, pad, sep;
     bool add_bos, add_eos, add_sep, add_space_prefix, ignore_merges;
+    bool clean_spaces;       /* whole-text detokenization drops " ." " ," ... */
+    bool remove_extra_ws;    /* tokenizer.ggml.remove_extra_whitespaces (SentencePiece models) */
+    /* BPE variants: merges over raw UTF-8 with ' ' -> U+2581 (Gemma 4 style),
+     * a word of newlines taken whole, whitespace dropped ("whitespace" model) */
+    bool bpe_raw, escape_spaces, newline_word, drop_space;
+    bool spm_word_split; /* SPM: merges never cross a word start (see spm.c) */
 
     /* SPM: token of each byte value (<0xXX>), -1 when absent.
      * BPE: token of the single byte-level character of each byte, or -1. */
     int32_t byte_tok[256];
 
-    pcre2_code *re[TOK_MAX_REGEX];
-    int n_re;
+    tok_pretok *pretok; /* BPE: the compiled pre-tokenizer */
 
-    uint8_t bpe_utf8; /* TOK_BPE_*, for AL_VOCAB_BPE */
+    /* BPE: merges whose two halves are tokens, keyed by the halves' ids:
+     * one probe instead of hashing and comparing strings. Built at load. */
+    struct tok_pair *pairs;
+    size_t pair_mask; /* n_slots - 1 */
+
+    /* BPE: the GPT-2 byte-level character of each byte, UTF-8 (1-2 bytes) */
+    char byte_chr[256][2];
+    uint8_t byte_chr_len[256];
+
     tok_unigram *ugm; /* AL_VOCAB_UGM */
 };
+
+/* A slot of al_vocab.pairs: key = left id << 32 | right id (TOK_PAIR_EMPTY
+ * when free), the merge's rank and the id of the merged text (-1: none). */
+typedef struct tok_pair {
+    uint64_t key;
+    uint32_t rank;
+    int32_t result;
+} tok_pair;
+#define TOK_PAIR_EMPTY UINT64_MAX
 
 /* A growable list of token ids. */
 typedef struct tok_ids {
@@ -116,7 +115,7 @@ typedef struct tok_ids {
 
 bool tok_ids_push(tok_ids *ids, int32_t id);
 
-/* FNV-1a, usable incrementally: h = tok_hash(tok_hash(TOK_HASH_INIT, a), b). */
+/* A fast 64-bit string hash (8 bytes a step); h chains a previous value. */
 #define TOK_HASH_INIT 0xcbf29ce484222325ull
 uint64_t tok_hash(uint64_t h, const void *p, size_t n);
 
@@ -148,7 +147,6 @@ int tok_cp_to_byte(uint32_t cp); /* -1 when cp is not a mapped byte */
 al_status tok_spm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_bpe(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
-al_status tok_bpe_utf8(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 al_status tok_ugm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, al_error *err);
 
 /* Builds v->ugm from the tokens (already loaded, with the file's token
@@ -158,7 +156,10 @@ al_status tok_ugm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
 al_status tok_ugm_init(const al_gguf *g, al_vocab *v, al_error *err);
 void tok_ugm_free(tok_unigram *u);
 
-/* Compiles the pre-tokenizer regexes of v->pre into v->re. */
+/* SPM: sets spm_word_split from the tokens. */
+void tok_spm_init(al_vocab *v);
+
+/* Compiles the pre-tokenizer of v->pre into v->pretok. */
 al_status tok_bpe_init(al_vocab *v, al_error *err);
 
 /* Builds the decoded pieces (v->pblob...). */
@@ -169,6 +170,7 @@ typedef struct tok_bigram {
     float key;     /* SPM: score; BPE: -rank (exact below 2^24 merges) */
     int32_t left, right;
     uint32_t size; /* bytes of left + right when pushed (inputs are < 2^31) */
+    int32_t id;    /* BPE: token id of the merged text, -1 if unknown */
 } tok_bigram;
 
 typedef struct tok_heap {
@@ -184,6 +186,7 @@ typedef struct tok_sym {
     int32_t prev, next;
     size_t off; /* into the word */
     size_t n;   /* 0 once merged into its left neighbour */
+    int32_t id; /* BPE: token id of the symbol's text, -1 if unknown */
 } tok_sym;
 
 #endif

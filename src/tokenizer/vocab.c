@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tokenizer/tok_impl.h"
 #include "util/error.h"
@@ -19,12 +20,25 @@
 
 uint64_t tok_hash(uint64_t h, const void *p, size_t n)
 {
+    /* 8 bytes at a time, then the tail with the length folded in */
     const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ull;
+    const uint64_t k = 0x9E3779B97F4A7C15ull;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        h = (h ^ x) * k;
+        h ^= h >> 29;
     }
-    return h;
+    uint64_t x = 0;
+    memcpy(&x, s, n);
+    h = (h ^ x ^ ((uint64_t)n << 59)) * k;
+    return h ^ (h >> 32);
+}
+
+/* The index key of merge (l, r): both halves hashed on their own. */
+static uint64_t merge_hash(const char *l, size_t nl, const char *r, size_t nr)
+{
+    return tok_hash(tok_hash(TOK_HASH_INIT, l, nl) * 31, r, nr);
 }
 
 bool tok_ids_push(tok_ids *ids, int32_t id)
@@ -236,9 +250,7 @@ int32_t tok_merge_rank(const al_vocab *v, const char *l, size_t nl, const char *
 {
     if (!v->n_merges || nl + 1 + nr > v->max_merge_len)
         return -1;
-    uint64_t h = tok_hash(TOK_HASH_INIT, l, nl);
-    h = tok_hash(h, " ", 1);
-    h = tok_hash(h, r, nr);
+    uint64_t h = merge_hash(l, nl, r, nr);
     size_t i = h & v->merge_ix.mask;
     for (;;) {
         uint32_t e = v->merge_ix.slots[i];
@@ -257,7 +269,8 @@ static void merge_insert(al_vocab *v, uint32_t m)
 {
     const char *s = v->mblob + v->moff[m];
     size_t n = v->mlen[m];
-    size_t i = tok_hash(TOK_HASH_INIT, s, n) & v->merge_ix.mask;
+    uint32_t nl = v->msplit[m];
+    size_t i = merge_hash(s, nl, s + nl + 1, n - nl - 1) & v->merge_ix.mask;
     for (;;) {
         uint32_t e = v->merge_ix.slots[i];
         if (!e) {
@@ -359,9 +372,12 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
         return al_err(err, AL_ERR_NOMEM, "out of memory for %zu tokens", n);
 
     const al_gguf_kv *sk = al_gguf_find(g, "tokenizer.ggml.scores");
-    if (sk) {
-        if (sk->type != AL_GGUF_ARR || sk->arr_n != kv->arr_n)
-            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of %zu numbers", n);
+    if (sk) { /* float32, or int32 as Tekken files store them */
+        if (sk->type != AL_GGUF_ARR || (sk->arr_type != AL_GGUF_F32 && sk->arr_type != AL_GGUF_I32))
+            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of float32 or int32");
+        if (sk->arr_n != kv->arr_n)
+            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores has %llu entries for %zu tokens",
+                          (unsigned long long)sk->arr_n, n);
         for (size_t i = 0; i < n; i++) {
             double d;
             if (!al_gguf_arr_f64(sk, i, &d))
@@ -396,6 +412,9 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
 static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
 {
     const al_gguf_kv *kv = al_gguf_find(g, "tokenizer.ggml.merges");
+    al_str pre;
+    if (!kv && al_gguf_get_str(g, "tokenizer.ggml.pre", &pre) && al_str_eq(pre, "kimi-k2"))
+        return index_alloc(&v->merge_ix, 0) ? AL_OK : al_err(err, AL_ERR_NOMEM, "out of memory"); /* no merges */
     if (!kv)
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.merges is missing (needed by a BPE tokenizer: gpt2, gemma4)");
     if (kv->type != AL_GGUF_ARR || kv->arr_type != AL_GGUF_STR)
@@ -427,28 +446,64 @@ static al_status load_merges(const al_gguf *g, al_vocab *v, al_error *err)
 }
 
 /* End of generation and the EOT token, found by text as llama.cpp does. */
+static void set_control(al_vocab *v, int32_t id, uint16_t extra)
+{
+    v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_NORMAL | TOK_USER)) | TOK_CONTROL | extra);
+}
+
+/* End of generation, EOT and fill-in-the-middle tokens, found by text as
+ * llama.cpp does (a token found so becomes a control token). */
 static void find_eog(const al_gguf *g, al_vocab *v)
 {
-    static const char *const k_eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                        "<|endoftext|>", "<EOT>", "_<EOT>",
-                                        ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"), /* DeepSeek */
+#define DS_END "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>" /* DeepSeek */
+    static const char *const k_eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                        "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", DS_END,
                                         "<end_of_utterance>"};
-    static const char *const k_eog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                        "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-                                        "<|end_of_text|>", "<end_of_utterance>",
-                                        "<eos>", "<turn|>", "<|tool_response>"}; /* gemma4 */
+    static const char *const k_eog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>",
+                                        "<|flush|>", "<|calls|>", "<end_of_turn>", "<|endoftext|>", "</s>",
+                                        "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+                                        "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DS_END,
+                                        "[e~["};
+    /* FIM prefix/suffix/middle (control) and pad/repo/file-separator (also EOG) */
+    static const char *const k_fim[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+                                        "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>",
+                                        "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>",
+                                        "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>",
+                                        "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+                                        "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"};
+    static const char *const k_fim_eog[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]",
+                                            "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
+                                            "<|file_sep|>"};
+#undef DS_END
     v->eot = read_id(g, v, "tokenizer.ggml.eot_token_id", -1);
     for (size_t k = 0; v->eot < 0 && k < sizeof(k_eot) / sizeof(k_eot[0]); k++) {
         int32_t id = tok_find(v, k_eot[k], strlen(k_eot[k]));
         if (id >= 0) {
             v->eot = id;
-            v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_NORMAL | TOK_USER)) | TOK_CONTROL);
+            set_control(v, id, 0);
         }
+    }
+    for (size_t k = 0; k < sizeof(k_fim) / sizeof(k_fim[0]); k++) {
+        int32_t id = tok_find(v, k_fim[k], strlen(k_fim[k]));
+        if (id >= 0)
+            set_control(v, id, 0);
+    }
+    for (size_t k = 0; k < sizeof(k_fim_eog) / sizeof(k_fim_eog[0]); k++) {
+        int32_t id = tok_find(v, k_fim_eog[k], strlen(k_fim_eog[k]));
+        if (id >= 0)
+            set_control(v, id, TOK_EOG);
     }
     for (size_t k = 0; k < sizeof(k_eog) / sizeof(k_eog[0]); k++) {
         int32_t id = tok_find(v, k_eog[k], strlen(k_eog[k]));
         if (id >= 0)
-            v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_NORMAL | TOK_USER)) | TOK_CONTROL | TOK_EOG);
+            set_control(v, id, TOK_EOG);
+    }
+    /* gpt-oss (harmony): these are rendered and matched as user-defined */
+    static const char *const k_user[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+    for (size_t k = 0; k < sizeof(k_user) / sizeof(k_user[0]); k++) {
+        int32_t id = tok_find(v, k_user[k], strlen(k_user[k]));
+        if (id >= 0)
+            v->attr[id] = TOK_USER;
     }
     int32_t eom = read_id(g, v, "tokenizer.ggml.eom_token_id", -1);
     if (v->eos >= 0)
@@ -457,6 +512,17 @@ static void find_eog(const al_gguf *g, al_vocab *v)
         v->attr[v->eot] |= TOK_EOG;
     if (eom >= 0)
         v->attr[eom] |= TOK_EOG;
+    /* harmony / solar-open: <|end|> ends a message, not the generation */
+#define HAS(s) (tok_find(v, s, strlen(s)) >= 0 && (v->attr[tok_find(v, s, strlen(s))] & TOK_EOG))
+    int32_t end = tok_find(v, "<|end|>", 7);
+    bool call = HAS("<|call|>") || HAS("<|calls|>");
+    if (end >= 0 && (v->attr[end] & TOK_EOG) && call && (HAS("<|return|>") || HAS("<|flush|>")))
+        v->attr[end] = TOK_USER;
+    /* Gemma 4: </s> is an ordinary token */
+    int32_t s_end = tok_find(v, "</s>", 4);
+    if (s_end >= 0 && HAS("<|tool_response>") && (v->attr[s_end] & TOK_EOG))
+        v->attr[s_end] = TOK_NORMAL;
+#undef HAS
 }
 
 static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
@@ -471,16 +537,6 @@ static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
             low[i] = (char)tolower((unsigned char)name.ptr[i]);
         low[n] = 0;
         phi3 = strstr(low, "phi-3") || strstr(low, "phi3");
-    }
-    /* the <mask> of these encoders swallows the whitespace before it */
-    al_str arch, pre;
-    if ((al_gguf_get_str(g, "general.architecture", &arch) &&
-         (al_str_eq(arch, "nomic-bert-moe") || al_str_eq(arch, "jina-bert-v3"))) ||
-        (al_gguf_get_str(g, "tokenizer.ggml.pre", &pre) &&
-         (al_str_eq(pre, "jina-v2-de") || al_str_eq(pre, "jina-v2-es") || al_str_eq(pre, "jina-v2-code")))) {
-        int32_t id = tok_find(v, "<mask>", 6);
-        if (id >= 0)
-            v->attr[id] |= TOK_LSTRIP;
     }
     size_t n = 0;
     for (int32_t i = 0; i < v->n_tokens; i++)
@@ -507,37 +563,52 @@ static al_status build_specials(const al_gguf *g, al_vocab *v, al_error *err)
             if ((id = tok_find(v, k_no[k], strlen(k_no[k]))) >= 0)
                 v->attr[id] &= (uint16_t)~TOK_RSTRIP;
     }
+    /* the mask token of these swallows the whitespace on its left (as the reference) */
+    al_str pre = {"", 0}, arch = {"", 0};
+    al_gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    al_gguf_get_str(g, "general.architecture", &arch);
+    const char *mask = NULL;
+    if (al_str_eq(pre, "jina-v2-de") || al_str_eq(pre, "jina-v2-es") || al_str_eq(pre, "jina-v2-code") ||
+        al_str_eq(arch, "nomic-bert-moe") || al_str_eq(arch, "jina-bert-v3"))
+        mask = "<mask>";
+    else if (al_gguf_get_str(g, "general.name", &name) && name.len >= 11 && !phi3) {
+        for (size_t i = 0; i + 11 <= name.len && !mask; i++)
+            if (!strncasecmp(name.ptr + i, "modern-bert", 11))
+                mask = "[MASK]";
+    }
+    int32_t mid = mask ? tok_find(v, mask, strlen(mask)) : -1;
+    if (mid >= 0)
+        v->attr[mid] |= TOK_LSTRIP;
     qsort_r(v->special, v->n_special, sizeof(int32_t), cmp_special, v);
     return AL_OK;
 }
 
-static al_status choose_pre(const al_gguf *g, al_vocab *v, al_error *err)
+/* The pre-tokenizer of a BPE vocab and the defaults its name implies.
+ * Model gemma4 has no pre of its own: it is the "gemma4" one whatever the
+ * file says (as the reference does). */
+static al_status choose_pre(const al_gguf *g, al_vocab *v, bool gemma4, al_error *err)
 {
-    al_str pre;
-    v->pre = TOK_PRE_DEFAULT;
-    if (!al_gguf_get_str(g, "tokenizer.ggml.pre", &pre) || al_str_eq(pre, "default"))
-        return AL_OK;
-    static const struct {
-        const char *name;
-        tok_pre pre;
-    } k[] = {
-        {"llama-bpe", TOK_PRE_LLAMA3}, {"llama3", TOK_PRE_LLAMA3}, {"llama-v3", TOK_PRE_LLAMA3},
-        {"smaug-bpe", TOK_PRE_LLAMA3}, {"qwen2", TOK_PRE_QWEN2}, {"deepseek-r1-qwen", TOK_PRE_QWEN2},
-        {"deepseek-coder", TOK_PRE_DEEPSEEK_CODER}, {"gpt-2", TOK_PRE_GPT2}, {"phi-2", TOK_PRE_GPT2},
-        {"mpt", TOK_PRE_GPT2}, {"olmo", TOK_PRE_GPT2}, {"jais", TOK_PRE_GPT2},
-    };
-    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
-        if (al_str_eq(pre, k[i].name)) {
-            v->pre = k[i].pre;
-            if (v->pre == TOK_PRE_LLAMA3) {
-                v->ignore_merges = true;
-                v->add_bos = true;
-            }
-            return AL_OK;
-        }
-    }
-    return al_err(err, AL_ERR_UNSUPPORTED, "tokenizer.ggml.pre '%.*s' is not a supported pre-tokenizer",
-                  (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+    const al_gguf_kv *kv = gemma4 ? NULL : al_gguf_find(g, "tokenizer.ggml.pre");
+    al_str pre = gemma4 ? (al_str){"gemma4", 6} : (al_str){"default", 7};
+    if (kv && !al_gguf_get_str(g, "tokenizer.ggml.pre", &pre))
+        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.pre is not a string");
+    v->pre = tok_pre_find(pre.ptr, pre.len);
+    if (!v->pre)
+        return al_err(err, AL_ERR_UNSUPPORTED,
+                      "tokenizer.ggml.pre '%.*s' is not a known pre-tokenizer (%zu names are supported: see "
+                      "README.md)",
+                      (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, tok_pre_count());
+    unsigned f = tok_pre_flags(v->pre);
+    v->ignore_merges = f & TOK_PRE_IGNORE_MERGES;
+    v->clean_spaces = !(f & TOK_PRE_NO_CLEAN_SPACES);
+    v->add_bos = f & TOK_PRE_ADD_BOS;
+    v->add_sep = f & TOK_PRE_ADD_SEP;
+    v->bpe_raw = f & TOK_PRE_RAW;
+    v->escape_spaces = f & TOK_PRE_ESCAPE_SPACES;
+    v->newline_word = f & TOK_PRE_NEWLINE_WORD;
+    if (f & TOK_PRE_NO_BOS_ID)
+        v->bos = -1;
+    return AL_OK;
 }
 
 al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
@@ -549,20 +620,23 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
     al_vocab *v = calloc(1, sizeof(*v));
     if (!v)
         return al_err(err, AL_ERR_NOMEM, "out of memory");
+    bool gemma4 = false;
     al_status st = AL_OK;
     if (al_str_eq(model, "llama"))
         v->type = AL_VOCAB_SPM;
     else if (al_str_eq(model, "gpt2"))
         v->type = AL_VOCAB_BPE;
+    else if (al_str_eq(model, "whitespace")) /* BPE on the text between whitespace, which is dropped */
+        v->type = AL_VOCAB_BPE, v->drop_space = true;
     else if (al_str_eq(model, "bert"))
         v->type = AL_VOCAB_WPM;
     else if (al_str_eq(model, "t5"))
         v->type = AL_VOCAB_UGM;
-    else if (al_str_eq(model, "gemma4"))
-        v->type = AL_VOCAB_BPE, v->bpe_utf8 = TOK_BPE_UTF8_GEMMA4;
+    else if (al_str_eq(model, "gemma4")) /* BPE on raw UTF-8: the pre-tokenizer "gemma4" */
+        v->type = AL_VOCAB_BPE, gemma4 = true;
     else
         st = al_err(err, AL_ERR_UNSUPPORTED,
-                    "tokenizer.ggml.model '%.*s' is not supported (llama, gpt2, bert, t5, gemma4 are)",
+                    "tokenizer.ggml.model '%.*s' is not supported (llama, gpt2, whitespace, bert, t5, gemma4 are)",
                     (int)(model.len > 64 ? 64 : model.len), model.ptr);
     if (!st)
         st = load_tokens(g, v, err);
@@ -579,27 +653,27 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
     switch (v->type) {
     case AL_VOCAB_SPM:
         v->bos = 1, v->eos = 2, v->unk = 0, v->pad = -1, v->sep = -1;
-        v->add_bos = true, v->add_space_prefix = true;
+        v->add_bos = true, v->add_space_prefix = true, v->clean_spaces = false;
         break;
     case AL_VOCAB_BPE:
         v->bos = 11, v->eos = 11, v->unk = -1, v->pad = -1, v->sep = -1;
         break;
     case AL_VOCAB_WPM:
         v->bos = 101, v->eos = -1, v->unk = 100, v->pad = 0, v->sep = 102;
-        v->add_bos = true, v->add_sep = true;
+        v->add_bos = true, v->add_sep = true, v->clean_spaces = true;
         break;
     case AL_VOCAB_UGM:
         v->bos = -1, v->eos = 1, v->unk = 2, v->pad = 0, v->sep = -1;
         v->add_eos = true;
         break;
     }
-    if (v->bpe_utf8 == TOK_BPE_UTF8_GEMMA4) /* every id comes from the file */
+    if (gemma4) /* every id comes from the file */
         v->bos = v->eos = v->unk = v->pad = v->sep = -1;
     int32_t *const dflt[] = {&v->bos, &v->eos, &v->unk, &v->pad, &v->sep};
     for (size_t i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++)
         if (*dflt[i] >= v->n_tokens)
             *dflt[i] = -1;
-    if (v->type == AL_VOCAB_BPE && !v->bpe_utf8 && (st = choose_pre(g, v, err))) {
+    if (v->type == AL_VOCAB_BPE && (st = choose_pre(g, v, gemma4, err))) {
         al_vocab_free(v);
         return st;
     }
@@ -615,14 +689,18 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
         v->add_bos = b;
     if (al_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &b))
         v->add_eos = b;
+    if (al_gguf_get_bool(g, "tokenizer.ggml.add_sep_token", &b))
+        v->add_sep = b;
     if (al_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b))
         v->add_space_prefix = b;
-    if (v->bpe_utf8 == TOK_BPE_UTF8_GEMMA4)
+    if (al_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &b))
+        v->remove_extra_ws = b;
+    if (gemma4)
         v->add_bos = true; /* the reference overrides add_bos_token=false for Gemma 4 */
 
     for (int i = 0; i < 256; i++) {
         v->byte_tok[i] = -1;
-        if (v->type == AL_VOCAB_SPM || v->bpe_utf8) {
+        if (v->type == AL_VOCAB_SPM) {
             static const char hex[] = "0123456789ABCDEF";
             char buf[6] = {'<', '0', 'x', hex[i >> 4], hex[i & 15], '>'};
             v->byte_tok[i] = tok_find(v, buf, 6);
@@ -634,8 +712,10 @@ al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err)
     }
     find_eog(g, v);
     st = build_specials(g, v, err);
-    if (!st && v->type == AL_VOCAB_BPE && !v->bpe_utf8)
+    if (!st && v->type == AL_VOCAB_BPE)
         st = tok_bpe_init(v, err);
+    if (!st && v->type == AL_VOCAB_SPM)
+        tok_spm_init(v);
     if (!st)
         st = tok_pieces_init(v, err);
     if (st) {
@@ -679,9 +759,9 @@ void al_vocab_free(al_vocab *v)
     free(v->mlen);
     free(v->msplit);
     free(v->merge_ix.slots);
+    free(v->pairs);
     free(v->special);
-    for (int i = 0; i < v->n_re; i++)
-        pcre2_code_free(v->re[i]);
+    tok_pretok_free(v->pretok);
     tok_ugm_free(v->ugm);
     free(v);
 }
@@ -697,6 +777,19 @@ int32_t al_vocab_unk(const al_vocab *v) { return v->unk; }
 int32_t al_vocab_pad(const al_vocab *v) { return v->pad; }
 int32_t al_vocab_sep(const al_vocab *v) { return v->sep; }
 al_vocab_type al_vocab_type_of(const al_vocab *v) { return v->type; }
+const char *al_vocab_pre_name(const al_vocab *v) { return v->pre ? tok_pre_name(v->pre) : NULL; }
+bool al_vocab_clean_spaces(const al_vocab *v) { return v->clean_spaces; }
+
+const char *al_vocab_type_name(const al_vocab *v)
+{
+    switch (v->type) {
+    case AL_VOCAB_SPM: return "spm";
+    case AL_VOCAB_BPE: return "bpe";
+    case AL_VOCAB_WPM: return "wpm";
+    case AL_VOCAB_UGM: return "ugm";
+    }
+    return "?";
+}
 bool al_vocab_add_bos_default(const al_vocab *v) { return v->add_bos; }
 bool al_vocab_add_eos_default(const al_vocab *v) { return v->add_eos; }
 bool al_vocab_add_space_prefix(const al_vocab *v)
@@ -779,6 +872,19 @@ static al_status partition(const al_vocab *v, const char *text, size_t len, bool
     }
     if (!any)
         return AL_OK;
+    /* which byte pairs occur in the text: a token whose first two bytes
+     * never do cannot match (saves a search of the whole text per token) */
+    uint8_t *pairs = len >= 2 ? calloc(8192, 1) : NULL;
+    if (pairs)
+        for (size_t i = 0; i + 1 < len; i++) {
+            unsigned pr = (unsigned)(unsigned char)text[i] << 8 | (unsigned char)text[i + 1];
+            pairs[pr >> 3] |= (uint8_t)(1u << (pr & 7));
+        }
+    struct {
+        char prefix[4];
+        bool present;
+    } memo[64];
+    size_t n_memo = 0;
     frags next = {0};
     for (size_t s = 0; s < v->n_special; s++) {
         int32_t id = v->special[s];
@@ -787,6 +893,23 @@ static al_status partition(const al_vocab *v, const char *text, size_t len, bool
             continue;
         const char *tt = v->blob + v->off[id];
         size_t tl = v->len[id];
+        if (tl >= 2 && pairs) {
+            unsigned pr = (unsigned)(unsigned char)tt[0] << 8 | (unsigned char)tt[1];
+            if (!(pairs[pr >> 3] & (1u << (pr & 7))))
+                continue;
+        }
+        if (tl >= 4) { /* many tokens share a 4-byte prefix ("[PAD...", "<|...") */
+            size_t k = 0;
+            while (k < n_memo && memcmp(memo[k].prefix, tt, 4))
+                k++;
+            if (k == n_memo && n_memo < sizeof(memo) / sizeof(memo[0])) {
+                memcpy(memo[k].prefix, tt, 4);
+                memo[k].present = memmem(text, len, tt, 4) != NULL;
+                n_memo++;
+            }
+            if (k < n_memo && !memo[k].present)
+                continue;
+        }
         bool found = false;
         next.n = 0;
         for (size_t f = 0; f < out->n; f++) {
@@ -825,9 +948,11 @@ static al_status partition(const al_vocab *v, const char *text, size_t len, bool
         }
     }
     free(next.v);
+    free(pairs);
     return AL_OK;
 oom:
     free(next.v);
+    free(pairs);
     return al_err(err, AL_ERR_NOMEM, "out of memory");
 }
 
@@ -887,8 +1012,7 @@ static al_status tokenize_all(const al_vocab *v, const char *text, size_t len, b
             break;
         }
         case AL_VOCAB_BPE:
-            st = v->bpe_utf8 ? tok_bpe_utf8(v, text + f.off, f.len, ids, err)
-                             : tok_bpe(v, text + f.off, f.len, ids, err);
+            st = tok_bpe(v, text + f.off, f.len, ids, err);
             break;
         case AL_VOCAB_UGM:
             st = tok_ugm(v, text + f.off, f.len, ids, err);

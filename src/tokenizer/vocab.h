@@ -26,6 +26,11 @@ typedef enum al_vocab_type {
 al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err);
 
 al_vocab_type al_vocab_type_of(const al_vocab *v);
+/* "spm", "bpe", "wpm" (static storage). */
+const char *al_vocab_type_name(const al_vocab *v);
+/* BPE: the tokenizer.ggml.pre name in effect ("default" when absent);
+ * NULL for other models. Static storage. */
+const char *al_vocab_pre_name(const al_vocab *v);
 /* Whether al_tokenize(add_special=true) puts BOS first / EOS last. */
 bool al_vocab_add_bos_default(const al_vocab *v);
 bool al_vocab_add_eos_default(const al_vocab *v);
@@ -35,6 +40,19 @@ bool al_vocab_add_space_prefix(const al_vocab *v);
 int32_t al_vocab_unk(const al_vocab *v); /* -1 when none */
 int32_t al_vocab_pad(const al_vocab *v); /* -1 when none */
 int32_t al_vocab_sep(const al_vocab *v); /* -1 when none */
+/* Whole-text decoding as the reference's llama_detokenize: the pieces
+ * (special tokens as text when unparse_special), without the space prefix
+ * SentencePiece added, without BOS/EOS when remove_special and the vocab
+ * adds them, and with clean_up_tokenization_spaces when the tokenizer asks
+ * for it (" ," -> ",", " 's" -> "'s", ...: most BPE names, WordPiece).
+ * Writes at most cap bytes to buf (no NUL); returns the full length. The
+ * streaming detokenizer (al_detok_*) does none of this, as the reference's
+ * per-token pieces do not. */
+size_t al_vocab_detokenize(const al_vocab *v, const int32_t *tokens, size_t n, char *buf, size_t cap,
+                           bool remove_special, bool unparse_special);
+/* Whether whole-text decoding cleans spaces (see above). */
+bool al_vocab_clean_spaces(const al_vocab *v);
+
 /* The id of a token given its exact text, or -1. */
 int32_t al_vocab_find(const al_vocab *v, const char *text, size_t len);
 /* The stored text of a token (SentencePiece/byte-level form, not decoded),

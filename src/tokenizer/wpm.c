@@ -4,7 +4,7 @@
  * word-initial piece carries a U+2581 prefix and a continuation piece
  * ("##ing" in BERT) is stored bare ("ing").
  *
- * Normalisation: NFD with combining marks (accents) removed, lowercase, control characters and NUL/U+FFFD
+ * Normalisation: the first code point of NFD, marks (\p{M}) removed, lowercase, control characters and NUL/U+FFFD
  * dropped, whitespace splits words, every punctuation character (and ASCII
  * symbol) and CJK ideograph is a word of its own. Each word is then cut
  * greedily into the longest tokens from the left; a word that cannot be
@@ -96,12 +96,13 @@ al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
         uint32_t cp;
         size_t l = tok_utf8_decode((const unsigned char *)text + i, n - i, &cp, NULL);
         i += l;
+        /* as the reference: a code point becomes the FIRST code point of its
+         * NFD form (what follows it, accents or Hangul jamo, is lost) */
         utf8proc_int32_t dec[8];
         utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 8, UTF8PROC_DECOMPOSE, NULL);
-        if (nd < 1 || nd > 8) {
+        if (nd < 1 || nd > 8)
             dec[0] = (utf8proc_int32_t)cp;
-            nd = 1;
-        }
+        nd = 1;
         for (utf8proc_ssize_t k = 0; k < nd && !oom; k++) {
             uint32_t c = (uint32_t)dec[k];
             if (wpm_space(c)) {
@@ -111,8 +112,9 @@ al_status tok_wpm(const al_vocab *v, const char *text, size_t n, tok_ids *ids, a
                 continue;
             }
             utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
-            if (c == 0 || c == 0xFFFD || is_control(cat) || cat == UTF8PROC_CATEGORY_MN)
-                continue; /* Mn: accents, split off by NFD, are stripped */
+            if (c == 0 || c == 0xFFFD || is_control(cat) || cat == UTF8PROC_CATEGORY_CN ||
+                (cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME))
+                continue; /* marks (accents) are stripped */
             char enc[4];
             size_t el = al_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), enc);
             bool alone = is_punct(cat) || (c < 0x7F && is_symbol(cat)) || wpm_chinese(c);

@@ -1132,6 +1132,88 @@ static void corpus_tokenizer_models(const gmodel *base)
     free(t5);
 }
 
+/* A byte-level BPE vocab instead of the SentencePiece one: model "gpt2",
+ * tokenizer.ggml.pre = pre, and the given merges. */
+static void make_bpe(gmodel *m, const char *pre, const char *const *merges, int n_merges)
+{
+    kv_del(m, "tokenizer.ggml.model");
+    kv_str(m, "tokenizer.ggml.model", "gpt2");
+    if (pre)
+        kv_str(m, "tokenizer.ggml.pre", pre);
+    kvdef *k = kv_add(m, "tokenizer.ggml.merges", T_ARR);
+    put_u32(&k->val, T_STR);
+    put_u64(&k->val, (uint64_t)n_merges);
+    for (int i = 0; i < n_merges; i++)
+        put_str(&k->val, merges[i]);
+}
+
+/* The tokenizer's own refusals: each names the key and the problem. */
+static void corpus_tokenizer(const gmodel *base)
+{
+    static const char *const ok_merges[] = {"b c"};
+    static const char *const bad_merges[] = {"b zz"};
+    static const char *const bad_result[] = {"b s"};
+    MUTATE(base, "tokenizer-pre-unknown", AT_MODEL, "tokenizer.ggml.pre", "no-such-pre",
+           make_bpe(m, "no-such-pre", ok_merges, 1));
+    MUTATE(base, "tokenizer-pre-not-string", AT_MODEL, "tokenizer.ggml.pre", "not a string",
+           make_bpe(m, NULL, ok_merges, 1); kv_u32(m, "tokenizer.ggml.pre", 7));
+    MUTATE(base, "tokenizer-merge-missing-token", AT_MODEL, "tokenizer.ggml.merges[0]", "'zz', which is not a token",
+           make_bpe(m, "gpt-2", bad_merges, 1));
+    MUTATE(base, "tokenizer-merge-result-missing", AT_MODEL, "tokenizer.ggml.merges[0]", "'bs', which is not a token",
+           make_bpe(m, "gpt-2", bad_result, 1));
+    MUTATE(base, "tokenizer-merges-missing", AT_MODEL, "tokenizer.ggml.merges", "missing",
+           make_bpe(m, "gpt-2", ok_merges, 1); kv_del(m, "tokenizer.ggml.merges"));
+    MUTATE(base, "tokenizer-empty-vocab", AT_MODEL, "tokenizer.ggml.tokens", "0 entries",
+           kvdef *k = kv_find(m, "tokenizer.ggml.tokens"); k->val.n = 4; put_u64(&k->val, 0));
+    MUTATE(base, "tokenizer-scores-wrong-type", AT_MODEL, "tokenizer.ggml.scores", "float32 or int32",
+           kvdef *k = kv_find(m, "tokenizer.ggml.scores"); uint32_t t = T_U32; memcpy(k->val.p, &t, 4));
+    MUTATE(base, "tokenizer-scores-not-array", AT_MODEL, "tokenizer.ggml.scores", "float32 or int32",
+           kv_del(m, "tokenizer.ggml.scores"); kv_f32(m, "tokenizer.ggml.scores", 1.0f));
+    MUTATE(base, "tokenizer-scores-long", AT_MODEL, "tokenizer.ggml.scores", "entries for",
+           kvdef *k = kv_find(m, "tokenizer.ggml.scores"); uint64_t c = NVOCAB + 1; memcpy(k->val.p + 4, &c, 8);
+           put_f32(&k->val, 0.0f));
+
+    /* int32 scores (as Tekken files store them) load and tokenize as float32 ones */
+    gmodel *m = malloc(sizeof(gmodel));
+    model_copy(m, base);
+    kvdef *k = kv_find(m, "tokenizer.ggml.scores");
+    uint32_t t = T_I32;
+    memcpy(k->val.p, &t, 4);
+    for (int i = 0; i < NVOCAB; i++) {
+        float f;
+        memcpy(&f, k->val.p + 12 + 4 * i, 4);
+        int32_t x = (int32_t)f;
+        memcpy(k->val.p + 12 + 4 * i, &x, 4);
+    }
+    buf b = {0}, b0 = {0};
+    model_write(m, &b);
+    model_write(base, &b0);
+    char p1[512], p0[512];
+    snprintf(p1, sizeof p1, "%s/tokenizer-scores-int32.gguf", g_dir);
+    snprintf(p0, sizeof p0, "%s/tokenizer-scores-float32.gguf", g_dir);
+    g_cases++;
+    if (write_file(p1, b.p, b.n) && write_file(p0, b0.p, b0.n)) {
+        al_vocab *v1 = NULL, *v0 = NULL;
+        al_error e1 = {0}, e0 = {0};
+        al_status s1 = al_vocab_load(p1, &v1, &e1), s0 = al_vocab_load(p0, &v0, &e0);
+        CHECK(s1 == AL_OK && s0 == AL_OK, "int32 scores refused: %s / %s", e1.msg, e0.msg);
+        if (v1 && v0) {
+            int32_t t1[16], t0[16];
+            size_t n1 = 0, n0 = 0;
+            al_tokenize(v1, "the cats", 8, false, false, t1, 16, &n1, NULL);
+            al_tokenize(v0, "the cats", 8, false, false, t0, 16, &n0, NULL);
+            CHECK(n1 == n0 && n1 > 0 && !memcmp(t1, t0, n1 * sizeof(int32_t)), "int32 scores tokenize differently");
+            printf("  %-34s %-18s %zu tokens, as with float32 scores\n", "tokenizer-scores-int32", "OK", n1);
+        }
+        al_vocab_free(v1);
+        al_vocab_free(v0);
+    }
+    free(b.p);
+    free(b0.p);
+    model_free(m);
+    free(m);
+}
+
 /* The real files in ../shared are the positive cases. */
 static void positive_shared(const char *shared)
 {
@@ -1196,6 +1278,7 @@ int main(void)
     corpus_tensors(base);
     corpus_quant_scales(base);
     corpus_model(base);
+    corpus_tokenizer(base);
     corpus_tokenizer_models(base);
     corpus_arch(base);
     printf("families:\n");

@@ -95,6 +95,42 @@ case $err in *"ggml-vocab-qwen2.gguf.inp"*) n_ok=$((n_ok + 1)) ;; *) echo "FAIL:
 "$BIN" tokenize >/dev/null 2>&1
 check "usage error exit code" 2 $?
 
+# other pre-tokenizer names, written by setpre.py: the real binary splits as the reference
+PRE=$VOCAB/pre
+if [ -f "$SHARED/tools/setpre.py" ] && [ -d "$PRE" ] && command -v python3 >/dev/null; then
+    T=$(mktemp -d)
+    python3 "$SHARED/tools/setpre.py" "$VOCAB/ggml-vocab-llama-bpe.gguf" tekken "$T/tekken.gguf"
+    python3 "$SHARED/tools/setpre.py" "$VOCAB/ggml-vocab-qwen2.gguf" qwen35 "$T/qwen35.gguf"
+    python3 "$SHARED/tools/setpre.py" "$VOCAB/ggml-vocab-llama-bpe.gguf" no-such-pre "$T/bad.gguf"
+    for name in tekken qwen35; do
+        for i in 0 40 60 70 80 112; do
+            text=$(record "$PRE/strings-A.inp" $i; printf x)
+            text=${text%x}
+            want=$(sed -n "$((i + 1))p" "$PRE/$name.A.out" | sed 's/^ //')
+            check "$name string $i" "$want" "$(printf '%s' "$text" | "$BIN" tokenize "$T/$name.gguf")"
+        done
+    done
+    # tekken adds BOS by default; --special parses the special tokens
+    check "--special tekken" "128000 128006 9906" \
+        "$(printf '<|start_header_id|>Hello' | "$BIN" tokenize "$T/tekken.gguf" --special)"
+    check "--special qwen35" "151644 872" "$(printf '<|im_start|>user' | "$BIN" tokenize "$T/qwen35.gguf" --special)"
+    # an unknown name is refused with the file, the key and the name
+    err=$(printf 'x' | "$BIN" tokenize "$T/bad.gguf" 2>&1 >/dev/null)
+    check "unknown pre exit code" 1 $?
+    case $err in *"$T/bad.gguf"*"tokenizer.ggml.pre 'no-such-pre'"*) n_ok=$((n_ok + 1)) ;;
+        *) echo "FAIL: unknown pre message: $err"; fail=1 ;; esac
+    # bench-tokenize: the same token count as tokenize, and a speed
+    out=$("$BIN" bench-tokenize "$T/tekken.gguf" "$PRE/strings-A.inp" --runs 2)
+    n=$("$BIN" tokenize "$T/tekken.gguf" < "$PRE/strings-A.inp" | wc -w)
+    case $out in *" -> $n tokens; best of 2: "*" MB/s; CPU time "*" MB/s (tokenizer bpe, pre tekken)") n_ok=$((n_ok + 1)) ;;
+        *) echo "FAIL: bench-tokenize: $out (tokenize: $n tokens)"; fail=1 ;; esac
+    "$BIN" bench-tokenize "$T/tekken.gguf" >/dev/null 2>&1
+    check "bench-tokenize usage exit code" 2 $?
+    rm -rf "$T"
+else
+    echo "SKIP: setpre.py or vocab/pre absent: other pre names not checked"
+fi
+
 echo "tokenize CLI: $n_ok checks passed"
 [ $fail -eq 0 ] && echo PASS || echo FAILED
 exit $fail

@@ -7,7 +7,8 @@
  *    adds), through al_token_to_piece and through the streaming detok fed
  *    one token at a time, whose every chunk must be valid UTF-8;
  *  - the `tokens` of the ../shared/ref JSON files (add_special, on the real models);
- *  - special tokens, end-of-generation, byte fallback split across tokens,
+ *  - special tokens, end-of-generation (gpt-oss's <|end|> rule on a small
+ *    vocab written here), byte fallback split across tokens,
  *    the output-size contract, errors on bad files.
  * Prints a throughput figure (no timing assertion).
  */
@@ -304,6 +305,100 @@ static bool ids_are(const al_vocab *v, const char *s, bool add, bool special, co
     return same;
 }
 
+/* A vocab-only GGUF of a gpt-oss (harmony) style byte-level BPE vocab:
+ * "h", "i", then the given special tokens (type control), pre gpt-4o, no
+ * merges, EOS = the first special. Returns false if it cannot be written. */
+static bool write_harmony(const char *path, const char *const *specials, int n_special)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return false;
+    uint32_t nt = 2 + (uint32_t)n_special;
+    uint64_t hdr[2] = {0, 6}; /* tensors, keys */
+    fwrite("GGUF\3\0\0\0", 1, 8, f);
+    fwrite(hdr, 8, 2, f);
+#define W_STR(s) (fwrite(&(uint64_t){strlen(s)}, 8, 1, f), fwrite(s, 1, strlen(s), f))
+#define W_U32(x) fwrite(&(uint32_t){x}, 4, 1, f)
+#define W_U64(x) fwrite(&(uint64_t){x}, 8, 1, f)
+    W_STR("tokenizer.ggml.model"), W_U32(8), W_STR("gpt2");
+    W_STR("tokenizer.ggml.pre"), W_U32(8), W_STR("gpt-4o");
+    W_STR("tokenizer.ggml.tokens"), W_U32(9), W_U32(8), W_U64(nt), W_STR("h"), W_STR("i");
+    for (int i = 0; i < n_special; i++)
+        W_STR(specials[i]);
+    W_STR("tokenizer.ggml.token_type"), W_U32(9), W_U32(5), W_U64(nt), W_U32(1), W_U32(1);
+    for (int i = 0; i < n_special; i++)
+        W_U32(3);
+    W_STR("tokenizer.ggml.merges"), W_U32(9), W_U32(8), W_U64(0);
+    W_STR("tokenizer.ggml.eos_token_id"), W_U32(4), W_U32(2);
+#undef W_STR
+#undef W_U32
+#undef W_U64
+    return fclose(f) == 0;
+}
+
+/* gpt-oss: <|return|> and <|call|> end the generation; with both, <|end|>
+ * (the end of one message, e.g. the analysis) does not, and it becomes a
+ * user-defined token: parsed and rendered like text. The same with
+ * <|calls|> and <|flush|>; a vocab with <|end|> alone keeps it as EOG. */
+static void test_harmony_eog(void)
+{
+    char dir[] = "/tmp/airlock-harmony-XXXXXX", path[128];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/vocab.gguf", dir);
+    static const char *const oss[] = {"<|return|>", "<|call|>", "<|end|>", "<|start|>", "<|channel|>",
+                                      "<|message|>", "<|endoftext|>"};
+    static const char *const no_call[] = {"<|return|>", "<|end|>", "<|start|>"};
+    static const char *const calls_flush[] = {"<|calls|>", "<|flush|>", "<|end|>"};
+    struct {
+        const char *name;
+        const char *const *sp;
+        int n;
+        bool end_eog;
+    } cases[] = {{"gpt-oss", oss, 7, false}, {"without <|call|>", no_call, 3, true},
+                 {"<|calls|> <|flush|>", calls_flush, 3, false}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        al_vocab *v = NULL;
+        al_error err = {0};
+        CHECK(write_harmony(path, cases[c].sp, cases[c].n), "cannot write %s", path);
+        CHECK(al_vocab_load(path, &v, &err) == AL_OK, "%s: %s", cases[c].name, err.msg);
+        unlink(path);
+        if (!v)
+            continue;
+        int32_t end = -1;
+        for (int i = 0; i < cases[c].n; i++) {
+            int32_t id = 2 + i;
+            if (!strcmp(cases[c].sp[i], "<|end|>")) {
+                end = id;
+                continue;
+            }
+            if (strcmp(cases[c].sp[i], "<|start|>") && strcmp(cases[c].sp[i], "<|channel|>") &&
+                strcmp(cases[c].sp[i], "<|message|>"))
+                CHECK(al_vocab_is_eog(v, id), "%s: %s is not end of generation", cases[c].name, cases[c].sp[i]);
+            else
+                CHECK(!al_vocab_is_eog(v, id), "%s: %s ends the generation", cases[c].name, cases[c].sp[i]);
+        }
+        CHECK(al_vocab_is_eog(v, end) == cases[c].end_eog, "%s: <|end|> %s end of generation", cases[c].name,
+              cases[c].end_eog ? "is not" : "is");
+        CHECK(!al_vocab_is_eog(v, 0) && !al_vocab_is_eog(v, 1), "%s: text tokens end the generation", cases[c].name);
+        /* a user-defined <|end|> is found in text without parse_special and rendered without render_special;
+         * as EOG (control) it is neither */
+        char piece[16];
+        int32_t n = al_token_to_piece(v, end, piece, sizeof(piece), false);
+        if (!cases[c].end_eog) {
+            CHECK(ids_are(v, "hi<|end|>h", false, false, (int32_t[]){0, 1, end, 0}, 4), "%s: <|end|> in text",
+                  cases[c].name);
+            CHECK(n == 7 && !memcmp(piece, "<|end|>", 7), "%s: <|end|> not rendered (%d bytes)", cases[c].name, n);
+        } else {
+            CHECK(n == 0, "%s: control <|end|> rendered without render_special (%d bytes)", cases[c].name, n);
+        }
+        al_vocab_free(v);
+    }
+    rmdir(dir);
+}
+
 static void test_special(void)
 {
     al_vocab *q = load("qwen2"), *l3 = load("llama-bpe"), *spm = load("llama-spm"), *bert = load("bert-bge"),
@@ -538,6 +633,7 @@ int main(void)
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
         test_ref(models[i]);
     test_special();
+    test_harmony_eog();
     test_errors();
     test_random();
     bench();
