@@ -352,9 +352,14 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
     /* counts that drive memory are checked before anything is allocated:
      * the parallel arrays must match, and a model's embedding must have a
      * row for every token */
-    const al_gguf_kv *sk0 = al_gguf_find(g, "tokenizer.ggml.scores");
-    if (sk0 && (sk0->type != AL_GGUF_ARR || sk0->arr_n != kv->arr_n))
-        return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of %zu numbers", n);
+    const al_gguf_kv *sk = al_gguf_find(g, "tokenizer.ggml.scores");
+    if (sk) { /* float32, or int32 as Tekken files store them */
+        if (sk->type != AL_GGUF_ARR || (sk->arr_type != AL_GGUF_F32 && sk->arr_type != AL_GGUF_I32))
+            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of float32 or int32");
+        if (sk->arr_n != kv->arr_n)
+            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores has %llu entries for %zu tokens",
+                          (unsigned long long)sk->arr_n, n);
+    }
     const al_gguf_kv *tk0 = al_gguf_find(g, "tokenizer.ggml.token_type");
     if (tk0 && (tk0->type != AL_GGUF_ARR || tk0->arr_n != kv->arr_n))
         return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.token_type must be an array of %zu integers", n);
@@ -371,13 +376,7 @@ static al_status load_tokens(const al_gguf *g, al_vocab *v, al_error *err)
     if (!v->scores || !v->attr || !index_alloc(&v->tok_ix, n))
         return al_err(err, AL_ERR_NOMEM, "out of memory for %zu tokens", n);
 
-    const al_gguf_kv *sk = al_gguf_find(g, "tokenizer.ggml.scores");
-    if (sk) { /* float32, or int32 as Tekken files store them */
-        if (sk->type != AL_GGUF_ARR || (sk->arr_type != AL_GGUF_F32 && sk->arr_type != AL_GGUF_I32))
-            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores must be an array of float32 or int32");
-        if (sk->arr_n != kv->arr_n)
-            return al_err(err, AL_ERR_FORMAT, "tokenizer.ggml.scores has %llu entries for %zu tokens",
-                          (unsigned long long)sk->arr_n, n);
+    if (sk) {
         for (size_t i = 0; i < n; i++) {
             double d;
             if (!al_gguf_arr_f64(sk, i, &d))
