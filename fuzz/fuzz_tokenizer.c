@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const k_vocabs[] = {
     "ggml-vocab-llama-spm.gguf",      "ggml-vocab-gpt-2.gguf",   "ggml-vocab-qwen2.gguf",
     "ggml-vocab-bert-bge.gguf",       "ggml-vocab-llama-bpe.gguf", "ggml-vocab-deepseek-coder.gguf",
-    "ggml-vocab-command-r.gguf",      "ggml-vocab-gemma-4.gguf", "ggml-vocab-gpt-neox.gguf",
+    "ggml-vocab-aquila.gguf",      "ggml-vocab-gemma-4.gguf", "ggml-vocab-gpt-neox.gguf",
     "ggml-vocab-phi-3.gguf",          "ggml-vocab-nomic-bert-moe.gguf", "ggml-vocab-baichuan.gguf",
 };
 #define N_VOCABS (sizeof(k_vocabs) / sizeof(k_vocabs[0]))
