@@ -41,18 +41,25 @@ bench: build
 bench-serve: build
 	AIRLOCK_BIN=$(BUILD)/airlock scripts/bench-serve.sh
 
-# libFuzzer on the chat-template interpreter for FUZZ_TIME seconds; new
-# inputs go to $(FUZZ)/corpus-template, the committed seeds stay as they are.
-FUZZ      ?= build-fuzz
-FUZZ_TIME ?= 120
+# libFuzzer targets (fuzz/fuzz_<target>.c), each for FUZZ_TIME seconds, or
+# only FUZZ_TARGET. New inputs go to $(FUZZ)/corpus-<target>; the committed
+# seeds (fuzz/corpus/<target>, replayed by `make test`) stay as they are.
+FUZZ        ?= build-fuzz
+FUZZ_TIME   ?= 120
+FUZZ_TARGET ?= template gguf bundle api tokenizer
+FUZZ_OPTS   ?= -timeout=10 -rss_limit_mb=2048
 $(FUZZ)/build.ninja:
 	CC=clang cmake -S . -B $(FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAIRLOCK_FUZZ=ON
 
 fuzz: deps $(FUZZ)/build.ninja
-	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_template
-	mkdir -p $(FUZZ)/corpus-template
-	$(FUZZ)/fuzz/fuzz_template -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-		-dict=fuzz/template.dict $(FUZZ)/corpus-template fuzz/corpus/template
+	cmake --build $(FUZZ) -j $(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGET))
+	set -e; for t in $(FUZZ_TARGET); do \
+		mkdir -p $(FUZZ)/corpus-$$t; \
+		echo "== fuzz_$$t for $(FUZZ_TIME) s"; \
+		$(FUZZ)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) $(FUZZ_OPTS) \
+			-max_len=$$( [ $$t = template ] && echo 4096 || echo 65536 ) \
+			$$( [ $$t = template ] && echo -dict=fuzz/template.dict ) $(FUZZ)/corpus-$$t fuzz/corpus/$$t; \
+	done
 
 # libFuzzer on the JSON Schema and GBNF compilers (and the matcher).
 fuzz-schema: deps $(FUZZ)/build.ninja

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "server/api_int.h"
+#include "server/api_parse.h"
 #include "server/responses.h"
 #include "server/server_int.h"
 #include "server/toolcall.h"
@@ -2324,4 +2325,50 @@ void srv_api_keep_prompt_json(srv_req *r, json_t *v)
 void srv_api_extend_timeout(srv_req *r)
 {
     extend_timeout(r);
+}
+
+/* ------------------------------------------- for the fuzz target (api_parse.h) */
+
+int srv_parse_request(json_t *body, srv_parse_endpoint ep, const al_server_config *cfg, json_t **messages,
+                      char *msg, size_t msg_cap)
+{
+    if (messages)
+        *messages = NULL;
+    char where[256], why[512];
+    json_t *b = body, *chat = NULL;
+    if (ep == SRV_PARSE_RESPONSES) {
+        chat = srv_responses_to_chat(body, where, sizeof(where), why, sizeof(why));
+        if (!chat) {
+            snprintf(msg, msg_cap, "%s: %s", where, why);
+            return 400;
+        }
+        b = chat;
+    }
+    dialect d = ep == SRV_PARSE_COMPLETIONS         ? D_OAI_COMPL
+                : ep == SRV_PARSE_OLLAMA_CHAT       ? D_OL_CHAT
+                : ep == SRV_PARSE_OLLAMA_GENERATE   ? D_OL_GEN
+                                                    : D_OAI_CHAT;
+    perr e = {0};
+    gen_params gp = {0};
+    bool ok = (d == D_OAI_CHAT || d == D_OAI_COMPL) ? parse_oai_params(b, d, cfg, &gp, &e)
+                                                    : parse_ollama_params(b, cfg, &gp, &e);
+    gen_params_free(&gp);
+    srv_agent_req ag = {.parallel = true, .think = -1};
+    if (ok && d != D_OAI_COMPL &&
+        !srv_agent_parse(b, d == D_OL_CHAT || d == D_OL_GEN, false, &ag, where, sizeof(where), why, sizeof(why)))
+        ok = srv_fail(&e, 400, "invalid_value", where, "%s: %s", where, why);
+    if (ok && (d == D_OAI_CHAT || d == D_OL_CHAT)) {
+        json_t *msgs = normalize_messages(json_object_get(b, "messages"), d == D_OL_CHAT, &e);
+        ok = msgs != NULL;
+        if (messages)
+            *messages = msgs;
+        else
+            json_decref(msgs);
+    }
+    json_decref(chat);
+    if (!ok) {
+        snprintf(msg, msg_cap, "%s", e.msg);
+        return e.status ? e.status : 400;
+    }
+    return 200;
 }
