@@ -53,12 +53,13 @@ $(FUZZ)/build.ninja:
 
 fuzz: deps $(FUZZ)/build.ninja
 	cmake --build $(FUZZ) -j $(JOBS) $(addprefix --target fuzz_,$(FUZZ_TARGET))
+	python3 fuzz/make_seeds.py $(FUZZ)/seeds-gguf >/dev/null
 	set -e; for t in $(FUZZ_TARGET); do \
 		mkdir -p $(FUZZ)/corpus-$$t; \
 		echo "== fuzz_$$t for $(FUZZ_TIME) s"; \
 		$(FUZZ)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) $(FUZZ_OPTS) \
 			-max_len=$$( [ $$t = template ] && echo 4096 || echo 65536 ) \
-			$$( [ $$t = template ] && echo -dict=fuzz/template.dict ) $(FUZZ)/corpus-$$t fuzz/corpus/$$t; \
+			$$( [ $$t = template ] && echo -dict=fuzz/template.dict ) $(FUZZ)/corpus-$$t $$( [ $$t = gguf ] && echo $(FUZZ)/seeds-gguf || echo fuzz/corpus/$$t ); \
 	done
 
 # libFuzzer on the JSON Schema and GBNF compilers (and the matcher).

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Writes the tiny GGUF seeds of fuzz/corpus/gguf (a 1-layer llama with a
 32-token SentencePiece-style vocabulary, a GPT-2-style BPE vocab-only file,
-a WordPiece one, and a few broken variants). Run from the repository root:
-python3 fuzz/make_seeds.py. Each file is a few KB."""
-import struct, os
+a WordPiece one, and a few broken variants): python3 fuzz/make_seeds.py DIR.
+Each file is a few KB. They are made when needed (the gguf_fuzz_replay test,
+make fuzz), not committed: GGUF files stay out of the repository."""
+import struct, os, sys
 
-OUT = "fuzz/corpus/gguf"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "build-fuzz/seeds-gguf"
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 
 def s(x):
