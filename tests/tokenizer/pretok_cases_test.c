@@ -25,40 +25,7 @@
 #include "airlock.h"
 #include "tokenizer/tok_impl.h" /* tok_byte_to_cp */
 #include "tokenizer/vocab.h"
-
-static int g_fail, g_checks;
-
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        g_checks++;                                                                                        \
-        if (!(cond)) {                                                                                     \
-            g_fail++;                                                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                           \
-            fprintf(stderr, __VA_ARGS__);                                                                  \
-            fputc('\n', stderr);                                                                           \
-        }                                                                                                  \
-    } while (0)
-
-static char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[sz] = 0;
-        *n = (size_t)sz;
-    }
-    return b;
-}
+#include "tokenizer/tok_common.h"
 
 /* The records of an .inp file: each ends with "\n__ggml_vocab_test__\n". */
 typedef struct record {
