@@ -128,6 +128,14 @@ void al_model_get_info(const al_model *model, al_model_info *out);
  * (the rest zero). For listings that must not load every model. */
 al_status al_model_peek(const char *path, al_model_info *out, al_error *err);
 
+/* The chat template (tokenizer.chat_template) of a GGUF file and the text
+ * of its BOS and EOS tokens, from the metadata alone: no weights are read,
+ * no tokenizer is built and any tensor type is accepted (for rendering a
+ * template without loading the model). Each of tmpl, bos, eos may be NULL
+ * (not wanted); each result is a malloc'd NUL-terminated string (caller
+ * frees) or NULL when the file has none. */
+al_status al_model_peek_template(const char *path, char **tmpl, char **bos, char **eos, al_error *err);
+
 /* The architectures (general.architecture values) the engine runs, as
  * "llama, qwen2, ...". Static storage. */
 const char *al_model_architectures(void);
@@ -169,6 +177,14 @@ bool al_vocab_is_control(const al_vocab *vocab, int32_t token);
 /* The longest token's text in bytes: a text of len bytes needs at least
  * about len / this many tokens (a cheap bound before tokenizing). */
 size_t al_vocab_max_token_bytes(const al_vocab *vocab);
+/* The id of a token given its exact stored text (SentencePiece/byte-level
+ * form, as in tokenizer.ggml.tokens), or -1. */
+int32_t al_vocab_find(const al_vocab *vocab, const char *text, size_t len);
+/* The tokenizer family: "spm", "bpe", "wpm", "ugm", ... (static storage). */
+const char *al_vocab_type_name(const al_vocab *vocab);
+/* BPE: the tokenizer.ggml.pre name in effect ("default" when absent);
+ * NULL for other families. Static storage. */
+const char *al_vocab_pre_name(const al_vocab *vocab);
 
 /* Tokenizes text[0..len). add_special: add BOS/EOS as the vocab asks.
  * parse_special: recognise special tokens (<|im_start|>, ...) in the text.

@@ -9,7 +9,6 @@
 #include "airlock.h"
 #include "cli/cli.h"
 #include "cli/util.h"
-#include "tokenizer/vocab.h"
 
 static void help(FILE *f)
 {

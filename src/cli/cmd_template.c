@@ -9,7 +9,6 @@
 #include "airlock.h"
 #include "cli/cli.h"
 #include "cli/util.h"
-#include "gguf/gguf.h"
 
 static void help(FILE *f)
 {
@@ -52,44 +51,14 @@ static char *read_or_fail(const char *path, const char *what)
     return s;
 }
 
-static char *al_strndup0(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
 /* Reads the model's template and BOS/EOS token strings (each may be left NULL). */
 static int read_model(const char *path, char **tmpl, char **bos, char **eos)
 {
     al_error err = {0};
-    al_gguf *g = NULL;
-    al_gguf_params gp = {.allow_unsupported_types = true};
-    if (al_gguf_open(path, &gp, &g, &err)) {
+    if (al_model_peek_template(path, tmpl, bos, eos, &err)) {
         cli_errorf("template", "%s", err.msg);
         return 1;
     }
-    al_str s;
-    if (al_gguf_get_str(g, "tokenizer.chat_template", &s))
-        *tmpl = al_strndup0(s.ptr, (size_t)s.len);
-    const al_gguf_kv *toks = al_gguf_find(g, "tokenizer.ggml.tokens");
-    const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
-    char **outs[2] = {bos, eos};
-    for (int k = 0; k < 2; k++) {
-        uint32_t id;
-        if (toks && toks->type == AL_GGUF_ARR && toks->arr_type == AL_GGUF_STR &&
-            al_gguf_get_u32(g, keys[k], &id) && id < toks->arr_n) {
-            const uint8_t *it = toks->data;
-            al_str t = al_gguf_str_next(&it);
-            for (uint32_t i = 0; i < id; i++)
-                t = al_gguf_str_next(&it);
-            *outs[k] = al_strndup0(t.ptr, (size_t)t.len);
-        }
-    }
-    al_gguf_close(g);
     return 0;
 }
 

@@ -18,7 +18,6 @@
 #include "server/server_int.h"
 #include "server/toolcall.h"
 #include "server/toolgrammar.h"
-#include "tokenizer/vocab.h"
 #include "util/error.h"
 
 typedef enum dialect { D_OAI_CHAT, D_OAI_COMPL, D_OL_CHAT, D_OL_GEN } dialect;

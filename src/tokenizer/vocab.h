@@ -26,11 +26,7 @@ typedef enum al_vocab_type {
 al_status al_vocab_from_gguf(const al_gguf *g, al_vocab **out, al_error *err);
 
 al_vocab_type al_vocab_type_of(const al_vocab *v);
-/* "spm", "bpe", "wpm" (static storage). */
-const char *al_vocab_type_name(const al_vocab *v);
-/* BPE: the tokenizer.ggml.pre name in effect ("default" when absent);
- * NULL for other models. Static storage. */
-const char *al_vocab_pre_name(const al_vocab *v);
+/* al_vocab_type_name, al_vocab_pre_name, al_vocab_find: airlock.h. */
 /* Whether al_tokenize(add_special=true) puts BOS first / EOS last. */
 bool al_vocab_add_bos_default(const al_vocab *v);
 bool al_vocab_add_eos_default(const al_vocab *v);
@@ -53,8 +49,6 @@ size_t al_vocab_detokenize(const al_vocab *v, const int32_t *tokens, size_t n, c
 /* Whether whole-text decoding cleans spaces (see above). */
 bool al_vocab_clean_spaces(const al_vocab *v);
 
-/* The id of a token given its exact text, or -1. */
-int32_t al_vocab_find(const al_vocab *v, const char *text, size_t len);
 /* The stored text of a token (SentencePiece/byte-level form, not decoded),
  * *len its length; NULL for an invalid id. Owned by the vocab. */
 const char *al_vocab_token_text(const al_vocab *v, int32_t token, size_t *len);
