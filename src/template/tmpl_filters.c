@@ -772,394 +772,552 @@ static al_status to_int(tmpl_ctx *c, const tnode *at, const tv *v, const tv *dfl
     }
 }
 
-al_status tmpl_filter(tmpl_ctx *c, const tnode *at, const char *name, size_t n, const tv *self,
-                      const tmpl_args *args, tv *out)
+/* The filters, one function each, all of this signature; name/n is the
+ * name the template used (one function may serve several: upper/lower). */
+#define FILTER(fn)                                                                                   \
+    static al_status fn(tmpl_ctx *c, const tnode *at, const char *name, size_t n, const tv *self,   \
+                        const tmpl_args *args, tv *out)
+
+/* no autoescaping in chat templates: escape only where asked */
+FILTER(filter_safe)
 {
-    const tv *a0 = tmpl_arg(args, 0, NULL), *a1 = tmpl_arg(args, 1, NULL);
+    *out = *self;
+    return AL_OK;
+}
+
+FILTER(filter_escape)
+{
     al_status st;
     tv s;
-    if (NAME_IS("safe") || NAME_IS("e") || NAME_IS("escape") || NAME_IS("forceescape")) {
-        /* no autoescaping in chat templates: escape only where asked */
-        if (NAME_IS("safe")) {
-            *out = *self;
-            return AL_OK;
-        }
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        tmpl_buf b = {.a = c->arena, .limit = c->lim.max_output_bytes};
-        for (size_t i = 0; i < s.u.s.n; i++) {
-            char ch = s.u.s.p[i];
-            if (ch == '&')
-                tb_puts(&b, "&amp;");
-            else if (ch == '<')
-                tb_puts(&b, "&lt;");
-            else if (ch == '>')
-                tb_puts(&b, "&gt;");
-            else if (ch == '"')
-                tb_puts(&b, "&#34;");
-            else if (ch == '\'')
-                tb_puts(&b, "&#39;");
-            else
-                tb_putc(&b, ch);
-        }
-        if (b.over)
-            return tmpl_fail(c, at, AL_ERR_LIMIT, "escape() result exceeds the output limit");
-        *out = tv_str(b.p ? b.p : "", b.n);
-        return AL_OK;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    tmpl_buf b = {.a = c->arena, .limit = c->lim.max_output_bytes};
+    for (size_t i = 0; i < s.u.s.n; i++) {
+        char ch = s.u.s.p[i];
+        if (ch == '&')
+            tb_puts(&b, "&amp;");
+        else if (ch == '<')
+            tb_puts(&b, "&lt;");
+        else if (ch == '>')
+            tb_puts(&b, "&gt;");
+        else if (ch == '"')
+            tb_puts(&b, "&#34;");
+        else if (ch == '\'')
+            tb_puts(&b, "&#39;");
+        else
+            tb_putc(&b, ch);
     }
-    if (NAME_IS("trim")) {
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        const tv *chars = tmpl_arg(args, 0, "chars");
-        if (chars && chars->type == TV_NONE)
-            chars = NULL;
-        if (chars && (st = str_arg(c, at, chars, "trim(): chars")))
-            return st;
-        *out = do_strip(&s, chars, 3);
-        return AL_OK;
+    if (b.over)
+        return tmpl_fail(c, at, AL_ERR_LIMIT, "escape() result exceeds the output limit");
+    *out = tv_str(b.p ? b.p : "", b.n);
+    return AL_OK;
+}
+
+FILTER(filter_trim)
+{
+    al_status st;
+    tv s;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    const tv *chars = tmpl_arg(args, 0, "chars");
+    if (chars && chars->type == TV_NONE)
+        chars = NULL;
+    if (chars && (st = str_arg(c, at, chars, "trim(): chars")))
+        return st;
+    *out = do_strip(&s, chars, 3);
+    return AL_OK;
+}
+
+FILTER(filter_length)
+{
+    switch (self->type) {
+    case TV_STR: *out = tv_int((int64_t)tmpl_utf8_len(self->u.s.p, self->u.s.n)); return AL_OK;
+    case TV_LIST: *out = tv_int((int64_t)self->u.list->n); return AL_OK;
+    case TV_DICT: *out = tv_int((int64_t)self->u.dict->n); return AL_OK;
+    case TV_UNDEF: *out = tv_int(0); return AL_OK;
+    default:
+        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "object of type '%s' has no len()", tv_type_name(self));
     }
-    if (NAME_IS("length") || NAME_IS("count")) {
-        switch (self->type) {
-        case TV_STR: *out = tv_int((int64_t)tmpl_utf8_len(self->u.s.p, self->u.s.n)); return AL_OK;
-        case TV_LIST: *out = tv_int((int64_t)self->u.list->n); return AL_OK;
-        case TV_DICT: *out = tv_int((int64_t)self->u.dict->n); return AL_OK;
-        case TV_UNDEF: *out = tv_int(0); return AL_OK;
-        default:
-            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "object of type '%s' has no len()", tv_type_name(self));
-        }
+}
+
+FILTER(filter_case)
+{
+    al_status st;
+    tv s;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    return do_case(c, at, &s, NAME_IS("lower") ? 0 : NAME_IS("upper") ? 1 : NAME_IS("capitalize") ? 2 : 3, out);
+}
+
+FILTER(filter_tojson)
+{
+    const tv *ind = tmpl_arg(args, 0, "indent");
+    int indent = -1;
+    if (ind && ind->type == TV_INT) {
+        if (ind->u.i < 0 || ind->u.i > 64)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "tojson: indent must be 0..64");
+        indent = (int)ind->u.i;
+    } else if (ind && ind->type != TV_NONE) {
+        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "tojson: indent must be an integer");
     }
-    if (NAME_IS("upper") || NAME_IS("lower") || NAME_IS("capitalize") || NAME_IS("title")) {
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        return do_case(c, at, &s, NAME_IS("lower") ? 0 : NAME_IS("upper") ? 1 : NAME_IS("capitalize") ? 2 : 3, out);
+    tmpl_buf b = {.a = c->arena, .limit = c->lim.max_output_bytes};
+    const char *why = NULL;
+    if (!tv_json_append(&b, self, indent, 0, &why)) {
+        if (why)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "tojson: %s", why);
+        return tmpl_fail(c, at, AL_ERR_LIMIT, "tojson result exceeds the output limit");
     }
-    if (NAME_IS("tojson")) {
-        const tv *ind = tmpl_arg(args, 0, "indent");
-        int indent = -1;
-        if (ind && ind->type == TV_INT) {
-            if (ind->u.i < 0 || ind->u.i > 64)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "tojson: indent must be 0..64");
-            indent = (int)ind->u.i;
-        } else if (ind && ind->type != TV_NONE) {
-            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "tojson: indent must be an integer");
-        }
-        tmpl_buf b = {.a = c->arena, .limit = c->lim.max_output_bytes};
-        const char *why = NULL;
-        if (!tv_json_append(&b, self, indent, 0, &why)) {
-            if (why)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "tojson: %s", why);
-            return tmpl_fail(c, at, AL_ERR_LIMIT, "tojson result exceeds the output limit");
-        }
-        *out = tv_str(b.p ? b.p : "", b.n);
-        return AL_OK;
-    }
-    if (NAME_IS("string"))
-        return need_str(c, at, self, out);
-    if (NAME_IS("int"))
-        return to_int(c, at, self, tmpl_arg(args, 0, "default"), out);
-    if (NAME_IS("float")) {
-        const tv *d = tmpl_arg(args, 0, "default");
-        double f;
-        if (self->type == TV_FLOAT)
-            f = self->u.f;
-        else if (self->type == TV_INT)
-            f = (double)self->u.i;
-        else if (self->type == TV_BOOL)
-            f = self->u.b;
-        else if (self->type == TV_STR && self->u.s.n && self->u.s.n < 64) {
-            char buf[64], *e;
-            memcpy(buf, self->u.s.p, self->u.s.n);
-            buf[self->u.s.n] = 0;
-            f = strtod(buf, &e);
-            if (*e) {
-                *out = d ? *d : tv_float(0);
-                return AL_OK;
-            }
-        } else {
+    *out = tv_str(b.p ? b.p : "", b.n);
+    return AL_OK;
+}
+
+FILTER(filter_string)
+{
+    return need_str(c, at, self, out);
+}
+
+FILTER(filter_int)
+{
+    return to_int(c, at, self, tmpl_arg(args, 0, "default"), out);
+}
+
+FILTER(filter_float)
+{
+    const tv *d = tmpl_arg(args, 0, "default");
+    double f;
+    if (self->type == TV_FLOAT)
+        f = self->u.f;
+    else if (self->type == TV_INT)
+        f = (double)self->u.i;
+    else if (self->type == TV_BOOL)
+        f = self->u.b;
+    else if (self->type == TV_STR && self->u.s.n && self->u.s.n < 64) {
+        char buf[64], *e;
+        memcpy(buf, self->u.s.p, self->u.s.n);
+        buf[self->u.s.n] = 0;
+        f = strtod(buf, &e);
+        if (*e) {
             *out = d ? *d : tv_float(0);
             return AL_OK;
         }
-        *out = tv_float(f);
+    } else {
+        *out = d ? *d : tv_float(0);
         return AL_OK;
     }
-    if (NAME_IS("items")) {
-        if (self->type == TV_UNDEF) {
-            tv_list *l;
-            if ((st = mk_list(c, at, &l)))
-                return st;
-            *out = list_val(l);
-            return AL_OK;
-        }
-        if (self->type != TV_DICT)
-            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "items: a mapping is required, not %s", tv_type_name(self));
-        bool found;
-        tmpl_args none = {0};
-        return tmpl_method(c, at, self, "items", 5, &none, out, &found);
-    }
-    if (NAME_IS("list")) {
-        tv_list *items;
-        if ((st = tmpl_iterate(c, at, self, &items)))
+    *out = tv_float(f);
+    return AL_OK;
+}
+
+FILTER(filter_items)
+{
+    al_status st;
+    if (self->type == TV_UNDEF) {
+        tv_list *l;
+        if ((st = mk_list(c, at, &l)))
             return st;
-        tv_list *l = tv_list_new(c->arena, items->n);
-        if (!l)
+        *out = list_val(l);
+        return AL_OK;
+    }
+    if (self->type != TV_DICT)
+        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "items: a mapping is required, not %s", tv_type_name(self));
+    bool found;
+    tmpl_args none = {0};
+    return tmpl_method(c, at, self, "items", 5, &none, out, &found);
+}
+
+FILTER(filter_list)
+{
+    al_status st;
+    tv_list *items;
+    if ((st = tmpl_iterate(c, at, self, &items)))
+        return st;
+    tv_list *l = tv_list_new(c->arena, items->n);
+    if (!l)
+        return tmpl_nomem(c, at);
+    if (items->n)
+        memcpy(l->items, items->items, items->n * sizeof(tv));
+    l->n = items->n;
+    *out = list_val(l);
+    return AL_OK;
+}
+
+FILTER(filter_default)
+{
+    const tv *dv = tmpl_arg(args, 0, "default_value");
+    const tv *boolean = tmpl_arg(args, 1, "boolean");
+    bool use = self->type == TV_UNDEF || (boolean && tv_truthy(boolean) && !tv_truthy(self));
+    *out = use ? (dv ? *dv : tv_str("", 0)) : *self;
+    return AL_OK;
+}
+
+FILTER(filter_first_last)
+{
+    al_status st;
+    tv_list *items;
+    if ((st = tmpl_iterate(c, at, self, &items)))
+        return st;
+    *out = items->n ? items->items[name[0] == 'f' ? 0 : items->n - 1] : tv_undef();
+    return AL_OK;
+}
+
+FILTER(filter_join)
+{
+    return do_join(c, at, self, args, out);
+}
+
+FILTER(filter_replace)
+{
+    const tv *a0 = tmpl_arg(args, 0, NULL);
+    const tv *a1 = tmpl_arg(args, 1, NULL);
+    al_status st;
+    tv s;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    return do_replace(c, at, &s, a0, a1, tmpl_arg(args, 2, "count"), out);
+}
+
+FILTER(filter_select)
+{
+    return do_select(c, at, self, args, false, true, out);
+}
+
+FILTER(filter_reject)
+{
+    return do_select(c, at, self, args, false, false, out);
+}
+
+FILTER(filter_selectattr)
+{
+    return do_select(c, at, self, args, true, true, out);
+}
+
+FILTER(filter_rejectattr)
+{
+    return do_select(c, at, self, args, true, false, out);
+}
+
+FILTER(filter_map)
+{
+    const tv *a0 = tmpl_arg(args, 0, NULL);
+    al_status st;
+    tv_list *items, *l;
+    if ((st = tmpl_iterate(c, at, self, &items)) || (st = mk_list(c, at, &l)))
+        return st;
+    const tv *attr = tmpl_arg(args, 99, "attribute");
+    const tv *dflt = tmpl_arg(args, 99, "default");
+    tmpl_args fargs = {0};
+    if (!attr) {
+        if (!a0 || a0->type != TV_STR)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "map needs a filter name or attribute=");
+        for (size_t k = 1; k < args->npos; k++)
+            fargs.pos[fargs.npos++] = args->pos[k];
+        for (size_t k = 0; k < args->nkw; k++) {
+            fargs.kw[fargs.nkw] = args->kw[k];
+            fargs.kwn[fargs.nkw] = args->kwn[k];
+            fargs.kwv[fargs.nkw++] = args->kwv[k];
+        }
+    }
+    for (size_t i = 0; i < items->n; i++) {
+        tv v;
+        if (attr) {
+            if ((st = get_path(c, at, &items->items[i], attr, &v)))
+                return st;
+            if (v.type == TV_UNDEF && dflt)
+                v = *dflt;
+        } else if ((st = tmpl_filter(c, at, a0->u.s.p, a0->u.s.n, &items->items[i], &fargs, &v))) {
+            return st;
+        }
+        if (!tv_list_push(c->arena, l, v))
             return tmpl_nomem(c, at);
-        if (items->n)
-            memcpy(l->items, items->items, items->n * sizeof(tv));
-        l->n = items->n;
-        *out = list_val(l);
-        return AL_OK;
     }
-    if (NAME_IS("default") || NAME_IS("d")) {
-        const tv *dv = tmpl_arg(args, 0, "default_value");
-        const tv *boolean = tmpl_arg(args, 1, "boolean");
-        bool use = self->type == TV_UNDEF || (boolean && tv_truthy(boolean) && !tv_truthy(self));
-        *out = use ? (dv ? *dv : tv_str("", 0)) : *self;
-        return AL_OK;
-    }
-    if (NAME_IS("first") || NAME_IS("last")) {
-        tv_list *items;
-        if ((st = tmpl_iterate(c, at, self, &items)))
-            return st;
-        *out = items->n ? items->items[name[0] == 'f' ? 0 : items->n - 1] : tv_undef();
-        return AL_OK;
-    }
-    if (NAME_IS("join"))
-        return do_join(c, at, self, args, out);
-    if (NAME_IS("replace")) {
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        return do_replace(c, at, &s, a0, a1, tmpl_arg(args, 2, "count"), out);
-    }
-    if (NAME_IS("select"))
-        return do_select(c, at, self, args, false, true, out);
-    if (NAME_IS("reject"))
-        return do_select(c, at, self, args, false, false, out);
-    if (NAME_IS("selectattr"))
-        return do_select(c, at, self, args, true, true, out);
-    if (NAME_IS("rejectattr"))
-        return do_select(c, at, self, args, true, false, out);
-    if (NAME_IS("map")) {
-        tv_list *items, *l;
-        if ((st = tmpl_iterate(c, at, self, &items)) || (st = mk_list(c, at, &l)))
-            return st;
-        const tv *attr = tmpl_arg(args, 99, "attribute");
-        const tv *dflt = tmpl_arg(args, 99, "default");
-        tmpl_args fargs = {0};
-        if (!attr) {
-            if (!a0 || a0->type != TV_STR)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "map needs a filter name or attribute=");
-            for (size_t k = 1; k < args->npos; k++)
-                fargs.pos[fargs.npos++] = args->pos[k];
-            for (size_t k = 0; k < args->nkw; k++) {
-                fargs.kw[fargs.nkw] = args->kw[k];
-                fargs.kwn[fargs.nkw] = args->kwn[k];
-                fargs.kwv[fargs.nkw++] = args->kwv[k];
-            }
-        }
-        for (size_t i = 0; i < items->n; i++) {
-            tv v;
-            if (attr) {
-                if ((st = get_path(c, at, &items->items[i], attr, &v)))
-                    return st;
-                if (v.type == TV_UNDEF && dflt)
-                    v = *dflt;
-            } else if ((st = tmpl_filter(c, at, a0->u.s.p, a0->u.s.n, &items->items[i], &fargs, &v))) {
-                return st;
-            }
-            if (!tv_list_push(c->arena, l, v))
-                return tmpl_nomem(c, at);
-        }
-        *out = list_val(l);
-        return AL_OK;
-    }
-    if (NAME_IS("indent")) {
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        return do_indent(c, at, &s, args, out);
-    }
-    if (NAME_IS("unique") || NAME_IS("reverse")) {
-        if (NAME_IS("reverse") && self->type == TV_STR) {
-            tmpl_buf b = {.a = c->arena};
-            size_t e = self->u.s.n;
-            while (e > 0) {
-                size_t st0 = e - 1;
-                while (st0 > 0 && ((unsigned char)self->u.s.p[st0] & 0xC0) == 0x80)
-                    st0--;
-                tb_put(&b, self->u.s.p + st0, e - st0);
-                e = st0;
-            }
-            if (b.over)
-                return tmpl_nomem(c, at);
-            *out = tv_str(b.p ? b.p : "", b.n);
-            return AL_OK;
-        }
-        tv_list *items, *l;
-        if ((st = tmpl_iterate(c, at, self, &items)) || (st = mk_list(c, at, &l)))
-            return st;
-        for (size_t i = 0; i < items->n; i++) {
-            if (NAME_IS("reverse")) {
-                if (!tv_list_push(c->arena, l, items->items[items->n - 1 - i]))
-                    return tmpl_nomem(c, at);
-                continue;
-            }
-            bool seen = false;
-            for (size_t k = 0; k < l->n && !seen; k++)
-                seen = tv_equal(&l->items[k], &items->items[i], 0);
-            if ((c->steps += l->n / 16) > c->lim.max_steps)
-                return tmpl_fail(c, at, AL_ERR_LIMIT, "step limit of %llu exceeded",
-                                 (unsigned long long)c->lim.max_steps);
-            if (!seen && !tv_list_push(c->arena, l, items->items[i]))
-                return tmpl_nomem(c, at);
-        }
-        *out = list_val(l);
-        return AL_OK;
-    }
-    if (NAME_IS("sort") || NAME_IS("dictsort")) {
-        bool dsort = name[0] == 'd';
-        tv_list *items;
-        tv src = *self;
-        if (dsort) {
-            if (self->type != TV_DICT)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "dictsort needs a mapping");
-            tmpl_args none = {0};
-            bool found;
-            if ((st = tmpl_method(c, at, self, "items", 5, &none, &src, &found)))
-                return st;
-        }
-        if ((st = tmpl_iterate(c, at, &src, &items)))
-            return st;
-        const tv *rev = tmpl_arg(args, 0, "reverse");
-        const tv *cs = tmpl_arg(args, 1, "case_sensitive");
-        const tv *attr = dsort ? NULL : tmpl_arg(args, 2, "attribute");
-        tv_list *l = tv_list_new(c->arena, items->n);
-        tv *keys = tmpl_alloc_n(c->arena, items->n ? items->n : 1, sizeof(tv));
-        if (!l || !keys)
-            return tmpl_nomem(c, at);
-        for (size_t i = 0; i < items->n; i++) {
-            l->items[i] = items->items[i];
-            tv k = items->items[i];
-            if (dsort)
-                k = k.u.list->items[0];
-            else if (attr && (st = get_path(c, at, &items->items[i], attr, &k)))
-                return st;
-            if (k.type == TV_STR && !(cs && tv_truthy(cs)) && (st = do_case(c, at, &k, 0, &k)))
-                return st;
-            keys[i] = k;
-        }
-        l->n = items->n;
-        if ((st = sort_values(c, at, l->items, l->n, keys, rev && tv_truthy(rev))))
-            return st;
-        *out = list_val(l);
-        return AL_OK;
-    }
-    if (NAME_IS("abs")) {
-        if (self->type == TV_INT) {
-            if (self->u.i == INT64_MIN)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "integer overflow");
-            *out = tv_int(self->u.i < 0 ? -self->u.i : self->u.i);
-        } else if (self->type == TV_FLOAT)
-            *out = tv_float(fabs(self->u.f));
-        else if (self->type == TV_BOOL)
-            *out = tv_int(self->u.b);
-        else
-            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "bad operand type for abs(): '%s'", tv_type_name(self));
-        return AL_OK;
-    }
-    if (NAME_IS("round")) {
-        const tv *prec = tmpl_arg(args, 0, "precision");
-        const tv *method = tmpl_arg(args, 1, "method");
-        double f;
-        if (self->type == TV_FLOAT)
-            f = self->u.f;
-        else if (self->type == TV_INT)
-            f = (double)self->u.i;
-        else if (self->type == TV_BOOL)
-            f = self->u.b;
-        else
-            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "round: a number is required, not %s", tv_type_name(self));
-        int64_t pr = prec && prec->type == TV_INT ? prec->u.i : 0;
-        if (pr < -20 || pr > 20)
-            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "round: precision out of range");
-        double m = pow(10.0, (double)pr), x = f * m, r;
-        const char *meth = method && method->type == TV_STR ? method->u.s.p : "common";
-        if (!strncmp(meth, "ceil", 4))
-            r = ceil(x);
-        else if (!strncmp(meth, "floor", 5))
-            r = floor(x);
-        else /* common: Python's round(), half to even */
-            r = nearbyint(x);
-        *out = tv_float(r / m);
-        return AL_OK;
-    }
-    if (NAME_IS("min") || NAME_IS("max") || NAME_IS("sum")) {
-        tv_list *items;
-        if ((st = tmpl_iterate(c, at, self, &items)))
-            return st;
-        if (NAME_IS("sum")) {
-            tv acc = tmpl_arg(args, 1, "start") ? *tmpl_arg(args, 1, "start") : tv_int(0);
-            const tv *attr = tmpl_arg(args, 0, "attribute");
-            for (size_t i = 0; i < items->n; i++) {
-                tv v = items->items[i];
-                if (attr && (st = get_path(c, at, &items->items[i], attr, &v)))
-                    return st;
-                double fa, fb;
-                if (acc.type == TV_INT && v.type == TV_INT) {
-                    if (__builtin_add_overflow(acc.u.i, v.u.i, &acc.u.i))
-                        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "integer overflow");
-                } else {
-                    fa = acc.type == TV_FLOAT ? acc.u.f : acc.type == TV_INT ? (double)acc.u.i : NAN;
-                    fb = v.type == TV_FLOAT ? v.u.f : v.type == TV_INT ? (double)v.u.i : NAN;
-                    if (isnan(fa) || isnan(fb))
-                        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "sum: numbers are required");
-                    acc = tv_float(fa + fb);
-                }
-            }
-            *out = acc;
-            return AL_OK;
-        }
-        if (items->n == 0) {
-            *out = tv_undef();
-            return AL_OK;
-        }
-        tv best = items->items[0];
-        for (size_t i = 1; i < items->n; i++) {
-            int cmp;
-            if ((st = tmpl_compare(c, at, &items->items[i], &best, &cmp)))
-                return st;
-            if (name[1] == 'i' ? cmp < 0 : cmp > 0)
-                best = items->items[i];
-        }
-        *out = best;
-        return AL_OK;
-    }
-    if (NAME_IS("wordcount")) {
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        tv l;
-        if ((st = do_split(c, at, &s, NULL, NULL, &l)))
-            return st;
-        *out = tv_int((int64_t)l.u.list->n);
-        return AL_OK;
-    }
-    if (NAME_IS("center")) {
-        if ((st = need_str(c, at, self, &s)))
-            return st;
-        int64_t w = a0 && a0->type == TV_INT ? a0->u.i : 80;
-        int64_t len = (int64_t)tmpl_utf8_len(s.u.s.p, s.u.s.n);
-        if (w > 100000)
-            return tmpl_fail(c, at, AL_ERR_LIMIT, "center width too large");
+    *out = list_val(l);
+    return AL_OK;
+}
+
+FILTER(filter_indent)
+{
+    al_status st;
+    tv s;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    return do_indent(c, at, &s, args, out);
+}
+
+FILTER(filter_reverse)
+{
+    if (self->type == TV_STR) {
         tmpl_buf b = {.a = c->arena};
-        int64_t pad = w > len ? w - len : 0, left = pad / 2 + (pad & w & 1);
-        for (int64_t i = 0; i < left; i++)
-            tb_putc(&b, ' ');
-        tb_put(&b, s.u.s.p, s.u.s.n);
-        for (int64_t i = 0; i < pad - left; i++)
-            tb_putc(&b, ' ');
+        size_t e = self->u.s.n;
+        while (e > 0) {
+            size_t st0 = e - 1;
+            while (st0 > 0 && ((unsigned char)self->u.s.p[st0] & 0xC0) == 0x80)
+                st0--;
+            tb_put(&b, self->u.s.p + st0, e - st0);
+            e = st0;
+        }
         if (b.over)
             return tmpl_nomem(c, at);
         *out = tv_str(b.p ? b.p : "", b.n);
         return AL_OK;
     }
+    al_status st;
+    tv_list *items, *l;
+    if ((st = tmpl_iterate(c, at, self, &items)) || (st = mk_list(c, at, &l)))
+        return st;
+    for (size_t i = 0; i < items->n; i++)
+        if (!tv_list_push(c->arena, l, items->items[items->n - 1 - i]))
+            return tmpl_nomem(c, at);
+    *out = list_val(l);
+    return AL_OK;
+}
+
+FILTER(filter_unique)
+{
+    al_status st;
+    tv_list *items, *l;
+    if ((st = tmpl_iterate(c, at, self, &items)) || (st = mk_list(c, at, &l)))
+        return st;
+    for (size_t i = 0; i < items->n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < l->n && !seen; k++)
+            seen = tv_equal(&l->items[k], &items->items[i], 0);
+        if ((c->steps += l->n / 16) > c->lim.max_steps)
+            return tmpl_fail(c, at, AL_ERR_LIMIT, "step limit of %llu exceeded",
+                             (unsigned long long)c->lim.max_steps);
+        if (!seen && !tv_list_push(c->arena, l, items->items[i]))
+            return tmpl_nomem(c, at);
+    }
+    *out = list_val(l);
+    return AL_OK;
+}
+
+FILTER(filter_sort)
+{
+    al_status st;
+    bool dsort = name[0] == 'd';
+    tv_list *items;
+    tv src = *self;
+    if (dsort) {
+        if (self->type != TV_DICT)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "dictsort needs a mapping");
+        tmpl_args none = {0};
+        bool found;
+        if ((st = tmpl_method(c, at, self, "items", 5, &none, &src, &found)))
+            return st;
+    }
+    if ((st = tmpl_iterate(c, at, &src, &items)))
+        return st;
+    const tv *rev = tmpl_arg(args, 0, "reverse");
+    const tv *cs = tmpl_arg(args, 1, "case_sensitive");
+    const tv *attr = dsort ? NULL : tmpl_arg(args, 2, "attribute");
+    tv_list *l = tv_list_new(c->arena, items->n);
+    tv *keys = tmpl_alloc_n(c->arena, items->n ? items->n : 1, sizeof(tv));
+    if (!l || !keys)
+        return tmpl_nomem(c, at);
+    for (size_t i = 0; i < items->n; i++) {
+        l->items[i] = items->items[i];
+        tv k = items->items[i];
+        if (dsort)
+            k = k.u.list->items[0];
+        else if (attr && (st = get_path(c, at, &items->items[i], attr, &k)))
+            return st;
+        if (k.type == TV_STR && !(cs && tv_truthy(cs)) && (st = do_case(c, at, &k, 0, &k)))
+            return st;
+        keys[i] = k;
+    }
+    l->n = items->n;
+    if ((st = sort_values(c, at, l->items, l->n, keys, rev && tv_truthy(rev))))
+        return st;
+    *out = list_val(l);
+    return AL_OK;
+}
+
+FILTER(filter_abs)
+{
+    if (self->type == TV_INT) {
+        if (self->u.i == INT64_MIN)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "integer overflow");
+        *out = tv_int(self->u.i < 0 ? -self->u.i : self->u.i);
+    } else if (self->type == TV_FLOAT)
+        *out = tv_float(fabs(self->u.f));
+    else if (self->type == TV_BOOL)
+        *out = tv_int(self->u.b);
+    else
+        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "bad operand type for abs(): '%s'", tv_type_name(self));
+    return AL_OK;
+}
+
+FILTER(filter_round)
+{
+    const tv *prec = tmpl_arg(args, 0, "precision");
+    const tv *method = tmpl_arg(args, 1, "method");
+    double f;
+    if (self->type == TV_FLOAT)
+        f = self->u.f;
+    else if (self->type == TV_INT)
+        f = (double)self->u.i;
+    else if (self->type == TV_BOOL)
+        f = self->u.b;
+    else
+        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "round: a number is required, not %s", tv_type_name(self));
+    int64_t pr = prec && prec->type == TV_INT ? prec->u.i : 0;
+    if (pr < -20 || pr > 20)
+        return tmpl_fail(c, at, AL_ERR_TEMPLATE, "round: precision out of range");
+    double m = pow(10.0, (double)pr), x = f * m, r;
+    const char *meth = method && method->type == TV_STR ? method->u.s.p : "common";
+    if (!strncmp(meth, "ceil", 4))
+        r = ceil(x);
+    else if (!strncmp(meth, "floor", 5))
+        r = floor(x);
+    else /* common: Python's round(), half to even */
+        r = nearbyint(x);
+    *out = tv_float(r / m);
+    return AL_OK;
+}
+
+FILTER(filter_sum)
+{
+    al_status st;
+    tv_list *items;
+    if ((st = tmpl_iterate(c, at, self, &items)))
+        return st;
+    tv acc = tmpl_arg(args, 1, "start") ? *tmpl_arg(args, 1, "start") : tv_int(0);
+    const tv *attr = tmpl_arg(args, 0, "attribute");
+    for (size_t i = 0; i < items->n; i++) {
+        tv v = items->items[i];
+        if (attr && (st = get_path(c, at, &items->items[i], attr, &v)))
+            return st;
+        double fa, fb;
+        if (acc.type == TV_INT && v.type == TV_INT) {
+            if (__builtin_add_overflow(acc.u.i, v.u.i, &acc.u.i))
+                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "integer overflow");
+        } else {
+            fa = acc.type == TV_FLOAT ? acc.u.f : acc.type == TV_INT ? (double)acc.u.i : NAN;
+            fb = v.type == TV_FLOAT ? v.u.f : v.type == TV_INT ? (double)v.u.i : NAN;
+            if (isnan(fa) || isnan(fb))
+                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "sum: numbers are required");
+            acc = tv_float(fa + fb);
+        }
+    }
+    *out = acc;
+    return AL_OK;
+}
+
+FILTER(filter_min_max)
+{
+    al_status st;
+    tv_list *items;
+    if ((st = tmpl_iterate(c, at, self, &items)))
+        return st;
+    if (items->n == 0) {
+        *out = tv_undef();
+        return AL_OK;
+    }
+    tv best = items->items[0];
+    for (size_t i = 1; i < items->n; i++) {
+        int cmp;
+        if ((st = tmpl_compare(c, at, &items->items[i], &best, &cmp)))
+            return st;
+        if (name[1] == 'i' ? cmp < 0 : cmp > 0)
+            best = items->items[i];
+    }
+    *out = best;
+    return AL_OK;
+}
+
+FILTER(filter_wordcount)
+{
+    al_status st;
+    tv s;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    tv l;
+    if ((st = do_split(c, at, &s, NULL, NULL, &l)))
+        return st;
+    *out = tv_int((int64_t)l.u.list->n);
+    return AL_OK;
+}
+
+FILTER(filter_center)
+{
+    const tv *a0 = tmpl_arg(args, 0, NULL);
+    al_status st;
+    tv s;
+    if ((st = need_str(c, at, self, &s)))
+        return st;
+    int64_t w = a0 && a0->type == TV_INT ? a0->u.i : 80;
+    int64_t len = (int64_t)tmpl_utf8_len(s.u.s.p, s.u.s.n);
+    if (w > 100000)
+        return tmpl_fail(c, at, AL_ERR_LIMIT, "center width too large");
+    tmpl_buf b = {.a = c->arena};
+    int64_t pad = w > len ? w - len : 0, left = pad / 2 + (pad & w & 1);
+    for (int64_t i = 0; i < left; i++)
+        tb_putc(&b, ' ');
+    tb_put(&b, s.u.s.p, s.u.s.n);
+    for (int64_t i = 0; i < pad - left; i++)
+        tb_putc(&b, ' ');
+    if (b.over)
+        return tmpl_nomem(c, at);
+    *out = tv_str(b.p ? b.p : "", b.n);
+    return AL_OK;
+}
+
+#undef FILTER
+
+/* Filter names (Jinja2's, as chat templates use them) to functions. */
+static const struct {
+    const char *name;
+    al_status (*fn)(tmpl_ctx *c, const tnode *at, const char *name, size_t n, const tv *self,
+                    const tmpl_args *args, tv *out);
+} k_filters[] = {
+    {"safe", filter_safe},
+    {"e", filter_escape},
+    {"escape", filter_escape},
+    {"forceescape", filter_escape},
+    {"trim", filter_trim},
+    {"length", filter_length},
+    {"count", filter_length},
+    {"upper", filter_case},
+    {"lower", filter_case},
+    {"capitalize", filter_case},
+    {"title", filter_case},
+    {"tojson", filter_tojson},
+    {"string", filter_string},
+    {"int", filter_int},
+    {"float", filter_float},
+    {"items", filter_items},
+    {"list", filter_list},
+    {"default", filter_default},
+    {"d", filter_default},
+    {"first", filter_first_last},
+    {"last", filter_first_last},
+    {"join", filter_join},
+    {"replace", filter_replace},
+    {"select", filter_select},
+    {"reject", filter_reject},
+    {"selectattr", filter_selectattr},
+    {"rejectattr", filter_rejectattr},
+    {"map", filter_map},
+    {"indent", filter_indent},
+    {"unique", filter_unique},
+    {"reverse", filter_reverse},
+    {"sort", filter_sort},
+    {"dictsort", filter_sort},
+    {"abs", filter_abs},
+    {"round", filter_round},
+    {"min", filter_min_max},
+    {"max", filter_min_max},
+    {"sum", filter_sum},
+    {"wordcount", filter_wordcount},
+    {"center", filter_center},
+};
+
+al_status tmpl_filter(tmpl_ctx *c, const tnode *at, const char *name, size_t n, const tv *self,
+                      const tmpl_args *args, tv *out)
+{
+    for (size_t i = 0; i < sizeof(k_filters) / sizeof(k_filters[0]); i++)
+        if (strlen(k_filters[i].name) == n && !memcmp(k_filters[i].name, name, n))
+            return k_filters[i].fn(c, at, name, n, self, args, out);
     return tmpl_fail(c, at, AL_ERR_TEMPLATE, "no filter named '%.*s'", (int)(n > 40 ? 40 : n), name);
 }
 
