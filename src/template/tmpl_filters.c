@@ -312,190 +312,222 @@ static bool starts_ends(const tv *s, const tv *x, bool ends)
 
 /* ------------------------------------------------------------------ methods */
 
+/* Python str methods of a string: startswith, strip, split, format, is*... */
+static al_status str_method(tmpl_ctx *c, const tnode *at, const tv *obj, const char *name, size_t n,
+                            const tmpl_args *args, tv *out, bool *found)
+{
+    const tv *a0 = tmpl_arg(args, 0, NULL);
+    const tv *a1 = tmpl_arg(args, 1, NULL);
+    al_status st;
+    if (NAME_IS("startswith") || NAME_IS("endswith")) {
+        if (!a0)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "%.*s() takes an argument", (int)n, name);
+        bool ends = name[0] == 'e', r = false;
+        if (a0->type == TV_LIST) {
+            for (size_t i = 0; i < a0->u.list->n; i++)
+                r = r || starts_ends(obj, &a0->u.list->items[i], ends);
+        } else if (a0->type == TV_STR) {
+            r = starts_ends(obj, a0, ends);
+        } else {
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "%.*s() argument must be str or a tuple of str",
+                             (int)n, name);
+        }
+        *out = tv_bool(r);
+        return AL_OK;
+    }
+    if (NAME_IS("strip") || NAME_IS("lstrip") || NAME_IS("rstrip")) {
+        const tv *chars = a0 && a0->type != TV_NONE ? a0 : NULL;
+        if (chars && (st = str_arg(c, at, chars, "strip(): chars")))
+            return st;
+        *out = do_strip(obj, chars, name[0] == 'l' ? 1 : name[0] == 'r' ? 2 : 3);
+        return AL_OK;
+    }
+    if (NAME_IS("split"))
+        return do_split(c, at, obj, tmpl_arg(args, 0, "sep"), tmpl_arg(args, 1, "maxsplit"), out);
+    if (NAME_IS("upper"))
+        return do_case(c, at, obj, 1, out);
+    if (NAME_IS("lower"))
+        return do_case(c, at, obj, 0, out);
+    if (NAME_IS("capitalize"))
+        return do_case(c, at, obj, 2, out);
+    if (NAME_IS("title"))
+        return do_case(c, at, obj, 3, out);
+    if (NAME_IS("replace"))
+        return do_replace(c, at, obj, a0, a1, tmpl_arg(args, 2, "count"), out);
+    if (NAME_IS("format"))
+        return do_format(c, at, obj, args, out);
+    if (NAME_IS("join")) {
+        tmpl_args fa = {.npos = 1};
+        fa.pos[0] = *obj;
+        if (!a0)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "join() takes an argument");
+        return tmpl_filter(c, at, "join", 4, a0, &fa, out);
+    }
+    if (NAME_IS("find") || NAME_IS("count") || NAME_IS("index")) {
+        if ((st = str_arg(c, at, a0, "the argument")))
+            return st;
+        if (NAME_IS("count")) {
+            int64_t k = 0;
+            if (a0->u.s.n == 0)
+                k = (int64_t)tmpl_utf8_len(obj->u.s.p, obj->u.s.n) + 1;
+            else
+                for (size_t i = 0; i + a0->u.s.n <= obj->u.s.n;) {
+                    const char *h = memmem(obj->u.s.p + i, obj->u.s.n - i, a0->u.s.p, a0->u.s.n);
+                    if (!h)
+                        break;
+                    k++;
+                    i = (size_t)(h - obj->u.s.p) + a0->u.s.n;
+                }
+            *out = tv_int(k);
+            return AL_OK;
+        }
+        const char *h = a0->u.s.n ? memmem(obj->u.s.p, obj->u.s.n, a0->u.s.p, a0->u.s.n) : obj->u.s.p;
+        if (!h && name[0] == 'i')
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "substring not found");
+        *out = tv_int(h ? (int64_t)tmpl_utf8_len(obj->u.s.p, (size_t)(h - obj->u.s.p)) : -1);
+        return AL_OK;
+    }
+    if (NAME_IS("splitlines")) {
+        tv_list *l;
+        if ((st = mk_list(c, at, &l)))
+            return st;
+        const char *p = obj->u.s.p;
+        size_t len = obj->u.s.n, i = 0, s0 = 0;
+        while (i < len) {
+            if (p[i] == '\n' || p[i] == '\r') {
+                if (!tv_list_push(c->arena, l, tv_str(p + s0, i - s0)))
+                    return tmpl_nomem(c, at);
+                if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
+                    i++;
+                s0 = i + 1;
+            }
+            i++;
+        }
+        if (s0 < len && !tv_list_push(c->arena, l, tv_str(p + s0, len - s0)))
+            return tmpl_nomem(c, at);
+        *out = list_val(l);
+        return AL_OK;
+    }
+    if (NAME_IS("isdigit") || NAME_IS("isalpha") || NAME_IS("isspace") || NAME_IS("isalnum") ||
+        NAME_IS("islower") || NAME_IS("isupper")) {
+        bool r = obj->u.s.n > 0, cased = false;
+        size_t i = 0;
+        while (i < obj->u.s.n) {
+            int32_t cp = dec(obj->u.s.p, obj->u.s.n, &i);
+            utf8proc_category_t cat = utf8proc_category(cp);
+            bool digit = cat == UTF8PROC_CATEGORY_ND;
+            bool alpha = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
+            if (NAME_IS("isdigit"))
+                r = r && digit;
+            else if (NAME_IS("isalpha"))
+                r = r && alpha;
+            else if (NAME_IS("isalnum"))
+                r = r && (alpha || digit);
+            else if (NAME_IS("isspace"))
+                r = r && py_space(cp);
+            else if (NAME_IS("islower")) {
+                if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT)
+                    r = false;
+                cased = cased || cat == UTF8PROC_CATEGORY_LL;
+            } else {
+                if (cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT)
+                    r = false;
+                cased = cased || cat == UTF8PROC_CATEGORY_LU;
+            }
+        }
+        if (NAME_IS("islower") || NAME_IS("isupper"))
+            r = r && cased;
+        *out = tv_bool(r);
+        return AL_OK;
+    }
+    *found = false;
+    return AL_OK;
+}
+
+/* dict methods: get, items, keys, values. */
+static al_status dict_method(tmpl_ctx *c, const tnode *at, const tv *obj, const char *name, size_t n,
+                             const tmpl_args *args, tv *out, bool *found)
+{
+    const tv *a0 = tmpl_arg(args, 0, NULL);
+    const tv *a1 = tmpl_arg(args, 1, NULL);
+    const tv_dict *d = obj->u.dict;
+    if (NAME_IS("get")) {
+        if (!a0)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "get() takes a key");
+        tv *v = a0->type == TV_STR ? tv_dict_get(d, a0->u.s.p, a0->u.s.n) : NULL;
+        *out = v ? *v : a1 ? *a1 : tv_none();
+        return AL_OK;
+    }
+    if (NAME_IS("items") || NAME_IS("keys") || NAME_IS("values")) {
+        tv_list *l = tv_list_new(c->arena, d->n);
+        if (!l)
+            return tmpl_nomem(c, at);
+        for (size_t i = 0; i < d->n; i++) {
+            tv k = tv_str(d->kv[i].k, d->kv[i].kn);
+            if (name[0] == 'k')
+                l->items[l->n++] = k;
+            else if (name[0] == 'v')
+                l->items[l->n++] = d->kv[i].v;
+            else {
+                tv_list *pair = tv_list_new(c->arena, 2);
+                if (!pair)
+                    return tmpl_nomem(c, at);
+                pair->tuple = true;
+                pair->items[0] = k;
+                pair->items[1] = d->kv[i].v;
+                pair->n = 2;
+                l->items[l->n++] = list_val(pair);
+            }
+        }
+        *out = list_val(l);
+        return AL_OK;
+    }
+    *found = false;
+    return AL_OK;
+}
+
+/* list methods: index, count. */
+static al_status list_method(tmpl_ctx *c, const tnode *at, const tv *obj, const char *name, size_t n,
+                             const tmpl_args *args, tv *out, bool *found)
+{
+    const tv *a0 = tmpl_arg(args, 0, NULL);
+    if (NAME_IS("index") || NAME_IS("count")) {
+        if (!a0)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "%.*s() takes an argument", (int)n, name);
+        int64_t k = 0, idx = -1;
+        for (size_t i = 0; i < obj->u.list->n; i++)
+            if (tv_equal(&obj->u.list->items[i], a0, 0)) {
+                if (idx < 0)
+                    idx = (int64_t)i;
+                k++;
+            }
+        if (name[0] == 'i' && idx < 0)
+            return tmpl_fail(c, at, AL_ERR_TEMPLATE, "value is not in list");
+        *out = tv_int(name[0] == 'i' ? idx : k);
+        return AL_OK;
+    }
+    *found = false;
+    return AL_OK;
+}
+
 al_status tmpl_method(tmpl_ctx *c, const tnode *at, const tv *obj, const char *name, size_t n,
                       const tmpl_args *args, tv *out, bool *found)
 {
     *found = true;
-    const tv *a0 = tmpl_arg(args, 0, NULL), *a1 = tmpl_arg(args, 1, NULL);
-    al_status st;
-    if (obj->type == TV_STR) {
-        if (NAME_IS("startswith") || NAME_IS("endswith")) {
-            if (!a0)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "%.*s() takes an argument", (int)n, name);
-            bool ends = name[0] == 'e', r = false;
-            if (a0->type == TV_LIST) {
-                for (size_t i = 0; i < a0->u.list->n; i++)
-                    r = r || starts_ends(obj, &a0->u.list->items[i], ends);
-            } else if (a0->type == TV_STR) {
-                r = starts_ends(obj, a0, ends);
-            } else {
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "%.*s() argument must be str or a tuple of str",
-                                 (int)n, name);
-            }
-            *out = tv_bool(r);
-            return AL_OK;
-        }
-        if (NAME_IS("strip") || NAME_IS("lstrip") || NAME_IS("rstrip")) {
-            const tv *chars = a0 && a0->type != TV_NONE ? a0 : NULL;
-            if (chars && (st = str_arg(c, at, chars, "strip(): chars")))
-                return st;
-            *out = do_strip(obj, chars, name[0] == 'l' ? 1 : name[0] == 'r' ? 2 : 3);
-            return AL_OK;
-        }
-        if (NAME_IS("split"))
-            return do_split(c, at, obj, tmpl_arg(args, 0, "sep"), tmpl_arg(args, 1, "maxsplit"), out);
-        if (NAME_IS("upper"))
-            return do_case(c, at, obj, 1, out);
-        if (NAME_IS("lower"))
-            return do_case(c, at, obj, 0, out);
-        if (NAME_IS("capitalize"))
-            return do_case(c, at, obj, 2, out);
-        if (NAME_IS("title"))
-            return do_case(c, at, obj, 3, out);
-        if (NAME_IS("replace"))
-            return do_replace(c, at, obj, a0, a1, tmpl_arg(args, 2, "count"), out);
-        if (NAME_IS("format"))
-            return do_format(c, at, obj, args, out);
-        if (NAME_IS("join")) {
-            tmpl_args fa = {.npos = 1};
-            fa.pos[0] = *obj;
-            if (!a0)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "join() takes an argument");
-            return tmpl_filter(c, at, "join", 4, a0, &fa, out);
-        }
-        if (NAME_IS("find") || NAME_IS("count") || NAME_IS("index")) {
-            if ((st = str_arg(c, at, a0, "the argument")))
-                return st;
-            if (NAME_IS("count")) {
-                int64_t k = 0;
-                if (a0->u.s.n == 0)
-                    k = (int64_t)tmpl_utf8_len(obj->u.s.p, obj->u.s.n) + 1;
-                else
-                    for (size_t i = 0; i + a0->u.s.n <= obj->u.s.n;) {
-                        const char *h = memmem(obj->u.s.p + i, obj->u.s.n - i, a0->u.s.p, a0->u.s.n);
-                        if (!h)
-                            break;
-                        k++;
-                        i = (size_t)(h - obj->u.s.p) + a0->u.s.n;
-                    }
-                *out = tv_int(k);
-                return AL_OK;
-            }
-            const char *h = a0->u.s.n ? memmem(obj->u.s.p, obj->u.s.n, a0->u.s.p, a0->u.s.n) : obj->u.s.p;
-            if (!h && name[0] == 'i')
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "substring not found");
-            *out = tv_int(h ? (int64_t)tmpl_utf8_len(obj->u.s.p, (size_t)(h - obj->u.s.p)) : -1);
-            return AL_OK;
-        }
-        if (NAME_IS("splitlines")) {
-            tv_list *l;
-            if ((st = mk_list(c, at, &l)))
-                return st;
-            const char *p = obj->u.s.p;
-            size_t len = obj->u.s.n, i = 0, s0 = 0;
-            while (i < len) {
-                if (p[i] == '\n' || p[i] == '\r') {
-                    if (!tv_list_push(c->arena, l, tv_str(p + s0, i - s0)))
-                        return tmpl_nomem(c, at);
-                    if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
-                        i++;
-                    s0 = i + 1;
-                }
-                i++;
-            }
-            if (s0 < len && !tv_list_push(c->arena, l, tv_str(p + s0, len - s0)))
-                return tmpl_nomem(c, at);
-            *out = list_val(l);
-            return AL_OK;
-        }
-        if (NAME_IS("isdigit") || NAME_IS("isalpha") || NAME_IS("isspace") || NAME_IS("isalnum") ||
-            NAME_IS("islower") || NAME_IS("isupper")) {
-            bool r = obj->u.s.n > 0, cased = false;
-            size_t i = 0;
-            while (i < obj->u.s.n) {
-                int32_t cp = dec(obj->u.s.p, obj->u.s.n, &i);
-                utf8proc_category_t cat = utf8proc_category(cp);
-                bool digit = cat == UTF8PROC_CATEGORY_ND;
-                bool alpha = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
-                if (NAME_IS("isdigit"))
-                    r = r && digit;
-                else if (NAME_IS("isalpha"))
-                    r = r && alpha;
-                else if (NAME_IS("isalnum"))
-                    r = r && (alpha || digit);
-                else if (NAME_IS("isspace"))
-                    r = r && py_space(cp);
-                else if (NAME_IS("islower")) {
-                    if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LT)
-                        r = false;
-                    cased = cased || cat == UTF8PROC_CATEGORY_LL;
-                } else {
-                    if (cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT)
-                        r = false;
-                    cased = cased || cat == UTF8PROC_CATEGORY_LU;
-                }
-            }
-            if (NAME_IS("islower") || NAME_IS("isupper"))
-                r = r && cased;
-            *out = tv_bool(r);
-            return AL_OK;
-        }
-    } else if (obj->type == TV_DICT) {
-        const tv_dict *d = obj->u.dict;
-        if (NAME_IS("get")) {
-            if (!a0)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "get() takes a key");
-            tv *v = a0->type == TV_STR ? tv_dict_get(d, a0->u.s.p, a0->u.s.n) : NULL;
-            *out = v ? *v : a1 ? *a1 : tv_none();
-            return AL_OK;
-        }
-        if (NAME_IS("items") || NAME_IS("keys") || NAME_IS("values")) {
-            tv_list *l = tv_list_new(c->arena, d->n);
-            if (!l)
-                return tmpl_nomem(c, at);
-            for (size_t i = 0; i < d->n; i++) {
-                tv k = tv_str(d->kv[i].k, d->kv[i].kn);
-                if (name[0] == 'k')
-                    l->items[l->n++] = k;
-                else if (name[0] == 'v')
-                    l->items[l->n++] = d->kv[i].v;
-                else {
-                    tv_list *pair = tv_list_new(c->arena, 2);
-                    if (!pair)
-                        return tmpl_nomem(c, at);
-                    pair->tuple = true;
-                    pair->items[0] = k;
-                    pair->items[1] = d->kv[i].v;
-                    pair->n = 2;
-                    l->items[l->n++] = list_val(pair);
-                }
-            }
-            *out = list_val(l);
-            return AL_OK;
-        }
-    } else if (obj->type == TV_LIST) {
-        if (NAME_IS("index") || NAME_IS("count")) {
-            if (!a0)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "%.*s() takes an argument", (int)n, name);
-            int64_t k = 0, idx = -1;
-            for (size_t i = 0; i < obj->u.list->n; i++)
-                if (tv_equal(&obj->u.list->items[i], a0, 0)) {
-                    if (idx < 0)
-                        idx = (int64_t)i;
-                    k++;
-                }
-            if (name[0] == 'i' && idx < 0)
-                return tmpl_fail(c, at, AL_ERR_TEMPLATE, "value is not in list");
-            *out = tv_int(name[0] == 'i' ? idx : k);
-            return AL_OK;
-        }
-    } else if (obj->type == TV_LOOP && NAME_IS("cycle")) {
+    switch (obj->type) {
+    case TV_STR: return str_method(c, at, obj, name, n, args, out, found);
+    case TV_DICT: return dict_method(c, at, obj, name, n, args, out, found);
+    case TV_LIST: return list_method(c, at, obj, name, n, args, out, found);
+    case TV_LOOP:
+        if (!NAME_IS("cycle"))
+            break;
         if (args->npos == 0)
             return tmpl_fail(c, at, AL_ERR_TEMPLATE, "loop.cycle() needs at least one value");
         tv idx;
         tmpl_getattr(c, at, obj, "index0", 6, &idx);
         *out = args->pos[(size_t)idx.u.i % args->npos];
         return AL_OK;
+    default: break;
     }
     *found = false;
     return AL_OK;
