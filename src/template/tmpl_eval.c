@@ -874,6 +874,44 @@ static al_status eval(tmpl_ctx *c, tmpl_frame *f, const tnode *n, tv *out)
     return st;
 }
 
+/* A chain of comparisons (a < b <= c, x in l): true when every link holds;
+ * stops at the first that does not, as Python does. */
+static al_status eval_cmp(tmpl_ctx *c, tmpl_frame *f, const tnode *n, tv *out)
+{
+    al_status st;
+    tv a, b;
+    if ((st = eval(c, f, n->a, &a)))
+        return st;
+    for (const tnode *k = n; k; k = k->d) {
+        if ((st = eval(c, f, k->b, &b)))
+            return st;
+        bool r = false;
+        int cmp = 0;
+        switch (k->op) {
+        case OP_EQ: r = tv_equal(&a, &b, 0); break;
+        case OP_NE: r = !tv_equal(&a, &b, 0); break;
+        case OP_IN:
+        case OP_NOTIN:
+            if ((st = contains(c, k, &a, &b, &r)))
+                return st;
+            if (k->op == OP_NOTIN)
+                r = !r;
+            break;
+        default:
+            if ((st = tmpl_compare(c, k, &a, &b, &cmp)))
+                return st;
+            r = k->op == OP_LT ? cmp < 0 : k->op == OP_LE ? cmp <= 0 : k->op == OP_GT ? cmp > 0 : cmp >= 0;
+        }
+        if (!r) {
+            *out = tv_bool(false);
+            return AL_OK;
+        }
+        a = b;
+    }
+    *out = tv_bool(true);
+    return AL_OK;
+}
+
 static al_status eval_node(tmpl_ctx *c, tmpl_frame *f, const tnode *n, tv *out)
 {
     al_status st;
@@ -958,38 +996,7 @@ static al_status eval_node(tmpl_ctx *c, tmpl_frame *f, const tnode *n, tv *out)
             return eval(c, f, n->c, out);
         *out = tv_undef();
         return AL_OK;
-    case E_CMP: {
-        if ((st = eval(c, f, n->a, &a)))
-            return st;
-        for (const tnode *k = n; k; k = k->d) {
-            if ((st = eval(c, f, k->b, &b)))
-                return st;
-            bool r = false;
-            int cmp = 0;
-            switch (k->op) {
-            case OP_EQ: r = tv_equal(&a, &b, 0); break;
-            case OP_NE: r = !tv_equal(&a, &b, 0); break;
-            case OP_IN:
-            case OP_NOTIN:
-                if ((st = contains(c, k, &a, &b, &r)))
-                    return st;
-                if (k->op == OP_NOTIN)
-                    r = !r;
-                break;
-            default:
-                if ((st = tmpl_compare(c, k, &a, &b, &cmp)))
-                    return st;
-                r = k->op == OP_LT ? cmp < 0 : k->op == OP_LE ? cmp <= 0 : k->op == OP_GT ? cmp > 0 : cmp >= 0;
-            }
-            if (!r) {
-                *out = tv_bool(false);
-                return AL_OK;
-            }
-            a = b;
-        }
-        *out = tv_bool(true);
-        return AL_OK;
-    }
+    case E_CMP: return eval_cmp(c, f, n, out);
     case E_LIST:
     case E_TUPLE: {
         tv_list *l = tv_list_new(c->arena, 0);
