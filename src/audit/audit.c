@@ -962,9 +962,160 @@ static bool read_pub(const char *path, char out[65])
     return true;
 }
 
+/* What al_audit_verify_opts carries from one record to the next. */
+typedef struct audit_walk {
+    const char *pub;                /* the audit key, 64 hex digits */
+    bool from;                      /* a copy (--from): records may start past 1 */
+    char prev[65];                  /* hash of the record before */
+    uint64_t seq0;                  /* from: the first record's number - 1 */
+    uint64_t last_unsigned;         /* number of the last record without a signature */
+    bool have_head, want_anchor;
+    unsigned long long head_seq, anchor_seq;
+    char head_at_seq[65], anchor_at_seq[65]; /* hashes of the records they name */
+} audit_walk;
+
+/* Checks record line[0..n) (line number line_no) against the chain so far
+ * and adds it to res. AL_ERR_CRYPTO with res->problem when it fails. */
+static al_status walk_record(audit_walk *w, al_audit_verify_result *res, const char *line, size_t n,
+                             uint64_t line_no)
+{
+    al_status st = AL_OK;
+    json_t *o = NULL;
+    char hash[65];
+    const char *rs;
+    size_t sl;
+    const char *prob = check_line(line, n, &o, hash, &rs, &sl);
+    if (prob) {
+        st = bad(res, line_no, "line %llu: %s", (unsigned long long)line_no, prob);
+        goto done;
+    }
+    uint64_t seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
+    const char *p = json_string_value(json_object_get(o, "prev"));
+    if (w->from && res->n_records == 0 && seq > 0) {
+        /* a copy starts where its writer started: take its first link */
+        w->seq0 = seq - 1;
+        snprintf(w->prev, sizeof(w->prev), "%s", p);
+    }
+    if (w->from && seq != w->seq0 + res->n_records + 1) {
+        st = bad(res, line_no, "line %llu: record number %llu where %llu was expected "
+                 "(records deleted, inserted or reordered)",
+                 (unsigned long long)line_no, (unsigned long long)seq,
+                 (unsigned long long)(w->seq0 + res->n_records + 1));
+        goto done;
+    }
+    if (!w->from && seq != line_no) {
+        st = bad(res, line_no, "line %llu: record number %llu where %llu was expected "
+                 "(records deleted, inserted or reordered)",
+                 (unsigned long long)line_no, (unsigned long long)seq,
+                 (unsigned long long)line_no);
+        goto done;
+    }
+    if (strcmp(p, w->prev) != 0) {
+        st = bad(res, line_no, "line %llu: chain broken: the previous record's hash does not "
+                 "match (a record before it was edited, deleted or reordered)",
+                 (unsigned long long)line_no);
+        goto done;
+    }
+    if (rs) {
+        if (!record_sig_ok(w->pub, line, sl, rs)) {
+            st = bad(res, line_no, "line %llu: the record's signature does not verify with "
+                     "the audit key %.16s... (forged, edited, or signed with another key)",
+                     (unsigned long long)line_no, w->pub);
+            goto done;
+        }
+        res->n_signed++;
+    } else {
+        if (res->n_signed > 0) {
+            st = bad(res, line_no, "line %llu: unsigned record after signed ones (added "
+                     "without the audit key)", (unsigned long long)line_no);
+            goto done;
+        }
+        res->n_legacy++;
+        w->last_unsigned = seq;
+    }
+    const char *type = json_string_value(json_object_get(o, "type"));
+    bool is_cp = type && !strcmp(type, "checkpoint");
+    if (is_cp) {
+        const char *key = json_string_value(json_object_get(o, "key"));
+        const char *sig = json_string_value(json_object_get(o, "sig"));
+        char msg[128];
+        snprintf(msg, sizeof(msg), "airlock-audit-checkpoint:%llu:%s",
+                 (unsigned long long)seq, w->prev);
+        if (!key || !sig || strcmp(key, w->pub) != 0 || !ed_verify(key, msg, sig)) {
+            st = bad(res, line_no, "line %llu: checkpoint signature does not verify with the "
+                     "audit key", (unsigned long long)line_no);
+            goto done;
+        }
+        res->n_checkpoints++;
+    } else if (rs && seq % AL_AUDIT_CHECKPOINT_EVERY == 0) {
+        st = bad(res, line_no, "line %llu: record %llu must be a signed checkpoint "
+                 "(checkpoints removed)", (unsigned long long)line_no,
+                 (unsigned long long)seq);
+        goto done;
+    }
+    if (type && !strcmp(type, "alert")) {
+        const char *d = json_string_value(json_object_get(o, "detail"));
+        st = bad(res, line_no, "line %llu: a writer found the log tampered with when it "
+                 "opened it: %s", (unsigned long long)line_no, d ? d : "?");
+        goto done;
+    }
+    json_decref(o);
+    o = NULL;
+    memcpy(w->prev, hash, 65);
+    if (w->have_head && seq == w->head_seq)
+        memcpy(w->head_at_seq, hash, 65);
+    if (w->want_anchor && seq == w->anchor_seq)
+        memcpy(w->anchor_at_seq, hash, 65);
+    res->n_records++;
+done:
+    json_decref(o);
+    return st;
+}
+
 al_status al_audit_verify(const char *dir, al_audit_verify_result *res, al_error *err)
 {
     return al_audit_verify_opts(dir, NULL, res, err);
+}
+
+/* After the last record: the log against audit.head (a store's log, not a
+ * copy) and against the anchor, when one was given. */
+static al_status check_ends(const audit_walk *w, al_audit_verify_result *res, bool head_file,
+                            const char *head_hash, const char *head_sig, const char *anchor_path,
+                            const char *anchor_hash)
+{
+    uint64_t n = res->n_records;
+    if (!w->from && (n > 0 || head_file)) {
+        if (!head_file)
+            return bad(res, n + 1, "audit.head is missing (deleted?): it names the last synced "
+                       "record and is required");
+        if (!w->have_head)
+            return bad(res, n + 1, "audit.head is unreadable");
+        if (!head_sig_ok(w->pub, w->head_seq, head_hash, head_sig))
+            return bad(res, n + 1, "audit.head: signature does not verify with the audit key");
+        if (w->head_seq > n)
+            return bad(res, n + 1, "truncated: the log ends after record %llu but "
+                       "record %llu was written and synced (records cut off the end)",
+                       (unsigned long long)n, w->head_seq);
+        if (w->head_seq > 0 && strcmp(w->head_at_seq, head_hash) != 0)
+            return bad(res, w->head_seq, "line %llu: record differs from the one that was synced",
+                       w->head_seq);
+        if (w->last_unsigned > w->head_seq)
+            return bad(res, w->last_unsigned, "line %llu: unsigned record after the last synced head "
+                       "(record %llu): not covered by any signature (added without the key)",
+                       (unsigned long long)w->last_unsigned, w->head_seq);
+        res->n_after_head = n - w->head_seq;
+    }
+    if (w->want_anchor) {
+        if (w->anchor_seq > n)
+            return bad(res, n + 1, "rolled back: the anchor %s says record %llu was written, the "
+                       "log ends at record %llu", anchor_path, w->anchor_seq,
+                       (unsigned long long)n);
+        if (w->anchor_seq > 0 && strcmp(w->anchor_at_seq, anchor_hash) != 0)
+            return bad(res, w->anchor_seq, "line %llu: record differs from the one the anchor %s "
+                       "names (log rewritten)", w->anchor_seq, anchor_path);
+        res->anchor_checked = true;
+    }
+    return AL_OK;
 }
 
 al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *opt,
@@ -979,7 +1130,6 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
     char *hpath = path_join(dir, "audit.head");
     al_status st = AL_OK;
     line_reader r = {0};
-    json_t *o = NULL;
     if (!lpath || !ppath || !hpath) {
         st = al_err(err, AL_ERR_NOMEM, "out of memory");
         goto out;
@@ -1008,36 +1158,32 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         st = al_err(err, AL_ERR_IO, "%s: cannot open: %s", lpath, strerror(errno));
         goto out;
     }
-    char prev[65];
-    memcpy(prev, k_zero_hash, 65);
-    uint64_t line_no = 0, last_unsigned = 0;
+    audit_walk w = {.pub = pub, .from = from};
+    memcpy(w.prev, k_zero_hash, 65);
+    uint64_t line_no = 0;
     char head_buf[400] = "";
-    unsigned long long head_seq = 0;
     char head_hash[80] = "", head_sig[160] = "";
     bool head_file = !from && read_small(hpath, head_buf, sizeof(head_buf));
-    uint64_t seq0 = 0; /* from: the first record's number - 1 */
-    bool have_head = head_file && parse_head(head_buf, &head_seq, head_hash, head_sig);
+    w.have_head = head_file && parse_head(head_buf, &w.head_seq, head_hash, head_sig);
     char anchor_buf[400] = "";
-    unsigned long long anchor_seq = 0;
     char anchor_hash[80] = "", anchor_sig[160] = "";
-    bool want_anchor = opt && opt->anchor_path;
-    if (want_anchor) {
+    w.want_anchor = opt && opt->anchor_path;
+    if (w.want_anchor) {
         if (!read_small(opt->anchor_path, anchor_buf, sizeof(anchor_buf))) {
             st = al_err(err, AL_ERR_IO, "%s: cannot read the anchor: %s", opt->anchor_path,
                         strerror(errno));
             goto out;
         }
-        if (!parse_head(anchor_buf, &anchor_seq, anchor_hash, anchor_sig)) {
+        if (!parse_head(anchor_buf, &w.anchor_seq, anchor_hash, anchor_sig)) {
             st = bad(res, 0, "%s: not an audit anchor (SEQ HASH SIGNATURE)", opt->anchor_path);
             goto out;
         }
-        if (!head_sig_ok(pub, anchor_seq, anchor_hash, anchor_sig)) {
+        if (!head_sig_ok(pub, w.anchor_seq, anchor_hash, anchor_sig)) {
             st = bad(res, 0, "%s: the anchor's signature does not verify with the audit key",
                      opt->anchor_path);
             goto out;
         }
     }
-    char head_at_seq[65] = "", anchor_at_seq[65] = "";
     for (;;) {
         ssize_t n = next_line(&r);
         if (n == -1)
@@ -1053,149 +1199,19 @@ al_status al_audit_verify_opts(const char *dir, const al_audit_verify_options *o
         }
         if (from && (n < 7 || memcmp(r.buf, "{\"seq\":", 7))) /* not a record: other output */
             continue;
-        char hash[65];
-        const char *rs;
-        size_t sl;
-        const char *prob = check_line(r.buf, (size_t)n, &o, hash, &rs, &sl);
-        if (prob) {
-            st = bad(res, line_no, "line %llu: %s", (unsigned long long)line_no, prob);
+        if ((st = walk_record(&w, res, r.buf, (size_t)n, line_no)))
             goto out;
-        }
-        uint64_t seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
-        const char *p = json_string_value(json_object_get(o, "prev"));
-        if (from && res->n_records == 0 && seq > 0) {
-            /* a copy starts where its writer started: take its first link */
-            seq0 = seq - 1;
-            snprintf(prev, sizeof(prev), "%s", p);
-        }
-        if (from && seq != seq0 + res->n_records + 1) {
-            st = bad(res, line_no, "line %llu: record number %llu where %llu was expected "
-                     "(records deleted, inserted or reordered)",
-                     (unsigned long long)line_no, (unsigned long long)seq,
-                     (unsigned long long)(seq0 + res->n_records + 1));
-            goto out;
-        }
-        if (!from && seq != line_no) {
-            st = bad(res, line_no, "line %llu: record number %llu where %llu was expected "
-                     "(records deleted, inserted or reordered)",
-                     (unsigned long long)line_no, (unsigned long long)seq,
-                     (unsigned long long)line_no);
-            goto out;
-        }
-        if (strcmp(p, prev) != 0) {
-            st = bad(res, line_no, "line %llu: chain broken: the previous record's hash does not "
-                     "match (a record before it was edited, deleted or reordered)",
-                     (unsigned long long)line_no);
-            goto out;
-        }
-        if (rs) {
-            if (!record_sig_ok(pub, r.buf, sl, rs)) {
-                st = bad(res, line_no, "line %llu: the record's signature does not verify with "
-                         "the audit key %.16s... (forged, edited, or signed with another key)",
-                         (unsigned long long)line_no, pub);
-                goto out;
-            }
-            res->n_signed++;
-        } else {
-            if (res->n_signed > 0) {
-                st = bad(res, line_no, "line %llu: unsigned record after signed ones (added "
-                         "without the audit key)", (unsigned long long)line_no);
-                goto out;
-            }
-            res->n_legacy++;
-            last_unsigned = seq;
-        }
-        const char *type = json_string_value(json_object_get(o, "type"));
-        bool is_cp = type && !strcmp(type, "checkpoint");
-        if (is_cp) {
-            const char *key = json_string_value(json_object_get(o, "key"));
-            const char *sig = json_string_value(json_object_get(o, "sig"));
-            char msg[128];
-            snprintf(msg, sizeof(msg), "airlock-audit-checkpoint:%llu:%s",
-                     (unsigned long long)seq, prev);
-            if (!key || !sig || strcmp(key, pub) != 0 || !ed_verify(key, msg, sig)) {
-                st = bad(res, line_no, "line %llu: checkpoint signature does not verify with the "
-                         "audit key", (unsigned long long)line_no);
-                goto out;
-            }
-            res->n_checkpoints++;
-        } else if (rs && seq % AL_AUDIT_CHECKPOINT_EVERY == 0) {
-            st = bad(res, line_no, "line %llu: record %llu must be a signed checkpoint "
-                     "(checkpoints removed)", (unsigned long long)line_no,
-                     (unsigned long long)seq);
-            goto out;
-        }
-        if (type && !strcmp(type, "alert")) {
-            const char *d = json_string_value(json_object_get(o, "detail"));
-            st = bad(res, line_no, "line %llu: a writer found the log tampered with when it "
-                     "opened it: %s", (unsigned long long)line_no, d ? d : "?");
-            goto out;
-        }
-        json_decref(o);
-        o = NULL;
-        memcpy(prev, hash, 65);
-        if (have_head && seq == head_seq)
-            memcpy(head_at_seq, hash, 65);
-        if (want_anchor && seq == anchor_seq)
-            memcpy(anchor_at_seq, hash, 65);
-        res->n_records++;
     }
-    uint64_t n = res->n_records;
-    res->first_seq = n ? seq0 + 1 : 0;
-    if (!from && (n > 0 || head_file)) {
-        if (!head_file) {
-            st = bad(res, n + 1, "audit.head is missing (deleted?): it names the last synced "
-                     "record and is required");
-            goto out;
-        }
-        if (!have_head) {
-            st = bad(res, n + 1, "audit.head is unreadable");
-            goto out;
-        }
-        if (!head_sig_ok(pub, head_seq, head_hash, head_sig)) {
-            st = bad(res, n + 1, "audit.head: signature does not verify with the audit key");
-            goto out;
-        }
-        if (head_seq > n) {
-            st = bad(res, n + 1, "truncated: the log ends after record %llu but "
-                     "record %llu was written and synced (records cut off the end)",
-                     (unsigned long long)n, head_seq);
-            goto out;
-        }
-        if (head_seq > 0 && strcmp(head_at_seq, head_hash) != 0) {
-            st = bad(res, head_seq, "line %llu: record differs from the one that was synced",
-                     head_seq);
-            goto out;
-        }
-        if (last_unsigned > head_seq) {
-            st = bad(res, last_unsigned, "line %llu: unsigned record after the last synced head "
-                     "(record %llu): not covered by any signature (added without the key)",
-                     (unsigned long long)last_unsigned, head_seq);
-            goto out;
-        }
-        res->n_after_head = n - head_seq;
-    }
-    if (want_anchor) {
-        if (anchor_seq > n) {
-            st = bad(res, n + 1, "rolled back: the anchor %s says record %llu was written, the "
-                     "log ends at record %llu", opt->anchor_path, anchor_seq,
-                     (unsigned long long)n);
-            goto out;
-        }
-        if (anchor_seq > 0 && strcmp(anchor_at_seq, anchor_hash) != 0) {
-            st = bad(res, anchor_seq, "line %llu: record differs from the one the anchor %s "
-                     "names (log rewritten)", anchor_seq, opt->anchor_path);
-            goto out;
-        }
-        res->anchor_checked = true;
-    }
+    res->first_seq = res->n_records ? w.seq0 + 1 : 0;
+    if ((st = check_ends(&w, res, head_file, head_hash, head_sig, opt ? opt->anchor_path : NULL,
+                         anchor_hash)))
+        goto out;
     if (!from && opt && opt->pub_path && (!have_store_pub || strcmp(store_pub, pub) != 0)) {
         st = bad(res, 0, "%s/audit.pub is not the key given with --pub (replaced or missing); "
                  "the records verify with --pub", dir);
         goto out;
     }
 out:
-    json_decref(o);
     if (r.f)
         fclose(r.f);
     free(r.buf);
