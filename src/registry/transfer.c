@@ -267,6 +267,137 @@ static void relabel(char *msg, size_t cap, const char *label, const char *what)
     snprintf(msg, cap, "%s", out);
 }
 
+/* Parses and checks the registry's OCI manifest (untrusted): an airlock
+ * model artifact whose layers 0 and 1 are the bundle manifest and its
+ * signature. *layers is calloc'd (caller frees), *n_layers its length. */
+static al_status parse_oci_manifest(const char *body, size_t body_n, const char *label, layer **layers,
+                                    size_t *n_layers, al_error *err)
+{
+    al_status st = AL_OK;
+    json_error_t je;
+    json_t *j = json_loadb(body, body_n, 0, &je);
+    if (!j || !json_is_object(j)) {
+        st = al_err(err, AL_ERR_FORMAT, "%s: the registry's manifest is not a JSON object", label);
+        goto done;
+    }
+    const char *mt = json_string_value(json_object_get(j, "mediaType"));
+    const char *at = json_string_value(json_object_get(j, "artifactType"));
+    if ((mt && strcmp(mt, AL_REG_OCI_MANIFEST)) || !at || strcmp(at, AL_REG_ARTIFACT_TYPE)) {
+        st = al_err(err, AL_ERR_FORMAT, "%s is not an airlock model (artifactType '%s', want '%s')", label,
+                    at ? at : "none", AL_REG_ARTIFACT_TYPE);
+        goto done;
+    }
+    json_t *ls = json_object_get(j, "layers");
+    if (!json_is_array(ls) || json_array_size(ls) < 3 || json_array_size(ls) > AL_BUNDLE_MAX_FILES + 2) {
+        st = al_err(err, AL_ERR_FORMAT, "%s: the manifest needs 3..%d layers", label, AL_BUNDLE_MAX_FILES + 2);
+        goto done;
+    }
+    *n_layers = json_array_size(ls);
+    *layers = calloc(*n_layers, sizeof(**layers));
+    if (!*layers) {
+        st = al_err(err, AL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    layer *l = *layers;
+    for (size_t i = 0; i < *n_layers; i++) {
+        char where[64];
+        snprintf(where, sizeof(where), "layer %zu", i);
+        if ((st = parse_descriptor(json_array_get(ls, i), where, &l[i], err))) {
+            al_err_prefix(err, label);
+            goto done;
+        }
+    }
+    if (strcmp(l[0].media_type, AL_REG_MT_BUNDLE_MANIFEST) || strcmp(l[1].media_type, AL_REG_MT_BUNDLE_SIG))
+        st = al_err(err, AL_ERR_FORMAT, "%s: layers 0 and 1 must be the bundle manifest and its signature", label);
+done:
+    json_decref(j);
+    return st;
+}
+
+/* Already here (a sync polls often): sets res->imp.already, nothing to
+ * download. Other content under the same name:tag is refused as import
+ * refuses it. */
+static al_status check_already(al_store *s, const al_manifest *m, al_pull_result *res, al_error *err)
+{
+    al_status st = AL_OK;
+    al_model_row *row = calloc(1, sizeof(*row));
+    char mref[140];
+    snprintf(mref, sizeof(mref), "%s:%s", m->name, m->tag);
+    al_error e2 = {0};
+    const char *model_hex = "";
+    for (size_t i = 0; i < m->n_files; i++)
+        if (!strcmp(m->files[i].role, "model"))
+            model_hex = m->files[i].sha256;
+    if (row && !al_store_show(s, mref, row, NULL, &e2) && strcmp(row->state, "rejected")) {
+        snprintf(res->imp.name, sizeof(res->imp.name), "%s", m->name);
+        snprintf(res->imp.tag, sizeof(res->imp.tag), "%s", m->tag);
+        if (!strcmp(row->model_digest, model_hex)) {
+            res->imp.already = true;
+            snprintf(res->imp.state, sizeof(res->imp.state), "%s", row->state);
+            snprintf(res->imp.digest, sizeof(res->imp.digest), "%s", row->digest);
+        } else {
+            st = al_err(err, AL_ERR_STATE, "%s is already in the store (%s) with other content; airlock rm it "
+                                           "first", mref, row->state);
+        }
+    }
+    free(row);
+    return st;
+}
+
+/* Downloads (resuming) every file of m into dir = STORE/pull/DIGEST, one
+ * file per sha256; paths[i] receives file i's path. */
+static al_status fetch_files(al_reg *r, al_store *s, const al_manifest *m, char *dir, size_t dir_cap,
+                             char (*paths)[4096], al_pull_result *res, al_error *err)
+{
+    snprintf(dir, dir_cap, "%s/pull", al_store_dir(s));
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return al_err(err, AL_ERR_IO, "%s: mkdir: %s", dir, strerror(errno));
+    snprintf(dir, dir_cap, "%s/pull/%s", al_store_dir(s), res->digest);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return al_err(err, AL_ERR_IO, "%s: mkdir: %s", dir, strerror(errno));
+    for (size_t i = 0; i < m->n_files; i++) {
+        snprintf(paths[i], 4096, "%s/%s", dir, m->files[i].sha256);
+        uint64_t from = 0;
+        al_status st = al_reg_blob_get_file(r, m->files[i].sha256, m->files[i].size, paths[i], &from, err);
+        res->resumed_bytes += from;
+        if (st) {
+            al_err_prefix(err, m->files[i].name);
+            return st;
+        }
+        res->bytes_fetched += m->files[i].size - from;
+    }
+    return AL_OK;
+}
+
+/* The store's own import, fed the fetched parts as a bundle through a pipe
+ * (a writer thread streams the tar). */
+static al_status import_fetched(al_store *s, const char *man, size_t man_n, const char *sig, size_t sig_n,
+                                const al_manifest *m, char (*paths)[4096], const char *label, const char *importer,
+                                al_store_scan_fn scan, void *scan_user, al_pull_result *res, al_error *err)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return al_err(err, AL_ERR_IO, "pipe: %s", strerror(errno));
+    tar_feed f = {pfd[1], man, man_n, (const unsigned char *)sig, sig_n, m, paths, AL_OK, {0}};
+    pthread_t th;
+    if (pthread_create(&th, NULL, feed_thread, &f) != 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return al_err(err, AL_ERR_IO, "cannot start the bundle stream");
+    }
+    char fdpath[64];
+    snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", pfd[0]);
+    al_status st = al_store_import(s, fdpath, importer, scan, scan_user, &res->imp, err);
+    close(pfd[0]); /* a writer still going gets EPIPE */
+    pthread_join(th, NULL);
+    /* The import reads what it needs and may stop early (a bundle already in
+     * the store): the writer's EPIPE then means nothing. When the import
+     * failed, its message says why; the writer's own error is secondary. */
+    if (st)
+        relabel(err->msg, sizeof(err->msg), fdpath, label);
+    return st;
+}
+
 al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char *importer, al_store_scan_fn scan,
                   void *scan_user, al_pull_result *res, al_error *err)
 {
@@ -282,7 +413,6 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
     al_reg *r = NULL;
     char *body = NULL, *man = NULL, *sig = NULL;
     size_t body_n = 0;
-    json_t *j = NULL;
     al_manifest *m = calloc(1, sizeof(*m));
     char (*paths)[4096] = calloc(AL_BUNDLE_MAX_FILES, 4096);
     layer *layers = NULL;
@@ -303,43 +433,8 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
         snprintf(reference, sizeof(reference), "%s", ref.tag);
     if ((st = al_reg_manifest_get(r, reference, &body, &body_n, res->digest, err)))
         goto done;
-    /* the OCI manifest: untrusted, parsed with checks */
-    json_error_t je;
-    j = json_loadb(body, body_n, 0, &je);
-    if (!j || !json_is_object(j)) {
-        st = al_err(err, AL_ERR_FORMAT, "%s: the registry's manifest is not a JSON object", label);
+    if ((st = parse_oci_manifest(body, body_n, label, &layers, &n_layers, err)))
         goto done;
-    }
-    const char *mt = json_string_value(json_object_get(j, "mediaType"));
-    const char *at = json_string_value(json_object_get(j, "artifactType"));
-    if ((mt && strcmp(mt, AL_REG_OCI_MANIFEST)) || !at || strcmp(at, AL_REG_ARTIFACT_TYPE)) {
-        st = al_err(err, AL_ERR_FORMAT, "%s is not an airlock model (artifactType '%s', want '%s')", label,
-                    at ? at : "none", AL_REG_ARTIFACT_TYPE);
-        goto done;
-    }
-    json_t *ls = json_object_get(j, "layers");
-    if (!json_is_array(ls) || json_array_size(ls) < 3 || json_array_size(ls) > AL_BUNDLE_MAX_FILES + 2) {
-        st = al_err(err, AL_ERR_FORMAT, "%s: the manifest needs 3..%d layers", label, AL_BUNDLE_MAX_FILES + 2);
-        goto done;
-    }
-    n_layers = json_array_size(ls);
-    layers = calloc(n_layers, sizeof(*layers));
-    if (!layers) {
-        st = al_err(err, AL_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n_layers; i++) {
-        char where[64];
-        snprintf(where, sizeof(where), "layer %zu", i);
-        if ((st = parse_descriptor(json_array_get(ls, i), where, &layers[i], err))) {
-            al_err_prefix(err, label);
-            goto done;
-        }
-    }
-    if (strcmp(layers[0].media_type, AL_REG_MT_BUNDLE_MANIFEST) || strcmp(layers[1].media_type, AL_REG_MT_BUNDLE_SIG)) {
-        st = al_err(err, AL_ERR_FORMAT, "%s: layers 0 and 1 must be the bundle manifest and its signature", label);
-        goto done;
-    }
     if ((st = al_reg_blob_get_mem(r, layers[0].hex, layers[0].size, AL_MANIFEST_MAX_BYTES, &man, err)) ||
         (st = al_reg_blob_get_mem(r, layers[1].hex, layers[1].size, 256, &sig, err)))
         goto done;
@@ -362,33 +457,8 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
                     label, m->key_id, m->signer);
         goto done;
     }
-    /* Already here (a sync polls often): nothing to download. Other content
-     * under the same name:tag is refused as import refuses it. */
-    {
-        al_model_row *row = calloc(1, sizeof(*row));
-        char mref[140];
-        snprintf(mref, sizeof(mref), "%s:%s", m->name, m->tag);
-        al_error e2 = {0};
-        const char *model_hex = "";
-        for (size_t i = 0; i < m->n_files; i++)
-            if (!strcmp(m->files[i].role, "model"))
-                model_hex = m->files[i].sha256;
-        if (row && !al_store_show(s, mref, row, NULL, &e2) && strcmp(row->state, "rejected")) {
-            snprintf(res->imp.name, sizeof(res->imp.name), "%s", m->name);
-            snprintf(res->imp.tag, sizeof(res->imp.tag), "%s", m->tag);
-            if (!strcmp(row->model_digest, model_hex)) {
-                res->imp.already = true;
-                snprintf(res->imp.state, sizeof(res->imp.state), "%s", row->state);
-                snprintf(res->imp.digest, sizeof(res->imp.digest), "%s", row->digest);
-            } else {
-                st = al_err(err, AL_ERR_STATE, "%s is already in the store (%s) with other content; airlock rm it "
-                                               "first", mref, row->state);
-            }
-        }
-        free(row);
-        if (st || res->imp.already)
-            goto done;
-    }
+    if ((st = check_already(s, m, res, err)) || res->imp.already)
+        goto done;
     /* every file the signed manifest lists must be a layer, same digest and size */
     for (size_t i = 0; i < m->n_files; i++) {
         bool found = false;
@@ -403,58 +473,15 @@ al_status al_pull(al_store *s, const char *src, const al_reg_opts *o, const char
         }
     }
     /* downloads, resumable */
-    snprintf(dir, sizeof(dir), "%s/pull", al_store_dir(s));
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        st = al_err(err, AL_ERR_IO, "%s: mkdir: %s", dir, strerror(errno));
+    if ((st = fetch_files(r, s, m, dir, sizeof(dir), paths, res, err)))
         goto done;
-    }
-    snprintf(dir, sizeof(dir), "%s/pull/%s", al_store_dir(s), res->digest);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        st = al_err(err, AL_ERR_IO, "%s: mkdir: %s", dir, strerror(errno));
-        goto done;
-    }
-    for (size_t i = 0; i < m->n_files; i++) {
-        snprintf(paths[i], 4096, "%s/%s", dir, m->files[i].sha256);
-        uint64_t from = 0;
-        st = al_reg_blob_get_file(r, m->files[i].sha256, m->files[i].size, paths[i], &from, err);
-        res->resumed_bytes += from;
-        if (st) {
-            al_err_prefix(err, m->files[i].name);
-            goto done;
-        }
-        res->bytes_fetched += m->files[i].size - from;
-    }
     fetched = true;
-    /* the store's own import, fed the parts as a bundle through a pipe */
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
-        st = al_err(err, AL_ERR_IO, "pipe: %s", strerror(errno));
-        goto done;
-    }
-    tar_feed f = {pfd[1], man, (size_t)layers[0].size, (const unsigned char *)sig, (size_t)layers[1].size, m, paths,
-                  AL_OK, {0}};
-    pthread_t th;
-    if (pthread_create(&th, NULL, feed_thread, &f) != 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        st = al_err(err, AL_ERR_IO, "cannot start the bundle stream");
-        goto done;
-    }
-    char fdpath[64];
-    snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", pfd[0]);
-    st = al_store_import(s, fdpath, importer, scan, scan_user, &res->imp, err);
-    close(pfd[0]); /* a writer still going gets EPIPE */
-    pthread_join(th, NULL);
-    /* The import reads what it needs and may stop early (a bundle already in
-     * the store): the writer's EPIPE then means nothing. When the import
-     * failed, its message says why; the writer's own error is secondary. */
-    if (st)
-        relabel(err->msg, sizeof(err->msg), fdpath, label);
+    st = import_fetched(s, man, (size_t)layers[0].size, sig, (size_t)layers[1].size, m, paths, label, importer,
+                        scan, scan_user, res, err);
 done:
     if (fetched && dir[0])
         rm_pull_dir(dir); /* verified and imported (or refused by the import): nothing to resume */
     al_reg_close(r);
-    json_decref(j);
     free(keys);
     free(layers);
     free(body);
