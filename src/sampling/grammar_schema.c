@@ -1140,6 +1140,95 @@ typedef struct prop {
     bool required;
 } prop;
 
+/* An object without declared properties: a map whose keys are strings (or
+ * what propertyNames says, a string schema) and whose values follow
+ * additionalProperties (any value when absent or true). */
+static bool gen_map(sc *c, const json_t *node, const char *path, sbuf *e, const json_t *addl)
+{
+    if (json_is_false(addl)) {
+        sb_puts(e, "(\"{\" ws \"}\")");
+        return true;
+    }
+    /* keys: strings, or what propertyNames says (a string schema) */
+    sbuf k = {0};
+    const json_t *pn = json_object_get(node, "propertyNames");
+    if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0)) {
+        if (!gen_sub(c, pn, path, "propertyNames", &k)) {
+            free(k.s);
+            return false;
+        }
+    } else {
+        c->use_string = c->use_char = true;
+        sb_puts(&k, "jstring");
+    }
+    sbuf v = {0};
+    if (json_is_object(addl)) {
+        if (!gen_sub(c, addl, path, "additionalProperties", &v)) {
+            free(v.s);
+            free(k.s);
+            return false;
+        }
+    } else {
+        c->use_value = true;
+        sb_puts(&v, "jvalue");
+    }
+    sb_printf(e, "(\"{\" ws (%s ws \":\" ws %s ws (\",\" ws %s ws \":\" ws %s ws)*)? \"}\")", k.s, v.s, k.s, v.s);
+    bool ok = !v.oom && !k.oom;
+    free(v.s);
+    free(k.s);
+    return ok || oom(c);
+}
+
+/* The rules of an object's members me[0..kept) (pr: their keys and whether
+ * they are required), in order, each optional one skippable, commas
+ * between; e receives the object's expression. */
+static bool gen_members(sc *c, const char *path, sbuf *e, const sbuf *me, const prop *pr, size_t kept)
+{
+    bool ok = true;
+    /* F_i: members i.. with none before; K_i: members i.. after one.
+     * F_i = M_i K_{i+1} | F_{i+1} (optional) ; K_i = "," ws M_i K_{i+1} | K_{i+1} */
+    uint32_t base = c->n_rules;
+    for (size_t i = 0; i < kept && ok; i++) {
+        if (new_rule(c, path) == UINT32_MAX || new_rule(c, path) == UINT32_MAX)
+            ok = false;
+    }
+    /* only the rules reachable from F_0 (the grammar refuses others) */
+    bool needF = true, needK = false;
+    for (size_t i = 0; i < kept && ok; i++) {
+        uint32_t F = base + 2 * (uint32_t)i, K = F + 1;
+        char next_k[24] = "\"\"", next_f[24] = "\"\"";
+        if (i + 1 < kept) {
+            snprintf(next_k, sizeof next_k, "r%u", K + 2);
+            snprintf(next_f, sizeof next_f, "r%u", F + 2);
+        }
+        bool nf = false, nk = false;
+        if (needF) {
+            sb_printf(&c->out, "r%u ::= %s %s", F, me[i].s, next_k);
+            if (!pr[i].required)
+                sb_printf(&c->out, " | %s", next_f);
+            sb_puts(&c->out, "\n");
+            nk = true;
+            nf = !pr[i].required;
+        }
+        if (needK) {
+            sb_printf(&c->out, "r%u ::= \",\" ws %s %s", K, me[i].s, next_k);
+            if (!pr[i].required)
+                sb_printf(&c->out, " | %s", next_k);
+            sb_puts(&c->out, "\n");
+            nk = true;
+        }
+        needF = nf;
+        needK = nk;
+    }
+    if (ok) {
+        if (kept)
+            sb_printf(e, "(\"{\" ws r%u \"}\")", base);
+        else
+            sb_puts(e, "(\"{\" ws \"}\")");
+    }
+    return ok;
+}
+
 /* Merges allOf subschemas that are objects: properties and required. */
 static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, const json_t *extra_props,
                        const json_t *extra_req)
@@ -1159,42 +1248,8 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
         return false;
     }
     use_ws(c);
-    if (n == 0) {
-        /* no declared properties: a map whose values follow
-         * additionalProperties (any value when absent or true) */
-        if (json_is_false(addl)) {
-            sb_puts(e, "(\"{\" ws \"}\")");
-            return true;
-        }
-        /* keys: strings, or what propertyNames says (a string schema) */
-        sbuf k = {0};
-        const json_t *pn = json_object_get(node, "propertyNames");
-        if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0)) {
-            if (!gen_sub(c, pn, path, "propertyNames", &k)) {
-                free(k.s);
-                return false;
-            }
-        } else {
-            c->use_string = c->use_char = true;
-            sb_puts(&k, "jstring");
-        }
-        sbuf v = {0};
-        if (json_is_object(addl)) {
-            if (!gen_sub(c, addl, path, "additionalProperties", &v)) {
-                free(v.s);
-                free(k.s);
-                return false;
-            }
-        } else {
-            c->use_value = true;
-            sb_puts(&v, "jvalue");
-        }
-        sb_printf(e, "(\"{\" ws (%s ws \":\" ws %s ws (\",\" ws %s ws \":\" ws %s ws)*)? \"}\")", k.s, v.s, k.s, v.s);
-        bool ok = !v.oom && !k.oom;
-        free(v.s);
-        free(k.s);
-        return ok || oom(c);
-    }
+    if (n == 0)
+        return gen_map(c, node, path, e, addl);
     const json_t *pn = json_object_get(node, "propertyNames");
     if (pn && !json_is_true(pn) && !(json_is_object(pn) && json_object_size(pn) == 0) &&
         !(json_is_object(pn) && json_object_size(pn) == 1 && json_is_string(json_object_get(pn, "type")) &&
@@ -1280,49 +1335,8 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
         pr[kept] = pr[i];
         kept++;
     }
-    if (ok) {
-        /* F_i: members i.. with none before; K_i: members i.. after one.
-         * F_i = M_i K_{i+1} | F_{i+1} (optional) ; K_i = "," ws M_i K_{i+1} | K_{i+1} */
-        uint32_t base = c->n_rules;
-        for (size_t i = 0; i < kept && ok; i++) {
-            if (new_rule(c, path) == UINT32_MAX || new_rule(c, path) == UINT32_MAX)
-                ok = false;
-        }
-        /* only the rules reachable from F_0 (the grammar refuses others) */
-        bool needF = true, needK = false;
-        for (size_t i = 0; i < kept && ok; i++) {
-            uint32_t F = base + 2 * (uint32_t)i, K = F + 1;
-            char next_k[24] = "\"\"", next_f[24] = "\"\"";
-            if (i + 1 < kept) {
-                snprintf(next_k, sizeof next_k, "r%u", K + 2);
-                snprintf(next_f, sizeof next_f, "r%u", F + 2);
-            }
-            bool nf = false, nk = false;
-            if (needF) {
-                sb_printf(&c->out, "r%u ::= %s %s", F, me[i].s, next_k);
-                if (!pr[i].required)
-                    sb_printf(&c->out, " | %s", next_f);
-                sb_puts(&c->out, "\n");
-                nk = true;
-                nf = !pr[i].required;
-            }
-            if (needK) {
-                sb_printf(&c->out, "r%u ::= \",\" ws %s %s", K, me[i].s, next_k);
-                if (!pr[i].required)
-                    sb_printf(&c->out, " | %s", next_k);
-                sb_puts(&c->out, "\n");
-                nk = true;
-            }
-            needF = nf;
-            needK = nk;
-        }
-        if (ok) {
-            if (kept)
-                sb_printf(e, "(\"{\" ws r%u \"}\")", base);
-            else
-                sb_puts(e, "(\"{\" ws \"}\")");
-        }
-    }
+    if (ok)
+        ok = gen_members(c, path, e, me, pr, kept);
     for (size_t i = 0; i < n; i++)
         free(me[i].s);
     free(me);
@@ -1378,6 +1392,74 @@ static bool gen_typed(sc *c, const json_t *node, const char *type, const char *p
     return fail(c, path, AL_ERR_FORMAT, "unknown type '%s'", type);
 }
 
+/* {"$ref": ...}: the schema it names, after any chain of plain references
+ * (a loop of them is an error naming the reference). */
+static bool gen_ref(sc *c, const json_t *ref, const char *path, sbuf *e)
+{
+    if (!json_is_string(ref))
+        return fail(c, path, AL_ERR_FORMAT, "'$ref' must be a string");
+    const json_t *t = resolve_ref(c, json_string_value(ref), path);
+    if (!t)
+        return false;
+    /* follow plain reference chains here, to name a loop */
+    const json_t *seen[64];
+    int ns = 0;
+    while (json_is_object(t) && json_object_size(t) == 1 && json_is_string(json_object_get(t, "$ref"))) {
+        for (int i = 0; i < ns; i++)
+            if (seen[i] == t)
+                return fail(c, path, AL_ERR_FORMAT, "$ref '%s' is a loop of references that never reaches a schema",
+                            json_string_value(ref));
+        if (ns == 64)
+            return fail(c, path, AL_ERR_LIMIT, "$ref chain longer than 64");
+        seen[ns++] = t;
+        const char *r2 = json_string_value(json_object_get(t, "$ref"));
+        t = resolve_ref(c, r2, path);
+        if (!t)
+            return false;
+    }
+    char loc[512];
+    snprintf(loc, sizeof loc, "%s", json_string_value(ref));
+    return gen(c, t, loc, e);
+}
+
+/* allOf: one schema, or objects whose properties and required lists are
+ * merged (the only combinations supported). */
+static bool gen_all_of(sc *c, const json_t *node, const json_t *all, const char *path, sbuf *e)
+{
+    if (!json_is_array(all) || json_array_size(all) == 0)
+        return fail(c, path, AL_ERR_FORMAT, "'allOf' must be a non-empty list");
+    if (json_array_size(all) == 1)
+        return gen_sub(c, json_array_get(all, 0), path, "allOf/0", e);
+    /* objects: merge properties and required */
+    json_t *mp = json_object(), *mr = json_array();
+    bool ok = mp && mr;
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)all, i, v)
+    {
+        const json_t *s = v;
+        if (ok && json_is_object(s) && json_is_string(json_object_get(s, "$ref")))
+            s = resolve_ref(c, json_string_value(json_object_get(s, "$ref")), path);
+        if (!ok || !s || !json_is_object(s) ||
+            !(json_object_get(s, "properties") || is_type(json_object_get(s, "type"), "object"))) {
+            if (ok && c->st == AL_OK)
+                fail(c, path, AL_ERR_UNSUPPORTED, "'allOf' is supported for one schema or for objects only");
+            ok = false;
+            break;
+        }
+        json_t *p = json_object_get(s, "properties"), *r = json_object_get(s, "required");
+        if (json_is_object(p))
+            json_object_update(mp, p);
+        if (json_is_array(r))
+            json_array_extend(mr, r);
+    }
+    if (ok)
+        ok = gen_object(c, node, path, e, mp, mr);
+    json_decref(mp);
+    json_decref(mr);
+    return ok;
+}
+
 static bool gen_body(sc *c, const json_t *node, const char *path, sbuf *e)
 {
     if (json_is_true(node) || (json_is_object(node) && json_object_size(node) == 0)) {
@@ -1396,32 +1478,8 @@ static bool gen_body(sc *c, const json_t *node, const char *path, sbuf *e)
         if (json_object_get(node, unsupported[i]))
             return fail(c, path, AL_ERR_UNSUPPORTED, "keyword '%s' is not supported", unsupported[i]);
     const json_t *ref = json_object_get(node, "$ref");
-    if (ref) {
-        if (!json_is_string(ref))
-            return fail(c, path, AL_ERR_FORMAT, "'$ref' must be a string");
-        const json_t *t = resolve_ref(c, json_string_value(ref), path);
-        if (!t)
-            return false;
-        /* follow plain reference chains here, to name a loop */
-        const json_t *seen[64];
-        int ns = 0;
-        while (json_is_object(t) && json_object_size(t) == 1 && json_is_string(json_object_get(t, "$ref"))) {
-            for (int i = 0; i < ns; i++)
-                if (seen[i] == t)
-                    return fail(c, path, AL_ERR_FORMAT, "$ref '%s' is a loop of references that never reaches a schema",
-                                json_string_value(ref));
-            if (ns == 64)
-                return fail(c, path, AL_ERR_LIMIT, "$ref chain longer than 64");
-            seen[ns++] = t;
-            const char *r2 = json_string_value(json_object_get(t, "$ref"));
-            t = resolve_ref(c, r2, path);
-            if (!t)
-                return false;
-        }
-        char loc[512];
-        snprintf(loc, sizeof loc, "%s", json_string_value(ref));
-        return gen(c, t, loc, e);
-    }
+    if (ref)
+        return gen_ref(c, ref, path, e);
     const json_t *cnst = json_object_get(node, "const");
     if (cnst)
         return gen_literal(c, cnst, e);
@@ -1464,40 +1522,8 @@ static bool gen_body(sc *c, const json_t *node, const char *path, sbuf *e)
         return true;
     }
     const json_t *all = json_object_get(node, "allOf");
-    if (all) {
-        if (!json_is_array(all) || json_array_size(all) == 0)
-            return fail(c, path, AL_ERR_FORMAT, "'allOf' must be a non-empty list");
-        if (json_array_size(all) == 1)
-            return gen_sub(c, json_array_get(all, 0), path, "allOf/0", e);
-        /* objects: merge properties and required */
-        json_t *mp = json_object(), *mr = json_array();
-        bool ok = mp && mr;
-        size_t i;
-        json_t *v;
-        json_array_foreach((json_t *)all, i, v)
-        {
-            const json_t *s = v;
-            if (ok && json_is_object(s) && json_is_string(json_object_get(s, "$ref")))
-                s = resolve_ref(c, json_string_value(json_object_get(s, "$ref")), path);
-            if (!ok || !s || !json_is_object(s) ||
-                !(json_object_get(s, "properties") || is_type(json_object_get(s, "type"), "object"))) {
-                if (ok && c->st == AL_OK)
-                    fail(c, path, AL_ERR_UNSUPPORTED, "'allOf' is supported for one schema or for objects only");
-                ok = false;
-                break;
-            }
-            json_t *p = json_object_get(s, "properties"), *r = json_object_get(s, "required");
-            if (json_is_object(p))
-                json_object_update(mp, p);
-            if (json_is_array(r))
-                json_array_extend(mr, r);
-        }
-        if (ok)
-            ok = gen_object(c, node, path, e, mp, mr);
-        json_decref(mp);
-        json_decref(mr);
-        return ok;
-    }
+    if (all)
+        return gen_all_of(c, node, all, path, e);
     const json_t *type = json_object_get(node, "type");
     bool nullable = json_is_true(json_object_get(node, "nullable"));
     if (type && !json_is_string(type) && !json_is_array(type))
