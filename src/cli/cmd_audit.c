@@ -160,6 +160,70 @@ static int do_tail(const char *dir, int64_t n, bool follow, bool as_json)
     return 0;
 }
 
+/* `audit verify`: the store's log in dir, or a copy of it (from), against
+ * the key (pub, or the store's audit.pub) and the anchor, if given.
+ * Exit status: 0 intact, 1 tampered or unreadable, 2 bad arguments. */
+static int do_verify(const char *dir, const char *pub, const char *anchor, const char *from)
+{
+    al_error err = {0};
+    al_audit_verify_result res;
+    al_audit_verify_options opt = {pub, anchor, from};
+    if (from && !pub) {
+        cli_errorf("audit", "verify --from FILE needs the log's public key: --pub KEY");
+        return 2;
+    }
+    al_status st = al_audit_verify_opts(dir, &opt, &res, &err);
+    if (st == AL_OK && from) {
+        printf("audit copy intact: %llu records (%llu to %llu), %llu signed checkpoints "
+               "verified (%s)\n",
+               (unsigned long long)res.n_records, (unsigned long long)res.first_seq,
+               (unsigned long long)(res.first_seq + res.n_records - (res.n_records > 0)),
+               (unsigned long long)res.n_checkpoints, from);
+        if (res.first_seq > 1)
+            printf("note: the copy starts at record %llu; the records before it are in the "
+                   "store's own log\n", (unsigned long long)res.first_seq);
+        return 0;
+    }
+    if (st == AL_OK) {
+        printf("audit log intact: %llu records (%llu signed, %llu older unsigned), %llu signed "
+               "checkpoints verified (%s/audit.log)\n",
+               (unsigned long long)res.n_records, (unsigned long long)res.n_signed,
+               (unsigned long long)res.n_legacy, (unsigned long long)res.n_checkpoints, dir);
+        if (res.n_after_head)
+            printf("note: the last %llu records were written after the last synced head (a "
+                   "writer is running, or it stopped without closing the log)\n",
+                   (unsigned long long)res.n_after_head);
+        if (res.n_legacy)
+            printf("note: %llu records were written by an older airlock without their own "
+                   "signature; the signed records after them cover them by the chain\n",
+                   (unsigned long long)res.n_legacy);
+        if (res.anchor_checked)
+            printf("anchor %s: matches\n", anchor);
+        if (res.pub_from_store)
+            fprintf(stderr, "warning: verified against the store's own audit.pub: whoever can "
+                    "write the store can replace it and re-sign the log; keep a copy of "
+                    "audit.pub elsewhere and pass --pub FILE\n");
+        return 0;
+    }
+    if (st == AL_ERR_CRYPTO) {
+        if (res.bad_line) {
+            /* the problem often starts with "line N: " already */
+            char pre[40];
+            int pl = snprintf(pre, sizeof(pre), "line %llu: ", (unsigned long long)res.bad_line);
+            const char *p = res.problem;
+            if (pl > 0 && !strncmp(p, pre, (size_t)pl))
+                p += pl;
+            printf("audit log TAMPERED at line %llu: %s\n", (unsigned long long)res.bad_line, p);
+        }
+        else
+            printf("audit log TAMPERED: %s\n", res.problem);
+        printf("(%llu records before it verified)\n", (unsigned long long)res.n_records);
+        return 1;
+    }
+    cli_errorf("audit", "%s", err.msg);
+    return st == AL_ERR_ARG ? 2 : 1;
+}
+
 int cmd_audit(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -221,64 +285,8 @@ int cmd_audit(int argc, char **argv)
         dir = dbuf;
     }
     al_error err = {0};
-    if (!strcmp(sub, "verify")) {
-        al_audit_verify_result res;
-        al_audit_verify_options opt = {pub, anchor, from};
-        if (from && !pub) {
-            cli_errorf("audit", "verify --from FILE needs the log's public key: --pub KEY");
-            return 2;
-        }
-        al_status st = al_audit_verify_opts(dir, &opt, &res, &err);
-        if (st == AL_OK && from) {
-            printf("audit copy intact: %llu records (%llu to %llu), %llu signed checkpoints "
-                   "verified (%s)\n",
-                   (unsigned long long)res.n_records, (unsigned long long)res.first_seq,
-                   (unsigned long long)(res.first_seq + res.n_records - (res.n_records > 0)),
-                   (unsigned long long)res.n_checkpoints, from);
-            if (res.first_seq > 1)
-                printf("note: the copy starts at record %llu; the records before it are in the "
-                       "store's own log\n", (unsigned long long)res.first_seq);
-            return 0;
-        }
-        if (st == AL_OK) {
-            printf("audit log intact: %llu records (%llu signed, %llu older unsigned), %llu signed "
-                   "checkpoints verified (%s/audit.log)\n",
-                   (unsigned long long)res.n_records, (unsigned long long)res.n_signed,
-                   (unsigned long long)res.n_legacy, (unsigned long long)res.n_checkpoints, dir);
-            if (res.n_after_head)
-                printf("note: the last %llu records were written after the last synced head (a "
-                       "writer is running, or it stopped without closing the log)\n",
-                       (unsigned long long)res.n_after_head);
-            if (res.n_legacy)
-                printf("note: %llu records were written by an older airlock without their own "
-                       "signature; the signed records after them cover them by the chain\n",
-                       (unsigned long long)res.n_legacy);
-            if (res.anchor_checked)
-                printf("anchor %s: matches\n", anchor);
-            if (res.pub_from_store)
-                fprintf(stderr, "warning: verified against the store's own audit.pub: whoever can "
-                        "write the store can replace it and re-sign the log; keep a copy of "
-                        "audit.pub elsewhere and pass --pub FILE\n");
-            return 0;
-        }
-        if (st == AL_ERR_CRYPTO) {
-            if (res.bad_line) {
-                /* the problem often starts with "line N: " already */
-                char pre[40];
-                int pl = snprintf(pre, sizeof(pre), "line %llu: ", (unsigned long long)res.bad_line);
-                const char *p = res.problem;
-                if (pl > 0 && !strncmp(p, pre, (size_t)pl))
-                    p += pl;
-                printf("audit log TAMPERED at line %llu: %s\n", (unsigned long long)res.bad_line, p);
-            }
-            else
-                printf("audit log TAMPERED: %s\n", res.problem);
-            printf("(%llu records before it verified)\n", (unsigned long long)res.n_records);
-            return 1;
-        }
-        cli_errorf("audit", "%s", err.msg);
-        return st == AL_ERR_ARG ? 2 : 1;
-    }
+    if (!strcmp(sub, "verify"))
+        return do_verify(dir, pub, anchor, from);
     if (!strcmp(sub, "anchor")) {
         char hp[4200], buf[512];
         snprintf(hp, sizeof(hp), "%s/audit.head", dir);
