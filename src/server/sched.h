@@ -7,7 +7,7 @@
  * Threads: HTTP threads create jobs, submit them and read their output;
  * the scheduler thread alone touches contexts, samplers and slots. Every
  * job field below "shared" is guarded by the scheduler's mutex and read
- * through srv_job_wait / srv_job_snapshot.
+ * through srv_job_wait / srv_job_view_take.
  */
 #ifndef AL_SERVER_SCHED_H
 #define AL_SERVER_SCHED_H

@@ -13,13 +13,13 @@
 
 #include "tensor/quant.h"
 
-/* x = d * kv_iq4nl[nibble]; qs[j] low nibble is element j, high j+16. */
+/* x = d * al_kv_iq4nl[nibble]; qs[j] low nibble is element j, high j+16. */
 typedef struct { al_half d; uint8_t qs[AL_QK / 2]; } al_block_iq4_nl;
 /* 8 sub-blocks of 32, each laid out like an IQ4_NL block, with a 6-bit
  * scale ls (low 4 bits in scales_l, nibble j%2 of byte j/2; high 2 bits
- * in bits 2j..2j+1 of scales_h): x = d * (ls - 32) * kv_iq4nl[nibble]. */
+ * in bits 2j..2j+1 of scales_h): x = d * (ls - 32) * al_kv_iq4nl[nibble]. */
 typedef struct { al_half d; uint16_t scales_h; uint8_t scales_l[AL_QK_K / 64]; uint8_t qs[AL_QK_K / 2]; } al_block_iq4_xs;
-/* x = 2^(e-128) * kv_mxfp4[nibble] (kv_mxfp4: the FP4 E2M1 values
+/* x = 2^(e-128) * al_kv_mxfp4[nibble] (al_kv_mxfp4: the FP4 E2M1 values
  * doubled); e is an E8M0 exponent, 255 being its NaN. */
 typedef struct { uint8_t e; uint8_t qs[AL_QK / 2]; } al_block_mxfp4;
 /* Ternary {-1, 0, 1} * d. qs: 5 trits a byte (base-3 digits as a fixed
