@@ -50,10 +50,12 @@ if(AL_AVX512_SOURCES)
   set_source_files_properties(${AL_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS "${AL_AVX512_FLAGS}")
 endif()
 
-# al_layer(NAME [PUBLIC_HEADERS h.h ...] [PUBLIC deps...] [PRIVATE deps...])
-# Makes the static library al_NAME from src/NAME/*.c. PUBLIC deps are those
-# whose headers NAME's exported headers include; PRIVATE deps are used by
-# its .c files only (their headers do not reach NAME's users).
+# al_layer(NAME [PUBLIC_HEADERS h.h ... | *] [PUBLIC deps...] [PRIVATE deps...])
+# Makes the static library al_NAME from src/NAME/*.c. PUBLIC_HEADERS are
+# the headers its users may include ("*": every header of the folder, new
+# ones too); the others are its own. PUBLIC deps are those whose headers
+# NAME's exported headers include; PRIVATE deps are used by its .c files
+# only (their headers do not reach NAME's users).
 set(AL_LAYERS "")
 function(al_layer name)
   cmake_parse_arguments(L "" "" "PUBLIC_HEADERS;PUBLIC;PRIVATE" ${ARGN})
@@ -66,6 +68,10 @@ function(al_layer name)
   set(pub ${AL_VIEWS}/pub/${name})
   file(REMOVE_RECURSE ${pub})
   file(MAKE_DIRECTORY ${pub}/${name})
+  if(L_PUBLIC_HEADERS STREQUAL "*")
+    file(GLOB L_PUBLIC_HEADERS CONFIGURE_DEPENDS RELATIVE ${CMAKE_SOURCE_DIR}/src/${name}
+         ${CMAKE_SOURCE_DIR}/src/${name}/*.h)
+  endif()
   foreach(h ${L_PUBLIC_HEADERS})
     if(NOT EXISTS ${CMAKE_SOURCE_DIR}/src/${name}/${h})
       message(FATAL_ERROR "al_layer(${name}): no header src/${name}/${h}")
@@ -79,10 +85,9 @@ function(al_layer name)
 endfunction()
 
 # ------------------------------------------------------------------ engine
-al_layer(util PUBLIC_HEADERS error.h fsutil.h hash.h utf8.h)
-al_layer(tensor PUBLIC_HEADERS types.h quant.h quant_iq.h quant_iq4.h kernels.h avx2_util.h
-                               matmul.h matmul_grouped.h)
-al_layer(gguf PUBLIC_HEADERS gguf.h PRIVATE al_tensor al_util)
+al_layer(util PUBLIC_HEADERS *)
+al_layer(tensor PUBLIC_HEADERS *)
+al_layer(gguf PUBLIC_HEADERS * PRIVATE al_tensor al_util)
 al_layer(tokenizer PUBLIC_HEADERS vocab.h PUBLIC al_gguf PRIVATE al_util)
 al_layer(template PRIVATE al_util)
 al_layer(model PRIVATE al_gguf al_tensor al_tokenizer al_template al_util)
@@ -96,14 +101,14 @@ target_link_libraries(airlock_engine INTERFACE al_base
   $<LINK_ONLY:al_gguf> $<LINK_ONLY:al_tensor> $<LINK_ONLY:al_util>)
 
 # ---------------------------------------------------------------- services
-al_layer(audit PUBLIC_HEADERS audit.h PRIVATE al_util)
-al_layer(policy PUBLIC_HEADERS apikey.h PRIVATE al_util)
-al_layer(sandbox PUBLIC_HEADERS sandbox.h PRIVATE al_util)
-al_layer(store PUBLIC_HEADERS store.h bundle.h sign.h tar.h PUBLIC al_util PRIVATE al_audit)
+al_layer(audit PUBLIC_HEADERS * PRIVATE al_util)
+al_layer(policy PUBLIC_HEADERS * PRIVATE al_util)
+al_layer(sandbox PUBLIC_HEADERS * PRIVATE al_util)
+al_layer(store PUBLIC_HEADERS * PUBLIC al_util PRIVATE al_audit)
 # The import scanner reads tensor data and GGUF metadata of the files it
 # checks: the one service layer that uses engine internals (gguf, tensor).
-al_layer(scan PUBLIC_HEADERS scan.h PUBLIC al_store PRIVATE al_gguf al_tensor airlock_engine)
-al_layer(registry PUBLIC_HEADERS registry.h transfer.h PUBLIC al_store PRIVATE al_util)
+al_layer(scan PUBLIC_HEADERS * PUBLIC al_store PRIVATE al_gguf al_tensor airlock_engine)
+al_layer(registry PUBLIC_HEADERS * PUBLIC al_store PRIVATE al_util)
 # server.h exports the scheduler's configuration types (sched.h), and
 # sched.h the grammar handle of a job (sampling/grammar.h): the server's
 # one exception to "the engine only through airlock.h", which the CLI
