@@ -108,7 +108,7 @@ typedef struct al_model_info {
     float norm_eps;
     bool tied_output;
     bool has_chat_template;
-    char vocab_type[16];    /* "spm", "bpe", "wpm", "ugm", "bpe (gemma4)" */
+    char vocab_type[24];    /* "spm", "bpe", "wpm", "ugm", "bpe (gemma4)", "bpe (whitespace)" */
     char type_mix[256];     /* e.g. "Q4_K:113 Q6_K:29 F32:57" */
     al_pooling pooling;     /* the file's pooling_type, AL_POOLING_UNSPECIFIED when absent */
     bool causal;            /* false: bidirectional attention (an encoder) */

@@ -1230,6 +1230,8 @@ void al_model_get_info(const al_model *m, al_model_info *o)
             vtype = "ugm";
         else if (al_str_eq(vt, "gemma4"))
             vtype = "bpe (gemma4)";
+        else if (al_str_eq(vt, "whitespace"))
+            vtype = "bpe (whitespace)";
         else
             vtype = "other";
     }

@@ -1012,6 +1012,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ----------------------------------------------------------- life cycle */
 
+/* libmicrohttpd's own messages (a refused connection, a client that hung
+ * up) go to stderr at most once per 10 s, with the number held back since:
+ * a flood of hostile connections must not become a flood of log lines. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t last;
+    static unsigned long held;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&mu);
+    if (last && now - last < 10) {
+        held++;
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    unsigned long n = held;
+    held = 0;
+    last = now;
+    pthread_mutex_unlock(&mu);
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t len = strlen(line);
+    while (len && line[len - 1] == '\n')
+        line[--len] = 0;
+    if (n)
+        fprintf(stderr, "airlock serve: http: %s (%lu more HTTP messages held back in the last 10 s)\n", line, n);
+    else
+        fprintf(stderr, "airlock serve: http: %s\n", line);
+}
+
+
 al_status al_server_start(al_server *srv, al_error *err)
 {
     srv->metrics = srv_metrics_new();
@@ -1050,7 +1082,8 @@ al_status al_server_start(al_server *srv, al_error *err)
             (unsigned)(srv->cfg.max_connections + srv->cfg.conn_reserve), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
             (unsigned)srv->cfg.max_conn_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)(srv->cfg.max_header_bytes + 32768), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (!srv->daemons[i])
             return al_err(err, AL_ERR_IO, "cannot start the HTTP daemon on %s", srv->cfg.listen[i]);
         srv->fds[i] = -1; /* the daemon owns it now */

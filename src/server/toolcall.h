@@ -127,19 +127,6 @@ json_t *srv_agent_template_tools(const srv_agent_req *a);
  * reasoning_effort where the template reads them and the request said. */
 json_t *srv_agent_template_vars(const srv_agent_req *a, const srv_chat_fmt *f);
 
-/* tool_choice "required" / named is enforced by toolgrammar.h's GBNF, not
- * by these two (the server does not call them; test_toolcall.c does): the
- * JSON Schema of one valid call in the format's JSON shape, {"name": one of the tools (or
- * a->choice_name), "arguments"|"parameters": that tool's parameters}, as
- * an anyOf over the allowed tools (new reference; NULL: no tools); and
- * the text that opens a call in the format (static; "" when the JSON is
- * the whole reply, NULL when the format writes no JSON call object:
- * harmony, qwen3-coder, mistral's NAME[ARGS] form is not used here). The
- * constraint is then: prefix, then a value of the schema (a list of them
- * for mistral and granite), then what closes the call. */
-json_t *srv_agent_call_schema(const srv_agent_req *a, srv_tool_fmt f);
-const char *srv_tool_call_prefix(srv_tool_fmt f);
-
 /* A call's id: the model's own, else made up from random bytes (Mistral's
  * templates insist on 9 alphanumerics; others get "call_" + 24). */
 void srv_call_id(const srv_tool_call *c, srv_tool_fmt f, char out[48]);

@@ -322,41 +322,6 @@ static void random_replies_keep_the_stream_property(void **state)
     }
 }
 
-/* The hook for tool_choice required / named: one call's schema and its prefix. */
-static void call_schema_for_required_and_named(void **state)
-{
-    (void)state;
-    json_t *body = json_loads("{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":"
-                              "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}}}}},"
-                              "{\"type\":\"function\",\"function\":{\"name\":\"b\"}}],\"tool_choice\":\"required\"}",
-                              0, NULL);
-    srv_agent_req a;
-    char where[128], msg[256];
-    assert_true(srv_agent_parse(body, false, false, &a, where, sizeof(where), msg, sizeof(msg)));
-    assert_int_equal(a.choice, SRV_TC_REQUIRED);
-    json_t *sc = srv_agent_call_schema(&a, SRV_TOOLS_HERMES);
-    char *t = json_dumps(sc, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(t, "{\"anyOf\":[{\"additionalProperties\":false,\"properties\":{\"arguments\":{\"properties\":"
-                           "{\"x\":{\"type\":\"integer\"}},\"type\":\"object\"},\"name\":{\"const\":\"a\"}},"
-                           "\"required\":[\"name\",\"arguments\"],\"type\":\"object\"},{\"additionalProperties\":false,"
-                           "\"properties\":{\"arguments\":{\"type\":\"object\"},\"name\":{\"const\":\"b\"}},\"required\":"
-                           "[\"name\",\"arguments\"],\"type\":\"object\"}]}");
-    free(t);
-    json_decref(sc);
-    json_object_set_new(body, "tool_choice", json_pack("{s:s,s:{s:s}}", "type", "function", "function", "name", "b"));
-    assert_true(srv_agent_parse(body, false, false, &a, where, sizeof(where), msg, sizeof(msg)));
-    sc = srv_agent_call_schema(&a, SRV_TOOLS_LLAMA3);
-    t = json_dumps(sc, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(t, "{\"additionalProperties\":false,\"properties\":{\"name\":{\"const\":\"b\"},\"parameters\":"
-                           "{\"type\":\"object\"}},\"required\":[\"name\",\"parameters\"],\"type\":\"object\"}");
-    free(t);
-    json_decref(sc);
-    assert_string_equal(srv_tool_call_prefix(SRV_TOOLS_HERMES), "<tool_call>\n");
-    assert_string_equal(srv_tool_call_prefix(SRV_TOOLS_LLAMA3), "");
-    assert_null(srv_tool_call_prefix(SRV_TOOLS_HARMONY));
-    json_decref(body);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,7 +329,6 @@ int main(void)
         cmocka_unit_test(llama3),                 cmocka_unit_test(mistral), cmocka_unit_test(harmony),
         cmocka_unit_test(granite_and_deepseek),   cmocka_unit_test(tools_off_leaves_text),
         cmocka_unit_test(bad_tools),              cmocka_unit_test(random_replies_keep_the_stream_property),
-        cmocka_unit_test(call_schema_for_required_and_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
