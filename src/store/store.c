@@ -1188,6 +1188,243 @@ dberr:
     return st;
 }
 
+/* Import steps 1 and 2: the bundle's first two entries, manifest.json
+ * (*man malloc'd with a NUL after its *man_n bytes; caller frees) and
+ * manifest.sig (into sig[0..sig_cap), *sig_n bytes). */
+static al_status read_signed_manifest(al_tar_reader *tr, const char *bundle_path, char **man, size_t *man_n,
+                                      unsigned char *sig, size_t sig_cap, size_t *sig_n, al_error *err)
+{
+    al_status st;
+    al_tar_entry e;
+    bool end;
+    if ((st = al_tar_next(tr, &e, &end, err)))
+        return st;
+    if (end || strcmp(e.name, AL_BUNDLE_MANIFEST_ENTRY))
+        return al_err(err, AL_ERR_FORMAT, "%s: not an airlock bundle: the first entry must be %s (found '%s')",
+                      bundle_path, AL_BUNDLE_MANIFEST_ENTRY, end ? "end of archive" : e.name);
+    if (e.size > AL_MANIFEST_MAX_BYTES)
+        return al_err(err, AL_ERR_LIMIT, "%s: manifest declares %llu bytes, over the %u-byte limit", bundle_path,
+                      (unsigned long long)e.size, AL_MANIFEST_MAX_BYTES);
+    *man_n = (size_t)e.size;
+    *man = malloc(*man_n + 1);
+    if (!*man)
+        return al_err(err, AL_ERR_NOMEM, "out of memory");
+    size_t got = 0, k;
+    while (got < *man_n) {
+        if ((st = al_tar_read(tr, *man + got, *man_n - got, &k, err)))
+            return st;
+        if (k == 0)
+            break;
+        got += k;
+    }
+    (*man)[*man_n] = 0;
+    if ((st = al_tar_next(tr, &e, &end, err)))
+        return st;
+    if (end || strcmp(e.name, AL_BUNDLE_SIG_ENTRY))
+        return al_err(err, AL_ERR_CRYPTO, "%s: unsigned bundle: the second entry must be %s (found '%s')",
+                      bundle_path, AL_BUNDLE_SIG_ENTRY, end ? "end of archive" : e.name);
+    if (e.size > sig_cap)
+        return al_err(err, AL_ERR_CRYPTO, "%s: bad signature: %s is %llu bytes, an Ed25519 signature is %d",
+                      bundle_path, AL_BUNDLE_SIG_ENTRY, (unsigned long long)e.size, AL_SIG_BYTES);
+    while (*sig_n < e.size) {
+        if ((st = al_tar_read(tr, sig + *sig_n, (size_t)e.size - *sig_n, &k, err)))
+            return st;
+        if (k == 0)
+            break;
+        *sig_n += k;
+    }
+    return AL_OK;
+}
+
+/* Whether name:tag of m is in the store already: res->already when it is,
+ * with the same bundle (man_hex); AL_ERR_STATE when it holds other content,
+ * or this content was rejected by a person (that decision sticks). */
+static al_status check_present(al_store *s, const al_manifest *m, const char *man_hex, al_import_result *res,
+                               al_error *err)
+{
+    al_status st = AL_OK;
+    model_ref mr;
+    memset(&mr, 0, sizeof(mr));
+    snprintf(mr.name, sizeof(mr.name), "%s", m->name);
+    snprintf(mr.tag, sizeof(mr.tag), "%s", m->tag);
+    int64_t id = 0;
+    al_model_row *row = calloc(1, sizeof(*row));
+    sqlite3_stmt *q = NULL;
+    char bm[65] = "";
+    if (row && !find_model(s, &mr, &id, row, NULL, NULL) && id &&
+        sqlite3_prepare_v2(s->db, "SELECT bundle_manifest FROM models WHERE id = ?", -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, id);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            col_text(q, 0, bm, sizeof(bm));
+        sqlite3_finalize(q);
+        if (!strcmp(row->state, "rejected") && !strcmp(bm, man_hex) && strcmp(row->rejected_by, "scanner") != 0) {
+            /* a person's decision sticks: the same content stays
+             * rejected (a scanner rejection is of the bundle's bytes,
+             * which a re-import scans again) */
+            st = al_err(err, AL_ERR_STATE,
+                        "%s:%s with this content (bundle sha256:%.16s...) was rejected by %s: %s; "
+                        "it stays rejected until 'airlock reopen %s:%s --by PERSON'",
+                        m->name, m->tag, man_hex, row->rejected_by, row->reasons, m->name, m->tag);
+            snprintf(res->state, sizeof(res->state), "rejected");
+        } else if (strcmp(row->state, "rejected")) {
+            if (!strcmp(bm, man_hex)) {
+                res->already = true;
+                snprintf(res->state, sizeof(res->state), "%s", row->state);
+                snprintf(res->digest, sizeof(res->digest), "%s", row->digest);
+            } else {
+                st = al_err(err, AL_ERR_STATE,
+                            "%s:%s is already in the store (%s) with other content; airlock rm it first",
+                            m->name, m->tag, row->state);
+            }
+        }
+    }
+    free(row);
+    return st;
+}
+
+/* Import step 4: checks the store's disk has room for m's files, then
+ * creates tmpdir (STORE/tmp/import-PID-RANDOM; "" when not created) and
+ * holds *tmp_fd, a flock on it that tells recovery this import is alive. */
+static al_status make_import_dir(al_store *s, const al_manifest *m, const char *bundle_path, char *tmpdir,
+                                 size_t cap, int *tmp_fd, al_error *err)
+{
+    al_status st;
+    uint64_t total = 0;
+    for (size_t i = 0; i < m->n_files; i++)
+        total += m->files[i].size;
+    struct statvfs vf;
+    snprintf(tmpdir, cap, "%s/tmp", s->dir);
+    if (statvfs(tmpdir, &vf) == 0) {
+        uint64_t avail = (uint64_t)vf.f_bavail * (uint64_t)vf.f_frsize;
+        if (total > avail) {
+            tmpdir[0] = 0;
+            return al_err(err, AL_ERR_IO, "%s: not enough disk space: the bundle needs %llu bytes, %llu are free",
+                          bundle_path, (unsigned long long)total, (unsigned long long)avail);
+        }
+    }
+    unsigned char rnd[8];
+    char rhex[17];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        memset(rnd, 0, sizeof(rnd));
+    al_hex(rnd, sizeof(rnd), rhex);
+    snprintf(tmpdir, cap, "%s/tmp/import-%ld-%s", s->dir, (long)getpid(), rhex);
+    /* Create and flock the directory under the store lock: recovery (which
+     * runs under that lock) removes every unlocked tmp directory. */
+    if ((st = lock_store(s, err)))
+        return st;
+    if (mkdir(tmpdir, 0700) != 0) {
+        unlock_store(s);
+        st = al_err(err, AL_ERR_IO, "%s: cannot create: %s", tmpdir, strerror(errno));
+        tmpdir[0] = 0;
+        return st;
+    }
+    *tmp_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*tmp_fd >= 0)
+        flock(*tmp_fd, LOCK_EX); /* tells recovery this import is alive */
+    unlock_store(s);
+    return AL_OK;
+}
+
+/* Import step 5: the bundle's remaining entries, each a file of the signed
+ * manifest m (once, its size, its sha256), copied to tmpdir/fNN
+ * (files[i].tmp_path); then nothing but zero padding after the end of the
+ * archive. buf: COPY_BUF_BYTES of scratch. Adds the bytes to res->bytes. */
+static al_status read_payload(al_tar_reader *tr, int fd, const char *bundle_path, al_manifest *m, import_file *files,
+                              const char *tmpdir, unsigned char *buf, al_import_result *res, al_error *err)
+{
+    al_status st;
+    al_tar_entry e;
+    bool end;
+    for (;;) {
+        if ((st = al_tar_next(tr, &e, &end, err)))
+            return st;
+        if (end)
+            break;
+        size_t i = 0;
+        while (i < m->n_files && strcmp(m->files[i].name, e.name))
+            i++;
+        if (i == m->n_files)
+            return al_err(err, AL_ERR_FORMAT, "%s: unexpected file '%s': not in the signed manifest", bundle_path,
+                          e.name);
+        al_manifest_file *mf = &m->files[i];
+        if (files[i].present)
+            return al_err(err, AL_ERR_FORMAT, "%s: file '%s' appears twice in the bundle", bundle_path, e.name);
+        if (e.size != mf->size)
+            return al_err(err, AL_ERR_FORMAT,
+                          "%s: file '%s' declares %llu bytes in the tar but the signed manifest says %llu",
+                          bundle_path, e.name, (unsigned long long)e.size, (unsigned long long)mf->size);
+        char hex[65] = "";
+        snprintf(files[i].tmp_path, sizeof(files[i].tmp_path), "%s/f%02u", tmpdir, (unsigned)i);
+        if ((st = copy_hashed(tr, files[i].tmp_path, buf, COPY_BUF_BYTES, hex, &res->bytes, err)))
+            return st;
+        files[i].present = true;
+        if (strcmp(hex, mf->sha256))
+            return al_err(err, AL_ERR_CRYPTO,
+                          "%s: file '%s' is tampered: its sha256 is %s but the signed manifest says %s", bundle_path,
+                          e.name, hex, mf->sha256);
+    }
+    for (size_t i = 0; i < m->n_files; i++)
+        if (!files[i].present)
+            return al_err(err, AL_ERR_FORMAT,
+                          "%s: file '%s' listed in the signed manifest is missing from the bundle", bundle_path,
+                          m->files[i].name);
+    /* anything after the end-of-archive marker other than zero padding? */
+    ssize_t r;
+    bool junk = false;
+    while ((r = read(fd, buf, COPY_BUF_BYTES)) > 0) {
+        for (ssize_t j = 0; j < r && !junk; j++)
+            junk = buf[j] != 0;
+        if (junk)
+            break;
+    }
+    if (junk)
+        return al_err(err, AL_ERR_FORMAT, "%s: data after the end-of-archive marker", bundle_path);
+    return AL_OK;
+}
+
+/* Import step 6: every file through the scanner (none: each is noted "not
+ * scanned") into rep; AL_ERR_FORMAT naming the failures when any failed. */
+static al_status scan_files(al_manifest *m, const import_file *files, al_store_scan_fn scan, void *scan_user,
+                            const char *bundle_path, al_scan_report *rep, al_error *err)
+{
+    for (size_t i = 0; i < m->n_files; i++) {
+        if (scan)
+            scan(scan_user, files[i].tmp_path, &m->files[i], rep);
+        else
+            al_scan_report_add(rep, true, "%s: not scanned (no scanner)", m->files[i].name);
+    }
+    if (!rep->n_fail)
+        return AL_OK;
+    size_t cap = 2048;
+    char reasons[2048];
+    reasons[0] = 0;
+    size_t used = 0;
+    for (const char *ln = rep->text; ln && *ln;) {
+        const char *nl = strchr(ln, '\n');
+        size_t L = nl ? (size_t)(nl - ln) : strlen(ln);
+        if (!strncmp(ln, "FAIL ", 5) && used + L + 2 < cap) {
+            used += (size_t)snprintf(reasons + used, cap - used, "%s%.*s", used ? "; " : "", (int)(L - 5), ln + 5);
+        }
+        ln = nl ? nl + 1 : ln + L;
+    }
+    return al_err(err, AL_ERR_FORMAT, "%s: rejected by the scanner: %s", bundle_path, reasons);
+}
+
+/* The import's audit record and, once the bundle named its model, a line
+ * of the model's history; st and err: how it ended. */
+static void record_import(al_store *s, const char *bundle_path, const char *importer, const al_import_result *res,
+                          al_status st, const al_error *err)
+{
+    char detail[2200], ref[140];
+    snprintf(ref, sizeof(ref), "%s:%s", res->name, res->tag);
+    snprintf(detail, sizeof(detail), "bundle %s signer %s state %s%s%s", bundle_path,
+             res->signer[0] ? res->signer : "-", res->state[0] ? res->state : "refused", st ? ": " : "",
+             st && err ? err->msg : "");
+    audit(s, importer, "import", res->name[0] ? ref : NULL, res->digest[0] ? res->digest : NULL, st, detail);
+    if (res->name[0])
+        history_add(s, res->name, res->tag, res->digest[0] ? res->digest : NULL, "import", importer, detail);
+}
+
 al_status al_store_import(al_store *s, const char *bundle_path, const char *importer, al_store_scan_fn scan,
                           void *scan_user, al_import_result *res, al_error *err)
 {
@@ -1220,56 +1457,9 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     al_tar_reader tr;
     al_tar_reader_init(&tr, fd, bundle_path);
-    al_tar_entry e;
-    bool end;
-    /* 1. manifest.json */
-    if ((st = al_tar_next(&tr, &e, &end, err)))
+    /* 1. manifest.json, 2. manifest.sig */
+    if ((st = read_signed_manifest(&tr, bundle_path, &man, &man_n, sig, sizeof(sig), &sig_n, err)))
         goto done;
-    if (end || strcmp(e.name, AL_BUNDLE_MANIFEST_ENTRY)) {
-        st = al_err(err, AL_ERR_FORMAT, "%s: not an airlock bundle: the first entry must be %s (found '%s')",
-                    bundle_path, AL_BUNDLE_MANIFEST_ENTRY, end ? "end of archive" : e.name);
-        goto done;
-    }
-    if (e.size > AL_MANIFEST_MAX_BYTES) {
-        st = al_err(err, AL_ERR_LIMIT, "%s: manifest declares %llu bytes, over the %u-byte limit", bundle_path,
-                    (unsigned long long)e.size, AL_MANIFEST_MAX_BYTES);
-        goto done;
-    }
-    man_n = (size_t)e.size;
-    man = malloc(man_n + 1);
-    if (!man) {
-        st = al_err(err, AL_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    size_t got = 0, k;
-    while (got < man_n) {
-        if ((st = al_tar_read(&tr, man + got, man_n - got, &k, err)))
-            goto done;
-        if (k == 0)
-            break;
-        got += k;
-    }
-    man[man_n] = 0;
-    /* 2. manifest.sig */
-    if ((st = al_tar_next(&tr, &e, &end, err)))
-        goto done;
-    if (end || strcmp(e.name, AL_BUNDLE_SIG_ENTRY)) {
-        st = al_err(err, AL_ERR_CRYPTO, "%s: unsigned bundle: the second entry must be %s (found '%s')", bundle_path,
-                    AL_BUNDLE_SIG_ENTRY, end ? "end of archive" : e.name);
-        goto done;
-    }
-    if (e.size > sizeof(sig)) {
-        st = al_err(err, AL_ERR_CRYPTO, "%s: bad signature: %s is %llu bytes, an Ed25519 signature is %d",
-                    bundle_path, AL_BUNDLE_SIG_ENTRY, (unsigned long long)e.size, AL_SIG_BYTES);
-        goto done;
-    }
-    while (sig_n < e.size) {
-        if ((st = al_tar_read(&tr, sig + sig_n, (size_t)e.size - sig_n, &k, err)))
-            goto done;
-        if (k == 0)
-            break;
-        sig_n += k;
-    }
     /* 3. the signature, before anything in the manifest is believed */
     if ((st = verify_signature(s, bundle_path, man, man_n, sig, sig_n, &key, err)))
         goto done;
@@ -1294,166 +1484,21 @@ al_status al_store_import(al_store *s, const char *bundle_path, const char *impo
     signed_ok = true;
     al_sha256_hex(man, man_n, man_hex);
     /* already here? */
-    {
-        model_ref mr;
-        memset(&mr, 0, sizeof(mr));
-        snprintf(mr.name, sizeof(mr.name), "%s", m->name);
-        snprintf(mr.tag, sizeof(mr.tag), "%s", m->tag);
-        int64_t id = 0;
-        al_model_row *row = calloc(1, sizeof(*row));
-        sqlite3_stmt *q = NULL;
-        char bm[65] = "";
-        if (row && !find_model(s, &mr, &id, row, NULL, NULL) && id &&
-            sqlite3_prepare_v2(s->db, "SELECT bundle_manifest FROM models WHERE id = ?", -1, &q, NULL) ==
-                SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, id);
-            if (sqlite3_step(q) == SQLITE_ROW)
-                col_text(q, 0, bm, sizeof(bm));
-            sqlite3_finalize(q);
-            if (!strcmp(row->state, "rejected") && !strcmp(bm, man_hex) &&
-                strcmp(row->rejected_by, "scanner") != 0) {
-                /* a person's decision sticks: the same content stays
-                 * rejected (a scanner rejection is of the bundle's bytes,
-                 * which a re-import scans again) */
-                st = al_err(err, AL_ERR_STATE,
-                            "%s:%s with this content (bundle sha256:%.16s...) was rejected by %s: %s; "
-                            "it stays rejected until 'airlock reopen %s:%s --by PERSON'",
-                            m->name, m->tag, man_hex, row->rejected_by, row->reasons, m->name, m->tag);
-                snprintf(res->state, sizeof(res->state), "rejected");
-            } else if (strcmp(row->state, "rejected")) {
-                if (!strcmp(bm, man_hex)) {
-                    res->already = true;
-                    snprintf(res->state, sizeof(res->state), "%s", row->state);
-                    snprintf(res->digest, sizeof(res->digest), "%s", row->digest);
-                } else {
-                    st = al_err(err, AL_ERR_STATE,
-                                "%s:%s is already in the store (%s) with other content; airlock rm it first",
-                                m->name, m->tag, row->state);
-                }
-            }
-        }
-        free(row);
-        if (st || res->already) {
-            signed_ok = false; /* nothing to record as rejected */
-            goto done;
-        }
+    if ((st = check_present(s, m, man_hex, res, err)) || res->already) {
+        signed_ok = false; /* nothing to record as rejected */
+        goto done;
     }
     /* 4. room for it? */
-    uint64_t total = 0;
-    for (size_t i = 0; i < m->n_files; i++)
-        total += m->files[i].size;
-    struct statvfs vf;
-    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", s->dir);
-    if (statvfs(tmpdir, &vf) == 0) {
-        uint64_t avail = (uint64_t)vf.f_bavail * (uint64_t)vf.f_frsize;
-        if (total > avail) {
-            st = al_err(err, AL_ERR_IO, "%s: not enough disk space: the bundle needs %llu bytes, %llu are free",
-                        bundle_path, (unsigned long long)total, (unsigned long long)avail);
-            signed_ok = false;
-            goto done;
-        }
-    }
-    unsigned char rnd[8];
-    char rhex[17];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        memset(rnd, 0, sizeof(rnd));
-    al_hex(rnd, sizeof(rnd), rhex);
-    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp/import-%ld-%s", s->dir, (long)getpid(), rhex);
-    /* Create and flock the directory under the store lock: recovery (which
-     * runs under that lock) removes every unlocked tmp directory. */
-    if ((st = lock_store(s, err)))
-        goto done;
-    if (mkdir(tmpdir, 0700) != 0) {
-        unlock_store(s);
-        st = al_err(err, AL_ERR_IO, "%s: cannot create: %s", tmpdir, strerror(errno));
-        tmpdir[0] = 0;
+    if ((st = make_import_dir(s, m, bundle_path, tmpdir, sizeof(tmpdir), &tmp_fd, err))) {
+        signed_ok = false; /* no room, or this host's I/O: not the bundle's fault */
         goto done;
     }
-    tmp_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (tmp_fd >= 0)
-        flock(tmp_fd, LOCK_EX); /* tells recovery this import is alive */
-    unlock_store(s);
     /* 5. the payload: every entry must be the next file of the manifest */
-    for (;;) {
-        if ((st = al_tar_next(&tr, &e, &end, err)))
-            goto done;
-        if (end)
-            break;
-        size_t i = 0;
-        while (i < m->n_files && strcmp(m->files[i].name, e.name))
-            i++;
-        if (i == m->n_files) {
-            st = al_err(err, AL_ERR_FORMAT, "%s: unexpected file '%s': not in the signed manifest", bundle_path,
-                        e.name);
-            goto done;
-        }
-        al_manifest_file *mf = &m->files[i];
-        if (files[i].present) {
-            st = al_err(err, AL_ERR_FORMAT, "%s: file '%s' appears twice in the bundle", bundle_path, e.name);
-            goto done;
-        }
-        if (e.size != mf->size) {
-            st = al_err(err, AL_ERR_FORMAT,
-                        "%s: file '%s' declares %llu bytes in the tar but the signed manifest says %llu", bundle_path,
-                        e.name, (unsigned long long)e.size, (unsigned long long)mf->size);
-            goto done;
-        }
-        char hex[65] = "";
-        snprintf(files[i].tmp_path, sizeof(files[i].tmp_path), "%s/f%02u", tmpdir, (unsigned)i);
-        if ((st = copy_hashed(&tr, files[i].tmp_path, buf, COPY_BUF_BYTES, hex, &res->bytes, err)))
-            goto done;
-        files[i].present = true;
-        if (strcmp(hex, mf->sha256)) {
-            st = al_err(err, AL_ERR_CRYPTO,
-                        "%s: file '%s' is tampered: its sha256 is %s but the signed manifest says %s", bundle_path,
-                        e.name, hex, mf->sha256);
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < m->n_files; i++)
-        if (!files[i].present) {
-            st = al_err(err, AL_ERR_FORMAT, "%s: file '%s' listed in the signed manifest is missing from the bundle",
-                        bundle_path, m->files[i].name);
-            goto done;
-        }
-    /* anything after the end-of-archive marker other than zero padding? */
-    {
-        ssize_t r;
-        bool junk = false;
-        while ((r = read(fd, buf, COPY_BUF_BYTES)) > 0) {
-            for (ssize_t j = 0; j < r && !junk; j++)
-                junk = buf[j] != 0;
-            if (junk)
-                break;
-        }
-        if (junk) {
-            st = al_err(err, AL_ERR_FORMAT, "%s: data after the end-of-archive marker", bundle_path);
-            goto done;
-        }
-    }
-    /* 6. scan */
-    for (size_t i = 0; i < m->n_files; i++) {
-        if (scan)
-            scan(scan_user, files[i].tmp_path, &m->files[i], &rep);
-        else
-            al_scan_report_add(&rep, true, "%s: not scanned (no scanner)", m->files[i].name);
-    }
-    if (rep.n_fail) {
-        size_t cap = 2048;
-        char reasons[2048];
-        reasons[0] = 0;
-        size_t used = 0;
-        for (const char *ln = rep.text; ln && *ln;) {
-            const char *nl = strchr(ln, '\n');
-            size_t L = nl ? (size_t)(nl - ln) : strlen(ln);
-            if (!strncmp(ln, "FAIL ", 5) && used + L + 2 < cap) {
-                used += (size_t)snprintf(reasons + used, cap - used, "%s%.*s", used ? "; " : "", (int)(L - 5), ln + 5);
-            }
-            ln = nl ? nl + 1 : ln + L;
-        }
-        st = al_err(err, AL_ERR_FORMAT, "%s: rejected by the scanner: %s", bundle_path, reasons);
+    if ((st = read_payload(&tr, fd, bundle_path, m, files, tmpdir, buf, res, err)))
         goto done;
-    }
+    /* 6. scan */
+    if ((st = scan_files(m, files, scan, scan_user, bundle_path, &rep, err)))
+        goto done;
     /* 7. blobs for the bundle manifest, signature, OCI config and manifest */
     if ((st = write_tmp_blob(tmpdir, man, man_n, &extras[0], err)) ||
         (st = write_tmp_blob(tmpdir, sig, sig_n, &extras[1], err)) ||
@@ -1494,17 +1539,7 @@ done:
         close(tmp_fd);
     if (fd >= 0)
         close(fd);
-    {
-        char detail[2200], ref[140];
-        snprintf(ref, sizeof(ref), "%s:%s", res->name, res->tag);
-        snprintf(detail, sizeof(detail), "bundle %s signer %s state %s%s%s", bundle_path,
-                 res->signer[0] ? res->signer : "-", res->state[0] ? res->state : "refused", st ? ": " : "",
-                 st && err ? err->msg : "");
-        audit(s, importer, "import", res->name[0] ? ref : NULL, res->digest[0] ? res->digest : NULL, st, detail);
-        if (res->name[0])
-            history_add(s, res->name, res->tag, res->digest[0] ? res->digest : NULL, "import", importer,
-                        detail);
-    }
+    record_import(s, bundle_path, importer, res, st, err);
     al_scan_report_free(&rep);
     free(man);
     free(cfg);
