@@ -1739,6 +1739,262 @@ static json_t *chat_choice(const gen_ctx *g, srv_job *j, size_t index)
 
 /* resp_body: the original body of a POST /v1/responses (r->json then holds
  * its chat translation), else NULL. */
+/* The prompts of a generation request, tokenized: one, or several for
+ * /v1/completions with a list. */
+enum { MAX_PROMPTS = 16 };
+typedef struct prompt_set {
+    int32_t *tok[MAX_PROMPTS]; /* malloc'd; owned until a job takes them */
+    int32_t n[MAX_PROMPTS];
+    size_t n_prompts;
+    char *text;                /* the rendered chat (malloc'd), or NULL */
+    srv_chat_fmt fmt;          /* the format of the template that rendered it */
+    bool templated;            /* rendered through a chat template */
+} prompt_set;
+
+/* Renders (chats, and /api/generate unless raw) and tokenizes the request's
+ * prompts into ps: messages msgs, or prompt (a string, a list of strings,
+ * or token ids; for D_OL_GEN not empty). ag: tools and thinking switches. */
+static bool tokenize_prompts(al_server *srv, srv_model *m, const al_model *model, dialect d, json_t *b,
+                             json_t *msgs, json_t *prompt, srv_agent_req *ag, bool streamed, prompt_set *ps, perr *e)
+{
+    const al_vocab *vocab = al_model_vocab(model);
+    uint32_t n_ctx = srv->cfg.sched.n_ctx;
+    bool ok = true;
+    if (d == D_OAI_CHAT || d == D_OL_CHAT) {
+        ok = render_chat(srv, m, model, msgs, ag, &ps->fmt, &ps->text, e) &&
+             tokenize(vocab, ps->text, strlen(ps->text), true, true, n_ctx, &ps->tok[0], &ps->n[0], e);
+        ps->n_prompts = ok;
+        ps->templated = true;
+    } else if (d == D_OL_GEN) {
+        const char *p = json_string_value(prompt); /* not empty: see the caller */
+        bool raw = false;
+        get_bool(b, "raw", &raw, e);
+        srv_model_status st;
+        srv_model_get_status(srv->sched, m, &st);
+        bool has_tmpl = chat_template_of(srv, &st, model) != NULL;
+        if (!raw && has_tmpl) {
+            json_t *mm = json_array();
+            json_t *sys = json_object_get(b, "system");
+            if (json_is_string(sys) && json_string_length(sys))
+                json_array_append_new(mm, json_pack("{s:s,s:O}", "role", "system", "content", sys));
+            json_array_append_new(mm, json_pack("{s:s,s:s}", "role", "user", "content", p));
+            ag->tools = NULL; /* /api/generate takes no tools */
+            ok = render_chat(srv, m, model, mm, ag, &ps->fmt, &ps->text, e) &&
+                 tokenize(vocab, ps->text, strlen(ps->text), true, true, n_ctx, &ps->tok[0], &ps->n[0], e);
+            json_decref(mm);
+            ps->templated = true;
+        } else {
+            ok = tokenize(vocab, p, strlen(p), true, false, n_ctx, &ps->tok[0], &ps->n[0], e);
+        }
+        ps->n_prompts = ok;
+    } else if (json_is_string(prompt)) {
+        ok = tokenize(vocab, json_string_value(prompt), json_string_length(prompt), true, false, n_ctx, &ps->tok[0],
+                      &ps->n[0], e);
+        ps->n_prompts = ok;
+    } else {
+        /* A list of strings, or one prompt given as token ids. */
+        json_t *first = json_array_get(prompt, 0);
+        if (json_is_integer(first)) {
+            size_t n = json_array_size(prompt), i;
+            json_t *t;
+            ok = n < n_ctx || srv_fail(e, 400, "context_length_exceeded", "prompt",
+                                       "the prompt has %zu tokens; the context holds %u", n, n_ctx);
+            ps->tok[0] = ok ? malloc(n * sizeof(int32_t)) : NULL;
+            ok = ok && (ps->tok[0] || srv_fail(e, 500, NULL, NULL, "out of memory"));
+            json_array_foreach(prompt, i, t)
+            {
+                if (!ok)
+                    break;
+                json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
+                if (v < 0 || v >= al_vocab_n_tokens(vocab))
+                    ok = srv_fail(e, 400, "invalid_value", "prompt", "prompt[%zu] is not a token id of this model",
+                                  i);
+                else
+                    ps->tok[0][i] = (int32_t)v;
+            }
+            ps->n[0] = (int32_t)n;
+            ps->n_prompts = ok;
+        } else {
+            size_t n = json_array_size(prompt), i;
+            json_t *t;
+            if (n > MAX_PROMPTS)
+                ok = srv_fail(e, 400, "invalid_value", "prompt", "at most %d prompts per request", MAX_PROMPTS);
+            else if (n > 1 && streamed)
+                ok = srv_fail(e, 400, "unsupported_value", "prompt", "streaming takes a single prompt");
+            json_array_foreach(prompt, i, t)
+            {
+                if (!ok)
+                    break;
+                if (!json_is_string(t)) {
+                    ok = srv_fail(e, 400, "invalid_type", "prompt", "prompt[%zu] must be a string", i);
+                    break;
+                }
+                ok = tokenize(vocab, json_string_value(t), json_string_length(t), true, false, n_ctx, &ps->tok[i],
+                              &ps->n[i], e);
+                ps->n_prompts += ok;
+            }
+        }
+    }
+    return ok;
+}
+
+/* Reasoning and tool calls are parsed out of replies in the format of the
+ * template that rendered the prompt (fmt, text): sets g's parse options,
+ * gp->render_special and, for tool_choice "required" / named, gp's grammar.
+ * resp_body: a POST /v1/responses body (g->resp is made for it), or NULL. */
+static bool setup_reply_parse(al_server *srv, gen_ctx *g, gen_params *gp, const srv_agent_req *ag,
+                              const srv_chat_fmt *fmt, const char *text, json_t *resp_body, const al_vocab *vocab,
+                              perr *e)
+{
+    bool ok = true;
+    bool tools_on = ag->tools && ag->choice != SRV_TC_NONE;
+    bool split = !srv->cfg.reasoning_inline && fmt->think != SRV_THINK_NONE;
+    g->parse = tools_on || split;
+    g->po.fmt = *fmt;
+    g->po.tools = tools_on;
+    g->po.split_reasoning = !srv->cfg.reasoning_inline;
+    g->po.in_think = fmt->think == SRV_THINK_TAGS && text && srv_prompt_opens_think(text, strlen(text));
+    g->po.tool_defs = tools_on ? json_incref(ag->tools) : NULL;
+    g->parallel = ag->parallel;
+    if (resp_body && (g->resp = calloc(1, sizeof(*g->resp))))
+        srv_resp_init(g->resp, g->model_name, resp_body, NULL, NULL);
+    if (resp_body && !g->resp)
+        ok = srv_fail(e, 500, NULL, NULL, "out of memory");
+    g->parse = g->parse || g->resp; /* the Responses API always shapes the parse */
+    /* Markers that are control tokens are rendered for the parser, and
+     * gpt-oss's always: without them its channels would run together. */
+    gp->render_special = fmt->special_markers && (g->parse || fmt->think == SRV_THINK_HARMONY);
+    /* tool_choice "required" / named: the reply is constrained to a call (of
+     * ag->choice_name) in the template's format whose arguments follow the
+     * tool's parameters schema. */
+    if (ok && tools_on && (ag->choice == SRV_TC_REQUIRED || ag->choice == SRV_TC_NAMED))
+        ok = tool_choice_grammar(gp, ag, fmt, g->po.in_think, vocab, e);
+    return ok;
+}
+
+/* Queues n_choices jobs per prompt of ps into jobs[*n_jobs..]: the last
+ * choice of a prompt takes its tokens (ps->tok[i] becomes NULL), the
+ * others a copy; choices after the first copy their prompt's KV (sched.c). */
+static bool submit_choices(srv_req *r, srv_model *m, gen_params *gp, prompt_set *ps, int32_t n_choices,
+                           srv_job **jobs, size_t *n_jobs, perr *e)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < ps->n_prompts; i++) {
+        for (int32_t k = 0; ok && k < n_choices; k++) {
+            int32_t *pt = ps->tok[i];
+            if (k + 1 < n_choices) { /* the last choice takes the prompt itself */
+                pt = malloc((size_t)ps->n[i] * sizeof(int32_t));
+                if (!pt) {
+                    ok = srv_fail(e, 500, NULL, NULL, "out of memory");
+                    break;
+                }
+                memcpy(pt, ps->tok[i], (size_t)ps->n[i] * sizeof(int32_t));
+            } else {
+                ps->tok[i] = NULL; /* the job owns it (or freed it) */
+            }
+            srv_job *from = k > 0 ? jobs[*n_jobs - (size_t)k] : NULL;
+            ok = submit_job(r, m, gp, pt, ps->n[i], k, from, &jobs[*n_jobs], e);
+            *n_jobs += ok;
+        }
+    }
+    return ok;
+}
+
+/* The answer to a request that is not streamed, once its jobs all ended
+ * well: the dialect's completion object, or the Responses API's. Counts
+ * the generated tokens in r; keeps the completion for the audit. */
+static json_t *final_answer(srv_req *r, gen_ctx *g, srv_job **jobs, size_t n_jobs, int32_t n_choices)
+{
+    dialect d = g->d;
+    json_t *o = NULL;
+    int32_t tp = 0, tg = 0, tc = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
+        if (i % (size_t)n_choices == 0) { /* the n choices of a prompt count it once */
+            tp += jobs[i]->n_prompt;
+            tc += jobs[i]->n_cached;
+        }
+        tg += jobs[i]->n_gen;
+    }
+    r->completion_tokens = tg;
+    srv_job *j = jobs[0];
+    srv_req_keep_completion(r, j->text, j->text_len);
+    json_t *t = jstr(j->text, j->text_len);
+    srv_parsed pr = {0};
+    if (g->parse && d != D_OAI_CHAT && d != D_OAI_COMPL && !parse_reply(g, j->text, j->text_len, true, &pr))
+        g->parse = false;
+    if (g->resp) { /* POST /v1/responses */
+        json_decref(t);
+        srv_parsed rp;
+        if (parse_reply(g, j->text, j->text_len, true, &rp)) {
+            char(*ids)[48] = calloc(rp.n_calls ? rp.n_calls : 1, sizeof(*ids));
+            for (size_t i = 0; ids && i < rp.n_calls; i++)
+                srv_call_id(&rp.calls[i], g->po.fmt.tools, ids[i]);
+            if (ids)
+                srv_resp_update(g->resp, &rp, rp.n_calls, ids);
+            o = srv_resp_finish(g->resp, &rp, j->finish == SRV_FINISH_LENGTH, tp, tg, tc);
+            free(ids);
+            srv_parsed_free(&rp);
+        }
+    } else switch (d) {
+    case D_OAI_CHAT: {
+        json_decref(t);
+        json_t *choices = json_array();
+        for (size_t i = 0; i < n_jobs; i++)
+            json_array_append_new(choices, chat_choice(g, jobs[i], i));
+        o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", g->id, "object", "chat.completion", "created",
+                      (json_int_t)g->created, "model", g->model_name, "system_fingerprint", "airlock-" AL_VERSION,
+                      "choices", choices, "usage", usage_json(tp, tg, tc));
+        break;
+    }
+    case D_OAI_COMPL: {
+        json_decref(t);
+        json_t *choices = json_array();
+        for (size_t i = 0; i < n_jobs; i++) {
+            g->text_offset = 0;
+            json_t *lp = g->logprobs ? compl_logprobs(g, jobs[i]->toks, jobs[i]->n_toks) : json_null();
+            json_array_append_new(choices, json_pack("{s:o,s:i,s:o,s:s}", "text",
+                                                     jstr(jobs[i]->text, jobs[i]->text_len), "index", (int)i,
+                                                     "logprobs", lp, "finish_reason",
+                                                     finish_str(jobs[i]->finish)));
+        }
+        o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", g->id, "object", "text_completion", "created",
+                      (json_int_t)g->created, "model", g->model_name, "system_fingerprint", "airlock-" AL_VERSION,
+                      "choices", choices, "usage", usage_json(tp, tg, tc));
+        break;
+    }
+    case D_OL_CHAT: {
+        json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content",
+                                g->parse ? jstr(pr.content, pr.n_content) : json_incref(t));
+        if (msg && g->parse && pr.n_reasoning)
+            json_object_set_new(msg, "thinking", jstr(pr.reasoning, pr.n_reasoning));
+        if (msg && g->parse && pr.n_calls) {
+            char(*ids)[48] = calloc(pr.n_calls, sizeof(*ids));
+            if (ids)
+                json_object_set_new(msg, "tool_calls", calls_json(g, &pr, 0, pr.n_calls, ids, false));
+            free(ids);
+        }
+        json_decref(t);
+        o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g->model_name, "created_at", rfc3339_now(), "message",
+                      msg, "done", 1, "done_reason", finish_str(j->finish));
+        if (o)
+            ollama_stats(o, j, g->t_start);
+        break;
+    }
+    case D_OL_GEN:
+        o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g->model_name, "created_at", rfc3339_now(), "response",
+                      g->parse ? jstr(pr.content, pr.n_content) : json_incref(t), "done", 1, "done_reason",
+                      finish_str(j->finish));
+        if (o && g->parse && pr.n_reasoning)
+            json_object_set_new(o, "thinking", jstr(pr.reasoning, pr.n_reasoning));
+        json_decref(t);
+        if (o)
+            ollama_stats(o, j, g->t_start);
+        break;
+    }
+    srv_parsed_free(&pr);
+    return o;
+}
+
 static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
 {
     al_server *srv = r->srv;
@@ -1788,21 +2044,13 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
         return reply_load_error(r, &err);
     }
     const al_vocab *vocab = al_model_vocab(model);
-    uint32_t n_ctx = srv->cfg.sched.n_ctx;
     gen_ctx g = {.srv = srv, .d = d, .created = (int64_t)time(NULL), .vocab = vocab, .logprobs = gp.logprobs,
                  .top_logprobs = gp.top_logprobs, .include_usage = gp.include_usage, .t_start = r->t_start};
     snprintf(g.model_name, sizeof(g.model_name), "%s", r->model);
     make_id(srv, d == D_OAI_CHAT ? "chatcmpl-" : "cmpl-", g.id, sizeof(g.id));
 
-    /* The prompts: one, or several for /v1/completions with a list. */
-    enum { MAX_PROMPTS = 16 };
-    int32_t *ptok[MAX_PROMPTS] = {0};
-    int32_t pn[MAX_PROMPTS] = {0};
-    size_t n_prompts = 0;
-    char *text = NULL;
+    prompt_set ps = {0};
     int ret;
-    srv_chat_fmt fmt = {0};
-    bool templated = false;
     for (size_t i = 0; i < gp.n_bias; i++)
         if (gp.bias_tok[i] >= al_vocab_n_tokens(vocab)) {
             int32_t bad_id = gp.bias_tok[i], n_vocab = al_vocab_n_tokens(vocab);
@@ -1813,142 +2061,30 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
                                    "logit_bias: token id %d is not in this model's vocabulary (%d tokens)", bad_id,
                                    n_vocab);
         }
-    if (d == D_OAI_CHAT || d == D_OL_CHAT) {
-        ok = render_chat(srv, m, model, msgs, &ag, &fmt, &text, &e) &&
-             tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
-        n_prompts = ok;
-        templated = true;
-    } else if (d == D_OL_GEN) {
-        const char *p = json_string_value(prompt);
-        if (!p || !*p) {
-            /* Ollama's way to load a model: an empty prompt. */
-            json_decref(msgs);
-            gen_params_free(&gp);
-            srv_model_release(srv->sched, m);
-            return srv_reply_json(r, 200,
-                                  json_pack("{s:s,s:o,s:s,s:b,s:s}", "model", g.model_name, "created_at",
-                                            rfc3339_now(), "response", "", "done", 1, "done_reason", "load"));
-        }
-        bool raw = false;
-        get_bool(b, "raw", &raw, &e);
-        srv_model_status st;
-        srv_model_get_status(srv->sched, m, &st);
-        bool has_tmpl = chat_template_of(srv, &st, model) != NULL;
-        if (!raw && has_tmpl) {
-            json_t *mm = json_array();
-            json_t *sys = json_object_get(b, "system");
-            if (json_is_string(sys) && json_string_length(sys))
-                json_array_append_new(mm, json_pack("{s:s,s:O}", "role", "system", "content", sys));
-            json_array_append_new(mm, json_pack("{s:s,s:s}", "role", "user", "content", p));
-            ag.tools = NULL; /* /api/generate takes no tools */
-            ok = render_chat(srv, m, model, mm, &ag, &fmt, &text, &e) &&
-                 tokenize(vocab, text, strlen(text), true, true, n_ctx, &ptok[0], &pn[0], &e);
-            json_decref(mm);
-            templated = true;
-        } else {
-            ok = tokenize(vocab, p, strlen(p), true, false, n_ctx, &ptok[0], &pn[0], &e);
-        }
-        n_prompts = ok;
-    } else if (json_is_string(prompt)) {
-        ok = tokenize(vocab, json_string_value(prompt), json_string_length(prompt), true, false, n_ctx, &ptok[0],
-                      &pn[0], &e);
-        n_prompts = ok;
-    } else {
-        /* A list of strings, or one prompt given as token ids. */
-        json_t *first = json_array_get(prompt, 0);
-        if (json_is_integer(first)) {
-            size_t n = json_array_size(prompt), i;
-            json_t *t;
-            ok = n < n_ctx || srv_fail(&e, 400, "context_length_exceeded", "prompt",
-                                       "the prompt has %zu tokens; the context holds %u", n, n_ctx);
-            ptok[0] = ok ? malloc(n * sizeof(int32_t)) : NULL;
-            ok = ok && (ptok[0] || srv_fail(&e, 500, NULL, NULL, "out of memory"));
-            json_array_foreach(prompt, i, t)
-            {
-                if (!ok)
-                    break;
-                json_int_t v = json_is_integer(t) ? json_integer_value(t) : -1;
-                if (v < 0 || v >= al_vocab_n_tokens(vocab))
-                    ok = srv_fail(&e, 400, "invalid_value", "prompt", "prompt[%zu] is not a token id of this model",
-                                  i);
-                else
-                    ptok[0][i] = (int32_t)v;
-            }
-            pn[0] = (int32_t)n;
-            n_prompts = ok;
-        } else {
-            size_t n = json_array_size(prompt), i;
-            json_t *t;
-            if (n > MAX_PROMPTS)
-                ok = srv_fail(&e, 400, "invalid_value", "prompt", "at most %d prompts per request", MAX_PROMPTS);
-            else if (n > 1 && gp.stream)
-                ok = srv_fail(&e, 400, "unsupported_value", "prompt", "streaming takes a single prompt");
-            json_array_foreach(prompt, i, t)
-            {
-                if (!ok)
-                    break;
-                if (!json_is_string(t)) {
-                    ok = srv_fail(&e, 400, "invalid_type", "prompt", "prompt[%zu] must be a string", i);
-                    break;
-                }
-                ok = tokenize(vocab, json_string_value(t), json_string_length(t), true, false, n_ctx, &ptok[i],
-                              &pn[i], &e);
-                n_prompts += ok;
-            }
-        }
+    const char *gen_prompt = d == D_OL_GEN ? json_string_value(prompt) : NULL;
+    if (d == D_OL_GEN && (!gen_prompt || !*gen_prompt)) {
+        /* Ollama's way to load a model: an empty prompt. */
+        json_decref(msgs);
+        gen_params_free(&gp);
+        srv_model_release(srv->sched, m);
+        return srv_reply_json(r, 200,
+                              json_pack("{s:s,s:o,s:s,s:b,s:s}", "model", g.model_name, "created_at",
+                                        rfc3339_now(), "response", "", "done", 1, "done_reason", "load"));
     }
+    ok = tokenize_prompts(srv, m, model, d, b, msgs, prompt, &ag, gp.stream, &ps, &e);
     /* Reasoning and tool calls are parsed out of replies in the template's format. */
-    if (ok && templated) {
-        bool tools_on = ag.tools && ag.choice != SRV_TC_NONE;
-        bool split = !srv->cfg.reasoning_inline && fmt.think != SRV_THINK_NONE;
-        g.parse = tools_on || split;
-        g.po.fmt = fmt;
-        g.po.tools = tools_on;
-        g.po.split_reasoning = !srv->cfg.reasoning_inline;
-        g.po.in_think = fmt.think == SRV_THINK_TAGS && text && srv_prompt_opens_think(text, strlen(text));
-        g.po.tool_defs = tools_on ? json_incref(ag.tools) : NULL;
-        g.parallel = ag.parallel;
-        if (resp_body && (g.resp = calloc(1, sizeof(*g.resp))))
-            srv_resp_init(g.resp, g.model_name, resp_body, NULL, NULL);
-        if (resp_body && !g.resp)
-            ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
-        g.parse = g.parse || g.resp; /* the Responses API always shapes the parse */
-        /* Markers that are control tokens are rendered for the parser, and
-         * gpt-oss's always: without them its channels would run together. */
-        gp.render_special = fmt.special_markers && (g.parse || fmt.think == SRV_THINK_HARMONY);
-        /* tool_choice "required" / named: the reply is constrained to a call (of
-         * ag.choice_name) in the template's format whose arguments follow the
-         * tool's parameters schema. */
-        if (ok && tools_on && (ag.choice == SRV_TC_REQUIRED || ag.choice == SRV_TC_NAMED))
-            ok = tool_choice_grammar(&gp, &ag, &fmt, g.po.in_think, vocab, &e);
-    }
-    free(text);
+    if (ok && ps.templated)
+        ok = setup_reply_parse(srv, &g, &gp, &ag, &ps.fmt, ps.text, resp_body, vocab, &e);
+    free(ps.text);
     json_decref(msgs);
     enum { MAX_JOBS = MAX_PROMPTS * 8 };
     srv_job *jobs[MAX_JOBS] = {0};
     size_t n_jobs = 0;
     int32_t n_choices = gp.n_choices > 0 ? gp.n_choices : 1;
-    for (size_t i = 0; ok && i < n_prompts; i++) {
-        for (int32_t k = 0; ok && k < n_choices; k++) {
-            int32_t *pt = ptok[i];
-            if (k + 1 < n_choices) { /* the last choice takes the prompt itself */
-                pt = malloc((size_t)pn[i] * sizeof(int32_t));
-                if (!pt) {
-                    ok = srv_fail(&e, 500, NULL, NULL, "out of memory");
-                    break;
-                }
-                memcpy(pt, ptok[i], (size_t)pn[i] * sizeof(int32_t));
-            } else {
-                ptok[i] = NULL; /* the job owns it (or freed it) */
-            }
-            /* Choices after the first copy its prompt's KV (sched.c). */
-            srv_job *from = k > 0 ? jobs[n_jobs - (size_t)k] : NULL;
-            ok = submit_job(r, m, &gp, pt, pn[i], k, from, &jobs[n_jobs], &e);
-            n_jobs += ok;
-        }
-    }
+    if (ok)
+        ok = submit_choices(r, m, &gp, &ps, n_choices, jobs, &n_jobs, &e);
     for (size_t i = 0; i < MAX_PROMPTS; i++)
-        free(ptok[i]);
+        free(ps.tok[i]);
     gen_params_free(&gp);
     if (!ok) {
         /* All let go before any is freed: a later choice may point at an earlier one. */
@@ -1975,92 +2111,7 @@ static int handle_generate(srv_req *r, dialect d, json_t *resp_body)
     if (bad) {
         ret = bad == 499 ? MHD_NO : reply_perr(r, &e);
     } else {
-        json_t *o = NULL;
-        int32_t tp = 0, tg = 0, tc = 0;
-        for (size_t i = 0; i < n_jobs; i++) {
-            if (i % (size_t)n_choices == 0) { /* the n choices of a prompt count it once */
-                tp += jobs[i]->n_prompt;
-                tc += jobs[i]->n_cached;
-            }
-            tg += jobs[i]->n_gen;
-        }
-        r->completion_tokens = tg;
-        srv_job *j = jobs[0];
-        srv_req_keep_completion(r, j->text, j->text_len);
-        json_t *t = jstr(j->text, j->text_len);
-        srv_parsed pr = {0};
-        if (g.parse && d != D_OAI_CHAT && d != D_OAI_COMPL && !parse_reply(&g, j->text, j->text_len, true, &pr))
-            g.parse = false;
-        if (g.resp) { /* POST /v1/responses */
-            json_decref(t);
-            srv_parsed rp;
-            if (parse_reply(&g, j->text, j->text_len, true, &rp)) {
-                char(*ids)[48] = calloc(rp.n_calls ? rp.n_calls : 1, sizeof(*ids));
-                for (size_t i = 0; ids && i < rp.n_calls; i++)
-                    srv_call_id(&rp.calls[i], g.po.fmt.tools, ids[i]);
-                if (ids)
-                    srv_resp_update(g.resp, &rp, rp.n_calls, ids);
-                o = srv_resp_finish(g.resp, &rp, j->finish == SRV_FINISH_LENGTH, tp, tg, tc);
-                free(ids);
-                srv_parsed_free(&rp);
-            }
-        } else switch (d) {
-        case D_OAI_CHAT: {
-            json_decref(t);
-            json_t *choices = json_array();
-            for (size_t i = 0; i < n_jobs; i++)
-                json_array_append_new(choices, chat_choice(&g, jobs[i], i));
-            o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", g.id, "object", "chat.completion", "created",
-                          (json_int_t)g.created, "model", g.model_name, "system_fingerprint", "airlock-" AL_VERSION,
-                          "choices", choices, "usage", usage_json(tp, tg, tc));
-            break;
-        }
-        case D_OAI_COMPL: {
-            json_decref(t);
-            json_t *choices = json_array();
-            for (size_t i = 0; i < n_jobs; i++) {
-                g.text_offset = 0;
-                json_t *lp = g.logprobs ? compl_logprobs(&g, jobs[i]->toks, jobs[i]->n_toks) : json_null();
-                json_array_append_new(choices, json_pack("{s:o,s:i,s:o,s:s}", "text",
-                                                         jstr(jobs[i]->text, jobs[i]->text_len), "index", (int)i,
-                                                         "logprobs", lp, "finish_reason",
-                                                         finish_str(jobs[i]->finish)));
-            }
-            o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", g.id, "object", "text_completion", "created",
-                          (json_int_t)g.created, "model", g.model_name, "system_fingerprint", "airlock-" AL_VERSION,
-                          "choices", choices, "usage", usage_json(tp, tg, tc));
-            break;
-        }
-        case D_OL_CHAT: {
-            json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content",
-                                    g.parse ? jstr(pr.content, pr.n_content) : json_incref(t));
-            if (msg && g.parse && pr.n_reasoning)
-                json_object_set_new(msg, "thinking", jstr(pr.reasoning, pr.n_reasoning));
-            if (msg && g.parse && pr.n_calls) {
-                char(*ids)[48] = calloc(pr.n_calls, sizeof(*ids));
-                if (ids)
-                    json_object_set_new(msg, "tool_calls", calls_json(&g, &pr, 0, pr.n_calls, ids, false));
-                free(ids);
-            }
-            json_decref(t);
-            o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(), "message",
-                          msg, "done", 1, "done_reason", finish_str(j->finish));
-            if (o)
-                ollama_stats(o, j, g.t_start);
-            break;
-        }
-        case D_OL_GEN:
-            o = json_pack("{s:s,s:o,s:o,s:b,s:s}", "model", g.model_name, "created_at", rfc3339_now(), "response",
-                          g.parse ? jstr(pr.content, pr.n_content) : json_incref(t), "done", 1, "done_reason",
-                          finish_str(j->finish));
-            if (o && g.parse && pr.n_reasoning)
-                json_object_set_new(o, "thinking", jstr(pr.reasoning, pr.n_reasoning));
-            json_decref(t);
-            if (o)
-                ollama_stats(o, j, g.t_start);
-            break;
-        }
-        srv_parsed_free(&pr);
+        json_t *o = final_answer(r, &g, jobs, n_jobs, n_choices);
         ret = srv_reply_json(r, 200, o);
     }
     for (size_t i = 0; i < n_jobs; i++) {

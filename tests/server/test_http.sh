@@ -33,6 +33,15 @@ req POST /v1/completions '{"model":"stories","prompt":["Once upon a time","The c
 check "prompt list gives 2 choices" [ "$(jget "$BODY" 'len(d["choices"])')" = 2 ]
 check "first of the list equals the single prompt (prefix)" [ "$(jget "$BODY" 'd["choices"][0]["text"]')" = "$(python3 -c 'import sys; print(sys.argv[1][:len(sys.argv[2])])' "$T1" "$(jget "$BODY" 'd["choices"][0]["text"]')")" ]
 
+# a prompt given as token ids; an id outside the vocabulary is refused
+req POST /v1/completions '{"model":"stories","prompt":[1,100,200],"max_tokens":3,"temperature":0}'
+check "prompt of token ids: 200, 3 prompt tokens" [ "$CODE $(jget "$BODY" 'd["usage"]["prompt_tokens"]')" = "200 3" ]
+req POST /v1/completions '{"model":"stories","prompt":[1,99999],"max_tokens":3}'
+check "prompt token id outside the vocabulary: 400" [ "$CODE" = 400 ]
+# Ollama's way to load a model: /api/generate with an empty prompt
+req POST /api/generate '{"model":"stories","prompt":""}'
+check "ollama generate with an empty prompt loads the model" [ "$CODE $(jget "$BODY" 'd["done_reason"]')" = "200 load" ]
+
 # stop string
 STOPW="$(python3 -c 'import sys; w=sys.argv[1].split(); print(w[2] if len(w)>2 else w[-1])' "$T1")"
 req POST /v1/completions "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stop\":[\"$STOPW\"]}"
