@@ -53,7 +53,7 @@ endif()
 # al_layer(NAME [PUBLIC_HEADERS h.h ... | *] [PUBLIC deps...] [PRIVATE deps...])
 # Makes the static library al_NAME from src/NAME/*.c. PUBLIC_HEADERS are
 # the headers its users may include ("*": every header of the folder, new
-# ones too); the others are its own. PUBLIC deps are those whose headers
+# ones too, but the *_int.h ones); the others are its own. PUBLIC deps are those whose headers
 # NAME's exported headers include; PRIVATE deps are used by its .c files
 # only (their headers do not reach NAME's users).
 set(AL_LAYERS "")
@@ -71,6 +71,7 @@ function(al_layer name)
   if(L_PUBLIC_HEADERS STREQUAL "*")
     file(GLOB L_PUBLIC_HEADERS CONFIGURE_DEPENDS RELATIVE ${CMAKE_SOURCE_DIR}/src/${name}
          ${CMAKE_SOURCE_DIR}/src/${name}/*.h)
+    list(FILTER L_PUBLIC_HEADERS EXCLUDE REGEX "_int\\.h$")
   endif()
   foreach(h ${L_PUBLIC_HEADERS})
     if(NOT EXISTS ${CMAKE_SOURCE_DIR}/src/${name}/${h})

@@ -478,6 +478,76 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
     return 0;
 }
 
+/* The integer options of `airlock serve` (name, range, field of cfg): sets
+ * option a to value v. 0: set; 1: a bad value; -1: a is no such option. */
+static int int_option(al_server_config *cfg, const char *a, const char *v)
+{
+    static const struct {
+        const char *name;
+        int64_t lo, hi;
+    } k_ints[] = {
+        {"--parallel", 1, 256},       {"--ctx", 16, 1 << 20},          {"--batch", 2, 65536},
+        {"--threads", 0, 1024},       {"--queue", 1, 1 << 20},         {"--max-json-depth", 2, 10000},
+        {"--max-tokens", 1, 1 << 20}, {"--default-max-tokens", 1, 1 << 20},
+        {"--conn-timeout", 1, 86400}, {"--request-timeout", 0, 864000}, {"--max-connections", 1, 100000},
+        {"--prefill-chunk", 0, 65536}, {"--batch-wait", 0, 10000},
+        {"--header-timeout", 0, 3600}, {"--body-min-rate", 0, 1 << 30},
+        {"--max-conn-per-ip", 1, 100000},
+    };
+    size_t k;
+    for (k = 0; k < sizeof(k_ints) / sizeof(k_ints[0]); k++)
+        if (!strcmp(a, k_ints[k].name))
+            break;
+    if (k == sizeof(k_ints) / sizeof(k_ints[0]))
+        return -1;
+    int64_t x;
+    if (!cli_parse_i64(v, k_ints[k].lo, k_ints[k].hi, &x))
+        return 1;
+    switch (k) {
+    case 0: cfg->sched.n_parallel = (uint32_t)x; break;
+    case 1: cfg->sched.n_ctx = (uint32_t)x; break;
+    case 2: cfg->sched.n_batch = (uint32_t)x; break;
+    case 3: cfg->sched.n_threads = (int)x; break;
+    case 4: cfg->sched.queue_cap = (uint32_t)x; break;
+    case 5: cfg->max_json_depth = (int)x; break;
+    case 6: cfg->max_tokens = (int32_t)x; break;
+    case 7: cfg->default_max_tokens = (int32_t)x; break;
+    case 8: cfg->conn_timeout_s = (unsigned)x; break;
+    case 9: cfg->request_timeout_s = (unsigned)x; break;
+    case 10: cfg->max_connections = (unsigned)x; break;
+    case 11: cfg->sched.n_prefill_busy = (uint32_t)x; break;
+    case 12: cfg->sched.batch_wait_ms = (uint32_t)x; break;
+    case 13: cfg->header_timeout_s = (unsigned)x; break;
+    case 14: cfg->body_min_rate = (unsigned)x; break;
+    case 15: cfg->max_conn_per_ip = (unsigned)x; break;
+    }
+    return 0;
+}
+
+/* --chat-template FILE of model mc: read, checked that it parses, and kept
+ * in mc (freed when serve returns; the scheduler keeps a copy). Returns 0,
+ * or 1 when it cannot be read or does not parse (said on stderr). */
+static int read_chat_template(srv_model_cfg *mc, const char *v)
+{
+    size_t n_src = 0;
+    char *src = cli_read_file(v, &n_src);
+    if (!src) {
+        cli_errorf("serve", "%s: cannot read the chat template: %s", v, strerror(errno));
+        return 1;
+    }
+    al_template *t = NULL;
+    al_error terr = {0};
+    if (al_template_parse(src, n_src, &t, &terr)) {
+        cli_errorf("serve", "%s: %s", v, terr.msg);
+        free(src);
+        return 1;
+    }
+    al_template_free(t);
+    free((char *)mc->chat_template);
+    mc->chat_template = src;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     al_server_config cfg = al_server_default_config();
@@ -537,23 +607,8 @@ int cmd_serve(int argc, char **argv)
                 cli_errorf("serve", "--chat-template must follow the --model it applies to");
                 return 2;
             }
-            size_t n_src = 0;
-            char *src = cli_read_file(v, &n_src);
-            if (!src) {
-                cli_errorf("serve", "%s: cannot read the chat template: %s", v, strerror(errno));
+            if (read_chat_template(&models[n_models - 1], v))
                 return 1;
-            }
-            al_template *t = NULL;
-            al_error terr = {0};
-            if (al_template_parse(src, n_src, &t, &terr)) {
-                cli_errorf("serve", "%s: %s", v, terr.msg);
-                free(src);
-                return 1;
-            }
-            al_template_free(t);
-            /* Freed when serve returns; the scheduler keeps a copy. */
-            free((char *)models[n_models - 1].chat_template);
-            models[n_models - 1].chat_template = src;
         } else if (!strcmp(a, "--model-name") || !strcmp(a, "--chat-format")) {
             if (n_models == 0) {
                 cli_errorf("serve", "%s must follow the --model it applies to", a);
@@ -637,46 +692,13 @@ int cmd_serve(int argc, char **argv)
             else
                 cfg.max_header_bytes = (size_t)x;
         } else {
-            static const struct {
-                const char *name;
-                int64_t lo, hi;
-            } k_ints[] = {
-                {"--parallel", 1, 256},       {"--ctx", 16, 1 << 20},          {"--batch", 2, 65536},
-                {"--threads", 0, 1024},       {"--queue", 1, 1 << 20},         {"--max-json-depth", 2, 10000},
-                {"--max-tokens", 1, 1 << 20}, {"--default-max-tokens", 1, 1 << 20},
-                {"--conn-timeout", 1, 86400}, {"--request-timeout", 0, 864000}, {"--max-connections", 1, 100000},
-                {"--prefill-chunk", 0, 65536}, {"--batch-wait", 0, 10000},
-                {"--header-timeout", 0, 3600}, {"--body-min-rate", 0, 1 << 30},
-                {"--max-conn-per-ip", 1, 100000},
-            };
-            size_t k;
-            for (k = 0; k < sizeof(k_ints) / sizeof(k_ints[0]); k++)
-                if (!strcmp(a, k_ints[k].name))
-                    break;
-            if (k == sizeof(k_ints) / sizeof(k_ints[0])) {
+            int r = int_option(&cfg, a, v);
+            if (r < 0) {
                 cli_errorf("serve", "unknown option '%s' (see --help)", a);
                 return 2;
             }
-            if (!cli_parse_i64(v, k_ints[k].lo, k_ints[k].hi, &x))
+            if (r > 0)
                 goto bad;
-            switch (k) {
-            case 0: cfg.sched.n_parallel = (uint32_t)x; break;
-            case 1: cfg.sched.n_ctx = (uint32_t)x; break;
-            case 2: cfg.sched.n_batch = (uint32_t)x; break;
-            case 3: cfg.sched.n_threads = (int)x; break;
-            case 4: cfg.sched.queue_cap = (uint32_t)x; break;
-            case 5: cfg.max_json_depth = (int)x; break;
-            case 6: cfg.max_tokens = (int32_t)x; break;
-            case 7: cfg.default_max_tokens = (int32_t)x; break;
-            case 8: cfg.conn_timeout_s = (unsigned)x; break;
-            case 9: cfg.request_timeout_s = (unsigned)x; break;
-            case 10: cfg.max_connections = (unsigned)x; break;
-            case 11: cfg.sched.n_prefill_busy = (uint32_t)x; break;
-            case 12: cfg.sched.batch_wait_ms = (uint32_t)x; break;
-            case 13: cfg.header_timeout_s = (unsigned)x; break;
-            case 14: cfg.body_min_rate = (unsigned)x; break;
-            case 15: cfg.max_conn_per_ip = (unsigned)x; break;
-            }
         }
         continue;
     bad:

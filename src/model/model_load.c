@@ -388,6 +388,59 @@ static al_status swa_layers(loader *L, uint32_t window)
     return AL_OK;
 }
 
+/* The hyper-parameters that scale activations, each read only where the
+ * family has it: embedding, residual and logit scales, the attention scale
+ * and soft caps, causality and ALiBi slopes (hp->alibi_slope, malloc'd). */
+static al_status load_scales(loader *L)
+{
+    al_model *m = L->m;
+    al_hparams *hp = &m->hp;
+    const al_arch_desc *D = hp->desc;
+    al_status st;
+    hp->embd_scale = 1.0f;
+    if (D->embd_scale == AL_EMBD_SCALE_SQRT)
+        hp->embd_scale = sqrtf((float)hp->n_embd);
+    else if (D->embd_scale == AL_EMBD_SCALE_KEY && (st = opt_pos_f32(L, "embedding_scale", &hp->embd_scale)))
+        return st;
+    hp->residual_scale = 1.0f;
+    if (D->residual_scale && (st = opt_pos_f32(L, "residual_scale", &hp->residual_scale)))
+        return st;
+    hp->logit_mul = 1.0f;
+    if (D->logit_scale != AL_SCALE_NONE) {
+        float s = 1.0f;
+        if ((st = opt_pos_f32(L, "logit_scale", &s)))
+            return st;
+        hp->logit_mul = D->logit_scale == AL_SCALE_DIV ? 1.0f / s : s;
+    }
+    const bool big = D->big_layers && hp->n_layer == D->big_layers;
+    hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->n_embd / hp->n_head : hp->head_dim));
+    if ((st = opt_pos_f32(L, "attention.scale", &hp->attn_scale)) ||
+        (st = opt_pos_f32(L, "attn_logit_softcapping", &hp->attn_softcap)) ||
+        (st = opt_pos_f32(L, "final_logit_softcapping", &hp->final_softcap)))
+        return st;
+    hp->causal = D->causal;
+    if (arch_kv(L, "attention.causal")) {
+        char key[128];
+        snprintf(key, sizeof(key), "%s.attention.causal", L->arch);
+        if (!al_gguf_get_bool(m->gguf, key, &hp->causal))
+            return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s' must be a boolean", L->path, key);
+    }
+    if (D->alibi) { /* head h's slope: m0^(h+1) for the first 2^floor(log2 n) heads, then odd powers of m1 */
+        float max_bias = 8.0f;
+        if ((st = opt_pos_f32(L, "attention.max_alibi_bias", &max_bias)))
+            return st;
+        if (!(hp->alibi_slope = malloc(hp->n_head * sizeof(float))))
+            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+        uint32_t n_log2 = 1;
+        while (n_log2 * 2 <= hp->n_head)
+            n_log2 *= 2;
+        const float m0 = powf(2.0f, -max_bias / (float)n_log2), m1 = powf(2.0f, -(max_bias / 2.0f) / (float)n_log2);
+        for (uint32_t h = 0; h < hp->n_head; h++)
+            hp->alibi_slope[h] = h < n_log2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n_log2) + 1));
+    }
+    return AL_OK;
+}
+
 static al_status load_hparams(loader *L)
 {
     al_model *m = L->m;
@@ -475,48 +528,8 @@ static al_status load_hparams(loader *L)
     if (!(hp->norm_eps > 0.0f) || hp->norm_eps > 1.0f)
         return al_err(L->err, AL_ERR_FORMAT, "%s: %s must be in (0, 1]", L->path, eps_key + 10);
 
-    /* Scales, each read only where the family has it. */
-    hp->embd_scale = 1.0f;
-    if (D->embd_scale == AL_EMBD_SCALE_SQRT)
-        hp->embd_scale = sqrtf((float)hp->n_embd);
-    else if (D->embd_scale == AL_EMBD_SCALE_KEY && (st = opt_pos_f32(L, "embedding_scale", &hp->embd_scale)))
+    if ((st = load_scales(L)))
         return st;
-    hp->residual_scale = 1.0f;
-    if (D->residual_scale && (st = opt_pos_f32(L, "residual_scale", &hp->residual_scale)))
-        return st;
-    hp->logit_mul = 1.0f;
-    if (D->logit_scale != AL_SCALE_NONE) {
-        float s = 1.0f;
-        if ((st = opt_pos_f32(L, "logit_scale", &s)))
-            return st;
-        hp->logit_mul = D->logit_scale == AL_SCALE_DIV ? 1.0f / s : s;
-    }
-    const bool big = D->big_layers && hp->n_layer == D->big_layers;
-    hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->n_embd / hp->n_head : hp->head_dim));
-    if ((st = opt_pos_f32(L, "attention.scale", &hp->attn_scale)) ||
-        (st = opt_pos_f32(L, "attn_logit_softcapping", &hp->attn_softcap)) ||
-        (st = opt_pos_f32(L, "final_logit_softcapping", &hp->final_softcap)))
-        return st;
-    hp->causal = D->causal;
-    if (arch_kv(L, "attention.causal")) {
-        char key[128];
-        snprintf(key, sizeof(key), "%s.attention.causal", L->arch);
-        if (!al_gguf_get_bool(m->gguf, key, &hp->causal))
-            return al_err(L->err, AL_ERR_FORMAT, "%s: key '%s' must be a boolean", L->path, key);
-    }
-    if (D->alibi) { /* head h's slope: m0^(h+1) for the first 2^floor(log2 n) heads, then odd powers of m1 */
-        float max_bias = 8.0f;
-        if ((st = opt_pos_f32(L, "attention.max_alibi_bias", &max_bias)))
-            return st;
-        if (!(hp->alibi_slope = malloc(hp->n_head * sizeof(float))))
-            return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
-        uint32_t n_log2 = 1;
-        while (n_log2 * 2 <= hp->n_head)
-            n_log2 *= 2;
-        const float m0 = powf(2.0f, -max_bias / (float)n_log2), m1 = powf(2.0f, -(max_bias / 2.0f) / (float)n_log2);
-        for (uint32_t h = 0; h < hp->n_head; h++)
-            hp->alibi_slope[h] = h < n_log2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - n_log2) + 1));
-    }
     hp->pooling = AL_POOLING_UNSPECIFIED;
     if (arch_kv(L, "pooling_type")) {
         uint32_t pt;

@@ -45,7 +45,8 @@ POLICY = {
     "cli": ["server/server.h", "server/sched.h", "sampling/grammar.h", "audit", "policy",
             "registry", "store", "scan", "sandbox", "util"],
 }
-# Headers a module keeps to itself even from layers that may use the module.
+# Headers a module keeps to itself even from layers that may use the module
+# (and every *_int.h).
 PRIVATE_HEADERS = {"server/api_int.h", "server/server_int.h", "sampling/grammar_int.h",
                    "tokenizer/tok_impl.h", "tokenizer/pretok.h"}
 
@@ -73,7 +74,7 @@ def allowed(layer, header):
     mod = header.split("/")[0]
     if mod == layer:
         return True
-    if header in PRIVATE_HEADERS:
+    if header in PRIVATE_HEADERS or header.endswith("_int.h"):
         return False
     rules = POLICY[layer]
     return mod in rules or header in rules
