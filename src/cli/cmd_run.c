@@ -33,6 +33,9 @@ static void help(FILE *f)
             "Generation stops at max tokens or at the model's end-of-generation token.\n");
 }
 
+/* `airlock run`: options, model and context, the prompt, then generation
+ * printed as it goes. Long: a getopt switch with one case per option, then
+ * one straight sequence of steps of a few lines each. */
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {

@@ -270,6 +270,11 @@ static int serve_tls_load(serve_tls *t, al_server_config *cfg)
     return 0;
 }
 
+/* Runs the server until SIGINT or SIGTERM: the store or state directory
+ * (models, API keys, audit log), binding, the sandbox, then the threads.
+ * Long: the start-up order is the sandbox's argument (every file and socket
+ * is opened before the sandbox is entered), so it stays one sequence that
+ * reads top to bottom. */
 static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_models, const char **listen,
                      size_t n_listen, const char *store_opt, al_audit_content content, bool no_sandbox,
                      bool use_mlock, serve_state *st)
@@ -548,6 +553,8 @@ static int read_chat_template(srv_model_cfg *mc, const char *v)
     return 0;
 }
 
+/* `airlock serve`: the options, then serve_run. Long: one branch per option
+ * (the integer options are a table: int_option). */
 int cmd_serve(int argc, char **argv)
 {
     al_server_config cfg = al_server_default_config();

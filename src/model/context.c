@@ -142,6 +142,10 @@ static size_t mm_scratch_for(const al_context *c, const al_weight *w, int64_t n_
     return al_matmul_scratch_bytes(w->type, w->cols, n_tok);
 }
 
+/* Long: the memory plan of a context. Every buffer a forward pass uses is
+ * sized here from the model's shapes and the parameters, and allocated
+ * together, so that al_decode allocates nothing (STYLE.md: plan memory,
+ * then run); the sizes read best side by side. */
 al_status al_context_new(const al_model *m, const al_context_params *params, al_context **out, al_error *err)
 {
     *out = NULL;

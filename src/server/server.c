@@ -829,6 +829,119 @@ static bool conn_phase(al_server *srv, struct MHD_Connection *conn, int phase, s
     return busy;
 }
 
+/* The first call for a request (its headers are in): makes its srv_req
+ * (*con_cls), routes it and answers at once what the headers already
+ * refuse (busy, CORS preflight, client certificate, header size, framing,
+ * unknown URL or method, Content-Length over the limit). */
+static enum MHD_Result start_request(al_server *srv, struct MHD_Connection *conn, const char *url,
+                                     const char *method, void **con_cls)
+{
+    srv_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return MHD_NO;
+    *con_cls = r;
+    r->srv = srv;
+    r->conn = conn;
+    r->t_start = srv_now();
+    bool known;
+    r->route = find_route(method, url, &known);
+    r->ollama = !strncmp(url, "/api/", 5);
+    snprintf(r->endpoint, sizeof(r->endpoint), "%s", r->route ? r->route->path : (known ? url : "other"));
+    if (r->route && r->route->prefix)
+        snprintf(r->path_arg, sizeof(r->path_arg), "%s", url + strlen(r->route->path));
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    snprintf(r->actor, sizeof(r->actor), "anonymous");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->client,
+                      sizeof(r->client));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
+                      sizeof(r->client));
+    }
+    if (conn_phase(srv, conn, CONN_BODY, 0)) {
+        r->retry_after_s = 1;
+        return (enum MHD_Result)srv_reply_error(r, 503, "server_busy", NULL,
+                                                "too many connections are being answered; retry");
+    }
+    cors_check(r);
+    if (!strcmp(method, "OPTIONS"))
+        return (enum MHD_Result)cors_preflight(r);
+    if (srv->cfg.tls_client_ca_pem && !client_cert_verified(conn))
+        return (enum MHD_Result)srv_reply_error(r, 403, "client_certificate_required", NULL,
+                                                "this server requires a TLS client certificate signed by "
+                                                "its client CA");
+    hdr_count hc = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
+    if (hc.bytes > srv->cfg.max_header_bytes)
+        return (enum MHD_Result)srv_reply_error(r, 431, "header_too_large", NULL,
+                                                "request headers take %zu bytes; the limit is %zu", hc.bytes,
+                                                srv->cfg.max_header_bytes);
+    /* Framing that two parsers could read differently (a proxy in
+     * front taking the other Content-Length, or the length where we
+     * take the chunks) is how requests are smuggled: refuse it. */
+    if (hc.n_content_length && hc.transfer_encoding)
+        return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
+                                                "Content-Length together with Transfer-Encoding: the "
+                                                "body's framing is ambiguous");
+    if (hc.n_content_length > 1)
+        return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
+                                                "%d Content-Length headers: the body's framing is ambiguous",
+                                                hc.n_content_length);
+    if (!r->route) {
+        if (known)
+            return (enum MHD_Result)srv_reply_error(r, 405, "method_not_allowed", NULL,
+                                                    "%s is not allowed on %s", method, url);
+        return (enum MHD_Result)srv_reply_error(r, 404, "unknown_url", NULL, "unknown URL: %s %s", method,
+                                                url);
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (errno || end == cl || *end)
+            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL, "bad Content-Length");
+        if (v > srv->cfg.max_body_bytes)
+            return (enum MHD_Result)srv_reply_error(r, 413, "body_too_large", NULL,
+                                                    "the request body has %llu bytes; the limit is %zu", v,
+                                                    srv->cfg.max_body_bytes);
+    }
+    return MHD_YES;
+}
+
+/* A chunk of the body, data[0..n): appended to r->body (NUL-terminated),
+ * or only counted once the body is over the limit (r->too_big). */
+static enum MHD_Result add_upload(al_server *srv, struct MHD_Connection *conn, srv_req *r, const char *upload_data,
+                                  size_t n)
+{
+    conn_phase(srv, conn, CONN_BODY, n);
+    if (r->too_big || r->len + n > srv->cfg.max_body_bytes) {
+        r->too_big = true;
+        return MHD_YES;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *nb = malloc(cap); /* not realloc: the old copy is zeroed */
+        if (!nb)
+            return MHD_NO;
+        if (r->body) {
+            memcpy(nb, r->body, r->len);
+            zero_free(r->body, r->cap);
+        }
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, upload_data, n);
+    r->len += n;
+    r->body[r->len] = 0;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -836,108 +949,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     al_server *srv = cls;
     srv_req *r = *con_cls;
     (void)version;
-    if (!r) {
-        r = calloc(1, sizeof(*r));
-        if (!r)
-            return MHD_NO;
-        *con_cls = r;
-        r->srv = srv;
-        r->conn = conn;
-        r->t_start = srv_now();
-        bool known;
-        r->route = find_route(method, url, &known);
-        r->ollama = !strncmp(url, "/api/", 5);
-        snprintf(r->endpoint, sizeof(r->endpoint), "%s", r->route ? r->route->path : (known ? url : "other"));
-        if (r->route && r->route->prefix)
-            snprintf(r->path_arg, sizeof(r->path_arg), "%s", url + strlen(r->route->path));
-        snprintf(r->method, sizeof(r->method), "%s", method);
-        snprintf(r->actor, sizeof(r->actor), "anonymous");
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->client,
-                          sizeof(r->client));
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->client,
-                          sizeof(r->client));
-        }
-        if (conn_phase(srv, conn, CONN_BODY, 0)) {
-            r->retry_after_s = 1;
-            return (enum MHD_Result)srv_reply_error(r, 503, "server_busy", NULL,
-                                                    "too many connections are being answered; retry");
-        }
-        cors_check(r);
-        if (!strcmp(method, "OPTIONS"))
-            return (enum MHD_Result)cors_preflight(r);
-        if (srv->cfg.tls_client_ca_pem && !client_cert_verified(conn))
-            return (enum MHD_Result)srv_reply_error(r, 403, "client_certificate_required", NULL,
-                                                    "this server requires a TLS client certificate signed by "
-                                                    "its client CA");
-        hdr_count hc = {0};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
-        if (hc.bytes > srv->cfg.max_header_bytes)
-            return (enum MHD_Result)srv_reply_error(r, 431, "header_too_large", NULL,
-                                                    "request headers take %zu bytes; the limit is %zu", hc.bytes,
-                                                    srv->cfg.max_header_bytes);
-        /* Framing that two parsers could read differently (a proxy in
-         * front taking the other Content-Length, or the length where we
-         * take the chunks) is how requests are smuggled: refuse it. */
-        if (hc.n_content_length && hc.transfer_encoding)
-            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
-                                                    "Content-Length together with Transfer-Encoding: the "
-                                                    "body's framing is ambiguous");
-        if (hc.n_content_length > 1)
-            return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL,
-                                                    "%d Content-Length headers: the body's framing is ambiguous",
-                                                    hc.n_content_length);
-        if (!r->route) {
-            if (known)
-                return (enum MHD_Result)srv_reply_error(r, 405, "method_not_allowed", NULL,
-                                                        "%s is not allowed on %s", method, url);
-            return (enum MHD_Result)srv_reply_error(r, 404, "unknown_url", NULL, "unknown URL: %s %s", method,
-                                                    url);
-        }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(cl, &end, 10);
-            if (errno || end == cl || *end)
-                return (enum MHD_Result)srv_reply_error(r, 400, "bad_request", NULL, "bad Content-Length");
-            if (v > srv->cfg.max_body_bytes)
-                return (enum MHD_Result)srv_reply_error(r, 413, "body_too_large", NULL,
-                                                        "the request body has %llu bytes; the limit is %zu", v,
-                                                        srv->cfg.max_body_bytes);
-        }
-        return MHD_YES;
-    }
+    if (!r)
+        return start_request(srv, conn, url, method, con_cls);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        conn_phase(srv, conn, CONN_BODY, n);
-        if (r->too_big || r->len + n > srv->cfg.max_body_bytes) {
-            r->too_big = true;
-            return MHD_YES;
-        }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n + 1)
-                cap *= 2;
-            char *nb = malloc(cap); /* not realloc: the old copy is zeroed */
-            if (!nb)
-                return MHD_NO;
-            if (r->body) {
-                memcpy(nb, r->body, r->len);
-                zero_free(r->body, r->cap);
-            }
-            r->body = nb;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        r->body[r->len] = 0;
-        return MHD_YES;
+        return add_upload(srv, conn, r, upload_data, n);
     }
     conn_phase(srv, conn, CONN_WORK, 0);
     if (r->status) /* already answered (a limit on the first call) */
