@@ -11,6 +11,7 @@
 #include "airlock.h"
 #include "audit/audit.h"
 #include "cli/cli.h"
+#include "cli/serve_reload.h"
 #include "cli/serve_sync.h"
 #include "cli/util.h"
 #include "policy/apikey.h"
@@ -131,6 +132,7 @@ static void usage(FILE *f, const al_server_config *d)
 /* What serve opens before the sandbox and closes at exit. */
 typedef struct serve_state {
     al_store *store;      /* when serving store models (the gate uses it) */
+    serve_reload *reload; /* with store: the catalogue watcher (hot reload) */
     al_keyring *keys;
     al_audit *audit;
     char *names[MAX_STORE_MODELS], *paths[MAX_STORE_MODELS];
@@ -141,6 +143,7 @@ typedef struct serve_state {
 
 static void serve_state_free(serve_state *st)
 {
+    serve_reload_free(st->reload);
     al_audit_close(st->audit);
     al_keyring_close(st->keys);
     al_store_close(st->store);
@@ -154,7 +157,10 @@ static void serve_state_free(serve_state *st)
 }
 
 /* Scheduler gate, called under the scheduler's lock before a store model is
- * loaded: it must still be published, with the same blob. */
+ * used: it must still be published, with the same blob. The watcher
+ * (serve_reload) removes such a model within a poll; this covers the
+ * moments in between. Not published: AL_ERR_NOT_FOUND (404); a catalogue
+ * that cannot be read or another blob: AL_ERR_STATE (503, try again). */
 static al_status store_gate(void *user, const char *name, const char *digest, al_error *err)
 {
     serve_state *st = user;
@@ -162,12 +168,24 @@ static al_status store_gate(void *user, const char *name, const char *digest, al
         return AL_OK; /* a --model file */
     char path[4096], hex[65];
     al_error e2 = {0};
-    if (al_store_resolve(st->store, name, path, sizeof(path), hex, &e2))
-        return al_err(err, AL_ERR_STATE, "model '%s' is no longer published in the store (%s)", name, e2.msg);
+    al_status rs = al_store_resolve(st->store, name, path, sizeof(path), hex, &e2);
+    if (rs == AL_ERR_NOT_FOUND || rs == AL_ERR_STATE)
+        return al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store (%s)", name,
+                      e2.msg);
+    if (rs)
+        return al_err(err, AL_ERR_STATE, "model '%s': cannot read the store's catalogue (%s)", name, e2.msg);
     if (strcmp(hex, digest))
-        return al_err(err, AL_ERR_STATE, "model '%s' was republished with another blob; restart the server",
+        return al_err(err, AL_ERR_STATE, "model '%s' was republished with another blob, served in a moment",
                       name);
     return AL_OK;
+}
+
+/* The catalogue changed (called by the watcher's thread before it compares
+ * the published models with those served): the one place where anything
+ * that remembers the gate's answers must forget them. */
+static void store_gate_changed(void *user)
+{
+    (void)user;
 }
 
 static void serve_audit(serve_state *st, const char *action, int status, const char *detail)
@@ -286,6 +304,11 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
             cli_errorf("serve", "store %s: %s", state_dir, err.msg);
             return 1;
         }
+        /* Opened before the models are listed, so that no change is missed. */
+        if (serve_reload_open(state_dir, &st->reload, &err)) {
+            cli_errorf("serve", "store %s: %s", state_dir, err.msg);
+            return 1;
+        }
         al_model_row *rows = NULL;
         size_t n = 0;
         if (al_store_list_published(st->store, &rows, &n, &err)) {
@@ -314,6 +337,7 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
                 cli_errorf("serve", "out of memory");
                 return 1;
             }
+            serve_reload_track(st->reload, ref, hex, rows[i].digest);
             srv_model_cfg *mc = &models[n_models++];
             memset(mc, 0, sizeof(*mc));
             mc->path = st->paths[k];
@@ -435,6 +459,9 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
              cfg->audit_content == AL_AUDIT_CONTENT_FULL ? "full"
              : cfg->audit_content == AL_AUDIT_CONTENT_DIGEST ? "digest" : "none");
     serve_audit(st, "serve.start", 0, detail);
+    if (st->reload && serve_reload_start(st->reload, srv, st->audit, SERVE_RELOAD_INTERVAL_MS, store_gate_changed, st,
+                                         &err))
+        fprintf(stderr, "airlock serve: %s: models published or removed from now on need a restart\n", err.msg);
     for (size_t i = 0; i < al_server_n_listeners(srv); i++) {
         const char *spec = cfg->listen[i];
         const char *colon = strrchr(spec, ':');
@@ -473,6 +500,8 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "airlock serve: signal %d, shutting down\n", sig);
+    serve_reload_free(st->reload); /* it uses srv */
+    st->reload = NULL;
     al_server_free(srv);
     serve_audit(st, "serve.stop", 0, NULL);
     return 0;

@@ -211,7 +211,7 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
         srv->fds[i] = -1;
     pthread_mutex_init(&srv->tmpl_mu, NULL);
     pthread_mutex_init(&srv->conn_mu, NULL);
-    srv->tmpls = calloc(cfg->n_models, sizeof(*srv->tmpls));
+    srv->tmpls = calloc(SRV_SCHED_MAX_MODELS, sizeof(*srv->tmpls)); /* models added later too */
     if (!srv->tmpls) {
         al_server_free(srv);
         return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -1011,6 +1011,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* ----------------------------------------------------------- life cycle */
+
+al_status al_server_add_model(al_server *srv, const srv_model_cfg *model, al_error *err)
+{
+    if (!srv->sched)
+        return al_err(err, AL_ERR_STATE, "the server is not started");
+    return srv_sched_add_model(srv->sched, model, err);
+}
+
+bool al_server_remove_model(al_server *srv, const char *name, const char *digest)
+{
+    return srv->sched && srv_sched_remove_model(srv->sched, name, digest);
+}
+
 
 al_status al_server_start(al_server *srv, al_error *err)
 {
