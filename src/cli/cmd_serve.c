@@ -36,7 +36,9 @@ static void usage(FILE *f, const al_server_config *d)
             "the store (docs/airlock.md):\n"
             "  --store DIR           serve the published models of this store, by name:tag or\n"
             "                        name@sha256:DIGEST; each blob is re-hashed when it is loaded\n"
-            "                        and a tampered one is refused. Without --store and --model:\n"
+            "                        and a tampered one is refused. Models published, rejected or\n"
+            "                        removed while serving are picked up within a second (no\n"
+            "                        restart; logged and audited). Without --store and --model:\n"
             "                        $AIRLOCK_STORE, else ./var/airlock. The store directory also\n"
             "                        holds the API keys (keys.db) and the audit log (audit/), used\n"
             "                        whenever it exists, also with --model only.\n"
@@ -317,7 +319,8 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
         }
         for (size_t i = 0; i < n; i++) {
             if (st->n_store == MAX_STORE_MODELS || n_models == MAX_MODELS) {
-                fprintf(stderr, "airlock serve: more than %d models; the rest are not served\n", MAX_MODELS);
+                fprintf(stderr, "airlock serve: more than %d models at start-up; the store watcher adds the "
+                                "others a second after start\n", MAX_MODELS);
                 break;
             }
             char ref[140], path[4096], hex[65];

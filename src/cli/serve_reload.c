@@ -250,6 +250,9 @@ al_status serve_reload_start(serve_reload *r, al_server *srv, al_audit *audit, u
     r->on_change = on_change;
     r->user = user;
     r->interval_ms = interval_ms ? interval_ms : SERVE_RELOAD_INTERVAL_MS;
+    /* The first poll compares in any case: it adds the published models
+     * serve could not take at start-up (more than its --model table holds). */
+    r->gen_valid = false;
     if (pthread_create(&r->thread, NULL, reload_main, r))
         return al_err(err, AL_ERR_NOMEM, "cannot start the store watcher thread");
     r->started = true;

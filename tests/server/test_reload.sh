@@ -89,10 +89,10 @@ check "  a second serve.model_added record" [ "$(rec action=serve.model_added mo
 publish big v1 "$SHARED/models/stories260K-f16.gguf"
 check "a third model is published while serving" wait_for is True listed big:v1
 # A slow reader keeps its stream (and the model's pin) open while big:v1 is
-# removed: it has read one event when it says READY and waits for GO.
-mkfifo "$WORK/go"
+# removed: it has read one event when it says READY, then waits for the
+# file GO (at most 120 s) before it reads the rest.
 python3 - "$URL" "$WORK/go" >"$WORK/slow.out" 2>&1 <<'PY' &
-import json, socket, sys, urllib.parse
+import json, os, socket, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 body = json.dumps({"model": "big:v1", "prompt": "Once upon a time", "max_tokens": 200, "temperature": 0,
                    "stream": True, "logprobs": 5}).encode()
@@ -102,10 +102,17 @@ s.connect((u.hostname, u.port))
 s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
           b"Content-Length: %d\r\n\r\n" % len(body) + body)
 f = s.makefile("rb")
-while b"data: " not in f.readline():
-    pass
+while True:
+    line = f.readline()
+    if not line:
+        sys.exit("no event before the end of the response")
+    if line.startswith(b"data: "):
+        break
 print("READY", flush=True)
-open(sys.argv[2]).read()
+for _ in range(1200):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.1)
 rest = f.read().decode()
 events = [l[6:] for l in rest.splitlines() if l.startswith("data: ")]
 last = [json.loads(e) for e in events if e != "[DONE]"][-1]
@@ -118,7 +125,7 @@ check "removed with rm, it leaves /v1/models" wait_for is False listed big:v1
 req POST /v1/completions "{\"model\":\"big:v1\",$COMPL}"
 check "  a new request for it is 404" [ "$CODE" = 404 ]
 check "  naming it" grep -q "big:v1" <<<"$BODY"
-echo go >"$WORK/go"
+touch "$WORK/go"
 wait "$SLOW" || true
 check "  the request that held it finished normally (its last event, then [DONE])" \
     grep -Eq "^END \[DONE\] (length|stop)$" "$WORK/slow.out"
