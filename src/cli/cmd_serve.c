@@ -159,10 +159,7 @@ static void serve_state_free(serve_state *st)
 }
 
 /* Scheduler gate, called under the scheduler's lock before a store model is
- * used: it must still be published, with the same blob. The watcher
- * (serve_reload) removes such a model within a poll; this covers the
- * moments in between. Not published: AL_ERR_NOT_FOUND (404); a catalogue
- * that cannot be read or another blob: AL_ERR_STATE (503, try again). */
+ * loaded: it must still be published, with the same blob. */
 static al_status store_gate(void *user, const char *name, const char *digest, al_error *err)
 {
     serve_state *st = user;
@@ -170,6 +167,10 @@ static al_status store_gate(void *user, const char *name, const char *digest, al
         return AL_OK; /* a --model file */
     char path[4096], hex[65];
     al_error e2 = {0};
+    /* The watcher (serve_reload) removes a model no longer published
+     * within a poll; this covers the moments in between. Not published:
+     * AL_ERR_NOT_FOUND (404); a catalogue that cannot be read or another
+     * blob: AL_ERR_STATE (503, try again). */
     al_status rs = al_store_resolve(st->store, name, path, sizeof(path), hex, &e2);
     if (rs == AL_ERR_NOT_FOUND || rs == AL_ERR_STATE)
         return al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store (%s)", name,
@@ -182,14 +183,6 @@ static al_status store_gate(void *user, const char *name, const char *digest, al
     return AL_OK;
 }
 
-/* The catalogue changed (called by the watcher's thread before it compares
- * the published models with those served): the one place where anything
- * that remembers the gate's answers must forget them. */
-static void store_gate_changed(void *user)
-{
-    (void)user;
-}
-
 static void serve_audit(serve_state *st, const char *action, int status, const char *detail)
 {
     if (!st->audit)
@@ -199,6 +192,16 @@ static void serve_audit(serve_state *st, const char *action, int status, const c
     al_error err = {0};
     if (al_audit_append(st->audit, &ev, &err) == AL_OK)
         al_audit_flush(st->audit, &err);
+}
+
+/* The catalogue changed (called by the watcher's thread before it compares
+ * the published models with those served): the one place where anything
+ * that remembers the gate's answers must forget them. The gate keeps no
+ * cache here; a cache keyed by al_store_generation forgets by itself, and
+ * srv_sched_gate_invalidate (when the scheduler has it) is the explicit way. */
+static void store_gate_changed(void *user)
+{
+    (void)user;
 }
 
 /* Reads a small PEM file (certificate or key) into a NUL-terminated buffer

@@ -371,10 +371,10 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->path = m->path;
     out->chat_format = m->chat_format;
     out->chat_template = m->chat_template;
+    out->gone = atomic_load(&m->gone);
     out->digest = m->digest;
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
-    out->gone = atomic_load(&m->gone);
     out->loaded = m->model != NULL;
     out->bytes = m->bytes;
     out->last_used = m->last_used_wall;
@@ -1447,7 +1447,12 @@ void srv_sched_free(srv_sched *s)
                     slot_finish(s, &m->slots[k], SRV_FINISH_ERROR);
                 }
         model_unload(s, m);
-        model_cfg_free(m);
+        free(m->name);
+        free(m->path);
+        free(m->chat_format);
+        free(m->chat_template);
+        free(m->digest);
+        free(m->manifest_digest);
     }
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_destroy(&s->mu);
