@@ -5,7 +5,9 @@
  * AL_ERR_NOT_FOUND naming it; its entry (and pointer) stays; the same model
  * published again comes back in the same entry; another blob under the same
  * name gets a new one; a name already served is refused; the table's limit
- * is a clean AL_ERR_LIMIT. No model file is needed: nothing is loaded.
+ * is a clean AL_ERR_LIMIT. A model pinned by a request when it is removed
+ * keeps its weights until the request lets go; an idle one is freed at once
+ * (these two load ../shared/models/stories260K.gguf: skipped without it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -147,6 +151,50 @@ static void table_full(void **state)
     srv_sched_free(s);
 }
 
+static char g_model[1024]; /* stories260K.gguf */
+
+static bool loaded(srv_sched *s, srv_model *m)
+{
+    srv_model_status st;
+    srv_model_get_status(s, m, &st);
+    return st.loaded;
+}
+
+/* A request that holds the model (srv_model_acquire) when it is removed
+ * keeps it: its weights stay until it releases them; new uses are refused. */
+static void pinned_until_released(void **state)
+{
+    (void)state;
+    srv_sched *s = new_sched();
+    al_error err = {0};
+    srv_model_cfg c = {.path = g_model, .name = "stories:v1"};
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    srv_model *m = srv_sched_find(s, "stories:v1");
+    assert_non_null(m);
+    const al_model *w = NULL;
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_OK);
+    assert_non_null(w);
+    assert_true(srv_sched_remove_model(s, "stories:v1", NULL));
+    assert_true(loaded(s, m)); /* the running request still uses it */
+    al_model_info info;
+    al_model_get_info(w, &info); /* its weights are still there to read */
+    assert_int_equal(info.n_layer, 5);
+    const al_model *w2 = NULL;
+    assert_int_equal(srv_model_acquire(s, m, &w2, &err), AL_ERR_NOT_FOUND);
+    srv_model_release(s, m);
+    assert_false(loaded(s, m)); /* freed with the last pin */
+
+    /* Idle (loaded, no pin) when removed: freed at once. */
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    assert_ptr_equal(srv_sched_find(s, "stories:v1"), m);
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_OK);
+    srv_model_release(s, m);
+    assert_true(loaded(s, m));
+    assert_true(srv_sched_remove_model(s, "stories:v1", NULL));
+    assert_false(loaded(s, m));
+    srv_sched_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,5 +202,13 @@ int main(void)
         cmocka_unit_test(republished),
         cmocka_unit_test(table_full),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("table", tests, NULL, NULL);
+    const char *shared = getenv("AIRLOCK_SHARED");
+    snprintf(g_model, sizeof(g_model), "%s/models/stories260K.gguf", shared ? shared : "../shared");
+    if (access(g_model, R_OK) != 0) {
+        printf("SKIP: %s not found (set AIRLOCK_SHARED): the pinned-model case was not run\n", g_model);
+        return rc ? rc : 77;
+    }
+    const struct CMUnitTest with_model[] = {cmocka_unit_test(pinned_until_released)};
+    return rc | cmocka_run_group_tests_name("with a model", with_model, NULL, NULL);
 }
