@@ -1012,19 +1012,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ----------------------------------------------------------- life cycle */
 
-al_status al_server_add_model(al_server *srv, const srv_model_cfg *model, al_error *err)
-{
-    if (!srv->sched)
-        return al_err(err, AL_ERR_STATE, "the server is not started");
-    return srv_sched_add_model(srv->sched, model, err);
-}
-
-bool al_server_remove_model(al_server *srv, const char *name, const char *digest)
-{
-    return srv->sched && srv_sched_remove_model(srv->sched, name, digest);
-}
-
-
 al_status al_server_start(al_server *srv, al_error *err)
 {
     srv->metrics = srv_metrics_new();
@@ -1090,4 +1077,18 @@ void al_server_free(al_server *srv)
     pthread_mutex_destroy(&srv->tmpl_mu);
     pthread_mutex_destroy(&srv->conn_mu);
     free(srv);
+}
+
+/* ------------------------------------------------------------ hot reload */
+
+al_status al_server_add_model(al_server *srv, const srv_model_cfg *model, al_error *err)
+{
+    if (!srv->sched)
+        return al_err(err, AL_ERR_STATE, "the server is not started");
+    return srv_sched_add_model(srv->sched, model, err);
+}
+
+bool al_server_remove_model(al_server *srv, const char *name, const char *digest)
+{
+    return srv->sched && srv_sched_remove_model(srv->sched, name, digest);
 }
