@@ -141,6 +141,7 @@ typedef struct serve_state {
     char *digests[MAX_STORE_MODELS], *mdigests[MAX_STORE_MODELS];
     size_t n_store;
     bool audit_stdout;    /* --audit-stdout: every audit record to stdout too */
+    bool syncing;         /* --sync: a poller fills the store, which may still be empty */
 } serve_state;
 
 static void serve_state_free(serve_state *st)
@@ -355,7 +356,12 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
         cfg->sched.gate = store_gate;
         cfg->sched.gate_user = st;
     }
-    if (n_models == 0) {
+    if (n_models == 0 && st->reload && st->syncing) {
+        /* A replica whose registry had nothing for it yet (or was down):
+         * it serves what the poller brings, without a restart. */
+        fprintf(stderr, "airlock serve: the store %s has no published model yet: serving none until --sync "
+                        "brings one (/ready answers 503 until then)\n", state_dir);
+    } else if (n_models == 0) {
         cli_errorf("serve", "no model to serve: the store %s has no published model (airlock list shows what "
                             "is quarantined; airlock approve publishes), and no --model PATH.gguf was given",
                    state_dir);
@@ -737,7 +743,7 @@ int cmd_serve(int argc, char **argv)
             return 1;
         }
     }
-    serve_state st = {.audit_stdout = audit_stdout};
+    serve_state st = {.audit_stdout = audit_stdout, .syncing = sync.n_refs > 0};
     cfg.cors_origins = cors;
     cfg.n_cors_origins = n_cors;
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);

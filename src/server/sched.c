@@ -1383,8 +1383,6 @@ al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, 
                         al_error *err)
 {
     *out = NULL;
-    if (n_models == 0)
-        return al_err(err, AL_ERR_ARG, "no model configured (--model PATH.gguf)");
     if (p->n_parallel == 0 || p->n_parallel > 256 || p->n_ctx < 8 || p->n_batch < p->n_parallel + 1 ||
         p->queue_cap == 0)
         return al_err(err, AL_ERR_ARG,

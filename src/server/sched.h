@@ -130,7 +130,8 @@ typedef struct srv_job {
 /* Monotonic seconds. */
 double srv_now(void);
 
-/* Creates the scheduler and starts its thread. models[] is copied. */
+/* Creates the scheduler and starts its thread. models[] is copied; there
+ * may be none yet (srv_sched_add_model adds them). */
 al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, size_t n_models,
                         srv_sched **out, al_error *err);
 /* Stops the thread, fails every job still queued or running, frees all. */

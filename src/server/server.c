@@ -195,8 +195,6 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
     *out = NULL;
     if (cfg->n_listen == 0 || cfg->n_listen > AL_SERVER_MAX_LISTEN)
         return al_err(err, AL_ERR_ARG, "between 1 and %d --listen addresses", AL_SERVER_MAX_LISTEN);
-    if (cfg->n_models == 0)
-        return al_err(err, AL_ERR_ARG, "no model: use --model PATH.gguf");
     if (cfg->max_tokens < 1 || cfg->default_max_tokens < 1 || cfg->max_json_depth < 2 ||
         cfg->max_body_bytes < 1024 || cfg->max_header_bytes < 1024)
         return al_err(err, AL_ERR_ARG, "limits out of range");

@@ -6,7 +6,8 @@
 # before its model was removed ends normally (that the weights stay while a
 # request holds them is checked in test_sched_reload.c, without timing). Each change is printed on stdout and
 # recorded in the audit log (serve.model_added / serve.model_removed), whose
-# chain verifies. No timing: every wait is a bounded poll.
+# chain verifies. A replica (--sync) may start on an empty store and serve
+# the first model published. No timing: every wait is a bounded poll.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/store_lib.sh"
 
@@ -138,4 +139,22 @@ check "the other models keep answering" [ "$CODE" = 200 ]
 
 stop_server
 check "airlock audit verify is clean" "$BIN" audit verify --store "$ST"
+
+# ---- a replica (--sync) on an empty store whose registry is not reachable:
+# it starts with no model (/ready 503) and serves the first one published
+EMPTY="$WORK/empty"
+A trust add "$WORK/keys/pub.pub.pem" --name pub --store "$EMPTY" >/dev/null
+start_server em --store "$EMPTY" --sync http://127.0.0.1:1/models/none:v1 --sync-interval 3600 --threads 1 --ctx 256
+check "serve --sync on an empty store starts, saying it serves none yet" grep -q "no published model yet" "$WORK/em.err"
+req GET /ready
+check "  /ready is 503" [ "$CODE" = 503 ]
+req GET /v1/models
+check "  /v1/models is empty" [ "$CODE:$(jget "$BODY" 'len(d["data"])')" = "200:0" ]
+A import "$WORK/extra-v1.airlock" --store "$EMPTY" >/dev/null
+A approve extra:v1 --by alice --store "$EMPTY" >/dev/null
+ready() { req GET /ready; [ "$CODE" = 200 ]; }
+check "the first model published is served: /ready 200" wait_for ready
+req POST /v1/completions "{\"model\":\"extra:v1\",$COMPL}"
+check "  and it answers" [ "$CODE" = 200 ]
+stop_server
 finish
