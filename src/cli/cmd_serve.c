@@ -11,6 +11,7 @@
 #include "airlock.h"
 #include "audit/audit.h"
 #include "cli/cli.h"
+#include "cli/serve_reload.h"
 #include "cli/serve_sync.h"
 #include "cli/util.h"
 #include "policy/apikey.h"
@@ -35,7 +36,9 @@ static void usage(FILE *f, const al_server_config *d)
             "the store (docs/airlock.md):\n"
             "  --store DIR           serve the published models of this store, by name:tag or\n"
             "                        name@sha256:DIGEST; each blob is re-hashed when it is loaded\n"
-            "                        and a tampered one is refused. Without --store and --model:\n"
+            "                        and a tampered one is refused. Models published, rejected or\n"
+            "                        removed while serving are picked up within a second (no\n"
+            "                        restart; logged and audited). Without --store and --model:\n"
             "                        $AIRLOCK_STORE, else ./var/airlock. The store directory also\n"
             "                        holds the API keys (keys.db) and the audit log (audit/), used\n"
             "                        whenever it exists, also with --model only.\n"
@@ -131,16 +134,19 @@ static void usage(FILE *f, const al_server_config *d)
 /* What serve opens before the sandbox and closes at exit. */
 typedef struct serve_state {
     al_store *store;      /* when serving store models (the gate uses it) */
+    serve_reload *reload; /* with store: the catalogue watcher (hot reload) */
     al_keyring *keys;
     al_audit *audit;
     char *names[MAX_STORE_MODELS], *paths[MAX_STORE_MODELS];
     char *digests[MAX_STORE_MODELS], *mdigests[MAX_STORE_MODELS];
     size_t n_store;
     bool audit_stdout;    /* --audit-stdout: every audit record to stdout too */
+    bool syncing;         /* --sync: a poller fills the store, which may still be empty */
 } serve_state;
 
 static void serve_state_free(serve_state *st)
 {
+    serve_reload_free(st->reload);
     al_audit_close(st->audit);
     al_keyring_close(st->keys);
     al_store_close(st->store);
@@ -162,10 +168,18 @@ static al_status store_gate(void *user, const char *name, const char *digest, al
         return AL_OK; /* a --model file */
     char path[4096], hex[65];
     al_error e2 = {0};
-    if (al_store_resolve(st->store, name, path, sizeof(path), hex, &e2))
-        return al_err(err, AL_ERR_STATE, "model '%s' is no longer published in the store (%s)", name, e2.msg);
+    /* The watcher (serve_reload) removes a model no longer published
+     * within a poll; this covers the moments in between. Not published:
+     * AL_ERR_NOT_FOUND (404); a catalogue that cannot be read or another
+     * blob: AL_ERR_STATE (503, try again). */
+    al_status rs = al_store_resolve(st->store, name, path, sizeof(path), hex, &e2);
+    if (rs == AL_ERR_NOT_FOUND || rs == AL_ERR_STATE)
+        return al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store (%s)", name,
+                      e2.msg);
+    if (rs)
+        return al_err(err, AL_ERR_STATE, "model '%s': cannot read the store's catalogue (%s)", name, e2.msg);
     if (strcmp(hex, digest))
-        return al_err(err, AL_ERR_STATE, "model '%s' was republished with another blob; restart the server",
+        return al_err(err, AL_ERR_STATE, "model '%s' was republished with another blob, served in a moment",
                       name);
     return AL_OK;
 }
@@ -179,6 +193,16 @@ static void serve_audit(serve_state *st, const char *action, int status, const c
     al_error err = {0};
     if (al_audit_append(st->audit, &ev, &err) == AL_OK)
         al_audit_flush(st->audit, &err);
+}
+
+/* The catalogue changed (called by the watcher's thread before it compares
+ * the published models with those served): the one place where anything
+ * that remembers the gate's answers must forget them. The gate keeps no
+ * cache here; a cache keyed by al_store_generation forgets by itself, and
+ * srv_sched_gate_invalidate (when the scheduler has it) is the explicit way. */
+static void store_gate_changed(void *user)
+{
+    (void)user;
 }
 
 /* Reads a small PEM file (certificate or key) into a NUL-terminated buffer
@@ -291,6 +315,11 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
             cli_errorf("serve", "store %s: %s", state_dir, err.msg);
             return 1;
         }
+        /* Opened before the models are listed, so that no change is missed. */
+        if (serve_reload_open(state_dir, &st->reload, &err)) {
+            cli_errorf("serve", "store %s: %s", state_dir, err.msg);
+            return 1;
+        }
         al_model_row *rows = NULL;
         size_t n = 0;
         if (al_store_list_published(st->store, &rows, &n, &err)) {
@@ -299,7 +328,8 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
         }
         for (size_t i = 0; i < n; i++) {
             if (st->n_store == MAX_STORE_MODELS || n_models == MAX_MODELS) {
-                fprintf(stderr, "airlock serve: more than %d models; the rest are not served\n", MAX_MODELS);
+                fprintf(stderr, "airlock serve: more than %d models at start-up; the store watcher adds the "
+                                "others a second after start\n", MAX_MODELS);
                 break;
             }
             char ref[140], path[4096], hex[65];
@@ -319,6 +349,7 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
                 cli_errorf("serve", "out of memory");
                 return 1;
             }
+            serve_reload_track(st->reload, ref, hex, rows[i].digest);
             srv_model_cfg *mc = &models[n_models++];
             memset(mc, 0, sizeof(*mc));
             mc->path = st->paths[k];
@@ -330,7 +361,12 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
         cfg->sched.gate = store_gate;
         cfg->sched.gate_user = st;
     }
-    if (n_models == 0) {
+    if (n_models == 0 && st->reload && st->syncing) {
+        /* A replica whose registry had nothing for it yet (or was down):
+         * it serves what the poller brings, without a restart. */
+        fprintf(stderr, "airlock serve: the store %s has no published model yet: serving none until --sync "
+                        "brings one (/ready answers 503 until then)\n", state_dir);
+    } else if (n_models == 0) {
         cli_errorf("serve", "no model to serve: the store %s has no published model (airlock list shows what "
                             "is quarantined; airlock approve publishes), and no --model PATH.gguf was given",
                    state_dir);
@@ -440,6 +476,9 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
              cfg->audit_content == AL_AUDIT_CONTENT_FULL ? "full"
              : cfg->audit_content == AL_AUDIT_CONTENT_DIGEST ? "digest" : "none");
     serve_audit(st, "serve.start", 0, detail);
+    if (st->reload && serve_reload_start(st->reload, srv, st->audit, SERVE_RELOAD_INTERVAL_MS, store_gate_changed, st,
+                                         &err))
+        fprintf(stderr, "airlock serve: %s: models published or removed from now on need a restart\n", err.msg);
     for (size_t i = 0; i < al_server_n_listeners(srv); i++) {
         const char *spec = cfg->listen[i];
         const char *colon = strrchr(spec, ':');
@@ -478,6 +517,8 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "airlock serve: signal %d, shutting down\n", sig);
+    serve_reload_free(st->reload); /* it uses srv */
+    st->reload = NULL;
     al_server_free(srv);
     serve_audit(st, "serve.stop", 0, NULL);
     return 0;
@@ -731,7 +772,7 @@ int cmd_serve(int argc, char **argv)
             return 1;
         }
     }
-    serve_state st = {.audit_stdout = audit_stdout};
+    serve_state st = {.audit_stdout = audit_stdout, .syncing = sync.n_refs > 0};
     cfg.cors_origins = cors;
     cfg.n_cors_origins = n_cors;
     int rc = serve_run(&cfg, models, n_models, listen, n_listen, store_opt, content, no_sandbox, use_mlock, &st);

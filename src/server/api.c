@@ -853,7 +853,7 @@ void srv_api_free(al_server *srv)
 {
     if (!srv->tmpls)
         return;
-    for (size_t i = 0; i < srv->cfg.n_models; i++)
+    for (size_t i = 0; i < SRV_SCHED_MAX_MODELS; i++)
         chat_tmpl_unref(srv->tmpls[i]);
     free(srv->tmpls);
     srv->tmpls = NULL;
@@ -1590,13 +1590,17 @@ static srv_model *find_model(srv_req *r, json_t *b, const char *key, perr *e)
     return m;
 }
 
-/* Answers a failed srv_model_acquire: 503 when memory is short or the
- * model failed its integrity check (it is not served), else 500. */
+/* Answers a failed srv_model_acquire: 404 when the model is no longer
+ * published in the store (removed or rejected since the request found it),
+ * 503 when memory is short or the model failed its integrity check (it is
+ * not served), else 500. */
 static int reply_load_error(srv_req *r, const al_error *err)
 {
     if (err->status == AL_ERR_CRYPTO)
         return srv_reply_error(r, 503, "model_integrity_failed", "model", "%s", err->msg);
-    if (err->status == AL_ERR_NOT_FOUND || err->status == AL_ERR_STATE)
+    if (err->status == AL_ERR_NOT_FOUND)
+        return srv_reply_error(r, 404, "model_not_found", "model", "%s", err->msg);
+    if (err->status == AL_ERR_STATE)
         return srv_reply_error(r, 503, "model_unavailable", "model", "%s", err->msg);
     return srv_reply_error(r, err->status == AL_ERR_LIMIT ? 503 : 500, "model_load_failed", "model",
                            "cannot load model: %s", err->msg);
@@ -2141,12 +2145,13 @@ static int handle_responses(srv_req *r)
 
 /* ---------------------------------------------------------------- models */
 
-/* Listed: not refused by its integrity check, and visible to the key. */
+/* Listed: still published, not refused by its integrity check, and
+ * visible to the key. */
 static bool model_listed(const srv_req *r, srv_model *m)
 {
     srv_model_status st;
     srv_model_get_status(r->srv->sched, m, &st);
-    return !st.refused && srv_req_model_visible(r, st.name);
+    return !st.gone && !st.refused && srv_req_model_visible(r, st.name);
 }
 
 static json_t *oai_model(al_server *srv, srv_model *m)

@@ -53,6 +53,9 @@ struct srv_model {
     char *digest, *manifest_digest;  /* owned; NULL for plain --model files */
     bool refused;            /* failed its integrity check: never loaded again */
     al_error refused_err;
+    atomic_bool gone;        /* no longer published in the store (hot reload): not found, not
+                                listed; unloaded once unpinned; the entry stays (HTTP threads
+                                may hold a pointer) and comes back if republished as it was */
     al_model *model;         /* NULL when not loaded */
     al_context *ctx;         /* created by the scheduler on first job */
     slot *slots;             /* (n_parallel) with ctx */
@@ -88,8 +91,8 @@ struct srv_model {
 
 struct srv_sched {
     srv_sched_params p;
-    srv_model *models;
-    size_t n_models;
+    srv_model *models;       /* (SRV_SCHED_MAX_MODELS); entries never move or go away */
+    _Atomic size_t n_models; /* entries in use: grows under mu (srv_sched_add_model), read without */
     pthread_mutex_t mu;
     pthread_cond_t work_cv;
     pthread_t thread;
@@ -304,12 +307,19 @@ srv_model *srv_sched_model_at(srv_sched *s, size_t i)
     return i < s->n_models ? &s->models[i] : NULL;
 }
 
+/* Served: not removed from the store while the server runs. */
+static bool model_live(const srv_model *m)
+{
+    return !atomic_load(&m->gone);
+}
+
 srv_model *srv_sched_find(srv_sched *s, const char *name)
 {
     if (!name)
         return NULL;
-    for (size_t i = 0; i < s->n_models; i++)
-        if (!strcmp(s->models[i].name, name))
+    size_t n_models = s->n_models;
+    for (size_t i = 0; i < n_models; i++)
+        if (model_live(&s->models[i]) && !strcmp(s->models[i].name, name))
             return &s->models[i];
     /* Pinned: "name@sha256:<hex>" matches a store model of that name whose
      * OCI manifest or GGUF blob has that digest. */
@@ -317,8 +327,10 @@ srv_model *srv_sched_find(srv_sched *s, const char *name)
     if (at) {
         size_t nl = (size_t)(at - name);
         const char *hex = at + 8;
-        for (size_t i = 0; i < s->n_models; i++) {
+        for (size_t i = 0; i < n_models; i++) {
             srv_model *m = &s->models[i];
+            if (!model_live(m))
+                continue;
             const char *colon = strrchr(m->name, ':');
             size_t ml = colon ? (size_t)(colon - m->name) : strlen(m->name);
             if (ml != nl || strncmp(m->name, name, nl))
@@ -330,17 +342,18 @@ srv_model *srv_sched_find(srv_sched *s, const char *name)
     }
     /* A bare store name means its "latest" tag. */
     if (!strchr(name, ':'))
-        for (size_t i = 0; i < s->n_models; i++) {
+        for (size_t i = 0; i < n_models; i++) {
             const char *mn = s->models[i].name;
             size_t n0 = strlen(name);
-            if (!strncmp(mn, name, n0) && !strcmp(mn + n0, ":latest"))
+            if (model_live(&s->models[i]) && !strncmp(mn, name, n0) && !strcmp(mn + n0, ":latest"))
                 return &s->models[i];
         }
     /* Ollama clients often say "name:latest". */
     size_t n = strlen(name);
     if (n > 7 && !strcmp(name + n - 7, ":latest"))
-        for (size_t i = 0; i < s->n_models; i++)
-            if (strlen(s->models[i].name) == n - 7 && !strncmp(s->models[i].name, name, n - 7))
+        for (size_t i = 0; i < n_models; i++)
+            if (model_live(&s->models[i]) && strlen(s->models[i].name) == n - 7 &&
+                !strncmp(s->models[i].name, name, n - 7))
                 return &s->models[i];
     return NULL;
 }
@@ -358,6 +371,7 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->path = m->path;
     out->chat_format = m->chat_format;
     out->chat_template = m->chat_template;
+    out->gone = atomic_load(&m->gone);
     out->digest = m->digest;
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
@@ -429,7 +443,9 @@ al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al
 {
     pthread_mutex_lock(&s->mu);
     al_status st = AL_OK;
-    if (m->refused) {
+    if (atomic_load(&m->gone)) {
+        st = al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store", m->name);
+    } else if (m->refused) {
         if (err)
             *err = m->refused_err;
         st = m->refused_err.status;
@@ -505,6 +521,8 @@ void srv_model_release(srv_sched *s, srv_model *m)
     pthread_mutex_lock(&s->mu);
     if (m->refs > 0)
         m->refs--;
+    if (m->refs == 0 && m->model && atomic_load(&m->gone))
+        model_unload(s, m); /* its last request is done: free its memory now */
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -1251,7 +1269,8 @@ bool srv_sched_ready(srv_sched *s)
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_models && !ok; i++) {
         struct stat stt;
-        ok = s->models[i].model != NULL || stat(s->models[i].path, &stt) == 0;
+        ok = model_live(&s->models[i]) &&
+             (s->models[i].model != NULL || stat(s->models[i].path, &stt) == 0);
     }
     pthread_mutex_unlock(&s->mu);
     return ok;
@@ -1269,21 +1288,112 @@ static char *default_name(const char *path)
     return strndup(b, n);
 }
 
+/* Frees an entry's configuration strings (lock held or not yet shared). */
+static void model_cfg_free(srv_model *m)
+{
+    free(m->name);
+    free(m->path);
+    free(m->chat_format);
+    free(m->chat_template);
+    free(m->digest);
+    free(m->manifest_digest);
+}
+
+/* Fills the unused entry m from c; a name already served is refused.
+ * Lock held, or the scheduler not yet started. */
+static al_status model_init(srv_sched *s, srv_model *m, const srv_model_cfg *c, al_error *err)
+{
+    memset(m, 0, sizeof(*m));
+    atomic_init(&m->gone, false);
+    m->path = dup_str(c->path);
+    m->name = c->name ? dup_str(c->name) : c->path ? default_name(c->path) : NULL;
+    m->chat_format = dup_str(c->chat_format);
+    m->chat_template = dup_str(c->chat_template);
+    m->digest = dup_str(c->digest);
+    m->manifest_digest = dup_str(c->manifest_digest);
+    if (!m->path || !m->name || (c->chat_format && !m->chat_format) || (c->chat_template && !m->chat_template) ||
+        (c->digest && !m->digest) || (c->manifest_digest && !m->manifest_digest)) {
+        model_cfg_free(m);
+        memset(m, 0, sizeof(*m));
+        return al_err(err, c->path ? AL_ERR_NOMEM : AL_ERR_ARG, c->path ? "out of memory" : "a model needs a path");
+    }
+    for (srv_model *k = s->models; k < m; k++)
+        if (model_live(k) && !strcmp(k->name, m->name)) {
+            al_err(err, AL_ERR_ARG, "two models are named '%s' (use --model-name)", m->name);
+            model_cfg_free(m);
+            memset(m, 0, sizeof(*m));
+            return AL_ERR_ARG;
+        }
+    return AL_OK;
+}
+
+/* Both NULL, or equal strings. */
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+al_status srv_sched_add_model(srv_sched *s, const srv_model_cfg *c, al_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n_models;
+    al_status st = AL_OK;
+    /* Published again as it was (same name and blob): the old entry comes
+     * back, with its loaded weights if it still has them. */
+    for (size_t i = 0; i < n; i++) {
+        srv_model *m = &s->models[i];
+        if (atomic_load(&m->gone) && c->name && !strcmp(m->name, c->name) && same_str(m->digest, c->digest) &&
+            same_str(m->manifest_digest, c->manifest_digest)) {
+            atomic_store(&m->gone, false);
+            pthread_mutex_unlock(&s->mu);
+            return AL_OK;
+        }
+    }
+    if (n == SRV_SCHED_MAX_MODELS)
+        st = al_err(err, AL_ERR_LIMIT, "the server holds %d model entries already (restart it to drop those "
+                    "removed from the store)", SRV_SCHED_MAX_MODELS);
+    else
+        st = model_init(s, &s->models[n], c, err);
+    if (st == AL_OK)
+        s->n_models = n + 1; /* after the entry is whole: readers do not lock */
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+bool srv_sched_remove_model(srv_sched *s, const char *name, const char *digest)
+{
+    bool found = false;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_models && !found; i++) {
+        srv_model *m = &s->models[i];
+        if (atomic_load(&m->gone) || strcmp(m->name, name) || (digest && (!m->digest || strcmp(m->digest, digest))))
+            continue;
+        atomic_store(&m->gone, true);
+        found = true;
+        /* Requests already admitted keep their pin and finish; the weights
+         * go with the last of them (srv_model_release). */
+        if (m->refs == 0 && m->model)
+            model_unload(s, m);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
 al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, size_t n_models, srv_sched **out,
                         al_error *err)
 {
     *out = NULL;
-    if (n_models == 0)
-        return al_err(err, AL_ERR_ARG, "no model configured (--model PATH.gguf)");
     if (p->n_parallel == 0 || p->n_parallel > 256 || p->n_ctx < 8 || p->n_batch < p->n_parallel + 1 ||
         p->queue_cap == 0)
         return al_err(err, AL_ERR_ARG,
                       "bad scheduler parameters (parallel 1..256, ctx >= 8, batch > parallel, queue >= 1)");
+    if (n_models > SRV_SCHED_MAX_MODELS)
+        return al_err(err, AL_ERR_LIMIT, "at most %d models", SRV_SCHED_MAX_MODELS);
     srv_sched *s = calloc(1, sizeof(*s));
     if (!s)
         return al_err(err, AL_ERR_NOMEM, "out of memory");
     s->p = *p;
-    s->models = calloc(n_models, sizeof(srv_model));
+    s->models = calloc(SRV_SCHED_MAX_MODELS, sizeof(srv_model));
     s->queue = calloc(p->queue_cap, sizeof(srv_job *));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
@@ -1291,27 +1401,13 @@ al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, 
         srv_sched_free(s);
         return al_err(err, AL_ERR_NOMEM, "out of memory");
     }
-    s->n_models = n_models;
     for (size_t i = 0; i < n_models; i++) {
-        srv_model *m = &s->models[i];
-        m->path = dup_str(models[i].path);
-        m->name = models[i].name ? dup_str(models[i].name) : default_name(models[i].path);
-        m->chat_format = dup_str(models[i].chat_format);
-        m->chat_template = dup_str(models[i].chat_template);
-        m->digest = dup_str(models[i].digest);
-        m->manifest_digest = dup_str(models[i].manifest_digest);
-        if (!m->path || !m->name || (models[i].chat_format && !m->chat_format) ||
-            (models[i].chat_template && !m->chat_template) ||
-            (models[i].digest && !m->digest) || (models[i].manifest_digest && !m->manifest_digest)) {
+        al_status st = model_init(s, &s->models[i], &models[i], err);
+        if (st) {
             srv_sched_free(s);
-            return al_err(err, AL_ERR_NOMEM, "out of memory");
+            return st;
         }
-        for (size_t k = 0; k < i; k++)
-            if (!strcmp(s->models[k].name, m->name)) {
-                al_err(err, AL_ERR_ARG, "two models are named '%s' (use --model-name)", m->name);
-                srv_sched_free(s);
-                return AL_ERR_ARG;
-            }
+        s->n_models = i + 1;
     }
     if (pthread_create(&s->thread, NULL, sched_main, s)) {
         srv_sched_free(s);

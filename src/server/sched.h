@@ -22,6 +22,10 @@
 #include "sampling/grammar.h"
 
 typedef struct srv_sched srv_sched;
+
+/* Model entries a scheduler holds, those added while it runs and those
+ * removed included (an entry is never reused for another model). */
+#define SRV_SCHED_MAX_MODELS 256
 typedef struct srv_model srv_model;
 
 typedef struct srv_model_cfg {
@@ -126,17 +130,33 @@ typedef struct srv_job {
 /* Monotonic seconds. */
 double srv_now(void);
 
-/* Creates the scheduler and starts its thread. models[] is copied. */
+/* Creates the scheduler and starts its thread. models[] is copied; there
+ * may be none yet (srv_sched_add_model adds them). */
 al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, size_t n_models,
                         srv_sched **out, al_error *err);
 /* Stops the thread, fails every job still queued or running, frees all. */
 void srv_sched_free(srv_sched *s);
 
+/* Entries, removed ones included (srv_model_status.gone); the count only
+ * grows and an entry's pointer stays valid until srv_sched_free. Neither
+ * needs the lock. */
 size_t srv_sched_n_models(const srv_sched *s);
 srv_model *srv_sched_model_at(srv_sched *s, size_t i);
+
+/* Hot reload (a store model published or removed while serving). Thread
+ * safe. add: serves c (copied) from now on; a name already served is
+ * AL_ERR_ARG, a full table AL_ERR_LIMIT; an entry removed earlier with the
+ * same name and digests is served again (its weights kept if still loaded).
+ * remove: the model named name (with blob digest, when not NULL) is no
+ * longer found or listed and new uses fail with AL_ERR_NOT_FOUND; requests
+ * already holding it (srv_model_acquire) finish normally, and its weights
+ * are freed when the last one releases it. Returns false when no served
+ * model matched. */
+al_status srv_sched_add_model(srv_sched *s, const srv_model_cfg *c, al_error *err);
+bool srv_sched_remove_model(srv_sched *s, const char *name, const char *digest);
 /* By name ("name:tag"; "name" also finds "name:latest"), or pinned as
  * "name@sha256:<hex>" (the OCI manifest digest or the GGUF blob digest).
- * NULL when no model matches. */
+ * NULL when no served model matches (removed ones are skipped). */
 srv_model *srv_sched_find(srv_sched *s, const char *name);
 
 typedef struct srv_model_status {
@@ -147,6 +167,7 @@ typedef struct srv_model_status {
     const char *digest;          /* GGUF blob sha256, or NULL */
     const char *manifest_digest; /* OCI manifest digest, or NULL */
     bool refused;                /* failed its integrity check: never served */
+    bool gone;                   /* removed from the store while serving (srv_sched_remove_model) */
     bool loaded;
     uint64_t bytes;          /* estimate: file + KV cache */
     double last_used;        /* wall-clock seconds (time(NULL)) */

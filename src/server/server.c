@@ -195,8 +195,6 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
     *out = NULL;
     if (cfg->n_listen == 0 || cfg->n_listen > AL_SERVER_MAX_LISTEN)
         return al_err(err, AL_ERR_ARG, "between 1 and %d --listen addresses", AL_SERVER_MAX_LISTEN);
-    if (cfg->n_models == 0)
-        return al_err(err, AL_ERR_ARG, "no model: use --model PATH.gguf");
     if (cfg->max_tokens < 1 || cfg->default_max_tokens < 1 || cfg->max_json_depth < 2 ||
         cfg->max_body_bytes < 1024 || cfg->max_header_bytes < 1024)
         return al_err(err, AL_ERR_ARG, "limits out of range");
@@ -211,7 +209,7 @@ al_status al_server_bind(const al_server_config *cfg, al_server **out, al_error 
         srv->fds[i] = -1;
     pthread_mutex_init(&srv->tmpl_mu, NULL);
     pthread_mutex_init(&srv->conn_mu, NULL);
-    srv->tmpls = calloc(cfg->n_models, sizeof(*srv->tmpls));
+    srv->tmpls = calloc(SRV_SCHED_MAX_MODELS, sizeof(*srv->tmpls)); /* models added later too */
     if (!srv->tmpls) {
         al_server_free(srv);
         return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -1127,4 +1125,18 @@ void al_server_free(al_server *srv)
     pthread_mutex_destroy(&srv->tmpl_mu);
     pthread_mutex_destroy(&srv->conn_mu);
     free(srv);
+}
+
+/* ------------------------------------------------------------ hot reload */
+
+al_status al_server_add_model(al_server *srv, const srv_model_cfg *model, al_error *err)
+{
+    if (!srv->sched)
+        return al_err(err, AL_ERR_STATE, "the server is not started");
+    return srv_sched_add_model(srv->sched, model, err);
+}
+
+bool al_server_remove_model(al_server *srv, const char *name, const char *digest)
+{
+    return srv->sched && srv_sched_remove_model(srv->sched, name, digest);
 }

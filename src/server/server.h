@@ -82,6 +82,11 @@ uint16_t al_server_port(const al_server *srv, size_t i);
 size_t al_server_n_listeners(const al_server *srv);
 /* True when the server speaks HTTPS (a TLS certificate was configured). */
 bool al_server_tls(const al_server *srv);
+/* Hot reload, after al_server_start (thread safe): serve one more model
+ * (copied), or stop serving one (see srv_sched_add_model and
+ * srv_sched_remove_model: running requests finish, new ones get 404). */
+al_status al_server_add_model(al_server *srv, const srv_model_cfg *model, al_error *err);
+bool al_server_remove_model(al_server *srv, const char *name, const char *digest);
 /* Stops everything and frees srv (NULL: no-op). */
 void al_server_free(al_server *srv);
 

@@ -183,6 +183,18 @@ for _ in $(seq 1 600); do
 done
 A show stories:q4 --store $S7 2>&1 | grep -q "state: *published" && pass "sync picked up the new tag" \
     || fail "new tag not synced: $(cat $T/serve.log)"
+# hot reload: the running server serves the synced tag without a restart
+SURL=$(grep -m1 'listening on' $T/serve.log | grep -o 'http://[0-9.:]*')
+served_q4() { curl -s "$SURL/v1/models" | grep -q '"stories:q4"'; }
+for _ in $(seq 1 300); do served_q4 && break; sleep 0.1; done
+served_q4 && pass "the replica serves the synced tag without a restart" \
+    || fail "stories:q4 not served: $(curl -s "$SURL/v1/models"); log: $(cat $T/serve.log)"
+CODE=$(curl -s -o $T/q4.json -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"model":"stories:q4","prompt":"Once upon a time","max_tokens":4}' "$SURL/v1/completions")
+[ "$CODE" = 200 ] && grep -q '"completion_tokens":4' $T/q4.json && pass "  and it answers a completion" \
+    || fail "completion on stories:q4: $CODE $(cat $T/q4.json)"
+grep -q "model 'stories:q4' (published, sha256:.*now served" $T/serve.log && pass "  the log says so" \
+    || fail "no 'now served' line: $(cat $T/serve.log)"
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null
 
 # a blob swapped in the registry's storage (same size, other bytes)

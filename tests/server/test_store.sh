@@ -68,7 +68,9 @@ check "stderr names the refused model" grep -q "victim:v1.*refused" "$WORK/st.er
 # A model rejected after the server started (and already loaded) is not served any more.
 "$BIN" reject demo:latest --by bob --reason "recalled" --store "$ST" >/dev/null
 req POST /v1/completions '{"model":"demo:latest","prompt":"Once","max_tokens":4}'
-check "a loaded model rejected after start-up is no longer served (503)" [ "$CODE:$(jget "$BODY" 'd["error"]["code"]')" = "503:model_unavailable" ]
+check "a loaded model rejected after start-up is no longer served (404, at once: the gate)" \
+    [ "$CODE:$(jget "$BODY" 'd["error"]["code"]')" = "404:model_not_found" ]
+check "  the 404 names the model" grep -q "demo:latest" <<<"$BODY"
 
 # An empty store: a clear error, exit 1.
 set +e
