@@ -36,11 +36,7 @@ typedef struct slot {
     int32_t next_tok;
     uint64_t admit_tick;     /* admission order, for fair prefill */
     uint64_t used_tick;      /* last use, to pick which free slot to reuse */
-    al_sampler *smp;         /* owned, per job */
-    al_detok *dt;            /* owned, per job */
-    al_stop *st;             /* owned, per job */
-    al_grammar_matcher *gm;  /* owned, per job with a grammar */
-    al_token_trie *own_trie; /* owned: a job's trie with other markers than the model's (rare) */
+    al_gen *gen;             /* owned, per generate job: sampler, grammar, detokenizer, stops */
     double *emb_sum;         /* (n_embd) for embedding jobs */
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
     al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
@@ -56,7 +52,6 @@ struct srv_model {
     al_model *model;         /* NULL when not loaded */
     al_context *ctx;         /* created by the scheduler on first job */
     slot *slots;             /* (n_parallel) with ctx */
-    float *lbuf;             /* (n_vocab) logits scratch for constraints */
     al_model_info info;
     bool info_valid;
     int refs;                /* pins: jobs in flight and acquirers */
@@ -371,17 +366,9 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
 
 static void slot_release_job_state(slot *sl)
 {
-    al_sampler_free(sl->smp);
-    al_detok_free(sl->dt);
-    al_stop_free(sl->st);
-    al_grammar_matcher_free(sl->gm);
-    al_token_trie_free(sl->own_trie);
-    sl->own_trie = NULL;
+    al_gen_free(sl->gen);
     free(sl->emb_sum);
-    sl->smp = NULL;
-    sl->dt = NULL;
-    sl->st = NULL;
-    sl->gm = NULL;
+    sl->gen = NULL;
     sl->emb_sum = NULL;
 }
 
@@ -402,7 +389,6 @@ static void model_unload(srv_sched *s, srv_model *m)
     m->ctx = NULL;
     al_model_free(m->model);
     m->model = NULL;
-    free(m->lbuf);
     free(m->b_tok);
     free(m->b_pos);
     free(m->b_seq);
@@ -418,7 +404,6 @@ static void model_unload(srv_sched *s, srv_model *m)
     m->trie_sp = NULL;
     m->sp_toks = NULL;
     m->n_sp_toks = 0;
-    m->lbuf = NULL;
     m->b_tok = m->b_pos = m->b_seq = NULL;
     m->b_logits = NULL;
     s->loaded_bytes -= m->bytes;
@@ -540,12 +525,11 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
         return st;
     size_t nb = (size_t)m->n_batch + m->n_slots;
     m->slots = calloc(m->n_slots, sizeof(slot));
-    m->lbuf = malloc((size_t)m->info.n_vocab * sizeof(float));
     m->b_tok = malloc(nb * sizeof(int32_t));
     m->b_pos = malloc(nb * sizeof(int32_t));
     m->b_seq = malloc(nb * sizeof(int32_t));
     m->b_logits = malloc(nb * sizeof(bool));
-    bool ok = m->slots && m->lbuf && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
+    bool ok = m->slots && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
     for (uint32_t i = 0; ok && i < m->n_slots; i++) {
         m->slots[i].hist = malloc((size_t)s->p.n_ctx * sizeof(int32_t));
         m->slots[i].ctx = m->ctx;
@@ -558,13 +542,11 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
             for (uint32_t i = 0; i < m->n_slots; i++)
                 free(m->slots[i].hist);
         free(m->slots);
-        free(m->lbuf);
         free(m->b_tok);
         free(m->b_pos);
         free(m->b_seq);
         free(m->b_logits);
         m->slots = NULL;
-        m->lbuf = NULL;
         m->b_tok = m->b_pos = m->b_seq = NULL;
         m->b_logits = NULL;
         al_context_free(m->ctx);
@@ -606,24 +588,13 @@ static void slot_finish(srv_sched *s, slot *sl, srv_finish f)
         s->n_active--;
 }
 
-/* Sends the detokenizer's and the stop matcher's held-back text (lock held). */
+/* Ends the slot's generation early and sends the text its session held
+ * back (lock held). */
 static void slot_flush_text(slot *sl)
 {
     size_t n = 0;
-    const char *t = sl->dt ? al_detok_flush(sl->dt, &n) : NULL;
-    const char *emit = NULL;
-    size_t n_emit = 0;
-    if (t && n && sl->st) {
-        if (al_stop_feed(sl->st, t, n, &emit, &n_emit)) {
-            job_append(sl->job, emit, n_emit);
-            return;
-        }
-        job_append(sl->job, emit, n_emit);
-    }
-    if (sl->st) {
-        t = al_stop_flush(sl->st, &n);
-        job_append(sl->job, t, n);
-    }
+    const char *t = al_gen_finish(sl->gen, &n);
+    job_append(sl->job, t, n);
 }
 
 static int32_t lcp(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
@@ -656,15 +627,17 @@ static bool prompt_pending(const srv_sched *s, const srv_job *j)
     return j->model->slots[i].n_done < j->n_prompt - 1;
 }
 
-/* Puts a queued job into a free slot of its model; false if none is free. */
-/* The matcher of a grammar that writes control-token markers: over the
- * model's marker trie (made for the first such job), or, when a job lists
- * other markers than that trie's, over a trie of its own with the
- * matcher's own small cache. */
-static bool admit_marker_grammar(srv_model *m, slot *sl, const srv_job *j)
+/* The trie and mask cache for a grammar that writes control-token
+ * markers: the model's marker trie (made for the first such job) and its
+ * cache when the job lists the same markers; otherwise *trie stays NULL and
+ * the job's session makes a trie of its own (rare). False when out of
+ * memory. */
+static bool marker_trie(srv_model *m, const srv_job *j, const al_token_trie **trie, al_grammar_cache **cache)
 {
     const al_vocab *voc = al_model_vocab(m->model);
     size_t bytes = j->n_grammar_special * sizeof(int32_t);
+    *trie = NULL;
+    *cache = NULL;
     if (!m->trie_sp) {
         m->sp_toks = malloc(bytes);
         if (!m->sp_toks)
@@ -682,14 +655,53 @@ static bool admit_marker_grammar(srv_model *m, slot *sl, const srv_job *j)
     if (m->n_sp_toks == j->n_grammar_special && !memcmp(m->sp_toks, j->grammar_special, bytes)) {
         if (!m->gcache_sp)
             m->gcache_sp = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
-        sl->gm = m->gcache_sp ? al_grammar_matcher_new(j->grammar, m->trie_sp, m->gcache_sp) : NULL;
-        return sl->gm != NULL;
+        if (!m->gcache_sp)
+            return false;
+        *trie = m->trie_sp;
+        *cache = m->gcache_sp;
     }
-    sl->own_trie = al_token_trie_new_with(voc, j->grammar_special, j->n_grammar_special);
-    sl->gm = sl->own_trie ? al_grammar_matcher_new(j->grammar, sl->own_trie, NULL) : NULL;
-    return sl->gm != NULL;
+    return true;
 }
 
+/* The generation session of a job (NULL with err on failure): the
+ * vocabulary's trie and mask cache for a grammar are made once per model
+ * and shared by its jobs (all used on the scheduler thread). */
+static al_gen *job_gen_new(srv_model *m, const srv_job *j, al_error *err)
+{
+    al_gen_params gp = al_gen_default_params();
+    gp.sampler = j->sp;
+    gp.max_tokens = j->max_tokens;
+    gp.stops = (const char *const *)j->stops;
+    gp.n_stops = j->n_stops;
+    gp.render_special = j->render_special;
+    gp.bias_tok = j->bias_tok;
+    gp.bias_val = j->bias_val;
+    gp.n_bias = j->n_bias;
+    gp.grammar = j->grammar;
+    gp.grammar_special = j->grammar_special;
+    gp.n_grammar_special = j->n_grammar_special;
+    gp.logprobs = j->want_logprobs;
+    gp.top_logprobs = j->top_logprobs;
+    bool ok = true;
+    if (j->grammar && !j->n_grammar_special) {
+        if (!m->trie)
+            m->trie = al_token_trie_new(al_model_vocab(m->model));
+        if (!m->gcache)
+            m->gcache = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
+        ok = m->trie && m->gcache;
+        gp.trie = m->trie;
+        gp.cache = m->gcache;
+    } else if (j->grammar) {
+        ok = marker_trie(m, j, &gp.trie, &gp.cache);
+    }
+    if (!ok) {
+        al_err(err, AL_ERR_NOMEM, "out of memory for a request's sampler");
+        return NULL;
+    }
+    return al_gen_new(m->model, &gp, err);
+}
+
+/* Puts a queued job into a free slot of its model; false if none is free. */
 static bool admit(srv_sched *s, srv_job *j)
 {
     srv_model *m = j->model;
@@ -752,141 +764,59 @@ static bool admit(srv_sched *s, srv_job *j)
     s->st_cached += (uint64_t)keep;
     s->st_prompt += (uint64_t)j->n_prompt;
     bool ok = true;
+    al_error gerr = {0};
     if (j->kind == SRV_JOB_GENERATE) {
-        sl->smp = al_sampler_new(&j->sp, (int32_t)m->info.n_vocab);
-        sl->dt = al_detok_new(al_model_vocab(m->model), j->render_special);
-        sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
-        ok = sl->smp && sl->dt && sl->st;
-        if (ok && j->grammar && !j->n_grammar_special) {
-            /* the vocabulary trie and the mask cache: once per model */
-            if (!m->trie)
-                m->trie = al_token_trie_new(al_model_vocab(m->model));
-            if (!m->gcache)
-                m->gcache = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
-            sl->gm = m->trie && m->gcache ? al_grammar_matcher_new(j->grammar, m->trie, m->gcache) : NULL;
-            ok = sl->gm != NULL;
-        } else if (ok && j->grammar) {
-            ok = admit_marker_grammar(m, sl, j);
-        }
+        sl->gen = job_gen_new(m, j, &gerr);
+        ok = sl->gen != NULL;
     } else {
         sl->emb_sum = calloc(m->info.n_embd, sizeof(double));
         ok = sl->emb_sum != NULL;
+        if (!ok)
+            al_err(&gerr, AL_ERR_NOMEM, "out of memory for a request's sampler");
     }
     sl->job = j;
     s->n_active++;
     if (!ok) {
-        al_err(&j->err, AL_ERR_NOMEM, "out of memory for a request's sampler");
+        j->err = gerr;
         slot_finish(s, sl, SRV_FINISH_ERROR);
     }
     return true;
 }
 
-/* Top-k of logits as log-probabilities: one pass keeping the k best in
- * order (ties: the lower token id first). */
-static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int32_t k, srv_tok_info *ti)
-{
-    float mx = -INFINITY;
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (logits[i] > mx)
-            mx = logits[i];
-    double sum = 0;
-    for (int32_t i = 0; i < n_vocab; i++)
-        sum += exp((double)(logits[i] - mx));
-    float lse = mx + (float)log(sum);
-    ti->token = tok;
-    ti->logprob = logits[tok] - lse;
-    if (k > n_vocab)
-        k = n_vocab;
-    int32_t n = 0;
-    for (int32_t i = 0; k > 0 && i < n_vocab; i++) {
-        float v = logits[i];
-        if (n == k && !(v > logits[ti->top_id[n - 1]]))
-            continue;
-        int32_t q = n < k ? n++ : n - 1;
-        while (q > 0 && v > logits[ti->top_id[q - 1]]) {
-            ti->top_id[q] = ti->top_id[q - 1];
-            q--;
-        }
-        ti->top_id[q] = i;
-    }
-    for (int32_t q = 0; q < n; q++)
-        ti->top_lp[q] = logits[ti->top_id[q]] - lse;
-    ti->n_top = n;
-}
-
-/* Samples the next token of a slot from its logits and emits text (lock held). */
+/* Samples the next token of a slot from its logits with the job's
+ * generation session and publishes its text and logprobs (lock held). */
 static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const float *logits)
 {
     srv_job *j = sl->job;
-    const al_vocab *voc = al_model_vocab(m->model);
-    int32_t n_vocab = (int32_t)m->info.n_vocab;
-    const float *lg = logits;
-    if (sl->gm || j->n_bias) {
-        memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
-        /* logit_bias first, then the grammar (response_format, format,
-         * grammar, tool_choice): the tokens that keep the output a prefix of
-         * the grammar's language; end-of-generation only once it is
-         * complete. A bias cannot bring back a token the grammar masks. */
-        for (size_t i = 0; i < j->n_bias; i++)
-            if (j->bias_tok[i] >= 0 && j->bias_tok[i] < n_vocab)
-                m->lbuf[j->bias_tok[i]] += j->bias_val[i];
-        if (sl->gm && al_grammar_matcher_apply(sl->gm, m->lbuf) != AL_OK) {
-            al_err(&j->err, AL_ERR_NOMEM, "out of memory for the grammar's token mask");
-            slot_finish(s, sl, SRV_FINISH_ERROR);
-            return;
-        }
-        lg = m->lbuf;
+    al_gen_token out;
+    al_error err = {0};
+    if (al_gen_sample(sl->gen, logits, &out, &err) != AL_OK) {
+        j->err = err;
+        slot_finish(s, sl, SRV_FINISH_ERROR);
+        return;
     }
-    int32_t tok = al_sampler_sample(sl->smp, lg);
-    al_sampler_accept(sl->smp, tok);
     if (j->n_gen == 0)
         j->t_first = srv_now();
     j->n_gen++;
     s->st_gen++;
-    if (j->want_logprobs) {
-        srv_tok_info ti;
-        fill_logprobs(logits, n_vocab, tok, j->top_logprobs, &ti);
-        job_add_tok(j, &ti);
-    }
-    bool grammar_done = false;
-    if (sl->gm && !al_vocab_is_eog(voc, tok)) {
-        /* refused only when every token was masked (-inf everywhere) */
-        if (al_grammar_matcher_accept_token(sl->gm, tok) != AL_OK) {
-            al_err(&j->err, AL_ERR_STATE, "the grammar allows no token here");
-            slot_finish(s, sl, SRV_FINISH_ERROR);
-            return;
-        }
-        grammar_done = al_grammar_matcher_done(sl->gm);
-    }
-    if (al_vocab_is_eog(voc, tok)) {
-        slot_flush_text(sl);
-        slot_finish(s, sl, SRV_FINISH_STOP);
+    if (j->want_logprobs)
+        job_add_tok(j, &out.lp);
+    job_append(j, out.text, out.n_text);
+    if (out.end != AL_GEN_CONTINUE) {
+        /* end of generation, a stop string, the grammar complete, max_tokens */
+        slot_finish(s, sl, out.end == AL_GEN_END_LENGTH ? SRV_FINISH_LENGTH : SRV_FINISH_STOP);
         return;
     }
-    size_t n = 0;
-    const char *piece = al_detok_push(sl->dt, tok, &n);
-    const char *emit = NULL;
-    size_t n_emit = 0;
-    if (al_stop_feed(sl->st, piece, n, &emit, &n_emit)) {
-        job_append(j, emit, n_emit);
-        slot_finish(s, sl, SRV_FINISH_STOP);
-        return;
-    }
-    job_append(j, emit, n_emit);
     pthread_cond_broadcast(&j->cv);
-    if (grammar_done) {
-        slot_flush_text(sl);
-        slot_finish(s, sl, SRV_FINISH_STOP);
-        return;
-    }
-    if (j->n_gen >= j->max_tokens || sl->n_hist + 1 >= (int32_t)s->p.n_ctx) {
+    if (sl->n_hist + 1 >= (int32_t)s->p.n_ctx) {
         slot_flush_text(sl);
         slot_finish(s, sl, SRV_FINISH_LENGTH);
         return;
     }
+    (void)m;
     (void)seq;
     sl->decoding = true;
-    sl->next_tok = tok;
+    sl->next_tok = out.token;
 }
 
 /* The job's vector from the slot's emb_sum (d values: a sum over the

@@ -69,16 +69,10 @@ typedef enum srv_finish {
     SRV_FINISH_TIMEOUT,      /* the request ran past its deadline */
 } srv_finish;
 
-#define SRV_MAX_TOP_LOGPROBS 20
+#define SRV_MAX_TOP_LOGPROBS AL_MAX_TOP_LOGPROBS
 
-/* One generated token, for logprobs. */
-typedef struct srv_tok_info {
-    int32_t token;
-    float logprob;
-    int32_t n_top;
-    int32_t top_id[SRV_MAX_TOP_LOGPROBS];
-    float top_lp[SRV_MAX_TOP_LOGPROBS];
-} srv_tok_info;
+/* One generated token, for logprobs (filled by the job's al_gen). */
+typedef al_token_logprobs srv_tok_info;
 
 typedef struct srv_job {
     /* ---- input: set before srv_sched_submit, read-only afterwards */
