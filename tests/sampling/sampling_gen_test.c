@@ -349,6 +349,16 @@ static void test_logprobs(void **st)
     }
     assert_float_equal(sum_top, sum_ref, 1e-5);
     assert_true(sum_top > 0 && sum_top <= 1.0 + 1e-5);
+    /* every token's logprob: a distribution (sums to 1) */
+    double sum_all = 0;
+    for (int32_t i = 0; i < g_nv; i++) {
+        al_token_logprobs one;
+        al_logprobs_fill(lg, g_nv, i, 0, &one);
+        assert_int_equal(one.n_top, 0);
+        assert_true(one.logprob <= 0);
+        sum_all += exp(one.logprob);
+    }
+    assert_float_equal(sum_all, 1.0, 1e-4);
     al_gen_free(g);
 
     /* a bias picks the 5th best; its logprob is still the model's */
