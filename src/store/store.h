@@ -193,6 +193,12 @@ al_status al_store_show(al_store *s, const char *ref, al_model_row *out, char **
 al_status al_store_resolve(al_store *s, const char *ref, char *path_out, size_t cap, char *digest_out,
                            al_error *err);
 
+/* The catalogue's version: it changes whenever a transaction commits, by
+ * this connection or any other (another process's approve, reject, rm,
+ * sync). Cheap (no query of the tables): what a cache of resolved models
+ * is keyed by. */
+al_status al_store_catalogue_version(al_store *s, uint64_t *out, al_error *err);
+
 /* Re-hashes a file and compares it with hex_digest: AL_ERR_CRYPTO when it
  * differs (a tampered blob must not be loaded). */
 al_status al_store_verify_blob(const char *path, const char *hex_digest, al_error *err);
