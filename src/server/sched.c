@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sampling/grammar.h"
 #include "store/store.h"
@@ -543,12 +546,83 @@ static bool budget_reserve(srv_sched *s, const srv_model *m, uint64_t bytes)
     }
 }
 
+/* A load's slow part and its outcome (see model_load). */
+typedef struct load_work {
+    srv_sched *s;
+    srv_model *m;
+    int pack_threads;        /* for al_model_params.n_threads */
+    al_status st;
+    al_error err;
+    bool refuse;             /* the blob failed its hash */
+    bool reserved;           /* bytes are counted in loaded_bytes */
+    al_model_info info;
+    uint64_t bytes;
+} load_work;
+
+/* Below the scheduler thread: the nice value of a loader thread (and of the
+ * threads that pack the weights, which inherit it). */
+#define LOADER_NICE 10
+
+/* Re-hashes, maps, reserves the budget and makes the context of a LOADING
+ * model, without the lock (budget_reserve takes it a moment). */
+static void load_work_run(load_work *w)
+{
+    srv_sched *s = w->s;
+    srv_model *m = w->m;
+    if (m->digest) {
+        /* A store blob is re-hashed every time it is loaded: a blob changed
+         * at rest is refused for good, never mapped. */
+        al_error verr = {0};
+        w->st = al_store_verify_blob(m->path, m->digest, &verr);
+        if (w->st == AL_ERR_CRYPTO) {
+            al_err(&w->err, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)", m->name,
+                   verr.msg);
+            w->refuse = true;
+        } else if (w->st) {
+            w->err = verr;
+        }
+    }
+    if (w->st == AL_OK) {
+        al_model_params mp = al_model_default_params();
+        mp.n_threads = w->pack_threads;
+        w->st = al_model_load(m->path, &mp, &m->model, &w->err);
+    }
+    if (w->st == AL_OK) {
+        al_model_get_info(m->model, &w->info);
+        w->bytes = w->info.file_bytes + al_model_kv_bytes(m->model, s->p.n_ctx, s->p.n_parallel);
+        pthread_mutex_lock(&s->mu);
+        w->reserved = budget_reserve(s, m, w->bytes);
+        const uint64_t free_b = s->p.memory_budget > s->loaded_bytes ? s->p.memory_budget - s->loaded_bytes : 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!w->reserved)
+            w->st = al_err(&w->err, AL_ERR_LIMIT,
+                           "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
+                           "of %llu are free (other models are busy)",
+                           m->name, (unsigned long long)w->bytes, (unsigned long long)free_b,
+                           (unsigned long long)s->p.memory_budget);
+    }
+    if (w->st == AL_OK)
+        w->st = model_make_ctx(s, m, &w->info, &w->err);
+    if (w->st)
+        model_unload(m);
+}
+
+static void *loader_main(void *arg)
+{
+    /* per thread on Linux; raising it needs no privilege */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LOADER_NICE);
+    load_work_run(arg);
+    return NULL;
+}
+
 /* Loads m (lock held on entry and exit, state UNLOADED): marks it LOADING,
- * then without the lock re-hashes a store blob, maps the weights, reserves
- * the memory budget (evicting idle models) and creates the context and
- * slots. On success m is READY and pinned once for the caller; on failure
- * it is UNLOADED again (or refused, when the blob failed its hash) and the
- * error is kept in m->load_err for the requests that waited on this load. */
+ * then, without the lock and in a thread of lower priority than the
+ * scheduler's (the caller waits for it), re-hashes a store blob, maps the
+ * weights, reserves the memory budget (evicting idle models) and creates
+ * the context and slots. On success m is READY and pinned once for the
+ * caller; on failure it is UNLOADED again (or refused, when the blob failed
+ * its hash) and the error is kept in m->load_err for the requests that
+ * waited on this load. */
 static al_status model_load(srv_sched *s, srv_model *m, al_error *err)
 {
     m->state = MODEL_LOADING;
@@ -556,76 +630,39 @@ static al_status model_load(srv_sched *s, srv_model *m, al_error *err)
      * the scheduler thread keeps one (the load takes longer, they do not
      * stall). */
     const int cores = al_physical_cores_count();
-    const int pack_threads = s->n_active > 0 ? (cores > 1 ? cores - 1 : 1) : 0;
+    load_work w = {.s = s, .m = m, .pack_threads = s->n_active > 0 ? (cores > 1 ? cores - 1 : 1) : 0};
     pthread_mutex_unlock(&s->mu);
 
-    al_error e = {0};
-    al_status st = AL_OK;
-    bool refuse = false, reserved = false;
-    al_model_info info;
-    uint64_t bytes = 0;
-    memset(&info, 0, sizeof(info));
-    if (m->digest) {
-        /* A store blob is re-hashed every time it is loaded: a blob changed
-         * at rest is refused for good, never mapped. */
-        al_error verr = {0};
-        st = al_store_verify_blob(m->path, m->digest, &verr);
-        if (st == AL_ERR_CRYPTO) {
-            al_err(&e, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)", m->name,
-                   verr.msg);
-            refuse = true;
-        } else if (st) {
-            e = verr;
-        }
-    }
-    if (st == AL_OK) {
-        al_model_params mp = al_model_default_params();
-        mp.n_threads = pack_threads;
-        st = al_model_load(m->path, &mp, &m->model, &e);
-    }
-    if (st == AL_OK) {
-        al_model_get_info(m->model, &info);
-        bytes = info.file_bytes + al_model_kv_bytes(m->model, s->p.n_ctx, s->p.n_parallel);
-        pthread_mutex_lock(&s->mu);
-        reserved = budget_reserve(s, m, bytes);
-        const uint64_t free_b = s->p.memory_budget > s->loaded_bytes ? s->p.memory_budget - s->loaded_bytes : 0;
-        pthread_mutex_unlock(&s->mu);
-        if (!reserved)
-            st = al_err(&e, AL_ERR_LIMIT,
-                        "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
-                        "of %llu are free (other models are busy)",
-                        m->name, (unsigned long long)bytes, (unsigned long long)free_b,
-                        (unsigned long long)s->p.memory_budget);
-    }
-    if (st == AL_OK)
-        st = model_make_ctx(s, m, &info, &e);
-    if (st)
-        model_unload(m);
+    pthread_t th;
+    if (pthread_create(&th, NULL, loader_main, &w) == 0)
+        pthread_join(th, NULL);
+    else
+        load_work_run(&w); /* no thread to spare: on this one */
 
     pthread_mutex_lock(&s->mu);
     m->load_seq++;
-    m->load_st = st;
-    m->load_err = e;
-    if (st == AL_OK) {
-        m->info = info;
+    m->load_st = w.st;
+    m->load_err = w.err;
+    if (w.st == AL_OK) {
+        m->info = w.info;
         m->info_valid = true;
-        m->bytes = bytes;
+        m->bytes = w.bytes;
         m->state = MODEL_READY;
         m->refs++;
     } else {
-        if (reserved)
-            s->loaded_bytes -= bytes;
+        if (w.reserved)
+            s->loaded_bytes -= w.bytes;
         m->state = MODEL_UNLOADED;
-        if (refuse) {
-            m->refused_err = e;
+        if (w.refuse) {
+            m->refused_err = w.err;
             m->refused = true;
-            fprintf(stderr, "airlock serve: %s\n", e.msg);
+            fprintf(stderr, "airlock serve: %s\n", w.err.msg);
         }
         if (err)
-            *err = e;
+            *err = w.err;
     }
     pthread_cond_broadcast(&s->model_cv);
-    return st;
+    return w.st;
 }
 
 /* The gate for one use of m. Its answer is cached per model while the
