@@ -171,13 +171,14 @@ static al_status store_gate(void *user, const char *name, const char *digest, al
     return AL_OK;
 }
 
-/* What the gate's cache is keyed by: the catalogue's version, which any
- * commit (approve, reject, rm, a sync) moves. */
+/* What the gate's cache is keyed by: the catalogue's generation, which
+ * any commit of another process (approve, reject, rm, a sync) moves; serve
+ * itself never writes the catalogue. */
 static al_status store_gate_version(void *user, uint64_t *version)
 {
     serve_state *st = user;
     al_error e = {0};
-    return st->store ? al_store_catalogue_version(st->store, version, &e) : AL_ERR_STATE;
+    return st->store ? al_store_generation(st->store, version, &e) : AL_ERR_STATE;
 }
 
 static void serve_audit(serve_state *st, const char *action, int status, const char *detail)

@@ -1944,6 +1944,20 @@ out:
     return st;
 }
 
+al_status al_store_generation(al_store *s, uint64_t *out, al_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &q, NULL) != SQLITE_OK)
+        return db_err(s, err, "data_version");
+    al_status st = AL_OK;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(q, 0);
+    else
+        st = db_err(s, err, "data_version");
+    sqlite3_finalize(q);
+    return st;
+}
+
 al_status al_store_verify_blob(const char *path, const char *hex_digest, al_error *err)
 {
     char hex[65];
@@ -2196,22 +2210,6 @@ al_status al_store_show(al_store *s, const char *ref, al_model_row *out, char **
         return st;
     if (!id)
         return al_err(err, AL_ERR_NOT_FOUND, "model '%s' is not in the store", ref);
-    return AL_OK;
-}
-
-al_status al_store_catalogue_version(al_store *s, uint64_t *out, al_error *err)
-{
-    /* data_version moves on commits of other connections, total_changes on
-     * this one's own. */
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &q, NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
-        al_status st = al_err(err, AL_ERR_DB, "catalogue version: %s", sqlite3_errmsg(s->db));
-        sqlite3_finalize(q);
-        return st;
-    }
-    const uint64_t dv = (uint64_t)sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    *out = dv << 32 ^ (uint64_t)sqlite3_total_changes64(s->db);
     return AL_OK;
 }
 
