@@ -516,6 +516,22 @@ static al_status model_make_ctx(srv_sched *s, srv_model *m, const al_model_info 
     return AL_OK;
 }
 
+/* Frees a READY model that nothing pins (lock held on entry and exit; let
+ * go while the weights, context and slots are freed): EVICTING meanwhile,
+ * UNLOADED after; its bytes leave the budget at once. Whoever waits for
+ * the model (srv_model_acquire) then loads it again. */
+static void model_evict(srv_sched *s, srv_model *m)
+{
+    m->state = MODEL_EVICTING;
+    s->loaded_bytes -= m->bytes;
+    pthread_mutex_unlock(&s->mu);
+    model_unload(m);
+    pthread_mutex_lock(&s->mu);
+    m->bytes = 0;
+    m->state = MODEL_UNLOADED;
+    pthread_cond_broadcast(&s->model_cv);
+}
+
 /* Makes room for `bytes` in the memory budget (lock held; it is released
  * while an evicted model is freed): evicts READY models that nothing pins,
  * least recently used first, and reserves the bytes. False when the pinned
@@ -535,14 +551,7 @@ static bool budget_reserve(srv_sched *s, const srv_model *m, uint64_t bytes)
         }
         if (!victim)
             return false;
-        victim->state = MODEL_EVICTING;
-        s->loaded_bytes -= victim->bytes;
-        pthread_mutex_unlock(&s->mu);
-        model_unload(victim);
-        pthread_mutex_lock(&s->mu);
-        victim->bytes = 0;
-        victim->state = MODEL_UNLOADED;
-        pthread_cond_broadcast(&s->model_cv);
+        model_evict(s, victim);
     }
 }
 
