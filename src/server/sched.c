@@ -9,6 +9,13 @@
  * prefilled, so running streams keep flowing while new prompts come in
  * (srv_pass_budget: unless more sequences wait for their prompt than
  * decode, which fills the pass with prompt).
+ *
+ * Locking: the mutex `mu` guards the queue, each model's state and pins,
+ * the jobs' shared output and the counters, and is never held across slow
+ * work. The scheduler thread lets it go around each forward pass and the
+ * sampling that follows (slot_sample; slot_publish hands the result over
+ * under the lock); models are loaded and evicted outside it (model_state,
+ * model_load, model_evict); the store gate has its own (srv_gate_check).
  */
 #include "server/sched.h"
 
