@@ -5,6 +5,8 @@
  *   error, and the model can be asked again (no refusal for good);
  * - eviction under the memory budget never frees a pinned model, and frees
  *   an idle one, least recently used first;
+ * - a job runs to its end (text, one logprob entry per token) while
+ *   another model loads;
  * - the store gate's answer is cached until its version changes or the
  *   cache is invalidated; a refusal is not cached.
  */
@@ -194,6 +196,67 @@ static void eviction_spares_pinned_models(void **state)
     srv_sched_free(s);
 }
 
+/* ---- a job runs while another model loads */
+
+static void *load_b(void *arg)
+{
+    waiter *w = arg;
+    w->st = srv_model_acquire(w->s, w->m, &w->model, &w->err);
+    if (w->st == AL_OK)
+        srv_model_release(w->s, w->m);
+    return NULL;
+}
+
+static void job_runs_while_another_model_loads(void **state)
+{
+    (void)state;
+    srv_model_cfg mc[2] = {{.path = g_stories, .name = "a"}, {.path = g_llama, .name = "b"}};
+    srv_sched_params p = params();
+    srv_sched *s = NULL;
+    al_error err = {0};
+    assert_int_equal(srv_sched_new(&p, mc, 2, &s, &err), AL_OK);
+    srv_model *a = srv_sched_find(s, "a"), *b = srv_sched_find(s, "b");
+    const al_model *ma = NULL;
+    assert_int_equal(srv_model_acquire(s, a, &ma, &err), AL_OK);
+    srv_job *j = srv_job_new();
+    assert_non_null(j);
+    int32_t toks[16];
+    size_t nt = 0;
+    assert_int_equal(al_tokenize(al_model_vocab(ma), "Once upon a time", 16, true, false, toks, 16, &nt, &err), AL_OK);
+    j->model = a;
+    j->prompt = malloc(nt * sizeof(int32_t));
+    assert_non_null(j->prompt);
+    memcpy(j->prompt, toks, nt * sizeof(int32_t));
+    j->n_prompt = (int32_t)nt;
+    j->max_tokens = 48;
+    j->sp.temperature = 0;
+    j->want_logprobs = true;
+    j->top_logprobs = 3;
+    assert_int_equal(srv_sched_submit(s, j, &err), AL_OK);
+    /* b loads on another thread while a's job decodes */
+    waiter w = {.s = s, .m = b};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, load_b, &w), 0);
+    srv_job_wait_done(s, j, NULL, NULL);
+    pthread_join(th, NULL);
+    assert_int_equal(w.st, AL_OK);
+    srv_job_view v;
+    assert_true(srv_job_view_take(s, j, 0, 0, &v));
+    assert_true(v.finish == SRV_FINISH_LENGTH || v.finish == SRV_FINISH_STOP);
+    assert_true(v.n_gen > 0);
+    assert_int_equal(v.n_toks_new, (size_t)v.n_gen); /* one logprob entry per token */
+    assert_true(v.n_text > 0);
+    free(v.text);
+    free(v.toks);
+    srv_job_free(j);
+    srv_model_release(s, a);
+    srv_sched_stats st;
+    srv_sched_get_stats(s, &st);
+    assert_int_equal(st.n_models_loaded, 2);
+    assert_int_equal(st.active, 0);
+    srv_sched_free(s);
+}
+
 /* ---- the gate's cache */
 
 typedef struct gate_state {
@@ -338,6 +401,7 @@ int main(void)
         cmocka_unit_test(failed_load_reaches_every_waiter),
         cmocka_unit_test(bad_hash_refuses_for_good),
         cmocka_unit_test(eviction_spares_pinned_models),
+        cmocka_unit_test(job_runs_while_another_model_loads),
         cmocka_unit_test(gate_is_cached_until_a_change),
         cmocka_unit_test(gate_without_version_is_not_cached),
     };
