@@ -61,6 +61,9 @@ typedef struct al_model_params {
     bool check_tensors; /* also validate tensor data (NaN/Inf scan); slower */
     bool pack_weights;  /* rearrange the weights for the fast kernels at load
                            (default true; false for inspecting a file) */
+    int n_threads;      /* threads that pack them; 0 (default): one per physical
+                           core (a server loading beside running streams leaves
+                           them a core) */
 } al_model_params;
 
 al_model_params al_model_default_params(void);

@@ -9,6 +9,13 @@
  * prefilled, so running streams keep flowing while new prompts come in
  * (srv_pass_budget: unless more sequences wait for their prompt than
  * decode, which fills the pass with prompt).
+ *
+ * Locking: the mutex `mu` guards the queue, each model's state and pins,
+ * the jobs' shared output and the counters, and is never held across slow
+ * work. The scheduler thread lets it go around each forward pass and the
+ * sampling that follows (slot_sample; slot_publish hands the result over
+ * under the lock); models are loaded and evicted outside it (model_state,
+ * model_load, model_evict); the store gate has its own (srv_gate_check).
  */
 #include "server/sched.h"
 
@@ -17,8 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sampling/grammar.h"
 #include "store/store.h"
@@ -41,7 +51,28 @@ typedef struct slot {
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
     al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
     int32_t seq;             /* this slot's sequence in ctx */
+    /* What slot_sample made of this pass's token without the lock, until
+     * slot_publish hands it to the job under the lock: */
+    char *out;               /* (out_cap) text, n_out bytes */
+    size_t n_out, out_cap;
+    bool out_sampled;        /* a token was sampled (counts in n_gen) */
+    bool out_has_ti;         /* out_ti holds its logprobs */
+    srv_tok_info out_ti;
+    srv_finish out_fin;      /* SRV_FINISH_NONE: the job goes on */
 } slot;
+
+/* A model's life (srv_model.state, guarded by the scheduler's lock):
+ *   UNLOADED -> LOADING  the first acquirer becomes its loader; requests
+ *                        for the model wait on model_cv meanwhile
+ *   LOADING  -> READY    hashed, mapped, budget reserved, context made
+ *   LOADING  -> UNLOADED the load failed: every waiter gets its error
+ *                        (a blob that failed its hash is refused for good)
+ *   READY    -> EVICTING a loader needs its memory and nothing pins it
+ *   EVICTING -> UNLOADED freed by that loader
+ * The slow steps (hash, map, context, free) run without the lock; only
+ * the thread that moved a model into LOADING or EVICTING touches its
+ * weights, context and slots until it moves it out again. */
+typedef enum model_state { MODEL_UNLOADED = 0, MODEL_LOADING, MODEL_READY, MODEL_EVICTING } model_state;
 
 struct srv_model {
     char *name, *path, *chat_format; /* owned */
@@ -49,12 +80,23 @@ struct srv_model {
     char *digest, *manifest_digest;  /* owned; NULL for plain --model files */
     bool refused;            /* failed its integrity check: never loaded again */
     al_error refused_err;
-    al_model *model;         /* NULL when not loaded */
-    al_context *ctx;         /* created by the scheduler on first job */
-    slot *slots;             /* (n_parallel) with ctx */
+    model_state state;
+    uint64_t load_seq;       /* load attempts ended (waiters tell theirs from a later one) */
+    al_status load_st;       /* how the last one ended */
+    al_error load_err;
+    /* the gate's cached pass (gate_mu): valid while the catalogue version
+     * and the scheduler's gate epoch are these */
+    bool gate_ok;
+    uint64_t gate_ver, gate_epoch;
+    /* weights, context and slots: READY only (see model_state) */
+    al_model *model;
+    al_context *ctx;
+    slot *slots;             /* (n_slots) */
     al_model_info info;
     bool info_valid;
-    int refs;                /* pins: jobs in flight and acquirers */
+    int refs;                /* pins: acquirers (whose jobs are in flight), a loader
+                                until its caller has the model, the scheduler thread
+                                while it steps the model without the lock */
     uint64_t bytes;
     uint64_t lru_tick;
     double last_used_wall;
@@ -85,8 +127,13 @@ struct srv_sched {
     srv_sched_params p;
     srv_model *models;
     size_t n_models;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;
+    pthread_mutex_t mu;      /* the queue, the models' states and pins, the jobs'
+                                shared fields, the counters below */
+    pthread_cond_t work_cv;  /* the scheduler thread waits for work */
+    pthread_cond_t model_cv; /* broadcast when a model leaves LOADING or EVICTING */
+    pthread_mutex_t gate_mu; /* the gate's cache (srv_gate_check); never held with mu */
+    uint64_t gate_epoch;     /* bumped by srv_sched_gate_invalidate */
+    uint64_t gate_queries;   /* times the gate itself ran */
     pthread_t thread;
     bool thread_started;
     bool stopping;
@@ -356,7 +403,7 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->digest = m->digest;
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
-    out->loaded = m->model != NULL;
+    out->loaded = m->state == MODEL_READY;
     out->bytes = m->bytes;
     out->last_used = m->last_used_wall;
     out->info = m->info;
@@ -372,13 +419,18 @@ static void slot_release_job_state(slot *sl)
     sl->emb_sum = NULL;
 }
 
-/* Frees the model's context and weights (lock held, refs == 0). */
-static void model_unload(srv_sched *s, srv_model *m)
+/* Frees the model's context, slots and weights. Called without the lock on
+ * a model that is LOADING (a failed load) or EVICTING: no other thread
+ * touches these fields in those states. */
+static void model_unload(srv_model *m)
 {
     if (m->slots) {
         for (uint32_t i = 0; i < m->n_slots; i++) {
             slot_release_job_state(&m->slots[i]);
             free(m->slots[i].hist);
+            if (m->slots[i].out)
+                explicit_bzero(m->slots[i].out, m->slots[i].out_cap);
+            free(m->slots[i].out);
         }
         free(m->slots);
         m->slots = NULL;
@@ -406,104 +458,18 @@ static void model_unload(srv_sched *s, srv_model *m)
     m->n_sp_toks = 0;
     m->b_tok = m->b_pos = m->b_seq = NULL;
     m->b_logits = NULL;
-    s->loaded_bytes -= m->bytes;
-    m->bytes = 0;
 }
 
-al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err)
+/* Creates the context and slots of a model being loaded (without the lock:
+ * the model is LOADING, so only its loader touches these fields). */
+static al_status model_make_ctx(srv_sched *s, srv_model *m, const al_model_info *info, al_error *err)
 {
-    pthread_mutex_lock(&s->mu);
-    al_status st = AL_OK;
-    if (m->refused) {
-        if (err)
-            *err = m->refused_err;
-        st = m->refused_err.status;
-    } else if (s->p.gate) {
-        /* Every use, not only the load: a model rejected or removed from
-         * the store while loaded stops being served at once. */
-        st = s->p.gate(s->p.gate_user, m->name, m->digest, err);
-    }
-    if (st == AL_OK && !m->model && m->digest) {
-        /* A store blob is re-hashed every time it is loaded: a blob changed
-         * at rest is refused for good, never mapped. */
-        al_error verr = {0};
-        st = al_store_verify_blob(m->path, m->digest, &verr);
-        if (st == AL_ERR_CRYPTO) {
-            al_err(&m->refused_err, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)",
-                   m->name, verr.msg);
-            m->refused = true;
-            fprintf(stderr, "airlock serve: %s\n", m->refused_err.msg);
-            if (err)
-                *err = m->refused_err;
-        } else if (st && err) {
-            *err = verr;
-        }
-    }
-    if (st == AL_OK && !m->model) {
-        al_model_params mp = al_model_default_params();
-        al_model *model = NULL;
-        st = al_model_load(m->path, &mp, &model, err);
-        if (st == AL_OK) {
-            uint64_t bytes;
-            al_model_get_info(model, &m->info);
-            m->info_valid = true;
-            bytes = m->info.file_bytes + al_model_kv_bytes(model, s->p.n_ctx, s->p.n_parallel);
-            /* Evict idle models, least recently used first, until it fits. */
-            while (s->p.memory_budget && s->loaded_bytes + bytes > s->p.memory_budget) {
-                srv_model *victim = NULL;
-                for (size_t i = 0; i < s->n_models; i++) {
-                    srv_model *c = &s->models[i];
-                    if (c != m && c->model && c->refs == 0 && (!victim || c->lru_tick < victim->lru_tick))
-                        victim = c;
-                }
-                if (!victim)
-                    break;
-                model_unload(s, victim);
-            }
-            if (s->p.memory_budget && s->loaded_bytes + bytes > s->p.memory_budget) {
-                al_model_free(model);
-                st = al_err(err, AL_ERR_LIMIT,
-                            "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
-                            "of %llu are free (other models are busy)",
-                            m->name, (unsigned long long)bytes,
-                            (unsigned long long)(s->p.memory_budget - s->loaded_bytes),
-                            (unsigned long long)s->p.memory_budget);
-            } else {
-                m->model = model;
-                m->bytes = bytes;
-                s->loaded_bytes += bytes;
-            }
-        }
-    }
-    if (st == AL_OK) {
-        m->refs++;
-        m->lru_tick = ++s->tick;
-        m->last_used_wall = (double)time(NULL);
-        *out = m->model;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return st;
-}
-
-void srv_model_release(srv_sched *s, srv_model *m)
-{
-    pthread_mutex_lock(&s->mu);
-    if (m->refs > 0)
-        m->refs--;
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Creates the context and slots of a loaded model (lock held). */
-static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
-{
-    if (m->ctx)
-        return AL_OK;
     al_context_params cp = al_context_default_params();
-    m->enc = !m->info.causal;
+    m->enc = !info->causal;
     m->n_slots = m->enc ? ENC_SLOTS : s->p.n_parallel;
     m->n_batch = s->p.n_batch;
     if (m->enc) {
-        const uint32_t ctx = s->p.n_ctx < m->info.n_ctx_train ? s->p.n_ctx : m->info.n_ctx_train;
+        const uint32_t ctx = s->p.n_ctx < info->n_ctx_train ? s->p.n_ctx : info->n_ctx_train;
         m->n_batch = m->n_batch > ENC_BATCH ? m->n_batch : ENC_BATCH;
         m->n_batch = m->n_batch > ctx ? m->n_batch : ctx;
     }
@@ -536,24 +502,255 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
         m->slots[i].seq = (int32_t)i;
         ok = m->slots[i].hist != NULL;
     }
-    if (!ok) {
-        /* model_unload frees what was allocated; keep the weights. */
-        if (m->slots)
-            for (uint32_t i = 0; i < m->n_slots; i++)
-                free(m->slots[i].hist);
-        free(m->slots);
-        free(m->b_tok);
-        free(m->b_pos);
-        free(m->b_seq);
-        free(m->b_logits);
-        m->slots = NULL;
-        m->b_tok = m->b_pos = m->b_seq = NULL;
-        m->b_logits = NULL;
-        al_context_free(m->ctx);
-        m->ctx = NULL;
+    if (!ok)
         return al_err(err, AL_ERR_NOMEM, "out of memory for the slots of model '%s'", m->name);
-    }
     return AL_OK;
+}
+
+/* Frees a READY model that nothing pins (lock held on entry and exit; let
+ * go while the weights, context and slots are freed): EVICTING meanwhile,
+ * UNLOADED after; its bytes leave the budget at once. Whoever waits for
+ * the model (srv_model_acquire) then loads it again. */
+static void model_evict(srv_sched *s, srv_model *m)
+{
+    m->state = MODEL_EVICTING;
+    s->loaded_bytes -= m->bytes;
+    pthread_mutex_unlock(&s->mu);
+    model_unload(m);
+    pthread_mutex_lock(&s->mu);
+    m->bytes = 0;
+    m->state = MODEL_UNLOADED;
+    pthread_cond_broadcast(&s->model_cv);
+}
+
+/* Makes room for `bytes` in the memory budget (lock held; it is released
+ * while an evicted model is freed): evicts READY models that nothing pins,
+ * least recently used first, and reserves the bytes. False when the pinned
+ * or loading models leave too little. */
+static bool budget_reserve(srv_sched *s, const srv_model *m, uint64_t bytes)
+{
+    for (;;) {
+        if (!s->p.memory_budget || s->loaded_bytes + bytes <= s->p.memory_budget) {
+            s->loaded_bytes += bytes;
+            return true;
+        }
+        srv_model *victim = NULL;
+        for (size_t i = 0; i < s->n_models; i++) {
+            srv_model *c = &s->models[i];
+            if (c != m && c->state == MODEL_READY && c->refs == 0 && (!victim || c->lru_tick < victim->lru_tick))
+                victim = c;
+        }
+        if (!victim)
+            return false;
+        model_evict(s, victim);
+    }
+}
+
+/* A load's slow part and its outcome (see model_load). */
+typedef struct load_work {
+    srv_sched *s;
+    srv_model *m;
+    int pack_threads;        /* for al_model_params.n_threads */
+    al_status st;
+    al_error err;
+    bool refuse;             /* the blob failed its hash */
+    bool reserved;           /* bytes are counted in loaded_bytes */
+    al_model_info info;
+    uint64_t bytes;
+} load_work;
+
+/* Below the scheduler thread: the nice value of a loader thread (and of the
+ * threads that pack the weights, which inherit it). */
+#define LOADER_NICE 10
+
+/* Re-hashes, maps, reserves the budget and makes the context of a LOADING
+ * model, without the lock (budget_reserve takes it a moment). */
+static void load_work_run(load_work *w)
+{
+    srv_sched *s = w->s;
+    srv_model *m = w->m;
+    if (m->digest) {
+        /* A store blob is re-hashed every time it is loaded: a blob changed
+         * at rest is refused for good, never mapped. */
+        al_error verr = {0};
+        w->st = al_store_verify_blob(m->path, m->digest, &verr);
+        if (w->st == AL_ERR_CRYPTO) {
+            al_err(&w->err, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)", m->name,
+                   verr.msg);
+            w->refuse = true;
+        } else if (w->st) {
+            w->err = verr;
+        }
+    }
+    if (w->st == AL_OK) {
+        al_model_params mp = al_model_default_params();
+        mp.n_threads = w->pack_threads;
+        w->st = al_model_load(m->path, &mp, &m->model, &w->err);
+    }
+    if (w->st == AL_OK) {
+        al_model_get_info(m->model, &w->info);
+        w->bytes = w->info.file_bytes + al_model_kv_bytes(m->model, s->p.n_ctx, s->p.n_parallel);
+        pthread_mutex_lock(&s->mu);
+        w->reserved = budget_reserve(s, m, w->bytes);
+        const uint64_t free_b = s->p.memory_budget > s->loaded_bytes ? s->p.memory_budget - s->loaded_bytes : 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!w->reserved)
+            w->st = al_err(&w->err, AL_ERR_LIMIT,
+                           "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
+                           "of %llu are free (other models are busy)",
+                           m->name, (unsigned long long)w->bytes, (unsigned long long)free_b,
+                           (unsigned long long)s->p.memory_budget);
+    }
+    if (w->st == AL_OK)
+        w->st = model_make_ctx(s, m, &w->info, &w->err);
+    if (w->st)
+        model_unload(m);
+}
+
+static void *loader_main(void *arg)
+{
+    /* per thread on Linux; raising it needs no privilege */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LOADER_NICE);
+    load_work_run(arg);
+    return NULL;
+}
+
+/* Loads m (lock held on entry and exit, state UNLOADED): marks it LOADING,
+ * then, without the lock and in a thread of lower priority than the
+ * scheduler's (the caller waits for it), re-hashes a store blob, maps the
+ * weights, reserves the memory budget (evicting idle models) and creates
+ * the context and slots. On success m is READY and pinned once for the
+ * caller; on failure it is UNLOADED again (or refused, when the blob failed
+ * its hash) and the error is kept in m->load_err for the requests that
+ * waited on this load. */
+static al_status model_load(srv_sched *s, srv_model *m, al_error *err)
+{
+    m->state = MODEL_LOADING;
+    /* Streams running: the weights are packed with a core fewer, so that
+     * the scheduler thread keeps one (the load takes longer, they do not
+     * stall). */
+    const int cores = al_physical_cores_count();
+    load_work w = {.s = s, .m = m, .pack_threads = s->n_active > 0 ? (cores > 1 ? cores - 1 : 1) : 0};
+    pthread_mutex_unlock(&s->mu);
+
+    pthread_t th;
+    if (pthread_create(&th, NULL, loader_main, &w) == 0)
+        pthread_join(th, NULL);
+    else
+        load_work_run(&w); /* no thread to spare: on this one */
+
+    pthread_mutex_lock(&s->mu);
+    m->load_seq++;
+    m->load_st = w.st;
+    m->load_err = w.err;
+    if (w.st == AL_OK) {
+        m->info = w.info;
+        m->info_valid = true;
+        m->bytes = w.bytes;
+        m->state = MODEL_READY;
+        m->refs++;
+    } else {
+        if (w.reserved)
+            s->loaded_bytes -= w.bytes;
+        m->state = MODEL_UNLOADED;
+        if (w.refuse) {
+            m->refused_err = w.err;
+            m->refused = true;
+            fprintf(stderr, "airlock serve: %s\n", w.err.msg);
+        }
+        if (err)
+            *err = w.err;
+    }
+    pthread_cond_broadcast(&s->model_cv);
+    return w.st;
+}
+
+/* The gate for one use of m. Its answer is cached per model while the
+ * catalogue's version (gate_version) and the invalidation epoch stay the
+ * same, so a request costs no SQLite query unless the store changed; only
+ * a pass is cached (a refusal is asked again). Serialised by gate_mu, never
+ * under the scheduler's lock. */
+al_status srv_gate_check(srv_sched *s, srv_model *m, al_error *err)
+{
+    if (!s->p.gate)
+        return AL_OK;
+    pthread_mutex_lock(&s->gate_mu);
+    uint64_t ver = 0;
+    const bool cacheable = s->p.gate_version && s->p.gate_version(s->p.gate_user, &ver) == AL_OK;
+    if (cacheable && m->gate_ok && m->gate_ver == ver && m->gate_epoch == s->gate_epoch) {
+        pthread_mutex_unlock(&s->gate_mu);
+        return AL_OK;
+    }
+    al_error e = {0};
+    al_status st = s->p.gate(s->p.gate_user, m->name, m->digest, &e);
+    m->gate_ok = cacheable && st == AL_OK;
+    m->gate_ver = ver;
+    m->gate_epoch = s->gate_epoch;
+    s->gate_queries++;
+    pthread_mutex_unlock(&s->gate_mu);
+    if (st && err)
+        *err = e;
+    return st;
+}
+
+void srv_sched_gate_invalidate(srv_sched *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    s->gate_epoch++;
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err)
+{
+    /* Every use, not only the load: a model rejected or removed from the
+     * store while loaded stops being served at once. */
+    al_status st = srv_gate_check(s, m, err);
+    if (st)
+        return st;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (m->refused) {
+            if (err)
+                *err = m->refused_err;
+            st = m->refused_err.status;
+            break;
+        }
+        if (m->state == MODEL_READY) {
+            m->refs++;
+            break;
+        }
+        if (m->state == MODEL_UNLOADED) {
+            st = model_load(s, m, err);
+            break;
+        }
+        /* Another thread loads or evicts it: wait. A load that fails fails
+         * every request that waited on it, with its error. */
+        const bool was_loading = m->state == MODEL_LOADING;
+        const uint64_t seq = m->load_seq;
+        while (m->state == MODEL_LOADING || m->state == MODEL_EVICTING)
+            pthread_cond_wait(&s->model_cv, &s->mu);
+        if (was_loading && m->state == MODEL_UNLOADED && m->load_seq != seq && m->load_st && !m->refused) {
+            st = m->load_st;
+            if (err)
+                *err = m->load_err;
+            break;
+        }
+    }
+    if (st == AL_OK) {
+        m->lru_tick = ++s->tick;
+        m->last_used_wall = (double)time(NULL);
+        *out = m->model;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+void srv_model_release(srv_sched *s, srv_model *m)
+{
+    pthread_mutex_lock(&s->mu);
+    if (m->refs > 0)
+        m->refs--;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ------------------------------------------------------------- scheduling */
@@ -588,13 +785,70 @@ static void slot_finish(srv_sched *s, slot *sl, srv_finish f)
         s->n_active--;
 }
 
-/* Ends the slot's generation early and sends the text its session held
- * back (lock held). */
+/* Keeps text for the job until slot_publish (scheduler thread, no lock). */
+static void slot_emit(slot *sl, const char *t, size_t n)
+{
+    if (n == 0 || !t)
+        return;
+    if (sl->n_out + n > sl->out_cap) {
+        size_t cap = sl->out_cap ? sl->out_cap : 64;
+        while (cap < sl->n_out + n)
+            cap *= 2;
+        /* grown by hand, as job_append: no generated text left in freed memory */
+        char *nb = malloc(cap);
+        if (!nb)
+            return; /* dropped: the request will be short, never corrupt */
+        if (sl->out) {
+            memcpy(nb, sl->out, sl->n_out);
+            explicit_bzero(sl->out, sl->out_cap);
+            free(sl->out);
+        }
+        sl->out = nb;
+        sl->out_cap = cap;
+    }
+    memcpy(sl->out + sl->n_out, t, n);
+    sl->n_out += n;
+}
+
+/* Ends the slot's job with f once its output is published (no lock). */
+static void slot_end(slot *sl, srv_finish f)
+{
+    sl->out_fin = f;
+}
+
+/* Hands what slot_sample made to the job and wakes its reader, or ends the
+ * job as slot_sample decided (lock held). */
+static void slot_publish(srv_sched *s, slot *sl)
+{
+    srv_job *j = sl->job;
+    if (sl->out_sampled) {
+        if (j->n_gen == 0)
+            j->t_first = srv_now();
+        j->n_gen++;
+        s->st_gen++;
+    }
+    if (sl->out_has_ti)
+        job_add_tok(j, &sl->out_ti);
+    job_append(j, sl->out, sl->n_out);
+    if (sl->n_out)
+        explicit_bzero(sl->out, sl->n_out);
+    const srv_finish f = sl->out_fin;
+    sl->n_out = 0;
+    sl->out_sampled = sl->out_has_ti = false;
+    sl->out_fin = SRV_FINISH_NONE;
+    if (f != SRV_FINISH_NONE)
+        slot_finish(s, sl, f);
+    else
+        pthread_cond_broadcast(&j->cv);
+}
+
+/* Ends the slot's generation early and keeps the text its session held
+ * back for slot_publish (no lock). */
 static void slot_flush_text(slot *sl)
 {
     size_t n = 0;
     const char *t = al_gen_finish(sl->gen, &n);
-    job_append(sl->job, t, n);
+    slot_emit(sl, t, n);
 }
 
 static int32_t lcp(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
@@ -705,9 +959,9 @@ static al_gen *job_gen_new(srv_model *m, const srv_job *j, al_error *err)
 static bool admit(srv_sched *s, srv_job *j)
 {
     srv_model *m = j->model;
-    al_error err = {0};
-    if (model_ensure_ctx(s, m, &err)) {
-        j->err = err;
+    if (m->state != MODEL_READY) {
+        /* the submitter pins the model (srv_model_acquire) before it submits */
+        al_err(&j->err, AL_ERR_STATE, "model '%s' is not loaded", m->name);
         job_finish(s, j, SRV_FINISH_ERROR);
         return true;
     }
@@ -784,33 +1038,31 @@ static bool admit(srv_sched *s, srv_job *j)
 }
 
 /* Samples the next token of a slot from its logits with the job's
- * generation session and publishes its text and logprobs (lock held). */
+ * generation session (bias, grammar, sampler, logprobs, detokenizer, stop
+ * strings) without the lock: the slot and its session belong to the
+ * scheduler thread. What it makes waits in the slot for slot_publish. */
 static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const float *logits)
 {
     srv_job *j = sl->job;
     al_gen_token out;
-    al_error err = {0};
-    if (al_gen_sample(sl->gen, logits, &out, &err) != AL_OK) {
-        j->err = err;
-        slot_finish(s, sl, SRV_FINISH_ERROR);
+    if (al_gen_sample(sl->gen, logits, &out, &j->err) != AL_OK) {
+        slot_end(sl, SRV_FINISH_ERROR);
         return;
     }
-    if (j->n_gen == 0)
-        j->t_first = srv_now();
-    j->n_gen++;
-    s->st_gen++;
-    if (j->want_logprobs)
-        job_add_tok(j, &out.lp);
-    job_append(j, out.text, out.n_text);
+    sl->out_sampled = true;
+    if (j->want_logprobs) {
+        sl->out_ti = out.lp;
+        sl->out_has_ti = true;
+    }
+    slot_emit(sl, out.text, out.n_text);
     if (out.end != AL_GEN_CONTINUE) {
         /* end of generation, a stop string, the grammar complete, max_tokens */
-        slot_finish(s, sl, out.end == AL_GEN_END_LENGTH ? SRV_FINISH_LENGTH : SRV_FINISH_STOP);
+        slot_end(sl, out.end == AL_GEN_END_LENGTH ? SRV_FINISH_LENGTH : SRV_FINISH_STOP);
         return;
     }
-    pthread_cond_broadcast(&j->cv);
     if (sl->n_hist + 1 >= (int32_t)s->p.n_ctx) {
         slot_flush_text(sl);
-        slot_finish(s, sl, SRV_FINISH_LENGTH);
+        slot_end(sl, SRV_FINISH_LENGTH);
         return;
     }
     (void)m;
@@ -881,9 +1133,11 @@ static bool model_step_enc(srv_sched *s, srv_model *m)
     s->st_pass_tokens += (uint64_t)n;
     al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
     al_error err = {0};
+    m->refs++; /* no eviction while the lock is let go */
     pthread_mutex_unlock(&s->mu);
     al_status st = al_decode(m->ctx, &b, &err);
     pthread_mutex_lock(&s->mu);
+    m->refs--;
     for (uint32_t i = 0; i < m->n_slots; i++) {
         slot *sl = &m->slots[i];
         if (!sl->job || sl->chunk_len == 0)
@@ -941,7 +1195,7 @@ int32_t srv_pass_budget(const srv_sched_params *p, int32_t n_dec, uint32_t n_wai
  * around al_decode. Returns true when it did work. */
 static bool model_step(srv_sched *s, srv_model *m)
 {
-    if (!m->ctx)
+    if (m->state != MODEL_READY)
         return false;
     if (m->enc)
         return model_step_enc(s, m);
@@ -1005,9 +1259,28 @@ static bool model_step(srv_sched *s, srv_model *m)
 
     al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
     al_error err = {0};
+    /* The forward pass and the sampling run without the lock: the slots,
+     * the context and the samplers belong to this thread; the pin keeps the
+     * model from eviction meanwhile. */
+    m->refs++;
     pthread_mutex_unlock(&s->mu);
     al_status st = al_decode(m->ctx, &b, &err);
+    for (uint32_t i = 0; i < np && st == AL_OK; i++) {
+        slot *sl = &m->slots[i];
+        if (!sl->job || sl->chunk_len == 0)
+            continue;
+        for (int32_t t = 0; t < sl->chunk_len; t++)
+            sl->hist[sl->n_hist++] = m->b_tok[sl->chunk_start + t];
+        if (sl->decoding) {
+            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start));
+            continue;
+        }
+        sl->n_done += sl->chunk_len;
+        if (sl->job->kind == SRV_JOB_GENERATE && sl->n_done >= sl->job->n_prompt)
+            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start + sl->chunk_len - 1));
+    }
     pthread_mutex_lock(&s->mu);
+    m->refs--;
 
     for (uint32_t i = 0; i < np; i++) {
         slot *sl = &m->slots[i];
@@ -1020,14 +1293,12 @@ static bool model_step(srv_sched *s, srv_model *m)
             slot_finish(s, sl, SRV_FINISH_ERROR);
             continue;
         }
-        for (int32_t t = 0; t < sl->chunk_len; t++)
-            sl->hist[sl->n_hist++] = m->b_tok[sl->chunk_start + t];
-        if (sl->decoding) {
-            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start));
+        if (sl->job->kind == SRV_JOB_GENERATE) {
+            if (sl->out_sampled || sl->out_fin != SRV_FINISH_NONE)
+                slot_publish(s, sl);
             continue;
         }
-        sl->n_done += sl->chunk_len;
-        if (sl->job->kind == SRV_JOB_EMBED) {
+        {
             /* a decoder's input may span passes: the mean is summed as it
              * goes; cls / last keep their token's state */
             uint32_t d = m->info.n_embd;
@@ -1063,10 +1334,7 @@ static bool model_step(srv_sched *s, srv_model *m)
             }
             if (sl->job && sl->n_done >= sl->job->n_prompt)
                 embed_finish(s, m, sl, d);
-            continue;
         }
-        if (sl->n_done >= sl->job->n_prompt)
-            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start + sl->chunk_len - 1));
     }
     return true;
 }
@@ -1077,7 +1345,7 @@ static void reap(srv_sched *s)
     double now = srv_now();
     for (size_t mi = 0; mi < s->n_models; mi++) {
         srv_model *m = &s->models[mi];
-        if (!m->slots)
+        if (m->state != MODEL_READY)
             continue;
         for (uint32_t i = 0; i < m->n_slots; i++) {
             slot *sl = &m->slots[i];
@@ -1166,24 +1434,30 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
     out->active = s->n_active;
     out->n_models_loaded = 0;
     for (size_t i = 0; i < s->n_models; i++)
-        out->n_models_loaded += s->models[i].model != NULL;
+        out->n_models_loaded += s->models[i].state == MODEL_READY;
     out->prompt_tokens = s->st_prompt;
     out->generated_tokens = s->st_gen;
     out->cached_tokens = s->st_cached;
     memcpy(out->passes, s->st_passes, sizeof(out->passes));
     out->pass_tokens = s->st_pass_tokens;
     pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->gate_mu);
+    out->gate_queries = s->gate_queries;
+    pthread_mutex_unlock(&s->gate_mu);
 }
 
 bool srv_sched_ready(srv_sched *s)
 {
     bool ok = false;
     pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_models && !ok; i++)
+        ok = s->models[i].state == MODEL_READY;
+    pthread_mutex_unlock(&s->mu);
+    /* the paths never change: no lock for the file system */
     for (size_t i = 0; i < s->n_models && !ok; i++) {
         struct stat stt;
-        ok = s->models[i].model != NULL || stat(s->models[i].path, &stt) == 0;
+        ok = stat(s->models[i].path, &stt) == 0;
     }
-    pthread_mutex_unlock(&s->mu);
     return ok;
 }
 
@@ -1217,6 +1491,8 @@ al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, 
     s->queue = calloc(p->queue_cap, sizeof(srv_job *));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->model_cv, NULL);
+    pthread_mutex_init(&s->gate_mu, NULL);
     if (!s->models || !s->queue) {
         srv_sched_free(s);
         return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -1264,6 +1540,11 @@ void srv_sched_free(srv_sched *s)
         pthread_join(s->thread, NULL);
     }
     pthread_mutex_lock(&s->mu);
+    /* The HTTP threads are gone before this; a load still running would
+     * be one that outlived them: let it end. */
+    for (size_t i = 0; s->models && i < s->n_models; i++)
+        while (s->models[i].state == MODEL_LOADING || s->models[i].state == MODEL_EVICTING)
+            pthread_cond_wait(&s->model_cv, &s->mu);
     for (uint32_t r = 0; r < s->q_len; r++) {
         srv_job *j = s->queue[(s->q_head + r) % s->p.queue_cap];
         al_err(&j->err, AL_ERR_STATE, "the server is shutting down");
@@ -1278,7 +1559,8 @@ void srv_sched_free(srv_sched *s)
                     al_err(&m->slots[k].job->err, AL_ERR_STATE, "the server is shutting down");
                     slot_finish(s, &m->slots[k], SRV_FINISH_ERROR);
                 }
-        model_unload(s, m);
+        model_unload(m);
+        m->state = MODEL_UNLOADED;
         free(m->name);
         free(m->path);
         free(m->chat_format);
@@ -1289,6 +1571,8 @@ void srv_sched_free(srv_sched *s)
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->model_cv);
+    pthread_mutex_destroy(&s->gate_mu);
     free(s->models);
     free(s->queue);
     free(s);

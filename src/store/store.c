@@ -1944,6 +1944,20 @@ out:
     return st;
 }
 
+al_status al_store_generation(al_store *s, uint64_t *out, al_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &q, NULL) != SQLITE_OK)
+        return db_err(s, err, "data_version");
+    al_status st = AL_OK;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(q, 0);
+    else
+        st = db_err(s, err, "data_version");
+    sqlite3_finalize(q);
+    return st;
+}
+
 al_status al_store_verify_blob(const char *path, const char *hex_digest, al_error *err)
 {
     char hex[65];

@@ -193,6 +193,15 @@ al_status al_store_show(al_store *s, const char *ref, al_model_row *out, char **
 al_status al_store_resolve(al_store *s, const char *ref, char *path_out, size_t cap, char *digest_out,
                            al_error *err);
 
+/* A number that changes whenever another handle or process commits a change
+ * to the catalogue (import, approve, reject, reopen, rm, pull, ...), and
+ * only then: SQLite's data_version, read from the WAL index without
+ * touching the tables, so it is cheap to poll. Changes committed through s
+ * itself do not count, and a read-only store (opened immutable) never
+ * changes it. `airlock serve` polls it to notice models published or
+ * removed while it runs. */
+al_status al_store_generation(al_store *s, uint64_t *out, al_error *err);
+
 /* Re-hashes a file and compares it with hex_digest: AL_ERR_CRYPTO when it
  * differs (a tampered blob must not be loaded). */
 al_status al_store_verify_blob(const char *path, const char *hex_digest, al_error *err);
