@@ -2,12 +2,13 @@
  * airlock.h - the engine's public API.
  *
  * Everything the CLI and the server use of the engine is declared here:
- * errors, models, vocabularies (tokenizers), inference contexts, samplers
- * and chat templates. Objects are opaque handles; every function that
- * returns a pointer says who frees it; every *_free(NULL) is a no-op.
+ * errors, models, vocabularies (tokenizers), inference contexts, samplers,
+ * generation sessions and chat templates. Objects are opaque handles; every
+ * function that returns a pointer says who frees it; every *_free(NULL) is
+ * a no-op.
  *
  * Thread safety: a loaded al_model (and its al_vocab) is read-only and may
- * be shared by any number of threads. An al_context, al_sampler or
+ * be shared by any number of threads. An al_context, al_sampler, al_gen or
  * al_detok belongs to one thread at a time.
  */
 #ifndef AIRLOCK_H
@@ -60,6 +61,9 @@ typedef struct al_model_params {
     bool check_tensors; /* also validate tensor data (NaN/Inf scan); slower */
     bool pack_weights;  /* rearrange the weights for the fast kernels at load
                            (default true; false for inspecting a file) */
+    int n_threads;      /* threads that pack them; 0 (default): one per physical
+                           core (a server loading beside running streams leaves
+                           them a core) */
 } al_model_params;
 
 al_model_params al_model_default_params(void);
@@ -350,6 +354,103 @@ bool al_stop_feed(al_stop *st, const char *text, size_t n,
                   const char **emit, size_t *n_emit);
 /* At the end of generation: the held-back text to emit. */
 const char *al_stop_flush(al_stop *st, size_t *n);
+
+/* ------------------------------------------------------ generation session */
+
+/* Grammars, vocabulary tries and mask caches (compiled and built with
+ * src/sampling/grammar.h); opaque here. */
+typedef struct al_grammar al_grammar;
+typedef struct al_token_trie al_token_trie;
+typedef struct al_grammar_cache al_grammar_cache;
+
+#define AL_MAX_TOP_LOGPROBS 20
+
+/* A sampled token's log-probabilities: natural logs of the softmax of the
+ * model's raw logits (before bias, grammar, penalties and temperature). */
+typedef struct al_token_logprobs {
+    int32_t token;
+    float logprob;
+    int32_t n_top;                       /* entries of top_id / top_lp */
+    int32_t top_id[AL_MAX_TOP_LOGPROBS]; /* most likely first; ties: the lower id first */
+    float top_lp[AL_MAX_TOP_LOGPROBS];
+} al_token_logprobs;
+
+/* Fills lp for token from logits (n_vocab floats) with the k most likely
+ * tokens (k clamped to 0..AL_MAX_TOP_LOGPROBS and n_vocab). One pass. */
+void al_logprobs_fill(const float *logits, int32_t n_vocab, int32_t token, int32_t k, al_token_logprobs *lp);
+
+/* One generation: the loop that turns a model's logits into tokens and
+ * text, shared by `airlock run` and the server. Each al_gen_sample adds the
+ * logit bias, masks what the grammar does not allow, samples (penalties,
+ * top-k/p, min-p, temperature), records the token's logprobs, advances the
+ * grammar, and streams the token's text through the detokenizer (whole
+ * UTF-8 characters) and the stop strings (text that may be the start of a
+ * stop string is held back until it cannot be). */
+typedef struct al_gen al_gen;
+
+typedef struct al_gen_params {
+    al_sampler_params sampler;
+    int32_t max_tokens;          /* tokens sampled at most (the last ends the generation with
+                                    AL_GEN_END_LENGTH); <= 0: no limit */
+    const char *const *stops;    /* n_stops stop strings (copied); empty ones are ignored */
+    size_t n_stops;
+    bool render_special;         /* control tokens' text goes into the output */
+    const int32_t *bias_tok;     /* logit bias (copied): bias_val[i] is added to token bias_tok[i]'s
+                                    logit (-INFINITY bans it); ids outside the vocabulary are ignored */
+    const float *bias_val;
+    size_t n_bias;
+    const al_grammar *grammar;   /* borrowed, may be NULL: the output stays a prefix of its language
+                                    and end-of-generation is allowed only once it is a sentence */
+    const al_token_trie *trie;   /* borrowed trie of the vocabulary for the grammar's matcher (shared
+                                    by sessions); NULL: the session builds its own, with the control
+                                    tokens grammar_special[0..n_grammar_special) (copied) in it */
+    const int32_t *grammar_special;
+    size_t n_grammar_special;
+    al_grammar_cache *cache;     /* borrowed mask cache of the trie, shared by sessions used on one
+                                    thread; NULL: the matcher's own */
+    bool logprobs;               /* fill al_gen_token.lp */
+    int32_t top_logprobs;        /* 0..AL_MAX_TOP_LOGPROBS */
+} al_gen_params;
+
+al_gen_params al_gen_default_params(void);
+
+/* Why a generation ended (al_gen_token.end). */
+typedef enum al_gen_end {
+    AL_GEN_CONTINUE = 0, /* not ended: decode the token, then sample again */
+    AL_GEN_END_EOG,      /* the model's end-of-generation token (not text) */
+    AL_GEN_END_STOP,     /* a stop string matched: the text ends before it */
+    AL_GEN_END_GRAMMAR,  /* the output is a sentence of the grammar and nothing can follow */
+    AL_GEN_END_LENGTH,   /* max_tokens were sampled */
+} al_gen_end;
+
+typedef struct al_gen_token {
+    int32_t token;
+    al_gen_end end;
+    const char *text;     /* bytes to emit now (owned by the session, valid until its next
+                             call); when the generation ends, also everything held back */
+    size_t n_text;
+    al_token_logprobs lp; /* with params.logprobs */
+} al_gen_token;
+
+/* A session for a model (borrowed: must outlive it). NULL on failure, with
+ * err saying why (bad parameters, out of memory). Free with al_gen_free.
+ * One thread at a time. */
+al_gen *al_gen_new(const al_model *model, const al_gen_params *params, al_error *err);
+void al_gen_free(al_gen *g);
+/* Records prompt tokens for the repetition penalties' window. */
+void al_gen_accept_prompt(al_gen *g, const int32_t *tokens, size_t n);
+/* Samples the next token from logits (the model's n_vocab floats, not
+ * modified) and fills out. Errors (the session is then ended):
+ * AL_ERR_NOMEM for the grammar's mask, AL_ERR_STATE when the grammar (with
+ * the bias) allows no token or the generation has already ended. */
+al_status al_gen_sample(al_gen *g, const float *logits, al_gen_token *out, al_error *err);
+/* Ends the generation early (the caller's context is full, say): returns
+ * the held-back text that may still be emitted (up to a stop string in it),
+ * owned by the session, valid until its next call; *n its length. After an
+ * end, nothing (n = 0). */
+const char *al_gen_finish(al_gen *g, size_t *n);
+/* Tokens sampled so far (an end-of-generation token included). */
+int32_t al_gen_n_sampled(const al_gen *g);
 
 /* ---------------------------------------------------------- chat templates */
 

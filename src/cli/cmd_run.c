@@ -112,9 +112,7 @@ int cmd_run(int argc, char **argv)
     al_error err = {0};
     al_model *m = NULL;
     al_context *ctx = NULL;
-    al_sampler *smp = NULL;
-    al_detok *dt = NULL;
-    al_stop *stop = NULL;
+    al_gen *gen = NULL;
     int32_t *toks = NULL, *pos = NULL;
     bool *want = NULL;
     double t0 = cli_now();
@@ -159,17 +157,21 @@ int cmd_run(int argc, char **argv)
         cli_errorf("run", "%s", err.msg);
         goto done;
     }
-    smp = al_sampler_new(&sp, (int32_t)info.n_vocab);
-    dt = al_detok_new(v, false);
-    stop = al_stop_new(stops, n_stops);
-    if (!smp || !dt || !stop) {
-        cli_errorf("run", "out of memory");
+    al_gen_params gp = al_gen_default_params();
+    gp.sampler = sp;
+    gp.max_tokens = (int32_t)n_predict;
+    if (!print_ids) { /* ids are printed as sampled: no text to stop on */
+        gp.stops = stops;
+        gp.n_stops = n_stops;
+    }
+    gen = al_gen_new(m, &gp, &err);
+    if (!gen) {
+        cli_errorf("run", "%s", err.msg);
         goto done;
     }
-    for (size_t i = 0; i < n_tok; i++) {
+    al_gen_accept_prompt(gen, toks, n_tok);
+    for (size_t i = 0; i < n_tok; i++)
         pos[i] = (int32_t)i;
-        al_sampler_accept(smp, toks[i]);
-    }
     want[n_tok - 1] = true;
     double t_load = cli_now();
     al_batch b = {(int32_t)n_tok, toks, pos, NULL, want};
@@ -181,33 +183,27 @@ int cmd_run(int argc, char **argv)
     double t_prompt = cli_now();
     int64_t n_gen = 0;
     int32_t p = (int32_t)n_tok;
-    bool want1 = true, stopped = false;
+    bool want1 = true;
     double t_first = 0;
     while (n_gen < n_predict) {
-        int32_t tok = al_sampler_sample(smp, logits);
+        al_gen_token out;
+        if (al_gen_sample(gen, logits, &out, &err)) {
+            cli_errorf("run", "%s", err.msg);
+            goto done;
+        }
         if (n_gen == 0)
             t_first = cli_now();
-        if (al_vocab_is_eog(v, tok))
-            break;
-        al_sampler_accept(smp, tok);
-        n_gen++;
-        if (print_ids) {
-            printf(n_gen > 1 ? " %d" : "%d", tok);
-        } else {
-            size_t n, n_emit;
-            const char *s = al_detok_push(dt, tok, &n), *emit;
-            bool hit = al_stop_feed(stop, s, n, &emit, &n_emit);
-            if (n_emit)
-                fwrite(emit, 1, n_emit, stdout);
-            if (hit) {
-                stopped = true;
-                fflush(stdout);
-                break;
-            }
+        if (out.end != AL_GEN_END_EOG) {
+            n_gen++;
+            if (print_ids)
+                printf(n_gen > 1 ? " %d" : "%d", out.token);
         }
+        if (!print_ids && out.n_text)
+            fwrite(out.text, 1, out.n_text, stdout);
         fflush(stdout);
-        if (n_gen == n_predict || p >= n_ctx)
+        if (out.end != AL_GEN_CONTINUE || p >= n_ctx)
             break;
+        int32_t tok = out.token;
         al_batch b1 = {1, &tok, &p, NULL, &want1};
         if (al_decode(ctx, &b1, &err)) {
             cli_errorf("run", "%s", err.msg);
@@ -216,22 +212,13 @@ int cmd_run(int argc, char **argv)
         logits = al_get_logits(ctx, 0);
         p++;
     }
-    if (print_ids) {
-        printf("\n");
-    } else if (!stopped) {
-        size_t n, n_emit;
-        const char *s = al_detok_flush(dt, &n), *emit;
-        if (!al_stop_feed(stop, s, n, &emit, &n_emit)) {
-            if (n_emit)
-                fwrite(emit, 1, n_emit, stdout);
-            emit = al_stop_flush(stop, &n_emit);
-        }
-        if (n_emit)
-            fwrite(emit, 1, n_emit, stdout);
-        printf("\n");
-    } else {
-        printf("\n");
-    }
+    /* the held-back text when the generation did not end by itself (the
+     * context is full); nothing when it did */
+    size_t n_rest;
+    const char *rest = al_gen_finish(gen, &n_rest);
+    if (!print_ids && n_rest)
+        fwrite(rest, 1, n_rest, stdout);
+    printf("\n");
     double t_end = cli_now();
     fprintf(stderr, "\nairlock run: load %.0f ms | prompt %zu tokens, %.1f tok/s | generated %lld tokens, %.1f tok/s "
                     "| first token after %.0f ms\n",
@@ -239,9 +226,7 @@ int cmd_run(int argc, char **argv)
             n_gen > 1 ? (double)(n_gen - 1) / (t_end - t_first) : 0.0, (t_first - t0) * 1e3);
     rc = 0;
 done:
-    al_stop_free(stop);
-    al_detok_free(dt);
-    al_sampler_free(smp);
+    al_gen_free(gen);
     al_context_free(ctx);
     al_model_free(m);
     free(toks);

@@ -159,8 +159,9 @@ static void serve_state_free(serve_state *st)
     memset(st, 0, sizeof(*st));
 }
 
-/* Scheduler gate, called under the scheduler's lock before a store model is
- * loaded: it must still be published, with the same blob. */
+/* Scheduler gate, called (outside the scheduler's lock, one call at a time)
+ * before each use of a store model unless its cached pass still holds
+ * (store_gate_version): it must still be published, with the same blob. */
 static al_status store_gate(void *user, const char *name, const char *digest, al_error *err)
 {
     serve_state *st = user;
@@ -184,6 +185,16 @@ static al_status store_gate(void *user, const char *name, const char *digest, al
     return AL_OK;
 }
 
+/* What the gate's cache is keyed by: the catalogue's generation, which
+ * any commit of another process (approve, reject, rm, a sync) moves; serve
+ * itself never writes the catalogue. */
+static al_status store_gate_version(void *user, uint64_t *version)
+{
+    serve_state *st = user;
+    al_error e = {0};
+    return st->store ? al_store_generation(st->store, version, &e) : AL_ERR_STATE;
+}
+
 static void serve_audit(serve_state *st, const char *action, int status, const char *detail)
 {
     if (!st->audit)
@@ -197,9 +208,9 @@ static void serve_audit(serve_state *st, const char *action, int status, const c
 
 /* The catalogue changed (called by the watcher's thread before it compares
  * the published models with those served): the one place where anything
- * that remembers the gate's answers must forget them. The gate keeps no
- * cache here; a cache keyed by al_store_generation forgets by itself, and
- * srv_sched_gate_invalidate (when the scheduler has it) is the explicit way. */
+ * that remembers the gate's answers must forget them. The scheduler's
+ * cache is keyed by al_store_generation and forgets by itself, and
+ * al_server_remove_model also clears it; nothing else is kept here. */
 static void store_gate_changed(void *user)
 {
     (void)user;
@@ -359,6 +370,7 @@ static int serve_run(al_server_config *cfg, srv_model_cfg *models, size_t n_mode
         }
         free(rows);
         cfg->sched.gate = store_gate;
+        cfg->sched.gate_version = store_gate_version;
         cfg->sched.gate_user = st;
     }
     if (n_models == 0 && st->reload && st->syncing) {

@@ -26,6 +26,7 @@ typedef struct loader {
     char arch[32];
     al_error *err;
     uint8_t *used;   /* (n_tensors) bound by the description */
+    int pack_threads; /* 0: one per physical core */
 } loader;
 
 /* Marks a tensor as read by the model. */
@@ -170,7 +171,7 @@ static al_status pack_weights(loader *L)
     (void)madvise(base, total, MADV_HUGEPAGE);
     for (int i = 0; i < j->n; i++)
         j->w[i]->packed = base + (uintptr_t)j->w[i]->packed;
-    al_threadpool *tp = al_threadpool_new(al_physical_cores());
+    al_threadpool *tp = al_threadpool_new(L->pack_threads > 0 ? L->pack_threads : al_physical_cores());
     al_threadpool_for(tp, j->first[j->n], pack_chunk, j); /* tp NULL: on this thread */
     al_threadpool_free(tp);
     for (int i = 0; i < j->n; i++) /* the pages chunks shared */
@@ -1095,7 +1096,7 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
     al_model *m = calloc(1, sizeof(*m));
     if (!m)
         return al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
-    loader L = {.m = m, .path = path, .err = err};
+    loader L = {.m = m, .path = path, .err = err, .pack_threads = params ? params->n_threads : 0};
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
     /* Scales first: a corrupt block is the problem to report, whatever
      * else the file holds. */

@@ -36,7 +36,7 @@
 
 #include "airlock.h"
 
-typedef struct al_grammar al_grammar;
+/* al_grammar, al_token_trie and al_grammar_cache are declared in airlock.h. */
 
 /* Compile limits: no source can make compilation or matching stall. */
 typedef struct al_grammar_limits {
@@ -93,8 +93,6 @@ uint32_t al_grammar_n_elements(const al_grammar *g);
 
 /* ------------------------------------------------------------------ trie */
 
-typedef struct al_token_trie al_token_trie;
-
 /* Builds the byte trie of every token's piece (al_token_to_piece without
  * special rendering). Tokens with an empty piece are left out (a matcher
  * never allows them); end-of-generation tokens are recorded apart.
@@ -109,8 +107,6 @@ void al_token_trie_free(al_token_trie *t);
 int32_t al_token_trie_n_vocab(const al_token_trie *t);
 
 /* ----------------------------------------------------------------- cache */
-
-typedef struct al_grammar_cache al_grammar_cache;
 
 /* A cache of masks (n_vocab bits each) keyed by (grammar digest, parse
  * state), holding at most capacity entries (least recently used goes).

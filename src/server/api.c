@@ -2295,7 +2295,8 @@ int srv_api_dispatch(srv_req *r)
                                 .models_loaded = ss.n_models_loaded, .prompt_tokens = ss.prompt_tokens,
                                 .generated_tokens = ss.generated_tokens, .cached_tokens = ss.cached_tokens,
                                 .pass_kind = srv_pass_kind_name, .passes = ss.passes,
-                                .n_pass_kinds = SRV_PASS_KINDS, .pass_tokens = ss.pass_tokens};
+                                .n_pass_kinds = SRV_PASS_KINDS, .pass_tokens = ss.pass_tokens,
+                                .gate_queries = ss.gate_queries};
         size_t len = 0;
         char *t = srv_metrics_render(srv->metrics, &g, &len);
         if (!t)

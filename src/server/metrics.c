@@ -178,6 +178,10 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
     sb_printf(&b, "# HELP airlock_forward_pass_tokens_total Tokens of all forward passes.\n"
                   "# TYPE airlock_forward_pass_tokens_total counter\nairlock_forward_pass_tokens_total %llu\n",
               (unsigned long long)g->pass_tokens);
+    sb_printf(&b, "# HELP airlock_store_gate_queries_total Catalogue queries checking that a store model is still "
+                  "published (requests answered by the cache, which any catalogue change clears, are not counted).\n"
+                  "# TYPE airlock_store_gate_queries_total counter\nairlock_store_gate_queries_total %llu\n",
+              (unsigned long long)g->gate_queries);
     if (b.failed) {
         free(b.p);
         return NULL;

@@ -33,6 +33,7 @@ typedef struct srv_metrics_gauges {
     const uint64_t *passes;       /* forward passes by kind */
     int n_pass_kinds;
     uint64_t pass_tokens;         /* tokens of all passes */
+    uint64_t gate_queries;        /* store gate queries (not answered by its cache) */
 } srv_metrics_gauges;
 
 /* Renders everything; returns a malloc'd NUL-terminated string (caller

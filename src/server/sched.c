@@ -9,6 +9,13 @@
  * prefilled, so running streams keep flowing while new prompts come in
  * (srv_pass_budget: unless more sequences wait for their prompt than
  * decode, which fills the pass with prompt).
+ *
+ * Locking: the mutex `mu` guards the queue, each model's state and pins,
+ * the jobs' shared output and the counters, and is never held across slow
+ * work. The scheduler thread lets it go around each forward pass and the
+ * sampling that follows (slot_sample; slot_publish hands the result over
+ * under the lock); models are loaded and evicted outside it (model_state,
+ * model_load, model_evict); the store gate has its own (srv_gate_check).
  */
 #include "server/sched.h"
 
@@ -17,8 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sampling/grammar.h"
 #include "store/store.h"
@@ -36,16 +46,33 @@ typedef struct slot {
     int32_t next_tok;
     uint64_t admit_tick;     /* admission order, for fair prefill */
     uint64_t used_tick;      /* last use, to pick which free slot to reuse */
-    al_sampler *smp;         /* owned, per job */
-    al_detok *dt;            /* owned, per job */
-    al_stop *st;             /* owned, per job */
-    al_grammar_matcher *gm;  /* owned, per job with a grammar */
-    al_token_trie *own_trie; /* owned: a job's trie with other markers than the model's (rare) */
+    al_gen *gen;             /* owned, per generate job: sampler, grammar, detokenizer, stops */
     double *emb_sum;         /* (n_embd) for embedding jobs */
     int32_t chunk_start, chunk_len; /* this step's tokens in the batch */
     al_context *ctx;         /* the owning model's context (borrowed), for hygiene */
     int32_t seq;             /* this slot's sequence in ctx */
+    /* What slot_sample made of this pass's token without the lock, until
+     * slot_publish hands it to the job under the lock: */
+    char *out;               /* (out_cap) text, n_out bytes */
+    size_t n_out, out_cap;
+    bool out_sampled;        /* a token was sampled (counts in n_gen) */
+    bool out_has_ti;         /* out_ti holds its logprobs */
+    srv_tok_info out_ti;
+    srv_finish out_fin;      /* SRV_FINISH_NONE: the job goes on */
 } slot;
+
+/* A model's life (srv_model.state, guarded by the scheduler's lock):
+ *   UNLOADED -> LOADING  the first acquirer becomes its loader; requests
+ *                        for the model wait on model_cv meanwhile
+ *   LOADING  -> READY    hashed, mapped, budget reserved, context made
+ *   LOADING  -> UNLOADED the load failed: every waiter gets its error
+ *                        (a blob that failed its hash is refused for good)
+ *   READY    -> EVICTING a loader needs its memory and nothing pins it
+ *   EVICTING -> UNLOADED freed by that loader
+ * The slow steps (hash, map, context, free) run without the lock; only
+ * the thread that moved a model into LOADING or EVICTING touches its
+ * weights, context and slots until it moves it out again. */
+typedef enum model_state { MODEL_UNLOADED = 0, MODEL_LOADING, MODEL_READY, MODEL_EVICTING } model_state;
 
 struct srv_model {
     char *name, *path, *chat_format; /* owned */
@@ -56,13 +83,23 @@ struct srv_model {
     atomic_bool gone;        /* no longer published in the store (hot reload): not found, not
                                 listed; unloaded once unpinned; the entry stays (HTTP threads
                                 may hold a pointer) and comes back if republished as it was */
-    al_model *model;         /* NULL when not loaded */
-    al_context *ctx;         /* created by the scheduler on first job */
-    slot *slots;             /* (n_parallel) with ctx */
-    float *lbuf;             /* (n_vocab) logits scratch for constraints */
+    model_state state;
+    uint64_t load_seq;       /* load attempts ended (waiters tell theirs from a later one) */
+    al_status load_st;       /* how the last one ended */
+    al_error load_err;
+    /* the gate's cached pass (gate_mu): valid while the catalogue version
+     * and the scheduler's gate epoch are these */
+    bool gate_ok;
+    uint64_t gate_ver, gate_epoch;
+    /* weights, context and slots: READY only (see model_state) */
+    al_model *model;
+    al_context *ctx;
+    slot *slots;             /* (n_slots) */
     al_model_info info;
     bool info_valid;
-    int refs;                /* pins: jobs in flight and acquirers */
+    int refs;                /* pins: acquirers (whose jobs are in flight), a loader
+                                until its caller has the model, the scheduler thread
+                                while it steps the model without the lock */
     uint64_t bytes;
     uint64_t lru_tick;
     double last_used_wall;
@@ -93,8 +130,13 @@ struct srv_sched {
     srv_sched_params p;
     srv_model *models;       /* (SRV_SCHED_MAX_MODELS); entries never move or go away */
     _Atomic size_t n_models; /* entries in use: grows under mu (srv_sched_add_model), read without */
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;
+    pthread_mutex_t mu;      /* the queue, the models' states and pins, the jobs'
+                                shared fields, the counters below */
+    pthread_cond_t work_cv;  /* the scheduler thread waits for work */
+    pthread_cond_t model_cv; /* broadcast when a model leaves LOADING or EVICTING */
+    pthread_mutex_t gate_mu; /* the gate's cache (srv_gate_check); never held with mu */
+    uint64_t gate_epoch;     /* bumped by srv_sched_gate_invalidate */
+    uint64_t gate_queries;   /* times the gate itself ran */
     pthread_t thread;
     bool thread_started;
     bool stopping;
@@ -375,7 +417,7 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->digest = m->digest;
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
-    out->loaded = m->model != NULL;
+    out->loaded = m->state == MODEL_READY;
     out->bytes = m->bytes;
     out->last_used = m->last_used_wall;
     out->info = m->info;
@@ -385,27 +427,24 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
 
 static void slot_release_job_state(slot *sl)
 {
-    al_sampler_free(sl->smp);
-    al_detok_free(sl->dt);
-    al_stop_free(sl->st);
-    al_grammar_matcher_free(sl->gm);
-    al_token_trie_free(sl->own_trie);
-    sl->own_trie = NULL;
+    al_gen_free(sl->gen);
     free(sl->emb_sum);
-    sl->smp = NULL;
-    sl->dt = NULL;
-    sl->st = NULL;
-    sl->gm = NULL;
+    sl->gen = NULL;
     sl->emb_sum = NULL;
 }
 
-/* Frees the model's context and weights (lock held, refs == 0). */
-static void model_unload(srv_sched *s, srv_model *m)
+/* Frees the model's context, slots and weights. Called without the lock on
+ * a model that is LOADING (a failed load) or EVICTING: no other thread
+ * touches these fields in those states. */
+static void model_unload(srv_model *m)
 {
     if (m->slots) {
         for (uint32_t i = 0; i < m->n_slots; i++) {
             slot_release_job_state(&m->slots[i]);
             free(m->slots[i].hist);
+            if (m->slots[i].out)
+                explicit_bzero(m->slots[i].out, m->slots[i].out_cap);
+            free(m->slots[i].out);
         }
         free(m->slots);
         m->slots = NULL;
@@ -416,7 +455,6 @@ static void model_unload(srv_sched *s, srv_model *m)
     m->ctx = NULL;
     al_model_free(m->model);
     m->model = NULL;
-    free(m->lbuf);
     free(m->b_tok);
     free(m->b_pos);
     free(m->b_seq);
@@ -432,111 +470,20 @@ static void model_unload(srv_sched *s, srv_model *m)
     m->trie_sp = NULL;
     m->sp_toks = NULL;
     m->n_sp_toks = 0;
-    m->lbuf = NULL;
     m->b_tok = m->b_pos = m->b_seq = NULL;
     m->b_logits = NULL;
-    s->loaded_bytes -= m->bytes;
-    m->bytes = 0;
 }
 
-al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err)
+/* Creates the context and slots of a model being loaded (without the lock:
+ * the model is LOADING, so only its loader touches these fields). */
+static al_status model_make_ctx(srv_sched *s, srv_model *m, const al_model_info *info, al_error *err)
 {
-    pthread_mutex_lock(&s->mu);
-    al_status st = AL_OK;
-    if (atomic_load(&m->gone)) {
-        st = al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store", m->name);
-    } else if (m->refused) {
-        if (err)
-            *err = m->refused_err;
-        st = m->refused_err.status;
-    } else if (s->p.gate) {
-        /* Every use, not only the load: a model rejected or removed from
-         * the store while loaded stops being served at once. */
-        st = s->p.gate(s->p.gate_user, m->name, m->digest, err);
-    }
-    if (st == AL_OK && !m->model && m->digest) {
-        /* A store blob is re-hashed every time it is loaded: a blob changed
-         * at rest is refused for good, never mapped. */
-        al_error verr = {0};
-        st = al_store_verify_blob(m->path, m->digest, &verr);
-        if (st == AL_ERR_CRYPTO) {
-            al_err(&m->refused_err, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)",
-                   m->name, verr.msg);
-            m->refused = true;
-            fprintf(stderr, "airlock serve: %s\n", m->refused_err.msg);
-            if (err)
-                *err = m->refused_err;
-        } else if (st && err) {
-            *err = verr;
-        }
-    }
-    if (st == AL_OK && !m->model) {
-        al_model_params mp = al_model_default_params();
-        al_model *model = NULL;
-        st = al_model_load(m->path, &mp, &model, err);
-        if (st == AL_OK) {
-            uint64_t bytes;
-            al_model_get_info(model, &m->info);
-            m->info_valid = true;
-            bytes = m->info.file_bytes + al_model_kv_bytes(model, s->p.n_ctx, s->p.n_parallel);
-            /* Evict idle models, least recently used first, until it fits. */
-            while (s->p.memory_budget && s->loaded_bytes + bytes > s->p.memory_budget) {
-                srv_model *victim = NULL;
-                for (size_t i = 0; i < s->n_models; i++) {
-                    srv_model *c = &s->models[i];
-                    if (c != m && c->model && c->refs == 0 && (!victim || c->lru_tick < victim->lru_tick))
-                        victim = c;
-                }
-                if (!victim)
-                    break;
-                model_unload(s, victim);
-            }
-            if (s->p.memory_budget && s->loaded_bytes + bytes > s->p.memory_budget) {
-                al_model_free(model);
-                st = al_err(err, AL_ERR_LIMIT,
-                            "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
-                            "of %llu are free (other models are busy)",
-                            m->name, (unsigned long long)bytes,
-                            (unsigned long long)(s->p.memory_budget - s->loaded_bytes),
-                            (unsigned long long)s->p.memory_budget);
-            } else {
-                m->model = model;
-                m->bytes = bytes;
-                s->loaded_bytes += bytes;
-            }
-        }
-    }
-    if (st == AL_OK) {
-        m->refs++;
-        m->lru_tick = ++s->tick;
-        m->last_used_wall = (double)time(NULL);
-        *out = m->model;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return st;
-}
-
-void srv_model_release(srv_sched *s, srv_model *m)
-{
-    pthread_mutex_lock(&s->mu);
-    if (m->refs > 0)
-        m->refs--;
-    if (m->refs == 0 && m->model && atomic_load(&m->gone))
-        model_unload(s, m); /* its last request is done: free its memory now */
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Creates the context and slots of a loaded model (lock held). */
-static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
-{
-    if (m->ctx)
-        return AL_OK;
     al_context_params cp = al_context_default_params();
-    m->enc = !m->info.causal;
+    m->enc = !info->causal;
     m->n_slots = m->enc ? ENC_SLOTS : s->p.n_parallel;
     m->n_batch = s->p.n_batch;
     if (m->enc) {
-        const uint32_t ctx = s->p.n_ctx < m->info.n_ctx_train ? s->p.n_ctx : m->info.n_ctx_train;
+        const uint32_t ctx = s->p.n_ctx < info->n_ctx_train ? s->p.n_ctx : info->n_ctx_train;
         m->n_batch = m->n_batch > ENC_BATCH ? m->n_batch : ENC_BATCH;
         m->n_batch = m->n_batch > ctx ? m->n_batch : ctx;
     }
@@ -558,38 +505,274 @@ static al_status model_ensure_ctx(srv_sched *s, srv_model *m, al_error *err)
         return st;
     size_t nb = (size_t)m->n_batch + m->n_slots;
     m->slots = calloc(m->n_slots, sizeof(slot));
-    m->lbuf = malloc((size_t)m->info.n_vocab * sizeof(float));
     m->b_tok = malloc(nb * sizeof(int32_t));
     m->b_pos = malloc(nb * sizeof(int32_t));
     m->b_seq = malloc(nb * sizeof(int32_t));
     m->b_logits = malloc(nb * sizeof(bool));
-    bool ok = m->slots && m->lbuf && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
+    bool ok = m->slots && m->b_tok && m->b_pos && m->b_seq && m->b_logits;
     for (uint32_t i = 0; ok && i < m->n_slots; i++) {
         m->slots[i].hist = malloc((size_t)s->p.n_ctx * sizeof(int32_t));
         m->slots[i].ctx = m->ctx;
         m->slots[i].seq = (int32_t)i;
         ok = m->slots[i].hist != NULL;
     }
-    if (!ok) {
-        /* model_unload frees what was allocated; keep the weights. */
-        if (m->slots)
-            for (uint32_t i = 0; i < m->n_slots; i++)
-                free(m->slots[i].hist);
-        free(m->slots);
-        free(m->lbuf);
-        free(m->b_tok);
-        free(m->b_pos);
-        free(m->b_seq);
-        free(m->b_logits);
-        m->slots = NULL;
-        m->lbuf = NULL;
-        m->b_tok = m->b_pos = m->b_seq = NULL;
-        m->b_logits = NULL;
-        al_context_free(m->ctx);
-        m->ctx = NULL;
+    if (!ok)
         return al_err(err, AL_ERR_NOMEM, "out of memory for the slots of model '%s'", m->name);
-    }
     return AL_OK;
+}
+
+/* Frees a READY model that nothing pins (lock held on entry and exit; let
+ * go while the weights, context and slots are freed): EVICTING meanwhile,
+ * UNLOADED after; its bytes leave the budget at once. Whoever waits for
+ * the model (srv_model_acquire) then loads it again. */
+static void model_evict(srv_sched *s, srv_model *m)
+{
+    m->state = MODEL_EVICTING;
+    s->loaded_bytes -= m->bytes;
+    pthread_mutex_unlock(&s->mu);
+    model_unload(m);
+    pthread_mutex_lock(&s->mu);
+    m->bytes = 0;
+    m->state = MODEL_UNLOADED;
+    pthread_cond_broadcast(&s->model_cv);
+}
+
+/* Makes room for `bytes` in the memory budget (lock held; it is released
+ * while an evicted model is freed): evicts READY models that nothing pins,
+ * least recently used first, and reserves the bytes. False when the pinned
+ * or loading models leave too little. */
+static bool budget_reserve(srv_sched *s, const srv_model *m, uint64_t bytes)
+{
+    for (;;) {
+        if (!s->p.memory_budget || s->loaded_bytes + bytes <= s->p.memory_budget) {
+            s->loaded_bytes += bytes;
+            return true;
+        }
+        srv_model *victim = NULL;
+        for (size_t i = 0; i < s->n_models; i++) {
+            srv_model *c = &s->models[i];
+            if (c != m && c->state == MODEL_READY && c->refs == 0 && (!victim || c->lru_tick < victim->lru_tick))
+                victim = c;
+        }
+        if (!victim)
+            return false;
+        model_evict(s, victim);
+    }
+}
+
+/* A load's slow part and its outcome (see model_load). */
+typedef struct load_work {
+    srv_sched *s;
+    srv_model *m;
+    int pack_threads;        /* for al_model_params.n_threads */
+    al_status st;
+    al_error err;
+    bool refuse;             /* the blob failed its hash */
+    bool reserved;           /* bytes are counted in loaded_bytes */
+    al_model_info info;
+    uint64_t bytes;
+} load_work;
+
+/* Below the scheduler thread: the nice value of a loader thread (and of the
+ * threads that pack the weights, which inherit it). */
+#define LOADER_NICE 10
+
+/* Re-hashes, maps, reserves the budget and makes the context of a LOADING
+ * model, without the lock (budget_reserve takes it a moment). */
+static void load_work_run(load_work *w)
+{
+    srv_sched *s = w->s;
+    srv_model *m = w->m;
+    if (m->digest) {
+        /* A store blob is re-hashed every time it is loaded: a blob changed
+         * at rest is refused for good, never mapped. */
+        al_error verr = {0};
+        w->st = al_store_verify_blob(m->path, m->digest, &verr);
+        if (w->st == AL_ERR_CRYPTO) {
+            al_err(&w->err, AL_ERR_CRYPTO, "model '%s' refused: its blob failed the integrity check (%s)", m->name,
+                   verr.msg);
+            w->refuse = true;
+        } else if (w->st) {
+            w->err = verr;
+        }
+    }
+    if (w->st == AL_OK) {
+        al_model_params mp = al_model_default_params();
+        mp.n_threads = w->pack_threads;
+        w->st = al_model_load(m->path, &mp, &m->model, &w->err);
+    }
+    if (w->st == AL_OK) {
+        al_model_get_info(m->model, &w->info);
+        w->bytes = w->info.file_bytes + al_model_kv_bytes(m->model, s->p.n_ctx, s->p.n_parallel);
+        pthread_mutex_lock(&s->mu);
+        w->reserved = budget_reserve(s, m, w->bytes);
+        const uint64_t free_b = s->p.memory_budget > s->loaded_bytes ? s->p.memory_budget - s->loaded_bytes : 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!w->reserved)
+            w->st = al_err(&w->err, AL_ERR_LIMIT,
+                           "model '%s' needs %llu bytes (weights + KV cache) but only %llu of the memory budget "
+                           "of %llu are free (other models are busy)",
+                           m->name, (unsigned long long)w->bytes, (unsigned long long)free_b,
+                           (unsigned long long)s->p.memory_budget);
+    }
+    if (w->st == AL_OK)
+        w->st = model_make_ctx(s, m, &w->info, &w->err);
+    if (w->st)
+        model_unload(m);
+}
+
+static void *loader_main(void *arg)
+{
+    /* per thread on Linux; raising it needs no privilege */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LOADER_NICE);
+    load_work_run(arg);
+    return NULL;
+}
+
+/* Loads m (lock held on entry and exit, state UNLOADED): marks it LOADING,
+ * then, without the lock and in a thread of lower priority than the
+ * scheduler's (the caller waits for it), re-hashes a store blob, maps the
+ * weights, reserves the memory budget (evicting idle models) and creates
+ * the context and slots. On success m is READY and pinned once for the
+ * caller; on failure it is UNLOADED again (or refused, when the blob failed
+ * its hash) and the error is kept in m->load_err for the requests that
+ * waited on this load. */
+static al_status model_load(srv_sched *s, srv_model *m, al_error *err)
+{
+    m->state = MODEL_LOADING;
+    /* Streams running: the weights are packed with a core fewer, so that
+     * the scheduler thread keeps one (the load takes longer, they do not
+     * stall). */
+    const int cores = al_physical_cores_count();
+    load_work w = {.s = s, .m = m, .pack_threads = s->n_active > 0 ? (cores > 1 ? cores - 1 : 1) : 0};
+    pthread_mutex_unlock(&s->mu);
+
+    pthread_t th;
+    if (pthread_create(&th, NULL, loader_main, &w) == 0)
+        pthread_join(th, NULL);
+    else
+        load_work_run(&w); /* no thread to spare: on this one */
+
+    pthread_mutex_lock(&s->mu);
+    m->load_seq++;
+    m->load_st = w.st;
+    m->load_err = w.err;
+    if (w.st == AL_OK) {
+        m->info = w.info;
+        m->info_valid = true;
+        m->bytes = w.bytes;
+        m->state = MODEL_READY;
+        m->refs++;
+    } else {
+        if (w.reserved)
+            s->loaded_bytes -= w.bytes;
+        m->state = MODEL_UNLOADED;
+        if (w.refuse) {
+            m->refused_err = w.err;
+            m->refused = true;
+            fprintf(stderr, "airlock serve: %s\n", w.err.msg);
+        }
+        if (err)
+            *err = w.err;
+    }
+    pthread_cond_broadcast(&s->model_cv);
+    return w.st;
+}
+
+/* The gate for one use of m. Its answer is cached per model while the
+ * catalogue's version (gate_version) and the invalidation epoch stay the
+ * same, so a request costs no SQLite query unless the store changed; only
+ * a pass is cached (a refusal is asked again). Serialised by gate_mu, never
+ * under the scheduler's lock. */
+al_status srv_gate_check(srv_sched *s, srv_model *m, al_error *err)
+{
+    if (!s->p.gate)
+        return AL_OK;
+    pthread_mutex_lock(&s->gate_mu);
+    uint64_t ver = 0;
+    const bool cacheable = s->p.gate_version && s->p.gate_version(s->p.gate_user, &ver) == AL_OK;
+    if (cacheable && m->gate_ok && m->gate_ver == ver && m->gate_epoch == s->gate_epoch) {
+        pthread_mutex_unlock(&s->gate_mu);
+        return AL_OK;
+    }
+    al_error e = {0};
+    al_status st = s->p.gate(s->p.gate_user, m->name, m->digest, &e);
+    m->gate_ok = cacheable && st == AL_OK;
+    m->gate_ver = ver;
+    m->gate_epoch = s->gate_epoch;
+    s->gate_queries++;
+    pthread_mutex_unlock(&s->gate_mu);
+    if (st && err)
+        *err = e;
+    return st;
+}
+
+void srv_sched_gate_invalidate(srv_sched *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    s->gate_epoch++;
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err)
+{
+    if (atomic_load(&m->gone))
+        return al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store", m->name);
+    /* Every use, not only the load: a model rejected or removed from the
+     * store while loaded stops being served at once. */
+    al_status st = srv_gate_check(s, m, err);
+    if (st)
+        return st;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (atomic_load(&m->gone)) { /* removed while this request waited */
+            st = al_err(err, AL_ERR_NOT_FOUND, "the model '%s' is no longer published in the store", m->name);
+            break;
+        }
+        if (m->refused) {
+            if (err)
+                *err = m->refused_err;
+            st = m->refused_err.status;
+            break;
+        }
+        if (m->state == MODEL_READY) {
+            m->refs++;
+            break;
+        }
+        if (m->state == MODEL_UNLOADED) {
+            st = model_load(s, m, err);
+            break;
+        }
+        /* Another thread loads or evicts it: wait. A load that fails fails
+         * every request that waited on it, with its error. */
+        const bool was_loading = m->state == MODEL_LOADING;
+        const uint64_t seq = m->load_seq;
+        while (m->state == MODEL_LOADING || m->state == MODEL_EVICTING)
+            pthread_cond_wait(&s->model_cv, &s->mu);
+        if (was_loading && m->state == MODEL_UNLOADED && m->load_seq != seq && m->load_st && !m->refused) {
+            st = m->load_st;
+            if (err)
+                *err = m->load_err;
+            break;
+        }
+    }
+    if (st == AL_OK) {
+        m->lru_tick = ++s->tick;
+        m->last_used_wall = (double)time(NULL);
+        *out = m->model;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+void srv_model_release(srv_sched *s, srv_model *m)
+{
+    pthread_mutex_lock(&s->mu);
+    if (m->refs > 0)
+        m->refs--;
+    if (m->refs == 0 && m->state == MODEL_READY && atomic_load(&m->gone))
+        model_evict(s, m); /* its last request is done: free its memory now */
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ------------------------------------------------------------- scheduling */
@@ -624,24 +807,70 @@ static void slot_finish(srv_sched *s, slot *sl, srv_finish f)
         s->n_active--;
 }
 
-/* Sends the detokenizer's and the stop matcher's held-back text (lock held). */
+/* Keeps text for the job until slot_publish (scheduler thread, no lock). */
+static void slot_emit(slot *sl, const char *t, size_t n)
+{
+    if (n == 0 || !t)
+        return;
+    if (sl->n_out + n > sl->out_cap) {
+        size_t cap = sl->out_cap ? sl->out_cap : 64;
+        while (cap < sl->n_out + n)
+            cap *= 2;
+        /* grown by hand, as job_append: no generated text left in freed memory */
+        char *nb = malloc(cap);
+        if (!nb)
+            return; /* dropped: the request will be short, never corrupt */
+        if (sl->out) {
+            memcpy(nb, sl->out, sl->n_out);
+            explicit_bzero(sl->out, sl->out_cap);
+            free(sl->out);
+        }
+        sl->out = nb;
+        sl->out_cap = cap;
+    }
+    memcpy(sl->out + sl->n_out, t, n);
+    sl->n_out += n;
+}
+
+/* Ends the slot's job with f once its output is published (no lock). */
+static void slot_end(slot *sl, srv_finish f)
+{
+    sl->out_fin = f;
+}
+
+/* Hands what slot_sample made to the job and wakes its reader, or ends the
+ * job as slot_sample decided (lock held). */
+static void slot_publish(srv_sched *s, slot *sl)
+{
+    srv_job *j = sl->job;
+    if (sl->out_sampled) {
+        if (j->n_gen == 0)
+            j->t_first = srv_now();
+        j->n_gen++;
+        s->st_gen++;
+    }
+    if (sl->out_has_ti)
+        job_add_tok(j, &sl->out_ti);
+    job_append(j, sl->out, sl->n_out);
+    if (sl->n_out)
+        explicit_bzero(sl->out, sl->n_out);
+    const srv_finish f = sl->out_fin;
+    sl->n_out = 0;
+    sl->out_sampled = sl->out_has_ti = false;
+    sl->out_fin = SRV_FINISH_NONE;
+    if (f != SRV_FINISH_NONE)
+        slot_finish(s, sl, f);
+    else
+        pthread_cond_broadcast(&j->cv);
+}
+
+/* Ends the slot's generation early and keeps the text its session held
+ * back for slot_publish (no lock). */
 static void slot_flush_text(slot *sl)
 {
     size_t n = 0;
-    const char *t = sl->dt ? al_detok_flush(sl->dt, &n) : NULL;
-    const char *emit = NULL;
-    size_t n_emit = 0;
-    if (t && n && sl->st) {
-        if (al_stop_feed(sl->st, t, n, &emit, &n_emit)) {
-            job_append(sl->job, emit, n_emit);
-            return;
-        }
-        job_append(sl->job, emit, n_emit);
-    }
-    if (sl->st) {
-        t = al_stop_flush(sl->st, &n);
-        job_append(sl->job, t, n);
-    }
+    const char *t = al_gen_finish(sl->gen, &n);
+    slot_emit(sl, t, n);
 }
 
 static int32_t lcp(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
@@ -674,15 +903,17 @@ static bool prompt_pending(const srv_sched *s, const srv_job *j)
     return j->model->slots[i].n_done < j->n_prompt - 1;
 }
 
-/* Puts a queued job into a free slot of its model; false if none is free. */
-/* The matcher of a grammar that writes control-token markers: over the
- * model's marker trie (made for the first such job), or, when a job lists
- * other markers than that trie's, over a trie of its own with the
- * matcher's own small cache. */
-static bool admit_marker_grammar(srv_model *m, slot *sl, const srv_job *j)
+/* The trie and mask cache for a grammar that writes control-token
+ * markers: the model's marker trie (made for the first such job) and its
+ * cache when the job lists the same markers; otherwise *trie stays NULL and
+ * the job's session makes a trie of its own (rare). False when out of
+ * memory. */
+static bool marker_trie(srv_model *m, const srv_job *j, const al_token_trie **trie, al_grammar_cache **cache)
 {
     const al_vocab *voc = al_model_vocab(m->model);
     size_t bytes = j->n_grammar_special * sizeof(int32_t);
+    *trie = NULL;
+    *cache = NULL;
     if (!m->trie_sp) {
         m->sp_toks = malloc(bytes);
         if (!m->sp_toks)
@@ -700,20 +931,59 @@ static bool admit_marker_grammar(srv_model *m, slot *sl, const srv_job *j)
     if (m->n_sp_toks == j->n_grammar_special && !memcmp(m->sp_toks, j->grammar_special, bytes)) {
         if (!m->gcache_sp)
             m->gcache_sp = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
-        sl->gm = m->gcache_sp ? al_grammar_matcher_new(j->grammar, m->trie_sp, m->gcache_sp) : NULL;
-        return sl->gm != NULL;
+        if (!m->gcache_sp)
+            return false;
+        *trie = m->trie_sp;
+        *cache = m->gcache_sp;
     }
-    sl->own_trie = al_token_trie_new_with(voc, j->grammar_special, j->n_grammar_special);
-    sl->gm = sl->own_trie ? al_grammar_matcher_new(j->grammar, sl->own_trie, NULL) : NULL;
-    return sl->gm != NULL;
+    return true;
 }
 
+/* The generation session of a job (NULL with err on failure): the
+ * vocabulary's trie and mask cache for a grammar are made once per model
+ * and shared by its jobs (all used on the scheduler thread). */
+static al_gen *job_gen_new(srv_model *m, const srv_job *j, al_error *err)
+{
+    al_gen_params gp = al_gen_default_params();
+    gp.sampler = j->sp;
+    gp.max_tokens = j->max_tokens;
+    gp.stops = (const char *const *)j->stops;
+    gp.n_stops = j->n_stops;
+    gp.render_special = j->render_special;
+    gp.bias_tok = j->bias_tok;
+    gp.bias_val = j->bias_val;
+    gp.n_bias = j->n_bias;
+    gp.grammar = j->grammar;
+    gp.grammar_special = j->grammar_special;
+    gp.n_grammar_special = j->n_grammar_special;
+    gp.logprobs = j->want_logprobs;
+    gp.top_logprobs = j->top_logprobs;
+    bool ok = true;
+    if (j->grammar && !j->n_grammar_special) {
+        if (!m->trie)
+            m->trie = al_token_trie_new(al_model_vocab(m->model));
+        if (!m->gcache)
+            m->gcache = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
+        ok = m->trie && m->gcache;
+        gp.trie = m->trie;
+        gp.cache = m->gcache;
+    } else if (j->grammar) {
+        ok = marker_trie(m, j, &gp.trie, &gp.cache);
+    }
+    if (!ok) {
+        al_err(err, AL_ERR_NOMEM, "out of memory for a request's sampler");
+        return NULL;
+    }
+    return al_gen_new(m->model, &gp, err);
+}
+
+/* Puts a queued job into a free slot of its model; false if none is free. */
 static bool admit(srv_sched *s, srv_job *j)
 {
     srv_model *m = j->model;
-    al_error err = {0};
-    if (model_ensure_ctx(s, m, &err)) {
-        j->err = err;
+    if (m->state != MODEL_READY) {
+        /* the submitter pins the model (srv_model_acquire) before it submits */
+        al_err(&j->err, AL_ERR_STATE, "model '%s' is not loaded", m->name);
         job_finish(s, j, SRV_FINISH_ERROR);
         return true;
     }
@@ -770,141 +1040,57 @@ static bool admit(srv_sched *s, srv_job *j)
     s->st_cached += (uint64_t)keep;
     s->st_prompt += (uint64_t)j->n_prompt;
     bool ok = true;
+    al_error gerr = {0};
     if (j->kind == SRV_JOB_GENERATE) {
-        sl->smp = al_sampler_new(&j->sp, (int32_t)m->info.n_vocab);
-        sl->dt = al_detok_new(al_model_vocab(m->model), j->render_special);
-        sl->st = al_stop_new((const char *const *)j->stops, j->n_stops);
-        ok = sl->smp && sl->dt && sl->st;
-        if (ok && j->grammar && !j->n_grammar_special) {
-            /* the vocabulary trie and the mask cache: once per model */
-            if (!m->trie)
-                m->trie = al_token_trie_new(al_model_vocab(m->model));
-            if (!m->gcache)
-                m->gcache = al_grammar_cache_new((int32_t)m->info.n_vocab, GRAMMAR_CACHE_MASKS);
-            sl->gm = m->trie && m->gcache ? al_grammar_matcher_new(j->grammar, m->trie, m->gcache) : NULL;
-            ok = sl->gm != NULL;
-        } else if (ok && j->grammar) {
-            ok = admit_marker_grammar(m, sl, j);
-        }
+        sl->gen = job_gen_new(m, j, &gerr);
+        ok = sl->gen != NULL;
     } else {
         sl->emb_sum = calloc(m->info.n_embd, sizeof(double));
         ok = sl->emb_sum != NULL;
+        if (!ok)
+            al_err(&gerr, AL_ERR_NOMEM, "out of memory for a request's sampler");
     }
     sl->job = j;
     s->n_active++;
     if (!ok) {
-        al_err(&j->err, AL_ERR_NOMEM, "out of memory for a request's sampler");
+        j->err = gerr;
         slot_finish(s, sl, SRV_FINISH_ERROR);
     }
     return true;
 }
 
-/* Top-k of logits as log-probabilities: one pass keeping the k best in
- * order (ties: the lower token id first). */
-static void fill_logprobs(const float *logits, int32_t n_vocab, int32_t tok, int32_t k, srv_tok_info *ti)
-{
-    float mx = -INFINITY;
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (logits[i] > mx)
-            mx = logits[i];
-    double sum = 0;
-    for (int32_t i = 0; i < n_vocab; i++)
-        sum += exp((double)(logits[i] - mx));
-    float lse = mx + (float)log(sum);
-    ti->token = tok;
-    ti->logprob = logits[tok] - lse;
-    if (k > n_vocab)
-        k = n_vocab;
-    int32_t n = 0;
-    for (int32_t i = 0; k > 0 && i < n_vocab; i++) {
-        float v = logits[i];
-        if (n == k && !(v > logits[ti->top_id[n - 1]]))
-            continue;
-        int32_t q = n < k ? n++ : n - 1;
-        while (q > 0 && v > logits[ti->top_id[q - 1]]) {
-            ti->top_id[q] = ti->top_id[q - 1];
-            q--;
-        }
-        ti->top_id[q] = i;
-    }
-    for (int32_t q = 0; q < n; q++)
-        ti->top_lp[q] = logits[ti->top_id[q]] - lse;
-    ti->n_top = n;
-}
-
-/* Samples the next token of a slot from its logits and emits text (lock held). */
+/* Samples the next token of a slot from its logits with the job's
+ * generation session (bias, grammar, sampler, logprobs, detokenizer, stop
+ * strings) without the lock: the slot and its session belong to the
+ * scheduler thread. What it makes waits in the slot for slot_publish. */
 static void slot_sample(srv_sched *s, srv_model *m, int32_t seq, slot *sl, const float *logits)
 {
     srv_job *j = sl->job;
-    const al_vocab *voc = al_model_vocab(m->model);
-    int32_t n_vocab = (int32_t)m->info.n_vocab;
-    const float *lg = logits;
-    if (sl->gm || j->n_bias) {
-        memcpy(m->lbuf, logits, (size_t)n_vocab * sizeof(float));
-        /* logit_bias first, then the grammar (response_format, format,
-         * grammar, tool_choice): the tokens that keep the output a prefix of
-         * the grammar's language; end-of-generation only once it is
-         * complete. A bias cannot bring back a token the grammar masks. */
-        for (size_t i = 0; i < j->n_bias; i++)
-            if (j->bias_tok[i] >= 0 && j->bias_tok[i] < n_vocab)
-                m->lbuf[j->bias_tok[i]] += j->bias_val[i];
-        if (sl->gm && al_grammar_matcher_apply(sl->gm, m->lbuf) != AL_OK) {
-            al_err(&j->err, AL_ERR_NOMEM, "out of memory for the grammar's token mask");
-            slot_finish(s, sl, SRV_FINISH_ERROR);
-            return;
-        }
-        lg = m->lbuf;
+    al_gen_token out;
+    if (al_gen_sample(sl->gen, logits, &out, &j->err) != AL_OK) {
+        slot_end(sl, SRV_FINISH_ERROR);
+        return;
     }
-    int32_t tok = al_sampler_sample(sl->smp, lg);
-    al_sampler_accept(sl->smp, tok);
-    if (j->n_gen == 0)
-        j->t_first = srv_now();
-    j->n_gen++;
-    s->st_gen++;
+    sl->out_sampled = true;
     if (j->want_logprobs) {
-        srv_tok_info ti;
-        fill_logprobs(logits, n_vocab, tok, j->top_logprobs, &ti);
-        job_add_tok(j, &ti);
+        sl->out_ti = out.lp;
+        sl->out_has_ti = true;
     }
-    bool grammar_done = false;
-    if (sl->gm && !al_vocab_is_eog(voc, tok)) {
-        /* refused only when every token was masked (-inf everywhere) */
-        if (al_grammar_matcher_accept_token(sl->gm, tok) != AL_OK) {
-            al_err(&j->err, AL_ERR_STATE, "the grammar allows no token here");
-            slot_finish(s, sl, SRV_FINISH_ERROR);
-            return;
-        }
-        grammar_done = al_grammar_matcher_done(sl->gm);
+    slot_emit(sl, out.text, out.n_text);
+    if (out.end != AL_GEN_CONTINUE) {
+        /* end of generation, a stop string, the grammar complete, max_tokens */
+        slot_end(sl, out.end == AL_GEN_END_LENGTH ? SRV_FINISH_LENGTH : SRV_FINISH_STOP);
+        return;
     }
-    if (al_vocab_is_eog(voc, tok)) {
+    if (sl->n_hist + 1 >= (int32_t)s->p.n_ctx) {
         slot_flush_text(sl);
-        slot_finish(s, sl, SRV_FINISH_STOP);
+        slot_end(sl, SRV_FINISH_LENGTH);
         return;
     }
-    size_t n = 0;
-    const char *piece = al_detok_push(sl->dt, tok, &n);
-    const char *emit = NULL;
-    size_t n_emit = 0;
-    if (al_stop_feed(sl->st, piece, n, &emit, &n_emit)) {
-        job_append(j, emit, n_emit);
-        slot_finish(s, sl, SRV_FINISH_STOP);
-        return;
-    }
-    job_append(j, emit, n_emit);
-    pthread_cond_broadcast(&j->cv);
-    if (grammar_done) {
-        slot_flush_text(sl);
-        slot_finish(s, sl, SRV_FINISH_STOP);
-        return;
-    }
-    if (j->n_gen >= j->max_tokens || sl->n_hist + 1 >= (int32_t)s->p.n_ctx) {
-        slot_flush_text(sl);
-        slot_finish(s, sl, SRV_FINISH_LENGTH);
-        return;
-    }
+    (void)m;
     (void)seq;
     sl->decoding = true;
-    sl->next_tok = tok;
+    sl->next_tok = out.token;
 }
 
 /* The job's vector from the slot's emb_sum (d values: a sum over the
@@ -969,9 +1155,11 @@ static bool model_step_enc(srv_sched *s, srv_model *m)
     s->st_pass_tokens += (uint64_t)n;
     al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
     al_error err = {0};
+    m->refs++; /* no eviction while the lock is let go */
     pthread_mutex_unlock(&s->mu);
     al_status st = al_decode(m->ctx, &b, &err);
     pthread_mutex_lock(&s->mu);
+    m->refs--;
     for (uint32_t i = 0; i < m->n_slots; i++) {
         slot *sl = &m->slots[i];
         if (!sl->job || sl->chunk_len == 0)
@@ -1029,7 +1217,7 @@ int32_t srv_pass_budget(const srv_sched_params *p, int32_t n_dec, uint32_t n_wai
  * around al_decode. Returns true when it did work. */
 static bool model_step(srv_sched *s, srv_model *m)
 {
-    if (!m->ctx)
+    if (m->state != MODEL_READY)
         return false;
     if (m->enc)
         return model_step_enc(s, m);
@@ -1093,9 +1281,28 @@ static bool model_step(srv_sched *s, srv_model *m)
 
     al_batch b = {.n_tokens = n, .tokens = m->b_tok, .pos = m->b_pos, .seq = m->b_seq, .logits = m->b_logits};
     al_error err = {0};
+    /* The forward pass and the sampling run without the lock: the slots,
+     * the context and the samplers belong to this thread; the pin keeps the
+     * model from eviction meanwhile. */
+    m->refs++;
     pthread_mutex_unlock(&s->mu);
     al_status st = al_decode(m->ctx, &b, &err);
+    for (uint32_t i = 0; i < np && st == AL_OK; i++) {
+        slot *sl = &m->slots[i];
+        if (!sl->job || sl->chunk_len == 0)
+            continue;
+        for (int32_t t = 0; t < sl->chunk_len; t++)
+            sl->hist[sl->n_hist++] = m->b_tok[sl->chunk_start + t];
+        if (sl->decoding) {
+            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start));
+            continue;
+        }
+        sl->n_done += sl->chunk_len;
+        if (sl->job->kind == SRV_JOB_GENERATE && sl->n_done >= sl->job->n_prompt)
+            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start + sl->chunk_len - 1));
+    }
     pthread_mutex_lock(&s->mu);
+    m->refs--;
 
     for (uint32_t i = 0; i < np; i++) {
         slot *sl = &m->slots[i];
@@ -1108,14 +1315,12 @@ static bool model_step(srv_sched *s, srv_model *m)
             slot_finish(s, sl, SRV_FINISH_ERROR);
             continue;
         }
-        for (int32_t t = 0; t < sl->chunk_len; t++)
-            sl->hist[sl->n_hist++] = m->b_tok[sl->chunk_start + t];
-        if (sl->decoding) {
-            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start));
+        if (sl->job->kind == SRV_JOB_GENERATE) {
+            if (sl->out_sampled || sl->out_fin != SRV_FINISH_NONE)
+                slot_publish(s, sl);
             continue;
         }
-        sl->n_done += sl->chunk_len;
-        if (sl->job->kind == SRV_JOB_EMBED) {
+        {
             /* a decoder's input may span passes: the mean is summed as it
              * goes; cls / last keep their token's state */
             uint32_t d = m->info.n_embd;
@@ -1151,10 +1356,7 @@ static bool model_step(srv_sched *s, srv_model *m)
             }
             if (sl->job && sl->n_done >= sl->job->n_prompt)
                 embed_finish(s, m, sl, d);
-            continue;
         }
-        if (sl->n_done >= sl->job->n_prompt)
-            slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start + sl->chunk_len - 1));
     }
     return true;
 }
@@ -1165,7 +1367,7 @@ static void reap(srv_sched *s)
     double now = srv_now();
     for (size_t mi = 0; mi < s->n_models; mi++) {
         srv_model *m = &s->models[mi];
-        if (!m->slots)
+        if (m->state != MODEL_READY)
             continue;
         for (uint32_t i = 0; i < m->n_slots; i++) {
             slot *sl = &m->slots[i];
@@ -1254,25 +1456,30 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
     out->active = s->n_active;
     out->n_models_loaded = 0;
     for (size_t i = 0; i < s->n_models; i++)
-        out->n_models_loaded += s->models[i].model != NULL;
+        out->n_models_loaded += s->models[i].state == MODEL_READY;
     out->prompt_tokens = s->st_prompt;
     out->generated_tokens = s->st_gen;
     out->cached_tokens = s->st_cached;
     memcpy(out->passes, s->st_passes, sizeof(out->passes));
     out->pass_tokens = s->st_pass_tokens;
     pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->gate_mu);
+    out->gate_queries = s->gate_queries;
+    pthread_mutex_unlock(&s->gate_mu);
 }
 
 bool srv_sched_ready(srv_sched *s)
 {
     bool ok = false;
     pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_models && !ok; i++)
+        ok = model_live(&s->models[i]) && s->models[i].state == MODEL_READY;
+    pthread_mutex_unlock(&s->mu);
+    /* the paths never change: no lock for the file system */
     for (size_t i = 0; i < s->n_models && !ok; i++) {
         struct stat stt;
-        ok = model_live(&s->models[i]) &&
-             (s->models[i].model != NULL || stat(s->models[i].path, &stt) == 0);
+        ok = model_live(&s->models[i]) && stat(s->models[i].path, &stt) == 0;
     }
-    pthread_mutex_unlock(&s->mu);
     return ok;
 }
 
@@ -1372,8 +1579,8 @@ bool srv_sched_remove_model(srv_sched *s, const char *name, const char *digest)
         found = true;
         /* Requests already admitted keep their pin and finish; the weights
          * go with the last of them (srv_model_release). */
-        if (m->refs == 0 && m->model)
-            model_unload(s, m);
+        if (m->refs == 0 && m->state == MODEL_READY)
+            model_evict(s, m);
     }
     pthread_mutex_unlock(&s->mu);
     return found;
@@ -1397,6 +1604,8 @@ al_status srv_sched_new(const srv_sched_params *p, const srv_model_cfg *models, 
     s->queue = calloc(p->queue_cap, sizeof(srv_job *));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->model_cv, NULL);
+    pthread_mutex_init(&s->gate_mu, NULL);
     if (!s->models || !s->queue) {
         srv_sched_free(s);
         return al_err(err, AL_ERR_NOMEM, "out of memory");
@@ -1430,6 +1639,11 @@ void srv_sched_free(srv_sched *s)
         pthread_join(s->thread, NULL);
     }
     pthread_mutex_lock(&s->mu);
+    /* The HTTP threads are gone before this; a load still running would
+     * be one that outlived them: let it end. */
+    for (size_t i = 0; s->models && i < s->n_models; i++)
+        while (s->models[i].state == MODEL_LOADING || s->models[i].state == MODEL_EVICTING)
+            pthread_cond_wait(&s->model_cv, &s->mu);
     for (uint32_t r = 0; r < s->q_len; r++) {
         srv_job *j = s->queue[(s->q_head + r) % s->p.queue_cap];
         al_err(&j->err, AL_ERR_STATE, "the server is shutting down");
@@ -1444,7 +1658,8 @@ void srv_sched_free(srv_sched *s)
                     al_err(&m->slots[k].job->err, AL_ERR_STATE, "the server is shutting down");
                     slot_finish(s, &m->slots[k], SRV_FINISH_ERROR);
                 }
-        model_unload(s, m);
+        model_unload(m);
+        m->state = MODEL_UNLOADED;
         free(m->name);
         free(m->path);
         free(m->chat_format);
@@ -1455,6 +1670,8 @@ void srv_sched_free(srv_sched *s)
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->model_cv);
+    pthread_mutex_destroy(&s->gate_mu);
     free(s->models);
     free(s->queue);
     free(s);

@@ -5,9 +5,15 @@
  * per model.
  *
  * Threads: HTTP threads create jobs, submit them and read their output;
- * the scheduler thread alone touches contexts, samplers and slots. Every
- * job field below "shared" is guarded by the scheduler's mutex and read
- * through srv_job_wait / srv_job_view_take.
+ * the scheduler thread alone touches contexts, samplers and slots of READY
+ * models, and runs forward passes and sampling without the lock. The
+ * scheduler's mutex guards the queue, the models' states and pins, and
+ * every job field below "shared" (read through srv_job_wait /
+ * srv_job_view_take); it is never held across slow work. A model is
+ * loaded (re-hashed, mapped, its context made) and evicted by the HTTP
+ * thread that needs it, outside the lock, while other models' streams keep
+ * stepping; other requests for a model being loaded wait for it
+ * (docs/server.md, "Scheduler locking").
  */
 #ifndef AL_SERVER_SCHED_H
 #define AL_SERVER_SCHED_H
@@ -38,9 +44,14 @@ typedef struct srv_model_cfg {
     const char *manifest_digest; /* OCI manifest digest of a store model, or NULL */
 } srv_model_cfg;
 
-/* Called before a model is loaded (NULL: none): a non-AL_OK status refuses
- * the load with err (e.g. the model is no longer published). */
+/* Called before each use of a model (NULL: none): a non-AL_OK status
+ * refuses the request with err (e.g. the model is no longer published).
+ * Never called under the scheduler's lock; calls are serialised. */
 typedef al_status (*srv_model_gate_fn)(void *user, const char *name, const char *digest, al_error *err);
+/* The version of what the gate reads (e.g. the store catalogue's): while
+ * it stays the same, a pass of the gate is reused without calling it. A
+ * non-AL_OK status, or no such function, means every use asks the gate. */
+typedef al_status (*srv_gate_version_fn)(void *user, uint64_t *version);
 
 typedef struct srv_sched_params {
     uint32_t n_parallel;     /* slots (sequences) per model */
@@ -59,6 +70,7 @@ typedef struct srv_sched_params {
     bool prefix_cache;       /* keep a finished request's KV for prefix reuse; false:
                                 zero its slot's KV (data hygiene) */
     srv_model_gate_fn gate;  /* may be NULL */
+    srv_gate_version_fn gate_version; /* may be NULL: the gate's answers are not cached */
     void *gate_user;
 } srv_sched_params;
 
@@ -73,16 +85,10 @@ typedef enum srv_finish {
     SRV_FINISH_TIMEOUT,      /* the request ran past its deadline */
 } srv_finish;
 
-#define SRV_MAX_TOP_LOGPROBS 20
+#define SRV_MAX_TOP_LOGPROBS AL_MAX_TOP_LOGPROBS
 
-/* One generated token, for logprobs. */
-typedef struct srv_tok_info {
-    int32_t token;
-    float logprob;
-    int32_t n_top;
-    int32_t top_id[SRV_MAX_TOP_LOGPROBS];
-    float top_lp[SRV_MAX_TOP_LOGPROBS];
-} srv_tok_info;
+/* One generated token, for logprobs (filled by the job's al_gen). */
+typedef al_token_logprobs srv_tok_info;
 
 typedef struct srv_job {
     /* ---- input: set before srv_sched_submit, read-only afterwards */
@@ -180,6 +186,13 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out);
  * pins it until srv_model_release. *out stays valid while pinned. */
 al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al_error *err);
 void srv_model_release(srv_sched *s, srv_model *m);
+/* The gate for one use of m (srv_model_acquire calls it): its cached pass
+ * while the gate's version and the invalidation epoch are unchanged, else
+ * the gate itself. AL_OK when there is no gate. Thread-safe. */
+al_status srv_gate_check(srv_sched *s, srv_model *m, al_error *err);
+/* Forgets every cached pass of the gate: the next use of each model asks
+ * the gate again (e.g. after the catalogue was reloaded). Thread-safe. */
+void srv_sched_gate_invalidate(srv_sched *s);
 uint32_t srv_sched_n_ctx(const srv_sched *s);
 
 /* Jobs. srv_job_new returns a zeroed job (NULL on OOM); free with
@@ -238,6 +251,7 @@ typedef struct srv_sched_stats {
     uint64_t prompt_tokens, generated_tokens, cached_tokens;
     uint64_t passes[SRV_PASS_KINDS]; /* forward passes by kind */
     uint64_t pass_tokens;            /* tokens of all passes */
+    uint64_t gate_queries;           /* times the gate itself ran (not its cache) */
 } srv_sched_stats;
 void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out);
 /* True when at least one model is loaded or loadable (files exist). */

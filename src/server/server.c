@@ -1138,5 +1138,8 @@ al_status al_server_add_model(al_server *srv, const srv_model_cfg *model, al_err
 
 bool al_server_remove_model(al_server *srv, const char *name, const char *digest)
 {
-    return srv->sched && srv_sched_remove_model(srv->sched, name, digest);
+    if (!srv->sched || !srv_sched_remove_model(srv->sched, name, digest))
+        return false;
+    srv_sched_gate_invalidate(srv->sched); /* belt and braces: the cache is keyed by the catalogue's version too */
+    return true;
 }

@@ -65,6 +65,22 @@ req POST /v1/chat/completions "{\"model\":\"demo:s1\",$CHAT}"
 check "the other models are still served" [ "$CODE" = 200 ]
 check "stderr names the refused model" grep -q "victim:v1.*refused" "$WORK/st.err"
 
+# The store gate (is the model still published, with this blob?) is cached
+# until the catalogue changes: repeated requests do not query it again.
+gate_queries() { curl -s "$URL/metrics" | awk '/^airlock_store_gate_queries_total/ {print $2}'; }
+req POST /v1/completions '{"model":"demo:latest","prompt":"Once","max_tokens":2}'
+G0=$(gate_queries)
+for _ in 1 2 3 4 5; do req POST /v1/completions '{"model":"demo:latest","prompt":"Once","max_tokens":2}'; done
+G1=$(gate_queries)
+check "5 requests of a loaded store model are answered by the gate's cache ($G0 -> $G1 queries)" [ "${G1:-none}" = "$G0" ]
+
+# Any catalogue change clears the cache (one that leaves demo published, so
+# the hot-reload watcher does not race the request).
+"$BIN" policy set approvals=1 --store "$ST" >/dev/null
+req POST /v1/completions '{"model":"demo:latest","prompt":"Once","max_tokens":2}'
+[ "$CODE" = 200 ] || bad "demo:latest still served after a policy change ($CODE)"
+check "the catalogue change cleared the gate's cache ($G1 -> $(gate_queries) queries)" [ "$(gate_queries)" -gt "$G1" ]
+
 # A model rejected after the server started (and already loaded) is not served any more.
 "$BIN" reject demo:latest --by bob --reason "recalled" --store "$ST" >/dev/null
 req POST /v1/completions '{"model":"demo:latest","prompt":"Once","max_tokens":4}'
