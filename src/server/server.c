@@ -2,7 +2,7 @@
  * server.c - HTTP side of `airlock serve`: listeners, libmicrohttpd
  * (one thread per connection), request limits, routing, error shapes,
  * metrics, and the hooks for authorisation and audit. The endpoints
- * themselves live in api.c.
+ * themselves live in api.c and the api_*.c files.
  */
 #include "server/server_int.h"
 

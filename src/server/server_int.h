@@ -1,4 +1,4 @@
-/* server_int.h - what server.c and api.c share (not a public API). */
+/* server_int.h - what server.c and the api*.c files share (not a public API). */
 #ifndef AL_SERVER_SERVER_INT_H
 #define AL_SERVER_SERVER_INT_H
 
@@ -28,7 +28,7 @@ typedef struct srv_route {
     bool prefix; /* path is a prefix; the rest goes to path_arg */
 } srv_route;
 
-/* A parsed chat template shared by the requests of one model (api.c). */
+/* A parsed chat template shared by the requests of one model (api_prompt.c). */
 typedef struct srv_chat_tmpl srv_chat_tmpl;
 
 struct al_server {
@@ -43,7 +43,7 @@ struct al_server {
     atomic_bool stopping;
     atomic_ullong next_id;
     pthread_mutex_t tmpl_mu;
-    srv_chat_tmpl **tmpls;    /* (n_models) parsed once, see api.c; guarded by tmpl_mu */
+    srv_chat_tmpl **tmpls;    /* (n_models) parsed once, see api_prompt.c; guarded by tmpl_mu */
     /* connection admission (server.c) */
     pthread_mutex_t conn_mu;  /* guards the list; held by the CLOSED notification */
     struct srv_conn *conns;   /* open connections */
@@ -109,7 +109,7 @@ bool srv_client_alive(void *req);
 
 /* api.c: answers a routed, size-checked request (body parsed for POST). */
 int srv_api_dispatch(srv_req *r);
-/* api.c: frees srv->tmpls once no request runs. */
+/* api_prompt.c: frees srv->tmpls once no request runs. */
 void srv_api_free(al_server *srv);
 
 #endif
