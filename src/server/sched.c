@@ -362,6 +362,7 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
     out->loaded = m->model != NULL;
+    out->packing = m->model && al_model_packing(m->model);
     out->bytes = m->bytes;
     out->last_used = m->last_used_wall;
     out->info = m->info;
@@ -456,6 +457,7 @@ al_status srv_model_acquire(srv_sched *s, srv_model *m, const al_model **out, al
     }
     if (st == AL_OK && !m->model) {
         al_model_params mp = al_model_default_params();
+        mp.pack_background = true; /* ready at once; full speed when packed */
         al_model *model = NULL;
         st = al_model_load(m->path, &mp, &model, err);
         if (st == AL_OK) {
