@@ -1145,26 +1145,87 @@ static al_status rope_setup(loader *L)
 
 /* Refuses a tensor holding a block whose scale is an F16 NaN or infinity
  * or an E8M0 exponent of 255 (MXFP4's NaN): every dot product touching
- * such a block is NaN, and the logits with it. Done at every load: it reads
- * only the scale bytes, but that brings in every page of the weights,
- * about what packing the weights (the default) costs anyway. NaN or
- * infinite F32/F16/BF16 values and quants that overflow are left to
- * --check-tensors (check_finite). */
+ * such a block is NaN, and the logits with it. Done at every load, before
+ * anything reads the weights: it reads only the scale bytes, but that
+ * brings in every page of the weights, so it is split over the cores in
+ * chunks of blocks; the error names the first bad block in file order, as
+ * a check on one thread would. NaN or infinite F32/F16/BF16 values and
+ * quants that overflow are left to --check-tensors (check_finite). */
+#define SCALE_CHUNK ((uint64_t)1 << 15) /* blocks per work item */
+
+typedef struct scale_job {
+    const al_gguf *g;
+    uint64_t *first;   /* (n_tensors + 1) first chunk of each tensor */
+    uint64_t *bad;     /* (chunks) first bad block of the chunk, or UINT64_MAX */
+    const char **why;  /* (chunks) */
+} scale_job;
+
+static uint64_t tensor_blocks(const al_gguf_tensor *t)
+{
+    const al_type_traits *tr = al_type_get(t->type);
+    return tr->block_elems > 1 ? t->n_bytes / tr->block_bytes : 0;
+}
+
+static void scale_chunk(void *arg, int64_t c, int ith)
+{
+    (void)ith;
+    const scale_job *j = arg;
+    uint64_t lo = 0, hi = j->g->n_tensors - 1;
+    while (lo < hi) { /* the tensor whose chunks hold c */
+        const uint64_t mid = (lo + hi + 1) / 2;
+        if (j->first[mid] <= (uint64_t)c)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const al_gguf_tensor *t = &j->g->tensors[lo];
+    const uint64_t b0 = ((uint64_t)c - j->first[lo]) * SCALE_CHUNK, nb = tensor_blocks(t);
+    const uint64_t n = nb - b0 < SCALE_CHUNK ? nb - b0 : SCALE_CHUNK;
+    uint64_t bad = 0;
+    const char *why = NULL;
+    const uint8_t *data = (const uint8_t *)t->data + b0 * al_type_get(t->type)->block_bytes;
+    if (!al_check_block_scales(t->type, data, n, &bad, &why)) {
+        j->bad[c] = b0 + bad;
+        j->why[c] = why;
+    }
+}
+
 static al_status check_scales(loader *L)
 {
     const al_gguf *g = L->m->gguf;
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const al_gguf_tensor *t = &g->tensors[i];
-        const al_type_traits *tr = al_type_get(t->type);
-        uint64_t bad = 0;
-        const char *why = NULL;
-        if (tr->block_elems > 1 && !al_check_block_scales(t->type, t->data, t->n_bytes / tr->block_bytes, &bad, &why))
-            return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s",
-                          L->path, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
-                          (unsigned long long)bad,
-                          (unsigned long long)(bad * tr->block_elems / t->ne[0]), why);
+    if (g->n_tensors == 0)
+        return AL_OK;
+    scale_job j = {.g = g, .first = calloc(g->n_tensors + 1, sizeof(uint64_t))};
+    if (!j.first)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        j.first[i + 1] = j.first[i] + (tensor_blocks(&g->tensors[i]) + SCALE_CHUNK - 1) / SCALE_CHUNK;
+    const uint64_t n_chunks = j.first[g->n_tensors];
+    j.bad = malloc((n_chunks ? n_chunks : 1) * sizeof(uint64_t));
+    j.why = calloc(n_chunks ? n_chunks : 1, sizeof(char *));
+    if (!j.bad || !j.why) {
+        free(j.first), free(j.bad), free(j.why);
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
     }
-    return AL_OK;
+    for (uint64_t c = 0; c < n_chunks; c++)
+        j.bad[c] = UINT64_MAX;
+    al_threadpool *tp = n_chunks > 1 ? al_threadpool_new(al_physical_cores()) : NULL;
+    al_threadpool_for(tp, (int64_t)n_chunks, scale_chunk, &j); /* tp NULL: on this thread */
+    al_threadpool_free(tp);
+    al_status st = AL_OK;
+    for (uint64_t i = 0; i < g->n_tensors && !st; i++)
+        for (uint64_t c = j.first[i]; c < j.first[i + 1] && !st; c++) {
+            if (j.bad[c] == UINT64_MAX)
+                continue;
+            const al_gguf_tensor *t = &g->tensors[i];
+            const al_type_traits *tr = al_type_get(t->type);
+            st = al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s", L->path,
+                        (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
+                        (unsigned long long)j.bad[c], (unsigned long long)(j.bad[c] * tr->block_elems / t->ne[0]),
+                        j.why[c]);
+        }
+    free(j.first), free(j.bad), free(j.why);
+    return st;
 }
 
 /* Dequantizes every row of every tensor and checks that all values are
