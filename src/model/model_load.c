@@ -100,6 +100,7 @@ typedef struct pack_job {
     int n;
     _Atomic bool stop;             /* the model is being freed */
     _Atomic bool settled;          /* rows given back after the last reader (al_model_pack_settle) */
+    _Atomic bool done;             /* every matrix published and its rows given back */
 } pack_job;
 
 /* Gives back the pages wholly inside rows [r0, r1) of w. */
@@ -159,6 +160,7 @@ static void *pack_main(void *arg)
         __atomic_store_n(&j->w[i]->packed, (void *)j->dst[i], __ATOMIC_RELEASE);
         release_rows(j->w[i], 0, j->w[i]->rows / 8 * 8);
     }
+    atomic_store(&j->done, true);
     return NULL;
 }
 
@@ -170,6 +172,7 @@ static al_status pack_weights(loader *L, bool background)
         return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
     atomic_init(&j->stop, false);
     atomic_init(&j->settled, false);
+    atomic_init(&j->done, false);
     al_weight **all = j->all;
     int n_all = 0;
     bool layers_packed = false;
@@ -298,10 +301,7 @@ bool al_model_read_embd_row(const al_model *m, int32_t tok, uint8_t *buf)
 
 bool al_model_packing(const al_model *m)
 {
-    if (!m->pack_job)
-        return false;
-    const pack_job *j = m->pack_job;
-    return __atomic_load_n(&j->w[j->n - 1]->packed, __ATOMIC_ACQUIRE) == NULL;
+    return m->pack_job && !atomic_load(&m->pack_job->done);
 }
 
 /* ------------------------------------------------------------ the families */
