@@ -378,7 +378,7 @@ static void matmul_multi(al_context *c, const al_weight *const *w, float *const 
     for (int i = 0; i < n; i++) {
         same_k = same_k && w[i]->cols == w[0]->cols;
         /* packed may be published meanwhile by the model's packing thread */
-        d[i] = (al_mm_desc){w[i]->type,   w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows,
+        d[i] = (al_mm_desc){w[i]->type, w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows,
                             __atomic_load_n(&w[i]->packed, __ATOMIC_ACQUIRE), w[i]->panels};
     }
     if (!c->p.exact && same_k) {
