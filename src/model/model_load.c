@@ -67,6 +67,8 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
     w->rows = rows;
     w->cols = cols;
     w->row_bytes = al_type_row_bytes(t->type, cols);
+    w->packed = NULL; /* w may be a local (fused tensors bound as views) */
+    w->panels = false;
     return AL_OK;
 }
 
@@ -789,7 +791,7 @@ static al_status load_layer(loader *L, uint32_t i)
 
     /* Attention: separate Q/K/V, or one fused attn_qkv bound as three views. */
     if (D->fused_qkv && al_gguf_find_tensor(m->gguf, NAME("attn_qkv.weight"))) {
-        al_weight qkv;
+        al_weight qkv = {0};
         if ((st = bind_weight(L, name, nq + 2 * nkv, d, true, &qkv, NULL)))
             return st;
         ly->wq = weight_rows(&qkv, 0, nq);
@@ -853,7 +855,7 @@ static al_status load_layer(loader *L, uint32_t i)
     } else if (ly->ffn == AL_FFN_GELU) {
         MAT(w_up, "ffn_up.weight", ff, d);
     } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
-        al_weight gu;
+        al_weight gu = {0};
         if ((st = bind_weight(L, NAME("ffn_up.weight"), 2 * ff, d, true, &gu, NULL)))
             return st;
         ly->w_gate = weight_rows(&gu, 0, ff);
@@ -923,7 +925,7 @@ static al_status load_encoder_tensors(loader *L)
         if ((st = bind_vec(L, "token_embd_norm.weight", d, true, &m->embd_norm)) ||
             (st = bind_vec(L, "token_embd_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->embd_norm_b)))
             return st;
-        al_weight tt;
+        al_weight tt = {0};
         uint32_t n_types = 0;
         if ((st = bind_rows(L, "token_types.weight", d, false, &tt, &n_types, 1u << 16)))
             return st;
