@@ -84,8 +84,8 @@ static void check_model(const char *shared, const char *name)
     al_model_get_info(a, &info);
     float *ref = run(a, info.n_vocab);
     float *early = run(b, info.n_vocab); /* wherever the packing is */
-    /* until the thread is done (a poll, not a timing: a minute is ample) */
-    for (int i = 0; i < 6000 && al_model_packing(b); i++)
+    /* until the thread is done (a poll, not a timing: two minutes are ample) */
+    for (int i = 0; i < 12000 && al_model_packing(b); i++)
         usleep(10000);
     CHECK(!al_model_packing(b), "%s: the background packing ends", name);
     float *late = run(b, info.n_vocab);

@@ -37,7 +37,7 @@ done
 wait "${CURLS[@]}"
 # the weights are packed by a thread of the model's: wait until it is done
 PACKING=true
-for _ in $(seq 1 600); do
+for _ in $(seq 1 1500); do
     req GET /api/ps
     PACKING=$(jget "$BODY" 'str(d["models"][0].get("packing")).lower()')
     [ "$PACKING" = false ] && break
