@@ -153,6 +153,7 @@ static void pack_chunk(void *arg, int64_t c, int ith)
 static void *pack_main(void *arg)
 {
     pack_job *j = arg;
+    (void)pthread_setname_np(pthread_self(), "airlock-pack"); /* for top -H, perf */
     for (int i = 0; i < j->n; i++) {
         for (int64_t c = j->first[i]; c < j->first[i + 1]; c++) {
             if (atomic_load_explicit(&j->stop, memory_order_relaxed))
