@@ -34,6 +34,8 @@ static uint32_t attn_tile_tokens(uint32_t group);
 
 struct al_context {
     const al_model *model;
+    bool pack_seen_done;     /* a pass began after the background packing ended */
+    uint8_t *embd_row;       /* (tok_embd.row_bytes) a row read with pread (al_model's embd_fd), or NULL */
     al_context_params p;
     al_threadpool *tp;
     const al_attn_kernels *ak;
@@ -327,6 +329,7 @@ void al_context_free(al_context *c)
     free(c->v_cache);
     free(c->att_row);
     free(c->seq_len);
+    free(c->embd_row);
     free(c->x);
     free(c->xn);
     free(c->xo);
@@ -374,18 +377,26 @@ static void matmul_multi(al_context *c, const al_weight *const *w, float *const 
     al_mm_desc d[3];
     for (int i = 0; i < n; i++) {
         same_k = same_k && w[i]->cols == w[0]->cols;
-        d[i] = (al_mm_desc){w[i]->type, w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows, w[i]->packed};
+        /* packed may be published meanwhile by the model's packing thread */
+        d[i] = (al_mm_desc){w[i]->type, w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows,
+                            __atomic_load_n(&w[i]->packed, __ATOMIC_ACQUIRE), w[i]->panels};
     }
     if (!c->p.exact && same_k) {
         al_matmul_multi(c->tp, d, n, w[0]->cols, X, n_tok, c->mm_scratch);
-        return;
+    } else {
+        for (int i = 0; i < n; i++)
+            if (c->p.exact)
+                al_matmul_exact(c->tp, w[i]->type, w[i]->data, w[i]->rows, w[i]->cols, w[i]->row_bytes, X, n_tok,
+                                Y[i], w[i]->rows, c->mm_scratch);
+            else
+                al_matmul_multi(c->tp, &d[i], 1, w[i]->cols, X, n_tok, c->mm_scratch);
     }
+    /* A matrix whose panels were published while this call read its rows:
+     * the packing thread gave the rows back before we were done, so the
+     * last reader does it again (else they would stay resident). */
     for (int i = 0; i < n; i++)
-        if (c->p.exact)
-            al_matmul_exact(c->tp, w[i]->type, w[i]->data, w[i]->rows, w[i]->cols, w[i]->row_bytes, X, n_tok, Y[i],
-                            w[i]->rows, c->mm_scratch);
-        else
-            al_matmul_multi(c->tp, &d[i], 1, w[i]->cols, X, n_tok, c->mm_scratch);
+        if (!d[i].packed && w[i]->panels && __atomic_load_n(&w[i]->packed, __ATOMIC_ACQUIRE))
+            al_weight_release_rows(w[i]);
 }
 
 static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_tok, float *Y)
@@ -903,8 +914,12 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
     const al_arch_desc *D = hp->desc;
     const size_t d = hp->n_embd;
 
+    if (m->embd_fd >= 0 && !c->embd_row)
+        c->embd_row = malloc(m->tok_embd.row_bytes); /* NULL: read from the map */
     for (int64_t t = 0; t < n_tok; t++) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
+        if (c->embd_row && al_model_read_embd_row(m, tokens[t], c->embd_row))
+            row = c->embd_row;
         float *x = c->x + (size_t)t * d;
         al_dequantize_row(m->tok_embd.type, row, x, (int64_t)d);
         if (hp->embd_scale != 1.0f)
@@ -1105,6 +1120,7 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
     c->n_last = 0; /* no logits are valid until this batch succeeds */
     if (b->n_tokens <= 0)
         return al_err(err, AL_ERR_ARG, "empty batch");
+    al_model_pack_settle(c->model, &c->pack_seen_done);
     if (b->n_tokens > c->out_index_cap) {
         int32_t *ni = realloc(c->out_index, (size_t)b->n_tokens * sizeof(int32_t));
         if (!ni)

@@ -131,7 +131,7 @@ static al_status bind_2d(const al_gguf *g, const char *path, const char *name, i
     if (!al_matmul_check(t->type, cols))
         return al_err(err, AL_ERR_UNSUPPORTED, "%s: tensor '%s' of type %s cannot be multiplied (%lld columns)", path,
                       name, al_type_name(t->type), (long long)cols);
-    *w = (al_weight){t->type, t->data, rows, cols, al_type_row_bytes(t->type, cols), NULL};
+    *w = (al_weight){t->type, t->data, rows, cols, al_type_row_bytes(t->type, cols), NULL, false};
     return AL_OK;
 }
 

@@ -116,7 +116,7 @@ int64_t al_moe_packing_bytes(const al_moe_packing *p);
 /* Expert e of x as a 2-D weight (no panels). */
 static inline al_weight al_expert(const al_experts *x, uint32_t e)
 {
-    al_weight w = {x->type, x->data + (size_t)e * x->expert_bytes, x->rows, x->cols, x->row_bytes, NULL};
+    al_weight w = {x->type, x->data + (size_t)e * x->expert_bytes, x->rows, x->cols, x->row_bytes, NULL, false};
     return w;
 }
 

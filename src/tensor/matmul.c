@@ -62,6 +62,7 @@ typedef struct mm_part {
     al_dot_fn dot;
     const al_panel_kernel *pk; /* panel path, or NULL */
     const uint8_t *packed;     /* prepacked panels (al_matmul_pack), or NULL */
+    bool panels;               /* panel kernels even for few tokens (al_mm_desc) */
     int16_t *asum;             /* per-32 activation sums (pk->needs_asum) */
     uint32_t wtype, atype;
     const uint8_t *W;
@@ -375,7 +376,7 @@ static void choose_panel(mm_part *p, const al_kernels *ks, int64_t k, int64_t n_
     const al_panel_kernel *pk = &ks->panel[p->wtype];
     if (!pk->gemm || p->n_rows < AL_PANEL_ROWS)
         p->packed = NULL;
-    else if (p->packed || (n_tok >= AL_PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
+    else if (p->packed || ((n_tok >= AL_PANEL_MIN_NT || p->panels) && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
         p->pk = pk;
     if (p->pk && al_panel_f32_acts(p->wtype)) {
         p->atype = p->atype == AL_TYPE_BF16 ? AL_ACT_F32_BF16 : AL_ACT_F32_F16;
@@ -432,6 +433,7 @@ static void run_descs(const al_kernels *ks, al_threadpool *tp, const al_mm_desc 
         if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
             return;
         j.part[i].packed = d[i].packed;
+        j.part[i].panels = d[i].panels;
     }
     j.n_parts = n;
     j.ks = ks;
@@ -444,7 +446,7 @@ static void run_descs(const al_kernels *ks, al_threadpool *tp, const al_mm_desc 
 void al_matmul_with(const al_kernels *ks, al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
                     int64_t k, size_t row_bytes, const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch)
 {
-    const al_mm_desc d = {wtype, W, n_rows, row_bytes, Y, ldy, NULL};
+    const al_mm_desc d = {wtype, W, n_rows, row_bytes, Y, ldy, NULL, false};
     run_descs(ks, tp, &d, 1, k, X, n_tok, scratch);
 }
 
@@ -496,6 +498,12 @@ size_t al_matmul_pack_bytes(uint32_t wtype, int64_t n_rows, int64_t k)
         !al_matmul_check(wtype, k))
         return 0;
     return ks->panel[wtype].bytes(k) * (size_t)(n_rows / AL_PANEL_ROWS);
+}
+
+bool al_matmul_stack_panel(uint32_t wtype, int64_t k)
+{
+    const al_panel_kernel *pk = wtype < AL_TYPE_COUNT ? &al_kernels_get()->panel[wtype] : NULL;
+    return pk && pk->gemm && pk->bytes(k) <= AL_PANEL_MAX_BYTES;
 }
 
 void al_matmul_pack(uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes, void *dst)

@@ -1038,19 +1038,31 @@ static void test_packed_matmul(void **state)
             float *X = xalloc((size_t)(k * nt) * 4), *Y = xalloc((size_t)(rows * nt) * 4);
             float *Yp = xalloc((size_t)(rows * nt) * 4);
             fill_x(X, k * nt, ni == 2 ? 4 : 0);
-            al_mm_desc d = {t, W, rows, rb, Y, rows, NULL};
+            al_mm_desc d = {t, W, rows, rb, Y, rows, NULL, false};
             void *sc = xalloc(al_matmul_multi_scratch_bytes(&d, 1, k, nt));
             al_matmul_multi(tp, &d, 1, k, X, nt, sc);
             uint8_t *Wg = xalloc(rb * (size_t)rows);
             memcpy(Wg, W, rb * (size_t)rows);
             memset(Wg, 0xff, rb * (size_t)(rows / 8 * 8)); /* garbage where the panels are */
-            al_mm_desc dp = {t, Wg, rows, rb, Yp, rows, P};
+            al_mm_desc dp = {t, Wg, rows, rb, Yp, rows, P, false};
             al_matmul_multi(tp, &dp, 1, k, X, nt, sc);
             for (int64_t i = 0; i < rows * nt; i++) {
                 const float tol = 1e-4f * (fabsf(Y[i]) + 1.0f);
                 if (!(fabsf(Y[i] - Yp[i]) <= tol))
                     fail_msg("%s packed n_tok=%lld element %lld: %.9g vs unpacked %.9g", al_type_name(t),
                              (long long)nt, (long long)i, Yp[i], Y[i]);
+            }
+            /* panels packed at each use (a matrix still being packed in
+             * the background): bit for bit the packed results, also for
+             * fewer tokens than the panel kernels usually take */
+            if (al_matmul_stack_panel(t, k)) {
+                float *Yq = xalloc((size_t)(rows * nt) * 4);
+                al_mm_desc dq = {t, W, rows, rb, Yq, rows, NULL, true};
+                al_matmul_multi(tp, &dq, 1, k, X, nt, sc);
+                if (memcmp(Yq, Yp, (size_t)(rows * nt) * 4) != 0)
+                    fail_msg("%s panels packed at each use, n_tok=%lld: not the packed results", al_type_name(t),
+                             (long long)nt);
+                free(Yq);
             }
             free(X), free(Y), free(Yp), free(sc), free(Wg);
         }
