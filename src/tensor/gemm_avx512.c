@@ -403,6 +403,172 @@ AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, f
         _mm256_storeu_ps(out + t * ldo, acc[t]);
 }
 
+/* ------------------------------------------------------------ one token */
+
+/* The gemv kernels: one token against a run of panels, with 512-bit
+ * vectors. A panel's chunks c and c+1 (8 rows x 4 bytes each) are 64
+ * contiguous bytes, one zmm; the token's matching activation bytes come
+ * from its expanded row (al_panel_kernel.gemv: each 4 activation bytes
+ * repeated 8 times, so that bytes 4c..4c+7 of a sub-block are one aligned
+ * 64-byte load, lanes 0-7 the dword of chunk c, lanes 8-15 that of c+1),
+ * a load folded into vpdpbusd rather than a broadcast per 32-byte chunk.
+ * The integer sums are the same exact int32 as the gemm kernels' (in
+ * another order: integer addition is exact), and the float steps are the
+ * same, so a row's result has the gemm kernels' bits at nt = 1. */
+
+/* The 8 int8 at p sign-extended to lanes 0-7 and again to 8-15. */
+AI __m512i sc8x2(const int8_t *p)
+{
+    int64_t v;
+    memcpy(&v, p, 8);
+    return _mm512_cvtepi8_epi32(_mm_set1_epi64x(v));
+}
+
+/* The 16 int8 at p sign-extended to the 16 lanes. */
+AI __m512i sc16(const int8_t *p)
+{
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* lanes 0-7 + lanes 8-15 */
+AI __m256i fold(__m512i v)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* Q4_K: the low nibbles (even sub-blocks) masked, the high ones masked in
+ * place (16x their value: the odd sub-blocks' products summed apart and
+ * divided by 16 once, exactly, per super-block); the mins as in
+ * gemm_k45_nt. */
+static void gemv_q4_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                      const uint8_t *xe, const int16_t *asum, float *out)
+{
+    const int64_t nb = k / AL_QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m4h = _mm512_set1_epi8((char)0xf0);
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const uint8_t *pp = (const uint8_t *)panel + (size_t)pi * pstride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const panel_q4_K *p = (const panel_q4_K *)(pp + (size_t)b * sizeof(panel_q4_K));
+            const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
+            const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
+            prefetch_ahead(p, sizeof(panel_q4_K));
+            __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+            _Pragma("GCC unroll 4")
+            for (int j = 0; j < 4; j++) {
+                __m512i w[4];
+                _Pragma("GCC unroll 4")
+                for (int c2 = 0; c2 < 4; c2++)
+                    w[c2] = _mm512_loadu_si512((const void *)p->q[j][2 * c2]);
+                const uint8_t *ee = e + (size_t)(2 * j) * 256, *eo = ee + 256;
+                __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512();
+                __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+                _Pragma("GCC unroll 4")
+                for (int c2 = 0; c2 < 4; c2 += 2) {
+                    d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(w[c2], m4), _mm512_loadu_si512(ee + 64 * c2));
+                    d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(w[c2 + 1], m4),
+                                             _mm512_loadu_si512(ee + 64 * c2 + 64));
+                    h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(w[c2], m4h), _mm512_loadu_si512(eo + 64 * c2));
+                    h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(w[c2 + 1], m4h),
+                                             _mm512_loadu_si512(eo + 64 * c2 + 64));
+                }
+                se = _mm512_add_epi32(se, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc8x2(p->sc[2 * j])));
+                so = _mm512_add_epi32(so, _mm512_mullo_epi32(_mm512_add_epi32(h0, h1), sc8x2(p->sc[2 * j + 1])));
+            }
+            const __m256i s32 = _mm256_add_epi32(fold(se), _mm256_srai_epi32(fold(so), 4));
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->d));
+            const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin));
+            const int16_t *sm = asum + 8 * b;
+            __m256i m = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4")
+            for (int j = 0; j < 4; j++) {
+                const __m256i mp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(
+                    _mm_loadl_epi64((const __m128i *)p->mn[2 * j]), _mm_loadl_epi64((const __m128i *)p->mn[2 * j + 1])));
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(mp, bcast2x16(sm + 2 * j)));
+            }
+            const __m256 yd = _mm256_set1_ps(x->d);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(s32), acc);
+            acc = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(m), acc);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
+/* Q6_K: as gemm_q6_K_nt's, per pair of 64-byte vectors: the 6-bit values
+ * (low or high nibble of ql, two bits of qh at bits 4-5), the int16 pair
+ * sums of vpmaddubsw (4 products <= 4 * 63 * 127 < 32768) added for the
+ * two pairs of a group of 16, then vpmaddwd with the group's scales (each
+ * row's twice); the -32 offset from the bsums as there. */
+AI __m512i q6_w(__m512i ql, __m512i qh, int part)
+{
+    const __m512i lo = _mm512_and_si512(part < 2 ? ql : _mm512_srli_epi16(ql, 4), _mm512_set1_epi8(0x0f));
+    __m512i hi;
+    switch (part) {
+    case 0: hi = _mm512_slli_epi16(qh, 4); break;
+    case 1: hi = _mm512_slli_epi16(qh, 2); break;
+    case 2: hi = qh; break;
+    default: hi = _mm512_srli_epi16(qh, 2); break;
+    }
+    return _mm512_or_si512(lo, _mm512_and_si512(hi, _mm512_set1_epi8(0x30)));
+}
+
+static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                      const uint8_t *xe, const int16_t *asum, float *out)
+{
+    (void)asum;
+    const int64_t nb = k / AL_QK_K;
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const panel_q6_K *p = (const panel_q6_K *)((const uint8_t *)panel + (size_t)pi * pstride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
+            const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
+            prefetch_ahead(&p[b], sizeof(panel_q6_K));
+            __m256i off = _mm256_setzero_si256();
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < 8; j++) {
+                const __m128i g0 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j]);
+                const __m128i g1 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j + 1]);
+                const __m256i pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g0, g1));
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair, bcast2x16(x->bsums + 2 * j)));
+            }
+            __m512i s32 = _mm512_setzero_si512();
+            _Pragma("GCC unroll 2")
+            for (int n = 0; n < 2; n++) {
+                __m512i qh[4];
+                _Pragma("GCC unroll 4")
+                for (int c2 = 0; c2 < 4; c2++)
+                    qh[c2] = _mm512_loadu_si512((const void *)p[b].qh[n][2 * c2]);
+                _Pragma("GCC unroll 4")
+                for (int part = 0; part < 4; part++) {
+                    const int s = 4 * n + part;
+                    const uint8_t *es = e + (size_t)s * 256;
+                    _Pragma("GCC unroll 2")
+                    for (int gh = 0; gh < 2; gh++) {
+                        const int c0 = 2 * gh; /* pairs c0, c0 + 1: chunks 4gh..4gh+3 */
+                        const __m512i w0 = q6_w(_mm512_loadu_si512((const void *)p[b].ql[n][part & 1][2 * c0]), qh[c0], part);
+                        const __m512i w1 =
+                            q6_w(_mm512_loadu_si512((const void *)p[b].ql[n][part & 1][2 * c0 + 2]), qh[c0 + 1], part);
+                        const __m512i s01 = _mm512_add_epi16(_mm512_maddubs_epi16(w0, _mm512_loadu_si512(es + 64 * c0)),
+                                                             _mm512_maddubs_epi16(w1, _mm512_loadu_si512(es + 64 * c0 + 64)));
+                        int64_t g;
+                        memcpy(&g, p[b].sc[2 * s + gh], 8);
+                        const __m128i g2 = _mm_set1_epi64x(g);
+                        /* each row's scale twice, for lanes 0-7 and 8-15 */
+                        const __m512i sc = _mm512_cvtepi8_epi16(_mm256_set_m128i(_mm_unpacklo_epi8(g2, g2),
+                                                                                 _mm_unpacklo_epi8(g2, g2)));
+                        s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(s01, sc));
+                    }
+                }
+            }
+            const __m256i si = _mm256_sub_epi32(fold(s32), _mm256_slli_epi32(off, 5));
+            const __m256 d = _mm256_load_ps(p[b].d);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define PDISPATCH8(name, call)                                                                                 \
@@ -454,6 +620,10 @@ void al_panel_kernels_avx512(al_kernels *ks)
         pk->gemm = g[i].gemm;
         pk->max_nt = NT;
     }
+    if (ks->panel[AL_TYPE_Q4_K].gemm)
+        ks->panel[AL_TYPE_Q4_K].gemv = gemv_q4_K;
+    if (ks->panel[AL_TYPE_Q6_K].gemm)
+        ks->panel[AL_TYPE_Q6_K].gemv = gemv_q6_K;
 }
 #else
 void al_panel_kernels_avx512(al_kernels *ks)
