@@ -494,14 +494,15 @@ static void gemv_q4_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
     }
 }
 
-/* Q6_K: as gemm_q6_K_nt's, per pair of 64-byte vectors: the 6-bit values
- * (low or high nibble of ql, two bits of qh at bits 4-5), the int16 pair
- * sums of vpmaddubsw (4 products <= 4 * 63 * 127 < 32768) added for the
- * two pairs of a group of 16, then vpmaddwd with the group's scales (each
- * row's twice); the -32 offset from the bsums as there. */
+/* Q6_K: per sub-block, the 6-bit values (low or high nibble of ql, two
+ * bits of qh at bits 4-5) of its 4 pairs of chunks into two vpdpbusd
+ * chains, one per group of 16 (chunks 0-3, 4-7); the two chains' halves
+ * added so that one vector holds group 0's 8 rows then group 1's, times
+ * the two groups' scales (16 contiguous int8) in one vpmulld. The -32
+ * offset: 32 * sum_g sc(r,g) * bsum_g, two groups' scales per vpmaddwd. */
 AI __m512i q6_w(__m512i ql, __m512i qh, int part)
 {
-    const __m512i lo = _mm512_and_si512(part < 2 ? ql : _mm512_srli_epi16(ql, 4), _mm512_set1_epi8(0x0f));
+    const __m512i lo = part < 2 ? ql : _mm512_srli_epi16(ql, 4);
     __m512i hi;
     switch (part) {
     case 0: hi = _mm512_slli_epi16(qh, 4); break;
@@ -509,7 +510,9 @@ AI __m512i q6_w(__m512i ql, __m512i qh, int part)
     case 2: hi = qh; break;
     default: hi = _mm512_srli_epi16(qh, 2); break;
     }
-    return _mm512_or_si512(lo, _mm512_and_si512(hi, _mm512_set1_epi8(0x30)));
+    /* (lo & 0x0f) | (hi & 0x30): vpternlogd 0xe4 is "c ? a : b" per bit */
+    const __m512i h = _mm512_and_si512(hi, _mm512_set1_epi8(0x30));
+    return _mm512_ternarylogic_epi32(lo, h, _mm512_set1_epi8(0x0f), 0xe4);
 }
 
 static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
@@ -517,6 +520,8 @@ static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
 {
     (void)asum;
     const int64_t nb = k / AL_QK_K;
+    /* for the offset: lanes 0-7 take bsum dword 2i, lanes 8-15 dword 2i+1 */
+    const __m512i bidx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     for (int64_t pi = 0; pi < n_panels; pi++) {
         const panel_q6_K *p = (const panel_q6_K *)((const uint8_t *)panel + (size_t)pi * pstride);
         __m256 acc = _mm256_setzero_ps();
@@ -524,13 +529,15 @@ static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
             const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
             const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
             prefetch_ahead(&p[b], sizeof(panel_q6_K));
-            __m256i off = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8")
-            for (int j = 0; j < 8; j++) {
-                const __m128i g0 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j]);
-                const __m128i g1 = _mm_loadl_epi64((const __m128i *)p[b].sc[2 * j + 1]);
-                const __m256i pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(g0, g1));
-                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair, bcast2x16(x->bsums + 2 * j)));
+            __m512i off = _mm512_setzero_si512();
+            const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x->bsums));
+            _Pragma("GCC unroll 4")
+            for (int i = 0; i < 4; i++) { /* groups 4i..4i+3 */
+                const __m256i g = _mm256_loadu_si256((const __m256i *)p[b].sc[4 * i]);
+                /* per 128-bit lane: (sc(g, r), sc(g + 1, r)) byte pairs */
+                const __m512i pair = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(g, _mm256_srli_si256(g, 8)));
+                const __m512i bv = _mm512_permutexvar_epi32(_mm512_add_epi32(bidx, _mm512_set1_epi32(2 * i)), bs);
+                off = _mm512_add_epi32(off, _mm512_madd_epi16(pair, bv));
             }
             __m512i s32 = _mm512_setzero_si512();
             _Pragma("GCC unroll 2")
@@ -543,25 +550,22 @@ static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
                 for (int part = 0; part < 4; part++) {
                     const int s = 4 * n + part;
                     const uint8_t *es = e + (size_t)s * 256;
+                    __m512i d[2];
                     _Pragma("GCC unroll 2")
                     for (int gh = 0; gh < 2; gh++) {
-                        const int c0 = 2 * gh; /* pairs c0, c0 + 1: chunks 4gh..4gh+3 */
-                        const __m512i w0 = q6_w(_mm512_loadu_si512((const void *)p[b].ql[n][part & 1][2 * c0]), qh[c0], part);
-                        const __m512i w1 =
-                            q6_w(_mm512_loadu_si512((const void *)p[b].ql[n][part & 1][2 * c0 + 2]), qh[c0 + 1], part);
-                        const __m512i s01 = _mm512_add_epi16(_mm512_maddubs_epi16(w0, _mm512_loadu_si512(es + 64 * c0)),
-                                                             _mm512_maddubs_epi16(w1, _mm512_loadu_si512(es + 64 * c0 + 64)));
-                        int64_t g;
-                        memcpy(&g, p[b].sc[2 * s + gh], 8);
-                        const __m128i g2 = _mm_set1_epi64x(g);
-                        /* each row's scale twice, for lanes 0-7 and 8-15 */
-                        const __m512i sc = _mm512_cvtepi8_epi16(_mm256_set_m128i(_mm_unpacklo_epi8(g2, g2),
-                                                                                 _mm_unpacklo_epi8(g2, g2)));
-                        s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(s01, sc));
+                        d[gh] = _mm512_setzero_si512();
+                        _Pragma("GCC unroll 2")
+                        for (int c2 = 2 * gh; c2 < 2 * gh + 2; c2++)
+                            d[gh] = _mm512_dpbusd_epi32(
+                                d[gh], q6_w(_mm512_loadu_si512((const void *)p[b].ql[n][part & 1][2 * c2]), qh[c2], part),
+                                _mm512_loadu_si512(es + 64 * c2));
                     }
+                    /* [d0 lo, d1 lo] + [d0 hi, d1 hi]: group 0's rows, then group 1's */
+                    const __m512i lo = _mm512_shuffle_i64x2(d[0], d[1], 0x44), hi = _mm512_shuffle_i64x2(d[0], d[1], 0xee);
+                    s32 = _mm512_add_epi32(s32, _mm512_mullo_epi32(_mm512_add_epi32(lo, hi), sc16(p[b].sc[2 * s])));
                 }
             }
-            const __m256i si = _mm256_sub_epi32(fold(s32), _mm256_slli_epi32(off, 5));
+            const __m256i si = _mm256_sub_epi32(fold(s32), _mm256_slli_epi32(fold(off), 5));
             const __m256 d = _mm256_load_ps(p[b].d);
             acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc);
         }
