@@ -337,7 +337,8 @@ int cmd_bench(int argc, char **argv)
                 snprintf(test, sizeof(test), "tg%lld", (long long)n_gen);
             printf("| %s | %.1f MiB | %s | %.2f ± %.2f | %.2f |\n", info.name[0] ? info.name : info.arch,
                    (double)info.file_bytes / 1048576.0, test, mean, sd, median);
-            printf("\ntg reads %.1f MiB of weights per token", (double)info.decode_bytes / 1048576.0);
+            printf("\ntg reads %.1f MiB of weights per token (%llu bytes)", (double)info.decode_bytes / 1048576.0,
+                   (unsigned long long)info.decode_bytes);
             if (bw > 0.0 && info.decode_bytes > 0) {
                 /* one step reads the weights once for all its sequences */
                 const double bound = bw / (double)info.decode_bytes * (double)n_seqs;
