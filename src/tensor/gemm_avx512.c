@@ -436,15 +436,53 @@ AI __m256i fold(__m512i v)
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
+/* 64 bytes at p; split: as two 32-byte loads (p is 32 bytes past a cache
+ * line: one 64-byte load would touch two lines, which cost more CPU time
+ * than the extra insert when the weights stream from memory). */
+AI __m512i load64(const void *p, const bool split)
+{
+    if (!split)
+        return _mm512_loadu_si512(p);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)p)),
+                              _mm256_load_si256((const __m256i *)((const uint8_t *)p + 32)), 1);
+}
+
 /* Q4_K: the low nibbles (even sub-blocks) masked, the high ones masked in
  * place (16x their value: the odd sub-blocks' products summed apart and
  * divided by 16 once, exactly, per super-block); the mins as in
  * gemm_k45_nt. */
+/* One super-block of a Q4_K panel against the token: the int32 sums of
+ * the products (the mins apart). */
+AI __m256i q4_block(const panel_q4_K *p, const uint8_t *e, const bool split)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m4h = _mm512_set1_epi8((char)0xf0);
+    __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+    _Pragma("GCC unroll 4")
+    for (int j = 0; j < 4; j++) {
+        __m512i w[4];
+        _Pragma("GCC unroll 4")
+        for (int c2 = 0; c2 < 4; c2++)
+            w[c2] = load64(p->q[j][2 * c2], split);
+        const uint8_t *ee = e + (size_t)(2 * j) * 256, *eo = ee + 256;
+        __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512();
+        __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4")
+        for (int c2 = 0; c2 < 4; c2 += 2) {
+            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(w[c2], m4), _mm512_loadu_si512(ee + 64 * c2));
+            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(w[c2 + 1], m4), _mm512_loadu_si512(ee + 64 * c2 + 64));
+            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(w[c2], m4h), _mm512_loadu_si512(eo + 64 * c2));
+            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(w[c2 + 1], m4h), _mm512_loadu_si512(eo + 64 * c2 + 64));
+        }
+        se = _mm512_add_epi32(se, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc8x2(p->sc[2 * j])));
+        so = _mm512_add_epi32(so, _mm512_mullo_epi32(_mm512_add_epi32(h0, h1), sc8x2(p->sc[2 * j + 1])));
+    }
+    return _mm256_add_epi32(fold(se), _mm256_srai_epi32(fold(so), 4));
+}
+
 static void gemv_q4_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
                       const uint8_t *xe, const int16_t *asum, float *out)
 {
     const int64_t nb = k / AL_QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m4h = _mm512_set1_epi8((char)0xf0);
     for (int64_t pi = 0; pi < n_panels; pi++) {
         const uint8_t *pp = (const uint8_t *)panel + (size_t)pi * pstride;
         __m256 acc = _mm256_setzero_ps();
@@ -453,29 +491,10 @@ static void gemv_q4_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
             const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
             const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
             prefetch_ahead(p, sizeof(panel_q4_K));
-            __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
-            _Pragma("GCC unroll 4")
-            for (int j = 0; j < 4; j++) {
-                __m512i w[4];
-                _Pragma("GCC unroll 4")
-                for (int c2 = 0; c2 < 4; c2++)
-                    w[c2] = _mm512_loadu_si512((const void *)p->q[j][2 * c2]);
-                const uint8_t *ee = e + (size_t)(2 * j) * 256, *eo = ee + 256;
-                __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512();
-                __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
-                _Pragma("GCC unroll 4")
-                for (int c2 = 0; c2 < 4; c2 += 2) {
-                    d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(w[c2], m4), _mm512_loadu_si512(ee + 64 * c2));
-                    d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(w[c2 + 1], m4),
-                                             _mm512_loadu_si512(ee + 64 * c2 + 64));
-                    h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(w[c2], m4h), _mm512_loadu_si512(eo + 64 * c2));
-                    h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(w[c2 + 1], m4h),
-                                             _mm512_loadu_si512(eo + 64 * c2 + 64));
-                }
-                se = _mm512_add_epi32(se, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc8x2(p->sc[2 * j])));
-                so = _mm512_add_epi32(so, _mm512_mullo_epi32(_mm512_add_epi32(h0, h1), sc8x2(p->sc[2 * j + 1])));
-            }
-            const __m256i s32 = _mm256_add_epi32(fold(se), _mm256_srai_epi32(fold(so), 4));
+            /* q may be 32 bytes past a cache line: 64-byte loads all the
+             * same (as two halves they were slower here, in L2 and no
+             * faster from memory, unlike Q6_K's) */
+            const __m256i s32 = q4_block(p, e, false);
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->d));
             const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin));
             const int16_t *sm = asum + 8 * b;
@@ -515,13 +534,54 @@ AI __m512i q6_w(__m512i ql, __m512i qh, int part)
     return _mm512_ternarylogic_epi32(lo, h, _mm512_set1_epi8(0x0f), 0xe4);
 }
 
+/* One super-block of a Q6_K panel against the token: its int32 sums. */
+AI __m256i q6_block(const panel_q6_K *pb, const al_block_q8_K *x, const uint8_t *e, const bool split)
+{
+    /* for the offset: lanes 0-7 take bsum dword 2i, lanes 8-15 dword 2i+1 */
+    const __m512i bidx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i off = _mm512_setzero_si512();
+    const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x->bsums));
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < 4; i++) { /* groups 4i..4i+3 */
+        const __m256i g = _mm256_loadu_si256((const __m256i *)pb->sc[4 * i]);
+        /* per 128-bit lane: (sc(g, r), sc(g + 1, r)) byte pairs */
+        const __m512i pair = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(g, _mm256_srli_si256(g, 8)));
+        const __m512i bv = _mm512_permutexvar_epi32(_mm512_add_epi32(bidx, _mm512_set1_epi32(2 * i)), bs);
+        off = _mm512_add_epi32(off, _mm512_madd_epi16(pair, bv));
+    }
+    __m512i s32 = _mm512_setzero_si512();
+    _Pragma("GCC unroll 2")
+    for (int n = 0; n < 2; n++) {
+        __m512i qh[4];
+        _Pragma("GCC unroll 4")
+        for (int c2 = 0; c2 < 4; c2++)
+            qh[c2] = load64(pb->qh[n][2 * c2], split);
+        _Pragma("GCC unroll 4")
+        for (int part = 0; part < 4; part++) {
+            const int s = 4 * n + part;
+            const uint8_t *es = e + (size_t)s * 256;
+            __m512i d[2];
+            _Pragma("GCC unroll 2")
+            for (int gh = 0; gh < 2; gh++) {
+                d[gh] = _mm512_setzero_si512();
+                _Pragma("GCC unroll 2")
+                for (int c2 = 2 * gh; c2 < 2 * gh + 2; c2++)
+                    d[gh] = _mm512_dpbusd_epi32(d[gh], q6_w(load64(pb->ql[n][part & 1][2 * c2], split), qh[c2], part),
+                                                _mm512_loadu_si512(es + 64 * c2));
+            }
+            /* [d0 lo, d1 lo] + [d0 hi, d1 hi]: group 0's rows, then group 1's */
+            const __m512i lo = _mm512_shuffle_i64x2(d[0], d[1], 0x44), hi = _mm512_shuffle_i64x2(d[0], d[1], 0xee);
+            s32 = _mm512_add_epi32(s32, _mm512_mullo_epi32(_mm512_add_epi32(lo, hi), sc16(pb->sc[2 * s])));
+        }
+    }
+    return _mm256_sub_epi32(fold(s32), _mm256_slli_epi32(fold(off), 5));
+}
+
 static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
                       const uint8_t *xe, const int16_t *asum, float *out)
 {
     (void)asum;
     const int64_t nb = k / AL_QK_K;
-    /* for the offset: lanes 0-7 take bsum dword 2i, lanes 8-15 dword 2i+1 */
-    const __m512i bidx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     for (int64_t pi = 0; pi < n_panels; pi++) {
         const panel_q6_K *p = (const panel_q6_K *)((const uint8_t *)panel + (size_t)pi * pstride);
         __m256 acc = _mm256_setzero_ps();
@@ -529,43 +589,8 @@ static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
             const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
             const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
             prefetch_ahead(&p[b], sizeof(panel_q6_K));
-            __m512i off = _mm512_setzero_si512();
-            const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x->bsums));
-            _Pragma("GCC unroll 4")
-            for (int i = 0; i < 4; i++) { /* groups 4i..4i+3 */
-                const __m256i g = _mm256_loadu_si256((const __m256i *)p[b].sc[4 * i]);
-                /* per 128-bit lane: (sc(g, r), sc(g + 1, r)) byte pairs */
-                const __m512i pair = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(g, _mm256_srli_si256(g, 8)));
-                const __m512i bv = _mm512_permutexvar_epi32(_mm512_add_epi32(bidx, _mm512_set1_epi32(2 * i)), bs);
-                off = _mm512_add_epi32(off, _mm512_madd_epi16(pair, bv));
-            }
-            __m512i s32 = _mm512_setzero_si512();
-            _Pragma("GCC unroll 2")
-            for (int n = 0; n < 2; n++) {
-                __m512i qh[4];
-                _Pragma("GCC unroll 4")
-                for (int c2 = 0; c2 < 4; c2++)
-                    qh[c2] = _mm512_loadu_si512((const void *)p[b].qh[n][2 * c2]);
-                _Pragma("GCC unroll 4")
-                for (int part = 0; part < 4; part++) {
-                    const int s = 4 * n + part;
-                    const uint8_t *es = e + (size_t)s * 256;
-                    __m512i d[2];
-                    _Pragma("GCC unroll 2")
-                    for (int gh = 0; gh < 2; gh++) {
-                        d[gh] = _mm512_setzero_si512();
-                        _Pragma("GCC unroll 2")
-                        for (int c2 = 2 * gh; c2 < 2 * gh + 2; c2++)
-                            d[gh] = _mm512_dpbusd_epi32(
-                                d[gh], q6_w(_mm512_loadu_si512((const void *)p[b].ql[n][part & 1][2 * c2]), qh[c2], part),
-                                _mm512_loadu_si512(es + 64 * c2));
-                    }
-                    /* [d0 lo, d1 lo] + [d0 hi, d1 hi]: group 0's rows, then group 1's */
-                    const __m512i lo = _mm512_shuffle_i64x2(d[0], d[1], 0x44), hi = _mm512_shuffle_i64x2(d[0], d[1], 0xee);
-                    s32 = _mm512_add_epi32(s32, _mm512_mullo_epi32(_mm512_add_epi32(lo, hi), sc16(p[b].sc[2 * s])));
-                }
-            }
-            const __m256i si = _mm256_sub_epi32(fold(s32), _mm256_slli_epi32(fold(off), 5));
+            /* panels are 32-byte aligned: ql and qh are, or are 32 past a line */
+            const __m256i si = ((uintptr_t)p[b].ql & 63) ? q6_block(&p[b], x, e, true) : q6_block(&p[b], x, e, false);
             const __m256 d = _mm256_load_ps(p[b].d);
             acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc);
         }
