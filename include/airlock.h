@@ -105,6 +105,9 @@ typedef struct al_model_info {
     char name[128];         /* general.name, or "" */
     uint64_t n_params;      /* total elements of all tensors */
     uint64_t n_params_active; /* those one token reads (a mixture of experts: only the used experts) */
+    uint64_t decode_bytes;  /* weight bytes one generated token reads: every tensor, but one row of the
+                               token (and position) embedding unless the output head is tied to it,
+                               and of a mixture's expert tensors only the used experts' share */
     uint32_t n_expert;      /* experts per layer, 0 without */
     uint32_t n_expert_used; /* experts chosen per token */
     uint64_t file_bytes;

@@ -246,6 +246,7 @@ struct al_model {
     char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
     uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */
+    uint64_t decode_bytes;    /* weight bytes one generated token reads (al_model_info) */
     struct al_moe_hparams *moe; /* AL_FFN_MOE families, else NULL */
     struct al_moe_packing *moe_packing; /* experts' panels packed on first use, or NULL */
     char type_mix[256];

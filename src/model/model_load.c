@@ -1022,6 +1022,19 @@ static al_status load_tensors(loader *L)
     m->n_params_active = m->n_params;
     for (uint32_t i = 0; m->moe && i < hp->n_layer; i++)
         m->n_params_active -= al_moe_inactive_params(m->moe, m->layers[i].moe);
+    /* Bytes one generated token reads: the embeddings give one row each
+     * (all of them when the output head is the token embedding). */
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const al_gguf_tensor *t = &m->gguf->tensors[i];
+        if (t->data == m->tok_embd.data && m->tok_embd.rows && !m->tied_output)
+            m->decode_bytes += m->tok_embd.row_bytes;
+        else if (t->data == m->pos_embd.data && m->pos_embd.rows)
+            m->decode_bytes += m->pos_embd.row_bytes;
+        else
+            m->decode_bytes += t->n_bytes;
+    }
+    for (uint32_t i = 0; m->moe && i < hp->n_layer; i++)
+        m->decode_bytes -= al_moe_inactive_bytes(m->moe, m->layers[i].moe);
     /* Type mix, e.g. "Q4_K:113 Q6_K:29 F32:57". */
     uint32_t counts[AL_TYPE_COUNT] = {0};
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
@@ -1398,6 +1411,7 @@ void al_model_get_info(const al_model *m, al_model_info *o)
     }
     o->n_params = m->n_params;
     o->n_params_active = m->n_params_active;
+    o->decode_bytes = m->decode_bytes;
     o->n_expert = m->moe ? m->moe->n_expert : 0;
     o->n_expert_used = m->moe ? m->moe->n_expert_used : 0;
     o->file_bytes = m->gguf->size;

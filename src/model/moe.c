@@ -246,6 +246,14 @@ uint64_t al_moe_inactive_params(const al_moe_hparams *hp, const al_moe_layer *ly
     return per * (hp->n_expert - hp->n_expert_used);
 }
 
+uint64_t al_moe_inactive_bytes(const al_moe_hparams *hp, const al_moe_layer *ly)
+{
+    uint64_t per = (uint64_t)(ly->gate.expert_bytes + ly->up.expert_bytes + ly->down.expert_bytes);
+    if (ly->gate_b) /* F32 copies, read as F32 */
+        per += (uint64_t)(2 * hp->n_ff_exp + ly->down.rows) * sizeof(float);
+    return per * (hp->n_expert - hp->n_expert_used);
+}
+
 /* ------------------------------------------------------------ lazy packing */
 
 struct al_moe_packing {

@@ -100,6 +100,9 @@ void al_moe_layer_free(al_moe_layer *ly);
  * total parameters minus this over the layers = active parameters. */
 uint64_t al_moe_inactive_params(const al_moe_hparams *hp, const al_moe_layer *ly);
 
+/* Bytes of the experts (and expert biases) a token does not use in one layer. */
+uint64_t al_moe_inactive_bytes(const al_moe_hparams *hp, const al_moe_layer *ly);
+
 /* Lazy packing of every layer's experts (al_lazy_panels): address space
  * for their panels is reserved here and filled as passes first use them,
  * at most budget_bytes in all (the rest is packed on the stack at each
