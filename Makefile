@@ -6,7 +6,7 @@ export AIRLOCK_SHARED ?= $(SHARED)
 DEMO_MODEL ?= $(or $(AIRLOCK_DEMO_MODEL),$(SHARED)/models/stories260K.gguf)
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build test asan demo bench bench-serve fuzz fuzz-schema clean image image-push
+.PHONY: all deps build test asan demo bench bench-serve bench-start fuzz fuzz-schema clean image image-push
 
 all: build
 
@@ -40,6 +40,9 @@ bench: build
 
 bench-serve: build
 	AIRLOCK_BIN=$(BUILD)/airlock scripts/bench-serve.sh
+
+bench-start: build
+	AIRLOCK_BIN=$(BUILD)/airlock scripts/bench-start.sh
 
 # libFuzzer targets (fuzz/fuzz_<target>.c), each for FUZZ_TIME seconds, or
 # only FUZZ_TARGET. New inputs go to $(FUZZ)/corpus-<target>; the committed

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
                 void *P = pb ? xalloc(pb) : NULL;
                 if (P)
                     al_matmul_pack(t, W, rows, k, rb, P);
-                const al_mm_desc pd = {t, W, rows, rb, Y, rows, P};
+                const al_mm_desc pd = {t, W, rows, rb, Y, rows, P, false};
                 for (int ki = 0; ki < 4; ki++) {
                     const char *only = getenv("BENCH_ONLY");
                     const al_kernels *ks = ki < 3 ? sets[ki] : al_kernels_get();

@@ -64,6 +64,12 @@ typedef struct al_model_params {
     int n_threads;      /* threads that pack them; 0 (default): one per physical
                            core (a server loading beside running streams leaves
                            them a core) */
+    bool pack_background; /* with pack_weights: al_model_load returns before
+                           the weights are packed, a thread of the model's
+                           packs them, and passes use each matrix's rows until
+                           its panels are ready (the same panel kernels, so
+                           the results do not depend on when); a server is
+                           then ready at once (default false) */
 } al_model_params;
 
 al_model_params al_model_default_params(void);
@@ -74,6 +80,8 @@ al_model_params al_model_default_params(void);
 al_status al_model_load(const char *path, const al_model_params *params,
                         al_model **out, al_error *err);
 void al_model_free(al_model *model);
+/* True while a model loaded with pack_background is still being packed. */
+bool al_model_packing(const al_model *model);
 
 /* How a sequence's hidden states become one vector (the values of GGUF's
  * {arch}.pooling_type). */
@@ -97,6 +105,9 @@ typedef struct al_model_info {
     char name[128];         /* general.name, or "" */
     uint64_t n_params;      /* total elements of all tensors */
     uint64_t n_params_active; /* those one token reads (a mixture of experts: only the used experts) */
+    uint64_t decode_bytes;  /* weight bytes one generated token reads: every tensor, but one row of the
+                               token (and position) embedding unless the output head is tied to it,
+                               and of a mixture's expert tensors only the used experts' share */
     uint32_t n_expert;      /* experts per layer, 0 without */
     uint32_t n_expert_used; /* experts chosen per token */
     uint64_t file_bytes;

@@ -2,8 +2,13 @@
 # make bench-serve: N = 1, 4, 16 concurrent streaming clients against
 # `airlock serve` with a qwen3-0.6b q4_k_m file (generated into a cache
 # outside the repository if missing), 128-token prompts, 128 generated
-# tokens. Prints aggregate tok/s, TTFT and inter-token latency p50/p99, and
-# a prefix-cache TTFT comparison.
+# tokens. Prints aggregate tok/s beside the reference server's (read from
+# $AIRLOCK_SHARED/perf/reference.json, measured on this machine kind) and
+# their ratio (goal: at least 1.25x), TTFT and inter-token latency p50/p99,
+# ITL p99 at 4 clients over the single client's p50 (goal: under 3x), the
+# server's CPU time per generated token (user + sys of the server process:
+# a figure that a busy shared host disturbs far less than wall time), and a
+# prefix-cache TTFT comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${AIRLOCK_SHARED:-../shared}"
@@ -12,6 +17,7 @@ BIN="${AIRLOCK_BIN:-build/airlock}"
 CLIENTS="${BENCH_CLIENTS:-1 4 16}"
 PROMPT="${BENCH_PROMPT:-128}"
 GEN="${BENCH_GEN:-128}"
+REF="$SHARED/perf/reference.json"
 M="$CACHE/qwen3-0.6b-q4_k_m.gguf"
 mkdir -p "$CACHE"
 if [ ! -s "$M" ]; then
@@ -21,22 +27,67 @@ if [ ! -s "$M" ]; then
     mv "$M.tmp" "$M"
 fi
 LOG="$(mktemp)"
+RES="$(mktemp)"
 "$BIN" serve --model "$M" --model-name qwen3 --listen 127.0.0.1:0 --parallel 16 --queue 64 --prefix-cache \
     --ctx $((PROMPT + GEN + 64)) ${BENCH_SERVE_ARGS:-} >"$LOG" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$LOG"' EXIT
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$LOG" "$RES"' EXIT
 for _ in $(seq 1 100); do grep -q "listening on" "$LOG" && break; sleep 0.1; done
 URL="$(grep -m1 -o 'http://[0-9.:]*' "$LOG")"
 # warm up: load the model, touch the weights
 python3 scripts/bench_serve_load.py "$URL" qwen3 1 16 4 >/dev/null
 
-printf '| clients | generated tok/s | vs 1 client | TTFT p50 (s) | TTFT p99 (s) | ITL p50 (ms) | ITL p99 (ms) |\n|---|---|---|---|---|---|---|\n'
-base=""
+# user + sys clock ticks of the server so far
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
 for n in $CLIENTS; do
+    c0="$(cpu_ticks)"
     r="$(python3 scripts/bench_serve_load.py "$URL" qwen3 "$n" "$PROMPT" "$GEN")"
-    [ -z "$base" ] && base="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tok_s"])' "$r")"
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); b=float(sys.argv[2]); print("| %d | %.1f | %.2fx | %.3f | %.3f | %.1f | %.1f |" % (d["clients"], d["tok_s"], d["tok_s"]/b, d["ttft_p50"], d["ttft_p99"], d["itl_p50"]*1e3, d["itl_p99"]*1e3))' "$r" "$base"
+    c1="$(cpu_ticks)"
+    echo "$r $((c1 - c0))" >> "$RES"
 done
+
+host_isa=$(grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')
+host_cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+python3 - "$RES" "$REF" "$host_cpu" "$host_isa" "$(getconf CLK_TCK)" "$PROMPT" "$GEN" <<'PY'
+import json, os, sys
+res, ref_path, cpu, isa, tck, n_prompt, n_gen = sys.argv[1:8]
+rows = []
+for line in open(res):
+    j, ticks = line.rsplit(" ", 1)
+    d = json.loads(j)
+    d["cpu_s"] = int(ticks) / int(tck)
+    rows.append(d)
+ref, note = {}, "no reference figures (%s not found)" % ref_path
+if os.path.exists(ref_path):
+    R = json.load(open(ref_path))
+    sv = R.get("serve")
+    if sv:
+        same = set(R["host"]["isa"]) == set(isa.split())
+        if int(sv["prompt"]) == int(n_prompt) and int(sv["gen"]) == int(n_gen):
+            ref = {int(k): v for k, v in sv["clients"].items()}
+        note = "reference: %s %s server, measured %s on %s (%s)%s" % (
+            R["reference"]["runtime"], R["reference"]["build"], R["host"]["date"], R["host"]["cpu"],
+            " ".join(R["host"]["isa"]),
+            "" if same else "; **this host's ISA differs: the ratios are indicative only**")
+print("host: %s; ISA: %s" % (cpu, isa))
+print(note)
+print("\n| clients | tok/s | reference | ratio (goal >= 1.25x) | vs 1 client | TTFT p50 (s) | TTFT p99 (s) "
+      "| ITL p50 (ms) | ITL p99 (ms) | server CPU ms/token |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+base = rows[0]["tok_s"] if rows else 1
+for d in rows:
+    r = ref.get(d["clients"])
+    print("| %d | %.1f | %s | %s | %.2fx | %.3f | %.3f | %.1f | %.1f | %.1f |" % (
+        d["clients"], d["tok_s"], "%.1f" % r if r else "—", "%.2fx" % (d["tok_s"] / r) if r else "—",
+        d["tok_s"] / base, d["ttft_p50"], d["ttft_p99"], d["itl_p50"] * 1e3, d["itl_p99"] * 1e3,
+        d["cpu_s"] * 1e3 / max(d["tokens"], 1)))
+one = [d for d in rows if d["clients"] == 1]
+four = [d for d in rows if d["clients"] == 4]
+if one and four:
+    q = four[0]["itl_p99"] / one[0]["itl_p50"]
+    print("\nITL p99 at 4 clients / ITL p50 at 1 client: %.1f / %.1f ms = %.2fx (goal: under 3x: %s)" % (
+        four[0]["itl_p99"] * 1e3, one[0]["itl_p50"] * 1e3, q, "met" if q < 3 else "NOT met"))
+PY
 
 # Prefix cache: a 200-token prompt, then the same prompt + 2 tokens; the second reuses the KV.
 python3 - "$URL" <<'PY'

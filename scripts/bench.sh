@@ -60,8 +60,8 @@ vocab_of() {
     echo "**This host's ISA differs from the reference host's: the ratios are indicative only.**"
   fi
   echo
-  printf '| model | quant | kernels | pp512 t/s (median) | reference | ratio | tg128 t/s (median) | reference | ratio |\n'
-  printf '|---|---|---|---|---|---|---|---|---|\n'
+  printf '| model | quant | kernels | pp512 t/s (median) | reference | ratio | tg128 t/s (median) | reference | ratio | MiB/token | read GB/s | tg bound t/s | of bound |\n'
+  printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 } > "$OUT"
 
 # The reference rows, then rows with no reference figure (ratio "—").
@@ -76,7 +76,7 @@ while read -r preset quant ref_pp ref_tg; do
   fi
   if ! out=$("$BIN" bench "$f" -p 512 -n 128 -r "$REPS" 2>&1); then
     echo "$out" >&2
-    printf '| %s | %s | — | failed | %s | — | failed | %s | — |\n' "$preset" "$quant" "$ref_pp" "$ref_tg" >> "$OUT"
+    printf '| %s | %s | — | failed | %s | — | failed | %s | — | — | — | — | — |\n' "$preset" "$quant" "$ref_pp" "$ref_tg" >> "$OUT"
     continue
   fi
   echo "$out"; echo
@@ -84,10 +84,18 @@ while read -r preset quant ref_pp ref_tg; do
   pp=$(echo "$out" | awk -F'|' '/ pp512 /{gsub(/ /, "", $6); print $6}')
   tg=$(echo "$out" | awk -F'|' '/ tg128 /{gsub(/ /, "", $6); print $6}')
   isa=$(echo "$out" | awk '/^kernels: /{print $2}')
-  awk -v p="$preset" -v q="$quant" -v isa="$isa" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" '
+  # the memory-bandwidth bound of tg: the bench measures the host's read
+  # bandwidth and knows the weight bytes one token reads
+  mib=$(echo "$out" | sed -n 's/^tg reads \([0-9.]*\) MiB.*/\1/p')
+  gbs=$(echo "$out" | sed -n 's/.*read bandwidth \([0-9.]*\) GB\/s.*/\1/p')
+  bound=$(echo "$out" | sed -n 's/^tg bound \([0-9.]*\) t\/s.*/\1/p')
+  frac=$(echo "$out" | sed -n 's/.* = \([0-9.]*\) % of it$/\1/p')
+  awk -v p="$preset" -v q="$quant" -v isa="$isa" -v pp="$pp" -v rp="$ref_pp" -v tg="$tg" -v rt="$ref_tg" \
+      -v mib="${mib:-—}" -v gbs="${gbs:-—}" -v bound="${bound:-—}" -v frac="${frac:+$frac %}" '
     function ratio(a, b) { return b == "-" ? "—" : sprintf("%.2f", a / b) }
-    BEGIN { printf "| %s | %s | %s | %.1f | %s | %s | %.1f | %s | %s |\n",
-            p, q, isa, pp, rp == "-" ? "—" : rp, ratio(pp, rp), tg, rt == "-" ? "—" : rt, ratio(tg, rt) }' >> "$OUT"
+    BEGIN { printf "| %s | %s | %s | %.1f | %s | %s | %.1f | %s | %s | %s | %s | %s | %s |\n",
+            p, q, isa, pp, rp == "-" ? "—" : rp, ratio(pp, rp), tg, rt == "-" ? "—" : rt, ratio(tg, rt),
+            mib, gbs, bound, frac == "" ? "—" : frac }' >> "$OUT"
 done <<<"$rows"
 
 # Embeddings: 1,000 inputs of ~134 tokens on bge-small (F16, CLS pooling),

@@ -34,6 +34,8 @@ static uint32_t attn_tile_tokens(uint32_t group);
 
 struct al_context {
     const al_model *model;
+    bool pack_seen_done;     /* a pass began after the background packing ended */
+    uint8_t *embd_row;       /* (tok_embd.row_bytes) a row read with pread (al_model's embd_fd), or NULL */
     al_context_params p;
     al_threadpool *tp;
     const al_attn_kernels *ak;
@@ -49,6 +51,8 @@ struct al_context {
     uint32_t *kv_ring;    /* (n_layer) ring length, 0: one slot per position */
     bool kv_has_ring;
     int32_t *seq_hw;      /* (n_seq) 1 + the highest position written since the sequence was emptied */
+    int32_t *seq_dirty;   /* (n_seq) slots [0, this) of a sequence may hold data, those after are zero
+                             (INT32_MAX: unknown, all of them); al_kv_seq_zero clears only these */
     uint32_t group_max;   /* query heads per KV head, the most of any layer */
     void *k_cache;
     void *v_cache;
@@ -203,10 +207,13 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->kv_slots = calloc(hp->n_layer, sizeof(uint32_t));
     c->kv_ring = calloc(hp->n_layer, sizeof(uint32_t));
     c->seq_hw = calloc(c->p.n_seq, sizeof(int32_t));
-    if (!c->kv_loff || !c->kv_slots || !c->kv_ring || !c->seq_hw) {
+    c->seq_dirty = malloc(c->p.n_seq * sizeof(int32_t));
+    if (!c->kv_loff || !c->kv_slots || !c->kv_ring || !c->seq_hw || !c->seq_dirty) {
         al_context_free(c);
         return al_err(err, AL_ERR_NOMEM, "out of memory for a context");
     }
+    for (uint32_t s = 0; s < c->p.n_seq; s++) /* the cache's memory may not come zeroed */
+        c->seq_dirty[s] = INT32_MAX;
     c->group_max = 1;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const uint32_t kvh = m->layers[l].n_head_kv, g = hp->n_head / kvh;
@@ -327,10 +334,12 @@ void al_context_free(al_context *c)
     free(c->kv_slots);
     free(c->kv_ring);
     free(c->seq_hw);
+    free(c->seq_dirty);
     free(c->k_cache);
     free(c->v_cache);
     free(c->att_row);
     free(c->seq_len);
+    free(c->embd_row);
     free(c->x);
     free(c->xn);
     free(c->xo);
@@ -378,18 +387,26 @@ static void matmul_multi(al_context *c, const al_weight *const *w, float *const 
     al_mm_desc d[3];
     for (int i = 0; i < n; i++) {
         same_k = same_k && w[i]->cols == w[0]->cols;
-        d[i] = (al_mm_desc){w[i]->type, w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows, w[i]->packed};
+        /* packed may be published meanwhile by the model's packing thread */
+        d[i] = (al_mm_desc){w[i]->type, w[i]->data, w[i]->rows, w[i]->row_bytes, Y[i], w[i]->rows,
+                            __atomic_load_n(&w[i]->packed, __ATOMIC_ACQUIRE), w[i]->panels};
     }
     if (!c->p.exact && same_k) {
         al_matmul_multi(c->tp, d, n, w[0]->cols, X, n_tok, c->mm_scratch);
-        return;
+    } else {
+        for (int i = 0; i < n; i++)
+            if (c->p.exact)
+                al_matmul_exact(c->tp, w[i]->type, w[i]->data, w[i]->rows, w[i]->cols, w[i]->row_bytes, X, n_tok,
+                                Y[i], w[i]->rows, c->mm_scratch);
+            else
+                al_matmul_multi(c->tp, &d[i], 1, w[i]->cols, X, n_tok, c->mm_scratch);
     }
+    /* A matrix whose panels were published while this call read its rows:
+     * the packing thread gave the rows back before we were done, so the
+     * last reader does it again (else they would stay resident). */
     for (int i = 0; i < n; i++)
-        if (c->p.exact)
-            al_matmul_exact(c->tp, w[i]->type, w[i]->data, w[i]->rows, w[i]->cols, w[i]->row_bytes, X, n_tok, Y[i],
-                            w[i]->rows, c->mm_scratch);
-        else
-            al_matmul_multi(c->tp, &d[i], 1, w[i]->cols, X, n_tok, c->mm_scratch);
+        if (!d[i].packed && w[i]->panels && __atomic_load_n(&w[i]->packed, __ATOMIC_ACQUIRE))
+            al_weight_release_rows(w[i]);
 }
 
 static void matmul(al_context *c, const al_weight *w, const float *X, int64_t n_tok, float *Y)
@@ -907,8 +924,12 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
     const al_arch_desc *D = hp->desc;
     const size_t d = hp->n_embd;
 
+    if (m->embd_fd >= 0 && !c->embd_row)
+        c->embd_row = malloc(m->tok_embd.row_bytes); /* NULL: read from the map */
     for (int64_t t = 0; t < n_tok; t++) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
+        if (c->embd_row && al_model_read_embd_row(m, tokens[t], c->embd_row))
+            row = c->embd_row;
         float *x = c->x + (size_t)t * d;
         al_dequantize_row(m->tok_embd.type, row, x, (int64_t)d);
         if (hp->embd_scale != 1.0f)
@@ -1109,6 +1130,7 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
     c->n_last = 0; /* no logits are valid until this batch succeeds */
     if (b->n_tokens <= 0)
         return al_err(err, AL_ERR_ARG, "empty batch");
+    al_model_pack_settle(c->model, &c->pack_seen_done);
     if (b->n_tokens > c->out_index_cap) {
         int32_t *ni = realloc(c->out_index, (size_t)b->n_tokens * sizeof(int32_t));
         if (!ni)
@@ -1181,9 +1203,12 @@ al_status al_decode(al_context *c, const al_batch *b, al_error *err)
         last[s] = p;
         next[s] = p + 1;
     }
-    for (uint32_t s = 0; s < c->p.n_seq; s++)
+    for (uint32_t s = 0; s < c->p.n_seq; s++) {
         if (last[s] + 1 > c->seq_hw[s])
             c->seq_hw[s] = last[s] + 1;
+        if (last[s] + 1 > c->seq_dirty[s])
+            c->seq_dirty[s] = last[s] + 1;
+    }
 
     for (int32_t start = 0; start < b->n_tokens; start += (int32_t)c->p.n_batch) {
         int32_t n = b->n_tokens - start;
@@ -1271,6 +1296,8 @@ void al_kv_seq_copy(al_context *c, int32_t src, int32_t dst, int32_t n)
     }
     c->seq_len[dst] = n;
     c->seq_hw[dst] = c->seq_hw[src];
+    if (c->seq_dirty[src] > c->seq_dirty[dst]) /* what was copied is at most what src may hold */
+        c->seq_dirty[dst] = c->seq_dirty[src];
 }
 
 int32_t al_kv_seq_len(const al_context *c, int32_t seq)
@@ -1288,6 +1315,7 @@ void al_kv_clear(al_context *c)
     memset(c->v_cache, 0, n);
     memset(c->seq_len, 0, c->p.n_seq * sizeof(int32_t));
     memset(c->seq_hw, 0, c->p.n_seq * sizeof(int32_t));
+    memset(c->seq_dirty, 0, c->p.n_seq * sizeof(int32_t));
 }
 
 int al_physical_cores_count(void)
@@ -1298,7 +1326,10 @@ int al_physical_cores_count(void)
 /* ---------------------------------------------- data hygiene (serve) */
 
 /* Zeroes every position of one sequence's K and V in every layer and
- * forgets them: what a finished request leaves in its slot is gone. */
+ * forgets them: what a finished request leaves in its slot is gone. Only
+ * the slots it may have written since the last zeroing are cleared (the
+ * rest are zero already): a 40-token request on a 2,048-position context
+ * clears 40 positions, not 2,048. */
 void al_kv_seq_zero(al_context *c, int32_t seq)
 {
     if (!c || seq < 0 || (uint32_t)seq >= c->p.n_seq)
@@ -1308,12 +1339,17 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
         return;
     }
     const al_hparams *hp = &c->model->hp;
+    const uint32_t dirty = (uint32_t)c->seq_dirty[seq];
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const size_t bytes = kv_bytes(c, (size_t)c->kv_slots[l] * c->model->layers[l].n_head_kv * hp->head_dim);
+        /* a window layer's ring (window + batch slots, and the mirror of its
+         * first window after them): all of it */
+        const uint32_t rows = !c->kv_ring[l] && dirty < c->kv_slots[l] ? dirty : c->kv_slots[l];
+        const size_t bytes = kv_bytes(c, (size_t)rows * c->model->layers[l].n_head_kv * hp->head_dim);
         size_t off = kv_bytes(c, kv_offset(c, l, seq, 0));
         memset((uint8_t *)c->k_cache + off, 0, bytes);
         memset((uint8_t *)c->v_cache + off, 0, bytes);
     }
     c->seq_len[seq] = 0;
     c->seq_hw[seq] = 0;
+    c->seq_dirty[seq] = 0;
 }

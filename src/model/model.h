@@ -7,6 +7,7 @@
 #define AL_MODEL_MODEL_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "airlock.h"
@@ -125,8 +126,22 @@ typedef struct al_weight {
     size_t row_bytes;
     void *packed;       /* panels (al_matmul_pack, in the model's
                            packed_map) replacing data's rows for the fast
-                           path, or NULL */
+                           path, or NULL; set once, by the packing thread
+                           while passes run (atomic loads and stores) */
+    bool panels;        /* packed, or to be packed by that thread: the panel
+                           kernels compute it either way */
 } al_weight;
+
+/* Gives back the resident pages of w's rows that its panels replace. */
+void al_weight_release_rows(const al_weight *w);
+/* At the start of each pass of a context (*seen_done its own flag): once
+ * a pass has begun after the background packing ended, the next one knows
+ * that no pass of the context still reads rows of packed matrices, and the
+ * rows they brought back are given back once more (once per model). */
+void al_model_pack_settle(const al_model *m, bool *seen_done);
+/* Token tok's row of tok_embd into buf (row_bytes) with pread; false
+ * (then read the map) when embd_fd is -1 or the read fails. */
+bool al_model_read_embd_row(const al_model *m, int32_t tok, uint8_t *buf);
 
 /* RoPE of a group of layers: the angle of pair i at position p is
  * p * inv_freq[i]; cos and sin are multiplied by mscale (YaRN). */
@@ -218,14 +233,20 @@ struct al_model {
     al_rope rope[3];       /* [0] global layers, [1] local layers when they differ,
                               [2] global layers of long contexts (LongRoPE) */
     al_layer *layers;      /* (n_layer) */
+    int embd_fd;           /* the file, open when the output is tied and packed
+                              (its rows are given back): token rows are read
+                              with pread, which maps nothing, or -1 */
     void *packed_map;      /* anonymous mapping holding every weight's panels */
     size_t packed_map_bytes;
+    struct pack_job *pack_job; /* background packing (pack_background), or NULL */
+    pthread_t pack_thread;
     al_vocab *vocab;
     char *chat_template;   /* NUL-terminated copy, or NULL */
     char *rerank_template; /* tokenizer.chat_template.rerank ({query}, {document}), or NULL */
     char *template_error;  /* why chat_template does not parse, or NULL */
     uint64_t n_params;
     uint64_t n_params_active; /* what one token reads: n_params less the experts it skips */
+    uint64_t decode_bytes;    /* weight bytes one generated token reads (al_model_info) */
     struct al_moe_hparams *moe; /* AL_FFN_MOE families, else NULL */
     struct al_moe_packing *moe_packing; /* experts' panels packed on first use, or NULL */
     char type_mix[256];

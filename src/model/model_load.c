@@ -3,8 +3,11 @@
  * hyper-parameters, and every tensor bound by name with its shape checked
  * against the architecture.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,8 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
     w->rows = rows;
     w->cols = cols;
     w->row_bytes = al_type_row_bytes(t->type, cols);
+    w->packed = NULL; /* w may be a local (fused tensors bound as views) */
+    w->panels = false;
     return AL_OK;
 }
 
@@ -75,7 +80,16 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
  * are given back: the file map is shared and read-only, so they stay in
  * the page cache but leave this process's resident set (unless memory is
  * locked). The token embedding is read by rows and stays as it is (with
- * a tied output only the rows looked up come back). */
+ * a tied output only the rows looked up come back).
+ *
+ * With pack_background the load returns at once and one thread of the
+ * model packs the matrices in order, publishing each one's panels when they
+ * are whole: most of a load's time is the kernel giving out (zeroing) the
+ * new memory, a second or more per GB on a busy virtual machine, which a
+ * server's first request need not wait for. Meanwhile every such matrix
+ * goes through the same panel kernels, its panels packed on the stack at
+ * each use (al_mm_desc.panels), so a token's logits do not depend on how
+ * far the packing has come. */
 #define PACK_CHUNK 64 /* panels per work item */
 #define MAX_LAYERS 1024 /* block_count at most */
 #define PACK_MAX_W (7 * MAX_LAYERS + 1)
@@ -83,8 +97,13 @@ static al_status bind_weight(loader *L, const char *name, int64_t rows, int64_t 
 typedef struct pack_job {
     al_weight *all[PACK_MAX_W];    /* every matrix */
     al_weight *w[PACK_MAX_W];      /* the ones packed */
+    uint8_t *dst[PACK_MAX_W];      /* where each one's panels go */
+    size_t off[PACK_MAX_W];        /* the same as offsets, before the map is made */
     int64_t first[PACK_MAX_W + 1]; /* first chunk of each of them */
     int n;
+    _Atomic bool stop;             /* the model is being freed */
+    _Atomic bool settled;          /* rows given back after the last reader (al_model_pack_settle) */
+    _Atomic bool done;             /* every matrix published and its rows given back */
 } pack_job;
 
 /* Gives back the pages wholly inside rows [r0, r1) of w. */
@@ -95,6 +114,23 @@ static void release_rows(const al_weight *w, int64_t r0, int64_t r1)
     const uintptr_t hi = ((uintptr_t)w->data + (size_t)r1 * w->row_bytes) & ~(pg - 1);
     if (hi > lo)
         (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+void al_weight_release_rows(const al_weight *w)
+{
+    release_rows(w, 0, w->rows / 8 * 8);
+}
+
+/* Chunk c of weight i. */
+static void pack_one(const pack_job *j, int i, int64_t c)
+{
+    const al_weight *w = j->w[i];
+    const int64_t n_panels = w->rows / 8, p0 = (c - j->first[i]) * PACK_CHUNK;
+    const int64_t p1 = p0 + PACK_CHUNK < n_panels ? p0 + PACK_CHUNK : n_panels;
+    const size_t pb = al_matmul_pack_bytes(w->type, 8, w->cols);
+    al_matmul_pack(w->type, (const uint8_t *)w->data + (size_t)(p0 * 8) * w->row_bytes, (p1 - p0) * 8, w->cols,
+                   w->row_bytes, j->dst[i] + (size_t)p0 * pb);
+    release_rows(w, p0 * 8, p1 * 8); /* as we go: the peak stays near the model's size */
 }
 
 static void pack_chunk(void *arg, int64_t c, int ith)
@@ -109,21 +145,38 @@ static void pack_chunk(void *arg, int64_t c, int ith)
         else
             hi = mid - 1;
     }
-    const al_weight *w = j->w[lo];
-    const int64_t n_panels = w->rows / 8, p0 = (c - j->first[lo]) * PACK_CHUNK;
-    const int64_t p1 = p0 + PACK_CHUNK < n_panels ? p0 + PACK_CHUNK : n_panels;
-    const size_t pb = al_matmul_pack_bytes(w->type, 8, w->cols);
-    al_matmul_pack(w->type, (const uint8_t *)w->data + (size_t)(p0 * 8) * w->row_bytes, (p1 - p0) * 8, w->cols,
-                   w->row_bytes, (uint8_t *)w->packed + (size_t)p0 * pb);
-    release_rows(w, p0 * 8, p1 * 8); /* as we go: the peak stays near the model's size */
+    pack_one(j, lo, c);
 }
 
-static al_status pack_weights(loader *L)
+/* The packing thread (pack_background): weight after weight, each one
+ * published when whole; its rows, which passes may have read meanwhile,
+ * are given back once more after that. */
+static void *pack_main(void *arg)
+{
+    pack_job *j = arg;
+    (void)pthread_setname_np(pthread_self(), "airlock-pack"); /* for top -H, perf */
+    for (int i = 0; i < j->n; i++) {
+        for (int64_t c = j->first[i]; c < j->first[i + 1]; c++) {
+            if (atomic_load_explicit(&j->stop, memory_order_relaxed))
+                return NULL;
+            pack_one(j, i, c);
+        }
+        __atomic_store_n(&j->w[i]->packed, (void *)j->dst[i], __ATOMIC_RELEASE);
+        release_rows(j->w[i], 0, j->w[i]->rows / 8 * 8);
+    }
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+static al_status pack_weights(loader *L, bool background)
 {
     al_model *m = L->m;
     pack_job *j = calloc(1, sizeof(*j));
     if (!j)
         return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    atomic_init(&j->stop, false);
+    atomic_init(&j->settled, false);
+    atomic_init(&j->done, false);
     al_weight **all = j->all;
     int n_all = 0;
     bool layers_packed = false;
@@ -147,7 +200,10 @@ static al_status pack_weights(loader *L)
         const size_t n = al_matmul_pack_bytes(all[i]->type, all[i]->rows, all[i]->cols);
         if (n == 0)
             continue;
-        all[i]->packed = (void *)(uintptr_t)total; /* offset for now */
+        /* a panel too large for the stack cannot stand in for its packed
+         * form in the meantime: such a model is packed before it runs */
+        background = background && al_matmul_stack_panel(all[i]->type, all[i]->cols);
+        j->off[j->n] = total;
         total += (n + 63) & ~(size_t)63;
         j->w[j->n] = all[i];
         j->first[j->n + 1] = j->first[j->n] + (all[i]->rows / 8 + PACK_CHUNK - 1) / PACK_CHUNK;
@@ -160,8 +216,6 @@ static al_status pack_weights(loader *L)
     const size_t huge = (size_t)2 << 20, len = (total + huge - 1) / huge * huge + huge;
     uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED) { /* no room: run from the file's rows, slower but correct */
-        for (int i = 0; i < j->n; i++)
-            j->w[i]->packed = NULL;
         free(j);
         return AL_OK;
     }
@@ -170,14 +224,88 @@ static al_status pack_weights(loader *L)
     uint8_t *base = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
     (void)madvise(base, total, MADV_HUGEPAGE);
     for (int i = 0; i < j->n; i++)
-        j->w[i]->packed = base + (uintptr_t)j->w[i]->packed;
+        j->dst[i] = base + j->off[i];
+    if (background) {
+        for (int i = 0; i < j->n; i++)
+            j->w[i]->panels = true;
+        if (pthread_create(&m->pack_thread, NULL, pack_main, j) == 0) {
+            m->pack_job = j;
+            return AL_OK;
+        }
+        for (int i = 0; i < j->n; i++) /* no thread: pack here */
+            j->w[i]->panels = false;
+    }
     al_threadpool *tp = al_threadpool_new(L->pack_threads > 0 ? L->pack_threads : al_physical_cores());
     al_threadpool_for(tp, j->first[j->n], pack_chunk, j); /* tp NULL: on this thread */
     al_threadpool_free(tp);
-    for (int i = 0; i < j->n; i++) /* the pages chunks shared */
+    for (int i = 0; i < j->n; i++) { /* the pages chunks shared */
+        j->w[i]->packed = j->dst[i];
+        j->w[i]->panels = true;
         release_rows(j->w[i], 0, j->w[i]->rows / 8 * 8);
+    }
     free(j);
     return AL_OK;
+}
+
+/* Stops the packing thread (the model is being freed) and waits for it. */
+static void pack_stop(al_model *m)
+{
+    if (!m->pack_job)
+        return;
+    atomic_store(&m->pack_job->stop, true);
+    pthread_join(m->pack_thread, NULL);
+    free(m->pack_job);
+    m->pack_job = NULL;
+}
+
+void al_model_pack_settle(const al_model *m, bool *seen_done)
+{
+    pack_job *j = m->pack_job;
+    if (!j || atomic_load_explicit(&j->settled, memory_order_relaxed))
+        return;
+    if (!*seen_done) {
+        *seen_done = !al_model_packing(m);
+        return;
+    }
+    if (!atomic_exchange(&j->settled, true))
+        for (int i = 0; i < j->n; i++)
+            release_rows(j->w[i], 0, j->w[i]->rows / 8 * 8);
+}
+
+/* A tied output's rows are given back once packed, but the embedding
+ * reads them by token: through the map each read brings back its page and
+ * the pages around it (a whole large folio of the page cache, 2 MB on a
+ * file written lately), and with many tokens the whole table comes back
+ * beside its panels. Read with pread, they stay out of the resident set. */
+static void embd_fd_open(loader *L)
+{
+    al_model *m = L->m;
+    if (!m->tied_output || !m->output.panels || m->tok_embd.data != m->output.data)
+        return;
+    m->embd_fd = open(L->path, O_RDONLY | O_CLOEXEC);
+}
+
+bool al_model_read_embd_row(const al_model *m, int32_t tok, uint8_t *buf)
+{
+    if (m->embd_fd < 0)
+        return false;
+    const size_t n = m->tok_embd.row_bytes;
+    off_t off = (off_t)((const uint8_t *)m->tok_embd.data - m->gguf->map) + (off_t)tok * (off_t)n;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(m->embd_fd, buf + got, n - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+bool al_model_packing(const al_model *m)
+{
+    return m->pack_job && !atomic_load(&m->pack_job->done);
 }
 
 /* ------------------------------------------------------------ the families */
@@ -678,7 +806,7 @@ static al_status load_layer(loader *L, uint32_t i)
 
     /* Attention: separate Q/K/V, or one fused attn_qkv bound as three views. */
     if (D->fused_qkv && al_gguf_find_tensor(m->gguf, NAME("attn_qkv.weight"))) {
-        al_weight qkv;
+        al_weight qkv = {0};
         if ((st = bind_weight(L, name, nq + 2 * nkv, d, true, &qkv, NULL)))
             return st;
         ly->wq = weight_rows(&qkv, 0, nq);
@@ -742,7 +870,7 @@ static al_status load_layer(loader *L, uint32_t i)
     } else if (ly->ffn == AL_FFN_GELU) {
         MAT(w_up, "ffn_up.weight", ff, d);
     } else if (D->fused_up && !al_gguf_find_tensor(m->gguf, NAME("ffn_gate.weight"))) {
-        al_weight gu;
+        al_weight gu = {0};
         if ((st = bind_weight(L, NAME("ffn_up.weight"), 2 * ff, d, true, &gu, NULL)))
             return st;
         ly->w_gate = weight_rows(&gu, 0, ff);
@@ -812,7 +940,7 @@ static al_status load_encoder_tensors(loader *L)
         if ((st = bind_vec(L, "token_embd_norm.weight", d, true, &m->embd_norm)) ||
             (st = bind_vec(L, "token_embd_norm.bias", d, D->norm_bias == AL_NEED_REQUIRED, &m->embd_norm_b)))
             return st;
-        al_weight tt;
+        al_weight tt = {0};
         uint32_t n_types = 0;
         if ((st = bind_rows(L, "token_types.weight", d, false, &tt, &n_types, 1u << 16)))
             return st;
@@ -907,6 +1035,19 @@ static al_status load_tensors(loader *L)
     m->n_params_active = m->n_params;
     for (uint32_t i = 0; m->moe && i < hp->n_layer; i++)
         m->n_params_active -= al_moe_inactive_params(m->moe, m->layers[i].moe);
+    /* Bytes one generated token reads: the embeddings give one row each
+     * (all of them when the output head is the token embedding). */
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const al_gguf_tensor *t = &m->gguf->tensors[i];
+        if (t->data == m->tok_embd.data && m->tok_embd.rows && !m->tied_output)
+            m->decode_bytes += m->tok_embd.row_bytes;
+        else if (t->data == m->pos_embd.data && m->pos_embd.rows)
+            m->decode_bytes += m->pos_embd.row_bytes;
+        else
+            m->decode_bytes += t->n_bytes;
+    }
+    for (uint32_t i = 0; m->moe && i < hp->n_layer; i++)
+        m->decode_bytes -= al_moe_inactive_bytes(m->moe, m->layers[i].moe);
     /* Type mix, e.g. "Q4_K:113 Q6_K:29 F32:57". */
     uint32_t counts[AL_TYPE_COUNT] = {0};
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
@@ -1034,26 +1175,87 @@ static al_status rope_setup(loader *L)
 
 /* Refuses a tensor holding a block whose scale is an F16 NaN or infinity
  * or an E8M0 exponent of 255 (MXFP4's NaN): every dot product touching
- * such a block is NaN, and the logits with it. Done at every load: it reads
- * only the scale bytes, but that brings in every page of the weights,
- * about what packing the weights (the default) costs anyway. NaN or
- * infinite F32/F16/BF16 values and quants that overflow are left to
- * --check-tensors (check_finite). */
+ * such a block is NaN, and the logits with it. Done at every load, before
+ * anything reads the weights: it reads only the scale bytes, but that
+ * brings in every page of the weights, so it is split over the cores in
+ * chunks of blocks; the error names the first bad block in file order, as
+ * a check on one thread would. NaN or infinite F32/F16/BF16 values and
+ * quants that overflow are left to --check-tensors (check_finite). */
+#define SCALE_CHUNK ((uint64_t)1 << 15) /* blocks per work item */
+
+typedef struct scale_job {
+    const al_gguf *g;
+    uint64_t *first;   /* (n_tensors + 1) first chunk of each tensor */
+    uint64_t *bad;     /* (chunks) first bad block of the chunk, or UINT64_MAX */
+    const char **why;  /* (chunks) */
+} scale_job;
+
+static uint64_t tensor_blocks(const al_gguf_tensor *t)
+{
+    const al_type_traits *tr = al_type_get(t->type);
+    return tr->block_elems > 1 ? t->n_bytes / tr->block_bytes : 0;
+}
+
+static void scale_chunk(void *arg, int64_t c, int ith)
+{
+    (void)ith;
+    const scale_job *j = arg;
+    uint64_t lo = 0, hi = j->g->n_tensors - 1;
+    while (lo < hi) { /* the tensor whose chunks hold c */
+        const uint64_t mid = (lo + hi + 1) / 2;
+        if (j->first[mid] <= (uint64_t)c)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const al_gguf_tensor *t = &j->g->tensors[lo];
+    const uint64_t b0 = ((uint64_t)c - j->first[lo]) * SCALE_CHUNK, nb = tensor_blocks(t);
+    const uint64_t n = nb - b0 < SCALE_CHUNK ? nb - b0 : SCALE_CHUNK;
+    uint64_t bad = 0;
+    const char *why = NULL;
+    const uint8_t *data = (const uint8_t *)t->data + b0 * al_type_get(t->type)->block_bytes;
+    if (!al_check_block_scales(t->type, data, n, &bad, &why)) {
+        j->bad[c] = b0 + bad;
+        j->why[c] = why;
+    }
+}
+
 static al_status check_scales(loader *L)
 {
     const al_gguf *g = L->m->gguf;
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const al_gguf_tensor *t = &g->tensors[i];
-        const al_type_traits *tr = al_type_get(t->type);
-        uint64_t bad = 0;
-        const char *why = NULL;
-        if (tr->block_elems > 1 && !al_check_block_scales(t->type, t->data, t->n_bytes / tr->block_bytes, &bad, &why))
-            return al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s",
-                          L->path, (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
-                          (unsigned long long)bad,
-                          (unsigned long long)(bad * tr->block_elems / t->ne[0]), why);
+    if (g->n_tensors == 0)
+        return AL_OK;
+    scale_job j = {.g = g, .first = calloc(g->n_tensors + 1, sizeof(uint64_t))};
+    if (!j.first)
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        j.first[i + 1] = j.first[i] + (tensor_blocks(&g->tensors[i]) + SCALE_CHUNK - 1) / SCALE_CHUNK;
+    const uint64_t n_chunks = j.first[g->n_tensors];
+    j.bad = malloc((n_chunks ? n_chunks : 1) * sizeof(uint64_t));
+    j.why = calloc(n_chunks ? n_chunks : 1, sizeof(char *));
+    if (!j.bad || !j.why) {
+        free(j.first), free(j.bad), free(j.why);
+        return al_err(L->err, AL_ERR_NOMEM, "%s: out of memory", L->path);
     }
-    return AL_OK;
+    for (uint64_t c = 0; c < n_chunks; c++)
+        j.bad[c] = UINT64_MAX;
+    al_threadpool *tp = n_chunks > 1 ? al_threadpool_new(al_physical_cores()) : NULL;
+    al_threadpool_for(tp, (int64_t)n_chunks, scale_chunk, &j); /* tp NULL: on this thread */
+    al_threadpool_free(tp);
+    al_status st = AL_OK;
+    for (uint64_t i = 0; i < g->n_tensors && !st; i++)
+        for (uint64_t c = j.first[i]; c < j.first[i + 1] && !st; c++) {
+            if (j.bad[c] == UINT64_MAX)
+                continue;
+            const al_gguf_tensor *t = &g->tensors[i];
+            const al_type_traits *tr = al_type_get(t->type);
+            st = al_err(L->err, AL_ERR_FORMAT, "%s: tensor '%.*s' (%s): block %llu (row %llu) is corrupt: %s", L->path,
+                        (int)(t->name.len > 96 ? 96 : t->name.len), t->name.ptr, tr->name,
+                        (unsigned long long)j.bad[c], (unsigned long long)(j.bad[c] * tr->block_elems / t->ne[0]),
+                        j.why[c]);
+        }
+    free(j.first), free(j.bad), free(j.why);
+    return st;
 }
 
 /* Dequantizes every row of every tensor and checks that all values are
@@ -1096,6 +1298,7 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
     al_model *m = calloc(1, sizeof(*m));
     if (!m)
         return al_err(err, AL_ERR_NOMEM, "%s: out of memory", path);
+    m->embd_fd = -1;
     loader L = {.m = m, .path = path, .err = err, .pack_threads = params ? params->n_threads : 0};
     al_status st = al_gguf_open(path, NULL, &m->gguf, err);
     /* Scales first: a corrupt block is the problem to report, whatever
@@ -1115,9 +1318,11 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
     if (!st && params && params->check_tensors)
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
-        st = pack_weights(&L);
+        st = pack_weights(&L, params && params->pack_background);
     if (!st && m->moe && (!params || params->pack_weights))
         moe_packing(m);
+    if (!st)
+        embd_fd_open(&L);
     if (!st) {
         st = al_vocab_from_gguf(m->gguf, &m->vocab, err);
         if (st)
@@ -1161,6 +1366,9 @@ void al_model_free(al_model *m)
 {
     if (!m)
         return;
+    pack_stop(m);
+    if (m->embd_fd >= 0)
+        close(m->embd_fd);
     if (m->packed_map)
         munmap(m->packed_map, m->packed_map_bytes);
     if (m->layers) {
@@ -1216,6 +1424,7 @@ void al_model_get_info(const al_model *m, al_model_info *o)
     }
     o->n_params = m->n_params;
     o->n_params_active = m->n_params_active;
+    o->decode_bytes = m->decode_bytes;
     o->n_expert = m->moe ? m->moe->n_expert : 0;
     o->n_expert_used = m->moe ? m->moe->n_expert_used : 0;
     o->file_bytes = m->gguf->size;

@@ -131,7 +131,7 @@ static al_status bind_2d(const al_gguf *g, const char *path, const char *name, i
     if (!al_matmul_check(t->type, cols))
         return al_err(err, AL_ERR_UNSUPPORTED, "%s: tensor '%s' of type %s cannot be multiplied (%lld columns)", path,
                       name, al_type_name(t->type), (long long)cols);
-    *w = (al_weight){t->type, t->data, rows, cols, al_type_row_bytes(t->type, cols), NULL};
+    *w = (al_weight){t->type, t->data, rows, cols, al_type_row_bytes(t->type, cols), NULL, false};
     return AL_OK;
 }
 
@@ -243,6 +243,14 @@ uint64_t al_moe_inactive_params(const al_moe_hparams *hp, const al_moe_layer *ly
                               ly->down.rows * ly->down.cols);
     if (ly->gate_b)
         per += (uint64_t)(2 * hp->n_ff_exp + ly->down.rows);
+    return per * (hp->n_expert - hp->n_expert_used);
+}
+
+uint64_t al_moe_inactive_bytes(const al_moe_hparams *hp, const al_moe_layer *ly)
+{
+    uint64_t per = (uint64_t)(ly->gate.expert_bytes + ly->up.expert_bytes + ly->down.expert_bytes);
+    if (ly->gate_b) /* F32 copies, read as F32 */
+        per += (uint64_t)(2 * hp->n_ff_exp + ly->down.rows) * sizeof(float);
     return per * (hp->n_expert - hp->n_expert_used);
 }
 

@@ -100,6 +100,9 @@ void al_moe_layer_free(al_moe_layer *ly);
  * total parameters minus this over the layers = active parameters. */
 uint64_t al_moe_inactive_params(const al_moe_hparams *hp, const al_moe_layer *ly);
 
+/* Bytes of the experts (and expert biases) a token does not use in one layer. */
+uint64_t al_moe_inactive_bytes(const al_moe_hparams *hp, const al_moe_layer *ly);
+
 /* Lazy packing of every layer's experts (al_lazy_panels): address space
  * for their panels is reserved here and filled as passes first use them,
  * at most budget_bytes in all (the rest is packed on the stack at each
@@ -116,7 +119,7 @@ int64_t al_moe_packing_bytes(const al_moe_packing *p);
 /* Expert e of x as a 2-D weight (no panels). */
 static inline al_weight al_expert(const al_experts *x, uint32_t e)
 {
-    al_weight w = {x->type, x->data + (size_t)e * x->expert_bytes, x->rows, x->cols, x->row_bytes, NULL};
+    al_weight w = {x->type, x->data + (size_t)e * x->expert_bytes, x->rows, x->cols, x->row_bytes, NULL, false};
     return w;
 }
 

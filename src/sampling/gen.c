@@ -10,9 +10,10 @@
  * end the emitted bytes and the held-back tail come out as one piece.
  *
  * Buffers are sized in al_gen_new (the logits copy only for a session
- * with a bias or a grammar); the text buffer grows with the longest
- * piece, which a token's bytes bound, so after the first steps a step
- * allocates nothing.
+ * with a bias or a grammar); the text buffer (256 bytes) grows only for a
+ * step's text longer than that: a token's piece, or at an end the
+ * held-back tail (at most the longest stop string and a partial UTF-8
+ * character besides).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -193,6 +193,8 @@ static json_t *ollama_model_entry(al_server *srv, srv_model *m, bool ps)
     if (ps) {
         json_object_set_new(o, "expires_at", rfc3339_of((time_t)(time(NULL) + 24 * 3600)));
         json_object_set_new(o, "size_vram", json_integer(0));
+        /* airlock's: the weights are still being packed (full speed after) */
+        json_object_set_new(o, "packing", json_boolean(st.packing));
     } else {
         json_object_set_new(o, "modified_at", rfc3339_of(have ? fs.st_mtime : 0));
     }

@@ -418,6 +418,7 @@ void srv_model_get_status(srv_sched *s, srv_model *m, srv_model_status *out)
     out->manifest_digest = m->manifest_digest;
     out->refused = m->refused;
     out->loaded = m->state == MODEL_READY;
+    out->packing = m->state == MODEL_READY && m->model && al_model_packing(m->model);
     out->bytes = m->bytes;
     out->last_used = m->last_used_wall;
     out->info = m->info;
@@ -599,6 +600,7 @@ static void load_work_run(load_work *w)
     if (w->st == AL_OK) {
         al_model_params mp = al_model_default_params();
         mp.n_threads = w->pack_threads;
+        mp.pack_background = true; /* ready at once; full speed when packed */
         w->st = al_model_load(m->path, &mp, &m->model, &w->err);
     }
     if (w->st == AL_OK) {

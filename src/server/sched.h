@@ -175,6 +175,7 @@ typedef struct srv_model_status {
     bool refused;                /* failed its integrity check: never served */
     bool gone;                   /* removed from the store while serving (srv_sched_remove_model) */
     bool loaded;
+    bool packing;            /* loaded, its weights still being packed (al_model_packing) */
     uint64_t bytes;          /* estimate: file + KV cache */
     double last_used;        /* wall-clock seconds (time(NULL)) */
     al_model_info info;      /* valid when loaded or once loaded before */

@@ -622,13 +622,13 @@ PDISPATCH(gemm_bf16, C_BF16)
 
 void al_panel_kernels_avx2(al_kernels *ks)
 {
-    ks->panel[AL_TYPE_F16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_f16, false, true, 0};
-    ks->panel[AL_TYPE_BF16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_bf16, false, true, 0};
-    ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true, 0};
-    ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true, 0};
-    ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true, 0};
-    ks->panel[AL_TYPE_Q5_K] = (al_panel_kernel){bytes_q5_K, pack_q5_K, gemm_q5_K, true, true, 0};
-    ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false, true, 8};
+    ks->panel[AL_TYPE_F16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_f16, false, true, 0, NULL};
+    ks->panel[AL_TYPE_BF16] = (al_panel_kernel){bytes_f16, pack_f16, gemm_bf16, false, true, 0, NULL};
+    ks->panel[AL_TYPE_Q4_0] = (al_panel_kernel){bytes_q4_0, pack_q4_0, gemm_q4_0, true, true, 0, NULL};
+    ks->panel[AL_TYPE_Q8_0] = (al_panel_kernel){bytes_q8_0, pack_q8_0, gemm_q8_0, false, true, 0, NULL};
+    ks->panel[AL_TYPE_Q4_K] = (al_panel_kernel){bytes_q4_K, pack_q4_K, gemm_q4_K, true, true, 0, NULL};
+    ks->panel[AL_TYPE_Q5_K] = (al_panel_kernel){bytes_q5_K, pack_q5_K, gemm_q5_K, true, true, 0, NULL};
+    ks->panel[AL_TYPE_Q6_K] = (al_panel_kernel){bytes_q6_K, pack_q6_K, gemm_q6_K, false, true, 8, NULL};
 }
 #else
 void al_panel_kernels_avx2(al_kernels *ks)

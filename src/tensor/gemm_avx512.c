@@ -403,6 +403,201 @@ AI void gemm_iq4_xs_nt(int64_t k, const void *panel, const void *a, size_t as, f
         _mm256_storeu_ps(out + t * ldo, acc[t]);
 }
 
+/* ------------------------------------------------------------ one token */
+
+/* The gemv kernels: one token against a run of panels, with 512-bit
+ * vectors. A panel's chunks c and c+1 (8 rows x 4 bytes each) are 64
+ * contiguous bytes, one zmm; the token's matching activation bytes come
+ * from its expanded row (al_panel_kernel.gemv: each 4 activation bytes
+ * repeated 8 times, so that bytes 4c..4c+7 of a sub-block are one aligned
+ * 64-byte load, lanes 0-7 the dword of chunk c, lanes 8-15 that of c+1),
+ * a load folded into vpdpbusd rather than a broadcast per 32-byte chunk.
+ * The integer sums are the same exact int32 as the gemm kernels' (in
+ * another order: integer addition is exact), and the float steps are the
+ * same, so a row's result has the gemm kernels' bits at nt = 1. */
+
+/* The 8 int8 at p sign-extended to lanes 0-7 and again to 8-15. */
+AI __m512i sc8x2(const int8_t *p)
+{
+    int64_t v;
+    memcpy(&v, p, 8);
+    return _mm512_cvtepi8_epi32(_mm_set1_epi64x(v));
+}
+
+/* The 16 int8 at p sign-extended to the 16 lanes. */
+AI __m512i sc16(const int8_t *p)
+{
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* lanes 0-7 + lanes 8-15 */
+AI __m256i fold(__m512i v)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* 64 bytes at p; split: as two 32-byte loads (p is 32 bytes past a cache
+ * line: one 64-byte load would touch two lines, which cost more CPU time
+ * than the extra insert when the weights stream from memory). */
+AI __m512i load64(const void *p, const bool split)
+{
+    if (!split)
+        return _mm512_loadu_si512(p);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)p)),
+                              _mm256_load_si256((const __m256i *)((const uint8_t *)p + 32)), 1);
+}
+
+/* Q4_K: the low nibbles (even sub-blocks) masked, the high ones masked in
+ * place (16x their value: the odd sub-blocks' products summed apart and
+ * divided by 16 once, exactly, per super-block); the mins as in
+ * gemm_k45_nt. */
+/* One super-block of a Q4_K panel against the token: the int32 sums of
+ * the products (the mins apart). */
+AI __m256i q4_block(const panel_q4_K *p, const uint8_t *e, const bool split)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m4h = _mm512_set1_epi8((char)0xf0);
+    __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+    _Pragma("GCC unroll 4")
+    for (int j = 0; j < 4; j++) {
+        __m512i w[4];
+        _Pragma("GCC unroll 4")
+        for (int c2 = 0; c2 < 4; c2++)
+            w[c2] = load64(p->q[j][2 * c2], split);
+        const uint8_t *ee = e + (size_t)(2 * j) * 256, *eo = ee + 256;
+        __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512();
+        __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4")
+        for (int c2 = 0; c2 < 4; c2 += 2) {
+            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(w[c2], m4), _mm512_loadu_si512(ee + 64 * c2));
+            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(w[c2 + 1], m4), _mm512_loadu_si512(ee + 64 * c2 + 64));
+            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(w[c2], m4h), _mm512_loadu_si512(eo + 64 * c2));
+            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(w[c2 + 1], m4h), _mm512_loadu_si512(eo + 64 * c2 + 64));
+        }
+        se = _mm512_add_epi32(se, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc8x2(p->sc[2 * j])));
+        so = _mm512_add_epi32(so, _mm512_mullo_epi32(_mm512_add_epi32(h0, h1), sc8x2(p->sc[2 * j + 1])));
+    }
+    return _mm256_add_epi32(fold(se), _mm256_srai_epi32(fold(so), 4));
+}
+
+static void gemv_q4_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                      const uint8_t *xe, const int16_t *asum, float *out)
+{
+    const int64_t nb = k / AL_QK_K;
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const uint8_t *pp = (const uint8_t *)panel + (size_t)pi * pstride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const panel_q4_K *p = (const panel_q4_K *)(pp + (size_t)b * sizeof(panel_q4_K));
+            const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
+            const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
+            prefetch_ahead(p, sizeof(panel_q4_K));
+            /* q may be 32 bytes past a cache line: 64-byte loads all the
+             * same (as two halves they were slower here, in L2 and no
+             * faster from memory, unlike Q6_K's) */
+            const __m256i s32 = q4_block(p, e, false);
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->d));
+            const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin));
+            const int16_t *sm = asum + 8 * b;
+            __m256i m = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4")
+            for (int j = 0; j < 4; j++) {
+                const __m256i mp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(
+                    _mm_loadl_epi64((const __m128i *)p->mn[2 * j]), _mm_loadl_epi64((const __m128i *)p->mn[2 * j + 1])));
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(mp, bcast2x16(sm + 2 * j)));
+            }
+            const __m256 yd = _mm256_set1_ps(x->d);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(s32), acc);
+            acc = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(m), acc);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
+/* Q6_K: per sub-block, the 6-bit values (low or high nibble of ql, two
+ * bits of qh at bits 4-5) of its 4 pairs of chunks into two vpdpbusd
+ * chains, one per group of 16 (chunks 0-3, 4-7); the two chains' halves
+ * added so that one vector holds group 0's 8 rows then group 1's, times
+ * the two groups' scales (16 contiguous int8) in one vpmulld. The -32
+ * offset: 32 * sum_g sc(r,g) * bsum_g, two groups' scales per vpmaddwd. */
+AI __m512i q6_w(__m512i ql, __m512i qh, int part)
+{
+    const __m512i lo = part < 2 ? ql : _mm512_srli_epi16(ql, 4);
+    __m512i hi;
+    switch (part) {
+    case 0: hi = _mm512_slli_epi16(qh, 4); break;
+    case 1: hi = _mm512_slli_epi16(qh, 2); break;
+    case 2: hi = qh; break;
+    default: hi = _mm512_srli_epi16(qh, 2); break;
+    }
+    /* (lo & 0x0f) | (hi & 0x30): vpternlogd 0xe4 is "c ? a : b" per bit */
+    const __m512i h = _mm512_and_si512(hi, _mm512_set1_epi8(0x30));
+    return _mm512_ternarylogic_epi32(lo, h, _mm512_set1_epi8(0x0f), 0xe4);
+}
+
+/* One super-block of a Q6_K panel against the token: its int32 sums. */
+AI __m256i q6_block(const panel_q6_K *pb, const al_block_q8_K *x, const uint8_t *e, const bool split)
+{
+    /* for the offset: lanes 0-7 take bsum dword 2i, lanes 8-15 dword 2i+1 */
+    const __m512i bidx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i off = _mm512_setzero_si512();
+    const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x->bsums));
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < 4; i++) { /* groups 4i..4i+3 */
+        const __m256i g = _mm256_loadu_si256((const __m256i *)pb->sc[4 * i]);
+        /* per 128-bit lane: (sc(g, r), sc(g + 1, r)) byte pairs */
+        const __m512i pair = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(g, _mm256_srli_si256(g, 8)));
+        const __m512i bv = _mm512_permutexvar_epi32(_mm512_add_epi32(bidx, _mm512_set1_epi32(2 * i)), bs);
+        off = _mm512_add_epi32(off, _mm512_madd_epi16(pair, bv));
+    }
+    __m512i s32 = _mm512_setzero_si512();
+    _Pragma("GCC unroll 2")
+    for (int n = 0; n < 2; n++) {
+        __m512i qh[4];
+        _Pragma("GCC unroll 4")
+        for (int c2 = 0; c2 < 4; c2++)
+            qh[c2] = load64(pb->qh[n][2 * c2], split);
+        _Pragma("GCC unroll 4")
+        for (int part = 0; part < 4; part++) {
+            const int s = 4 * n + part;
+            const uint8_t *es = e + (size_t)s * 256;
+            __m512i d[2];
+            _Pragma("GCC unroll 2")
+            for (int gh = 0; gh < 2; gh++) {
+                d[gh] = _mm512_setzero_si512();
+                _Pragma("GCC unroll 2")
+                for (int c2 = 2 * gh; c2 < 2 * gh + 2; c2++)
+                    d[gh] = _mm512_dpbusd_epi32(d[gh], q6_w(load64(pb->ql[n][part & 1][2 * c2], split), qh[c2], part),
+                                                _mm512_loadu_si512(es + 64 * c2));
+            }
+            /* [d0 lo, d1 lo] + [d0 hi, d1 hi]: group 0's rows, then group 1's */
+            const __m512i lo = _mm512_shuffle_i64x2(d[0], d[1], 0x44), hi = _mm512_shuffle_i64x2(d[0], d[1], 0xee);
+            s32 = _mm512_add_epi32(s32, _mm512_mullo_epi32(_mm512_add_epi32(lo, hi), sc16(pb->sc[2 * s])));
+        }
+    }
+    return _mm256_sub_epi32(fold(s32), _mm256_slli_epi32(fold(off), 5));
+}
+
+static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                      const uint8_t *xe, const int16_t *asum, float *out)
+{
+    (void)asum;
+    const int64_t nb = k / AL_QK_K;
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const panel_q6_K *p = (const panel_q6_K *)((const uint8_t *)panel + (size_t)pi * pstride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
+            const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
+            prefetch_ahead(&p[b], sizeof(panel_q6_K));
+            /* panels are 32-byte aligned: ql and qh are, or are 32 past a line */
+            const __m256i si = ((uintptr_t)p[b].ql & 63) ? q6_block(&p[b], x, e, true) : q6_block(&p[b], x, e, false);
+            const __m256 d = _mm256_load_ps(p[b].d);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(si), acc);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define PDISPATCH8(name, call)                                                                                 \
@@ -454,6 +649,10 @@ void al_panel_kernels_avx512(al_kernels *ks)
         pk->gemm = g[i].gemm;
         pk->max_nt = NT;
     }
+    if (ks->panel[AL_TYPE_Q4_K].gemm)
+        ks->panel[AL_TYPE_Q4_K].gemv = gemv_q4_K;
+    if (ks->panel[AL_TYPE_Q6_K].gemm)
+        ks->panel[AL_TYPE_Q6_K].gemv = gemv_q6_K;
 }
 #else
 void al_panel_kernels_avx512(al_kernels *ks)

@@ -39,7 +39,20 @@ typedef struct al_panel_kernel {
     bool needs_asum;
     bool compact; /* panels about the size of the rows: worth keeping (al_matmul_pack) */
     int max_nt;   /* tokens per gemm call at most (<= AL_PANEL_NT_MAX); 0: AL_PANEL_NT */
+    /* One token against n_panels panels (pstride bytes apart), or NULL:
+     * xq is the token's activation row (the weight type's activation
+     * type), xe its int8 values expanded by al_act_expand (64-byte
+     * aligned), asum its per-32 sums when needs_asum; out[8p + r] gets
+     * panel p's row r. The same bits as gemm with nt = 1. */
+    void (*gemv)(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq, const uint8_t *xe,
+                 const int16_t *asum, float *out);
 } al_panel_kernel;
+
+/* The expanded activation row of the gemv kernels: the int8 values of an
+ * activation row (Q8_K or Q8_0, k elements) in order, each group of 4
+ * bytes repeated 8 times (8k bytes, AL_EXPAND_BYTES). */
+#define AL_EXPAND_BYTES(k) ((size_t)(k) * 8)
+void al_act_expand(uint32_t atype, const void *row, int64_t k, uint8_t *xe);
 
 /* The panels of F16 and BF16 weights take their activations as F32 rows
  * holding the F16 / BF16 values (rounded once per matmul by the driver),

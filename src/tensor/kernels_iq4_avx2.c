@@ -728,11 +728,11 @@ void al_kernels_iq4_avx2(al_kernels *ks)
     ks->dot[AL_TYPE_IQ4_XS] = dot_iq4_xs;
     ks->dot[AL_TYPE_TQ1_0] = dot_tq1_0;
     ks->dot[AL_TYPE_TQ2_0] = dot_tq2_0;
-    ks->panel[AL_TYPE_IQ4_NL] = (al_panel_kernel){bytes_iq4_nl, pack_iq4_nl, gemm_iq4_nl, false, true, 0};
-    ks->panel[AL_TYPE_MXFP4] = (al_panel_kernel){bytes_mxfp4, pack_mxfp4, gemm_mxfp4, true, true, 0};
-    ks->panel[AL_TYPE_IQ4_XS] = (al_panel_kernel){bytes_iq4_xs, pack_iq4_xs, gemm_iq4_xs, false, true, 8};
-    ks->panel[AL_TYPE_TQ1_0] = (al_panel_kernel){bytes_tq1_0, pack_tq1_0, gemm_tq1_0, false, true, 0};
-    ks->panel[AL_TYPE_TQ2_0] = (al_panel_kernel){bytes_tq2_0, pack_tq2_0, gemm_tq2_0, false, true, 0};
+    ks->panel[AL_TYPE_IQ4_NL] = (al_panel_kernel){bytes_iq4_nl, pack_iq4_nl, gemm_iq4_nl, false, true, 0, NULL};
+    ks->panel[AL_TYPE_MXFP4] = (al_panel_kernel){bytes_mxfp4, pack_mxfp4, gemm_mxfp4, true, true, 0, NULL};
+    ks->panel[AL_TYPE_IQ4_XS] = (al_panel_kernel){bytes_iq4_xs, pack_iq4_xs, gemm_iq4_xs, false, true, 8, NULL};
+    ks->panel[AL_TYPE_TQ1_0] = (al_panel_kernel){bytes_tq1_0, pack_tq1_0, gemm_tq1_0, false, true, 0, NULL};
+    ks->panel[AL_TYPE_TQ2_0] = (al_panel_kernel){bytes_tq2_0, pack_tq2_0, gemm_tq2_0, false, true, 0, NULL};
 }
 #else
 void al_kernels_iq4_avx2(al_kernels *ks)

@@ -392,13 +392,13 @@ PACK(pack_iq1_m, AL_TYPE_IQ1_M)
 
 void al_iq_kernels_avx2(struct al_kernels *ks)
 {
-    ks->panel[AL_TYPE_IQ2_XXS] = (al_panel_kernel){bytes_iq, pack_iq2_xxs, gemm_iq, false, false, 0};
-    ks->panel[AL_TYPE_IQ2_XS] = (al_panel_kernel){bytes_iq, pack_iq2_xs, gemm_iq, false, false, 0};
-    ks->panel[AL_TYPE_IQ2_S] = (al_panel_kernel){bytes_iq, pack_iq2_s, gemm_iq, false, false, 0};
-    ks->panel[AL_TYPE_IQ3_XXS] = (al_panel_kernel){bytes_iq, pack_iq3_xxs, gemm_iq, false, false, 0};
-    ks->panel[AL_TYPE_IQ3_S] = (al_panel_kernel){bytes_iq, pack_iq3_s, gemm_iq, false, false, 0};
-    ks->panel[AL_TYPE_IQ1_S] = (al_panel_kernel){bytes_iq, pack_iq1_s, gemm_iq, false, false, 0};
-    ks->panel[AL_TYPE_IQ1_M] = (al_panel_kernel){bytes_iq, pack_iq1_m, gemm_iq, false, false, 0};
+    ks->panel[AL_TYPE_IQ2_XXS] = (al_panel_kernel){bytes_iq, pack_iq2_xxs, gemm_iq, false, false, 0, NULL};
+    ks->panel[AL_TYPE_IQ2_XS] = (al_panel_kernel){bytes_iq, pack_iq2_xs, gemm_iq, false, false, 0, NULL};
+    ks->panel[AL_TYPE_IQ2_S] = (al_panel_kernel){bytes_iq, pack_iq2_s, gemm_iq, false, false, 0, NULL};
+    ks->panel[AL_TYPE_IQ3_XXS] = (al_panel_kernel){bytes_iq, pack_iq3_xxs, gemm_iq, false, false, 0, NULL};
+    ks->panel[AL_TYPE_IQ3_S] = (al_panel_kernel){bytes_iq, pack_iq3_s, gemm_iq, false, false, 0, NULL};
+    ks->panel[AL_TYPE_IQ1_S] = (al_panel_kernel){bytes_iq, pack_iq1_s, gemm_iq, false, false, 0, NULL};
+    ks->panel[AL_TYPE_IQ1_M] = (al_panel_kernel){bytes_iq, pack_iq1_m, gemm_iq, false, false, 0, NULL};
     ks->dot[AL_TYPE_IQ2_XXS] = dot_iq2_xxs;
     ks->dot[AL_TYPE_IQ2_XS] = dot_iq2_xs;
     ks->dot[AL_TYPE_IQ2_S] = dot_iq2_s;

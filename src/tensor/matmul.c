@@ -44,7 +44,26 @@ size_t al_matmul_scratch_bytes(uint32_t wtype, int64_t k, int64_t n_tok)
     size_t rb = arb + (size_t)(k / AL_QK) * sizeof(int16_t);
     if (rb && (size_t)n_tok > SIZE_MAX / rb - 256)
         return SIZE_MAX;
-    return round64(arb * (size_t)n_tok + 64) + asum_bytes(k, n_tok);
+    /* and the expanded row of the one-token kernels (al_act_expand) */
+    const size_t xe = at == AL_TYPE_Q8_K || at == AL_TYPE_Q8_0 ? round64(AL_EXPAND_BYTES(k)) : 0;
+    return round64(arb * (size_t)n_tok + 64) + asum_bytes(k, n_tok) + xe;
+}
+
+void al_act_expand(uint32_t atype, const void *row, int64_t k, uint8_t *xe)
+{
+    /* the int8 values sit in blocks: Q8_K's 256 after a float, Q8_0's 32
+     * after a half */
+    const int64_t blk = atype == AL_TYPE_Q8_K ? AL_QK_K : AL_QK;
+    for (int64_t b = 0; b < k / blk; b++) {
+        const int8_t *qs = atype == AL_TYPE_Q8_K ? ((const al_block_q8_K *)row)[b].qs : ((const al_block_q8_0 *)row)[b].qs;
+        uint32_t *o = (uint32_t *)(xe + (size_t)b * (size_t)blk * 8);
+        for (int64_t i = 0; i < blk / 4; i++) {
+            uint32_t v;
+            memcpy(&v, qs + 4 * i, 4);
+            for (int r = 0; r < 8; r++)
+                o[8 * i + r] = v;
+        }
+    }
 }
 
 size_t al_matmul_exact_scratch_bytes(int64_t k, int nth)
@@ -62,7 +81,9 @@ typedef struct mm_part {
     al_dot_fn dot;
     const al_panel_kernel *pk; /* panel path, or NULL */
     const uint8_t *packed;     /* prepacked panels (al_matmul_pack), or NULL */
+    bool panels;               /* panel kernels even for few tokens (al_mm_desc) */
     int16_t *asum;             /* per-32 activation sums (pk->needs_asum) */
+    const uint8_t *xe;         /* the one token's expanded row (pk->gemv), or NULL */
     uint32_t wtype, atype;
     const uint8_t *W;
     int64_t n_rows;
@@ -218,6 +239,12 @@ static int64_t panel_rows(const mm_job *j, const mm_part *p, int64_t r0, int64_t
 {
     _Alignas(64) uint8_t buf[AL_PANEL_MAX_BYTES];
     const size_t ss = (size_t)(j->k / AL_QK), pb = p->pk->bytes(j->k);
+    if (p->xe && p->pk->gemv && p->packed && t1 - t0 == 1) { /* one token: every panel of the block in one call */
+        const int64_t np = (r1 - r0) / AL_PANEL_ROWS;
+        p->pk->gemv(j->k, p->packed + (size_t)(r0 / AL_PANEL_ROWS) * pb, np, pb, p->A + (size_t)t0 * p->a_row_bytes,
+                    p->xe, p->asum ? p->asum + (size_t)t0 * ss : NULL, p->Y + t0 * p->ldy + r0);
+        return r0 + np * AL_PANEL_ROWS;
+    }
     for (; r0 + AL_PANEL_ROWS <= r1; r0 += AL_PANEL_ROWS) {
         const uint8_t *panel = buf;
         if (p->packed)
@@ -375,7 +402,7 @@ static void choose_panel(mm_part *p, const al_kernels *ks, int64_t k, int64_t n_
     const al_panel_kernel *pk = &ks->panel[p->wtype];
     if (!pk->gemm || p->n_rows < AL_PANEL_ROWS)
         p->packed = NULL;
-    else if (p->packed || (n_tok >= AL_PANEL_MIN_NT && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
+    else if (p->packed || ((n_tok >= AL_PANEL_MIN_NT || p->panels) && pk->bytes(k) <= AL_PANEL_MAX_BYTES))
         p->pk = pk;
     if (p->pk && al_panel_f32_acts(p->wtype)) {
         p->atype = p->atype == AL_TYPE_BF16 ? AL_ACT_F32_BF16 : AL_ACT_F32_F16;
@@ -403,6 +430,15 @@ static void run_native(mm_job *j, al_threadpool *tp, uint8_t *scratch)
         if (same >= 0) {
             p->A = j->part[same].A;
             p->asum = j->part[same].asum;
+            p->xe = j->part[same].xe;
+            if (!p->xe && j->n_tok == 1 && p->pk && p->pk->gemv) { /* the earlier part did not expand */
+                p->xe = scratch + off;
+                off += round64(AL_EXPAND_BYTES(j->k));
+                al_act_expand(p->atype, p->A, j->k, (uint8_t *)p->xe);
+                for (int q = same; q < i; q++)
+                    if (j->part[q].atype == p->atype)
+                        j->part[q].xe = p->xe;
+            }
             continue;
         }
         p->A = scratch + off;
@@ -415,6 +451,11 @@ static void run_native(mm_job *j, al_threadpool *tp, uint8_t *scratch)
         p->asum = sums ? (int16_t *)(scratch + off) : NULL;
         off += asum_bytes(j->k, j->n_tok);
         convert_all(j, tp, p->atype, (uint8_t *)p->A, p->a_row_bytes, p->asum);
+        if (j->n_tok == 1 && p->pk && p->pk->gemv) {
+            p->xe = scratch + off;
+            off += round64(AL_EXPAND_BYTES(j->k));
+            al_act_expand(p->atype, p->A, j->k, (uint8_t *)p->xe);
+        }
     }
     plan(j, al_threadpool_size(tp));
     al_threadpool_for(tp, j->n_chunks, mm_chunk, j);
@@ -432,6 +473,7 @@ static void run_descs(const al_kernels *ks, al_threadpool *tp, const al_mm_desc 
         if (!part_init(&j.part[i], ks, d[i].wtype, d[i].W, d[i].n_rows, k, d[i].row_bytes, d[i].Y, d[i].ldy))
             return;
         j.part[i].packed = d[i].packed;
+        j.part[i].panels = d[i].panels;
     }
     j.n_parts = n;
     j.ks = ks;
@@ -444,7 +486,7 @@ static void run_descs(const al_kernels *ks, al_threadpool *tp, const al_mm_desc 
 void al_matmul_with(const al_kernels *ks, al_threadpool *tp, uint32_t wtype, const void *W, int64_t n_rows,
                     int64_t k, size_t row_bytes, const float *X, int64_t n_tok, float *Y, int64_t ldy, void *scratch)
 {
-    const al_mm_desc d = {wtype, W, n_rows, row_bytes, Y, ldy, NULL};
+    const al_mm_desc d = {wtype, W, n_rows, row_bytes, Y, ldy, NULL, false};
     run_descs(ks, tp, &d, 1, k, X, n_tok, scratch);
 }
 
@@ -496,6 +538,12 @@ size_t al_matmul_pack_bytes(uint32_t wtype, int64_t n_rows, int64_t k)
         !al_matmul_check(wtype, k))
         return 0;
     return ks->panel[wtype].bytes(k) * (size_t)(n_rows / AL_PANEL_ROWS);
+}
+
+bool al_matmul_stack_panel(uint32_t wtype, int64_t k)
+{
+    const al_panel_kernel *pk = wtype < AL_TYPE_COUNT ? &al_kernels_get()->panel[wtype] : NULL;
+    return pk && pk->gemm && pk->bytes(k) <= AL_PANEL_MAX_BYTES;
 }
 
 void al_matmul_pack(uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes, void *dst)

@@ -59,6 +59,9 @@ typedef struct al_mm_desc {
     float *Y;      /* Y[t*ldy + r] */
     int64_t ldy;
     const void *packed; /* al_matmul_pack of W, or NULL */
+    bool panels;        /* panel kernels even for few tokens, packing W's
+                           panels as they go when packed is NULL (W is being
+                           packed: the results are the packed ones) */
 } al_mm_desc;
 void al_matmul_multi(al_threadpool *tp, const al_mm_desc *d, int n, int64_t k, const float *X, int64_t n_tok,
                      void *scratch);
@@ -74,6 +77,9 @@ size_t al_matmul_multi_scratch_bytes(const al_mm_desc *d, int n, int64_t k, int6
  * rows beyond the last panel), for any number of tokens. */
 size_t al_matmul_pack_bytes(uint32_t wtype, int64_t n_rows, int64_t k);
 void al_matmul_pack(uint32_t wtype, const void *W, int64_t n_rows, int64_t k, size_t row_bytes, void *dst);
+/* True when a panel of this type and width fits the stack buffer that
+ * al_mm_desc.panels packs into at each use. */
+bool al_matmul_stack_panel(uint32_t wtype, int64_t k);
 
 /* The plain-C exact path: each weight row dequantized exactly to F32
  * (al_dequantize_row) and dotted with X in F32 products accumulated in

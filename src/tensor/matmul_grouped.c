@@ -24,6 +24,7 @@ typedef struct grp_state {
     const uint8_t *A;          /* its n_tok activation rows, a_row_bytes apart */
     size_t a_row_bytes;
     int16_t *asum;             /* per-32 sums of A's int8 values (pk->needs_asum), or NULL */
+    uint8_t *xe;               /* one token: A expanded for pk->gemv (al_act_expand), or NULL */
     bool converts;             /* fills A itself (not shared with an earlier group) */
     int64_t conv0;             /* first conversion unit (one row each) */
     int64_t rpc, n_rchunks, tok_tile, n_ttiles;
@@ -66,9 +67,11 @@ static size_t group_act_bytes(const al_mm_group *g)
                                                                               : al_type_row_bytes(at, k);
     if (g->n_tok <= 0 || rb == 0)
         return 0;
-    if ((size_t)g->n_tok > (SIZE_MAX / 2) / (rb + 64))
+    if ((size_t)g->n_tok > (SIZE_MAX / 2) / (rb + 64) || (size_t)k > SIZE_MAX / 64)
         return SIZE_MAX;
-    return round64(rb * (size_t)g->n_tok + 64) + asum_bytes(k, g->n_tok);
+    /* one token: room for its expanded row (the gemv kernels) */
+    const size_t xe = g->n_tok == 1 && (at == AL_TYPE_Q8_K || at == AL_TYPE_Q8_0) ? round64(AL_EXPAND_BYTES(k)) : 0;
+    return round64(rb * (size_t)g->n_tok + 64) + asum_bytes(k, g->n_tok) + xe;
 }
 
 size_t al_matmul_grouped_scratch_bytes(const al_mm_group *g, int n, int nth, bool exact)
@@ -99,7 +102,12 @@ size_t al_matmul_grouped_scratch_bound(int n, int64_t total_tok, int64_t max_k, 
     const size_t per_tok = (size_t)max_k * sizeof(float) + (size_t)(max_k / AL_QK) * sizeof(int16_t);
     if ((size_t)total_tok > (SIZE_MAX / 4) / per_tok)
         return SIZE_MAX;
-    return add_sat(s, per_tok * (size_t)total_tok + (size_t)n * 256);
+    /* the groups of one token: an expanded row each */
+    const int64_t ones = total_tok < n ? total_tok : n;
+    const size_t xe = round64(AL_EXPAND_BYTES(max_k));
+    if ((size_t)ones > (SIZE_MAX / 4) / xe)
+        return SIZE_MAX;
+    return add_sat(s, add_sat(per_tok * (size_t)total_tok + (size_t)n * 256, xe * (size_t)ones));
 }
 
 static inline const float *x_row(const grp_job *j, const al_mm_group *g, int64_t i)
@@ -163,6 +171,8 @@ static void convert_row(const grp_job *j, int gi, int64_t i)
     }
     if (s->asum)
         act_sums(s->atype, dst, k, s->asum + (size_t)i * (size_t)(k / AL_QK));
+    if (s->xe)
+        al_act_expand(s->atype, dst, k, s->xe);
 }
 
 /* The group holding conversion unit (conv) or chunk u: the last one whose
@@ -267,6 +277,10 @@ static void native_rows(const grp_job *j, int gi, int64_t r0, int64_t r1, int64_
             if (!panel) {
                 s->pk->pack(k, W + (size_t)r0 * g->row_bytes, g->row_bytes, buf);
                 panel = buf;
+            }
+            if (s->xe && s->pk->gemv) { /* one token (t0 = 0, t1 = 1); without xe: gemm, the same bits */
+                s->pk->gemv(k, panel, 1, 0, s->A, s->xe, s->asum, g->Y + r0);
+                continue;
             }
             for (int64_t t = t0; t < t1; t += step) {
                 const int nt = (int)(t1 - t < step ? t1 - t : step);
@@ -377,6 +391,7 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         if (q >= 0) {
             s->A = j.s[q].A;
             s->asum = j.s[q].asum;
+            s->xe = j.s[q].xe;
             if (s->pk && s->pk->needs_asum && !s->asum) /* the earlier group did not need sums */
                 s->pk = NULL;
             continue;
@@ -399,6 +414,16 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
             sums = false;
         s->asum = sums ? (int16_t *)mem : NULL;
         mem += asum_bytes(k, gi->n_tok);
+        /* one token: the expanded row, for this group and later ones sharing it */
+        bool expand = gi->n_tok == 1 && s->pk && s->pk->gemv;
+        for (int q2 = i + 1; q2 < n && !expand && gi->n_tok == 1; q2++)
+            if (g[q2].X == gi->X && g[q2].rows == gi->rows && g[q2].n_tok == 1 && g[q2].k == k &&
+                g[q2].ldx == gi->ldx && al_act_type(g[q2].wtype) == s->atype && j.ks->panel[g[q2].wtype].gemv)
+                expand = true;
+        if (expand && (s->atype == AL_TYPE_Q8_K || s->atype == AL_TYPE_Q8_0)) {
+            s->xe = mem;
+            mem += round64(AL_EXPAND_BYTES(k));
+        }
         j.n_conv += gi->n_tok;
         conv_elems += gi->n_tok * k;
     }

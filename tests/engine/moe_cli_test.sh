@@ -26,6 +26,51 @@ for m in tiny-qwen3moe-q4_k_m tiny-qwen2moe-q8_0 tiny-gpt-oss-mxfp4; do
   [ "$(echo "$ids" | wc -w)" -ge 1 ] && ok "$m: run generates ($ids)" || bad "$m: run: '$ids'"
 done
 
+# bench: the weight bytes a generated token reads, against the file's own
+# tensor table: every tensor, one row of token_embd (the output is
+# separate), and of the *_exps tensors only 2 of 8 experts
+want=$(python3 - "$M" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+o = 8
+nt, nkv = struct.unpack_from('<QQ', b, o); o += 16
+def s():
+    global o
+    n = struct.unpack_from('<Q', b, o)[0]; o += 8 + n
+    return b[o - n:o].decode(errors='replace')
+SZ = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value types
+used = total = 0
+def val(t):
+    global o
+    if t == 8: s()
+    elif t == 9:
+        et, n = struct.unpack_from('<IQ', b, o); o += 12
+        for _ in range(n): val(et)
+    else: o += SZ[t]
+for _ in range(nkv):
+    s(); t = struct.unpack_from('<I', b, o)[0]; o += 4; val(t)
+BYTES = {0: (1, 4), 1: (1, 2), 8: (32, 34)}  # F32, F16, Q8_0: elements, bytes per block
+for _ in range(nt):
+    name = s(); nd = struct.unpack_from('<I', b, o)[0]; o += 4
+    dims = struct.unpack_from('<%dQ' % nd, b, o); o += 8 * nd
+    ty = struct.unpack_from('<I', b, o)[0]; o += 12
+    n = 1
+    for d in dims: n *= d
+    be, bb = BYTES[ty]
+    nb = n // be * bb
+    if name == 'token_embd.weight': nb = nb // dims[1]
+    elif '_exps' in name: nb = nb * 2 // 8
+    used += nb
+print(used)
+PY
+)
+got=$("$BIN" bench "$M" -p 0 -n 2 -r 1 -t 1 2>&1 | sed -n 's/^tg reads .* per token (\([0-9]*\) bytes).*/\1/p')
+[ -n "$want" ] && [ "$got" = "$want" ] && ok "bench: $got bytes read per token" || bad "bench: reads '$got' bytes per token, the file says '$want'"
+out=$("$BIN" bench "$M" -p 0 -n 2 -r 1 -t 2 2>&1)
+echo "$out" | grep -Eq "^tg bound [0-9.]+ t/s .*, median [0-9.]+ t/s = [0-9.]+ % of it$" && \
+  echo "$out" | grep -Eq "read bandwidth [0-9.]+ GB/s \(2 threads" && ok "bench prints the bandwidth bound" || bad "bench bound: $out"
+"$BIN" bench "$M" -p 0 -n 2 -r 1 --no-bandwidth 2>&1 | grep -q "read bandwidth" && bad "--no-bandwidth still measures" || ok "--no-bandwidth"
+
 # broken copies: one u32 key patched in place
 patch_u32() { # FILE KEY VALUE OUT
   python3 - "$@" <<'PY'

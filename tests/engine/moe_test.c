@@ -324,7 +324,7 @@ static void toy_make(toy *t, al_moe_hparams hp, uint32_t etype, bool biases, boo
     t->router = random_rows(AL_TYPE_F32, ne, d);
     for (int64_t i = 0; i < ne * d; i++) /* scores of order 1: clear choices */
         ((float *)t->router)[i] *= 10.0f;
-    ly->router = (al_weight){AL_TYPE_F32, t->router, ne, d, (size_t)d * 4, NULL};
+    ly->router = (al_weight){AL_TYPE_F32, t->router, ne, d, (size_t)d * 4, NULL, false};
     t->gate = random_rows(etype, nf * ne, d);
     t->up = random_rows(etype, nf * ne, d);
     t->down = random_rows(etype, d * ne, nf);
@@ -353,10 +353,10 @@ static void toy_make(toy *t, al_moe_hparams hp, uint32_t etype, bool biases, boo
         t->shg = random_rows(etype, ns, d);
         t->shu = random_rows(etype, ns, d);
         t->shd = random_rows(etype, d, ns);
-        ly->shexp_inp = (al_weight){AL_TYPE_F32, t->shinp, 1, d, (size_t)d * 4, NULL};
-        ly->shexp_gate = (al_weight){etype, t->shg, ns, d, al_type_row_bytes(etype, d), NULL};
-        ly->shexp_up = (al_weight){etype, t->shu, ns, d, al_type_row_bytes(etype, d), NULL};
-        ly->shexp_down = (al_weight){etype, t->shd, d, ns, al_type_row_bytes(etype, ns), NULL};
+        ly->shexp_inp = (al_weight){AL_TYPE_F32, t->shinp, 1, d, (size_t)d * 4, NULL, false};
+        ly->shexp_gate = (al_weight){etype, t->shg, ns, d, al_type_row_bytes(etype, d), NULL, false};
+        ly->shexp_up = (al_weight){etype, t->shu, ns, d, al_type_row_bytes(etype, d), NULL, false};
+        ly->shexp_down = (al_weight){etype, t->shd, d, ns, al_type_row_bytes(etype, ns), NULL, false};
     }
 }
 

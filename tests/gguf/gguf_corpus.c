@@ -673,6 +673,8 @@ static void corpus_quant_scales(const gmodel *base)
     static const uint8_t e8m0_nan[1] = {0xff};
     bad_scale_case(base, "iq4_xs-scale-nan", 23, 256, 3, 136, 0, 2, f16_nan, 2, "NaN or infinite");
     bad_scale_case(base, "iq4_nl-scale-inf", 20, 64, 2, 18, 0, 3, f16_inf, 2, "block 3");
+    /* past the first of the chunks the check is split into (32768 blocks) */
+    bad_scale_case(base, "iq4_nl-scale-inf-far", 20, 64, 20000, 18, 0, 35001, f16_inf, 2, "block 35001 (row 17500)");
     bad_scale_case(base, "tq2_0-scale-minus-inf", 35, 256, 1, 66, 64, 0, f16_ninf, 2, "NaN or infinite");
     bad_scale_case(base, "mxfp4-e8m0-255", 39, 64, 2, 17, 0, 1, e8m0_nan, 1, "exponent is 255");
     MUTATE(base, "row-not-block-multiple-iq4_xs", AT_GGUF, "block of 256", "corpus.extra.weight",

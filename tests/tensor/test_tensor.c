@@ -902,6 +902,76 @@ static void test_panel_avx512(void **state)
     assert_int_equal(n_checked, 30);
 }
 
+/* The AVX-512 one-token kernels (gemv: a run of panels, expanded
+ * activations) against the gemm kernels at one token, AVX-512's and
+ * AVX2's, bit for bit, and against the plain-C dot within the dot tests'
+ * tolerance: random and extreme weight bytes and activations, 1 to 5
+ * panels a call, several k. Runs where the CPU has AVX-512-VNNI; else
+ * exits the test with a skip message (ctest's skip: the whole binary
+ * keeps testing the rest). */
+static void test_gemv_avx512(void **state)
+{
+    (void)state;
+    if (!al_cpu_has_avx512_vnni() || !al_kernels_avx512()) {
+        printf("  SKIPPED: %s\n", al_cpu_has_avx512_vnni() ? "built without AVX-512 code" : "CPU has no AVX-512-VNNI");
+        return;
+    }
+    const al_kernels *z = al_kernels_avx512(), *y = al_kernels_avx2(), *ref = al_kernels_ref();
+    static const uint32_t types[] = {AL_TYPE_Q4_K, AL_TYPE_Q6_K};
+    int n_checked = 0;
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        const uint32_t t = types[ti], at = al_act_type(t);
+        const al_panel_kernel *pz = &z->panel[t], *py = &y->panel[t];
+        assert_non_null(pz->gemv);
+        assert_null(py->gemv);
+        const int64_t ks[] = {256, 768, 2048};
+        for (int ki = 0; ki < 3; ki++)
+            for (int mode = 0; mode < 5; mode++) {
+                const int64_t k = ks[ki], np = 1 + (ki + mode) % 5, rows = np * AL_PANEL_ROWS;
+                const size_t rb = al_type_row_bytes(t, k), ab = al_type_row_bytes(at, k), pb = pz->bytes(k);
+                uint8_t *W = xalloc(rb * (size_t)rows), *P = xalloc(pb * (size_t)np);
+                for (int64_t r = 0; r < rows; r++)
+                    fill_row(t, W + r * rb, k, r % 7 == 3 ? 4 : mode);
+                for (int64_t q = 0; q < np; q++)
+                    pz->pack(k, W + (size_t)(q * AL_PANEL_ROWS) * rb, rb, P + (size_t)q * pb);
+                float *x = xalloc((size_t)k * 4);
+                fill_x(x, k, mode);
+                uint8_t *a = xalloc(ab), *xe = xalloc(AL_EXPAND_BYTES(k));
+                z->quant_q8_K(x, (al_block_q8_K *)a, k);
+                int16_t *asum = xalloc((size_t)(k / 32) * 2);
+                for (int64_t g = 0; g < k / 32; g++) {
+                    const al_block_q8_K *qb = (const al_block_q8_K *)a + g / 8;
+                    asum[g] = (int16_t)(qb->bsums[2 * (g % 8)] + qb->bsums[2 * (g % 8) + 1]);
+                }
+                al_act_expand(at, a, k, xe);
+                float *Yv = xalloc((size_t)rows * 4), *Yz = xalloc((size_t)rows * 4), *Yy = xalloc((size_t)rows * 4);
+                pz->gemv(k, P, np, pb, a, xe, asum, Yv);
+                for (int64_t q = 0; q < np; q++) {
+                    pz->gemm(k, P + (size_t)q * pb, a, ab, asum, (size_t)(k / 32), 1, Yz + q * AL_PANEL_ROWS, rows);
+                    py->gemm(k, P + (size_t)q * pb, a, ab, asum, (size_t)(k / 32), 1, Yy + q * AL_PANEL_ROWS, rows);
+                }
+                for (int64_t r = 0; r < rows; r++) {
+                    if (memcmp(&Yv[r], &Yz[r], 4) != 0 || memcmp(&Yv[r], &Yy[r], 4) != 0)
+                        fail_msg("%s k=%lld mode %d row %lld: gemv %.9g, gemm avx512 %.9g, avx2 %.9g", al_type_name(t),
+                                 (long long)k, mode, (long long)r, Yv[r], Yz[r], Yy[r]);
+                    float o;
+                    ref->dot[t](k, W + (size_t)r * rb, a, ab, 1, &o);
+                    al_dequantize_row(t, W + (size_t)r * rb, x, k); /* x: the row's weights now */
+                    double sabs = 0;
+                    for (int64_t i = 0; i < k; i++)
+                        sabs += fabs((double)x[i] * ((const al_block_q8_K *)a)[i / 256].qs[i % 256] *
+                                     ((const al_block_q8_K *)a)[i / 256].d);
+                    if (!(fabs((double)o - Yv[r]) <= 1e-5 * sabs + 1e-6))
+                        fail_msg("%s k=%lld mode %d row %lld: gemv %.9g, plain C %.9g", al_type_name(t), (long long)k,
+                                 mode, (long long)r, Yv[r], o);
+                }
+                n_checked++;
+                free(W), free(P), free(x), free(a), free(xe), free(asum), free(Yv), free(Yz), free(Yy);
+            }
+    }
+    assert_int_equal(n_checked, 30);
+}
+
 /* ------------------------------------------------------------ thread pool */
 
 typedef struct pool_job {
@@ -1038,19 +1108,31 @@ static void test_packed_matmul(void **state)
             float *X = xalloc((size_t)(k * nt) * 4), *Y = xalloc((size_t)(rows * nt) * 4);
             float *Yp = xalloc((size_t)(rows * nt) * 4);
             fill_x(X, k * nt, ni == 2 ? 4 : 0);
-            al_mm_desc d = {t, W, rows, rb, Y, rows, NULL};
+            al_mm_desc d = {t, W, rows, rb, Y, rows, NULL, false};
             void *sc = xalloc(al_matmul_multi_scratch_bytes(&d, 1, k, nt));
             al_matmul_multi(tp, &d, 1, k, X, nt, sc);
             uint8_t *Wg = xalloc(rb * (size_t)rows);
             memcpy(Wg, W, rb * (size_t)rows);
             memset(Wg, 0xff, rb * (size_t)(rows / 8 * 8)); /* garbage where the panels are */
-            al_mm_desc dp = {t, Wg, rows, rb, Yp, rows, P};
+            al_mm_desc dp = {t, Wg, rows, rb, Yp, rows, P, false};
             al_matmul_multi(tp, &dp, 1, k, X, nt, sc);
             for (int64_t i = 0; i < rows * nt; i++) {
                 const float tol = 1e-4f * (fabsf(Y[i]) + 1.0f);
                 if (!(fabsf(Y[i] - Yp[i]) <= tol))
                     fail_msg("%s packed n_tok=%lld element %lld: %.9g vs unpacked %.9g", al_type_name(t),
                              (long long)nt, (long long)i, Yp[i], Y[i]);
+            }
+            /* panels packed at each use (a matrix still being packed in
+             * the background): bit for bit the packed results, also for
+             * fewer tokens than the panel kernels usually take */
+            if (al_matmul_stack_panel(t, k)) {
+                float *Yq = xalloc((size_t)(rows * nt) * 4);
+                al_mm_desc dq = {t, W, rows, rb, Yq, rows, NULL, true};
+                al_matmul_multi(tp, &dq, 1, k, X, nt, sc);
+                if (memcmp(Yq, Yp, (size_t)(rows * nt) * 4) != 0)
+                    fail_msg("%s panels packed at each use, n_tok=%lld: not the packed results", al_type_name(t),
+                             (long long)nt);
+                free(Yq);
             }
             free(X), free(Y), free(Yp), free(sc), free(Wg);
         }
@@ -1142,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_fp16_rows),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_panel_avx512),
+        cmocka_unit_test(test_gemv_avx512),
         cmocka_unit_test(test_threadpool),
         cmocka_unit_test(test_idle_pool),
         cmocka_unit_test(test_packed_matmul),
