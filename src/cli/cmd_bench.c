@@ -200,6 +200,9 @@ static double read_bandwidth(int nth, size_t *buf_bytes)
     return bw;
 }
 
+/* `airlock bench`: prompt and generation speed of a model over random
+ * tokens, and the decode bound from the memory bandwidth. Long: options,
+ * set-up, the timed repetitions and the table, one straight sequence. */
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
