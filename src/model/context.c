@@ -612,16 +612,35 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     }
     const size_t base = kv_offset(c, j->layer, j->seq[t0], 0) + (size_t)kvh * hd;
 
-    if (c->kv_elem_bytes == 2 && hp->attn_softcap == 0.0f && !ly->attn_sinks && !hp->alibi_slope) {
+    const bool f16 = c->kv_elem_bytes == 2 && !c->kv_q8 && !hp->alibi_slope;
+    const bool extras = hp->attn_softcap != 0.0f || ly->attn_sinks;
+    if (f16 && (extras || al_attn_tile_fast(group, 1, hd))) {
+        /* Prompt tiles and decode steps alike: the fast tile kernels give a
+         * token the same bits in any tile, so a prompt in one batch and
+         * token by token agree exactly. A tile reads positions lo..last
+         * (lo: the first its first token sees) from contiguous slots; in a
+         * window layer's ring it is cut where they would pass its end. */
         const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
-        const int32_t last = j->pos[t0] + tile->n - 1;
-        if (tile->n > 1 && attn_first(ly, last) == 0) {
-            const size_t qo = (size_t)t0 * nq + (size_t)kvh * group * hd;
-            const al_attn_tile at = {c->q + qo, nq, c->attn + qo, nq, k, v, stride,
-                                     group, (uint32_t)tile->n, hd, j->pos[t0], scale};
+        const size_t qo0 = (size_t)kvh * group * hd;
+        for (int64_t t = t0; t < t0 + tile->n;) {
+            const int32_t p_first = j->pos[t], lo = attn_first(ly, p_first);
+            const size_t s0 = kv_slot(c, j->layer, lo);
+            int64_t n = t0 + tile->n - t;
+            if (c->kv_ring[j->layer]) {
+                const int64_t room = (int64_t)c->kv_slots[j->layer] - (int64_t)s0 - (p_first - lo);
+                n = n < room ? n : room;
+            }
+            const size_t qo = (size_t)t * nq + qo0;
+            const al_attn_tile at = {c->q + qo, nq, c->attn + qo, nq, k + s0 * stride, v + s0 * stride, stride,
+                                     group, (uint32_t)n, hd, p_first, scale, lo, ly->window, hp->attn_softcap,
+                                     ly->attn_sinks ? ly->attn_sinks + kvh * group : NULL};
             c->ak->attend_tile_f16(&at, scratch);
-            return;
+            t += n;
         }
+        return;
+    }
+    if (f16 && !extras) { /* head sizes the tile kernels do not take: token by token */
+        const uint16_t *k = (const uint16_t *)c->k_cache + base, *v = (const uint16_t *)c->v_cache + base;
         for (int64_t t = t0; t < t0 + tile->n; t++) {
             const size_t qo = (size_t)t * nq + (size_t)kvh * group * hd;
             const int32_t p0 = attn_first(ly, j->pos[t]);
