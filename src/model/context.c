@@ -460,6 +460,7 @@ typedef struct attn_job {
     uint32_t layer;
     const int32_t *pos;
     const int32_t *seq;
+    int64_t n_tiles; /* in c->attn_tiles */
 } attn_job;
 
 /* About 32 query rows (tokens x the query heads of a KV head) per tile:
@@ -579,8 +580,11 @@ static inline int32_t attn_first(const al_layer *ly, int32_t pos)
     return ly->window && pos >= (int32_t)ly->window ? pos - (int32_t)ly->window + 1 : 0;
 }
 
-/* One chunk: tile c->attn_tiles[chunk / n_head_kv] and the query heads
- * that share KV head kvh = chunk % n_head_kv. */
+/* One chunk: tile c->attn_tiles[chunk % n_tiles] and the query heads
+ * that share KV head kvh = chunk / n_tiles. KV head by KV head, so that
+ * the threads read one head's K/V rows (1 MiB at 2,048 positions of
+ * qwen3) many times from their L2 before going on to the next, rather
+ * than every head's in turn from memory. */
 static void attn_chunk(void *arg, int64_t chunk, int ith)
 {
     attn_job *j = arg;
@@ -591,9 +595,9 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
     const size_t nq = (size_t)nh * hd;
     const float scale = hp->attn_scale;
     float *scratch = c->att_scores + (size_t)ith * c->att_scratch;
-    const attn_tile *tile = &c->attn_tiles[chunk / nkvh];
+    const attn_tile *tile = &c->attn_tiles[chunk % j->n_tiles];
     const int64_t t0 = tile->t0;
-    const uint32_t kvh = (uint32_t)(chunk % nkvh);
+    const uint32_t kvh = (uint32_t)(chunk / j->n_tiles);
     const size_t stride = (size_t)nkvh * hd;
     if (c->enc) { /* every token sees its whole sequence: rows t0 - pos[t0] .. of the chunk */
         const size_t base = (size_t)(t0 - j->pos[t0]) * stride + (size_t)kvh * hd;
@@ -954,7 +958,7 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
             in = c->xn;
         }
         qkv_forward(c, l, in, pos, seq, n_tok);
-        attn_job job = {c, l, pos, seq};
+        attn_job job = {c, l, pos, seq, n_tiles};
         al_threadpool_for(c->tp, n_tiles * ly->n_head_kv, attn_chunk, &job);
         matmul(c, &ly->wo, c->attn, n_tok, c->xo);
         add_bias(c->xo, ly->bo, n_tok, d);
