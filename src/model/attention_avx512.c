@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define BLK AL_ATTN_TILE_BLOCK
@@ -85,24 +86,47 @@ static void rows_to_f32(float *dst, const uint16_t *src, size_t stride, uint32_t
     }
 }
 
+/* 16 floats of the block's K or V row p at i: from the block's float copy
+ * kf (hd floats a row), or converted from the halves of the cache (kh: row
+ * p0, stride halves a row; p >= p0) when the block is not staged. Either
+ * gives the same bits. */
+AI __m512 kv_load(const float *kf, const uint16_t *kh, size_t stride, uint32_t hd, uint32_t p, uint32_t p0, uint32_t i,
+                  int direct)
+{
+    if (direct)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kh + (size_t)(p - p0) * stride + i)));
+    return _mm512_loadu_ps(kf + (size_t)p * hd + i);
+}
+
 /* S[r*BLK + p] = scale * q_r . k_p for the R rows from r0 (R <= 4) and
  * positions p0..nb-1, 4 at a time (padding up to a multiple of 4): R x 4
- * sums in registers. A row's sums do not depend on R or the other rows. */
-AI void block_scores_r(const float *const *qr, uint32_t r0, const float *kf, uint32_t p0, uint32_t nb, uint32_t hd,
-                       float scale, float *S, int R)
+ * sums in registers. A row's sums do not depend on R or the other rows.
+ * direct: K read from the cache's halves (kh), asking for the next block's
+ * rows (those below n_next) meanwhile. */
+AI void block_scores_r(const float *const *qr, uint32_t r0, const float *kf, const uint16_t *kh, size_t stride,
+                       uint32_t n_next, uint32_t p0, uint32_t nb, uint32_t hd, float scale, float *S, int R,
+                       int direct)
 {
     const __m128 sc = _mm_set1_ps(scale);
-    for (uint32_t p = p0; p < nb; p += 4) {
-        const float *k0 = kf + (size_t)p * hd;
-        const float *k1 = p + 1 < nb ? k0 + hd : k0, *k2 = p + 2 < nb ? k0 + 2 * hd : k0,
-                    *k3 = p + 3 < nb ? k0 + 3 * hd : k0;
+    /* groups of 4 from a multiple of 4 (S's rows hold BLK); positions
+     * before p0 or from nb read row p0 or the group's first (all masked) */
+    for (uint32_t g = p0 & ~3u; g < nb; g += 4) {
+        const uint32_t p = g > p0 ? g : p0;
+        const uint32_t p1 = g + 1 < nb && g + 1 > p ? g + 1 : p, p2 = g + 2 < nb && g + 2 > p ? g + 2 : p,
+                       p3 = g + 3 < nb && g + 3 > p ? g + 3 : p;
+        if (direct)
+            for (uint32_t u = g; u < g + 4 && u < n_next; u++)
+                for (uint32_t i = 0; i < hd; i += 32)
+                    _mm_prefetch((const char *)(kh + (size_t)(u + BLK - p0) * stride + i), _MM_HINT_T0);
         __m512 a[4][4];
         _Pragma("GCC unroll 4")
         for (int u = 0; u < R; u++)
             a[u][0] = a[u][1] = a[u][2] = a[u][3] = _mm512_setzero_ps();
         for (uint32_t i = 0; i < hd; i += 16) {
-            const __m512 x0 = _mm512_loadu_ps(k0 + i), x1 = _mm512_loadu_ps(k1 + i);
-            const __m512 x2 = _mm512_loadu_ps(k2 + i), x3 = _mm512_loadu_ps(k3 + i);
+            const __m512 x0 = kv_load(kf, kh, stride, hd, p, p0, i, direct);
+            const __m512 x1 = kv_load(kf, kh, stride, hd, p1, p0, i, direct);
+            const __m512 x2 = kv_load(kf, kh, stride, hd, p2, p0, i, direct);
+            const __m512 x3 = kv_load(kf, kh, stride, hd, p3, p0, i, direct);
             _Pragma("GCC unroll 4")
             for (int u = 0; u < R; u++) {
                 const __m512 y = _mm512_loadu_ps(qr[r0 + (uint32_t)u] + i);
@@ -114,7 +138,7 @@ AI void block_scores_r(const float *const *qr, uint32_t r0, const float *kf, uin
         }
         _Pragma("GCC unroll 4")
         for (int u = 0; u < R; u++)
-            _mm_storeu_ps(S + (size_t)(r0 + (uint32_t)u) * BLK + p,
+            _mm_storeu_ps(S + (size_t)(r0 + (uint32_t)u) * BLK + g,
                           _mm_mul_ps(hsum4x16(a[u][0], a[u][1], a[u][2], a[u][3]), sc));
     }
 }
@@ -124,11 +148,24 @@ static void block_scores(const float *const *qr, uint32_t r0, uint32_t r1, const
 {
     uint32_t r = r0;
     for (; r + 4 <= r1; r += 4)
-        block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 4);
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 4, 0);
     switch (r1 - r) {
-    case 3: block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 3); break;
-    case 2: block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 2); break;
-    case 1: block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 1); break;
+    case 3: block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 3, 0); break;
+    case 2: block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 2, 0); break;
+    case 1: block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 1, 0); break;
+    default: break;
+    }
+}
+
+/* The same for at most 4 rows, K read from the halves (kh: row p0). */
+static void block_scores_direct(const float *const *qr, uint32_t r0, uint32_t r1, const uint16_t *kh, size_t stride,
+                                uint32_t n_next, uint32_t p0, uint32_t nb, uint32_t hd, float scale, float *S)
+{
+    switch (r1 - r0) {
+    case 4: block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 4, 1); break;
+    case 3: block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 3, 1); break;
+    case 2: block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 2, 1); break;
+    case 1: block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 1, 1); break;
     default: break;
     }
 }
@@ -136,7 +173,8 @@ static void block_scores(const float *const *qr, uint32_t r0, uint32_t r1, const
 /* o_r = o_r * corr_r + sum_p S[r*BLK + p] v_p over nv*16 dimensions from d
  * (nv <= 4), for the R rows from r0 (R <= 4); positions p0..nb-1. */
 AI void block_values_n(float *const *orow, const float *corr, uint32_t r0, const float *S, const float *vf,
-                       uint32_t p0, uint32_t nb, uint32_t hd, uint32_t d, int nv, int R)
+                       const uint16_t *vh, size_t stride, uint32_t n_next, uint32_t p0, uint32_t nb, uint32_t hd,
+                       uint32_t d, int nv, int R, int direct)
 {
     __m512 o[4][4];
     const float *w[4];
@@ -150,11 +188,12 @@ AI void block_values_n(float *const *orow, const float *corr, uint32_t r0, const
         w[u] = S + (size_t)r * BLK;
     }
     for (uint32_t p = p0; p < nb; p++) {
-        const float *vp = vf + (size_t)p * hd + d;
+        if (direct && p < n_next)
+            _mm_prefetch((const char *)(vh + (size_t)(p + BLK - p0) * stride + d), _MM_HINT_T0);
         __m512 v[4];
         _Pragma("GCC unroll 4")
         for (int x = 0; x < nv; x++)
-            v[x] = _mm512_loadu_ps(vp + 16 * x);
+            v[x] = kv_load(vf, vh, stride, hd, p, p0, d + 16 * (uint32_t)x, direct);
         _Pragma("GCC unroll 4")
         for (int u = 0; u < R; u++) {
             const __m512 wu = _mm512_set1_ps(w[u][p]);
@@ -172,15 +211,16 @@ AI void block_values_n(float *const *orow, const float *corr, uint32_t r0, const
 
 /* 64 dimensions at a time, then the last 16, 32 or 48 (hd % 16 == 0). */
 AI void block_values_r(float *const *orow, const float *corr, uint32_t r0, const float *S, const float *vf,
-                       uint32_t p0, uint32_t nb, uint32_t hd, int R)
+                       const uint16_t *vh, size_t stride, uint32_t n_next, uint32_t p0, uint32_t nb, uint32_t hd, int R,
+                       int direct)
 {
     uint32_t d = 0;
     for (; d + 64 <= hd; d += 64)
-        block_values_n(orow, corr, r0, S, vf, p0, nb, hd, d, 4, R);
+        block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 4, R, direct);
     switch ((hd - d) / 16) {
-    case 3: block_values_n(orow, corr, r0, S, vf, p0, nb, hd, d, 3, R); break;
-    case 2: block_values_n(orow, corr, r0, S, vf, p0, nb, hd, d, 2, R); break;
-    case 1: block_values_n(orow, corr, r0, S, vf, p0, nb, hd, d, 1, R); break;
+    case 3: block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 3, R, direct); break;
+    case 2: block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 2, R, direct); break;
+    case 1: block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 1, R, direct); break;
     default: break;
     }
 }
@@ -190,11 +230,24 @@ static void block_values(float *const *orow, const float *corr, uint32_t r0, uin
 {
     uint32_t r = r0;
     for (; r + 4 <= r1; r += 4)
-        block_values_r(orow, corr, r, S, vf, p0, nb, hd, 4);
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 4, 0);
     switch (r1 - r) {
-    case 3: block_values_r(orow, corr, r, S, vf, p0, nb, hd, 3); break;
-    case 2: block_values_r(orow, corr, r, S, vf, p0, nb, hd, 2); break;
-    case 1: block_values_r(orow, corr, r, S, vf, p0, nb, hd, 1); break;
+    case 3: block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 3, 0); break;
+    case 2: block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 2, 0); break;
+    case 1: block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 1, 0); break;
+    default: break;
+    }
+}
+
+static void block_values_direct(float *const *orow, const float *corr, uint32_t r0, uint32_t r1, const float *S,
+                                const uint16_t *vh, size_t stride, uint32_t n_next, uint32_t p0, uint32_t nb,
+                                uint32_t hd)
+{
+    switch (r1 - r0) {
+    case 4: block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 4, 1); break;
+    case 3: block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 3, 1); break;
+    case 2: block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 2, 1); break;
+    case 1: block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 1, 1); break;
     default: break;
     }
 }
@@ -245,8 +298,17 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
         const int32_t after = n_end - b0 - BLK;
         const uint32_t n_next = after <= 0 ? 0 : after < BLK ? (uint32_t)after : BLK;
         const size_t row0 = (size_t)(b0 + (int32_t)lead - t->kv_p0) * t->stride;
-        rows_to_f32(kvf + (size_t)lead * hd, t->k + row0, t->stride, nb - lead, hd, n_next);
-        block_scores(qr, r_first, r_end, kvf, lead & ~3u, nb, hd, t->scale, S);
+        /* One register tile of rows (decode): each K/V row is converted
+         * once anyway, straight from the cache; more rows share a float
+         * copy of the block. The same products either way. */
+        const bool direct = r_end - r_first <= 4;
+        const uint16_t *kh = t->k + row0, *vh = t->v + row0; /* the block's row lead */
+        if (direct) {
+            block_scores_direct(qr, r_first, r_end, kh, t->stride, n_next, lead, nb, hd, t->scale, S);
+        } else {
+            rows_to_f32(kvf + (size_t)lead * hd, t->k + row0, t->stride, nb - lead, hd, n_next);
+            block_scores(qr, r_first, r_end, kvf, lead, nb, hd, t->scale, S);
+        }
         for (uint32_t r = r_first; r < r_end; r++) {
             float *s = S + (size_t)r * BLK;
             const int32_t p1 = t->pos0 + (int32_t)(r / nh), lo = win && p1 >= win ? p1 - win + 1 : 0;
@@ -270,8 +332,12 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
             sum[r] = sum[r] * corr[r] + _mm512_reduce_add_ps(_mm512_add_ps(w0, w1));
             mx[r] = m_new;
         }
-        rows_to_f32(kvf + (size_t)lead * hd, t->v + row0, t->stride, nb - lead, hd, n_next);
-        block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
+        if (direct) {
+            block_values_direct(orow, corr, r_first, r_end, S, vh, t->stride, n_next, lead, nb, hd);
+        } else {
+            rows_to_f32(kvf + (size_t)lead * hd, t->v + row0, t->stride, nb - lead, hd, n_next);
+            block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
+        }
     }
     for (uint32_t r = 0; r < nr; r++) {
         const __m512 inv = _mm512_set1_ps(1.0f / sum[r]);
