@@ -308,27 +308,49 @@ static void rows_to_f32(float *dst, const uint16_t *src, size_t stride, uint32_t
     }
 }
 
+/* 8 floats of the block's K or V row p at i: from the block's float copy
+ * kf (hd floats a row), or converted from the halves of the cache (kh: row
+ * p0, stride halves a row; p >= p0) when the block is not staged. Either
+ * gives the same bits. */
+static inline __attribute__((always_inline)) __m256 kv_load(const float *kf, const uint16_t *kh, size_t stride,
+                                                            uint32_t hd, uint32_t p, uint32_t p0, uint32_t i,
+                                                            int direct)
+{
+    if (direct)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kh + (size_t)(p - p0) * stride + i)));
+    return _mm256_loadu_ps(kf + (size_t)p * hd + i);
+}
+
 /* S[r*BLK + p] = scale * q_r . k_p for the R rows from r0 (R <= 3) and the
- * block's positions p0..nb-1, 4 at a time (kf: the block's K rows as
- * floats; positions past nb give padding up to a multiple of 4): R rows x
- * 4 positions in registers. A row's sums do not depend on R or on the
- * other rows, so a token's scores are the same bits in any tile. */
+ * block's positions p0..nb-1, in groups of 4 from a multiple of 4 (kf:
+ * their K rows as floats; positions before p0 or from nb read row p0 or
+ * the group's first, all masked later): R rows x 4 positions in registers.
+ * A row's sums do not depend on R or on the other rows, so a token's
+ * scores are the same bits in any tile. direct: K read from the cache's
+ * halves (kh: row p0), asking for the next block's rows meanwhile. */
 static inline __attribute__((always_inline)) void block_scores_r(const float *const *qr, uint32_t r0, const float *kf,
+                                                                 const uint16_t *kh, size_t stride, uint32_t n_next,
                                                                  uint32_t p0, uint32_t nb, uint32_t hd, float scale,
-                                                                 float *S, int R)
+                                                                 float *S, int R, int direct)
 {
     const __m128 sc = _mm_set1_ps(scale);
-    for (uint32_t p = p0; p < nb; p += 4) {
-        const float *k0 = kf + (size_t)p * hd;
-        const float *k1 = p + 1 < nb ? k0 + hd : k0, *k2 = p + 2 < nb ? k0 + 2 * hd : k0,
-                    *k3 = p + 3 < nb ? k0 + 3 * hd : k0;
+    for (uint32_t g = p0 & ~3u; g < nb; g += 4) {
+        const uint32_t p = g > p0 ? g : p0;
+        const uint32_t p1 = g + 1 < nb && g + 1 > p ? g + 1 : p, p2 = g + 2 < nb && g + 2 > p ? g + 2 : p,
+                       p3 = g + 3 < nb && g + 3 > p ? g + 3 : p;
+        if (direct)
+            for (uint32_t u = g; u < g + 4 && u < n_next; u++)
+                for (uint32_t i = 0; i < hd; i += 32)
+                    _mm_prefetch((const char *)(kh + (size_t)(u + BLK - p0) * stride + i), _MM_HINT_T0);
         __m256 a[3][4];
         _Pragma("GCC unroll 3")
         for (int u = 0; u < R; u++)
             a[u][0] = a[u][1] = a[u][2] = a[u][3] = _mm256_setzero_ps();
         for (uint32_t i = 0; i < hd; i += 8) {
-            const __m256 x0 = _mm256_loadu_ps(k0 + i), x1 = _mm256_loadu_ps(k1 + i);
-            const __m256 x2 = _mm256_loadu_ps(k2 + i), x3 = _mm256_loadu_ps(k3 + i);
+            const __m256 x0 = kv_load(kf, kh, stride, hd, p, p0, i, direct);
+            const __m256 x1 = kv_load(kf, kh, stride, hd, p1, p0, i, direct);
+            const __m256 x2 = kv_load(kf, kh, stride, hd, p2, p0, i, direct);
+            const __m256 x3 = kv_load(kf, kh, stride, hd, p3, p0, i, direct);
             _Pragma("GCC unroll 3")
             for (int u = 0; u < R; u++) {
                 const __m256 y = _mm256_loadu_ps(qr[r0 + (uint32_t)u] + i);
@@ -340,7 +362,7 @@ static inline __attribute__((always_inline)) void block_scores_r(const float *co
         }
         _Pragma("GCC unroll 3")
         for (int u = 0; u < R; u++)
-            _mm_storeu_ps(S + (size_t)(r0 + (uint32_t)u) * BLK + p,
+            _mm_storeu_ps(S + (size_t)(r0 + (uint32_t)u) * BLK + g,
                           _mm_mul_ps(hsum4(a[u][0], a[u][1], a[u][2], a[u][3]), sc));
     }
 }
@@ -350,19 +372,34 @@ static void block_scores(const float *const *qr, uint32_t r0, uint32_t r1, const
 {
     uint32_t r = r0;
     for (; r + 3 <= r1; r += 3)
-        block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 3);
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 3, 0);
     if (r1 - r == 2)
-        block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 2);
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 2, 0);
     else if (r1 - r == 1)
-        block_scores_r(qr, r, kf, p0, nb, hd, scale, S, 1);
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 1, 0);
+}
+
+/* The same for at most 3 rows, K read from the halves (kh: row p0). */
+static void block_scores_direct(const float *const *qr, uint32_t r0, uint32_t r1, const uint16_t *kh, size_t stride,
+                                uint32_t n_next, uint32_t p0, uint32_t nb, uint32_t hd, float scale, float *S)
+{
+    if (r1 - r0 == 3)
+        block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 3, 1);
+    else if (r1 - r0 == 2)
+        block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 2, 1);
+    else if (r1 - r0 == 1)
+        block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 1, 1);
 }
 
 /* o_r = o_r * corr_r + sum_p S[r*BLK + p] v_p over nv*8 dimensions from d
  * (nv <= 4), for the R rows from r0 (R <= 3): each V load feeds R FMAs,
- * each weight broadcast nv. Positions p0..nb-1. */
+ * each weight broadcast nv. Positions p0..nb-1; direct: V read from the
+ * cache's halves (vh: row p0). */
 static inline __attribute__((always_inline)) void block_values_n(float *const *orow, const float *corr, uint32_t r0,
-                                                                 const float *S, const float *vf, uint32_t p0,
-                                                                 uint32_t nb, uint32_t hd, uint32_t d, int nv, int R)
+                                                                 const float *S, const float *vf, const uint16_t *vh,
+                                                                 size_t stride, uint32_t n_next, uint32_t p0,
+                                                                 uint32_t nb, uint32_t hd, uint32_t d, int nv, int R,
+                                                                 int direct)
 {
     __m256 o[3][4];
     const float *w[3];
@@ -376,11 +413,12 @@ static inline __attribute__((always_inline)) void block_values_n(float *const *o
         w[u] = S + (size_t)r * BLK;
     }
     for (uint32_t p = p0; p < nb; p++) {
-        const float *vp = vf + (size_t)p * hd + d;
+        if (direct && p < n_next)
+            _mm_prefetch((const char *)(vh + (size_t)(p + BLK - p0) * stride + d), _MM_HINT_T0);
         __m256 v[4];
         _Pragma("GCC unroll 4")
         for (int x = 0; x < nv; x++)
-            v[x] = _mm256_loadu_ps(vp + 8 * x);
+            v[x] = kv_load(vf, vh, stride, hd, p, p0, d + 8 * (uint32_t)x, direct);
         _Pragma("GCC unroll 3")
         for (int u = 0; u < R; u++) {
             const __m256 wu = _mm256_broadcast_ss(w[u] + p);
@@ -398,14 +436,15 @@ static inline __attribute__((always_inline)) void block_values_n(float *const *o
 
 /* 32 dimensions at a time, then 16 (hd % 16 == 0). */
 static inline __attribute__((always_inline)) void block_values_r(float *const *orow, const float *corr, uint32_t r0,
-                                                                 const float *S, const float *vf, uint32_t p0,
-                                                                 uint32_t nb, uint32_t hd, int R)
+                                                                 const float *S, const float *vf, const uint16_t *vh,
+                                                                 size_t stride, uint32_t n_next, uint32_t p0,
+                                                                 uint32_t nb, uint32_t hd, int R, int direct)
 {
     uint32_t d = 0;
     for (; d + 32 <= hd; d += 32)
-        block_values_n(orow, corr, r0, S, vf, p0, nb, hd, d, 4, R);
+        block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 4, R, direct);
     if (d < hd)
-        block_values_n(orow, corr, r0, S, vf, p0, nb, hd, d, 2, R);
+        block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 2, R, direct);
 }
 
 static void block_values(float *const *orow, const float *corr, uint32_t r0, uint32_t r1, const float *S,
@@ -413,11 +452,23 @@ static void block_values(float *const *orow, const float *corr, uint32_t r0, uin
 {
     uint32_t r = r0;
     for (; r + 3 <= r1; r += 3)
-        block_values_r(orow, corr, r, S, vf, p0, nb, hd, 3);
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 3, 0);
     if (r1 - r == 2)
-        block_values_r(orow, corr, r, S, vf, p0, nb, hd, 2);
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 2, 0);
     else if (r1 - r == 1)
-        block_values_r(orow, corr, r, S, vf, p0, nb, hd, 1);
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 1, 0);
+}
+
+static void block_values_direct(float *const *orow, const float *corr, uint32_t r0, uint32_t r1, const float *S,
+                                const uint16_t *vh, size_t stride, uint32_t n_next, uint32_t p0, uint32_t nb,
+                                uint32_t hd)
+{
+    if (r1 - r0 == 3)
+        block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 3, 1);
+    else if (r1 - r0 == 2)
+        block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 2, 1);
+    else if (r1 - r0 == 1)
+        block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 1, 1);
 }
 
 /* cap * tanh(x / cap) lane by lane: tanh y = 1 - 2 / (e^(2y) + 1), which
@@ -480,8 +531,17 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
         const int32_t after = n_end - b0 - BLK; /* positions in the blocks after this one */
         const uint32_t n_next = after <= 0 ? 0 : after < BLK ? (uint32_t)after : BLK;
         const size_t row0 = (size_t)(b0 + (int32_t)lead - t->kv_p0) * t->stride;
-        rows_to_f32(kvf + (size_t)lead * hd, t->k + row0, t->stride, nb - lead, hd, n_next);
-        block_scores(qr, r_first, r_end, kvf, lead & ~3u, nb, hd, t->scale, S);
+        /* One register tile of rows (decode): each K/V row is converted
+         * once anyway, straight from the cache; more rows share a float
+         * copy of the block. The same products either way. */
+        const bool direct = r_end - r_first <= 3;
+        const uint16_t *kh = t->k + row0, *vh = t->v + row0; /* the block's row lead */
+        if (direct) {
+            block_scores_direct(qr, r_first, r_end, kh, t->stride, n_next, lead, nb, hd, t->scale, S);
+        } else {
+            rows_to_f32(kvf + (size_t)lead * hd, t->k + row0, t->stride, nb - lead, hd, n_next);
+            block_scores(qr, r_first, r_end, kvf, lead, nb, hd, t->scale, S);
+        }
         for (uint32_t r = r_first; r < r_end; r++) {
             float *s = S + (size_t)r * BLK;
             /* positions from..to-1 of the block are visible to row r (at least one) */
@@ -513,8 +573,12 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
             sum[r] = sum[r] * corr[r] + hsum(acc);
             mx[r] = m_new;
         }
-        rows_to_f32(kvf + (size_t)lead * hd, t->v + row0, t->stride, nb - lead, hd, n_next);
-        block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
+        if (direct) {
+            block_values_direct(orow, corr, r_first, r_end, S, vh, t->stride, n_next, lead, nb, hd);
+        } else {
+            rows_to_f32(kvf + (size_t)lead * hd, t->v + row0, t->stride, nb - lead, hd, n_next);
+            block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
+        }
     }
     for (uint32_t r = 0; r < nr; r++) {
         const __m256 inv = _mm256_set1_ps(1.0f / sum[r]);
