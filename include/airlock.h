@@ -292,6 +292,10 @@ int32_t al_kv_seq_len(const al_context *ctx, int32_t seq);
 void al_kv_clear(al_context *ctx);
 /* Zeroes and forgets one sequence's KV (data hygiene when a request ends). */
 void al_kv_seq_zero(al_context *ctx, int32_t seq);
+/* Bytes of the whole K and V caches (every sequence, every layer) that are
+ * not zero: lets a test read what a finished request left behind. (An
+ * encoder's cache holds only the last pass's rows, shared by its inputs.) */
+size_t al_kv_nonzero_bytes(const al_context *ctx);
 
 /* ---------------------------------------------------------------- sampling */
 

@@ -1313,3 +1313,15 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
     c->seq_len[seq] = 0;
     c->seq_hw[seq] = 0;
 }
+
+size_t al_kv_nonzero_bytes(const al_context *c)
+{
+    if (!c || !c->k_cache || !c->v_cache)
+        return 0;
+    const size_t n = kv_bytes(c, c->kv_loff[c->model->hp.n_layer]);
+    const uint8_t *k = c->k_cache, *v = c->v_cache;
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++)
+        nz += (k[i] != 0) + (v[i] != 0);
+    return nz;
+}
