@@ -186,7 +186,9 @@ int32_t al_token_to_piece(const al_vocab *vocab, int32_t token,
                           char *buf, size_t cap, bool render_special);
 
 /* Streaming detokenizer: holds back the bytes of a UTF-8 character that is
- * split across tokens, so that what it emits is always whole characters. */
+ * split across tokens, so that what it emits is always whole characters.
+ * al_detok_new allocates what any token needs (NULL when out of memory), so
+ * pushing and flushing never allocate and never lose text. */
 typedef struct al_detok al_detok;
 al_detok *al_detok_new(const al_vocab *vocab, bool render_special);
 void al_detok_free(al_detok *d);
