@@ -296,8 +296,9 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         mm = max_sz(mm, mm_scratch_for(c, &m->cls_out, (int64_t)c->p.n_seq));
     c->mm_scratch = alloc_aligned(mm);
     if (m->moe && !(c->moe = al_moe_scratch_new(m->moe, (int64_t)d, c->p.n_batch, nth, c->p.exact))) {
+        const uint32_t n_batch = c->p.n_batch;
         al_context_free(c);
-        return al_err(err, AL_ERR_NOMEM, "out of memory for the experts' buffers of a batch of %u", c->p.n_batch);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for the experts' buffers of a batch of %u", n_batch);
     }
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->xo || !c->q || !c->k || !c->v || !c->attn ||
@@ -306,9 +307,9 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         (c->p.embeddings && (!c->embd || !c->pooled || !c->pooled_ok || !c->pool_first)) ||
         (c->p.embeddings && c->pooling == AL_POOLING_RANK && (!c->cls_in || !c->cls_mid || !c->cls_res ||
                                                               !c->cls_seq))) {
+        const uint32_t n_ctx = c->p.n_ctx, n_seq = c->p.n_seq; /* not read from c once freed */
         al_context_free(c);
-        return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
-                      c->p.n_seq);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", n_ctx, n_seq);
     }
     *out = c;
     return AL_OK;
