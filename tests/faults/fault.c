@@ -27,15 +27,26 @@ static atomic_bool g_fired[2];
 static void *g_fired_bt[2][24]; /* where the failure fired (AIRLOCK_FAULT_VERBOSE) */
 static int g_fired_n[2];
 
-/* Set while jansson's parser runs (see json_alloc). */
+/* Set while jansson's parser runs (see json_alloc) or the test paused. */
 static _Thread_local int t_in_json_load;
+static _Thread_local int t_paused;
+
+void fault_pause(void)
+{
+    t_paused++;
+}
+
+void fault_resume(void)
+{
+    t_paused--;
+}
 
 /* True when this call is the one to fail. */
 static bool fault_now(fault_kind k)
 {
     if (!atomic_load_explicit(&g_armed[k], memory_order_relaxed))
         return false;
-    if (k == FAULT_ALLOC && t_in_json_load)
+    if ((k == FAULT_ALLOC && t_in_json_load) || t_paused)
         return false;
     long c = atomic_fetch_add(&g_count[k], 1) + 1;
     if (g_target[k] && c == g_target[k]) {
@@ -278,6 +289,10 @@ long fault_sweep(const char *name, fault_kind k, int err_no, long stride, fault_
         if (check && check(user, s, msg, sizeof(msg))) {
             printf("FAIL %s: after failing %s #%ld (%s): %s\n", name, what, n, s ? err.msg : "absorbed", msg);
             st.n_bad++;
+            if (fired && getenv("AIRLOCK_FAULT_VERBOSE")) {
+                fflush(stdout);
+                backtrace_symbols_fd(g_fired_bt[k], g_fired_n[k], 1);
+            }
         }
 #if FAULT_HAVE_LSAN
         if (__lsan_do_recoverable_leak_check()) {

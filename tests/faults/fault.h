@@ -37,6 +37,11 @@ long fault_disarm(fault_kind k);
 /* True when the armed failure happened since fault_arm. */
 bool fault_fired(fault_kind k);
 
+/* Between fault_pause() and fault_resume() this thread's calls are neither
+ * counted nor failed (the test's own bookkeeping inside an operation). */
+void fault_pause(void);
+void fault_resume(void);
+
 /* Makes jansson allocate through the counted allocator. */
 void fault_hook_jansson(void);
 
