@@ -8,6 +8,10 @@
  * the clean run's answer (same status, same normalised messages) or fail
  * with a 5xx that says memory ran out: never crash, leak (ASan), or blame
  * the client with a 4xx that a run with memory does not give.
+ *
+ * Also the parser of a model's reply (srv_reply_parse: reasoning, content
+ * and tool calls in each tool-call format): false (out of memory) or the
+ * clean run's reasoning, content and calls.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -18,6 +22,7 @@
 #include "airlock.h"
 #include "fault.h"
 #include "server/api_parse.h"
+#include "server/toolcall.h"
 #include "util/error.h"
 
 typedef struct parse_case {
@@ -76,6 +81,73 @@ static int check_parse(void *user, al_status st, char *msg, size_t cap)
     return 1;
 }
 
+typedef struct reply_case {
+    srv_tool_fmt tf;
+    srv_think_fmt th;
+    const char *text;
+    char got[2048], ref[2048];
+    bool have_ref, wrong;
+} reply_case;
+
+static al_status op_reply(void *user, al_error *err)
+{
+    reply_case *rc = user;
+    srv_parse_opts o = {.tools = true, .split_reasoning = true};
+    o.fmt.tools = rc->tf;
+    o.fmt.think = rc->th;
+    srv_parsed p;
+    memset(&p, 0, sizeof(p));
+    rc->wrong = false;
+    if (!srv_reply_parse(&o, rc->text, strlen(rc->text), true, &p))
+        return al_err(err, AL_ERR_NOMEM, "srv_reply_parse: out of memory");
+    int n = snprintf(rc->got, sizeof(rc->got), "R[%s] C[%s]", p.reasoning ? p.reasoning : "(null)",
+                     p.content ? p.content : "(null)");
+    for (size_t i = 0; i < p.n_calls && n > 0 && (size_t)n < sizeof(rc->got); i++)
+        n += snprintf(rc->got + n, sizeof(rc->got) - (size_t)n, " call[%s %s %s]", p.calls[i].name,
+                      p.calls[i].args, p.calls[i].id ? p.calls[i].id : "-");
+    srv_parsed_free(&p);
+    if (!rc->have_ref) {
+        memcpy(rc->ref, rc->got, sizeof(rc->ref));
+        rc->have_ref = true;
+    }
+    rc->wrong = strcmp(rc->got, rc->ref) != 0;
+    return AL_OK;
+}
+
+static int check_reply(void *user, al_status st, char *msg, size_t cap)
+{
+    const reply_case *rc = user;
+    if (rc->wrong)
+        snprintf(msg, cap, "parsed %.400s, the clean run %.400s", rc->got, rc->ref);
+    return rc->wrong;
+}
+
+static long sweep_replies(void)
+{
+    static reply_case cases[] = {
+        {.tf = SRV_TOOLS_HERMES, .th = SRV_THINK_TAGS, .text =
+         "<think>the user wants weather</think>Let me check.<tool_call>{\"name\":\"get_weather\",\"arguments\":"
+         "{\"city\":\"Paris\",\"days\":[1,2]}}</tool_call><tool_call>{\"name\":\"noop\",\"arguments\":{}}</tool_call>"},
+        {.tf = SRV_TOOLS_QWEN3_CODER, .th = SRV_THINK_TAGS, .text =
+         "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n"
+         "</parameter>\n</function>\n</tool_call>"},
+        {.tf = SRV_TOOLS_LLAMA3, .th = SRV_THINK_NONE, .text = "<|python_tag|>{\"name\":\"get_weather\",\"parameters\":{\"city\":\"Oslo\"}}"},
+        {.tf = SRV_TOOLS_MISTRAL, .th = SRV_THINK_NONE, .text =
+         "[TOOL_CALLS][{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Rome\"},\"id\":\"abc123XYZ\"}]"},
+        {.tf = SRV_TOOLS_HARMONY, .th = SRV_THINK_HARMONY, .text =
+         "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather "
+         "<|constrain|>json<|message|>{\"city\":\"Lima\"}<|call|>"},
+        {.tf = SRV_TOOLS_GRANITE, .th = SRV_THINK_NONE, .text = "<|tool_call|>[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Kyiv\"}}]"},
+    };
+    long bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "srv_reply_parse %s", srv_tool_fmt_name(cases[i].tf));
+        bad += fault_sweep(name, FAULT_ALLOC, 0, fault_stride(1), op_reply, check_reply, &cases[i], NULL);
+    }
+    return bad;
+}
+
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
     return strcmp((*a)->d_name, (*b)->d_name);
@@ -118,6 +190,7 @@ int main(void)
         free(ents[i]);
     }
     free(ents);
+    bad += sweep_replies();
     if (n_seeds == 0) {
         printf("FAIL: no seed in %s\n", dir);
         return 1;
