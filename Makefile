@@ -32,17 +32,23 @@ asan: deps $(ASAN)/build.ninja
 		ctest --output-on-failure -j $(JOBS) -LE slow
 
 # ThreadSanitizer over the server's tests (ctest -L server: the scheduler,
-# HTTP threads, the store gate), built as Release (-O2 -g). A race
-# aborts the server (halt_on_error), so its test fails; reports go to the
-# test's log. tests/tsan.supp holds only reason-commented library-internal
-# false positives.
+# HTTP threads, the store gate), built as Release (-O2 -g). A race aborts
+# the process (halt_on_error) and its report goes to $(TSAN)/tsan-reports/:
+# any report fails the target, even when the test itself passed.
+# server_conn_memory is left out: it measures RSS per idle connection,
+# which under TSan is the sanitizer's own per-thread state (1,257 KiB
+# measured), not the server's. tests/tsan.supp holds only reason-commented
+# library-internal false positives.
 $(TSAN)/build.ninja:
 	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAIRLOCK_WERROR=ON -DAIRLOCK_TSAN=ON
 
 tsan: deps $(TSAN)/build.ninja
 	cmake --build $(TSAN) -j $(JOBS)
-	cd $(TSAN) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-		ctest --output-on-failure -j $(JOBS) -L server $(TSAN_CTEST_ARGS)
+	rm -rf $(TSAN)/tsan-reports && mkdir -p $(TSAN)/tsan-reports
+	cd $(TSAN) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp log_path=$(abspath $(TSAN))/tsan-reports/report" \
+		ctest --output-on-failure -j $(JOBS) -L server -E '^server_conn_memory$$' $(TSAN_CTEST_ARGS)
+	@if ls $(TSAN)/tsan-reports/report* >/dev/null 2>&1; then cat $(TSAN)/tsan-reports/report*; \
+		echo "make tsan: ThreadSanitizer reports above ($(TSAN)/tsan-reports/)"; exit 1; fi
 
 demo: build
 	@echo "== airlock demo: $(DEMO_MODEL) through the airlock (key, bundle, trust, import, approve), then a story, then serve it from the store"
