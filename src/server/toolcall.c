@@ -482,8 +482,10 @@ static bool call_from_pycall(pctx *c, const char *s, size_t n)
         i++;
         size_t used = 0;
         json_t *v = json_prefix(s + i, n - i, &used);
-        if (!key || !v || json_object_set_new(args, key, v)) {
+        if (!key || !v || json_object_set_new(args, key, v)) { /* (set_new frees v) */
             c->oom |= !key || v; /* not a value: not a call; else out of memory */
+            if (!key)
+                json_decref(v);
             free(key);
             ok = false;
             break;
@@ -562,8 +564,10 @@ static bool call_from_xml(pctx *c, const char *s, size_t n)
         }
         if (!val)
             val = json_stringn(s + vs, vl);
-        if (!key || !val || json_object_set_new(args, key, val)) {
+        if (!key || !val || json_object_set_new(args, key, val)) { /* (set_new frees val) */
             c->oom = true; /* each of these is out of memory */
+            if (!key)
+                json_decref(val);
             free(key);
             ok = false;
             break;
