@@ -305,8 +305,9 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         mm = max_sz(mm, mm_scratch_for(c, &m->cls_out, (int64_t)c->p.n_seq));
     c->mm_scratch = alloc_aligned(mm);
     if (m->moe && !(c->moe = al_moe_scratch_new(m->moe, (int64_t)d, c->p.n_batch, nth, c->p.exact))) {
+        const uint32_t n_batch = c->p.n_batch;
         al_context_free(c);
-        return al_err(err, AL_ERR_NOMEM, "out of memory for the experts' buffers of a batch of %u", c->p.n_batch);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for the experts' buffers of a batch of %u", n_batch);
     }
 
     if (!c->k_cache || !c->v_cache || !c->seq_len || !c->x || !c->xn || !c->xo || !c->q || !c->k || !c->v || !c->attn ||
@@ -315,9 +316,9 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         (c->p.embeddings && (!c->embd || !c->pooled || !c->pooled_ok || !c->pool_first)) ||
         (c->p.embeddings && c->pooling == AL_POOLING_RANK && (!c->cls_in || !c->cls_mid || !c->cls_res ||
                                                               !c->cls_seq))) {
+        const uint32_t n_ctx = c->p.n_ctx, n_seq = c->p.n_seq; /* not read from c once freed */
         al_context_free(c);
-        return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", c->p.n_ctx,
-                      c->p.n_seq);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for a context of %u positions x %u sequences", n_ctx, n_seq);
     }
     *out = c;
     return AL_OK;
@@ -1379,4 +1380,16 @@ void al_kv_seq_zero(al_context *c, int32_t seq)
     c->seq_len[seq] = 0;
     c->seq_hw[seq] = 0;
     c->seq_dirty[seq] = 0;
+}
+
+size_t al_kv_nonzero_bytes(const al_context *c)
+{
+    if (!c || !c->k_cache || !c->v_cache)
+        return 0;
+    const size_t n = kv_bytes(c, c->kv_loff[c->model->hp.n_layer]);
+    const uint8_t *k = c->k_cache, *v = c->v_cache;
+    size_t nz = 0;
+    for (size_t i = 0; i < n; i++)
+        nz += (k[i] != 0) + (v[i] != 0);
+    return nz;
 }

@@ -1280,6 +1280,9 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
         pr[kept] = pr[i];
         kept++;
     }
+    for (size_t i = 0; ok && i < kept; i++)
+        if (me[i].oom) /* a member's text would be cut short */
+            ok = oom(c);
     if (ok) {
         /* F_i: members i.. with none before; K_i: members i.. after one.
          * F_i = M_i K_{i+1} | F_{i+1} (optional) ; K_i = "," ws M_i K_{i+1} | K_{i+1} */
