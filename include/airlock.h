@@ -217,7 +217,9 @@ int32_t al_token_to_piece(const al_vocab *vocab, int32_t token,
                           char *buf, size_t cap, bool render_special);
 
 /* Streaming detokenizer: holds back the bytes of a UTF-8 character that is
- * split across tokens, so that what it emits is always whole characters. */
+ * split across tokens, so that what it emits is always whole characters.
+ * al_detok_new allocates what any token needs (NULL when out of memory), so
+ * pushing and flushing never allocate and never lose text. */
 typedef struct al_detok al_detok;
 al_detok *al_detok_new(const al_vocab *vocab, bool render_special);
 void al_detok_free(al_detok *d);
@@ -323,6 +325,10 @@ int32_t al_kv_seq_len(const al_context *ctx, int32_t seq);
 void al_kv_clear(al_context *ctx);
 /* Zeroes and forgets one sequence's KV (data hygiene when a request ends). */
 void al_kv_seq_zero(al_context *ctx, int32_t seq);
+/* Bytes of the whole K and V caches (every sequence, every layer) that are
+ * not zero: lets a test read what a finished request left behind. (An
+ * encoder's cache holds only the last pass's rows, shared by its inputs.) */
+size_t al_kv_nonzero_bytes(const al_context *ctx);
 
 /* ---------------------------------------------------------------- sampling */
 

@@ -98,6 +98,43 @@ while read -r preset quant ref_pp ref_tg; do
             mib, gbs, bound, frac == "" ? "—" : frac }' >> "$OUT"
 done <<<"$rows"
 
+# Long context (issue 21): a 2,048-token prompt, and generation after a
+# 4,096-token prompt already in the cache (`bench --depth`, llama-bench's
+# -d). reference.json has no such figures yet: the rows say so unless it
+# gains a "long" list ({preset, quant, test, native, avx2}).
+long_rows=$(python3 - "$REF" "$column" <<'PY'
+import json, sys
+ref = json.load(open(sys.argv[1]))
+got = {(l["preset"], l["quant"], l["test"]): l.get(sys.argv[2], "-") for l in ref.get("long", [])}
+for preset, quant, test in (("qwen3-0.6b", "q4_k_m", "pp2048"), ("qwen3-0.6b", "q4_k_m", "tg128@d4096")):
+    print(preset, quant, test, got.get((preset, quant, test), "-"))
+PY
+)
+{
+  echo
+  printf '| model | quant | kernels | test | t/s (median) | CPU s per run (median) | reference | ratio |\n'
+  printf '|---|---|---|---|---|---|---|---|\n'
+} >> "$OUT"
+while read -r preset quant test ref_ts; do
+  f="$CACHE/$preset-$quant.gguf"
+  case "$test" in
+    pp*) args=(-p "${test#pp}" -n 0); label="$test" ;;
+    tg*@d*) n=${test%@*}; args=(-p 0 -n "${n#tg}" --depth "${test#*@d}"); label="${n} @ d${test#*@d}" ;;
+  esac
+  if [ ! -s "$f" ] || ! out=$("$BIN" bench "$f" "${args[@]}" -r "$REPS" 2>&1); then
+    echo "${out:-bench: $f missing}" >&2
+    printf '| %s | %s | — | %s | failed | — | %s | — |\n' "$preset" "$quant" "$label" "$ref_ts" >> "$OUT"
+    continue
+  fi
+  echo "$out"; echo
+  ts=$(echo "$out" | awk -F'|' -v t=" $label " 'index($0, t) {gsub(/ /, "", $6); print $6}')
+  cpu=$(echo "$out" | awk -v t="cpu: $label: " 'index($0, t) == 1 {print $(NF-9)}')
+  isa=$(echo "$out" | awk '/^kernels: /{print $2}')
+  awk -v p="$preset" -v q="$quant" -v isa="$isa" -v t="$label" -v ts="$ts" -v cpu="$cpu" -v r="$ref_ts" 'BEGIN {
+    printf "| %s | %s | %s | %s | %.1f | %.2f | %s | %s |\n", p, q, isa, t, ts, cpu,
+           r == "-" ? "no reference figure" : r, r == "-" ? "—" : sprintf("%.2f", ts / r) }' >> "$OUT"
+done <<<"$long_rows"
+
 # Embeddings: 1,000 inputs of ~134 tokens on bge-small (F16, CLS pooling),
 # whole inputs in passes of 8,192 tokens, against the reference's figure.
 emb_ref=$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1])).get("embeddings") or {}

@@ -238,19 +238,33 @@ static al_status load_or_create_key(al_audit *a, al_error *err)
             goto out;
         }
         a->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, raw, 32);
-        int fd = open(kpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        /* Written whole to a temporary file, then linked into place (never
+         * over an existing key): a failed write (disk full) leaves no
+         * half-written key that would refuse every later open. */
+        char tpath[4200];
+        snprintf(tpath, sizeof(tpath), "%s.tmp.%ld", kpath, (long)getpid());
+        unlink(tpath);
+        int fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
-            st = al_err(err, AL_ERR_IO, "%s: cannot create: %s", kpath, strerror(errno));
+            st = al_err(err, AL_ERR_IO, "%s: cannot create: %s", tpath, strerror(errno));
             goto out;
         }
         al_hex(raw, 32, hex);
         hex[64] = '\n';
         bool ok = write_all(fd, hex, 65) && fsync(fd) == 0;
+        int e = errno;
         close(fd);
+        if (ok && link(tpath, kpath) != 0) {
+            ok = false;
+            e = errno;
+        }
+        unlink(tpath);
         if (!ok) {
-            st = al_err(err, AL_ERR_IO, "%s: cannot write: %s", kpath, strerror(errno));
+            st = al_err(err, AL_ERR_IO, "%s: cannot write: %s", kpath, strerror(e));
             goto out;
         }
+        if ((st = al_fs_sync_dir(a->dir, err)))
+            goto out;
     }
     OPENSSL_cleanse(raw, sizeof(raw));
     if (!a->key) {
@@ -266,14 +280,11 @@ static al_status load_or_create_key(al_audit *a, al_error *err)
     al_hex(pub, 32, a->pub_hex);
     char cur[160];
     if (!read_small(ppath, cur, sizeof(cur)) || strncmp(cur, a->pub_hex, 64) != 0) {
-        int fd = open(ppath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            char line[66];
-            memcpy(line, a->pub_hex, 64);
-            line[64] = '\n';
-            write_all(fd, line, 65);
-            close(fd);
-        }
+        /* verify needs it: a failed write is an error, and never half a key */
+        char line[66];
+        memcpy(line, a->pub_hex, 64);
+        line[64] = '\n';
+        st = al_fs_write_atomic(ppath, line, 65, 0644, err);
     }
 out:
     OPENSSL_cleanse(raw, sizeof(raw));
@@ -368,6 +379,21 @@ static al_status sync_and_head(al_audit *a, al_error *err);
  * seq, prev and hash). Called with the lock held and the tail settled. */
 static al_status write_checkpoint(al_audit *a, al_error *err);
 
+/* The body of a record the log writes about itself (actor "airlock"),
+ * detail may be NULL; NULL when out of memory. */
+static json_t *own_body(const char *type, const char *action, const char *detail)
+{
+    json_t *b = json_object();
+    if (!b || json_object_set_new(b, "type", json_string(type)) ||
+        json_object_set_new(b, "actor", json_string("airlock")) ||
+        json_object_set_new(b, "action", json_string(action)) ||
+        (detail && json_object_set_new(b, "detail", json_string(detail)))) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
 static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error *err)
 {
     const char *btype = json_string_value(json_object_get(body, "type"));
@@ -384,14 +410,16 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     json_t *rec = json_object();
     char now[48];
     utc_now(now);
-    json_object_set_new(rec, "seq", json_integer((json_int_t)seq));
-    json_object_set_new(rec, "time", json_string(now));
+    /* out of memory, a field would be missing: no record rather than a bad one */
+    bool ok = rec && !json_object_set_new(rec, "seq", json_integer((json_int_t)seq)) &&
+              !json_object_set_new(rec, "time", json_string(now));
     const char *k;
     json_t *v;
-    json_object_foreach(body, k, v) json_object_set(rec, k, v);
-    json_object_set_new(rec, "pid", json_integer((json_int_t)getpid()));
-    json_object_set_new(rec, "prev", json_string(a->last_hash));
-    if (is_checkpoint) {
+    if (ok)
+        json_object_foreach(body, k, v) ok = ok && !json_object_set(rec, k, v);
+    ok = ok && !json_object_set_new(rec, "pid", json_integer((json_int_t)getpid())) &&
+         !json_object_set_new(rec, "prev", json_string(a->last_hash));
+    if (ok && is_checkpoint) {
         char msg[128], sig[129];
         snprintf(msg, sizeof(msg), "airlock-audit-checkpoint:%llu:%s", (unsigned long long)seq,
                  a->last_hash);
@@ -399,13 +427,24 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
             json_decref(rec);
             return al_err(err, AL_ERR_CRYPTO, "cannot sign an audit checkpoint");
         }
-        json_object_set_new(rec, "key", json_string(a->pub_hex));
-        json_object_set_new(rec, "sig", json_string(sig));
+        ok = !json_object_set_new(rec, "key", json_string(a->pub_hex)) &&
+             !json_object_set_new(rec, "sig", json_string(sig));
     }
-    char *s = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = ok ? json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (s) {
+        /* jansson (2.14) drops the result of writing an object key while
+         * dumping, so when memory runs out there it returns malformed JSON
+         * ("type":"event",":"tester"): a record must read back as itself. */
+        json_t *back = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+        if (!back || !json_equal(back, rec)) {
+            free(s);
+            s = NULL;
+        }
+        json_decref(back);
+    }
     json_decref(rec);
     if (!s)
-        return al_err(err, AL_ERR_NOMEM, "cannot encode an audit record");
+        return al_err(err, AL_ERR_NOMEM, "out of memory for an audit record");
     size_t n = strlen(s);
     if (n < 2 || n > MAX_LINE) {
         free(s);
@@ -435,7 +474,7 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
     memcpy(line + hlen + 9, hash, 64);
     memcpy(line + hlen + 73, "\"}\n", 3);
     free(s);
-    bool ok = write_all(a->fd, line, total);
+    ok = write_all(a->fd, line, total);
     if (ok && a->mirror) {
         fwrite(line, 1, total, a->mirror);
         fflush(a->mirror);
@@ -457,10 +496,9 @@ static al_status write_record(al_audit *a, json_t *body, bool sync_now, al_error
 /* Writes a checkpoint record and syncs it (head updated). Lock held. */
 static al_status write_checkpoint(al_audit *a, al_error *err)
 {
-    json_t *c = json_object();
-    json_object_set_new(c, "type", json_string("checkpoint"));
-    json_object_set_new(c, "actor", json_string("airlock"));
-    json_object_set_new(c, "action", json_string("audit.checkpoint"));
+    json_t *c = own_body("checkpoint", "audit.checkpoint", NULL);
+    if (!c)
+        return al_err(err, AL_ERR_NOMEM, "out of memory for an audit checkpoint");
     al_status st = write_record(a, c, true, err);
     json_decref(c);
     return st;
@@ -572,15 +610,13 @@ static al_status settle_tail(al_audit *a, al_error *err)
     }
     a->cached_end = size;
     if (torn_bytes > 0) {
-        json_t *b = json_object();
         char detail[160];
         snprintf(detail, sizeof(detail),
                  "cut a torn record of %lld bytes after record %llu (interrupted write)",
                  (long long)torn_bytes, (unsigned long long)a->last_seq);
-        json_object_set_new(b, "type", json_string("repair"));
-        json_object_set_new(b, "actor", json_string("airlock"));
-        json_object_set_new(b, "action", json_string("audit.repair"));
-        json_object_set_new(b, "detail", json_string(detail));
+        json_t *b = own_body("repair", "audit.repair", detail);
+        if (!b)
+            return al_err(err, AL_ERR_NOMEM, "out of memory for an audit record");
         al_status st = write_record(a, b, true, err);
         json_decref(b);
         return st;
@@ -675,11 +711,9 @@ static al_status open_checks(al_audit *a, al_error *err)
     }
     if (!prob[0])
         return AL_OK;
-    json_t *b = json_object();
-    json_object_set_new(b, "type", json_string("alert"));
-    json_object_set_new(b, "actor", json_string("airlock"));
-    json_object_set_new(b, "action", json_string("audit.tamper-found"));
-    json_object_set_new(b, "detail", json_string(prob));
+    json_t *b = own_body("alert", "audit.tamper-found", prob);
+    if (!b)
+        return al_err(err, AL_ERR_NOMEM, "out of memory for an audit record");
     al_status st = write_record(a, b, true, err);
     json_decref(b);
     return st;
@@ -815,10 +849,11 @@ al_status al_audit_content_parse(const char *s, al_audit_content *out, al_error 
     return AL_OK;
 }
 
-static void set_str(json_t *o, const char *k, const char *v)
+/* These return false when out of memory (the field could not be set). */
+static bool set_str(json_t *o, const char *k, const char *v)
 {
     if (!v)
-        return;
+        return true;
     json_t *s = json_string(v);
     if (!s) /* not UTF-8: keep a digest rather than drop the field silently */
     {
@@ -826,29 +861,26 @@ static void set_str(json_t *o, const char *k, const char *v)
         al_sha256_hex(v, strlen(v), h);
         char key[64];
         snprintf(key, sizeof(key), "%s_sha256", k);
-        json_object_set_new(o, key, json_string(h));
-        return;
+        return !json_object_set_new(o, key, json_string(h));
     }
-    json_object_set_new(o, k, s);
+    return !json_object_set_new(o, k, s);
 }
 
-static void set_content(json_t *o, al_audit_content mode, const char *k, const char *text,
+static bool set_content(json_t *o, al_audit_content mode, const char *k, const char *text,
                         size_t len)
 {
     if (!text || mode == AL_AUDIT_CONTENT_NONE)
-        return;
+        return true;
     char key[64];
     if (mode == AL_AUDIT_CONTENT_FULL) {
         json_t *s = json_stringn(text, len);
-        if (s) {
-            json_object_set_new(o, k, s);
-            return;
-        }
+        if (s)
+            return !json_object_set_new(o, k, s);
     }
     char h[65];
     al_sha256_hex(text, len, h);
     snprintf(key, sizeof(key), "%s_sha256", k);
-    json_object_set_new(o, key, json_string(h));
+    return !json_object_set_new(o, key, json_string(h));
 }
 
 al_status al_audit_append(al_audit *a, const al_audit_event *ev, al_error *err)
@@ -858,21 +890,25 @@ al_status al_audit_append(al_audit *a, const al_audit_event *ev, al_error *err)
     json_t *b = json_object();
     if (!b)
         return al_err(err, AL_ERR_NOMEM, "out of memory");
-    json_object_set_new(b, "type", json_string("event"));
-    set_str(b, "actor", ev->actor);
-    set_str(b, "client", ev->client);
-    set_str(b, "action", ev->action);
-    set_str(b, "model", ev->model);
-    set_str(b, "digest", ev->digest);
-    if (ev->prompt_tokens >= 0)
-        json_object_set_new(b, "prompt_tokens", json_integer(ev->prompt_tokens));
-    if (ev->completion_tokens >= 0)
-        json_object_set_new(b, "completion_tokens", json_integer(ev->completion_tokens));
-    json_object_set_new(b, "status", json_integer(ev->status));
-    json_object_set_new(b, "duration_ms", json_real(ev->duration_ms >= 0 ? ev->duration_ms : 0));
-    set_str(b, "detail", ev->detail);
-    set_content(b, a->content, "prompt", ev->prompt, ev->prompt_len);
-    set_content(b, a->content, "completion", ev->completion, ev->completion_len);
+    bool ok = !json_object_set_new(b, "type", json_string("event"));
+    ok = ok && set_str(b, "actor", ev->actor);
+    ok = ok && set_str(b, "client", ev->client);
+    ok = ok && set_str(b, "action", ev->action);
+    ok = ok && set_str(b, "model", ev->model);
+    ok = ok && set_str(b, "digest", ev->digest);
+    if (ok && ev->prompt_tokens >= 0)
+        ok = !json_object_set_new(b, "prompt_tokens", json_integer(ev->prompt_tokens));
+    if (ok && ev->completion_tokens >= 0)
+        ok = !json_object_set_new(b, "completion_tokens", json_integer(ev->completion_tokens));
+    ok = ok && !json_object_set_new(b, "status", json_integer(ev->status));
+    ok = ok && !json_object_set_new(b, "duration_ms", json_real(ev->duration_ms >= 0 ? ev->duration_ms : 0));
+    ok = ok && set_str(b, "detail", ev->detail);
+    ok = ok && set_content(b, a->content, "prompt", ev->prompt, ev->prompt_len);
+    ok = ok && set_content(b, a->content, "completion", ev->completion, ev->completion_len);
+    if (!ok) { /* a record missing a field would read as another event */
+        json_decref(b);
+        return al_err(err, AL_ERR_NOMEM, "out of memory for an audit record");
+    }
 
     al_status st = lock_log(a, err);
     if (st) {

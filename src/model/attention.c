@@ -54,20 +54,44 @@ void al_attend_f16_ref(const float *q, uint32_t nh, const uint16_t *k, const uin
     }
 }
 
-/* Token by token through al_attend_f16_ref: the oracle of the tile kernels.
- * scratch: nh*(pos0+n_tok) floats. */
+/* Token by token, head by head: the scores of the visible positions
+ * (scaled, then capped), their softmax with the head's sink logit in the
+ * denominator, the weighted V rows. scratch: pos0+n_tok floats. */
 void al_attend_tile_f16_ref(const al_attn_tile *t, float *scratch)
 {
-    for (uint32_t j = 0; j < t->n_tok; j++)
-        al_attend_f16_ref(t->q + (size_t)j * t->ldq, t->nh, t->k, t->v, t->stride, t->pos0 + (int32_t)j + 1, t->hd,
-                          t->scale, scratch, t->out + (size_t)j * t->ldo);
+    const uint32_t hd = t->hd;
+    for (uint32_t j = 0; j < t->n_tok; j++) {
+        const int32_t p1 = t->pos0 + (int32_t)j;
+        const int32_t lo = t->window && p1 >= (int32_t)t->window ? p1 - (int32_t)t->window + 1 : 0;
+        for (uint32_t h = 0; h < t->nh; h++) {
+            const float *q = t->q + (size_t)j * t->ldq + (size_t)h * hd;
+            float *o = t->out + (size_t)j * t->ldo + (size_t)h * hd;
+            float mx = t->sinks ? t->sinks[h] : -INFINITY;
+            for (int32_t p = lo; p <= p1; p++) {
+                float s = dot_f16(q, t->k + (size_t)(p - t->kv_p0) * t->stride, hd) * t->scale;
+                if (t->softcap > 0.0f)
+                    s = t->softcap * tanhf(s / t->softcap);
+                scratch[p - lo] = s;
+                mx = s > mx ? s : mx;
+            }
+            float sum = t->sinks ? expf(t->sinks[h] - mx) : 0.0f;
+            for (int32_t p = lo; p <= p1; p++) {
+                scratch[p - lo] = expf(scratch[p - lo] - mx);
+                sum += scratch[p - lo];
+            }
+            for (uint32_t i = 0; i < hd; i++)
+                o[i] = 0.0f;
+            for (int32_t p = lo; p <= p1; p++)
+                axpy_f16(o, scratch[p - lo] / sum, t->v + (size_t)(p - t->kv_p0) * t->stride, hd);
+        }
+    }
 }
 
 size_t al_attn_tile_scratch_floats(uint32_t nh, uint32_t n_tok, uint32_t hd, uint32_t n_pos_max)
 {
     const size_t ref = (size_t)nh * n_pos_max;
     const size_t rows = (size_t)nh * n_tok;
-    if (rows > AL_ATTN_TILE_MAX_ROWS)
+    if (!al_attn_tile_fast(nh, n_tok, hd))
         return ref;
     /* one block of K or V rows as floats, the block's scores, and per row
      * the running max, sum and rescale factor */
@@ -88,8 +112,12 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void choose(void)
 {
     /* al_cpu_has_avx2 checks CPUID and the OS's YMM state (XGETBV); the
-     * matmul kernel choice also honours AIRLOCK_NO_AVX2. */
-    if (al_cpu_has_avx2() && al_kernels_get() != al_kernels_ref() && al_attn_kernels_avx2())
+     * matmul kernel choice also honours AIRLOCK_NO_AVX2 and
+     * AIRLOCK_NO_AVX512, and takes AVX-512 only after its own checks. */
+    const al_kernels *mk = al_kernels_get();
+    if (mk == al_kernels_avx512() && al_cpu_has_avx512_vnni() && al_attn_kernels_avx512())
+        g_chosen = al_attn_kernels_avx512();
+    else if (al_cpu_has_avx2() && mk != al_kernels_ref() && al_attn_kernels_avx2())
         g_chosen = al_attn_kernels_avx2();
 }
 

@@ -308,80 +308,119 @@ static void rows_to_f32(float *dst, const uint16_t *src, size_t stride, uint32_t
     }
 }
 
-#define ROWS 3 /* query rows per register tile of both products */
+/* 8 floats of the block's K or V row p at i: from the block's float copy
+ * kf (hd floats a row), or converted from the halves of the cache (kh: row
+ * p0, stride halves a row; p >= p0) when the block is not staged. Either
+ * gives the same bits. */
+static inline __attribute__((always_inline)) __m256 kv_load(const float *kf, const uint16_t *kh, size_t stride,
+                                                            uint32_t hd, uint32_t p, uint32_t p0, uint32_t i,
+                                                            int direct)
+{
+    if (direct)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kh + (size_t)(p - p0) * stride + i)));
+    return _mm256_loadu_ps(kf + (size_t)p * hd + i);
+}
 
-/* S[r*BLK + p] = scale * q_r . k_p for rows r0..r0+2 (those < nr) and the
- * block's nb positions, 4 at a time (kf: their K rows as floats; positions
- * past nb give padding up to a multiple of 4, which BLK is): 3 rows x 4
- * positions in registers, every K load feeds 3 FMAs, every query load 4. */
-static void block_scores(const float *const *qr, uint32_t r0, uint32_t nr, const float *kf, uint32_t nb,
-                         uint32_t hd, float scale, float *S)
+/* S[r*BLK + p] = scale * q_r . k_p for the R rows from r0 (R <= 3) and the
+ * block's positions p0..nb-1, in groups of 4 from a multiple of 4 (kf:
+ * their K rows as floats; positions before p0 or from nb read row p0 or
+ * the group's first, all masked later): R rows x 4 positions in registers.
+ * A row's sums do not depend on R or on the other rows, so a token's
+ * scores are the same bits in any tile. direct: K read from the cache's
+ * halves (kh: row p0), asking for the next block's rows meanwhile. */
+static inline __attribute__((always_inline)) void block_scores_r(const float *const *qr, uint32_t r0, const float *kf,
+                                                                 const uint16_t *kh, size_t stride, uint32_t n_next,
+                                                                 uint32_t p0, uint32_t nb, uint32_t hd, float scale,
+                                                                 float *S, int R, int direct)
 {
     const __m128 sc = _mm_set1_ps(scale);
-    const float *q0 = qr[r0], *q1 = qr[r0 + 1 < nr ? r0 + 1 : r0], *q2 = qr[r0 + 2 < nr ? r0 + 2 : r0];
-    for (uint32_t p = 0; p < nb; p += 4) {
-        const float *k0 = kf + (size_t)p * hd;
-        const float *k1 = p + 1 < nb ? k0 + hd : k0, *k2 = p + 2 < nb ? k0 + 2 * hd : k0,
-                    *k3 = p + 3 < nb ? k0 + 3 * hd : k0;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-        __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    for (uint32_t g = p0 & ~3u; g < nb; g += 4) {
+        const uint32_t p = g > p0 ? g : p0;
+        const uint32_t p1 = g + 1 < nb && g + 1 > p ? g + 1 : p, p2 = g + 2 < nb && g + 2 > p ? g + 2 : p,
+                       p3 = g + 3 < nb && g + 3 > p ? g + 3 : p;
+        if (direct)
+            for (uint32_t u = g; u < g + 4 && u < n_next; u++)
+                for (uint32_t i = 0; i < hd; i += 32)
+                    _mm_prefetch((const char *)(kh + (size_t)(u + BLK - p0) * stride + i), _MM_HINT_T0);
+        __m256 a[3][4];
+        _Pragma("GCC unroll 3")
+        for (int u = 0; u < R; u++)
+            a[u][0] = a[u][1] = a[u][2] = a[u][3] = _mm256_setzero_ps();
         for (uint32_t i = 0; i < hd; i += 8) {
-            const __m256 x0 = _mm256_loadu_ps(k0 + i), x1 = _mm256_loadu_ps(k1 + i);
-            const __m256 x2 = _mm256_loadu_ps(k2 + i), x3 = _mm256_loadu_ps(k3 + i);
-            __m256 y = _mm256_loadu_ps(q0 + i);
-            a00 = _mm256_fmadd_ps(y, x0, a00);
-            a01 = _mm256_fmadd_ps(y, x1, a01);
-            a02 = _mm256_fmadd_ps(y, x2, a02);
-            a03 = _mm256_fmadd_ps(y, x3, a03);
-            y = _mm256_loadu_ps(q1 + i);
-            a10 = _mm256_fmadd_ps(y, x0, a10);
-            a11 = _mm256_fmadd_ps(y, x1, a11);
-            a12 = _mm256_fmadd_ps(y, x2, a12);
-            a13 = _mm256_fmadd_ps(y, x3, a13);
-            y = _mm256_loadu_ps(q2 + i);
-            a20 = _mm256_fmadd_ps(y, x0, a20);
-            a21 = _mm256_fmadd_ps(y, x1, a21);
-            a22 = _mm256_fmadd_ps(y, x2, a22);
-            a23 = _mm256_fmadd_ps(y, x3, a23);
+            const __m256 x0 = kv_load(kf, kh, stride, hd, p, p0, i, direct);
+            const __m256 x1 = kv_load(kf, kh, stride, hd, p1, p0, i, direct);
+            const __m256 x2 = kv_load(kf, kh, stride, hd, p2, p0, i, direct);
+            const __m256 x3 = kv_load(kf, kh, stride, hd, p3, p0, i, direct);
+            _Pragma("GCC unroll 3")
+            for (int u = 0; u < R; u++) {
+                const __m256 y = _mm256_loadu_ps(qr[r0 + (uint32_t)u] + i);
+                a[u][0] = _mm256_fmadd_ps(y, x0, a[u][0]);
+                a[u][1] = _mm256_fmadd_ps(y, x1, a[u][1]);
+                a[u][2] = _mm256_fmadd_ps(y, x2, a[u][2]);
+                a[u][3] = _mm256_fmadd_ps(y, x3, a[u][3]);
+            }
         }
-        float *d = S + (size_t)r0 * BLK + p;
-        _mm_storeu_ps(d, _mm_mul_ps(hsum4(a00, a01, a02, a03), sc));
-        if (r0 + 1 < nr)
-            _mm_storeu_ps(d + BLK, _mm_mul_ps(hsum4(a10, a11, a12, a13), sc));
-        if (r0 + 2 < nr)
-            _mm_storeu_ps(d + 2 * BLK, _mm_mul_ps(hsum4(a20, a21, a22, a23), sc));
+        _Pragma("GCC unroll 3")
+        for (int u = 0; u < R; u++)
+            _mm_storeu_ps(S + (size_t)(r0 + (uint32_t)u) * BLK + g,
+                          _mm_mul_ps(hsum4(a[u][0], a[u][1], a[u][2], a[u][3]), sc));
     }
 }
 
-/* o_r = o_r * corr_r + sum_p S[r*BLK + p] v_p over nv*8 dimensions from d
- * (nv <= 4), for rows r0..r0+2 (those < nr): each V load feeds 3 FMAs,
- * each weight broadcast nv. */
-static inline __attribute__((always_inline)) void block_values_n(float *const *orow, const float *corr, uint32_t r0,
-                                                                 uint32_t nr, const float *S, const float *vf,
-                                                                 uint32_t nb, uint32_t hd, uint32_t d, int nv)
+static void block_scores(const float *const *qr, uint32_t r0, uint32_t r1, const float *kf, uint32_t p0, uint32_t nb,
+                         uint32_t hd, float scale, float *S)
 {
-    uint32_t ri[ROWS];
-    __m256 o[ROWS][4];
+    uint32_t r = r0;
+    for (; r + 3 <= r1; r += 3)
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 3, 0);
+    if (r1 - r == 2)
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 2, 0);
+    else if (r1 - r == 1)
+        block_scores_r(qr, r, kf, NULL, 0, 0, p0, nb, hd, scale, S, 1, 0);
+}
+
+/* The same for at most 3 rows, K read from the halves (kh: row p0). */
+static void block_scores_direct(const float *const *qr, uint32_t r0, uint32_t r1, const uint16_t *kh, size_t stride,
+                                uint32_t n_next, uint32_t p0, uint32_t nb, uint32_t hd, float scale, float *S)
+{
+    if (r1 - r0 == 3)
+        block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 3, 1);
+    else if (r1 - r0 == 2)
+        block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 2, 1);
+    else if (r1 - r0 == 1)
+        block_scores_r(qr, r0, NULL, kh, stride, n_next, p0, nb, hd, scale, S, 1, 1);
+}
+
+/* o_r = o_r * corr_r + sum_p S[r*BLK + p] v_p over nv*8 dimensions from d
+ * (nv <= 4), for the R rows from r0 (R <= 3): each V load feeds R FMAs,
+ * each weight broadcast nv. Positions p0..nb-1; direct: V read from the
+ * cache's halves (vh: row p0). */
+static inline __attribute__((always_inline)) void block_values_n(float *const *orow, const float *corr, uint32_t r0,
+                                                                 const float *S, const float *vf, const uint16_t *vh,
+                                                                 size_t stride, uint32_t n_next, uint32_t p0,
+                                                                 uint32_t nb, uint32_t hd, uint32_t d, int nv, int R,
+                                                                 int direct)
+{
+    __m256 o[3][4];
+    const float *w[3];
     _Pragma("GCC unroll 3")
-    for (int u = 0; u < ROWS; u++) {
-        ri[u] = r0 + (uint32_t)u < nr ? r0 + (uint32_t)u : r0;
-        const __m256 c = _mm256_set1_ps(corr[ri[u]]);
+    for (int u = 0; u < R; u++) {
+        const uint32_t r = r0 + (uint32_t)u;
+        const __m256 c = _mm256_set1_ps(corr[r]);
         _Pragma("GCC unroll 4")
         for (int x = 0; x < nv; x++)
-            o[u][x] = _mm256_mul_ps(_mm256_loadu_ps(orow[ri[u]] + d + 8 * x), c);
+            o[u][x] = _mm256_mul_ps(_mm256_loadu_ps(orow[r] + d + 8 * x), c);
+        w[u] = S + (size_t)r * BLK;
     }
-    const float *w[ROWS];
-    _Pragma("GCC unroll 3")
-    for (int u = 0; u < ROWS; u++)
-        w[u] = S + (size_t)ri[u] * BLK;
-    for (uint32_t p = 0; p < nb; p++) {
-        const float *vp = vf + (size_t)p * hd + d;
+    for (uint32_t p = p0; p < nb; p++) {
+        if (direct && p < n_next)
+            _mm_prefetch((const char *)(vh + (size_t)(p + BLK - p0) * stride + d), _MM_HINT_T0);
         __m256 v[4];
         _Pragma("GCC unroll 4")
         for (int x = 0; x < nv; x++)
-            v[x] = _mm256_loadu_ps(vp + 8 * x);
+            v[x] = kv_load(vf, vh, stride, hd, p, p0, d + 8 * (uint32_t)x, direct);
         _Pragma("GCC unroll 3")
-        for (int u = 0; u < ROWS; u++) {
+        for (int u = 0; u < R; u++) {
             const __m256 wu = _mm256_broadcast_ss(w[u] + p);
             _Pragma("GCC unroll 4")
             for (int x = 0; x < nv; x++)
@@ -389,37 +428,73 @@ static inline __attribute__((always_inline)) void block_values_n(float *const *o
         }
     }
     _Pragma("GCC unroll 3")
-    for (int u = 0; u < ROWS; u++) {
-        if (r0 + (uint32_t)u >= nr)
-            break;
+    for (int u = 0; u < R; u++)
         _Pragma("GCC unroll 4")
         for (int x = 0; x < nv; x++)
-            _mm256_storeu_ps(orow[ri[u]] + d + 8 * x, o[u][x]);
-    }
+            _mm256_storeu_ps(orow[r0 + (uint32_t)u] + d + 8 * x, o[u][x]);
 }
 
 /* 32 dimensions at a time, then 16 (hd % 16 == 0). */
-static void block_values(float *const *orow, const float *corr, uint32_t r0, uint32_t nr, const float *S,
-                         const float *vf, uint32_t nb, uint32_t hd)
+static inline __attribute__((always_inline)) void block_values_r(float *const *orow, const float *corr, uint32_t r0,
+                                                                 const float *S, const float *vf, const uint16_t *vh,
+                                                                 size_t stride, uint32_t n_next, uint32_t p0,
+                                                                 uint32_t nb, uint32_t hd, int R, int direct)
 {
     uint32_t d = 0;
     for (; d + 32 <= hd; d += 32)
-        block_values_n(orow, corr, r0, nr, S, vf, nb, hd, d, 4);
+        block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 4, R, direct);
     if (d < hd)
-        block_values_n(orow, corr, r0, nr, S, vf, nb, hd, d, 2);
+        block_values_n(orow, corr, r0, S, vf, vh, stride, n_next, p0, nb, hd, d, 2, R, direct);
+}
+
+static void block_values(float *const *orow, const float *corr, uint32_t r0, uint32_t r1, const float *S,
+                         const float *vf, uint32_t p0, uint32_t nb, uint32_t hd)
+{
+    uint32_t r = r0;
+    for (; r + 3 <= r1; r += 3)
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 3, 0);
+    if (r1 - r == 2)
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 2, 0);
+    else if (r1 - r == 1)
+        block_values_r(orow, corr, r, S, vf, NULL, 0, 0, p0, nb, hd, 1, 0);
+}
+
+static void block_values_direct(float *const *orow, const float *corr, uint32_t r0, uint32_t r1, const float *S,
+                                const uint16_t *vh, size_t stride, uint32_t n_next, uint32_t p0, uint32_t nb,
+                                uint32_t hd)
+{
+    if (r1 - r0 == 3)
+        block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 3, 1);
+    else if (r1 - r0 == 2)
+        block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 2, 1);
+    else if (r1 - r0 == 1)
+        block_values_r(orow, corr, r0, S, NULL, vh, stride, n_next, p0, nb, hd, 1, 1);
+}
+
+/* cap * tanh(x / cap) lane by lane: tanh y = 1 - 2 / (e^(2y) + 1), which
+ * keeps its absolute error near 1e-7 (a score's error is what matters). */
+static inline __m256 vsoftcap(__m256 x, float cap)
+{
+    const __m256 e = vexp(_mm256_mul_ps(x, _mm256_set1_ps(2.0f / cap)));
+    const __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                                   _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    return _mm256_mul_ps(t, _mm256_set1_ps(cap));
 }
 
 /* Flash-attention style: the tile's rows (token-major: r = j*nh + h) walk
- * the positions in blocks of BLK. Per block the K rows are converted to
- * floats once, the scores of every row that sees any of the block are
- * computed, each row's running max moves, its earlier output and sum are
- * rescaled by e^(old max - new max), and the V rows (converted once) are
- * added with weights e^(score - max). Positions a row must not see weigh
- * 0. The output rows themselves hold the unnormalised sums. */
+ * the positions in blocks of BLK that start at multiples of BLK. Per block
+ * the K rows are converted to floats once, the scores of every row that
+ * sees any of the block are computed (and capped), each row's running max
+ * moves, its earlier output and sum are rescaled by e^(old max - new max),
+ * and the V rows (converted once) are added with weights e^(score - max).
+ * Positions a row must not see weigh 0. The output rows hold the
+ * unnormalised sums; a sink starts a row's max at its logit and its sum at
+ * 1. Each row's arithmetic depends only on its own token and position, so
+ * a token gets the same bits alone (decode) as in a prompt's tile. */
 static void attend_tile(const al_attn_tile *t, float *scratch)
 {
     const uint32_t hd = t->hd, nh = t->nh, nr = nh * t->n_tok;
-    if (hd % 16 != 0 || hd > 1024 || t->n_tok > MAXR || nr > MAXR) {
+    if (!al_attn_tile_fast(nh, t->n_tok, hd)) {
         al_attend_tile_f16_ref(t, scratch);
         return;
     }
@@ -434,28 +509,54 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
         qr[r] = t->q + (size_t)(r / nh) * t->ldq + (size_t)(r % nh) * hd;
         orow[r] = t->out + (size_t)(r / nh) * t->ldo + (size_t)(r % nh) * hd;
         memset(orow[r], 0, hd * sizeof(float));
-        mx[r] = -INFINITY;
-        sum[r] = 0.0f;
+        mx[r] = t->sinks ? t->sinks[r % nh] : -INFINITY;
+        sum[r] = t->sinks ? 1.0f : 0.0f;
     }
-    const int32_t n_end = t->pos0 + (int32_t)t->n_tok;
+    const int32_t n_end = t->pos0 + (int32_t)t->n_tok, win = (int32_t)t->window;
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-    for (int32_t b0 = 0; b0 < n_end; b0 += BLK) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int32_t b0 = t->kv_p0 / BLK * BLK; b0 < n_end; b0 += BLK) {
         const uint32_t nb = (uint32_t)(n_end - b0 < BLK ? n_end - b0 : BLK);
-        /* the rows of tokens before b0 - pos0 see none of this block */
-        const uint32_t r_first = b0 > t->pos0 ? (uint32_t)(b0 - t->pos0) * nh : 0;
+        /* positions before kv_p0 have no rows: the first block starts at lead */
+        const uint32_t lead = b0 < t->kv_p0 ? (uint32_t)(t->kv_p0 - b0) : 0;
+        /* tokens j_first..j_end-1 see some of this block: the earlier ones
+         * end before it, the later ones' windows start after it */
+        const int32_t j_first = b0 > t->pos0 ? b0 - t->pos0 : 0;
+        int32_t j_end = (int32_t)t->n_tok;
+        if (win && b0 + (int32_t)nb + win - 1 - t->pos0 < j_end)
+            j_end = b0 + (int32_t)nb + win - 1 - t->pos0;
+        if (j_end <= j_first)
+            continue;
+        const uint32_t r_first = (uint32_t)j_first * nh, r_end = (uint32_t)j_end * nh;
         const int32_t after = n_end - b0 - BLK; /* positions in the blocks after this one */
         const uint32_t n_next = after <= 0 ? 0 : after < BLK ? (uint32_t)after : BLK;
-        rows_to_f32(kvf, t->k + (size_t)b0 * t->stride, t->stride, nb, hd, n_next);
-        for (uint32_t r = r_first; r < nr; r += ROWS)
-            block_scores(qr, r, nr, kvf, nb, hd, t->scale, S);
-        for (uint32_t r = r_first; r < nr; r++) {
+        const size_t row0 = (size_t)(b0 + (int32_t)lead - t->kv_p0) * t->stride;
+        /* One register tile of rows (decode): each K/V row is converted
+         * once anyway, straight from the cache; more rows share a float
+         * copy of the block. The same products either way. */
+        const bool direct = r_end - r_first <= 3;
+        const uint16_t *kh = t->k + row0, *vh = t->v + row0; /* the block's row lead */
+        if (direct) {
+            block_scores_direct(qr, r_first, r_end, kh, t->stride, n_next, lead, nb, hd, t->scale, S);
+        } else {
+            rows_to_f32(kvf + (size_t)lead * hd, t->k + row0, t->stride, nb - lead, hd, n_next);
+            block_scores(qr, r_first, r_end, kvf, lead, nb, hd, t->scale, S);
+        }
+        for (uint32_t r = r_first; r < r_end; r++) {
             float *s = S + (size_t)r * BLK;
-            /* positions b0..b0+seen-1 are visible to row r (at least one) */
-            const int32_t to = t->pos0 + (int32_t)(r / nh) + 1 - b0, seen = to < (int32_t)nb ? to : (int32_t)nb;
+            /* positions from..to-1 of the block are visible to row r (at least one) */
+            const int32_t p1 = t->pos0 + (int32_t)(r / nh), lo = win && p1 >= win ? p1 - win + 1 : 0;
+            const int32_t to = p1 + 1 - b0 < (int32_t)nb ? p1 + 1 - b0 : (int32_t)nb;
+            const int32_t from = lo > b0 ? lo - b0 : 0;
             __m256 m = neg_inf;
             for (uint32_t p = 0; p < nb; p += 8) {
-                const __m256i vis = first_lanes(seen - (int32_t)p);
-                const __m256 x = _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(s + p, vis), _mm256_castsi256_ps(vis));
+                const __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32((int32_t)p));
+                const __m256i vis = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(from), idx),
+                                                        _mm256_cmpgt_epi32(_mm256_set1_epi32(to), idx));
+                __m256 x = _mm256_maskload_ps(s + p, vis);
+                if (t->softcap > 0.0f)
+                    x = vsoftcap(x, t->softcap);
+                x = _mm256_blendv_ps(neg_inf, x, _mm256_castsi256_ps(vis));
                 _mm256_storeu_ps(s + p, x);
                 m = _mm256_max_ps(m, x);
             }
@@ -467,14 +568,17 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
                 _mm256_storeu_ps(s + p, w);
                 acc = _mm256_add_ps(acc, w);
             }
-            /* e^(-inf) = 0 on the first block: nothing to rescale yet */
+            /* e^(-inf) = 0 on a row's first block without a sink: nothing to rescale yet */
             corr[r] = _mm256_cvtss_f32(vexp(_mm256_set1_ps(m_old - m_new)));
             sum[r] = sum[r] * corr[r] + hsum(acc);
             mx[r] = m_new;
         }
-        rows_to_f32(kvf, t->v + (size_t)b0 * t->stride, t->stride, nb, hd, n_next);
-        for (uint32_t r = r_first; r < nr; r += ROWS)
-            block_values(orow, corr, r, nr, S, kvf, nb, hd);
+        if (direct) {
+            block_values_direct(orow, corr, r_first, r_end, S, vh, t->stride, n_next, lead, nb, hd);
+        } else {
+            rows_to_f32(kvf + (size_t)lead * hd, t->v + row0, t->stride, nb - lead, hd, n_next);
+            block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
+        }
     }
     for (uint32_t r = 0; r < nr; r++) {
         const __m256 inv = _mm256_set1_ps(1.0f / sum[r]);

@@ -1348,8 +1348,12 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
                 /* Flag a template that does not parse; the caller decides. */
                 al_template *t = NULL;
                 al_error terr = {0};
-                if (al_template_parse(m->chat_template, tmpl.len, &t, &terr) != AL_OK)
+                al_status tst = al_template_parse(m->chat_template, tmpl.len, &t, &terr);
+                if (tst != AL_OK && tst != AL_ERR_NOMEM)
                     m->template_error = strdup(terr.msg[0] ? terr.msg : "the chat template does not parse");
+                /* out of memory says nothing about the template: fail the load, never flag it */
+                if (tst == AL_ERR_NOMEM || (tst != AL_OK && !m->template_error))
+                    st = al_err(err, AL_ERR_NOMEM, "%s: out of memory checking the chat template", path);
                 al_template_free(t);
             }
         }

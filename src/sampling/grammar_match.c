@@ -668,7 +668,9 @@ const uint64_t *al_grammar_matcher_mask(al_grammar_matcher *m)
         e->used = 0;
         e->klen = 0;
     }
-    return e->mask;
+    /* Out of memory, the mask may allow nothing at all (every logit
+     * -INFINITY): an error, not a mask. (m->oom sticks: the matcher is done.) */
+    return m->oom ? NULL : e->mask;
 }
 
 al_status al_grammar_matcher_apply(al_grammar_matcher *m, float *logits)

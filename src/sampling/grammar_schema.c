@@ -1335,6 +1335,9 @@ static bool gen_object(sc *c, const json_t *node, const char *path, sbuf *e, con
         pr[kept] = pr[i];
         kept++;
     }
+    for (size_t i = 0; ok && i < kept; i++)
+        if (me[i].oom) /* a member's text would be cut short */
+            ok = oom(c);
     if (ok)
         ok = gen_members(c, path, e, me, pr, kept);
     for (size_t i = 0; i < n; i++)

@@ -591,6 +591,8 @@ int api_handle_responses(srv_req *r)
 {
     char where[128], msg[512];
     json_t *chat = srv_responses_to_chat(r->json, where, sizeof(where), msg, sizeof(msg));
+    if (!chat && !where[0])
+        return srv_reply_error(r, 500, NULL, NULL, "%s", msg);
     if (!chat)
         return srv_reply_error(r, 400, "invalid_value", where, "%s: %s", where, msg);
     json_t *orig = r->json;

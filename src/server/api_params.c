@@ -197,8 +197,15 @@ static bool grammar_schema(gen_params *g, json_t *schema, const char *param, per
     if (!json_is_object(schema) && !json_is_boolean(schema))
         return srv_fail(e, 400, "invalid_type", param, "'%s' must be a JSON schema (an object)", param);
     char *txt = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!txt)
+    /* jansson 2.14 can return malformed JSON when memory runs out while it
+     * dumps (it drops a failed key write): that is not the client's schema */
+    json_t *back = txt ? json_loads(txt, JSON_DECODE_ANY, NULL) : NULL;
+    const bool same = back && json_equal(back, schema);
+    json_decref(back);
+    if (!same) {
+        free(txt);
         return srv_fail(e, 500, NULL, NULL, "out of memory");
+    }
     al_error err = {0};
     al_status st = al_grammar_from_json_schema(txt, strlen(txt), NULL, &g->grammar, &err);
     free(txt);
@@ -490,8 +497,8 @@ int srv_parse_request(json_t *body, srv_parse_endpoint ep, const al_server_confi
     if (ep == SRV_PARSE_RESPONSES) {
         chat = srv_responses_to_chat(body, where, sizeof(where), why, sizeof(why));
         if (!chat) {
-            snprintf(msg, msg_cap, "%s: %s", where, why);
-            return 400;
+            snprintf(msg, msg_cap, "%s%s%s", where, where[0] ? ": " : "", why);
+            return where[0] ? 400 : 500;
         }
         b = chat;
     }

@@ -32,6 +32,10 @@ static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
         return NULL;
     }
     json_t *out = json_array();
+    if (!out) {
+        srv_fail(e, 500, NULL, NULL, "out of memory");
+        return NULL;
+    }
     size_t i;
     json_t *c;
     json_array_foreach(tcs, i, c)
@@ -54,11 +58,18 @@ static json_t *norm_tool_calls(json_t *tcs, const char *where, perr *e)
             args = json_is_string(a) ? json_incref(a) : json_object();
         json_t *nc = json_deep_copy(c);
         json_t *nf = json_object_get(nc, "function");
-        json_object_set(nf, "arguments", args);
+        /* out of memory, a call would lose its arguments or itself: fail */
+        bool ok = args && nf && !json_object_set(nf, "arguments", args);
         json_decref(args);
-        if (!json_object_get(nc, "type"))
-            json_object_set_new(nc, "type", json_string("function"));
-        json_array_append_new(out, nc);
+        if (ok && !json_object_get(nc, "type"))
+            ok = !json_object_set_new(nc, "type", json_string("function"));
+        if (!ok || json_array_append_new(out, nc)) {
+            if (!ok)
+                json_decref(nc);
+            json_decref(out);
+            srv_fail(e, 500, NULL, NULL, "out of memory");
+            return NULL;
+        }
     }
     return out;
 }
@@ -76,6 +87,10 @@ json_t *api_normalize_messages(json_t *msgs, bool ollama, perr *e)
         return NULL;
     }
     json_t *out = json_array();
+    if (!out) {
+        srv_fail(e, 500, NULL, NULL, "out of memory");
+        return NULL;
+    }
     size_t i;
     json_t *m;
     char pname[64];
@@ -144,27 +159,35 @@ json_t *api_normalize_messages(json_t *msgs, bool ollama, perr *e)
                      ollama ? "" : " or a list of text parts");
             goto bad;
         }
-        json_t *nm = json_pack("{s:s,s:o}", "role", rs, "content", text);
+        /* out of memory, a message would lose its text or a field (or be
+         * dropped): a 500, never another conversation */
+        json_t *nm = text ? json_pack("{s:s,s:o}", "role", rs, "content", text) : NULL;
+        bool ok = nm != NULL;
         const char *pass[] = {"tool_call_id", "name", "tool_name", "reasoning_content"};
-        for (size_t q = 0; q < sizeof(pass) / sizeof(*pass); q++) {
+        for (size_t q = 0; ok && q < sizeof(pass) / sizeof(*pass); q++) {
             json_t *v = json_object_get(m, pass[q]);
             if (v && !json_is_null(v))
-                json_object_set(nm, pass[q], v);
+                ok = !json_object_set(nm, pass[q], v);
         }
         json_t *th = json_object_get(m, "thinking"); /* Ollama's name for it */
-        if (json_is_string(th) && !json_object_get(nm, "reasoning_content"))
-            json_object_set(nm, "reasoning_content", th);
+        if (ok && json_is_string(th) && !json_object_get(nm, "reasoning_content"))
+            ok = !json_object_set(nm, "reasoning_content", th);
         json_t *tcs = json_object_get(m, "tool_calls");
-        if (tcs && !json_is_null(tcs)) {
+        if (ok && tcs && !json_is_null(tcs)) {
             snprintf(pname, sizeof(pname), "messages[%zu].tool_calls", i);
             json_t *nt = norm_tool_calls(tcs, pname, e);
             if (!nt) {
                 json_decref(nm);
                 goto bad;
             }
-            json_object_set_new(nm, "tool_calls", nt);
+            ok = !json_object_set_new(nm, "tool_calls", nt);
         }
-        json_array_append_new(out, nm);
+        if (!ok || json_array_append_new(out, nm)) {
+            if (!ok)
+                json_decref(nm);
+            srv_fail(e, 500, NULL, NULL, "out of memory");
+            goto bad;
+        }
     }
     return out;
 bad:

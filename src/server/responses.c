@@ -17,9 +17,33 @@ static json_t *bad(char *where, size_t wcap, char *msg, size_t mcap, const char 
     return NULL;
 }
 
+/* Out of memory: where "" (responses.h), so that the caller answers 500. */
+static json_t *no_memory(char *where, size_t wcap, char *msg, size_t mcap)
+{
+    return bad(where, wcap, msg, mcap, "", "out of memory");
+}
+
+/* jansson's setters, false when out of memory (v NULL or the insert failed;
+ * v is consumed either way). */
+static bool add(json_t *arr, json_t *v)
+{
+    return json_array_append_new(arr, v) == 0;
+}
+
+static bool put(json_t *o, const char *k, json_t *v)
+{
+    return json_object_set_new(o, k, v) == 0;
+}
+
+static bool put_ref(json_t *o, const char *k, json_t *v)
+{
+    return json_object_set(o, k, v) == 0;
+}
+
 /* The text of a content value: a string, or a list of text parts
- * (input_text, output_text, text) joined. NULL when it is neither. */
-static json_t *content_text(json_t *c)
+ * (input_text, output_text, text) joined. NULL when it is neither, or
+ * when out of memory (*oom set). */
+static json_t *content_text(json_t *c, bool *oom)
 {
     if (json_is_string(c))
         return json_incref(c);
@@ -37,8 +61,10 @@ static json_t *content_text(json_t *c)
         total += json_string_length(tx);
     }
     char *buf = malloc(total + 1);
-    if (!buf)
+    if (!buf) {
+        *oom = true;
         return NULL;
+    }
     size_t o = 0;
     json_array_foreach(c, i, p)
     {
@@ -48,6 +74,7 @@ static json_t *content_text(json_t *c)
     }
     json_t *s = json_stringn(buf, o);
     free(buf);
+    *oom = !s;
     return s;
 }
 
@@ -64,7 +91,10 @@ static bool input_items(json_t *in, json_t *msgs, char *where, size_t wcap, char
         const char *ty = json_string_value(json_object_get(it, "type"));
         if (!ty || !strcmp(ty, "message")) {
             const char *role = json_string_value(json_object_get(it, "role"));
-            json_t *text = content_text(json_object_get(it, "content"));
+            bool oom = false;
+            json_t *text = content_text(json_object_get(it, "content"), &oom);
+            if (oom)
+                return no_memory(where, wcap, msg, mcap);
             if (!role || !text) {
                 json_decref(text);
                 snprintf(w, sizeof(w), "input[%zu].%s", i, role ? "content" : "role");
@@ -72,7 +102,8 @@ static bool input_items(json_t *in, json_t *msgs, char *where, size_t wcap, char
                            role ? "must be a string or a list of input_text / output_text parts"
                                 : "must be user, assistant, system or developer");
             }
-            json_array_append_new(msgs, json_pack("{s:s,s:o}", "role", role, "content", text));
+            if (!add(msgs, json_pack("{s:s,s:o}", "role", role, "content", text)))
+                return no_memory(where, wcap, msg, mcap);
         } else if (!strcmp(ty, "function_call")) {
             json_t *cid = json_object_get(it, "call_id"), *nm = json_object_get(it, "name");
             json_t *args = json_object_get(it, "arguments");
@@ -80,24 +111,29 @@ static bool input_items(json_t *in, json_t *msgs, char *where, size_t wcap, char
                 return bad(where, wcap, msg, mcap, w, "a function_call needs string call_id, name and arguments");
             json_t *call = json_pack("{s:O,s:s,s:{s:O,s:O}}", "id", cid, "type", "function", "function", "name", nm,
                                      "arguments", args);
+            if (!call)
+                return no_memory(where, wcap, msg, mcap);
             /* Calls in a row belong to one assistant turn. */
             json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
             json_t *tcs = json_object_get(last, "tool_calls");
             const char *lr = json_string_value(json_object_get(last, "role"));
-            if (json_is_array(tcs) && lr && !strcmp(lr, "assistant"))
-                json_array_append_new(tcs, call);
-            else
-                json_array_append_new(msgs, json_pack("{s:s,s:n,s:[o]}", "role", "assistant", "content",
-                                                      "tool_calls", call));
+            bool ok = json_is_array(tcs) && lr && !strcmp(lr, "assistant")
+                          ? add(tcs, call)
+                          : add(msgs, json_pack("{s:s,s:n,s:[o]}", "role", "assistant", "content", "tool_calls", call));
+            if (!ok)
+                return no_memory(where, wcap, msg, mcap);
         } else if (!strcmp(ty, "function_call_output")) {
             json_t *cid = json_object_get(it, "call_id"), *out = json_object_get(it, "output");
-            json_t *text = json_is_string(out) ? json_incref(out) : content_text(out);
+            bool oom = false;
+            json_t *text = json_is_string(out) ? json_incref(out) : content_text(out, &oom);
+            if (oom)
+                return no_memory(where, wcap, msg, mcap);
             if (!json_is_string(cid) || !text) {
                 json_decref(text);
                 return bad(where, wcap, msg, mcap, w, "a function_call_output needs a string call_id and output");
             }
-            json_array_append_new(msgs, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id", cid, "content",
-                                                  text));
+            if (!add(msgs, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id", cid, "content", text)))
+                return no_memory(where, wcap, msg, mcap);
         } else if (!strcmp(ty, "reasoning")) {
             continue; /* earlier reasoning is not shown to the model again */
         } else {
@@ -118,17 +154,25 @@ json_t *srv_responses_to_chat(json_t *b, char *where, size_t wcap, char *msg, si
         return bad(where, wcap, msg, mcap, "previous_response_id",
                    "this server stores no responses: send the whole conversation in 'input'");
     json_t *msgs = json_array();
+    if (!msgs)
+        return no_memory(where, wcap, msg, mcap);
     json_t *ins = json_object_get(b, "instructions");
     if (ins && !json_is_null(ins)) {
         if (!json_is_string(ins)) {
             json_decref(msgs);
             return bad(where, wcap, msg, mcap, "instructions", "'instructions' must be a string");
         }
-        json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "system", "content", ins));
+        if (!add(msgs, json_pack("{s:s,s:O}", "role", "system", "content", ins))) {
+            json_decref(msgs);
+            return no_memory(where, wcap, msg, mcap);
+        }
     }
     json_t *in = json_object_get(b, "input");
     if (json_is_string(in)) {
-        json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "user", "content", in));
+        if (!add(msgs, json_pack("{s:s,s:O}", "role", "user", "content", in))) {
+            json_decref(msgs);
+            return no_memory(where, wcap, msg, mcap);
+        }
     } else if (json_is_array(in) && json_array_size(in)) {
         if (!input_items(in, msgs, where, wcap, msg, mcap)) {
             json_decref(msgs);
@@ -141,69 +185,86 @@ json_t *srv_responses_to_chat(json_t *b, char *where, size_t wcap, char *msg, si
     json_t *chat = json_pack("{s:O,s:o}", "model", json_object_get(b, "model") ? json_object_get(b, "model")
                                                                                   : json_null(),
                              "messages", msgs);
+    /* out of memory, a field of the request would be dropped: ok goes false */
+    bool ok = chat != NULL;
     static const char *const same[] = {"temperature", "top_p", "stream", "parallel_tool_calls", "user", "seed",
                                        "top_k", "min_p", "repeat_penalty", "logit_bias", "chat_template_kwargs"};
-    for (size_t i = 0; i < sizeof(same) / sizeof(*same); i++) {
+    for (size_t i = 0; ok && i < sizeof(same) / sizeof(*same); i++) {
         json_t *v = json_object_get(b, same[i]);
         if (v)
-            json_object_set(chat, same[i], v);
+            ok = put_ref(chat, same[i], v);
     }
     json_t *mo = json_object_get(b, "max_output_tokens");
-    if (mo)
-        json_object_set(chat, "max_tokens", mo);
+    if (ok && mo)
+        ok = put_ref(chat, "max_tokens", mo);
     json_t *tools = json_object_get(b, "tools");
-    if (tools && !json_is_null(tools)) {
+    if (ok && tools && !json_is_null(tools)) {
         if (!srv_tools_check(tools, true, where, wcap, msg, mcap)) {
             json_decref(chat);
             return NULL;
         }
         json_t *nt = json_array();
+        ok = nt != NULL;
         size_t i;
         json_t *t;
         json_array_foreach(tools, i, t)
         {
-            json_t *f = json_object();
+            json_t *f = ok ? json_object() : NULL;
+            ok = f != NULL;
             const char *k;
             json_t *v;
-            json_object_foreach(t, k, v) if (strcmp(k, "type") && strcmp(k, "strict")) json_object_set(f, k, v);
-            json_array_append_new(nt, json_pack("{s:s,s:o}", "type", "function", "function", f));
+            if (ok) {
+                json_object_foreach(t, k, v)
+                {
+                    if (ok && strcmp(k, "type") && strcmp(k, "strict"))
+                        ok = put_ref(f, k, v);
+                }
+            }
+            if (!ok) {
+                json_decref(f);
+                break;
+            }
+            ok = add(nt, json_pack("{s:s,s:o}", "type", "function", "function", f));
         }
-        json_object_set_new(chat, "tools", nt);
+        ok = ok ? put(chat, "tools", nt) : (json_decref(nt), false);
     }
     json_t *tc = json_object_get(b, "tool_choice");
-    if (json_is_object(tc)) {
+    if (ok && json_is_object(tc)) {
         json_t *nm = json_object_get(tc, "name");
         if (!json_is_string(nm)) {
             json_decref(chat);
             return bad(where, wcap, msg, mcap, "tool_choice.name", "must name one of the request's functions");
         }
-        json_object_set_new(chat, "tool_choice", json_pack("{s:s,s:{s:O}}", "type", "function", "function", "name",
-                                                           nm));
-    } else if (tc) {
-        json_object_set(chat, "tool_choice", tc);
+        ok = put(chat, "tool_choice", json_pack("{s:s,s:{s:O}}", "type", "function", "function", "name", nm));
+    } else if (ok && tc) {
+        ok = put_ref(chat, "tool_choice", tc);
     }
     json_t *r = json_object_get(b, "reasoning");
-    if (r && !json_is_null(r)) {
+    if (ok && r && !json_is_null(r)) {
         if (!json_is_object(r)) {
             json_decref(chat);
             return bad(where, wcap, msg, mcap, "reasoning", "'reasoning' must be an object");
         }
         json_t *ef = json_object_get(r, "effort");
         if (ef && !json_is_null(ef))
-            json_object_set(chat, "reasoning_effort", ef);
+            ok = put_ref(chat, "reasoning_effort", ef);
     }
     json_t *fmt = json_object_get(json_object_get(b, "text"), "format");
     const char *ft = json_string_value(json_object_get(fmt, "type"));
-    if (ft && !strcmp(ft, "json_object")) {
-        json_object_set_new(chat, "response_format", json_pack("{s:s}", "type", "json_object"));
-    } else if (ft && !strcmp(ft, "json_schema")) {
+    if (ok && ft && !strcmp(ft, "json_object")) {
+        ok = put(chat, "response_format", json_pack("{s:s}", "type", "json_object"));
+    } else if (ok && ft && !strcmp(ft, "json_schema")) {
         /* The chat shape nests the schema under json_schema. */
         json_t *js = json_deep_copy(fmt);
         json_object_del(js, "type");
-        json_object_set_new(chat, "response_format", json_pack("{s:s,s:o}", "type", "json_schema", "json_schema", js));
-    } else if (ft && strcmp(ft, "text")) {
+        ok = js && put(chat, "response_format", json_pack("{s:s,s:o}", "type", "json_schema", "json_schema", js));
+    } else if (ok && ft && strcmp(ft, "text")) {
         json_decref(chat);
         return bad(where, wcap, msg, mcap, "text.format.type", "must be text, json_object or json_schema");
+    }
+    if (!ok) {
+        json_decref(chat);
+        return no_memory(where, wcap, msg, mcap);
     }
     return chat;
 }

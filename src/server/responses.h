@@ -16,7 +16,8 @@
 #include "server/toolcall.h"
 
 /* The chat request (new reference) for a Responses request body, or NULL
- * with where/msg naming the bad field (input[2].type, tools[0].name...). */
+ * with where/msg naming the bad field (input[2].type, tools[0].name...);
+ * out of memory, where is "" and msg "out of memory" (a 500, not a 400). */
 json_t *srv_responses_to_chat(json_t *body, char *where, size_t where_cap, char *msg, size_t msg_cap);
 
 /* Receives one event: its type and data (stolen). */

@@ -1470,6 +1470,14 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
     pthread_mutex_unlock(&s->gate_mu);
 }
 
+size_t srv_sched_kv_nonzero(srv_sched *s, srv_model *m)
+{
+    pthread_mutex_lock(&s->mu);
+    const size_t n = m->ctx ? al_kv_nonzero_bytes(m->ctx) : SIZE_MAX;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 bool srv_sched_ready(srv_sched *s)
 {
     bool ok = false;

@@ -362,18 +362,26 @@ static bool drop_calls(pctx *c, size_t before)
 }
 
 /* Compact JSON text of a call's arguments: an object, or a string that
- * holds one. NULL when neither. Caller frees. */
-static char *args_text(json_t *a)
+ * holds one. NULL when neither, or out of memory (then c->oom is set, so the
+ * parse fails rather than read the call as text). Caller frees. */
+static char *args_text(pctx *c, json_t *a)
 {
-    if (!a || json_is_null(a))
-        return strdup("{}");
-    if (json_is_string(a)) {
-        json_t *p = json_loads(json_string_value(a), JSON_DECODE_ANY, NULL);
-        char *s = json_is_object(p) ? json_dumps(p, JSON_COMPACT) : NULL;
+    char *s;
+    if (!a || json_is_null(a)) {
+        s = strdup("{}");
+    } else {
+        json_t *p = json_is_string(a) ? json_loads(json_string_value(a), JSON_DECODE_ANY, NULL) : NULL;
+        json_t *obj = json_is_string(a) ? p : a;
+        if (!json_is_object(obj)) {
+            json_decref(p);
+            return NULL;
+        }
+        s = json_dumps(obj, JSON_COMPACT);
         json_decref(p);
-        return s;
     }
-    return json_is_object(a) ? json_dumps(a, JSON_COMPACT) : NULL;
+    if (!s)
+        c->oom = true;
+    return s;
 }
 
 /* {"name":..., "arguments"|"parameters":...[, "id":...]} → a call. */
@@ -392,7 +400,7 @@ static bool call_from_object(pctx *c, json_t *o)
     json_t *a = json_object_get(o, "arguments");
     if (!a)
         a = json_object_get(o, "parameters");
-    char *at = args_text(a);
+    char *at = args_text(c, a);
     if (!at)
         return false;
     json_t *id = json_object_get(o, "id");
@@ -461,6 +469,7 @@ static bool call_from_pycall(pctx *c, const char *s, size_t n)
     i += 6;
     json_t *args = json_object();
     bool ok = args != NULL;
+    c->oom |= !ok;
     while (ok && (i = skip_ws(s, n, i)) < n && s[i] != ')') {
         size_t k = i;
         while (i < n && s[i] != '=' && s[i] != ')' && !is_ws(s[i]))
@@ -473,7 +482,10 @@ static bool call_from_pycall(pctx *c, const char *s, size_t n)
         i++;
         size_t used = 0;
         json_t *v = json_prefix(s + i, n - i, &used);
-        if (!key || !v || json_object_set_new(args, key, v)) {
+        if (!key || !v || json_object_set_new(args, key, v)) { /* (set_new frees v) */
+            c->oom |= !key || v; /* not a value: not a call; else out of memory */
+            if (!key)
+                json_decref(v);
             free(key);
             ok = false;
             break;
@@ -485,6 +497,7 @@ static bool call_from_pycall(pctx *c, const char *s, size_t n)
     }
     ok = ok && i < n && s[i] == ')' && skip_ws(s, n, i + 1) == n;
     char *at = ok ? json_dumps(args, JSON_COMPACT) : NULL;
+    c->oom |= ok && !at;
     ok = at && add_call(c, NULL, s + a, name_end - a, at);
     free(at);
     json_decref(args);
@@ -517,6 +530,7 @@ static bool call_from_xml(pctx *c, const char *s, size_t n)
     i += e + 1;
     json_t *args = json_object();
     bool ok = args != NULL;
+    c->oom |= !ok;
     for (;;) {
         i = skip_ws(s, n, i);
         if (i >= n || starts(s + i, n - i, "</function>"))
@@ -550,7 +564,10 @@ static bool call_from_xml(pctx *c, const char *s, size_t n)
         }
         if (!val)
             val = json_stringn(s + vs, vl);
-        if (!key || !val || json_object_set_new(args, key, val)) {
+        if (!key || !val || json_object_set_new(args, key, val)) { /* (set_new frees val) */
+            c->oom = true; /* each of these is out of memory */
+            if (!key)
+                json_decref(val);
             free(key);
             ok = false;
             break;
@@ -559,6 +576,7 @@ static bool call_from_xml(pctx *c, const char *s, size_t n)
         i = ve == SIZE_MAX ? n : vend + 12;
     }
     char *at = ok ? json_dumps(args, JSON_COMPACT) : NULL;
+    c->oom |= ok && !at;
     ok = at && add_call(c, NULL, name, strlen(name), at);
     free(at);
     free(name);
@@ -605,7 +623,7 @@ static bool calls_from_mistral(pctx *c, const char *s, size_t n)
         }
         size_t used = 0;
         json_t *v = json_prefix(s + i + a + 6, n - i - a - 6, &used);
-        char *at = args_text(v);
+        char *at = args_text(c, v);
         json_decref(v);
         if (!at || name_end == 0) {
             free(at);
@@ -665,7 +683,7 @@ static bool calls_from_deepseek(pctx *c, const char *s, size_t n)
         }
         size_t used = 0;
         json_t *v = json_prefix(s + j, end - j, &used);
-        char *at = args_text(v);
+        char *at = args_text(c, v);
         json_decref(v);
         if (!at || nl == 0) {
             free(at);
@@ -903,7 +921,7 @@ static void parse_harmony(pctx *c, const char *s, size_t n)
                 return;
             size_t used = 0;
             json_t *v = json_prefix(body, bn, &used);
-            char *at = args_text(v);
+            char *at = args_text(c, v);
             json_decref(v);
             if (at)
                 add_call(c, NULL, to, to_n, at);

@@ -102,9 +102,14 @@ al_status al_template_parse(const char *src, size_t len, al_template **out, al_e
     plim.max_steps = 1000000;
     char *r = NULL;
     size_t rn;
-    if (render(t, &pin, &plim, false, &r, &rn, NULL) == AL_OK)
+    al_status pst = render(t, &pin, &plim, false, &r, &rn, NULL);
+    if (pst == AL_OK)
         t->supports_system = strstr(r, "<System Needle>") != NULL;
     free(r);
+    if (pst == AL_ERR_NOMEM) { /* not a property of the template: do not guess */
+        al_template_free(t);
+        return al_err(err, AL_ERR_NOMEM, "chat template: out of memory");
+    }
     *out = t;
     return AL_OK;
 }
@@ -325,6 +330,9 @@ static al_status render(const al_template *t, const al_template_inputs *in, cons
     if (out_len)
         *out_len = n;
 done:
+    /* A failed malloc reads "memory limit exceeded" where it happened: say what it was. */
+    if (st && arena.oom)
+        st = al_err(err, AL_ERR_NOMEM, "chat template: out of memory");
     tmpl_arena_free(&arena);
     return st;
 }

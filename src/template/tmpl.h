@@ -28,6 +28,7 @@ typedef struct tmpl_arena {
     tmpl_chunk *head;
     size_t used_bytes;  /* bytes handed out + chunk overhead */
     size_t limit_bytes; /* 0: unlimited */
+    bool oom;           /* a malloc failed (as opposed to the limit being hit) */
 } tmpl_arena;
 
 /* n bytes, max-aligned, zeroed. NULL when the limit is hit or malloc fails. */

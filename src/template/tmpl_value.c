@@ -31,8 +31,10 @@ void *tmpl_alloc(tmpl_arena *a, size_t n)
         if (a->limit_bytes && (total > a->limit_bytes || a->used_bytes > a->limit_bytes - total))
             return NULL;
         tmpl_chunk *c = malloc(total);
-        if (!c)
+        if (!c) {
+            a->oom = true;
             return NULL;
+        }
         c->used = 0;
         c->cap = cap;
         a->used_bytes += total;

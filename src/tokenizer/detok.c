@@ -124,8 +124,15 @@ struct al_detok {
     size_t n_hold;
     char *out;        /* what the last call returned */
     size_t out_cap;
+    char *in;         /* (in_cap) scratch: held bytes + one piece */
+    size_t in_cap;
 };
 
+static bool reserve(al_detok *d, size_t n);
+
+/* Both buffers are sized here for the longest piece (a piece is never
+ * longer than its token's text): pushing a token never allocates, so it
+ * cannot lose text to a failed allocation. */
 al_detok *al_detok_new(const al_vocab *v, bool render_special)
 {
     if (!v)
@@ -135,6 +142,12 @@ al_detok *al_detok_new(const al_vocab *v, bool render_special)
         return NULL;
     d->v = v;
     d->render_special = render_special;
+    d->in_cap = sizeof(d->hold) + v->max_token_len;
+    d->in = malloc(d->in_cap);
+    if (!d->in || !reserve(d, 3 * d->in_cap + 1)) {
+        al_detok_free(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -143,6 +156,7 @@ void al_detok_free(al_detok *d)
     if (!d)
         return;
     free(d->out);
+    free(d->in);
     free(d);
 }
 
@@ -170,9 +184,7 @@ static const char *feed(al_detok *d, const char *src, size_t n, bool final, size
     size_t total = d->n_hold + n;
     if (total > (SIZE_MAX - 1) / 3 || !reserve(d, 3 * total + 1))
         return NULL;
-    /* work in a scratch area after the output room */
-    char tmp_small[64];
-    char *in = total <= sizeof(tmp_small) ? tmp_small : malloc(total);
+    char *in = total <= d->in_cap ? d->in : malloc(total); /* malloc: not for a vocab's pieces */
     if (!in)
         return NULL;
     memcpy(in, d->hold, d->n_hold);
@@ -197,7 +209,7 @@ static const char *feed(al_detok *d, const char *src, size_t n, bool final, size
         }
         i += l;
     }
-    if (in != tmp_small)
+    if (in != d->in)
         free(in);
     d->out[o] = 0;
     *n_out = o;

@@ -176,7 +176,7 @@ static void test_attend_tile(void **state)
                         }
                         /* the group's heads start one head into each row */
                         al_attn_tile t = {q + hd, ld, o1 + hd, ld, k + hd, v + hd, stride,
-                                          nh, n_tok, hd, pos0, 1.0f / sqrtf((float)hd)};
+                                          nh, n_tok, hd, pos0, 1.0f / sqrtf((float)hd), 0, 0, 0.0f, NULL};
                         ref->attend_tile_f16(&t, scr);
                         t.out = o2 + hd;
                         fast->attend_tile_f16(&t, scr);

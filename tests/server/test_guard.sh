@@ -37,7 +37,7 @@ reqk - POST /v1/completions '{"model":"demo:s1","prompt":"Once upon a time","max
 check "no key defined: a request without a key is answered" [ "$CODE" = 200 ]
 check "start-up says access is open when no key is defined" grep -q 'none defined: access is open' "$WORK/open.out"
 reqk - POST /v1/completions '{"model":"demo:s1","prompt":"Once upon a time","max_tokens":6,"temperature":0}'
-check "hygiene: a finished request's KV is zeroed, nothing is reused by the next one" \
+check "hygiene: nothing of a finished request is reused by the next one (its KV bytes: server_kv_zero)" \
     [ "$(jget "$BODY" 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')" = 0 ]
 stop_server
 
