@@ -26,7 +26,7 @@
 #   scan -> store, engine; gguf tensor      (reads tensor data of imports)
 #   registry -> store util
 #   server -> engine, audit policy store util;
-#             sampling/grammar.h (see below)
+#             sampling/grammar.h, its own (see below)
 #   cli (the airlock executable) -> engine and every service layer above
 
 set(AL_VIEWS ${CMAKE_BINARY_DIR}/layers)
@@ -110,13 +110,12 @@ al_layer(store PUBLIC_HEADERS * PUBLIC al_util PRIVATE al_audit)
 # checks: the one service layer that uses engine internals (gguf, tensor).
 al_layer(scan PUBLIC_HEADERS * PUBLIC al_store PRIVATE al_gguf al_tensor airlock_engine)
 al_layer(registry PUBLIC_HEADERS * PUBLIC al_store PRIVATE al_util)
-# server.h exports the scheduler's configuration types (sched.h), and
-# sched.h the grammar handle of a job (sampling/grammar.h): the server's
-# one exception to "the engine only through airlock.h", which the CLI
-# inherits through server.h. The server compiles grammars (GBNF, JSON
-# Schema, tool_choice) from requests with it.
-al_layer(server PUBLIC_HEADERS server.h sched.h PUBLIC al_audit al_policy al_sampling
-                PRIVATE al_store al_util airlock_engine)
+# server.h exports the scheduler's configuration types (sched.h). The
+# server's one exception to "the engine only through airlock.h" is
+# sampling/grammar.h, private to it: it compiles grammars (GBNF, JSON
+# Schema, tool_choice) from requests.
+al_layer(server PUBLIC_HEADERS server.h sched.h PUBLIC al_audit al_policy
+                PRIVATE al_sampling al_store al_util airlock_engine)
 
 # ------------------------------------------------------------------- cli
 file(GLOB AL_CLI_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cli/*.c)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "sampling/grammar.h"
 #include "server/api_gen.h"
 #include "server/api_int.h"
 #include "server/api_parse.h"
