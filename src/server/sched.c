@@ -899,7 +899,7 @@ static bool prompt_pending(const srv_sched *s, const srv_job *j)
     const srv_job *src = j->prompt_from;
     if (!src || src->finish != SRV_FINISH_NONE)
         return false;
-    int i = slot_of(j->model, s->p.n_parallel, src);
+    int i = slot_of(j->model, j->model->n_slots, src);
     if (i < 0)
         return true; /* still queued */
     return j->model->slots[i].n_done < j->n_prompt - 1;
@@ -1022,7 +1022,7 @@ static bool admit(srv_sched *s, srv_job *j)
         keep = 0;
     al_kv_seq_truncate(m->ctx, best, keep);
     /* Another choice of the same request has computed the prompt: copy it. */
-    int src = j->prompt_from && j->prompt_from->finish == SRV_FINISH_NONE ? slot_of(m, s->p.n_parallel, j->prompt_from)
+    int src = j->prompt_from && j->prompt_from->finish == SRV_FINISH_NONE ? slot_of(m, m->n_slots, j->prompt_from)
                                                                            : -1;
     if (src >= 0 && keep < j->n_prompt - 1 && m->slots[src].n_done >= j->n_prompt - 1) {
         keep = j->n_prompt - 1;
@@ -1473,7 +1473,8 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
 size_t srv_sched_kv_nonzero(srv_sched *s, srv_model *m)
 {
     pthread_mutex_lock(&s->mu);
-    const size_t n = m->ctx ? al_kv_nonzero_bytes(m->ctx) : SIZE_MAX;
+    /* READY only: a loader or an evicter works on ctx without the lock */
+    const size_t n = m->state == MODEL_READY && m->ctx ? al_kv_nonzero_bytes(m->ctx) : SIZE_MAX;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
