@@ -78,7 +78,7 @@ struct srv_model {
     char *name, *path, *chat_format; /* owned */
     char *chat_template;              /* owned override source, or NULL */
     char *digest, *manifest_digest;  /* owned; NULL for plain --model files */
-    bool refused;            /* failed its integrity check: never loaded again */
+    bool refused;            /* failed its integrity check: not loaded again unless republished */
     al_error refused_err;
     atomic_bool gone;        /* no longer published in the store (hot reload): not found, not
                                 listed; unloaded once unpinned; the entry stays (HTTP threads
@@ -1563,6 +1563,9 @@ al_status srv_sched_add_model(srv_sched *s, const srv_model_cfg *c, al_error *er
         if (atomic_load(&m->gone) && c->name && !strcmp(m->name, c->name) && same_str(m->digest, c->digest) &&
             same_str(m->manifest_digest, c->manifest_digest)) {
             atomic_store(&m->gone, false);
+            /* A blob refused at rest may have been put right since (rm,
+             * import, approve): it is hashed again at its next load. */
+            m->refused = false;
             pthread_mutex_unlock(&s->mu);
             return AL_OK;
         }

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "server/sched.h"
+#include "util/hash.h"
 
 #define DA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define DB "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -313,6 +314,87 @@ static void churn(void **state)
     srv_sched_free(s);
 }
 
+/* ---- a blob refused at rest (failed its hash), put right and published
+ * again as it was: served again (hashed again at its load), not refused
+ * for the life of the server. */
+
+/* Copies g_model to path, with its last byte flipped when `flip`. */
+static void copy_model(const char *path, bool flip)
+{
+    FILE *in = fopen(g_model, "rb"), *out = fopen(path, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+        total += n;
+    }
+    fclose(in);
+    if (flip) {
+        assert_int_equal(fseek(out, (long)total - 1, SEEK_SET), 0);
+        int c = 0;
+        fflush(out);
+        FILE *r = fopen(g_model, "rb");
+        assert_int_equal(fseek(r, (long)total - 1, SEEK_SET), 0);
+        c = fgetc(r);
+        fclose(r);
+        fputc(c ^ 0x5a, out);
+    }
+    assert_int_equal(fclose(out), 0);
+}
+
+static void refused_then_republished(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/airlock-refused-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    /* the digest of the good content */
+    copy_model(path, false);
+    char hex[65];
+    {
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        al_sha256 *h = al_sha256_begin();
+        assert_non_null(h);
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            al_sha256_update(h, buf, n);
+        fclose(f);
+        assert_true(al_sha256_end(h, hex));
+    }
+    copy_model(path, true); /* tampered at rest */
+    srv_sched *s = new_sched();
+    al_error err = {0};
+    srv_model_cfg c = {.path = path, .name = "t:v1", .digest = hex};
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    srv_model *m = srv_sched_find(s, "t:v1");
+    assert_non_null(m);
+    const al_model *w = NULL;
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_ERR_CRYPTO);
+    copy_model(path, false); /* put right */
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_ERR_CRYPTO); /* refused while published */
+    /* removed and published again as it was (rm, import, approve) */
+    assert_true(srv_sched_remove_model(s, "t:v1", hex));
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    assert_ptr_equal(srv_sched_find(s, "t:v1"), m);
+    memset(&err, 0, sizeof(err));
+    if (srv_model_acquire(s, m, &w, &err) != AL_OK)
+        fail_msg("republished after it was put right, still refused: %s", err.msg);
+    srv_model_release(s, m);
+    /* tampered again: refused again at its next load */
+    assert_true(srv_sched_remove_model(s, "t:v1", hex)); /* idle: freed */
+    copy_model(path, true);
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_ERR_CRYPTO);
+    srv_sched_free(s);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +410,7 @@ int main(void)
         return rc ? rc : 77;
     }
     snprintf(g_model_b, sizeof(g_model_b), "%s/models/stories260K-q8_0.gguf", shared ? shared : "../shared");
-    const struct CMUnitTest with_model[] = {cmocka_unit_test(pinned_until_released), cmocka_unit_test(churn)};
+    const struct CMUnitTest with_model[] = {cmocka_unit_test(pinned_until_released), cmocka_unit_test(churn),
+                                            cmocka_unit_test(refused_then_republished)};
     return rc | cmocka_run_group_tests_name("with a model", with_model, NULL, NULL);
 }
