@@ -78,7 +78,7 @@ struct srv_model {
     char *name, *path, *chat_format; /* owned */
     char *chat_template;              /* owned override source, or NULL */
     char *digest, *manifest_digest;  /* owned; NULL for plain --model files */
-    bool refused;            /* failed its integrity check: never loaded again */
+    bool refused;            /* failed its integrity check: not loaded again unless republished */
     al_error refused_err;
     atomic_bool gone;        /* no longer published in the store (hot reload): not found, not
                                 listed; unloaded once unpinned; the entry stays (HTTP threads
@@ -899,7 +899,7 @@ static bool prompt_pending(const srv_sched *s, const srv_job *j)
     const srv_job *src = j->prompt_from;
     if (!src || src->finish != SRV_FINISH_NONE)
         return false;
-    int i = slot_of(j->model, s->p.n_parallel, src);
+    int i = slot_of(j->model, j->model->n_slots, src);
     if (i < 0)
         return true; /* still queued */
     return j->model->slots[i].n_done < j->n_prompt - 1;
@@ -1022,7 +1022,7 @@ static bool admit(srv_sched *s, srv_job *j)
         keep = 0;
     al_kv_seq_truncate(m->ctx, best, keep);
     /* Another choice of the same request has computed the prompt: copy it. */
-    int src = j->prompt_from && j->prompt_from->finish == SRV_FINISH_NONE ? slot_of(m, s->p.n_parallel, j->prompt_from)
+    int src = j->prompt_from && j->prompt_from->finish == SRV_FINISH_NONE ? slot_of(m, m->n_slots, j->prompt_from)
                                                                            : -1;
     if (src >= 0 && keep < j->n_prompt - 1 && m->slots[src].n_done >= j->n_prompt - 1) {
         keep = j->n_prompt - 1;
@@ -1473,7 +1473,8 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
 size_t srv_sched_kv_nonzero(srv_sched *s, srv_model *m)
 {
     pthread_mutex_lock(&s->mu);
-    const size_t n = m->ctx ? al_kv_nonzero_bytes(m->ctx) : SIZE_MAX;
+    /* READY only: a loader or an evicter works on ctx without the lock */
+    const size_t n = m->state == MODEL_READY && m->ctx ? al_kv_nonzero_bytes(m->ctx) : SIZE_MAX;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -1562,6 +1563,9 @@ al_status srv_sched_add_model(srv_sched *s, const srv_model_cfg *c, al_error *er
         if (atomic_load(&m->gone) && c->name && !strcmp(m->name, c->name) && same_str(m->digest, c->digest) &&
             same_str(m->manifest_digest, c->manifest_digest)) {
             atomic_store(&m->gone, false);
+            /* A blob refused at rest may have been put right since (rm,
+             * import, approve): it is hashed again at its next load. */
+            m->refused = false;
             pthread_mutex_unlock(&s->mu);
             return AL_OK;
         }

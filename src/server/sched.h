@@ -259,7 +259,7 @@ typedef struct srv_sched_stats {
 void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out);
 /* Bytes of the model's KV cache that are not zero, read under the lock
  * (data-hygiene tests: with prefix_cache off, 0 once no job is running);
- * SIZE_MAX when the model has no context yet. */
+ * SIZE_MAX when the model has no context (not loaded, or being loaded or evicted). */
 size_t srv_sched_kv_nonzero(srv_sched *s, srv_model *m);
 /* True when at least one model is loaded or loadable (files exist). */
 bool srv_sched_ready(srv_sched *s);

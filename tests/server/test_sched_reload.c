@@ -18,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <cmocka.h>
 
 #include "server/sched.h"
+#include "util/hash.h"
 
 #define DA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define DB "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -195,6 +198,203 @@ static void pinned_until_released(void **state)
     srv_sched_free(s);
 }
 
+
+/* ---- churn: requests, eviction under the memory budget and hot-reload
+ * removals at once (for ASan/TSan: a model freed while a job, a loader or
+ * the scheduler thread still uses it, or left LOADING, shows up here). */
+
+static char g_model_b[1024]; /* stories260K-q8_0.gguf */
+
+typedef struct churn_arg {
+    srv_sched *s;
+    int id;
+    int n_ok, n_refused;
+    char bad[1400];          /* an unexpected outcome, else empty */
+} churn_arg;
+
+static void *churn_requests(void *v)
+{
+    churn_arg *a = v;
+    for (int it = 0; it < 24 && !a->bad[0]; it++) {
+        const char *name = (it + a->id) % 2 ? "sa:v1" : "sb:v1";
+        srv_model *m = srv_sched_find(a->s, name);
+        if (!m) { /* removed this moment */
+            a->n_refused++;
+            continue;
+        }
+        const al_model *w = NULL;
+        al_error err = {0};
+        al_status st = srv_model_acquire(a->s, m, &w, &err);
+        if (st == AL_ERR_NOT_FOUND || st == AL_ERR_LIMIT) { /* removed, or the other one is busy */
+            a->n_refused++;
+            continue;
+        }
+        if (st) {
+            snprintf(a->bad, sizeof(a->bad), "acquire %s: %d %s", name, (int)st, err.msg);
+            break;
+        }
+        srv_job *j = srv_job_new();
+        j->model = m;
+        j->n_prompt = 6;
+        j->prompt = malloc(6 * sizeof(int32_t));
+        for (int i = 0; i < 6; i++)
+            j->prompt[i] = i ? 300 + 7 * i + it : 1;
+        j->max_tokens = 4;
+        j->sp.temperature = 0;
+        if (srv_sched_submit(a->s, j, &err) == AL_OK) {
+            srv_job_wait_done(a->s, j, NULL, NULL);
+            srv_job_view jv = {0};
+            srv_job_view_take(a->s, j, 0, 0, &jv);
+            if (jv.finish != SRV_FINISH_LENGTH && jv.finish != SRV_FINISH_STOP)
+                snprintf(a->bad, sizeof(a->bad), "a job on %s finished with %d: %s", name, (int)jv.finish,
+                         j->err.msg);
+            free(jv.text);
+            free(jv.toks);
+            a->n_ok++;
+        } else if (err.status != AL_ERR_LIMIT) {
+            snprintf(a->bad, sizeof(a->bad), "submit: %s", err.msg);
+        }
+        srv_job_free(j);
+        srv_model_release(a->s, m);
+    }
+    return NULL;
+}
+
+static void churn(void **state)
+{
+    (void)state;
+    srv_model_cfg ca = {.path = g_model, .name = "sa:v1"}, cb = {.path = g_model_b, .name = "sb:v1"};
+    /* the budget: either model, not both (their bytes measured first) */
+    srv_sched_params p = {.n_parallel = 2, .n_ctx = 64, .n_batch = 16, .queue_cap = 16, .n_threads = 1};
+    srv_model_cfg both[2] = {ca, cb};
+    srv_sched *s = NULL;
+    al_error err = {0};
+    assert_int_equal(srv_sched_new(&p, both, 2, &s, &err), AL_OK);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < 2; i++) {
+        srv_model *m = srv_sched_model_at(s, i);
+        const al_model *w = NULL;
+        assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_OK);
+        srv_model_status st;
+        srv_model_get_status(s, m, &st);
+        sum += st.bytes;
+        srv_model_release(s, m);
+    }
+    srv_sched_free(s);
+    p.memory_budget = sum - 1;
+    assert_int_equal(srv_sched_new(&p, both, 2, &s, &err), AL_OK);
+
+    enum { N = 3 };
+    churn_arg a[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (churn_arg){.s = s, .id = i};
+        assert_int_equal(pthread_create(&th[i], NULL, churn_requests, &a[i]), 0);
+    }
+    /* meanwhile model a is removed and published again, over and over */
+    for (int r = 0; r < 40; r++) {
+        srv_sched_remove_model(s, "sa:v1", NULL);
+        sched_yield();
+        assert_int_equal(srv_sched_add_model(s, &ca, &err), AL_OK);
+        sched_yield();
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (a[i].bad[0])
+            fail_msg("%s", a[i].bad);
+        ok += a[i].n_ok;
+    }
+    assert_true(ok > 0);
+    assert_int_equal(srv_sched_n_models(s), 2); /* removed and back: the same entry */
+    srv_sched_stats ss;
+    srv_sched_get_stats(s, &ss);
+    assert_int_equal(ss.active, 0);
+    assert_true(ss.n_models_loaded <= 1); /* the budget holds one */
+    srv_sched_free(s);
+}
+
+/* ---- a blob refused at rest (failed its hash), put right and published
+ * again as it was: served again (hashed again at its load), not refused
+ * for the life of the server. */
+
+/* Copies g_model to path, with its last byte flipped when `flip`. */
+static void copy_model(const char *path, bool flip)
+{
+    FILE *in = fopen(g_model, "rb"), *out = fopen(path, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n, total = 0;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+        total += n;
+    }
+    fclose(in);
+    if (flip) {
+        assert_int_equal(fseek(out, (long)total - 1, SEEK_SET), 0);
+        int c = 0;
+        fflush(out);
+        FILE *r = fopen(g_model, "rb");
+        assert_int_equal(fseek(r, (long)total - 1, SEEK_SET), 0);
+        c = fgetc(r);
+        fclose(r);
+        fputc(c ^ 0x5a, out);
+    }
+    assert_int_equal(fclose(out), 0);
+}
+
+static void refused_then_republished(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/airlock-refused-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    /* the digest of the good content */
+    copy_model(path, false);
+    char hex[65];
+    {
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        al_sha256 *h = al_sha256_begin();
+        assert_non_null(h);
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            al_sha256_update(h, buf, n);
+        fclose(f);
+        assert_true(al_sha256_end(h, hex));
+    }
+    copy_model(path, true); /* tampered at rest */
+    srv_sched *s = new_sched();
+    al_error err = {0};
+    srv_model_cfg c = {.path = path, .name = "t:v1", .digest = hex};
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    srv_model *m = srv_sched_find(s, "t:v1");
+    assert_non_null(m);
+    const al_model *w = NULL;
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_ERR_CRYPTO);
+    copy_model(path, false); /* put right */
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_ERR_CRYPTO); /* refused while published */
+    /* removed and published again as it was (rm, import, approve) */
+    assert_true(srv_sched_remove_model(s, "t:v1", hex));
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    assert_ptr_equal(srv_sched_find(s, "t:v1"), m);
+    memset(&err, 0, sizeof(err));
+    if (srv_model_acquire(s, m, &w, &err) != AL_OK)
+        fail_msg("republished after it was put right, still refused: %s", err.msg);
+    srv_model_release(s, m);
+    /* tampered again: refused again at its next load */
+    assert_true(srv_sched_remove_model(s, "t:v1", hex)); /* idle: freed */
+    copy_model(path, true);
+    assert_int_equal(srv_sched_add_model(s, &c, &err), AL_OK);
+    assert_int_equal(srv_model_acquire(s, m, &w, &err), AL_ERR_CRYPTO);
+    srv_sched_free(s);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +409,8 @@ int main(void)
         printf("SKIP: %s not found (set AIRLOCK_SHARED): the pinned-model case was not run\n", g_model);
         return rc ? rc : 77;
     }
-    const struct CMUnitTest with_model[] = {cmocka_unit_test(pinned_until_released)};
+    snprintf(g_model_b, sizeof(g_model_b), "%s/models/stories260K-q8_0.gguf", shared ? shared : "../shared");
+    const struct CMUnitTest with_model[] = {cmocka_unit_test(pinned_until_released), cmocka_unit_test(churn),
+                                            cmocka_unit_test(refused_then_republished)};
     return rc | cmocka_run_group_tests_name("with a model", with_model, NULL, NULL);
 }
