@@ -22,6 +22,7 @@
 #include "airlock.h"
 #include "sampling/grammar.h"
 #include "util/error.h"
+#include "util/wipe.h"
 
 struct al_gen {
     const al_vocab *vocab;       /* borrowed from the model */
@@ -192,23 +193,8 @@ static bool text_add(al_gen *g, const char *s, size_t n)
 {
     if (n == 0 || g->oom)
         return !g->oom;
-    if (n > g->text_cap - g->n_text) {
-        size_t cap = g->text_cap;
-        while (n > cap - g->n_text) {
-            if (cap > SIZE_MAX / 2)
-                return !(g->oom = true);
-            cap *= 2;
-        }
-        /* grown by hand so the old bytes are wiped before they are freed */
-        char *nt = malloc(cap);
-        if (!nt)
-            return !(g->oom = true);
-        memcpy(nt, g->text, g->n_text);
-        explicit_bzero(g->text, g->text_cap);
-        free(g->text);
-        g->text = nt;
-        g->text_cap = cap;
-    }
+    if (!al_grow_wiped(&g->text, &g->text_cap, g->n_text, n, 256))
+        return !(g->oom = true);
     memcpy(g->text + g->n_text, s, n);
     g->n_text += n;
     return true;

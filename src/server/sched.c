@@ -33,6 +33,7 @@
 #include "sampling/grammar.h"
 #include "store/store.h"
 #include "util/error.h"
+#include "util/wipe.h"
 
 /* Token masks kept per model (n_vocab bits each: 19 KB for 152k tokens). */
 #define GRAMMAR_CACHE_MASKS 128
@@ -212,23 +213,8 @@ static void job_append(srv_job *j, const char *t, size_t n)
 {
     if (n == 0 || !t)
         return;
-    if (j->text_len + n + 1 > j->text_cap) {
-        size_t cap = j->text_cap ? j->text_cap : 256;
-        while (cap < j->text_len + n + 1)
-            cap *= 2;
-        /* Grown by hand, not realloc: the old buffer is zeroed before it is
-         * freed, so no copy of generated text is left in freed memory. */
-        char *nt = malloc(cap);
-        if (!nt)
-            return; /* dropped: the request will be short, never corrupt */
-        if (j->text) {
-            memcpy(nt, j->text, j->text_len);
-            explicit_bzero(j->text, j->text_cap);
-            free(j->text);
-        }
-        j->text = nt;
-        j->text_cap = cap;
-    }
+    if (!al_grow_wiped(&j->text, &j->text_cap, j->text_len, n + 1, 256))
+        return; /* dropped: the request will be short, never corrupt */
     memcpy(j->text + j->text_len, t, n);
     j->text_len += n;
     j->text[j->text_len] = 0;
@@ -814,22 +800,8 @@ static void slot_emit(slot *sl, const char *t, size_t n)
 {
     if (n == 0 || !t)
         return;
-    if (sl->n_out + n > sl->out_cap) {
-        size_t cap = sl->out_cap ? sl->out_cap : 64;
-        while (cap < sl->n_out + n)
-            cap *= 2;
-        /* grown by hand, as job_append: no generated text left in freed memory */
-        char *nb = malloc(cap);
-        if (!nb)
-            return; /* dropped: the request will be short, never corrupt */
-        if (sl->out) {
-            memcpy(nb, sl->out, sl->n_out);
-            explicit_bzero(sl->out, sl->out_cap);
-            free(sl->out);
-        }
-        sl->out = nb;
-        sl->out_cap = cap;
-    }
+    if (!al_grow_wiped(&sl->out, &sl->out_cap, sl->n_out, n, 64))
+        return; /* dropped: the request will be short, never corrupt */
     memcpy(sl->out + sl->n_out, t, n);
     sl->n_out += n;
 }
