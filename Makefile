@@ -35,15 +35,15 @@ asan: deps $(ASAN)/build.ninja
 # HTTP threads, the store gate), built as Release (-O2 -g). A race aborts
 # the process (halt_on_error) and its report goes to $(TSAN)/tsan-reports/:
 # any report fails the target, even when the test itself passed.
-# Left out (TSAN_EXCLUDE=... to change): server_conn_memory measures RSS per
-# idle connection, which under TSan is the sanitizer's own per-thread state
+# Left out (TSAN_EXCLUDE=... to change): server_conn_memory and
+# server_model_memory measure RSS (per idle connection, per served model), which under TSan is the sanitizer's own per-thread state
 # (1,257 KiB measured), not the server's; the SDK- and agent-driven tests
 # (node, agents, structured, toolchoice) run the same HTTP and scheduler
 # threads as server_http for many more tokens: server_agents alone took
 # 489 s under TSan; and tests labelled slow (server_sched_gaps, whose
 # gap ratio is about timing, which TSan distorts). tests/tsan.supp holds only reason-commented
 # library-internal false positives.
-TSAN_EXCLUDE ?= ^(server_conn_memory|server_node|server_agents|server_agents_node|server_structured|server_toolchoice)$$
+TSAN_EXCLUDE ?= ^(server_conn_memory|server_model_memory|server_node|server_agents|server_agents_node|server_structured|server_toolchoice)$$
 $(TSAN)/build.ninja:
 	cmake -S . -B $(TSAN) -G Ninja -DCMAKE_BUILD_TYPE=Release -DAIRLOCK_WERROR=ON -DAIRLOCK_TSAN=ON
 

@@ -1092,13 +1092,13 @@ al_status al_server_start(al_server *srv, al_error *err)
     tls_opts[n_tls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     for (size_t i = 0; i < srv->n_fds; i++) {
         srv->daemons[i] = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->fds[i],
+            flags, 0, NULL, NULL, on_request, srv, /* the logger first, or MHD logs with its own until then */
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, srv->fds[i],
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)(srv->cfg.max_connections + srv->cfg.conn_reserve), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
             (unsigned)srv->cfg.max_conn_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)(srv->cfg.max_header_bytes + 32768), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (!srv->daemons[i])
             return al_err(err, AL_ERR_IO, "cannot start the HTTP daemon on %s", srv->cfg.listen[i]);
         srv->fds[i] = -1; /* the daemon owns it now */
