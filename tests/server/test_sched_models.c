@@ -62,6 +62,23 @@ static void *acquire_thread(void *arg)
     return NULL;
 }
 
+/* n threads acquire m at the same moment (a barrier); w[i] gets each one's
+ * outcome once all have returned. */
+static void acquire_all(srv_sched *s, srv_model *m, waiter *w, int n)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    pthread_t th[16];
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        w[i] = (waiter){.s = s, .m = m, .go = &go};
+        assert_int_equal(pthread_create(&th[i], NULL, acquire_thread, &w[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+}
+
 static void failed_load_reaches_every_waiter(void **state)
 {
     (void)state;
@@ -75,17 +92,8 @@ static void failed_load_reaches_every_waiter(void **state)
     srv_model *m = srv_sched_find(s, "junk");
     assert_non_null(m);
     enum { N = 4 };
-    pthread_barrier_t go;
-    pthread_barrier_init(&go, NULL, N);
     waiter w[N];
-    pthread_t th[N];
-    for (int i = 0; i < N; i++) {
-        w[i] = (waiter){.s = s, .m = m, .go = &go};
-        assert_int_equal(pthread_create(&th[i], NULL, acquire_thread, &w[i]), 0);
-    }
-    for (int i = 0; i < N; i++)
-        pthread_join(th[i], NULL);
-    pthread_barrier_destroy(&go);
+    acquire_all(s, m, w, N);
     for (int i = 0; i < N; i++) {
         assert_int_not_equal(w[i].st, AL_OK);
         assert_int_not_equal(w[i].st, AL_ERR_CRYPTO); /* the hash was right */
@@ -118,17 +126,8 @@ static void bad_hash_refuses_for_good(void **state)
     assert_int_equal(srv_sched_new(&p, &mc, 1, &s, &err), AL_OK);
     srv_model *m = srv_sched_find(s, "junk");
     enum { N = 3 };
-    pthread_barrier_t go;
-    pthread_barrier_init(&go, NULL, N);
     waiter w[N];
-    pthread_t th[N];
-    for (int i = 0; i < N; i++) {
-        w[i] = (waiter){.s = s, .m = m, .go = &go};
-        assert_int_equal(pthread_create(&th[i], NULL, acquire_thread, &w[i]), 0);
-    }
-    for (int i = 0; i < N; i++)
-        pthread_join(th[i], NULL);
-    pthread_barrier_destroy(&go);
+    acquire_all(s, m, w, N);
     for (int i = 0; i < N; i++) {
         assert_int_equal(w[i].st, AL_ERR_CRYPTO);
         assert_non_null(strstr(w[i].err.msg, "integrity check"));
