@@ -1646,12 +1646,7 @@ void srv_sched_free(srv_sched *s)
                 }
         model_unload(m);
         m->state = MODEL_UNLOADED;
-        free(m->name);
-        free(m->path);
-        free(m->chat_format);
-        free(m->chat_template);
-        free(m->digest);
-        free(m->manifest_digest);
+        model_cfg_free(m);
     }
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_destroy(&s->mu);
