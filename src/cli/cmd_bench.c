@@ -18,7 +18,7 @@
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: airlock bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--batch N] [--seqs N] [--depth N]\n\n"
+    fprintf(f, "usage: airlock bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--batch N] [--seqs N] [--depth N] [--no-bandwidth]\n\n"
                "  -p N        prompt tokens processed in batches (default 512; 0 skips)\n"
                "  -n N        tokens generated one by one (default 128; 0 skips)\n"
                "  -r N        repetitions; mean +- sd are reported (default 5)\n"
