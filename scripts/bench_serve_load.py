@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
-"""bench_serve_load.py URL MODEL N PROMPT_TOKENS GEN_TOKENS
+"""bench_serve_load.py URL MODEL N PROMPT_TOKENS GEN_TOKENS [RUN]
 
 N concurrent streaming clients against /v1/completions (prompts given as
-token ids, different per client so the prefix cache cannot help), each
+token ids, different per client and per RUN so the prefix cache cannot
+help: give each run against one server its own RUN number), each
 generating GEN_TOKENS. Prints one JSON line: aggregate generated tok/s,
 time to first token and inter-token latency percentiles (seconds).
 Standard library only; loopback only."""
 import http.client, json, random, sys, threading, time, urllib.parse
 
 url, model, n, n_prompt, n_gen = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+run = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 u = urllib.parse.urlparse(url)
 results = [None] * n
 barrier = threading.Barrier(n)
 
 
 def client(i):
-    rng = random.Random(1000 + i * 7919 + n)
+    rng = random.Random("%d/%d/%d" % (run, n, i))
     prompt = [rng.randrange(1000, 30000) for _ in range(n_prompt)]
     body = json.dumps({"model": model, "prompt": prompt, "max_tokens": n_gen, "temperature": 0,
                        "stream": True, "stream_options": {"include_usage": True}})
