@@ -205,6 +205,30 @@ static int32_t select_mass(cand *c, int32_t n, double want)
     return lo > 0 ? lo : 1; /* lo == n: rounding left want unmet */
 }
 
+/* The first id from i whose logit is above thr (NaN never is), or n when
+ * none is. The logits go by blocks of NEXT_BLOCK: one test, which the
+ * compiler makes SIMD, passes over a block with none above thr, so a scan
+ * whose threshold rises quickly (argmax, top-k's floor) looks at most ids
+ * only once and in bulk. */
+#define NEXT_BLOCK 64
+static int32_t next_above(const float *l, int32_t i, int32_t n, float thr)
+{
+    for (; i < n && i % NEXT_BLOCK; i++)
+        if (l[i] > thr)
+            return i;
+    for (; n - i >= NEXT_BLOCK; i += NEXT_BLOCK) {
+        int hit = 0;
+        for (int32_t k = 0; k < NEXT_BLOCK; k++)
+            hit |= l[i + k] > thr;
+        if (hit)
+            break;
+    }
+    for (; i < n; i++)
+        if (l[i] > thr)
+            return i;
+    return n;
+}
+
 /* Counts the window's tokens into s->count and computes the penalised logit
  * of each distinct one into s->pen (n_pen entries). The counters stay set
  * (they mark penalised ids during the scan) until clear_counts. */
@@ -271,10 +295,10 @@ static void gather_top_k(al_sampler *s, const float *logits, int32_t k, int32_t 
     for (int32_t i = k / 2 - 1; i >= 0; i--)
         heap_down(h, k, i);
     float floor = h[0].logit;
-    for (int32_t i = k; i < n; i++) {
-        /* a later id never wins a tie, so only strictly greater enters;
-         * NaN compares false and is skipped */
-        if (!(logits[i] > floor) || s->count[i])
+    /* a later id never wins a tie, so only strictly greater enters; NaN
+     * compares false and is skipped */
+    for (int32_t i = next_above(logits, k, n, floor); i < n; i = next_above(logits, i + 1, n, floor)) {
+        if (s->count[i])
             continue;
         h[0].logit = logits[i];
         h[0].id = i;
@@ -299,8 +323,8 @@ int32_t al_sampler_sample(al_sampler *s, const float *logits)
     if (s->p.temperature <= 0.0f) {
         /* argmax; ties keep the lowest id */
         cand best = {-INFINITY, 0, 0.0f};
-        for (int32_t i = 0; i < n; i++)
-            if (logits[i] > best.logit && !s->count[i]) {
+        for (int32_t i = next_above(logits, 0, n, best.logit); i < n; i = next_above(logits, i + 1, n, best.logit))
+            if (!s->count[i]) {
                 best.logit = logits[i];
                 best.id = i;
             }

@@ -363,6 +363,83 @@ static void test_large_vocab_speed(void **st)
     free(lg);
 }
 
+/* The id greedy sampling must give: the largest logit (NaN never; the
+ * window's ids with the repeat penalty), the lowest id on a tie. */
+static int32_t ref_argmax(const float *lg, int n, const int32_t *win, int n_win, float rp)
+{
+    int32_t best = 0;
+    float bl = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        float l = lg[i];
+        for (int w = 0; w < n_win; w++)
+            if (win[w] == i) {
+                l = isnan(l) ? -INFINITY : l > 0.0f ? l / rp : l * rp;
+                break;
+            }
+        if (l > bl) {
+            bl = l;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* Greedy and top-k scan the logits by blocks (the sampler skips a block
+ * with nothing above its threshold): the winner at a block's first or last
+ * id, a tie across blocks, NaN at the start of blocks, a vocabulary that is
+ * not a whole number of blocks, and the best raw logit penalised away. */
+static void test_greedy_blocks(void **st)
+{
+    (void)st;
+    const int sizes[] = {1, 63, 64, 65, 1024, 151936, 151936 + 5};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int V = sizes[si];
+        float *lg = malloc((size_t)V * sizeof *lg);
+        assert_non_null(lg);
+        for (unsigned r = 0; r < 40; r++) {
+            fill_random_logits(lg, V, 1000 + r);
+            for (int i = 0; i < V; i += 64)
+                if (r % 3 == 0)
+                    lg[i] = NAN;
+            const int32_t at = (int32_t)((r * 7919u) % (unsigned)V);
+            if (r % 4 == 1)
+                lg[at] = 9.0f;
+            if (r % 4 == 2) { /* a tie: the lower id wins */
+                lg[at] = 9.0f;
+                lg[(at / 64) * 64 + 63 < V ? (at / 64) * 64 + 63 : V - 1] = 9.0f;
+                lg[at - at % 64] = 9.0f;
+            }
+            if (r % 4 == 3) /* alone at the last id of a block */
+                lg[(at | 63) < V ? (at | 63) : V - 1] = 9.0f;
+            int32_t win[3] = {at, V - 1, 0};
+            const int n_win = r % 2 ? 3 : 0;
+            al_sampler_params p = plain_params(0.0f, 1);
+            if (n_win) {
+                p.repeat_penalty = 4.0f;
+                p.repeat_last_n = 3;
+            }
+            al_sampler *g = al_sampler_new(&p, V);
+            assert_non_null(g);
+            for (int w = 0; w < n_win; w++)
+                al_sampler_accept(g, win[w]);
+            const int32_t want = ref_argmax(lg, V, win, n_win, 4.0f);
+            assert_int_equal(al_sampler_sample(g, lg), want);
+            al_sampler_free(g);
+            /* top-k with top_p 0 keeps the single best: the same id */
+            p.temperature = 1.0f;
+            p.top_k = V > 40 ? 40 : V;
+            p.top_p = 0.0f;
+            al_sampler *k = al_sampler_new(&p, V);
+            assert_non_null(k);
+            for (int w = 0; w < n_win; w++)
+                al_sampler_accept(k, win[w]);
+            assert_int_equal(al_sampler_sample(k, lg), want);
+            al_sampler_free(k);
+        }
+        free(lg);
+    }
+}
+
 static void test_edge_logits(void **st)
 {
     (void)st;
@@ -565,7 +642,7 @@ int main(void)
         cmocka_unit_test(test_topp_large_vocab), cmocka_unit_test(test_minp_set),
         cmocka_unit_test(test_temperature),      cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_large_vocab_speed), cmocka_unit_test(test_logprob),
-        cmocka_unit_test(test_edge_logits),
+        cmocka_unit_test(test_edge_logits),      cmocka_unit_test(test_greedy_blocks),
         cmocka_unit_test(test_stop_basic),       cmocka_unit_test(test_stop_holdback),
         cmocka_unit_test(test_stop_multiple),
     };
