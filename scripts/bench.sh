@@ -64,16 +64,30 @@ vocab_of() {
   printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 } > "$OUT"
 
-# The reference rows, then rows with no reference figure (ratio "—").
-rows=$(echo "$ref_rows" | tail -n +2; echo "qwen3-0.6b q4_0 - -")
-while read -r preset quant ref_pp ref_tg; do
-  f="$CACHE/$preset-$quant.gguf"
-  if [ ! -s "$f" ]; then
-    echo "bench: generating $f" >&2
+# $CACHE/PRESET-QUANT.gguf, generated when missing: by mkmodel.py, or for
+# iq4_xs (which mkmodel.py cannot write) by scripts/q4k-to-iq4xs.py from
+# the preset's q4_k_m file (its Q4_K tensors rewritten as IQ4_XS blocks,
+# for speed only: the values quantize nothing).
+make_model() {
+  local preset=$1 quant=$2 f="$CACHE/$1-$2.gguf"
+  [ -s "$f" ] && return 0
+  echo "bench: generating $f" >&2
+  if [ "$quant" = iq4_xs ]; then
+    make_model "$preset" q4_k_m
+    python3 scripts/q4k-to-iq4xs.py "$CACHE/$preset-q4_k_m.gguf" "$f.tmp" >/dev/null
+  else
     python3 "$SHARED/tools/mkmodel.py" --preset "$preset" --quant "$quant" \
       --vocab "$SHARED/vocab/ggml-vocab-$(vocab_of "$preset").gguf" -o "$f.tmp" >/dev/null
-    mv "$f.tmp" "$f"
   fi
+  mv "$f.tmp" "$f"
+}
+
+# The reference rows, then rows with no reference figure (ratio "—").
+rows=$(echo "$ref_rows" | tail -n +2
+  for m in "qwen3-0.6b q4_0" "qwen3-0.6b iq4_xs"; do grep -q "^$m " <<<"$ref_rows" || echo "$m - -"; done)
+while read -r preset quant ref_pp ref_tg; do
+  f="$CACHE/$preset-$quant.gguf"
+  make_model "$preset" "$quant"
   if ! out=$("$BIN" bench "$f" -p 512 -n 128 -r "$REPS" 2>&1); then
     echo "$out" >&2
     printf '| %s | %s | — | failed | %s | — | failed | %s | — | — | — | — | — |\n' "$preset" "$quant" "$ref_pp" "$ref_tg" >> "$OUT"

@@ -598,6 +598,108 @@ static void gemv_q6_K(int64_t k, const void *panel, int64_t n_panels, size_t pst
     }
 }
 
+/* Q4_0 and Q8_0: a block (32 elements) is 4 chunk pairs of one zmm each
+ * for Q8_0, 2 for Q4_0 (low nibbles: elements 0-15, high: 16-31). Q8_0's
+ * signed weights go as w + 128 (unsigned for vpdpbusd), and 128 x the
+ * block's activation sum (asum) comes back out; Q4_0's -8 x the same sum
+ * as in gemm_q4_0_nt. The block's float steps are the gemm kernels'. */
+AI __m256 acc_q8_0_block(__m256 acc, const al_half *d, const al_block_q8_0 *x, __m512i s0, __m512i s1, int32_t off)
+{
+    const __m256i s = _mm256_add_epi32(fold(_mm512_add_epi32(s0, s1)), _mm256_set1_epi32(off));
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
+    return _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(x->d))), _mm256_cvtepi32_ps(s), acc);
+}
+
+static void gemv_q4_0(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                      const uint8_t *xe, const int16_t *asum, float *out)
+{
+    const int64_t nb = k / AL_QK;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const panel_q4_0 *p = (const panel_q4_0 *)((const uint8_t *)panel + (size_t)pi * pstride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *e = xe + (size_t)b * AL_QK * 8;
+            prefetch_ahead(&p[b], sizeof(panel_q4_0));
+            const __m512i w0 = _mm512_loadu_si512(p[b].q[0]), w1 = _mm512_loadu_si512(p[b].q[2]);
+            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(w0, m4), _mm512_load_si512(e));
+            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(w0, 4), m4),
+                                             _mm512_load_si512(e + 128));
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(w1, m4), _mm512_load_si512(e + 64));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(w1, 4), m4), _mm512_load_si512(e + 192));
+            acc = acc_q8_0_block(acc, p[b].d, (const al_block_q8_0 *)xq + b, s0, s1, -8 * asum[b]);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
+static void gemv_q8_0(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                      const uint8_t *xe, const int16_t *asum, float *out)
+{
+    const int64_t nb = k / AL_QK;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const panel_q8_0 *p = (const panel_q8_0 *)((const uint8_t *)panel + (size_t)pi * pstride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *e = xe + (size_t)b * AL_QK * 8;
+            prefetch_ahead(&p[b], sizeof(panel_q8_0));
+            __m512i s[2];
+            _Pragma("GCC unroll 4")
+            for (int c2 = 0; c2 < 4; c2++) {
+                const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(p[b].q[2 * c2]), bias);
+                s[c2 % 2] = _mm512_dpbusd_epi32(c2 < 2 ? _mm512_setzero_si512() : s[c2 % 2], w,
+                                                _mm512_load_si512(e + 64 * c2));
+            }
+            acc = acc_q8_0_block(acc, p[b].d, (const al_block_q8_0 *)xq + b, s[0], s[1], -128 * asum[b]);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
+/* IQ4_XS: per sub-block, its 4 chunk pairs looked up in the shifted
+ * codebook of gemm_iq4_xs_nt (two zmm of nibbles), the 128 x activation
+ * sum taken out half in each half of the lanes, times the rows' scale. */
+static void gemv_iq4_xs(int64_t k, const void *panel, int64_t n_panels, size_t pstride, const void *xq,
+                        const uint8_t *xe, const int16_t *asum, float *out)
+{
+    (void)asum;
+    const int64_t nb = k / AL_QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    int8_t kv[16];
+    for (int i = 0; i < 16; i++)
+        kv[i] = (int8_t)(uint8_t)(al_kv_iq4nl[i] + 128);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)kv));
+    for (int64_t pi = 0; pi < n_panels; pi++) {
+        const panel_iq4_xs *p = (const panel_iq4_xs *)((const uint8_t *)panel + (size_t)pi * pstride);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const al_block_q8_K *x = (const al_block_q8_K *)xq + b;
+            const uint8_t *e = xe + (size_t)b * AL_QK_K * 8;
+            prefetch_ahead(&p[b], sizeof(panel_iq4_xs));
+            __m512i s32 = _mm512_setzero_si512();
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *ej = e + 256 * j;
+                const __m512i w0 = _mm512_loadu_si512(p[b].q[j][0]), w1 = _mm512_loadu_si512(p[b].q[j][2]);
+                __m512i d0 = _mm512_set1_epi32(-64 * (x->bsums[2 * j] + x->bsums[2 * j + 1]));
+                __m512i d1 = _mm512_setzero_si512();
+                d0 = _mm512_dpbusd_epi32(d0, _mm512_shuffle_epi8(lut, _mm512_and_si512(w0, m4)), _mm512_load_si512(ej));
+                d1 = _mm512_dpbusd_epi32(d1, _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(w0, 4), m4)),
+                                         _mm512_load_si512(ej + 128));
+                d0 = _mm512_dpbusd_epi32(d0, _mm512_shuffle_epi8(lut, _mm512_and_si512(w1, m4)),
+                                         _mm512_load_si512(ej + 64));
+                d1 = _mm512_dpbusd_epi32(d1, _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(w1, 4), m4)),
+                                         _mm512_load_si512(ej + 192));
+                s32 = _mm512_add_epi32(s32, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc8x2(p[b].sc[j])));
+            }
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p[b].d));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(fold(s32)), acc);
+        }
+        _mm256_storeu_ps(out + 8 * pi, acc);
+    }
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 #define PDISPATCH8(name, call)                                                                                 \
@@ -649,10 +751,20 @@ void al_panel_kernels_avx512(al_kernels *ks)
         pk->gemm = g[i].gemm;
         pk->max_nt = NT;
     }
-    if (ks->panel[AL_TYPE_Q4_K].gemm)
-        ks->panel[AL_TYPE_Q4_K].gemv = gemv_q4_K;
-    if (ks->panel[AL_TYPE_Q6_K].gemm)
-        ks->panel[AL_TYPE_Q6_K].gemv = gemv_q6_K;
+    static const struct {
+        uint32_t type;
+        void (*gemv)(int64_t, const void *, int64_t, size_t, const void *, const uint8_t *, const int16_t *, float *);
+    } v[] = {{AL_TYPE_Q4_0, gemv_q4_0},
+             {AL_TYPE_Q8_0, gemv_q8_0},
+             {AL_TYPE_Q4_K, gemv_q4_K},
+             {AL_TYPE_Q6_K, gemv_q6_K},
+             {AL_TYPE_IQ4_XS, gemv_iq4_xs}};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        if (ks->panel[v[i].type].gemm)
+            ks->panel[v[i].type].gemv = v[i].gemv;
+    /* gemv_q8_0 takes the sums of the activations out (gemm ignores them) */
+    if (ks->panel[AL_TYPE_Q8_0].gemm)
+        ks->panel[AL_TYPE_Q8_0].needs_asum = true;
 }
 #else
 void al_panel_kernels_avx512(al_kernels *ks)

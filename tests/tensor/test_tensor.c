@@ -917,9 +917,10 @@ static void test_gemv_avx512(void **state)
         return;
     }
     const al_kernels *z = al_kernels_avx512(), *y = al_kernels_avx2(), *ref = al_kernels_ref();
-    static const uint32_t types[] = {AL_TYPE_Q4_K, AL_TYPE_Q6_K};
+    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0, AL_TYPE_Q4_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
+    const size_t n_types = sizeof(types) / sizeof(types[0]);
     int n_checked = 0;
-    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+    for (size_t ti = 0; ti < n_types; ti++) {
         const uint32_t t = types[ti], at = al_act_type(t);
         const al_panel_kernel *pz = &z->panel[t], *py = &y->panel[t];
         assert_non_null(pz->gemv);
@@ -934,15 +935,27 @@ static void test_gemv_avx512(void **state)
                     fill_row(t, W + r * rb, k, r % 7 == 3 ? 4 : mode);
                 for (int64_t q = 0; q < np; q++)
                     pz->pack(k, W + (size_t)(q * AL_PANEL_ROWS) * rb, rb, P + (size_t)q * pb);
-                float *x = xalloc((size_t)k * 4);
+                float *x = xalloc((size_t)k * 4), *xf = xalloc((size_t)k * 4);
                 fill_x(x, k, mode);
                 uint8_t *a = xalloc(ab), *xe = xalloc(AL_EXPAND_BYTES(k));
-                z->quant_q8_K(x, (al_block_q8_K *)a, k);
                 int16_t *asum = xalloc((size_t)(k / 32) * 2);
-                for (int64_t g = 0; g < k / 32; g++) {
-                    const al_block_q8_K *qb = (const al_block_q8_K *)a + g / 8;
-                    asum[g] = (int16_t)(qb->bsums[2 * (g % 8)] + qb->bsums[2 * (g % 8) + 1]);
+                if (at == AL_TYPE_Q8_K) {
+                    z->quant_q8_K(x, (al_block_q8_K *)a, k);
+                    for (int64_t g = 0; g < k / 32; g++) {
+                        const al_block_q8_K *qb = (const al_block_q8_K *)a + g / 8;
+                        asum[g] = (int16_t)(qb->bsums[2 * (g % 8)] + qb->bsums[2 * (g % 8) + 1]);
+                    }
+                } else {
+                    assert_int_equal(at, AL_TYPE_Q8_0);
+                    z->quant_q8_0(x, (al_block_q8_0 *)a, k);
+                    for (int64_t g = 0; g < k / 32; g++) {
+                        int sum = 0;
+                        for (int i = 0; i < 32; i++)
+                            sum += ((const al_block_q8_0 *)a)[g].qs[i];
+                        asum[g] = (int16_t)sum;
+                    }
                 }
+                al_dequantize_row(at, a, xf, k); /* the activations as the kernels see them */
                 al_act_expand(at, a, k, xe);
                 float *Yv = xalloc((size_t)rows * 4), *Yz = xalloc((size_t)rows * 4), *Yy = xalloc((size_t)rows * 4);
                 pz->gemv(k, P, np, pb, a, xe, asum, Yv);
@@ -959,17 +972,16 @@ static void test_gemv_avx512(void **state)
                     al_dequantize_row(t, W + (size_t)r * rb, x, k); /* x: the row's weights now */
                     double sabs = 0;
                     for (int64_t i = 0; i < k; i++)
-                        sabs += fabs((double)x[i] * ((const al_block_q8_K *)a)[i / 256].qs[i % 256] *
-                                     ((const al_block_q8_K *)a)[i / 256].d);
+                        sabs += fabs((double)x[i] * xf[i]);
                     if (!(fabs((double)o - Yv[r]) <= 1e-5 * sabs + 1e-6))
                         fail_msg("%s k=%lld mode %d row %lld: gemv %.9g, plain C %.9g", al_type_name(t), (long long)k,
                                  mode, (long long)r, Yv[r], o);
                 }
                 n_checked++;
-                free(W), free(P), free(x), free(a), free(xe), free(asum), free(Yv), free(Yz), free(Yy);
+                free(W), free(P), free(x), free(xf), free(a), free(xe), free(asum), free(Yv), free(Yz), free(Yy);
             }
     }
-    assert_int_equal(n_checked, 30);
+    assert_int_equal(n_checked, 15 * (int)n_types);
 }
 
 /* ------------------------------------------------------------ thread pool */
