@@ -22,6 +22,7 @@
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
+#include "util/memlimit.h"
 
 typedef struct loader {
     al_model *m;
@@ -707,13 +708,26 @@ static al_status load_hparams(loader *L)
  * packing every expert would read the whole file first): their panels are
  * packed the first time a pass uses them, into memory reserved here, and
  * the file's rows are given back as each matrix completes, so resident
- * memory stays about the model's size. At most 3/4 of physical memory,
- * less the dense panels, is packed; beyond that, experts are packed on
- * the stack at each use (same results, slower). */
-static void moe_packing(al_model *m)
+ * memory stays about the model's size. The memory is physical RAM or the
+ * process's cgroup limit when smaller (util/memlimit.h). When the file
+ * fits in 3/4 of it, up to 3/4 of it, less the dense panels, is packed.
+ * A larger file streams its experts from the disk at each use: packed
+ * panels are anonymous memory that nothing can reclaim without swap, so
+ * they get at most 1/4 of the memory less the dense panels (none under a
+ * 1 GiB limit beside the bench model's 327 MB of dense panels), the rest being page cache for
+ * the experts in use, and each layer prefetches its chosen experts (the
+ * prefetch hparam; MADV_RANDOM on the expert tensors as well changed
+ * nothing measurable, so the kernel's read-around stays). Beyond the
+ * budget, experts are packed on the stack at each use (same results,
+ * slower). */
+static void moe_memory(al_model *m, bool pack)
 {
-    const int64_t phys = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
-    const int64_t budget = phys / 4 * 3 - (int64_t)m->packed_map_bytes;
+    const uint64_t mem = al_mem_limit_bytes();
+    const bool stream = m->gguf->size > mem / 4 * 3;
+    m->moe->prefetch = stream;
+    if (!pack)
+        return;
+    const int64_t budget = (int64_t)(stream ? mem / 4 : mem / 4 * 3) - (int64_t)m->packed_map_bytes;
     al_moe_layer **ls = calloc(m->hp.n_layer, sizeof(*ls));
     if (!ls)
         return; /* unpacked: slower, not wrong */
@@ -1319,8 +1333,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
         st = pack_weights(&L, params && params->pack_background);
-    if (!st && m->moe && (!params || params->pack_weights))
-        moe_packing(m);
+    if (!st && m->moe)
+        moe_memory(m, !params || params->pack_weights);
     if (!st)
         embd_fd_open(&L);
     if (!st) {
