@@ -714,12 +714,12 @@ static al_status load_hparams(loader *L)
  * A larger file streams its experts from the disk at each use: packed
  * panels are anonymous memory that nothing can reclaim without swap, so
  * they get at most 1/4 of the memory less the dense panels (none under a
- * 1 GiB limit beside the bench model's 327 MB of dense panels), the rest being page cache for
- * the experts in use, and each layer prefetches its chosen experts (the
- * prefetch hparam; MADV_RANDOM on the expert tensors as well changed
- * nothing measurable, so the kernel's read-around stays). Beyond the
- * budget, experts are packed on the stack at each use (same results,
- * slower). */
+ * 1 GiB limit beside the bench model's 327 MB of dense panels), the rest
+ * being page cache for the experts in use; and each layer prefetches its
+ * chosen experts (the prefetch hparam; MADV_RANDOM on the expert tensors
+ * as well changed nothing measurable, so the kernel's read-around stays).
+ * Beyond the budget, experts are packed on the stack at each use (same
+ * results, slower). */
 static void moe_memory(al_model *m, bool pack)
 {
     const uint64_t mem = al_mem_limit_bytes();

@@ -677,14 +677,17 @@ al_status al_moe_forward(al_moe_scratch *s, al_threadpool *tp, bool exact, const
         }
     /* a file larger than memory: the disk gets every chosen expert's rows
      * as large requests at once, before the first fault would ask for them
-     * page by page */
-    if (hp->prefetch)
+     * page by page; gate and up first, as they are used */
+    if (hp->prefetch) {
         for (uint32_t e = 0; e < ne; e++)
             if (s->first[e + 1] > s->first[e]) {
                 prefetch_expert(&ly->gate, e);
                 prefetch_expert(&ly->up, e);
-                prefetch_expert(&ly->down, e);
             }
+        for (uint32_t e = 0; e < ne; e++)
+            if (s->first[e + 1] > s->first[e])
+                prefetch_expert(&ly->down, e);
+    }
 
     /* 3. gate and up of every used expert over its tokens, and the shared expert */
     n = 0;
