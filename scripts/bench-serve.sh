@@ -7,8 +7,10 @@
 # their ratio (goal: at least 1.25x), TTFT and inter-token latency p50/p99,
 # ITL p99 at 4 clients over the single client's p50 (goal: under 3x), the
 # server's CPU time per generated token (user + sys of the server process:
-# a figure that a busy shared host disturbs far less than wall time), and a
-# prefix-cache TTFT comparison. The runs start once the background weight
+# a figure that a busy shared host disturbs far less than wall time), the
+# mean wall time of the server's decode passes (the engine's share of an
+# inter-token latency) and its sampling time per token, and a prefix-cache
+# TTFT comparison. The runs start once the background weight
 # packing has ended, each with prompts no earlier run used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,13 +60,33 @@ PY
 
 # user + sys clock ticks of the server so far
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
+# the server's counters of decode passes, their wall time, the sampling
+# time and the generated tokens so far (/metrics), as one word of JSON
+snap() {
+    python3 - "$URL" <<'PY'
+import http.client, json, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+c.request("GET", "/metrics")
+v = {}
+for l in c.getresponse().read().decode().splitlines():
+    if l and not l.startswith("#"):
+        k, x = l.rsplit(" ", 1)
+        v[k] = float(x)
+print(json.dumps([v.get('airlock_forward_passes_total{kind="decode"}', 0),
+                  v.get('airlock_forward_pass_seconds_total{kind="decode"}', 0),
+                  v.get("airlock_sampling_seconds_total", 0), v.get("airlock_generated_tokens_total", 0)],
+                 separators=(",", ":")))
+PY
+}
 run=0
 for n in $CLIENTS; do
     run=$((run + 1)) # a fresh prompt per run: no run reuses another's KV
+    m0="$(snap)"
     c0="$(cpu_ticks)"
     r="$(python3 scripts/bench_serve_load.py "$URL" qwen3 "$n" "$PROMPT" "$GEN" "$run")"
     c1="$(cpu_ticks)"
-    echo "$r $((c1 - c0))" >> "$RES"
+    echo "$r $((c1 - c0)) $m0 $(snap)" >> "$RES"
 done
 
 host_isa=$(grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')
@@ -74,9 +96,12 @@ import json, os, sys
 res, ref_path, cpu, isa, tck, n_prompt, n_gen, packed = sys.argv[1:9]
 rows = []
 for line in open(res):
-    j, ticks = line.rsplit(" ", 1)
+    j, ticks, m0, m1 = line.rsplit(" ", 3)
     d = json.loads(j)
     d["cpu_s"] = int(ticks) / int(tck)
+    dm = [b - a for a, b in zip(json.loads(m0), json.loads(m1))]
+    d["dec_ms"] = dm[1] / dm[0] * 1e3 if dm[0] else float("nan")
+    d["smp_ms"] = dm[2] / dm[3] * 1e3 if dm[3] else float("nan")
     rows.append(d)
 ref, note = {}, "no reference figures (%s not found)" % ref_path
 if os.path.exists(ref_path):
@@ -95,15 +120,18 @@ print("weights packed %s s after the warm-up request; the runs below start after
       "of its own (no prefix-cache hits)" % packed)
 print(note)
 print("\n| clients | tok/s | reference | ratio (goal >= 1.25x) | vs 1 client | TTFT p50 (s) | TTFT p99 (s) "
-      "| ITL p50 (ms) | ITL p99 (ms) | server CPU ms/token |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| ITL p50 (ms) | ITL p99 (ms) | decode pass (ms) | sampling ms/token | server CPU ms/token |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 base = rows[0]["tok_s"] if rows else 1
 for d in rows:
     r = ref.get(d["clients"])
-    print("| %d | %.1f | %s | %s | %.2fx | %.3f | %.3f | %.1f | %.1f | %.1f |" % (
+    print("| %d | %.1f | %s | %s | %.2fx | %.3f | %.3f | %.1f | %.1f | %.1f | %.3f | %.1f |" % (
         d["clients"], d["tok_s"], "%.1f" % r if r else "—", "%.2fx" % (d["tok_s"] / r) if r else "—",
         d["tok_s"] / base, d["ttft_p50"], d["ttft_p99"], d["itl_p50"] * 1e3, d["itl_p99"] * 1e3,
-        d["cpu_s"] * 1e3 / max(d["tokens"], 1)))
+        d["dec_ms"], d["smp_ms"], d["cpu_s"] * 1e3 / max(d["tokens"], 1)))
+print("\ndecode pass: the mean wall time of the server's decode-only forward passes (al_decode; the engine's "
+      "share of an inter-token latency), sampling: the server's sampling time per generated token "
+      "(/metrics airlock_forward_pass_seconds_total, airlock_sampling_seconds_total)")
 one = [d for d in rows if d["clients"] == 1]
 four = [d for d in rows if d["clients"] == 4]
 if one and four:

@@ -87,19 +87,95 @@ void al_attend_tile_f16_ref(const al_attn_tile *t, float *scratch)
     }
 }
 
+void al_attn_part_init(float *part, uint32_t nr, uint32_t hd)
+{
+    for (size_t i = 0; i < (size_t)nr * hd; i++)
+        part[i] = 0.0f;
+    for (uint32_t r = 0; r < nr; r++) {
+        part[(size_t)nr * hd + r] = -INFINITY;
+        part[(size_t)nr * hd + nr + r] = 0.0f;
+    }
+}
+
+static float *total_row(const al_attn_tile *t, uint32_t r)
+{
+    return t->out + (size_t)(r / t->nh) * t->ldo + (size_t)(r % t->nh) * t->hd;
+}
+
+void al_attn_total_init(const al_attn_tile *t, float *max, float *sum)
+{
+    const uint32_t nr = t->nh * t->n_tok;
+    for (uint32_t r = 0; r < nr; r++) {
+        float *o = total_row(t, r);
+        for (uint32_t i = 0; i < t->hd; i++)
+            o[i] = 0.0f;
+        max[r] = t->sinks ? t->sinks[r % t->nh] : -INFINITY;
+        sum[r] = t->sinks ? 1.0f : 0.0f;
+    }
+}
+
+/* Plain C, and the one copy every kernel set and the decode split use, so
+ * that a fold gives the same bits wherever it runs. */
+void al_attn_total_fold(const al_attn_tile *t, const float *part, float *max, float *sum)
+{
+    const uint32_t nr = t->nh * t->n_tok, hd = t->hd;
+    const float *pm = part + (size_t)nr * hd, *ps = pm + nr;
+    for (uint32_t r = 0; r < nr; r++) {
+        if (ps[r] == 0.0f) /* at least e^0 = 1 once the row saw a position */
+            continue;
+        const float m = pm[r] > max[r] ? pm[r] : max[r];
+        const float ca = expf(max[r] - m), cb = expf(pm[r] - m); /* e^(-inf) = 0: no total yet */
+        float *o = total_row(t, r);
+        const float *po = part + (size_t)r * hd;
+        for (uint32_t i = 0; i < hd; i++)
+            o[i] = o[i] * ca + po[i] * cb;
+        sum[r] = sum[r] * ca + ps[r] * cb;
+        max[r] = m;
+    }
+}
+
+void al_attn_total_end(const al_attn_tile *t, const float *sum)
+{
+    const uint32_t nr = t->nh * t->n_tok;
+    for (uint32_t r = 0; r < nr; r++) {
+        float *o = total_row(t, r);
+        const float inv = 1.0f / sum[r];
+        for (uint32_t i = 0; i < t->hd; i++)
+            o[i] *= inv;
+    }
+}
+
+void al_attn_tile_by_segments(const al_attn_tile *t, float *scratch,
+                              void (*run)(const al_attn_tile *, int32_t, int32_t, float *, float *))
+{
+    const uint32_t nr = t->nh * t->n_tok;
+    /* after run's own scratch: the segment's part, then the totals */
+    float *part = scratch + (size_t)AL_ATTN_TILE_BLOCK * t->hd + (size_t)nr * (AL_ATTN_TILE_BLOCK + 1);
+    float *max = part + al_attn_part_floats(nr, t->hd), *sum = max + nr;
+    al_attn_total_init(t, max, sum);
+    const int32_t n_end = t->pos0 + (int32_t)t->n_tok;
+    for (int32_t s0 = t->kv_p0 / AL_ATTN_SEG * AL_ATTN_SEG; s0 < n_end; s0 += AL_ATTN_SEG) {
+        al_attn_part_init(part, nr, t->hd);
+        run(t, s0, s0 + AL_ATTN_SEG, part, scratch);
+        al_attn_total_fold(t, part, max, sum);
+    }
+    al_attn_total_end(t, sum);
+}
+
 size_t al_attn_tile_scratch_floats(uint32_t nh, uint32_t n_tok, uint32_t hd, uint32_t n_pos_max)
 {
     const size_t ref = (size_t)nh * n_pos_max;
     const size_t rows = (size_t)nh * n_tok;
     if (!al_attn_tile_fast(nh, n_tok, hd))
         return ref;
-    /* one block of K or V rows as floats, the block's scores, and per row
-     * the running max, sum and rescale factor */
-    const size_t fast = (size_t)AL_ATTN_TILE_BLOCK * hd + rows * (AL_ATTN_TILE_BLOCK + 3);
+    /* one block of K or V rows as floats, the block's scores, per row the
+     * rescale factor; then a segment's part and the totals' max and sum */
+    const size_t fast = (size_t)AL_ATTN_TILE_BLOCK * hd + rows * (AL_ATTN_TILE_BLOCK + 1) +
+                        al_attn_part_floats((uint32_t)rows, hd) + 2 * rows;
     return ref > fast ? ref : fast;
 }
 
-static const al_attn_kernels k_ref = {to_f16, al_attend_f16_ref, al_attend_tile_f16_ref};
+static const al_attn_kernels k_ref = {to_f16, al_attend_f16_ref, al_attend_tile_f16_ref, NULL};
 
 const al_attn_kernels *al_attn_kernels_ref(void)
 {

@@ -46,7 +46,47 @@ typedef struct al_attn_kernels {
      * The fast kernels give each token the same bits whatever tile it is
      * in (a prompt in one batch = the same prompt token by token). */
     void (*attend_tile_f16)(const al_attn_tile *t, float *scratch);
+    /* The fast tiles' online softmax over only the blocks of positions
+     * p_lo..p_hi-1 (p_lo a multiple of AL_ATTN_TILE_BLOCK; p_hi one too, or
+     * past the tile's last position), carried on from the state in part
+     * (al_attn_part_floats(nr, hd) floats, from al_attn_part_init). Calls
+     * over consecutive ranges give the same bits as one call over their
+     * union. Only for tiles al_attn_tile_fast() takes; NULL in the
+     * plain-C set. scratch: as attend_tile_f16's. */
+    void (*attend_run_f16)(const al_attn_tile *t, int32_t p_lo, int32_t p_hi, float *part, float *scratch);
 } al_attn_kernels;
+
+/* Positions of a segment. The fast tile kernels run their online softmax
+ * segment by segment (segments start at multiples of it) and fold each
+ * segment's part into the total in order. Decode gives each thread a
+ * segment of all heads, then folds the parts in the same order: the same
+ * bits as a prompt tile. A multiple of AL_ATTN_TILE_BLOCK. */
+#define AL_ATTN_SEG 256
+
+/* A part: the running softmax state of a tile's nr = nh*n_tok rows over
+ * some positions: nr*hd floats of unnormalised output (row r at r*hd),
+ * then nr running maxima, then nr sums of e^(score - max) (0: the row saw
+ * none of the positions). */
+static inline size_t al_attn_part_floats(uint32_t nr, uint32_t hd)
+{
+    return (size_t)nr * (hd + 2);
+}
+/* An empty part: outputs 0, maxima -inf, sums 0. */
+void al_attn_part_init(float *part, uint32_t nr, uint32_t hd);
+/* The total of a tile's rows before any part: its output rows zeroed,
+ * max[r] and sum[r] (nr floats each) the row's sink (logit, 1) or
+ * (-inf, 0). */
+void al_attn_total_init(const al_attn_tile *t, float *max, float *sum);
+/* Folds a part into the total: the output rows, max and sum rescaled to
+ * the larger max. Rows the part did not see are left alone. */
+void al_attn_total_fold(const al_attn_tile *t, const float *part, float *max, float *sum);
+/* The softmax's division: output rows /= sum. */
+void al_attn_total_end(const al_attn_tile *t, const float *sum);
+/* The fast tile kernels' attend_tile_f16 from their run: segment by
+ * segment (AL_ATTN_SEG), each from an empty part, folded in order.
+ * scratch: al_attn_tile_scratch_floats() floats. */
+void al_attn_tile_by_segments(const al_attn_tile *t, float *scratch,
+                              void (*run)(const al_attn_tile *, int32_t, int32_t, float *, float *));
 
 /* Floats of scratch attend_tile_f16 (either kernel) needs for tiles of at
  * most n_tok tokens x nh heads whose last position is below n_pos_max. */

@@ -487,35 +487,31 @@ static inline __m256 vsoftcap(__m256 x, float cap)
  * sees any of the block are computed (and capped), each row's running max
  * moves, its earlier output and sum are rescaled by e^(old max - new max),
  * and the V rows (converted once) are added with weights e^(score - max).
- * Positions a row must not see weigh 0. The output rows hold the
- * unnormalised sums; a sink starts a row's max at its logit and its sum at
- * 1. Each row's arithmetic depends only on its own token and position, so
- * a token gets the same bits alone (decode) as in a prompt's tile. */
-static void attend_tile(const al_attn_tile *t, float *scratch)
+ * Positions a row must not see weigh 0. This runs the blocks from p_lo
+ * to p_hi on the part's state (unnormalised sums, maxima, sums);
+ * attend_tile runs it segment by segment and folds the parts, sinks in
+ * the totals. Each row's arithmetic depends only on its own token and
+ * position, so a token gets the same bits alone (decode, or its segments
+ * on several threads) as in a prompt's tile. */
+static void run(const al_attn_tile *t, int32_t p_lo, int32_t p_hi, float *part, float *scratch)
 {
     const uint32_t hd = t->hd, nh = t->nh, nr = nh * t->n_tok;
-    if (!al_attn_tile_fast(nh, t->n_tok, hd)) {
-        al_attend_tile_f16_ref(t, scratch);
-        return;
-    }
-    float *kvf = scratch;                  /* (BLK, hd) the block's K rows, then its V rows, as floats */
-    float *S = kvf + (size_t)BLK * hd;     /* (nr, BLK) scores, then weights */
-    float *mx = S + (size_t)nr * BLK;      /* (nr) running max of each row's scores */
-    float *sum = mx + nr;                  /* (nr) running sum of e^(score - max) */
-    float *corr = sum + nr;                /* (nr) this block's rescale of the row's output */
+    float *kvf = scratch;               /* (BLK, hd) the block's K rows, then its V rows, as floats */
+    float *S = kvf + (size_t)BLK * hd;  /* (nr, BLK) scores, then weights */
+    float *corr = S + (size_t)nr * BLK; /* (nr) this block's rescale of the row's output */
+    float *mx = part + (size_t)nr * hd; /* (nr) running max of each row's scores */
+    float *sum = mx + nr;               /* (nr) running sum of e^(score - max) */
     const float *qr[MAXR];
     float *orow[MAXR];
     for (uint32_t r = 0; r < nr; r++) {
         qr[r] = t->q + (size_t)(r / nh) * t->ldq + (size_t)(r % nh) * hd;
-        orow[r] = t->out + (size_t)(r / nh) * t->ldo + (size_t)(r % nh) * hd;
-        memset(orow[r], 0, hd * sizeof(float));
-        mx[r] = t->sinks ? t->sinks[r % nh] : -INFINITY;
-        sum[r] = t->sinks ? 1.0f : 0.0f;
+        orow[r] = part + (size_t)r * hd;
     }
     const int32_t n_end = t->pos0 + (int32_t)t->n_tok, win = (int32_t)t->window;
+    const int32_t b_end = p_hi < n_end ? p_hi : n_end, b_first = t->kv_p0 / BLK * BLK;
     const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int32_t b0 = t->kv_p0 / BLK * BLK; b0 < n_end; b0 += BLK) {
+    for (int32_t b0 = p_lo > b_first ? p_lo : b_first; b0 < b_end; b0 += BLK) {
         const uint32_t nb = (uint32_t)(n_end - b0 < BLK ? n_end - b0 : BLK);
         /* positions before kv_p0 have no rows: the first block starts at lead */
         const uint32_t lead = b0 < t->kv_p0 ? (uint32_t)(t->kv_p0 - b0) : 0;
@@ -580,14 +576,18 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
             block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
         }
     }
-    for (uint32_t r = 0; r < nr; r++) {
-        const __m256 inv = _mm256_set1_ps(1.0f / sum[r]);
-        for (uint32_t i = 0; i < hd; i += 8)
-            _mm256_storeu_ps(orow[r] + i, _mm256_mul_ps(_mm256_loadu_ps(orow[r] + i), inv));
-    }
 }
 
-static const al_attn_kernels k_avx2 = {to_f16, attend_f16, attend_tile};
+static void attend_tile(const al_attn_tile *t, float *scratch)
+{
+    if (!al_attn_tile_fast(t->nh, t->n_tok, t->hd)) {
+        al_attend_tile_f16_ref(t, scratch);
+        return;
+    }
+    al_attn_tile_by_segments(t, scratch, run);
+}
+
+static const al_attn_kernels k_avx2 = {to_f16, attend_f16, attend_tile, run};
 
 const al_attn_kernels *al_attn_kernels_avx2(void)
 {

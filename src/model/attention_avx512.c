@@ -260,32 +260,26 @@ static inline uint32_t lane_range(int32_t lo, int32_t hi)
     return below_hi & ~below_lo;
 }
 
-/* As attention_avx2.c's attend_tile (see there), 16 lanes wide. */
-static void attend_tile(const al_attn_tile *t, float *scratch)
+/* As attention_avx2.c's run (see there), 16 lanes wide. */
+static void run(const al_attn_tile *t, int32_t p_lo, int32_t p_hi, float *part, float *scratch)
 {
     const uint32_t hd = t->hd, nh = t->nh, nr = nh * t->n_tok;
-    if (!al_attn_tile_fast(nh, t->n_tok, hd)) {
-        al_attend_tile_f16_ref(t, scratch);
-        return;
-    }
     _Static_assert(BLK == 32, "the masks below are 32 lanes: two vectors of 16");
     float *kvf = scratch;              /* (BLK, hd) the block's K rows, then its V rows, as floats */
     float *S = kvf + (size_t)BLK * hd; /* (nr, BLK) scores, then weights */
-    float *mx = S + (size_t)nr * BLK;  /* (nr) running max of each row's scores */
-    float *sum = mx + nr;              /* (nr) running sum of e^(score - max) */
-    float *corr = sum + nr;            /* (nr) this block's rescale of the row's output */
+    float *corr = S + (size_t)nr * BLK; /* (nr) this block's rescale of the row's output */
+    float *mx = part + (size_t)nr * hd; /* (nr) running max of each row's scores */
+    float *sum = mx + nr;               /* (nr) running sum of e^(score - max) */
     const float *qr[MAXR];
     float *orow[MAXR];
     for (uint32_t r = 0; r < nr; r++) {
         qr[r] = t->q + (size_t)(r / nh) * t->ldq + (size_t)(r % nh) * hd;
-        orow[r] = t->out + (size_t)(r / nh) * t->ldo + (size_t)(r % nh) * hd;
-        memset(orow[r], 0, hd * sizeof(float));
-        mx[r] = t->sinks ? t->sinks[r % nh] : -INFINITY;
-        sum[r] = t->sinks ? 1.0f : 0.0f;
+        orow[r] = part + (size_t)r * hd;
     }
     const int32_t n_end = t->pos0 + (int32_t)t->n_tok, win = (int32_t)t->window;
+    const int32_t b_end = p_hi < n_end ? p_hi : n_end, b_first = t->kv_p0 / BLK * BLK;
     const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
-    for (int32_t b0 = t->kv_p0 / BLK * BLK; b0 < n_end; b0 += BLK) {
+    for (int32_t b0 = p_lo > b_first ? p_lo : b_first; b0 < b_end; b0 += BLK) {
         const uint32_t nb = (uint32_t)(n_end - b0 < BLK ? n_end - b0 : BLK);
         const uint32_t lead = b0 < t->kv_p0 ? (uint32_t)(t->kv_p0 - b0) : 0;
         const int32_t j_first = b0 > t->pos0 ? b0 - t->pos0 : 0;
@@ -339,11 +333,15 @@ static void attend_tile(const al_attn_tile *t, float *scratch)
             block_values(orow, corr, r_first, r_end, S, kvf, lead, nb, hd);
         }
     }
-    for (uint32_t r = 0; r < nr; r++) {
-        const __m512 inv = _mm512_set1_ps(1.0f / sum[r]);
-        for (uint32_t i = 0; i < hd; i += 16)
-            _mm512_storeu_ps(orow[r] + i, _mm512_mul_ps(_mm512_loadu_ps(orow[r] + i), inv));
+}
+
+static void attend_tile(const al_attn_tile *t, float *scratch)
+{
+    if (!al_attn_tile_fast(t->nh, t->n_tok, t->hd)) {
+        al_attend_tile_f16_ref(t, scratch);
+        return;
     }
+    al_attn_tile_by_segments(t, scratch, run);
 }
 
 static al_attn_kernels g_k512;
@@ -356,6 +354,7 @@ static void init(void)
         return;
     g_k512 = *avx2;
     g_k512.attend_tile_f16 = attend_tile;
+    g_k512.attend_run_f16 = run;
 }
 
 const al_attn_kernels *al_attn_kernels_avx512(void)

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model/attention.h"
 #include "model/model.h"
@@ -21,6 +22,11 @@
 #include "tensor/quant.h"
 #include "tensor/types.h"
 #include "util/error.h"
+
+/* Decode steps of at most this many tokens (sequences) split each token's
+ * attention over its positions (segments of AL_ATTN_SEG), every KV head in
+ * a segment's chunk: each thread streams whole K/V rows. */
+#define ATTN_SPLIT_TOK 4
 
 /* Attention work of a batch chunk: runs of tokens of one sequence at
  * consecutive positions, cut into tiles that share each K/V row read. */
@@ -78,6 +84,8 @@ struct al_context {
     float *att_scores;    /* (n_threads, att_scratch) attention scratch */
     size_t att_scratch;   /* floats of att_scores per thread */
     attn_tile *attn_tiles; /* (n_batch) the attention work of the current chunk */
+    float *att_parts;     /* (ATTN_SPLIT_TOK, att_seg_max, n_head) parts of a decode step split over positions, or NULL */
+    uint32_t att_seg_max; /* segments (AL_ATTN_SEG) a token's positions may span */
     void *mm_scratch;     /* matmul activation scratch */
     al_moe_scratch *moe;  /* the mixture-of-experts FFN's buffers, or NULL */
     float *out_x;         /* (n_out_max, n_embd) rows that want logits */
@@ -132,6 +140,24 @@ static void *alloc_aligned(size_t n)
         return NULL;
     if (n < ((size_t)1 << 20))
         memset(p, 0, n);
+    return p;
+}
+
+/* The KV cache: 2 MiB-aligned and, where the kernel allows, in huge pages
+ * (transparent huge pages are often "madvise" only): decode at depth reads
+ * every layer's whole cache per token, and with 4 KiB pages most of those
+ * reads missed the TLB. Freed with free(). */
+static void *alloc_kv(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge)
+        return alloc_aligned(n);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, (n + huge - 1) / huge * huge))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, (n + huge - 1) / huge * huge, MADV_HUGEPAGE); /* advice only: 4 KiB pages still work */
+#endif
     return p;
 }
 
@@ -241,8 +267,8 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
         c->kv_elem_bytes = 1;
     }
     size_t kv_elems = c->kv_loff[hp->n_layer];
-    c->k_cache = alloc_aligned(kv_bytes(c, kv_elems));
-    c->v_cache = alloc_aligned(kv_bytes(c, kv_elems));
+    c->k_cache = alloc_kv(kv_bytes(c, kv_elems));
+    c->v_cache = alloc_kv(kv_bytes(c, kv_elems));
     c->att_row = alloc_aligned((size_t)nth * hd * 4);
     c->seq_len = calloc(c->p.n_seq, sizeof(int32_t));
     c->x = alloc_aligned(B * d * 4);
@@ -261,6 +287,13 @@ al_status al_context_new(const al_model *m, const al_context_params *params, al_
     c->att_scratch = (al_attn_tile_scratch_floats(c->group_max, attn_tile_tokens(c->group_max, 64), hp->head_dim,
                                                   c->p.n_ctx) + 15) / 16 * 16;
     c->att_scores = alloc_aligned((size_t)nth * c->att_scratch * 4);
+    if (!c->enc) { /* touched only as far as a step's depth needs */
+        c->att_seg_max = c->p.n_ctx / AL_ATTN_SEG + 2;
+        c->att_parts = alloc_aligned((size_t)ATTN_SPLIT_TOK * c->att_seg_max *
+                                     al_attn_part_floats(hp->n_head, hp->head_dim) * 4);
+        if (!c->att_parts)
+            c->att_seg_max = 0; /* decode keeps its split by KV head */
+    }
     c->attn_tiles = calloc(B, sizeof(*c->attn_tiles));
     c->out_cap = (int32_t)(c->p.n_seq > 8 ? c->p.n_seq : 8);
     if ((uint32_t)c->out_cap > c->p.n_batch && c->p.n_batch >= c->p.n_seq)
@@ -355,6 +388,7 @@ void al_context_free(al_context *c)
     free(c->rope_cos);
     free(c->rope_sin);
     free(c->att_scores);
+    free(c->att_parts);
     free(c->attn_tiles);
     free(c->mm_scratch);
     al_moe_scratch_free(c->moe);
@@ -485,6 +519,10 @@ typedef struct attn_job {
     const int32_t *pos;
     const int32_t *seq;
     int64_t n_tiles; /* in c->attn_tiles */
+    /* the split of a decode step over positions (attn_split_plan) */
+    uint32_t n_hg;                          /* groups of KV heads a segment is cut into */
+    int32_t seg_first[ATTN_SPLIT_TOK];      /* token t's first segment */
+    int32_t seg_start[ATTN_SPLIT_TOK + 1];  /* segments of the tokens before t */
 } attn_job;
 
 /* Tokens of a tile of about `rows` query rows (tokens x the query heads of
@@ -690,6 +728,101 @@ static void attn_chunk(void *arg, int64_t chunk, int ith)
         attn_rows(c, ly, t, kvh, base, stride, s0, j->pos[t] + 1 - p0, j->pos[t] - p0 + s0, scratch,
                   c->att_row + (size_t)ith * hd);
     }
+}
+
+/* Whether layer j->layer's attention of this step splits over positions,
+ * and if so its plan in j: one-token tiles of at most ATTN_SPLIT_TOK
+ * sequences, F16 cache without a ring, shapes the fast tiles take, a kernel
+ * set with a run. Chunks: (token, segment, group of KV heads), the groups
+ * only as many as give each thread about 4 chunks. */
+static bool attn_split_plan(const al_context *c, attn_job *j, int64_t n_tok)
+{
+    const al_hparams *hp = &c->model->hp;
+    const al_layer *ly = &c->model->layers[j->layer];
+    const uint32_t nkvh = ly->n_head_kv, group = hp->n_head / nkvh;
+    if (!c->att_parts || !c->ak->attend_run_f16 || j->n_tiles != n_tok || n_tok > ATTN_SPLIT_TOK ||
+        c->kv_elem_bytes != 2 || c->kv_q8 || hp->alibi_slope || c->kv_ring[j->layer] ||
+        !al_attn_tile_fast(group, 1, hp->head_dim))
+        return false;
+    j->seg_start[0] = 0;
+    for (int64_t t = 0; t < n_tok; t++) {
+        j->seg_first[t] = attn_first(ly, j->pos[t]) / AL_ATTN_SEG;
+        j->seg_start[t + 1] = j->seg_start[t] + j->pos[t] / AL_ATTN_SEG - j->seg_first[t] + 1;
+    }
+    const uint32_t want = 4 * (uint32_t)c->p.n_threads, n_seg = (uint32_t)j->seg_start[n_tok];
+    j->n_hg = n_seg >= want ? 1 : (want + n_seg - 1) / n_seg;
+    j->n_hg = j->n_hg < nkvh ? j->n_hg : nkvh;
+    return true;
+}
+
+/* Token t's tile of KV head h (one token, the group's query heads), its
+ * K/V rows from its first visible position. */
+static al_attn_tile attn_split_tile(const attn_job *j, int64_t t, uint32_t h)
+{
+    const al_context *c = j->c;
+    const al_hparams *hp = &c->model->hp;
+    const al_layer *ly = &c->model->layers[j->layer];
+    const uint32_t hd = hp->head_dim, nkvh = ly->n_head_kv, group = hp->n_head / nkvh;
+    const size_t stride = (size_t)nkvh * hd, nq = (size_t)hp->n_head * hd, qo = (size_t)t * nq + (size_t)h * group * hd;
+    const int32_t lo = attn_first(ly, j->pos[t]);
+    const size_t off = kv_offset(c, j->layer, j->seq[t], (uint32_t)lo) + (size_t)h * hd; /* no ring: slot = position */
+    const al_attn_tile at = {c->q + qo, nq, c->attn + qo, nq, (const uint16_t *)c->k_cache + off,
+                             (const uint16_t *)c->v_cache + off, stride, group, 1, hd, j->pos[t], hp->attn_scale, lo,
+                             ly->window, hp->attn_softcap, ly->attn_sinks ? ly->attn_sinks + h * group : NULL};
+    return at;
+}
+
+/* Token t's part of segment si (counted from its first) for KV head h. */
+static float *attn_split_part(const attn_job *j, int64_t t, int32_t si, uint32_t h)
+{
+    const al_context *c = j->c;
+    const uint32_t hd = c->model->hp.head_dim, group = c->model->hp.n_head / c->model->layers[j->layer].n_head_kv;
+    return c->att_parts + ((size_t)t * c->att_seg_max + (size_t)si) * al_attn_part_floats(c->model->hp.n_head, hd) +
+           (size_t)h * al_attn_part_floats(group, hd);
+}
+
+/* One chunk of the split: a segment of one token for a group of KV heads,
+ * block by block, every head of the group in a block before the next block,
+ * so the reads run along whole K/V rows. */
+static void attn_split_chunk(void *arg, int64_t chunk, int ith)
+{
+    const attn_job *j = arg;
+    const al_context *c = j->c;
+    const uint32_t nkvh = c->model->layers[j->layer].n_head_kv, hd = c->model->hp.head_dim;
+    const uint32_t group = c->model->hp.n_head / nkvh;
+    float *scratch = c->att_scores + (size_t)ith * c->att_scratch;
+    const int32_t sc = (int32_t)(chunk / j->n_hg), hg = (int32_t)(chunk % j->n_hg);
+    int64_t t = 0;
+    while (j->seg_start[t + 1] <= sc)
+        t++;
+    const int32_t si = sc - j->seg_start[t], s0 = (j->seg_first[t] + si) * AL_ATTN_SEG;
+    const int32_t lo = attn_first(&c->model->layers[j->layer], j->pos[t]);
+    const int32_t b_lo = s0 > lo / AL_ATTN_TILE_BLOCK * AL_ATTN_TILE_BLOCK ? s0 : lo / AL_ATTN_TILE_BLOCK * AL_ATTN_TILE_BLOCK;
+    const int32_t b_hi = s0 + AL_ATTN_SEG < j->pos[t] + 1 ? s0 + AL_ATTN_SEG : j->pos[t] + 1;
+    const uint32_t h0 = (uint32_t)hg * nkvh / j->n_hg, h1 = (uint32_t)(hg + 1) * nkvh / j->n_hg;
+    for (uint32_t h = h0; h < h1; h++)
+        al_attn_part_init(attn_split_part(j, t, si, h), group, hd);
+    for (int32_t b0 = b_lo; b0 < b_hi; b0 += AL_ATTN_TILE_BLOCK)
+        for (uint32_t h = h0; h < h1; h++) {
+            const al_attn_tile at = attn_split_tile(j, t, h);
+            c->ak->attend_run_f16(&at, b0, b0 + AL_ATTN_TILE_BLOCK, attn_split_part(j, t, si, h), scratch);
+        }
+}
+
+/* The split's end: each token's parts folded in segment order, as the tile
+ * kernels fold them (the same bits as the step's token in a prompt). */
+static void attn_split_merge(const attn_job *j, int64_t n_tok)
+{
+    const uint32_t nkvh = j->c->model->layers[j->layer].n_head_kv;
+    float mx[AL_ATTN_TILE_MAX_ROWS], sum[AL_ATTN_TILE_MAX_ROWS];
+    for (int64_t t = 0; t < n_tok; t++)
+        for (uint32_t h = 0; h < nkvh; h++) {
+            const al_attn_tile at = attn_split_tile(j, t, h);
+            al_attn_total_init(&at, mx, sum);
+            for (int32_t si = 0; si < j->seg_start[t + 1] - j->seg_start[t]; si++)
+                al_attn_total_fold(&at, attn_split_part(j, t, si, h), mx, sum);
+            al_attn_total_end(&at, sum);
+        }
 }
 
 /* ------------------------------------------------------------ forward */
@@ -992,8 +1125,13 @@ static al_status forward_chunk(al_context *c, const int32_t *tokens, const int32
             in = c->xn;
         }
         qkv_forward(c, l, in, pos, seq, n_tok);
-        attn_job job = {c, l, pos, seq, n_tiles};
-        al_threadpool_for(c->tp, n_tiles * ly->n_head_kv, attn_chunk, &job);
+        attn_job job = {c, l, pos, seq, n_tiles, 0, {0}, {0}};
+        if (attn_split_plan(c, &job, n_tok)) {
+            al_threadpool_for(c->tp, (int64_t)job.seg_start[n_tok] * job.n_hg, attn_split_chunk, &job);
+            attn_split_merge(&job, n_tok);
+        } else {
+            al_threadpool_for(c->tp, n_tiles * ly->n_head_kv, attn_chunk, &job);
+        }
         matmul(c, &ly->wo, c->attn, n_tok, c->xo);
         add_bias(c->xo, ly->bo, n_tok, d);
         if (ly->attn_norm2) /* the layer's input, added again after the first norm */

@@ -22,6 +22,7 @@
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
+#include "util/memlimit.h"
 
 typedef struct loader {
     al_model *m;
@@ -707,13 +708,26 @@ static al_status load_hparams(loader *L)
  * packing every expert would read the whole file first): their panels are
  * packed the first time a pass uses them, into memory reserved here, and
  * the file's rows are given back as each matrix completes, so resident
- * memory stays about the model's size. At most 3/4 of physical memory,
- * less the dense panels, is packed; beyond that, experts are packed on
- * the stack at each use (same results, slower). */
-static void moe_packing(al_model *m)
+ * memory stays about the model's size. The memory is physical RAM or the
+ * process's cgroup limit when smaller (util/memlimit.h). When the file
+ * fits in 3/4 of it, up to 3/4 of it, less the dense panels, is packed.
+ * A larger file streams its experts from the disk at each use: packed
+ * panels are anonymous memory that nothing can reclaim without swap, so
+ * they get at most 1/4 of the memory less the dense panels (none under a
+ * 1 GiB limit beside the bench model's 327 MB of dense panels), the rest
+ * being page cache for the experts in use; and each layer prefetches its
+ * chosen experts (the prefetch hparam; MADV_RANDOM on the expert tensors
+ * as well changed nothing measurable, so the kernel's read-around stays).
+ * Beyond the budget, experts are packed on the stack at each use (same
+ * results, slower). */
+static void moe_memory(al_model *m, bool pack)
 {
-    const int64_t phys = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE);
-    const int64_t budget = phys / 4 * 3 - (int64_t)m->packed_map_bytes;
+    const uint64_t mem = al_mem_limit_bytes();
+    const bool stream = m->gguf->size > mem / 4 * 3;
+    m->moe->prefetch = stream;
+    if (!pack)
+        return;
+    const int64_t budget = (int64_t)(stream ? mem / 4 : mem / 4 * 3) - (int64_t)m->packed_map_bytes;
     al_moe_layer **ls = calloc(m->hp.n_layer, sizeof(*ls));
     if (!ls)
         return; /* unpacked: slower, not wrong */
@@ -1186,8 +1200,10 @@ static al_status rope_setup(loader *L)
 typedef struct scale_job {
     const al_gguf *g;
     uint64_t *first;   /* (n_tensors + 1) first chunk of each tensor */
+    uint64_t n_chunks;
     uint64_t *bad;     /* (chunks) first bad block of the chunk, or UINT64_MAX */
     const char **why;  /* (chunks) */
+    bool read_ahead;   /* the file is larger than memory: each chunk asks for a later one */
 } scale_job;
 
 static uint64_t tensor_blocks(const al_gguf_tensor *t)
@@ -1196,21 +1212,38 @@ static uint64_t tensor_blocks(const al_gguf_tensor *t)
     return tr->block_elems > 1 ? t->n_bytes / tr->block_bytes : 0;
 }
 
-static void scale_chunk(void *arg, int64_t c, int ith)
+/* Chunk c: the tensor, its first block and its number of blocks. */
+static const al_gguf_tensor *chunk_at(const scale_job *j, uint64_t c, uint64_t *b0, uint64_t *n)
 {
-    (void)ith;
-    const scale_job *j = arg;
     uint64_t lo = 0, hi = j->g->n_tensors - 1;
     while (lo < hi) { /* the tensor whose chunks hold c */
         const uint64_t mid = (lo + hi + 1) / 2;
-        if (j->first[mid] <= (uint64_t)c)
+        if (j->first[mid] <= c)
             lo = mid;
         else
             hi = mid - 1;
     }
     const al_gguf_tensor *t = &j->g->tensors[lo];
-    const uint64_t b0 = ((uint64_t)c - j->first[lo]) * SCALE_CHUNK, nb = tensor_blocks(t);
-    const uint64_t n = nb - b0 < SCALE_CHUNK ? nb - b0 : SCALE_CHUNK;
+    const uint64_t nb = tensor_blocks(t);
+    *b0 = (c - j->first[lo]) * SCALE_CHUNK;
+    *n = nb - *b0 < SCALE_CHUNK ? nb - *b0 : SCALE_CHUNK;
+    return t;
+}
+
+#define SCALE_AHEAD 8 /* chunks (of up to 7 MB) read ahead of the check */
+
+static void scale_chunk(void *arg, int64_t c, int ith)
+{
+    (void)ith;
+    const scale_job *j = arg;
+    uint64_t b0, n;
+    if (j->read_ahead && (uint64_t)c + SCALE_AHEAD < j->n_chunks) {
+        const al_gguf_tensor *ta = chunk_at(j, (uint64_t)c + SCALE_AHEAD, &b0, &n);
+        const size_t bb = al_type_get(ta->type)->block_bytes, pg = (size_t)sysconf(_SC_PAGESIZE);
+        const uintptr_t p = (uintptr_t)ta->data + b0 * bb, lo = p & ~(uintptr_t)(pg - 1);
+        (void)madvise((void *)lo, p + n * bb - lo, MADV_WILLNEED);
+    }
+    const al_gguf_tensor *t = chunk_at(j, (uint64_t)c, &b0, &n);
     uint64_t bad = 0;
     const char *why = NULL;
     const uint8_t *data = (const uint8_t *)t->data + b0 * al_type_get(t->type)->block_bytes;
@@ -1231,6 +1264,8 @@ static al_status check_scales(loader *L)
     for (uint64_t i = 0; i < g->n_tensors; i++)
         j.first[i + 1] = j.first[i] + (tensor_blocks(&g->tensors[i]) + SCALE_CHUNK - 1) / SCALE_CHUNK;
     const uint64_t n_chunks = j.first[g->n_tensors];
+    j.n_chunks = n_chunks;
+    j.read_ahead = g->size > al_mem_limit_bytes() / 4 * 3;
     j.bad = malloc((n_chunks ? n_chunks : 1) * sizeof(uint64_t));
     j.why = calloc(n_chunks ? n_chunks : 1, sizeof(char *));
     if (!j.bad || !j.why) {
@@ -1319,8 +1354,8 @@ al_status al_model_load(const char *path, const al_model_params *params, al_mode
         st = check_finite(&L);
     if (!st && (!params || params->pack_weights))
         st = pack_weights(&L, params && params->pack_background);
-    if (!st && m->moe && (!params || params->pack_weights))
-        moe_packing(m);
+    if (!st && m->moe)
+        moe_memory(m, !params || params->pack_weights);
     if (!st)
         embd_fd_open(&L);
     if (!st) {

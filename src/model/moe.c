@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "model/moe.h"
 #include "tensor/matmul_grouped.h"
@@ -348,6 +349,22 @@ int64_t al_moe_packing_bytes(const al_moe_packing *p)
     return p ? p->budget0 - atomic_load_explicit(&p->budget, memory_order_relaxed) : 0;
 }
 
+/* ------------------------------------------------------------ file advice */
+
+/* Starts reading expert e's rows of x from the file (madvise WILLNEED on
+ * the pages they touch: the kernel queues reads of the whole range and
+ * returns), unless all of them are packed already and the pass will not
+ * read them. */
+static void prefetch_expert(const al_experts *x, uint32_t e)
+{
+    if (x->lazy && atomic_load_explicit(&x->lazy[e].n_packed, memory_order_relaxed) == x->rows / 8 &&
+        x->rows % 8 == 0)
+        return;
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), p = (uintptr_t)(x->data + (size_t)e * x->expert_bytes);
+    const uintptr_t lo = p & ~(pg - 1), hi = (p + x->expert_bytes + pg - 1) & ~(pg - 1);
+    (void)madvise((void *)lo, hi - lo, MADV_WILLNEED);
+}
+
 /* ------------------------------------------------------------ routing */
 
 bool al_moe_route(const al_moe_hparams *hp, const float *scores, int32_t *experts, float *weights)
@@ -658,6 +675,19 @@ al_status al_moe_forward(al_moe_scratch *s, al_threadpool *tp, bool exact, const
             s->tok[r] = (int32_t)t;
             s->slot[t * k + q] = r;
         }
+    /* a file larger than memory: the disk gets every chosen expert's rows
+     * as large requests at once, before the first fault would ask for them
+     * page by page; gate and up first, as they are used */
+    if (hp->prefetch) {
+        for (uint32_t e = 0; e < ne; e++)
+            if (s->first[e + 1] > s->first[e]) {
+                prefetch_expert(&ly->gate, e);
+                prefetch_expert(&ly->up, e);
+            }
+        for (uint32_t e = 0; e < ne; e++)
+            if (s->first[e + 1] > s->first[e])
+                prefetch_expert(&ly->down, e);
+    }
 
     /* 3. gate and up of every used expert over its tokens, and the shared expert */
     n = 0;

@@ -283,6 +283,7 @@ int srv_api_dispatch(srv_req *r)
                                 .generated_tokens = ss.generated_tokens, .cached_tokens = ss.cached_tokens,
                                 .pass_kind = srv_pass_kind_name, .passes = ss.passes,
                                 .n_pass_kinds = SRV_PASS_KINDS, .pass_tokens = ss.pass_tokens,
+                                .pass_seconds = ss.pass_seconds, .sample_seconds = ss.sample_seconds,
                                 .gate_queries = ss.gate_queries};
         size_t len = 0;
         char *t = srv_metrics_render(srv->metrics, &g, &len);

@@ -178,6 +178,18 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
     sb_printf(&b, "# HELP airlock_forward_pass_tokens_total Tokens of all forward passes.\n"
                   "# TYPE airlock_forward_pass_tokens_total counter\nairlock_forward_pass_tokens_total %llu\n",
               (unsigned long long)g->pass_tokens);
+    if (g->pass_seconds) {
+        sb_printf(&b, "# HELP airlock_forward_pass_seconds_total Wall time of the forward passes by kind (the engine's "
+                      "share of a step; a decode step's inter-token latency is this plus sampling and streaming).\n"
+                      "# TYPE airlock_forward_pass_seconds_total counter\n");
+        for (int k = 0; k < g->n_pass_kinds; k++)
+            sb_printf(&b, "airlock_forward_pass_seconds_total{kind=\"%s\"} %.6f\n", g->pass_kind[k],
+                      g->pass_seconds[k]);
+    }
+    sb_printf(&b, "# HELP airlock_sampling_seconds_total Wall time sampling the next tokens after the passes "
+                  "(sampler, grammar, logprobs, detokenizer, stop strings).\n"
+                  "# TYPE airlock_sampling_seconds_total counter\nairlock_sampling_seconds_total %.6f\n",
+              g->sample_seconds);
     sb_printf(&b, "# HELP airlock_store_gate_queries_total Catalogue queries checking that a store model is still "
                   "published (requests answered by the cache, which any catalogue change clears, are not counted).\n"
                   "# TYPE airlock_store_gate_queries_total counter\nairlock_store_gate_queries_total %llu\n",

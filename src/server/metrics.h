@@ -33,6 +33,8 @@ typedef struct srv_metrics_gauges {
     const uint64_t *passes;       /* forward passes by kind */
     int n_pass_kinds;
     uint64_t pass_tokens;         /* tokens of all passes */
+    const double *pass_seconds;   /* wall time of the passes by kind (n_pass_kinds) */
+    double sample_seconds;        /* wall time sampling after the passes */
     uint64_t gate_queries;        /* store gate queries (not answered by its cache) */
 } srv_metrics_gauges;
 

@@ -148,6 +148,8 @@ struct srv_sched {
     uint32_t n_active;
     uint64_t st_prompt, st_gen, st_cached;
     uint64_t st_passes[SRV_PASS_KINDS], st_pass_tokens;
+    double st_pass_s[SRV_PASS_KINDS]; /* wall time in al_decode, by kind of pass */
+    double st_sample_s;               /* wall time sampling after the passes */
 };
 
 double srv_now(void)
@@ -1131,8 +1133,11 @@ static bool model_step_enc(srv_sched *s, srv_model *m)
     al_error err = {0};
     m->refs++; /* no eviction while the lock is let go */
     pthread_mutex_unlock(&s->mu);
+    const double t0 = srv_now();
     al_status st = al_decode(m->ctx, &b, &err);
+    const double t1 = srv_now();
     pthread_mutex_lock(&s->mu);
+    s->st_pass_s[SRV_PASS_PREFILL] += t1 - t0;
     m->refs--;
     for (uint32_t i = 0; i < m->n_slots; i++) {
         slot *sl = &m->slots[i];
@@ -1260,7 +1265,9 @@ static bool model_step(srv_sched *s, srv_model *m)
      * model from eviction meanwhile. */
     m->refs++;
     pthread_mutex_unlock(&s->mu);
+    const double t0 = srv_now();
     al_status st = al_decode(m->ctx, &b, &err);
+    const double t1 = srv_now();
     for (uint32_t i = 0; i < np && st == AL_OK; i++) {
         slot *sl = &m->slots[i];
         if (!sl->job || sl->chunk_len == 0)
@@ -1275,8 +1282,11 @@ static bool model_step(srv_sched *s, srv_model *m)
         if (sl->job->kind == SRV_JOB_GENERATE && sl->n_done >= sl->job->n_prompt)
             slot_sample(s, m, (int32_t)i, sl, al_get_logits(m->ctx, sl->chunk_start + sl->chunk_len - 1));
     }
+    const double t2 = srv_now();
     pthread_mutex_lock(&s->mu);
     m->refs--;
+    s->st_pass_s[kind] += t1 - t0;
+    s->st_sample_s += t2 - t1;
 
     for (uint32_t i = 0; i < np; i++) {
         slot *sl = &m->slots[i];
@@ -1436,6 +1446,8 @@ void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out)
     out->cached_tokens = s->st_cached;
     memcpy(out->passes, s->st_passes, sizeof(out->passes));
     out->pass_tokens = s->st_pass_tokens;
+    memcpy(out->pass_seconds, s->st_pass_s, sizeof(out->pass_seconds));
+    out->sample_seconds = s->st_sample_s;
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&s->gate_mu);
     out->gate_queries = s->gate_queries;

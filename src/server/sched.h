@@ -254,6 +254,8 @@ typedef struct srv_sched_stats {
     uint64_t prompt_tokens, generated_tokens, cached_tokens;
     uint64_t passes[SRV_PASS_KINDS]; /* forward passes by kind */
     uint64_t pass_tokens;            /* tokens of all passes */
+    double pass_seconds[SRV_PASS_KINDS]; /* wall time of the passes (al_decode) by kind */
+    double sample_seconds;           /* wall time sampling the passes' logits */
     uint64_t gate_queries;           /* times the gate itself ran (not its cache) */
 } srv_sched_stats;
 void srv_sched_get_stats(srv_sched *s, srv_sched_stats *out);

@@ -393,6 +393,90 @@ static void test_kv_q8_0(void **state)
     }
 }
 
+/* Decode at depth, which splits a token's attention over segments of
+ * positions (AL_ATTN_SEG) on several threads and folds them, against the
+ * prompt's tiles: a 600-token prompt in one batch, the same prompt with
+ * its last token as a decode step, and that step beside four other
+ * sequences' steps (five tokens: the split by KV head instead). The fold
+ * order is the tiles' (attention_tile_test holds the kernels to the same
+ * bits); here the whole model's logits agree, windows and sinks included. */
+static void test_long_decode(void **state)
+{
+    (void)state;
+    const char *names[] = {"tiny-qwen3-q8_0.gguf", "tiny-gpt-oss-mxfp4.gguf", "tiny-gemma2-q8_0.gguf"};
+    enum { N = 600, NS = 5 };
+    for (size_t mi = 0; mi < sizeof(names) / sizeof(names[0]); mi++) {
+        al_model *m;
+        al_error err;
+        if (!load_shared(names[mi], &m))
+            continue;
+        al_model_info info;
+        al_model_get_info(m, &info);
+        al_context_params cp = al_context_default_params();
+        cp.n_ctx = 640;
+        cp.n_seq = NS;
+        cp.n_threads = 2;
+        al_context *cx;
+        assert_int_equal(al_context_new(m, &cp, &cx, &err), AL_OK);
+        int32_t toks[N], pos[N];
+        for (int i = 0; i < N; i++) {
+            toks[i] = (int32_t)((7919u * (uint32_t)(i + 3)) % info.n_vocab);
+            pos[i] = i;
+        }
+        float *whole = malloc(info.n_vocab * 4), *step = malloc(info.n_vocab * 4);
+        assert_true(whole && step);
+        bool want[N] = {0};
+        want[N - 1] = true;
+        al_batch b = {N, toks, pos, NULL, want};
+        assert_int_equal(al_decode(cx, &b, &err), AL_OK);
+        memcpy(whole, al_get_logits(cx, N - 1), info.n_vocab * 4);
+
+        /* every sequence holds the prompt but its last token */
+        al_kv_clear(cx);
+        b.n_tokens = N - 1;
+        assert_int_equal(al_decode(cx, &b, &err), AL_OK);
+        for (int s = 1; s < NS; s++)
+            al_kv_seq_copy(cx, 0, s, N - 1);
+        bool w = true;
+        int32_t seq0 = 0;
+        al_batch b1 = {1, &toks[N - 1], &pos[N - 1], &seq0, &w};
+        assert_int_equal(al_decode(cx, &b1, &err), AL_OK);
+        memcpy(step, al_get_logits(cx, 0), info.n_vocab * 4);
+        int32_t mt[NS], mp[NS], ms[NS];
+        bool mw[NS];
+        for (int s = 0; s < NS; s++)
+            mt[s] = toks[N - 1], mp[s] = N - 1, ms[s] = s, mw[s] = true;
+        al_kv_seq_truncate(cx, 0, N - 1);
+        al_batch bm = {NS, mt, mp, ms, mw};
+        assert_int_equal(al_decode(cx, &bm, &err), AL_OK);
+
+        double worst = cosine(whole, step, info.n_vocab);
+        float diff = 0.0f;
+        bool same_bits = true;
+        for (uint32_t i = 0; i < info.n_vocab; i++)
+            diff = fmaxf(diff, fabsf(whole[i] - step[i]));
+        for (int s = 0; s < NS; s++) {
+            const float *lg = al_get_logits(cx, s);
+            assert_non_null(lg);
+            double cs = cosine(step, lg, info.n_vocab);
+            worst = cs < worst ? cs : worst;
+            for (uint32_t i = 0; i < info.n_vocab; i++) {
+                diff = fmaxf(diff, fabsf(step[i] - lg[i]));
+                same_bits = same_bits && step[i] == lg[i];
+            }
+        }
+        printf("  %s: %d-token prompt vs its last token as a decode step, alone and among %d: worst cosine %.7f, "
+               "largest logit difference %.2g, five-token step %s the one-token step's bits\n", names[mi], N, NS,
+               worst, (double)diff, same_bits ? "has" : "differs from");
+        assert_true(worst > 0.99999);
+        assert_true(diff < 0.02f);
+        free(whole);
+        free(step);
+        al_context_free(cx);
+        al_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_attend_tile),
         cmocka_unit_test(test_prompt_tiles),
         cmocka_unit_test(test_kv_q8_0),
+        cmocka_unit_test(test_long_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
  * rows starting at the window or before it), score caps and attention
  * sinks. And the rule that lets a prompt in one batch equal the same
  * prompt token by token: a token's output is the same bits whatever tile
- * it is in (alone, as decode runs it, or cut at any point).
+ * it is in (alone, as decode runs it, or cut at any point), and when
+ * decode runs its segments in pieces and folds them (the split of decode
+ * over positions).
  *
  * Exits 77 (skipped) on a host with neither ISA. */
 #include <math.h>
@@ -138,6 +140,42 @@ static long run_case(const al_attn_kernels *fast, const char *isa, const tcase *
             fast->attend_tile_f16(&sub, scr);
         }
     }
+    /* as the decode split runs a token: its segments in pieces of one
+     * block (all but the first from an empty part), folded in order */
+    if (fast->attend_run_f16 && al_attn_tile_fast(nh, 1, hd)) {
+        float *part = malloc(al_attn_part_floats(nh, hd) * 4), mx[64], sum[64];
+        if (!part) {
+            FAIL("out of memory");
+            exit(1);
+        }
+        for (uint32_t j = 0; j < n_tok; j++) {
+            const int32_t p = c->pos0 + (int32_t)j, lo = first_seen(c, p);
+            al_attn_tile one = t;
+            one.q = q + (size_t)j * ld + hd;
+            one.out = o_cut + (size_t)j * ld + hd;
+            one.n_tok = 1;
+            one.pos0 = p;
+            one.kv_p0 = lo;
+            one.k = k + hd + (size_t)lo * stride;
+            one.v = v + hd + (size_t)lo * stride;
+            al_attn_total_init(&one, mx, sum);
+            for (int32_t s0 = lo / AL_ATTN_SEG * AL_ATTN_SEG; s0 <= p; s0 += AL_ATTN_SEG) {
+                al_attn_part_init(part, nh, hd);
+                for (int32_t b0 = s0; b0 < s0 + AL_ATTN_SEG; b0 += AL_ATTN_TILE_BLOCK)
+                    fast->attend_run_f16(&one, b0, b0 + AL_ATTN_TILE_BLOCK, part, scr);
+                al_attn_total_fold(&one, part, mx, sum);
+            }
+            al_attn_total_end(&one, sum);
+            for (size_t i = hd; i < (size_t)(nh + 1) * hd; i++)
+                if (o_cut[(size_t)j * ld + i] != o_fast[(size_t)j * ld + i]) {
+                    FAIL("%s hd %u nh %u n_tok %u pos0 %d window %u cap %g sinks %d: token %u [%zu] by segments "
+                         "%.9g, in the tile %.9g", isa, hd, nh, n_tok, c->pos0, c->window, (double)c->softcap,
+                         c->sinks, j, i, (double)o_cut[(size_t)j * ld + i], (double)o_fast[(size_t)j * ld + i]);
+                    break;
+                }
+        }
+        free(part);
+    }
     free(q), free(o_ref), free(o_fast), free(o_cut), free(scr), free(k), free(v);
     return n_cmp;
 }
@@ -146,7 +184,7 @@ static void run_isa(const al_attn_kernels *fast, const char *isa)
 {
     const uint32_t hds[] = {128, 64, 256, 48, 40};
     const uint32_t ntoks[] = {1, 2, 5, 16, 33};
-    const int32_t pos0s[] = {0, 7, 31, 32, 95, 300};
+    const int32_t pos0s[] = {0, 7, 31, 32, 95, 300, 777}; /* segments: AL_ATTN_SEG = 256 */
     const uint32_t windows[] = {0, 0, 9, 40};
     long n_cmp = 0;
     int n_cases = 0;

@@ -13,7 +13,10 @@
  *   - the same tokens in one batch and one at a time give the same output
  *     (routing does not depend on batch neighbours);
  *   - a NaN router score is a clean error;
- *   - GGUF files with bad expert keys or tensors are refused by name.
+ *   - GGUF files with bad expert keys or tensors are refused by name;
+ *   - a small file is not streamed, and streaming a real file's experts
+ *     (the prefetch of a file larger than memory) gives the same logits
+ *     and tokens as reading them as they are used.
  * Run twice by ctest, the second time with AIRLOCK_NO_AVX2=1.
  */
 #include <setjmp.h>
@@ -936,6 +939,56 @@ static void test_batch_invariance(void **state)
         printf("  no MoE model in %s/models: skipped\n", shared);
 }
 
+/* The prefetch of a file larger than memory (madvise WILLNEED on the
+ * chosen experts' rows of the mapped file) changes no bit of the logits,
+ * packed or not; a file this small is not streamed. */
+static void test_prefetch(void **state)
+{
+    (void)state;
+    const char *shared = getenv("AIRLOCK_SHARED") ? getenv("AIRLOCK_SHARED") : "../shared";
+    const char *files[] = {"tiny-qwen3moe-q4_k_m", "tiny-gpt-oss-mxfp4"};
+    int tested = 0;
+    for (size_t fi = 0; fi < sizeof(files) / sizeof(files[0]); fi++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/models/%s.gguf", shared, files[fi]);
+        if (access(path, R_OK) != 0) {
+            printf("  %s not found: skipped\n", path);
+            continue;
+        }
+        for (int pack = 0; pack < 2; pack++) {
+            al_model_params mp = al_model_default_params();
+            mp.pack_weights = pack;
+            al_model *m = NULL;
+            al_error err;
+            if (al_model_load(path, &mp, &m, &err) != AL_OK)
+                fail_msg("%s: %s", path, err.msg);
+            assert_non_null(m->moe);
+            assert_false(m->moe->prefetch);
+            al_model_info info;
+            al_model_get_info(m, &info);
+            const uint32_t nv = info.n_vocab;
+            float *lg[2] = {malloc(nv * sizeof(float)), malloc(nv * sizeof(float))};
+            int32_t gen[2][BI_GEN];
+            for (int on = 1; on >= 0; on--) { /* prefetching first: nothing packed yet */
+                m->moe->prefetch = on;
+                bi_run(m, false, 1, lg[on], gen[on], nv);
+            }
+            for (uint32_t i = 0; i < nv; i++)
+                if (lg[1][i] != lg[0][i])
+                    fail_msg("%s (packed %d): logit %u is %g prefetched, %g not", files[fi], pack, i,
+                             (double)lg[1][i], (double)lg[0][i]);
+            assert_memory_equal(gen[1], gen[0], sizeof(gen[0]));
+            printf("  %s (packed %d): the same logits and %d tokens with the prefetch\n", files[fi], pack, BI_GEN);
+            free(lg[0]);
+            free(lg[1]);
+            al_model_free(m);
+        }
+        tested++;
+    }
+    if (!tested)
+        printf("  no MoE model in %s/models: skipped\n", shared);
+}
+
 int main(void)
 {
     g_pool = al_threadpool_new(3);
@@ -945,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_load_checks),
         cmocka_unit_test(test_batch_invariance),
+        cmocka_unit_test(test_prefetch),
     };
     const int rc = cmocka_run_group_tests(tests, NULL, NULL);
     al_threadpool_free(g_pool);

@@ -222,6 +222,15 @@ import sys
 v = {l.split()[0]: float(l.split()[1]) for l in sys.argv[1].splitlines() if l and not l.startswith("#")}
 sys.exit(not v["airlock_forward_pass_tokens_total"] >= v["airlock_generated_tokens_total"] > 0)
 PY
+check "metrics: the passes' and the sampling's wall time, by kind of pass" python3 - "$BODY" <<'PY'
+import sys
+v = {l.split()[0]: float(l.split()[1]) for l in sys.argv[1].splitlines() if l and not l.startswith("#")}
+t = lambda k: v['airlock_forward_pass_seconds_total{kind="%s"}' % k]
+# passes happened, so they took time; a kind with no pass took none
+sys.exit(not (t("prefill") > 0 and t("decode") > 0 and v["airlock_sampling_seconds_total"] > 0
+              and all(t(k) == 0 for k in ("mixed", "catch_up")
+                      if v['airlock_forward_passes_total{kind="%s"}' % k] == 0)))
+PY
 
 # ---- full queue -> 429 with Retry-After. --batch-wait 3000 holds the first
 # request's generation back for 3 s, so that one sequence is busy and one

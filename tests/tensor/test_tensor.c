@@ -868,7 +868,8 @@ static void test_panel_avx512(void **state)
     }
     const al_kernels *z = al_kernels_avx512(), *y = al_kernels_avx2();
     assert_non_null(y);
-    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0, AL_TYPE_Q4_K, AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
+    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0,  AL_TYPE_Q4_K,
+                                     AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
     int n_checked = 0;
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const uint32_t t = types[ti];
@@ -917,7 +918,8 @@ static void test_gemv_avx512(void **state)
         return;
     }
     const al_kernels *z = al_kernels_avx512(), *y = al_kernels_avx2(), *ref = al_kernels_ref();
-    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0, AL_TYPE_Q4_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
+    static const uint32_t types[] = {AL_TYPE_Q4_0, AL_TYPE_Q8_0,  AL_TYPE_Q4_K,
+                                     AL_TYPE_Q5_K, AL_TYPE_Q6_K, AL_TYPE_IQ4_XS};
     const size_t n_types = sizeof(types) / sizeof(types[0]);
     int n_checked = 0;
     for (size_t ti = 0; ti < n_types; ti++) {
