@@ -29,6 +29,11 @@ host_isa=$(grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni
 host_cpu=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 column=avx2
 case " $host_isa " in *" avx512f "*) column=native ;; esac
+# AIRLOCK_NO_AVX512=1 makes airlock take its AVX2 kernels: compare with the
+# reference's AVX2 build then, as on an AVX2-only host.
+if [ -n "${AIRLOCK_NO_AVX512:-}" ] && [ "${AIRLOCK_NO_AVX512}" != 0 ]; then
+  column=avx2
+fi
 
 # One line per reference row: preset quant ref_pp ref_tg, plus the header facts.
 ref_rows=$(python3 - "$REF" "$column" "$host_isa" <<'PY'
@@ -56,6 +61,9 @@ vocab_of() {
 {
   echo "Host: $host_cpu; ISA: $host_isa"
   echo "Reference: $ref_rt $ref_build, $column build, measured $ref_date on a host with ${ref_isa//|/ }."
+  if [ "$column" = avx2 ] && [ -n "${AIRLOCK_NO_AVX512:-}" ]; then
+    echo "AIRLOCK_NO_AVX512 is set: airlock runs its AVX2 kernels, against the reference's AVX2 build."
+  fi
   if [ "$ref_same" != same ]; then
     echo "**This host's ISA differs from the reference host's: the ratios are indicative only.**"
   fi
