@@ -1,5 +1,6 @@
 /* memlimit.c - physical RAM and control-group memory limits (memlimit.h). */
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,13 +82,16 @@ uint64_t al_mem_limit_bytes(void)
 {
     const long pages = sysconf(_SC_PHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
     const uint64_t phys = pages > 0 && pg > 0 ? (uint64_t)pages * (uint64_t)pg : UINT64_MAX;
-    char buf[4096] = {0};
     FILE *f = fopen("/proc/self/cgroup", "r");
     if (!f)
         return phys;
-    const size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    /* the whole file (no NUL in it): a line cut at a buffer's end would
+     * name a parent group, whose limit may be missing */
+    char *buf = NULL;
+    size_t cap = 0;
+    const ssize_t n = getdelim(&buf, &cap, '\0', f);
     fclose(f);
-    buf[n] = '\0';
-    const uint64_t cg = al_mem_cgroup_limit(buf, "/sys/fs/cgroup/memory", "/sys/fs/cgroup");
+    const uint64_t cg = n > 0 ? al_mem_cgroup_limit(buf, "/sys/fs/cgroup/memory", "/sys/fs/cgroup") : UINT64_MAX;
+    free(buf);
     return cg < phys ? cg : phys;
 }

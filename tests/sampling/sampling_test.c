@@ -408,6 +408,8 @@ static void test_greedy_blocks(void **st)
                 lg[at] = 9.0f;
                 lg[(at / 64) * 64 + 63 < V ? (at / 64) * 64 + 63 : V - 1] = 9.0f;
                 lg[at - at % 64] = 9.0f;
+                const int32_t next = at - at % 64 + 64 + 5; /* the same value a block further */
+                lg[next < V ? next : V - 1] = 9.0f;
             }
             if (r % 4 == 3) /* alone at the last id of a block */
                 lg[(at | 63) < V ? (at | 63) : V - 1] = 9.0f;
