@@ -59,8 +59,9 @@ typedef struct al_attn_kernels {
 /* Positions of a segment. The fast tile kernels run their online softmax
  * segment by segment (segments start at multiples of it) and fold each
  * segment's part into the total in order. Decode gives each thread a
- * segment of all heads, then folds the parts in the same order: the same
- * bits as a prompt tile. A multiple of AL_ATTN_TILE_BLOCK. */
+ * segment of all KV heads (of a group of them when segments are too few
+ * to give each thread about 4 chunks), then folds the parts in the same
+ * order: the same bits as a prompt tile. A multiple of AL_ATTN_TILE_BLOCK. */
 #define AL_ATTN_SEG 256
 
 /* A part: the running softmax state of a tile's nr = nh*n_tok rows over

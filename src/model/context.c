@@ -25,7 +25,8 @@
 
 /* Decode steps of at most this many tokens (sequences) split each token's
  * attention over its positions (segments of AL_ATTN_SEG), every KV head in
- * a segment's chunk: each thread streams whole K/V rows. */
+ * a segment's chunk (a group of them when segments are too few for about 4
+ * chunks a thread): each thread streams whole K/V rows. */
 #define ATTN_SPLIT_TOK 4
 
 /* Attention work of a batch chunk: runs of tokens of one sequence at

@@ -1203,7 +1203,7 @@ typedef struct scale_job {
     uint64_t n_chunks;
     uint64_t *bad;     /* (chunks) first bad block of the chunk, or UINT64_MAX */
     const char **why;  /* (chunks) */
-    bool read_ahead;   /* the file is larger than memory: each chunk asks for a later one */
+    bool read_ahead;   /* the file is larger than 3/4 of memory: each chunk asks for a later one */
 } scale_job;
 
 static uint64_t tensor_blocks(const al_gguf_tensor *t)

@@ -50,8 +50,9 @@ typedef struct al_moe_hparams {
     float weights_scale;    /* expert_weights_scale: the k weights multiplied by it (1: none) */
     al_moe_gating gating;
     al_moe_act act;
-    bool prefetch;          /* the file is larger than memory: each layer asks the kernel to read its
-                             * chosen experts' rows (madvise WILLNEED) before it computes */
+    bool prefetch;          /* the file is larger than 3/4 of memory (RAM or the cgroup limit):
+                             * each layer asks the kernel to read its chosen experts' rows
+                             * (madvise WILLNEED) before it computes */
 } al_moe_hparams;
 
 /* A 3-D expert tensor: n_expert matrices of rows x cols, expert_bytes apart. */
