@@ -48,6 +48,36 @@ typedef struct al_panel_kernel {
                  const int16_t *asum, float *out);
 } al_panel_kernel;
 
+/* How a matmul's rows are cut into chunks for the thread pool (matmul.c,
+ * matmul_grouped.c): about `want` chunks over all its rows, each at most
+ * `cap` bytes of weights (unless 16 rows are more). Batches take 16 chunks
+ * a thread of at most 256 KiB, so that a preempted thread holds the others
+ * back little. A step of at most AL_DOT_MAX_NT tokens (decoding) only
+ * streams the weights, and there every chunk costs: a claim on the pool's
+ * shared counter, and a new stream for the prefetchers (prefetching a
+ * chunk's first bytes did not help). 2 chunks a thread of at most 4 MiB,
+ * against 16 of 256 KiB, tg128 on a quiet avx512vnni host, 2 threads,
+ * runs interleaved (t/s, AVX-512 kernels / AVX2 kernels): qwen3-0.6b
+ * q4_k_m 60.7 -> 63.9 / 53.1 -> 60.9, q8_0 45.9 -> 46.3 / 38.2 -> 43.6,
+ * llama-3.2-1b q4_k_m 31.2 -> 31.6 / 30.8 -> 31.6; 4 chunks a thread and
+ * a 256 KiB or 1 MiB cap were in between. */
+typedef struct al_mm_chunking {
+    int64_t want;
+    size_t cap;
+} al_mm_chunking;
+
+static inline al_mm_chunking al_mm_chunking_for(int nth, int64_t max_tok)
+{
+    al_mm_chunking c = {(int64_t)nth * 16, 256 << 10};
+    if (max_tok <= AL_DOT_MAX_NT) {
+        c.want = (int64_t)nth * 2;
+        c.cap = 4 << 20;
+    }
+    if (nth <= 1)
+        c.want = 1;
+    return c;
+}
+
 /* The expanded activation row of the gemv kernels: the int8 values of an
  * activation row (Q8_K or Q8_0, k elements) in order, each group of 4
  * bytes repeated 8 times (8k bytes, AL_EXPAND_BYTES). */

@@ -11,7 +11,6 @@
 #define AL_ROW_BLOCK 16          /* rows per chunk unit: 64 bytes of Y */
 #define AL_TILE_BYTES (256 << 10) /* activation bytes per token tile */
 #define AL_PANEL_TILE_BYTES (2 << 20) /* the same with panels (each tile packs them again) */
-#define AL_CHUNK_BYTES (256 << 10) /* weight bytes per chunk at most (unless 16 rows are more) */
 #define AL_SUB_ROWS 8            /* rows kept in L1 across a token group */
 #define AL_PANEL_MIN_NT 8        /* fewer tokens: dot kernels (packing would not pay) */
 
@@ -329,9 +328,8 @@ static void mm_chunk(void *ctx, int64_t c, int ith)
     }
 }
 
-/* Chunking: rows in multiples of AL_ROW_BLOCK, about 8 chunks per thread
- * per token tile over all parts, so that a slow (preempted) thread does not
- * hold the rest. */
+/* Chunking: rows in multiples of AL_ROW_BLOCK, as many chunks per token
+ * tile over all parts as al_mm_chunking_for says. */
 static void plan(mm_job *j, int nth)
 {
     int64_t tile = j->n_tok;
@@ -353,15 +351,14 @@ static void plan(mm_job *j, int nth)
     int64_t total_rows = 0;
     for (int i = 0; i < j->n_parts; i++)
         total_rows += j->part[i].n_rows;
-    const int64_t want = nth == 1 ? 1 : (int64_t)nth * 16;
-    int64_t rpc = (total_rows + want - 1) / want;
-    /* and at most ~AL_CHUNK_BYTES of weights per chunk: a thread preempted
-     * in the middle of one holds the others back only that long */
+    /* fewer, larger chunks for a few tokens (al_mm_chunking_for) */
+    const al_mm_chunking ch = al_mm_chunking_for(nth, j->n_tok);
+    int64_t rpc = (total_rows + ch.want - 1) / ch.want;
     size_t max_rb = 0;
     for (int i = 0; i < j->n_parts; i++)
         max_rb = j->part[i].row_bytes > max_rb ? j->part[i].row_bytes : max_rb;
-    if (nth > 1 && max_rb > 0 && rpc > (int64_t)(AL_CHUNK_BYTES / max_rb))
-        rpc = (int64_t)(AL_CHUNK_BYTES / max_rb);
+    if (nth > 1 && max_rb > 0 && rpc > (int64_t)(ch.cap / max_rb))
+        rpc = (int64_t)(ch.cap / max_rb);
     rpc = (rpc + AL_ROW_BLOCK - 1) / AL_ROW_BLOCK * AL_ROW_BLOCK;
     if (rpc < AL_ROW_BLOCK)
         rpc = AL_ROW_BLOCK;

@@ -12,7 +12,6 @@
 #define ROW_BLOCK 16                /* rows per chunk unit */
 #define TILE_BYTES (256 << 10)      /* activation bytes per token tile (dot kernels) */
 #define PANEL_TILE_BYTES (2 << 20)  /* the same with panels (each tile packs them again) */
-#define CHUNK_BYTES (256 << 10)     /* weight bytes per chunk at most (unless 16 rows are more) */
 #define SUB_ROWS 8                  /* rows kept in L1 across a token group */
 #define CONV_SERIAL_ELEMS 32768     /* fewer input elements: convert on the caller */
 
@@ -439,14 +438,18 @@ void al_matmul_grouped(al_threadpool *tp, const al_mm_group *g, int n, bool exac
         }
     }
 
-    /* Chunks: rows in multiples of ROW_BLOCK, about 16 per thread over all
-     * groups, at most ~CHUNK_BYTES of weights each; tokens in tiles. */
+    /* Chunks: rows in multiples of ROW_BLOCK, as many over all groups as
+     * al_mm_chunking_for says for the largest group's tokens; tokens in
+     * tiles. */
     if (total_rows == 0)
         return;
-    const int64_t want = nth == 1 ? 1 : (int64_t)nth * 16;
-    int64_t rpc = (total_rows + want - 1) / want;
-    if (nth > 1 && max_rb > 0 && rpc > (int64_t)(CHUNK_BYTES / max_rb))
-        rpc = (int64_t)(CHUNK_BYTES / max_rb);
+    int64_t max_tok = 0;
+    for (int i = 0; i < n; i++)
+        max_tok = j.s[i].ok && g[i].n_tok > max_tok ? g[i].n_tok : max_tok;
+    const al_mm_chunking ch = al_mm_chunking_for(nth, max_tok);
+    int64_t rpc = (total_rows + ch.want - 1) / ch.want;
+    if (nth > 1 && max_rb > 0 && rpc > (int64_t)(ch.cap / max_rb))
+        rpc = (int64_t)(ch.cap / max_rb);
     rpc = (rpc + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
     if (rpc < ROW_BLOCK)
         rpc = ROW_BLOCK;
