@@ -52,15 +52,21 @@ typedef struct al_panel_kernel {
  * matmul_grouped.c): about `want` chunks over all its rows, each at most
  * `cap` bytes of weights (unless 16 rows are more). Batches take 16 chunks
  * a thread of at most 256 KiB, so that a preempted thread holds the others
- * back little. A step of at most AL_DOT_MAX_NT tokens (decoding) only
- * streams the weights, and there every chunk costs: a claim on the pool's
- * shared counter, and a new stream for the prefetchers (prefetching a
- * chunk's first bytes did not help). 2 chunks a thread of at most 4 MiB,
+ * back little. A step of at most AL_MM_FEW_TOK tokens (decoding, one
+ * sequence or a batch of them) mostly streams the weights, and there every
+ * chunk costs: a claim on the pool's shared counter, and a new stream for
+ * the prefetchers (prefetching a chunk's first bytes did not help). 2
+ * chunks a thread of at most 4 MiB,
  * against 16 of 256 KiB, tg128 on a quiet avx512vnni host, 2 threads,
  * runs interleaved (t/s, AVX-512 kernels / AVX2 kernels): qwen3-0.6b
  * q4_k_m 60.7 -> 63.9 / 53.1 -> 60.9, q8_0 45.9 -> 46.3 / 38.2 -> 43.6,
  * llama-3.2-1b q4_k_m 31.2 -> 31.6 / 30.8 -> 31.6; 4 chunks a thread and
- * a 256 KiB or 1 MiB cap were in between. */
+ * a 256 KiB or 1 MiB cap were in between. Batched decoding (bench --seqs,
+ * AVX-512, 3 interleaved runs): with the rule up to 4 tokens, 8 sequences
+ * 224.9-231.2 t/s, 16 253.1-256.1; up to 16 tokens 239.2-241.0 and
+ * 262.0-271.8. Prompts in passes of 32 or 64 tokens showed no difference
+ * between a rule up to 4, 16 or 64 tokens. */
+#define AL_MM_FEW_TOK 16
 typedef struct al_mm_chunking {
     int64_t want;
     size_t cap;
@@ -69,7 +75,7 @@ typedef struct al_mm_chunking {
 static inline al_mm_chunking al_mm_chunking_for(int nth, int64_t max_tok)
 {
     al_mm_chunking c = {(int64_t)nth * 16, 256 << 10};
-    if (max_tok <= AL_DOT_MAX_NT) {
+    if (max_tok <= AL_MM_FEW_TOK) {
         c.want = (int64_t)nth * 2;
         c.cap = 4 << 20;
     }
