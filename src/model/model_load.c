@@ -720,10 +720,18 @@ static al_status load_hparams(loader *L)
  * as well changed nothing measurable, so the kernel's read-around stays).
  * Beyond the budget, experts are packed on the stack at each use (same
  * results, slower). */
+/* Whether a file of `size` bytes is read from the disk as it is used: more
+ * than 3/4 of the memory `mem` (al_mem_limit_bytes). Such a file streams
+ * its experts and gets the load's read-ahead. */
+static bool streams(uint64_t size, uint64_t mem)
+{
+    return size > mem / 4 * 3;
+}
+
 static void moe_memory(al_model *m, bool pack)
 {
     const uint64_t mem = al_mem_limit_bytes();
-    const bool stream = m->gguf->size > mem / 4 * 3;
+    const bool stream = streams(m->gguf->size, mem);
     m->moe->prefetch = stream;
     if (!pack)
         return;
@@ -1265,7 +1273,7 @@ static al_status check_scales(loader *L)
         j.first[i + 1] = j.first[i] + (tensor_blocks(&g->tensors[i]) + SCALE_CHUNK - 1) / SCALE_CHUNK;
     const uint64_t n_chunks = j.first[g->n_tensors];
     j.n_chunks = n_chunks;
-    j.read_ahead = g->size > al_mem_limit_bytes() / 4 * 3;
+    j.read_ahead = streams(g->size, al_mem_limit_bytes());
     j.bad = malloc((n_chunks ? n_chunks : 1) * sizeof(uint64_t));
     j.why = calloc(n_chunks ? n_chunks : 1, sizeof(char *));
     if (!j.bad || !j.why) {

@@ -1,9 +1,9 @@
 /* memlimit.c - physical RAM and control-group memory limits (memlimit.h). */
 #include <stdbool.h>
-#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "util/memlimit.h"

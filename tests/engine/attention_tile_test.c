@@ -54,6 +54,22 @@ static int32_t first_seen(const tcase *c, int32_t p)
     return c->window && p >= (int32_t)c->window ? p - (int32_t)c->window + 1 : 0;
 }
 
+/* Tokens j0..j0+n-1 of tile t as a tile of their own, as decode or a cut
+ * prompt runs them: outputs into out (rows ld apart, the group's heads one
+ * head in, as t's), K/V rows from the first position the first one sees. */
+static al_attn_tile sub_tile(al_attn_tile t, const tcase *c, uint32_t j0, uint32_t n, const float *q, float *out,
+                             const uint16_t *k, const uint16_t *v, size_t ld, size_t stride)
+{
+    t.n_tok = n;
+    t.pos0 = c->pos0 + (int32_t)j0;
+    t.kv_p0 = first_seen(c, t.pos0);
+    t.q = q + (size_t)j0 * ld + c->hd;
+    t.out = out + (size_t)j0 * ld + c->hd;
+    t.k = k + c->hd + (size_t)t.kv_p0 * stride;
+    t.v = v + c->hd + (size_t)t.kv_p0 * stride;
+    return t;
+}
+
 /* One case on one fast kernel set: the whole tile against the oracle, then
  * each token alone and the tile cut in two against the whole tile, bit for
  * bit. Returns the number of outputs compared. */
@@ -101,15 +117,7 @@ static long run_case(const al_attn_kernels *fast, const char *isa, const tcase *
         }
     /* token by token, as decode calls it: K/V from the token's first position */
     for (uint32_t j = 0; j < n_tok; j++) {
-        const int32_t p = c->pos0 + (int32_t)j, lo = first_seen(c, p);
-        al_attn_tile one = t;
-        one.q = q + (size_t)j * ld + hd;
-        one.out = o_cut + (size_t)j * ld + hd;
-        one.n_tok = 1;
-        one.pos0 = p;
-        one.kv_p0 = lo;
-        one.k = k + hd + (size_t)lo * stride;
-        one.v = v + hd + (size_t)lo * stride;
+        const al_attn_tile one = sub_tile(t, c, j, 1, q, o_cut, k, v, ld, stride);
         fast->attend_tile_f16(&one, scr);
     }
     for (int pass = 0; pass < 2; pass++) {
@@ -128,15 +136,8 @@ static long run_case(const al_attn_kernels *fast, const char *isa, const tcase *
         /* the tile cut in two at about a third */
         const uint32_t n1 = n_tok / 3 + 1;
         for (int part = 0; part < 2; part++) {
-            al_attn_tile sub = t;
-            const uint32_t j0 = part ? n1 : 0;
-            sub.n_tok = part ? n_tok - n1 : n1;
-            sub.pos0 = c->pos0 + (int32_t)j0;
-            sub.kv_p0 = first_seen(c, sub.pos0);
-            sub.q = q + (size_t)j0 * ld + hd;
-            sub.out = o_cut + (size_t)j0 * ld + hd;
-            sub.k = k + hd + (size_t)sub.kv_p0 * stride;
-            sub.v = v + hd + (size_t)sub.kv_p0 * stride;
+            const al_attn_tile sub =
+                sub_tile(t, c, part ? n1 : 0, part ? n_tok - n1 : n1, q, o_cut, k, v, ld, stride);
             fast->attend_tile_f16(&sub, scr);
         }
     }
@@ -149,17 +150,9 @@ static long run_case(const al_attn_kernels *fast, const char *isa, const tcase *
             exit(1);
         }
         for (uint32_t j = 0; j < n_tok; j++) {
-            const int32_t p = c->pos0 + (int32_t)j, lo = first_seen(c, p);
-            al_attn_tile one = t;
-            one.q = q + (size_t)j * ld + hd;
-            one.out = o_cut + (size_t)j * ld + hd;
-            one.n_tok = 1;
-            one.pos0 = p;
-            one.kv_p0 = lo;
-            one.k = k + hd + (size_t)lo * stride;
-            one.v = v + hd + (size_t)lo * stride;
+            const al_attn_tile one = sub_tile(t, c, j, 1, q, o_cut, k, v, ld, stride);
             al_attn_total_init(&one, mx, sum);
-            for (int32_t s0 = lo / AL_ATTN_SEG * AL_ATTN_SEG; s0 <= p; s0 += AL_ATTN_SEG) {
+            for (int32_t s0 = one.kv_p0 / AL_ATTN_SEG * AL_ATTN_SEG; s0 <= one.pos0; s0 += AL_ATTN_SEG) {
                 al_attn_part_init(part, nh, hd);
                 for (int32_t b0 = s0; b0 < s0 + AL_ATTN_SEG; b0 += AL_ATTN_TILE_BLOCK)
                     fast->attend_run_f16(&one, b0, b0 + AL_ATTN_TILE_BLOCK, part, scr);
