@@ -148,6 +148,10 @@ void al_attn_total_end(const al_attn_tile *t, const float *sum)
 void al_attn_tile_by_segments(const al_attn_tile *t, float *scratch,
                               void (*run)(const al_attn_tile *, int32_t, int32_t, float *, float *))
 {
+    if (!al_attn_tile_fast(t->nh, t->n_tok, t->hd)) {
+        al_attend_tile_f16_ref(t, scratch);
+        return;
+    }
     const uint32_t nr = t->nh * t->n_tok;
     /* after run's own scratch: the segment's part, then the totals */
     float *part = scratch + (size_t)AL_ATTN_TILE_BLOCK * t->hd + (size_t)nr * (AL_ATTN_TILE_BLOCK + 1);

@@ -84,7 +84,8 @@ void al_attn_total_fold(const al_attn_tile *t, const float *part, float *max, fl
 /* The softmax's division: output rows /= sum. */
 void al_attn_total_end(const al_attn_tile *t, const float *sum);
 /* The fast tile kernels' attend_tile_f16 from their run: segment by
- * segment (AL_ATTN_SEG), each from an empty part, folded in order.
+ * segment (AL_ATTN_SEG), each from an empty part, folded in order; tiles
+ * al_attn_tile_fast() does not take go to al_attend_tile_f16_ref.
  * scratch: al_attn_tile_scratch_floats() floats. */
 void al_attn_tile_by_segments(const al_attn_tile *t, float *scratch,
                               void (*run)(const al_attn_tile *, int32_t, int32_t, float *, float *));

@@ -580,10 +580,6 @@ static void run(const al_attn_tile *t, int32_t p_lo, int32_t p_hi, float *part, 
 
 static void attend_tile(const al_attn_tile *t, float *scratch)
 {
-    if (!al_attn_tile_fast(t->nh, t->n_tok, t->hd)) {
-        al_attend_tile_f16_ref(t, scratch);
-        return;
-    }
     al_attn_tile_by_segments(t, scratch, run);
 }
 
